@@ -1,0 +1,31 @@
+# Two entry points: `make demo` and `make test`. Each creates .venv and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench install clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[all]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lingvis demo --out runs/demo
+
+test: $(STAMP)
+	bash scripts/test_deps.sh
+	$(BIN)/python -m pytest -q --timeout=900
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --out results
+
+clean:
+	rm -rf $(VENV) runs results

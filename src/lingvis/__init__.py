@@ -1,0 +1,8 @@
+"""lingvis: Transformer language and vision-language models in one small codebase."""
+from . import models  # noqa: F401  (registers families)
+from .api import load, load_tokenizer, resolve_checkpoint, save
+from .models import build, list_presets
+from .text_generation import generate
+
+__version__ = "0.1.0"
+__all__ = ["load", "save", "load_tokenizer", "resolve_checkpoint", "build", "list_presets", "generate"]

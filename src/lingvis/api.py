@@ -1,0 +1,83 @@
+"""The top-level contract: `load`, `save`, `load_tokenizer`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import interop
+from .io import META_FILE, CheckpointError, atomic_dir, load_native, write_native_files, config_dict
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A model folder (lingvis.json or HF config.json), or a run folder whose best/last checkpoint is used."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if p.is_file():
+        raise CheckpointError(f"{p} is a file; pass the folder that holds config.json or {META_FILE}")
+    if (p / META_FILE).is_file() or (p / "config.json").is_file():
+        return p
+    for pointer in ("best", "last"):
+        ptr = p / "checkpoints" / f"{pointer}.json"
+        if ptr.is_file():
+            try:
+                target = p / "checkpoints" / json.loads(ptr.read_text())["dir"]
+            except (json.JSONDecodeError, KeyError) as e:
+                raise CheckpointError(f"corrupt checkpoint pointer {ptr}: {e}") from e
+            if target.is_dir():
+                return target
+    raise CheckpointError(f"no model in {p}: expected {META_FILE} or config.json, or a run folder with "
+                          "checkpoints/best.json or checkpoints/last.json")
+
+
+def load(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
+    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module."""
+    p = resolve_checkpoint(path)
+    model = load_native(p) if (p / META_FILE).is_file() else interop.load_hf(p)
+    return model.to(device) if device is not None else model
+
+
+def load_tokenizer(path: str | Path):
+    from .tokenizers import Tokenizer
+
+    p = Path(path)
+    if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
+            and not (p / "vocab.txt").is_file():
+        p = resolve_checkpoint(p)
+    return Tokenizer.load(p)
+
+
+def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto") -> Path:
+    """Write a model folder. `format`: 'hf' (Hugging Face files; error if the family has none),
+    'lingvis' (native), or 'auto' (HF where the family and config have a counterpart)."""
+    if format not in ("auto", "hf", "lingvis"):
+        raise ValueError(f"format must be auto, hf or lingvis, got {format!r}")
+    exporter = interop.EXPORTERS.get(getattr(model, "family", ""))
+    with atomic_dir(path) as tmp:
+        written = False
+        if format in ("auto", "hf") and exporter is not None:
+            written = exporter(model, tmp)
+        if format == "hf" and not written:
+            raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
+                             "use format='lingvis'")
+        if not written:
+            write_native_files(model, tmp, {"format": "lingvis", "version": 1, "family": model.family,
+                                            "config": config_dict(model)})
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+            _stamp_special_ids(tmp, tokenizer)
+    return Path(path)
+
+
+def _stamp_special_ids(folder: Path, tokenizer) -> None:
+    cfg_path = folder / "config.json"
+    if cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text())
+        for key, value in (("eos_token_id", tokenizer.eos_id), ("bos_token_id", tokenizer.bos_id),
+                           ("pad_token_id", tokenizer.pad_id)):
+            if value is not None:
+                cfg[key] = value
+        cfg_path.write_text(json.dumps(cfg, indent=2))

@@ -1,0 +1,47 @@
+"""The `lingvis` command. Each module in COMMANDS adds its subcommands with `register(subparsers)`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .common import apply_config
+
+# module name -> adds subcommands; families add theirs here
+COMMANDS = ["gpt", "convert", "tokenizer", "info", "demo"]
+# subcommand groups that several families extend: `lingvis pretrain gpt`, `lingvis finetune classify`, ...
+GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a model on a task",
+          "data": "generate or inspect built-in datasets"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lingvis", description="Transformer language and vision-language "
+                                     "models: pretrain, fine-tune, generate, chat, convert, serve.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups = {}
+    for name, help_ in GROUPS.items():
+        gp = sub.add_parser(name, help=help_, description=help_)
+        groups[name] = gp.add_subparsers(dest="target", metavar="TARGET")
+    for mod in COMMANDS:
+        importlib.import_module(f"{__name__}.{mod}").register(sub, groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.parse_args([*argv, "--help"])
+        return 2
+    if getattr(args, "config", None):
+        apply_config(args, argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2

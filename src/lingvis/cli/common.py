@@ -1,0 +1,77 @@
+"""Shared CLI pieces: training flags, config files with overrides, JSON output."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..train.config import TrainConfig
+
+
+def load_config_file(path: str) -> dict:
+    """A YAML or JSON mapping of flag names (dashes or underscores) to values."""
+    p = Path(path)
+    if not p.is_file():
+        raise SystemExit(f"error: config file not found: {p}")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: {p} must hold a mapping of option names to values")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size: int = 16, lr: float = 1e-3,
+                   eval_every: int = 200, warmup: int = 100) -> None:
+    """The flags every `pretrain`/`finetune` command takes."""
+    g = p.add_argument_group("data and model")
+    g.add_argument("--data", help="training data path (default: built-in data)")
+    g.add_argument("--out", required=True, help="run folder: checkpoints, metrics.jsonl, loss.png")
+    g.add_argument("--preset", help="model size preset (see `lingvis presets`)")
+    g.add_argument("--model", help="start from this checkpoint folder instead of a preset")
+    g.add_argument("--config", help="YAML/JSON file of option values; flags given on the command line win")
+    t = p.add_argument_group("training")
+    t.add_argument("--max-steps", type=int, default=max_steps)
+    t.add_argument("--max-minutes", type=float, help="wall-clock budget; stop, evaluate and save when reached")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--batch-size", type=int, default=batch_size)
+    t.add_argument("--grad-accum", type=int, default=1)
+    t.add_argument("--lr", type=float, default=lr)
+    t.add_argument("--min-lr", type=float)
+    t.add_argument("--warmup-steps", type=int, default=warmup)
+    t.add_argument("--weight-decay", type=float, default=0.1)
+    t.add_argument("--grad-clip", type=float, default=1.0)
+    t.add_argument("--eval-every", type=int, default=eval_every)
+    t.add_argument("--eval-batches", type=int, default=20)
+    t.add_argument("--log-every", type=int, default=10)
+    t.add_argument("--seed", type=int, default=1337)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def apply_config(args: argparse.Namespace, argv: list[str]) -> None:
+    """Fill `args` from the `--config` file for every option not given explicitly on the command line."""
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    for key, value in load_config_file(args.config).items():
+        if not hasattr(args, key):
+            raise SystemExit(f"error: {args.config}: unknown option {key!r} for this command")
+        if key not in given:
+            setattr(args, key, value)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    values["progress"] = not getattr(args, "no_progress", False)
+    return TrainConfig(**values)
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,112 @@
+"""`lingvis pretrain gpt`, `lingvis generate`, `lingvis chat`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_train_args, print_json, train_config
+
+
+def register(sub, groups) -> None:
+    p = groups["pretrain"].add_parser("gpt", help="pretrain a GPT on text files or the built-in Shakespeare",
+                                      description="Pretrain a causal GPT. Without --data it trains on the "
+                                      "embedded ~1 MB Shakespeare corpus; without --preset it uses gpt-micro.")
+    add_train_args(p, max_steps=2000, batch_size=16, lr=1e-3, eval_every=250)
+    p.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    p.add_argument("--tokenizer", default="char", help="char | bpe | path to a tokenizer.json or folder")
+    p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size")
+    p.add_argument("--block-size", type=int, help="context length (default: the preset's)")
+    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--samples", type=int, default=2, help="samples to print after training")
+    p.set_defaults(func=run_pretrain)
+
+    g = sub.add_parser("generate", help="continue a prompt", description="Continue a prompt with a causal LM.")
+    add_sampling_args(g)
+    g.add_argument("--prompt", action="append", required=True, help="prompt text (repeat for a batch)")
+    g.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    g.set_defaults(func=run_generate)
+
+    c = sub.add_parser("chat", help="multi-turn chat in the terminal (streams replies)",
+                       description="Chat with a model using its tokenizer's chat template. /reset clears "
+                       "the history, /quit (or EOF) leaves.")
+    add_sampling_args(c, max_new=200, temperature=0.7)
+    c.add_argument("--system", help="system message")
+    c.set_defaults(func=run_chat)
+
+
+def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature: float = 0.0) -> None:
+    p.add_argument("--model", required=True, help="checkpoint or run folder")
+    p.add_argument("--max-new-tokens", type=int, default=max_new)
+    p.add_argument("--temperature", type=float, default=temperature, help="0 = greedy")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--overflow", choices=["slide", "error"], default="slide",
+                   help="when prompt + new tokens exceed the context: slide a window (default) or fail")
+    p.add_argument("--device", default="cpu")
+
+
+def _sampling(args) -> dict:
+    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop=args.stop, seed=args.seed, overflow=args.overflow)
+
+
+def run_pretrain(args) -> int:
+    from ..recipes.gpt import GPTPretrainArgs, pretrain_gpt
+    from .. import api, generate
+
+    overrides = {"dropout": args.dropout} if args.dropout is not None else {}
+    pargs = GPTPretrainArgs(out=args.out, data=args.data, text_field=args.text_field, preset=args.preset,
+                            model=args.model, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                            block_size=args.block_size, overrides=overrides)
+    summary = pretrain_gpt(pargs, train_config(args), resume=args.resume)
+    print_json(summary)
+    model, tok = api.load(args.out), api.load_tokenizer(args.out)
+    for i in range(args.samples):
+        text = generate(model, tok, "\n", max_new_tokens=200, temperature=0.8, top_k=50, seed=i,
+                        overflow="slide")
+        print(f"--- sample {i + 1} ---\n{text}")
+    return 0
+
+
+def run_generate(args) -> int:
+    from .. import api, generate
+
+    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    if args.stream:
+        for prompt in args.prompt:
+            for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
+                print(piece, end="", flush=True)
+            print()
+        return 0
+    outs = generate(model, tok, args.prompt, **_sampling(args))
+    print("\n".join(outs))
+    return 0
+
+
+def run_chat(args) -> int:
+    from .. import api, generate
+
+    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    history = [{"role": "system", "content": args.system}] if args.system else []
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip() == "/quit":
+            return 0
+        if line.strip() == "/reset":
+            history = history[:1] if args.system else []
+            continue
+        history.append({"role": "user", "content": line.rstrip("\n")})
+        prompt = tok.apply_chat_template(history, add_generation_prompt=True)
+        print("assistant> ", end="", flush=True)
+        reply = []
+        for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
+            reply.append(piece)
+            print(piece, end="", flush=True)
+        print()
+        history.append({"role": "assistant", "content": "".join(reply)})

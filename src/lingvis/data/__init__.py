@@ -1,0 +1,1 @@
+"""Data readers, bundled corpora, collators and datasets for lingvis models."""

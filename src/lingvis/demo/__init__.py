@@ -1,0 +1,22 @@
+"""`lingvis demo`: one short step per family on built-in data. Steps register in STEPS, in order."""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+STEPS: dict[str, Callable[[Path], dict]] = {}
+MODULES = ["gpt"]  # families append their demo module here, in the order they should run
+
+
+def step(name: str):
+    def deco(fn):
+        STEPS[name] = fn
+        return fn
+    return deco
+
+
+def load_steps() -> dict[str, Callable[[Path], dict]]:
+    for m in MODULES:
+        importlib.import_module(f"{__name__}.{m}")
+    return STEPS

@@ -1,0 +1,132 @@
+"""Decoding for every causal decoder: greedy, temperature, top-k, top-p, repetition penalty, stop strings,
+KV cache, streaming and batched prompts of different lengths (left padding)."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = 64
+    temperature: float = 0.0          # 0 = greedy
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    eos_ids: list[int] = field(default_factory=list)
+    seed: int | None = None
+    overflow: str = "error"           # prompt + new tokens over the context: "error", or "slide" the window
+
+
+    def validate(self) -> None:
+        if self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.overflow not in ("error", "slide"):
+            raise ValueError(f"overflow must be 'error' or 'slide', got {self.overflow!r}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+
+def process_logits(logits: torch.Tensor, seen: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
+    """Apply repetition penalty, temperature, top-k and top-p to (B, V) logits."""
+    if cfg.repetition_penalty != 1.0 and seen is not None:
+        score = logits.gather(1, seen)  # (B, t)
+        score = torch.where(score > 0, score / cfg.repetition_penalty, score * cfg.repetition_penalty)
+        logits = logits.scatter(1, seen, score)
+    if cfg.temperature == 0:
+        return logits
+    logits = logits / cfg.temperature
+    if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if cfg.top_p is not None and cfg.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) >= cfg.top_p  # keep the smallest prefix reaching top_p
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return logits
+
+
+def pick(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator | None) -> torch.Tensor:
+    """(B, V) processed logits -> (B,) next token ids."""
+    if cfg.temperature == 0:
+        return logits.argmax(-1)
+    probs = logits.float().softmax(-1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+
+def pad_left(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists to (B, T) ids and a (B, T) 1/0 mask."""
+    if not seqs or any(len(s) == 0 for s in seqs):
+        raise ValueError("every prompt must have at least one token")
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(seqs), T, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, T - len(s):] = torch.as_tensor(list(s), dtype=torch.long)
+        mask[i, T - len(s):] = 1
+    return ids, mask
+
+
+def check_context(prompt_len: int, max_new_tokens: int, context: int, overflow: str = "error") -> None:
+    if prompt_len >= context:
+        raise ValueError(f"prompt of {prompt_len} tokens leaves no room in the model's context length {context}")
+    if overflow == "error" and prompt_len + max_new_tokens > context:
+        raise ValueError(f"prompt of {prompt_len} tokens + max_new_tokens {max_new_tokens} = "
+                         f"{prompt_len + max_new_tokens} exceeds the model's context length {context}")
+
+
+@torch.inference_mode()
+def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
+               use_cache: bool = True) -> Iterator[torch.Tensor]:
+    """Yield (B,) next-token ids step by step; finished rows keep yielding their eos id."""
+    cfg.validate()
+    B, T = input_ids.shape
+    context = model.context_length
+    check_context(T, cfg.max_new_tokens, context, cfg.overflow)
+    gen = torch.Generator(device=input_ids.device).manual_seed(cfg.seed) if cfg.seed is not None else None
+    mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
+    pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+    slide = T + cfg.max_new_tokens > context
+    if slide and mask is not None:
+        raise ValueError("sliding-window generation past the context needs prompts of equal length")
+    cache = model.new_cache(B, min(context, T + cfg.max_new_tokens)) if use_cache else None
+    eos = torch.tensor(cfg.eos_ids or [-1], device=input_ids.device)
+    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+    seq, step_in, step_pos = input_ids, input_ids, pos
+    for _ in range(cfg.max_new_tokens):
+        if slide and cache is not None and cache.length + step_in.shape[1] > context:
+            step_in, cache = seq[:, -(3 * context // 4):], model.new_cache(B, context)  # re-prefill a window
+        elif slide and cache is None and step_in.shape[1] > context:
+            step_in = seq[:, -context:]
+        logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
+        nxt = pick(process_logits(logits.float(), seq, cfg), cfg, gen)  # (B,)
+        nxt = torch.where(done, eos[0].clamp(min=0).expand_as(nxt), nxt)
+        done = done | torch.isin(nxt, eos)
+        yield nxt
+        if bool(done.all()):
+            return
+        seq = torch.cat([seq, nxt[:, None]], dim=1)
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+            step_pos = pos[:, -1:] + 1 if cache is not None else (mask.cumsum(-1) - 1).clamp(min=0)
+            pos = torch.cat([pos, pos[:, -1:] + 1], dim=1)
+        step_in = nxt[:, None] if cache is not None else seq
+        if cache is None and mask is None:
+            step_pos = None
+
+
+def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 use_cache: bool = True, **kw) -> torch.Tensor:
+    """(B, T) prompt ids -> (B, T + N) ids. Keyword arguments are `SamplingConfig` fields."""
+    cfg = SamplingConfig(**kw)
+    out = [t[:, None] for t in stream_ids(model, input_ids, cfg, attention_mask, use_cache)]
+    return torch.cat([input_ids, *out], dim=1)

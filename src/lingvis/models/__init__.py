@@ -1,0 +1,5 @@
+"""Model families. Importing this package registers every family and its presets."""
+from . import gpt  # noqa: F401
+from .registry import FAMILIES, PRESETS, build, list_presets, preset_config
+
+__all__ = ["FAMILIES", "PRESETS", "build", "list_presets", "preset_config"]

@@ -1,0 +1,29 @@
+"""What every causal decoder shares: `generate` on token ids."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CausalLM(nn.Module):
+    """Subclasses implement `forward(input_ids, attention_mask, position_ids, cache, last_only)`,
+    `new_cache(batch, max_len)` and `context_length`."""
+
+    family = "causal_lm"
+
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 32, temperature: float = 0.0,
+                 top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+                 eos_id: int | list[int] | None = None, attention_mask: torch.Tensor | None = None,
+                 seed: int | None = None, use_cache: bool = True) -> torch.Tensor:
+        """Return (B, T + max_new_tokens) ids (fewer columns if every row ended with `eos_id`)."""
+        from ..generate import generate_ids
+
+        eos = [] if eos_id is None else ([eos_id] if isinstance(eos_id, int) else list(eos_id))
+        was_training = self.training
+        self.eval()
+        try:
+            return generate_ids(self, input_ids, attention_mask, use_cache, max_new_tokens=max_new_tokens,
+                                temperature=temperature, top_k=top_k, top_p=top_p,
+                                repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed)
+        finally:
+            self.train(was_training)

@@ -1,0 +1,45 @@
+"""Key/value cache for incremental decoding, preallocated once per generation."""
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Per-layer keys/values of shape (B, H, max_len, D), allocated on first use.
+
+    `length` counts the positions already written (the same for every layer); the model calls
+    `advance(T)` after a forward pass over T new positions. `cross` holds encoder keys/values computed
+    once for cross-attention.
+    """
+
+    def __init__(self, n_layers: int, max_len: int):
+        self.max_len = max_len
+        self.length = 0
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write new (B, H, T, D) keys/values at the current offset; return all keys/values so far."""
+        B, H, T, D = k.shape
+        s = self.length
+        if s + T > self.max_len:
+            raise ValueError(f"KV cache overflow: {s} cached + {T} new positions > max_len {self.max_len}")
+        if self.k[layer] is None:
+            self.k[layer] = k.new_zeros(B, H, self.max_len, D)
+            self.v[layer] = v.new_zeros(B, H, self.max_len, D)
+        self.k[layer][:, :, s:s + T] = k
+        self.v[layer][:, :, s:s + T] = v
+        return self.k[layer][:, :, :s + T], self.v[layer][:, :, :s + T]
+
+    def advance(self, n: int) -> None:
+        self.length += n
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Select batch rows (beam search): `index` is (B',) into the batch dimension."""
+        for store in (self.k, self.v):
+            for i, t in enumerate(store):
+                if t is not None:
+                    store[i] = t.index_select(0, index)
+        self.cross = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
+                      for c in self.cross]

@@ -1,0 +1,39 @@
+"""Position-wise feed-forward layers: GELU, tanh-GELU, quick-GELU, ReLU, ReLU², SwiGLU."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "relu": F.relu,
+    "relu2": lambda x: F.relu(x).square(),
+    "silu": F.silu,
+}
+GATED = {"swiglu": F.silu, "geglu": F.gelu}
+
+
+class MLP(nn.Module):
+    """`fc` expands to `hidden` (2*hidden for gated activations), `proj` projects back to `dim`."""
+
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu", bias: bool = True, dropout: float = 0.0):
+        super().__init__()
+        if activation not in ACTIVATIONS and activation not in GATED:
+            raise ValueError(f"unknown activation {activation!r}; choose from {sorted([*ACTIVATIONS, *GATED])}")
+        self.activation = activation
+        self.gated = activation in GATED
+        self.fc = nn.Linear(dim, hidden * (2 if self.gated else 1), bias=bias)
+        self.proj = nn.Linear(hidden, dim, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        h = self.fc(x)  # (B, T, H) or (B, T, 2H)
+        if self.gated:
+            gate, up = h.chunk(2, dim=-1)
+            h = GATED[self.activation](gate) * up
+        else:
+            h = ACTIVATIONS[self.activation](h)
+        return self.dropout(self.proj(h))  # (B, T, C)

@@ -1,0 +1,1 @@
+"""Tasks plug a model family into the one trainer: batching, loss, metrics."""

@@ -1,0 +1,99 @@
+"""Text in, text out: tokenise prompts, decode ids (batched or streamed), honour stop strings."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from .generate import SamplingConfig, pad_left, stream_ids
+
+
+def _stop_at(text: str, stops: Sequence[str]) -> int | None:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of `text` that could still grow into a stop string."""
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if s.startswith(text[-n:]):
+                best = max(best, n)
+                break
+    return best
+
+
+def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequence[str] = (),
+                device: torch.device | str | None = None) -> Iterator[str]:
+    """Yield text pieces as they are generated; stops at eos, `max_new_tokens` or a stop string."""
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt encodes to zero tokens")
+    device = device or next(model.parameters()).device
+    x = torch.tensor([ids], dtype=torch.long, device=device)
+    out: list[int] = []
+    sent = 0
+    for nxt in stream_ids(model, x, cfg):
+        tok = int(nxt[0])
+        if tok in cfg.eos_ids:
+            break
+        out.append(tok)
+        text = tokenizer.decode(out)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next byte
+            continue
+        cut = _stop_at(text, stop)
+        if cut is not None:
+            if cut > sent:
+                yield text[sent:cut]
+            return
+        safe = len(text) - _held_back(text, stop)
+        if safe > sent:
+            yield text[sent:safe]
+            sent = safe
+    text = tokenizer.decode(out)
+    if len(text) > sent:
+        yield text[sent:]
+
+
+def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int = 64, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+             stop: Sequence[str] | str = (), seed: int | None = None, stream: bool = False,
+             overflow: str = "error"):
+    """Continue `prompt`. Returns the continuation text (a list for a list of prompts), or with
+    `stream=True` a generator of text pieces (single prompt only). A prompt plus `max_new_tokens` longer
+    than the model's context raises ValueError naming both numbers, unless `overflow="slide"`, which keeps
+    generating over a sliding window of the last 3/4 context (prompts must then be unpadded)."""
+    stop = [stop] if isinstance(stop, str) else list(stop)
+    eos = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                         repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, overflow=overflow)
+    model.eval()
+    if stream:
+        if not isinstance(prompt, str):
+            raise ValueError("stream=True takes a single prompt string")
+        return stream_text(model, tokenizer, prompt, cfg, stop)
+    if isinstance(prompt, str):
+        return "".join(stream_text(model, tokenizer, prompt, cfg, stop))
+    return generate_batch(model, tokenizer, list(prompt), cfg, stop)
+
+
+def generate_batch(model, tokenizer, prompts: list[str], cfg: SamplingConfig, stop: Sequence[str] = ()) -> list[str]:
+    """Batched generation over prompts of different lengths (left padding)."""
+    seqs = [tokenizer.encode(p) for p in prompts]
+    for i, s in enumerate(seqs):
+        if not s:
+            raise ValueError(f"prompt {i} encodes to zero tokens")
+    pad = tokenizer.pad_id if tokenizer.pad_id is not None else (tokenizer.eos_id or 0)
+    ids, mask = pad_left(seqs, pad)
+    device = next(model.parameters()).device
+    cols = [t[:, None] for t in stream_ids(model, ids.to(device), cfg, mask.to(device))]
+    new = torch.cat(cols, dim=1).tolist() if cols else [[] for _ in prompts]
+    texts = []
+    for row in new:
+        if cfg.eos_ids and any(t in cfg.eos_ids for t in row):
+            row = row[:min(row.index(t) for t in cfg.eos_ids if t in row)]
+        text = tokenizer.decode(row)
+        cut = _stop_at(text, stop)
+        texts.append(text if cut is None else text[:cut])
+    return texts
