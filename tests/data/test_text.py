@@ -53,6 +53,7 @@ def test_missing_path(tmp_path):
         ({"e.jsonl": '{"text": "  "}\n\n'}, r"empty corpus: .*e\.jsonl"),
         ({"folder/notes.csv": "a,b"}, r"empty corpus: .*folder \(no \.txt/\.md/\.jsonl/\.ndjson files\)"),
     ],
+    ids=["empty-file", "blank-jsonl", "no-text-files"],
 )
 def test_empty_corpus(tmp_path, files, match):
     for name, content in files.items():
@@ -77,6 +78,7 @@ def test_non_utf8_names_file_and_offset(tmp_path):
         ('{"text": 5}\n', r"bad\.jsonl:1: field 'text' must be a string, got int"),
         ('["text"]\n', r"bad\.jsonl:1: expected a JSON object, got list"),
     ],
+    ids=["bad-json", "missing-field", "non-string", "non-object"],
 )
 def test_jsonl_errors_name_line(tmp_path, content, match):
     path = write(tmp_path / "bad.jsonl", content)

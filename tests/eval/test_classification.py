@@ -79,3 +79,9 @@ def test_report_and_errors():
         precision_recall_f1([1], [1], average="samples")
     with pytest.raises(ValueError, match="1-D"):
         accuracy([[1, 2]], [[1, 2]])
+
+
+def test_mixed_label_types_need_explicit_labels():
+    with pytest.raises(TypeError, match="pass `labels` explicitly"):
+        precision_recall_f1([1, "a"], ["a", 1])
+    assert precision_recall_f1([1, "a"], ["a", 1], "micro", labels=[1, "a"]).f1 == 0.0

@@ -1,14 +1,23 @@
 import random
+from types import SimpleNamespace
 
 import pytest
-from seqeval.metrics import classification_report as ref_report
-from seqeval.metrics import f1_score as ref_f1
-from seqeval.metrics import precision_score as ref_precision
-from seqeval.metrics import recall_score as ref_recall
-from seqeval.metrics.sequence_labeling import get_entities as ref_get_entities
-from seqeval.scheme import IOB2
 
 from lingvis.eval.seqeval import entity_scores, get_entities
+
+
+@pytest.fixture(scope="module")
+def ref():
+    """The PyPI `seqeval` package (test-only reference)."""
+    pytest.importorskip("seqeval")
+    from seqeval import metrics, scheme
+    from seqeval.metrics.sequence_labeling import get_entities as ref_get_entities
+
+    return SimpleNamespace(
+        get_entities=ref_get_entities, IOB2=scheme.IOB2, precision_score=metrics.precision_score,
+        recall_score=metrics.recall_score, f1_score=metrics.f1_score,
+        classification_report=metrics.classification_report,
+    )
 
 
 def test_get_entities_hand_cases():
@@ -53,29 +62,29 @@ def _random_corpus(seed, prefixes):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("prefixes", [["B", "I"], ["B", "I", "E", "S"]])
-def test_lenient_matches_seqeval(seed, prefixes):
+def test_lenient_matches_seqeval(seed, prefixes, ref):
     gold, pred = _random_corpus(seed, prefixes)
     for seq in gold:
-        assert get_entities(seq) == ref_get_entities(seq)
+        assert get_entities(seq) == ref.get_entities(seq)
     s = entity_scores(gold, pred)
-    assert s.precision == pytest.approx(ref_precision(gold, pred))
-    assert s.recall == pytest.approx(ref_recall(gold, pred))
-    assert s.f1 == pytest.approx(ref_f1(gold, pred))
-    ref = ref_report(gold, pred, output_dict=True)
+    assert s.precision == pytest.approx(ref.precision_score(gold, pred))
+    assert s.recall == pytest.approx(ref.recall_score(gold, pred))
+    assert s.f1 == pytest.approx(ref.f1_score(gold, pred))
+    report = ref.classification_report(gold, pred, output_dict=True)
     for etype, row in s.per_type.items():
-        assert row["f1"] == pytest.approx(ref[etype]["f1-score"])
-        assert row["support"] == ref[etype]["support"]
-    assert s.macro["f1"] == pytest.approx(ref["macro avg"]["f1-score"])
+        assert row["f1"] == pytest.approx(report[etype]["f1-score"])
+        assert row["support"] == report[etype]["support"]
+    assert s.macro["f1"] == pytest.approx(report["macro avg"]["f1-score"])
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_strict_iob2_matches_seqeval(seed):
+def test_strict_iob2_matches_seqeval(seed, ref):
     gold, pred = _random_corpus(seed, ["B", "I"])
     s = entity_scores(gold, pred, mode="strict", scheme="IOB2")
-    kw = {"mode": "strict", "scheme": IOB2}
-    assert s.precision == pytest.approx(ref_precision(gold, pred, **kw))
-    assert s.recall == pytest.approx(ref_recall(gold, pred, **kw))
-    assert s.f1 == pytest.approx(ref_f1(gold, pred, **kw))
+    kw = {"mode": "strict", "scheme": ref.IOB2}
+    assert s.precision == pytest.approx(ref.precision_score(gold, pred, **kw))
+    assert s.recall == pytest.approx(ref.recall_score(gold, pred, **kw))
+    assert s.f1 == pytest.approx(ref.f1_score(gold, pred, **kw))
 
 
 def test_errors():

@@ -14,6 +14,12 @@ SAMPLES = {
 
 
 @pytest.fixture(scope="session")
+def samples() -> dict[str, str]:
+    """Round-trip strings keyed by kind (ascii, unicode, chinese, emoji)."""
+    return dict(SAMPLES)
+
+
+@pytest.fixture(scope="session")
 def english_text() -> str:
     return shakespeare_text()[:60_000]
 

@@ -4,12 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
 from tokenizers.pre_tokenizers import ByteLevel
 
 from lingvis.tokenizers import Tokenizer
 
-TEXTS = ["hello world", "hell hello", "say hello, world!", *SAMPLES.values(), "a<|endoftext|>b"]
+TEXTS = [
+    "hello world", "hell hello", "say hello, world!", "naïve café Привет", "你好，世界", "🙂👍🏽 👨‍👩‍👧",
+    "a<|endoftext|>b",
+]
 MERGES = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("Ġ", "w"), ("o", "r"), ("Ġw", "or")]
 
 
@@ -42,9 +44,9 @@ def test_save_load_round_trip(bpe_tok, tmp_path):
         assert loaded.additional_special_tokens == bpe_tok.additional_special_tokens
 
 
-def test_char_save_load_round_trip(char_tok, tmp_path):
+def test_char_save_load_round_trip(char_tok, samples, tmp_path):
     loaded = Tokenizer.load(char_tok.save(tmp_path / "char"))
-    for text in SAMPLES.values():
+    for text in samples.values():
         assert loaded.encode(text) == char_tok.encode(text)
         assert loaded.decode(loaded.encode(text)) == text
     assert loaded.unk_id == char_tok.unk_id
@@ -96,6 +98,21 @@ def test_transformers_loads_our_folder(bpe_tok, tmp_path):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi 🙂"}]
     hf_prompt = ref.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert hf_prompt == bpe_tok.apply_chat_template(messages)
+
+
+def test_load_bert_vocab_txt(tmp_path):
+    from transformers import BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "##s", "sat", "on", "mat", ".", "你", "好"]
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    ours = Tokenizer.load(folder)
+    ref = BertTokenizer.from_pretrained(str(folder))
+    assert (ours.cls_id, ours.sep_id, ours.mask_id, ours.pad_id, ours.unk_id) == (2, 3, 4, 0, 1)
+    for text in ["The CATS sat on the mat.", "the dog", "你好 cat", "A pair of [MASK] cats"]:
+        assert ours.encode(text, add_special_tokens=True) == ref(text)["input_ids"], text
+    assert ours.decode(ours.encode("The cats sat.", add_special_tokens=True)) == "the cats sat."
 
 
 def test_load_real_minilm_tokenizer():

@@ -38,7 +38,10 @@ def _labels(t: list, p: list, labels: Sequence[Hashable] | None) -> list:
         if len(set(labels)) != len(labels):
             raise ValueError(f"labels contains duplicates: {labels}")
         return labels
-    return sorted(set(t) | set(p))
+    try:
+        return sorted(set(t) | set(p))
+    except TypeError as err:
+        raise TypeError(f"labels of mixed, unorderable types; pass `labels` explicitly ({err})") from None
 
 
 def accuracy(y_true: Any, y_pred: Any) -> float:

@@ -179,7 +179,8 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
-        """Load from a folder (``tokenizer.json`` or ``vocab.json`` + ``merges.txt``) or a json file."""
+        """Load from a folder (``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``)
+        or a ``tokenizer.json`` file; ``tokenizer_config.json`` beside it supplies roles and template."""
         backend, config = loading.read_backend(path)
         return cls(
             backend,

@@ -1,4 +1,8 @@
-"""Find and read tokenizer files on disk: ``tokenizer.json`` (+ config) or GPT-2 ``vocab.json`` + ``merges.txt``."""
+"""Find and read tokenizer files on disk.
+
+Formats, in lookup order: ``tokenizer.json``; GPT-2 ``vocab.json`` + ``merges.txt``; BERT ``vocab.txt``.
+Each may sit beside ``tokenizer_config.json`` / ``special_tokens_map.json`` / ``chat_template.jinja``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import tokenizers as hf_tok
-from tokenizers import decoders, models, pre_tokenizers, processors
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_MAP_FILE = "special_tokens_map.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 GPT2_FILES = ("vocab.json", "merges.txt")
+WORDPIECE_FILE = "vocab.txt"
 HF_UNKNOWN_MAX_LENGTH = int(1e29)  # HF writes 1e30 when a tokenizer has no length limit
 
 
@@ -61,6 +66,37 @@ def gpt2_backend(vocab_path: Path, merges_path: Path) -> hf_tok.Tokenizer:
     return backend
 
 
+def wordpiece_backend(vocab_path: Path, config: dict[str, Any]) -> hf_tok.Tokenizer:
+    """A BERT-style WordPiece tokenizer from ``vocab.txt`` (``do_lower_case`` from the config)."""
+    try:
+        wordpiece = models.WordPiece.from_file(str(vocab_path), unk_token=_token(config, "unk", "[UNK]"))
+    except Exception as err:  # the Rust loader raises plain Exception with its own message
+        raise ValueError(f"cannot read WordPiece vocabulary {vocab_path}: {err}") from None
+    backend = hf_tok.Tokenizer(wordpiece)
+    lowercase = bool(config.get("do_lower_case", True))
+    backend.normalizer = normalizers.BertNormalizer(
+        lowercase=lowercase, strip_accents=config.get("strip_accents"),
+        handle_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece()
+    cls, sep = _token(config, "cls", "[CLS]"), _token(config, "sep", "[SEP]")
+    cls_id, sep_id = backend.token_to_id(cls), backend.token_to_id(sep)
+    if cls_id is not None and sep_id is not None:
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            special_tokens=[(cls, cls_id), (sep, sep_id)],
+        )
+    return backend
+
+
+def _token(config: dict[str, Any], role: str, default: str) -> str:
+    value = config.get(f"{role}_token", default)
+    if isinstance(value, dict):
+        value = value.get("content", default)
+    return value if isinstance(value, str) else default
+
+
 def _tokenizer_json(path: Path) -> hf_tok.Tokenizer:
     try:
         return hf_tok.Tokenizer.from_file(str(path))
@@ -81,10 +117,13 @@ def read_backend(path: str | Path) -> tuple[hf_tok.Tokenizer, dict[str, Any]]:
         return _tokenizer_json(path / TOKENIZER_FILE), read_config(path)
     if all((path / name).is_file() for name in GPT2_FILES):
         return gpt2_backend(path / GPT2_FILES[0], path / GPT2_FILES[1]), read_config(path)
+    if (path / WORDPIECE_FILE).is_file():
+        config = read_config(path)
+        return wordpiece_backend(path / WORDPIECE_FILE, config), config
     present = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "empty folder"
     raise FileNotFoundError(
-        f"no loadable tokenizer in {path}: expected {TOKENIZER_FILE} or "
-        f"{' + '.join(GPT2_FILES)} (found: {present})"
+        f"no loadable tokenizer in {path}: expected {TOKENIZER_FILE}, {' + '.join(GPT2_FILES)} "
+        f"or {WORDPIECE_FILE} (found: {present})"
     )
 
 
