@@ -30,7 +30,9 @@ def _coco_root(path: Path, image_root: str | Path | None, first_file: str | None
     if image_root is not None:
         return Path(image_root)
     here = path.parent
-    if first_file is not None and not (here / first_file).exists() and (here / "images" / first_file).exists():
+    if first_file is None or (here / first_file).exists():
+        return here
+    if (here / "images" / first_file).exists():
         return here / "images"
     return here
 
@@ -48,17 +50,20 @@ def read_coco(path: str | Path, image_root: str | Path | None = None) -> list[Im
     """COCO captions: `images[{id, file_name}]` and `annotations[{id, image_id, caption}]`."""
     path = Path(path)
     data = _load_json(path)
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations")):
+    keys = ("images", "annotations")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in keys):
         raise ImageTextFormatError(f"{path}: COCO captions JSON needs lists 'images' and 'annotations'")
     images = _coco_images(path, data)
     root = _coco_root(path, image_root, next(iter(images.values()), None))
     records = []
     for k, ann in enumerate(data["annotations"]):
-        where = f"{path}: annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'} (annotations[{k}])"
+        ann_id = ann.get("id", "?") if isinstance(ann, dict) else "?"
+        where = f"{path}: annotation {ann_id} (annotations[{k}])"
         if not isinstance(ann, dict) or not isinstance(ann.get("caption"), str) or "image_id" not in ann:
             raise ImageTextFormatError(f"{where} needs 'image_id' and a string 'caption'")
         if ann["image_id"] not in images:
-            raise ImageTextFormatError(f"{where} refers to image_id {ann['image_id']!r}, absent from 'images'")
+            raise ImageTextFormatError(
+                f"{where} refers to image_id {ann['image_id']!r}, absent from 'images'")
         file_name = images[ann["image_id"]]
         records.append(ImageTextRecord(
             text=ann["caption"].strip(), key=file_name, image_path=root / file_name,
@@ -70,7 +75,10 @@ def read_jsonl(
     path: str | Path, image_root: str | Path | None = None, image_key: str = "image",
     text_key: str = "text",
 ) -> list[ImageTextRecord]:
-    """One {"image": path, "text": caption} object per line; relative paths from `image_root` or the file's folder."""
+    """One {"image": path, "text": caption} object per line.
+
+    Relative image paths are resolved against `image_root`, else the JSONL file's folder.
+    """
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
     records = []
