@@ -133,5 +133,10 @@ def load_native(path: str | Path) -> nn.Module:
         raise CheckpointError(f"{path / META_FILE}: unknown model family {fam!r}; known: {sorted(registry.FAMILIES)}")
     cfg = registry.make_config(fam, meta.get("config", {}))
     model = registry.family(fam).model_cls(cfg)
+    if meta.get("lora"):  # a LoRA training checkpoint: base weights + adapters, returned merged
+        from .lora import restore_merged
+
+        return restore_merged(model, meta["lora"], read_safetensors(path / WEIGHTS_FILE),
+                              str(path / WEIGHTS_FILE)).eval()
     load_state(model, read_safetensors(path / WEIGHTS_FILE), source=str(path / WEIGHTS_FILE))
     return model.eval()

@@ -61,3 +61,7 @@ def load_hf(path: Path) -> nn.Module:
 
 
 from . import gpt2  # noqa: E402,F401  (registers loaders/exporters)
+from . import bert  # noqa: E402,F401
+from . import vilt  # noqa: E402,F401
+from . import marian  # noqa: E402,F401
+from . import vit, clip  # noqa: E402,F401

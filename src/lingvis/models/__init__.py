@@ -1,5 +1,9 @@
 """Model families. Importing this package registers every family and its presets."""
 from . import gpt  # noqa: F401
+from . import bert  # noqa: F401
+from . import seq2seq  # noqa: F401
+from . import fusion  # noqa: F401
+from . import vit, cnn, clip, image_classifier  # noqa: F401
 from .registry import FAMILIES, PRESETS, build, list_presets, preset_config
 
 __all__ = ["FAMILIES", "PRESETS", "build", "list_presets", "preset_config"]

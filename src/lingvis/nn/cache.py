@@ -35,11 +35,14 @@ class KVCache:
     def advance(self, n: int) -> None:
         self.length += n
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Select batch rows (beam search): `index` is (B',) into the batch dimension."""
+    def reorder(self, index: torch.Tensor, cross: bool = True) -> None:
+        """Select batch rows (beam search): `index` is (B',) into the batch dimension. `cross=False` keeps
+        the encoder keys/values as they are (valid when every row of a group shares one source, as the
+        beams of one sentence do, and `index` only permutes rows within their group)."""
         for store in (self.k, self.v):
             for i, t in enumerate(store):
                 if t is not None:
                     store[i] = t.index_select(0, index)
-        self.cross = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
-                      for c in self.cross]
+        if cross:
+            self.cross = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
+                          for c in self.cross]

@@ -4,6 +4,7 @@ from lingvis.tokenizers.base import Tokenizer
 from lingvis.tokenizers.chat import DEFAULT_CHAT_TEMPLATE
 from lingvis.tokenizers.specials import CHAT_MARKERS, ENDOFTEXT, GPT_SPECIAL_TOKENS, ROLES
 from lingvis.tokenizers.train import train_bpe, train_char
+from lingvis.tokenizers.wordpiece import BERT_SPECIAL_TOKENS, train_wordpiece
 
 __all__ = [
     "CHAT_MARKERS",
@@ -14,4 +15,6 @@ __all__ = [
     "Tokenizer",
     "train_bpe",
     "train_char",
+    "train_wordpiece",
+    "BERT_SPECIAL_TOKENS",
 ]

@@ -26,8 +26,19 @@ class TrainConfig:
     precision: str = "fp32"            # fp32 | bf16 | fp16 (autocast; bf16/fp16 are for GPUs)
     compile: bool = False
     progress: bool = True
+    distributed: str = "none"          # none | ddp | fsdp (launch with torchrun; see docs/distributed.md)
+    activation_checkpointing: bool = False  # recompute each Block in backward: less memory, more compute
+    lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, freeze the rest (lingvis.lora)
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: str = "qkv,q,kv,proj,fc"  # attention/MLP projections that get adapters
+    lora_train: str = ""               # comma-separated parameter-name parts kept trainable (e.g. a new head)
 
     def __post_init__(self):
+        if self.distributed not in ("none", "ddp", "fsdp"):
+            raise ValueError(f"distributed must be none, ddp or fsdp, got {self.distributed!r}")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
         if self.precision not in ("fp32", "bf16", "fp16"):

@@ -13,7 +13,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import CheckpointManager
+from .dist_checkpoint import DistCheckpointManager
 from .config import TrainConfig
 from .logging import MetricsLog, plot_losses
 from .optim import lr_at, make_optimizer
@@ -41,13 +43,14 @@ class Trainer:
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.tokenizer, self.meta = tokenizer, meta or {}
-        self.device = pick_device(cfg.device)
-        self.model = model.to(self.device)
+        self.dist = distributed.setup(cfg.distributed, cfg.device)
+        self.device = self.dist.device
+        self.model, self.wrapped, self.meta = distributed.prepare_model(model, cfg, self.dist, self.meta)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
-        self.ckpt = CheckpointManager(self.out, cfg.keep_last)
+        self.ckpt: CheckpointManager = DistCheckpointManager(self.out, cfg.keep_last, self.dist)
         self.step, self.best = 0, None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
-        self.forward_model = torch.compile(self.model) if cfg.compile else self.model
+        self.forward_model = torch.compile(self.wrapped) if cfg.compile else self.wrapped
 
     # ---- setup -------------------------------------------------------------------------------
     def _autocast(self):
@@ -62,8 +65,10 @@ class Trainer:
         return self.step
 
     def _train_batches(self):
-        sampler = ResumableBatchSampler(len(self.train_set), self.cfg.micro_batch, self.cfg.seed,
-                                        start=self.step * self.cfg.grad_accum)
+        per_rank = distributed.rank_batch(self.cfg.micro_batch, self.dist)
+        sampler = ResumableBatchSampler(len(self.train_set), per_rank, self.cfg.seed,
+                                        start=self.step * self.cfg.grad_accum,
+                                        rank=self.dist.rank, world_size=self.dist.world_size)
         return iter(DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.task.collate))
 
     def _val_batches(self):
@@ -79,21 +84,23 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         total, metrics, tokens = 0.0, {}, 0
-        for _ in range(cfg.grad_accum):
+        for i in range(cfg.grad_accum):
             batch = move_to(next(batches), self.device)
-            tokens += self.task.tokens_in(batch)
-            with self._autocast():
-                loss, m = self.task.loss(self.forward_model, batch)
-            self.scaler.scale(loss / cfg.grad_accum).backward()
+            tokens += self.task.tokens_in(batch) * self.dist.world_size
+            with distributed.grad_sync(self.wrapped, self.dist, sync=i == cfg.grad_accum - 1):
+                with self._autocast():
+                    loss, m = self.task.loss(self.forward_model, batch)
+                self.scaler.scale(loss / cfg.grad_accum).backward()
             total += float(loss.detach()) / cfg.grad_accum
             for k, v in m.items():
                 metrics[k] = metrics.get(k, 0.0) + v / cfg.grad_accum
+        total, metrics = self.dist.mean(total), {k: self.dist.mean(v) for k, v in metrics.items()}
         if not math.isfinite(total):
             raise TrainingDiverged(
                 f"non-finite training loss ({total}) at step {self.step + 1}; the last good checkpoint is "
                 f"{self.ckpt.latest()}. Lower --lr, raise warmup, or check the data for empty/odd samples.")
         self.scaler.unscale_(self.optimizer)
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or float("inf"))
+        gnorm = distributed.clip_grad_norm(self.model.parameters(), cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -130,13 +137,15 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         resumed_at = self._resume() if resume else None
-        log = MetricsLog(self.out / "metrics.jsonl", resume_step=resumed_at)
-        (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        main = self.dist.is_main
+        log = MetricsLog(self.out / "metrics.jsonl", resume_step=resumed_at) if main else distributed.NullLog()
+        if main:
+            (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         batches = self._train_batches()
         self.model.train()
         start = time.perf_counter()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress, dynamic_ncols=True,
-                   desc=self.task.name)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or not main,
+                   dynamic_ncols=True, desc=self.task.name)
         last_eval: dict = {}
         stopped_by = "max_steps"
         while self.step < cfg.max_steps:
@@ -149,12 +158,14 @@ class Trainer:
                 log.write(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
-            out_of_time = cfg.max_minutes is not None and time.perf_counter() - start >= cfg.max_minutes * 60
+            out_of_time = self.dist.any(  # rank 0's clock decides for all ranks
+                main and cfg.max_minutes is not None and time.perf_counter() - start >= cfg.max_minutes * 60)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
                 last_eval = self.evaluate()
                 log.write({"step": self.step, "split": "val", **last_eval})
                 self._checkpoint(last_eval)
-                plot_losses(log.rows(), self.out / "loss.png", title=f"{self.task.name} loss")
+                if main:
+                    plot_losses(log.rows(), self.out / "loss.png", title=f"{self.task.name} loss")
             if out_of_time:
                 stopped_by = "max_minutes"
                 break

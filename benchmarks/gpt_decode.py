@@ -1,0 +1,70 @@
+"""Greedy decoding tokens/s, lingvis `model.generate` vs transformers `generate()`, same `gpt2`-preset
+random weights (exported by lingvis, loaded by `GPT2LMHeadModel.from_pretrained`), fp32, KV cache on both
+sides, batch 1 and batch 16, 128 new tokens each (HF: min_new_tokens = max_new_tokens).
+
+    python -m benchmarks.gpt_decode [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import torch
+
+from ._timing import median_seconds, print_rows, row
+
+PROMPT_LEN = 16
+
+
+def build_pair(tmp: str):
+    """lingvis `gpt2` preset with random weights and the transformers model holding the same weights."""
+    import transformers
+
+    import lingvis
+
+    torch.manual_seed(0)
+    ours = lingvis.build("gpt2").eval()
+    lingvis.save(ours, tmp)  # GPT-2 files through the production exporter
+    ref = transformers.GPT2LMHeadModel.from_pretrained(tmp, dtype=torch.float32).eval()
+    return ours, ref
+
+
+def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
+    ids = torch.randint(0, ours.config.vocab_size, (batch, PROMPT_LEN), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+
+    def run_ours():
+        return ours.generate(ids, max_new_tokens=new_tokens)
+
+    def run_ref():
+        with torch.inference_mode():
+            return ref.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                do_sample=False, use_cache=True, pad_token_id=0)
+
+    a, b = run_ours(), run_ref()
+    assert a.shape == b.shape == (batch, PROMPT_LEN + new_tokens), (a.shape, b.shape)
+    same = float((a == b).all(dim=1).float().mean())
+    t = median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=0)
+    n = batch * new_tokens
+    r = row(f"gpt2 greedy decode batch {batch} ({new_tokens} new tokens)", n / t["ours"], n / t["ref"], "tokens/s")
+    r["identical_rows"] = same
+    return r
+
+
+def run(quick: bool = False) -> list[dict]:
+    torch.set_num_threads(2)
+    new_tokens, repeats = (32, 1) if quick else (128, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, ref = build_pair(tmp)
+        return [bench_batch(ours, ref, b, new_tokens, repeats) for b in (1, 16)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="32 new tokens, one timed repeat")
+    rows = run(ap.parse_args().quick)
+    print_rows(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""`lingvis serve`: an OpenAI-compatible HTTP server (and a web page) for lingvis models."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(sub, groups) -> None:
+    p = sub.add_parser("serve", help="serve models over an OpenAI-compatible HTTP API with a web page",
+                       description="Serve one or more models: /v1/completions, /v1/chat/completions (streaming), "
+                       "/v1/embeddings, /v1/models, vision endpoints under /v1/images/, and a page at /.")
+    p.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
+                   help="checkpoint, run or Hugging Face folder; repeat for several models (name defaults to "
+                   "the folder name)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every API request "
+                   "(default: the LINGVIS_API_KEY environment variable, if set)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting per model before 429")
+    p.add_argument("--max-batch", type=int, default=32, help="sequences decoded together per forward pass")
+    p.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB")
+    p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="decoded image limit (w*h)")
+    p.add_argument("--image-folder", help="folder of images for text-to-image search (CLIP models)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    import os
+
+    import uvicorn
+
+    from ..serve import ServeConfig, create_app, load_models
+
+    config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get("LINGVIS_API_KEY"),
+                         max_queue=args.max_queue, max_batch=args.max_batch,
+                         max_body_bytes=int(args.max_body_mb * 2**20), max_image_pixels=args.max_image_pixels,
+                         image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device)
+    config.validate()
+    adapters = load_models(args.model, config)
+    app = create_app(adapters, config)
+    names = ", ".join(f"{a.name} ({a.kind})" for a in adapters)
+    print(f"serving {names} on http://{args.host}:{args.port}/ (API under /v1)", file=sys.stderr, flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
+        print("warning: listening beyond loopback without --api-key", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

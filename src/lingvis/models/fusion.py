@@ -1,0 +1,180 @@
+"""Fusion (VL-BERT / ViLT style): text tokens and image tokens in ONE bidirectional Transformer stack.
+
+Sequence = [text CLS, text ..., text SEP, pad...] + [image CLS, grid tokens...]; each part gets its own
+position embeddings, and a modality (token-type) embedding tells text (0) from image (1). Heads: pooler,
+image-conditioned masked LM, image-text matching, masked image-feature regression, VQA classifier.
+With prenorm=True, patch image tokens and layernorm eps 1e-12 the layout is exactly HF ViLT."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..nn import Block, BlockConfig, make_norm
+from ..nn.masks import combine, padding_mask
+from .fusion_embed import ConvStem, ImageTokens, PatchStem, TextEmbeddings
+from .fusion_heads import MLMHead, Pooler, vqa_classifier
+from .registry import register_family, register_preset
+
+
+@dataclass
+class FusionConfig:
+    vocab_size: int = 30522
+    max_text_len: int = 40            # text position table size (HF max_position_embeddings)
+    type_vocab_size: int = 2          # text segment ids
+    modality_types: int = 2           # 0 = text, 1 = image (HF modality_type_vocab_size)
+    dim: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    mlp_hidden: int = 3072
+    activation: str = "gelu"
+    norm_eps: float = 1e-12
+    prenorm: bool = True              # pre-norm + final LayerNorm (ViLT); False = BERT post-norm
+    dropout: float = 0.0
+    pad_token_id: int = 0
+    image_size: int = 384             # size the image position table is laid out for
+    patch_size: int = 32              # patch stem: patch side; conv stem: ignored (grid = size / 2^stages)
+    channels: int = 3
+    image_encoder: str = "patch"      # patch (ViT-style) | conv (CNN grid features, projected)
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    pooler: bool = True
+    mlm_head: bool = False
+    itm_head: bool = False
+    mif_head: bool = False            # masked image-feature regression (+ an image mask token)
+    answers: list[str] = field(default_factory=list)  # VQA answer vocabulary; empty = no VQA head
+    classifier_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.image_encoder not in ("patch", "conv"):
+            raise ValueError(f"image_encoder must be 'patch' or 'conv', got {self.image_encoder!r}")
+        if self.image_size % self.stride:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of the image stride {self.stride}")
+        if (self.itm_head or self.answers) and not self.pooler:
+            raise ValueError("the ITM and VQA heads read the pooled output: set pooler=True")
+
+    @property
+    def stride(self) -> int:
+        return self.patch_size if self.image_encoder == "patch" else 2 ** len(self.conv_channels)
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.stride
+
+    def block_config(self) -> BlockConfig:
+        return BlockConfig(dim=self.dim, n_heads=self.n_head, mlp_hidden=self.mlp_hidden,
+                           activation=self.activation, norm="layernorm", norm_eps=self.norm_eps,
+                           prenorm=self.prenorm, bias=True, dropout=self.dropout)
+
+
+@dataclass
+class FusionOutput:
+    hidden: torch.Tensor                 # (B, T + 1 + N, C) final hidden states, text first
+    pooled: torch.Tensor | None          # (B, C) pooler output of the text CLS token
+    text_len: int                        # T
+    mask: torch.Tensor                   # (B, T + 1 + N) 1 = real token
+    image_features: torch.Tensor | None  # (B, N, F) regression targets when asked for
+
+    @property
+    def text_hidden(self) -> torch.Tensor:  # (B, T, C)
+        return self.hidden[:, :self.text_len]
+
+    @property
+    def grid_hidden(self) -> torch.Tensor:  # (B, N, C) image grid tokens (image CLS excluded)
+        return self.hidden[:, self.text_len + 1:]
+
+
+class FusionModel(nn.Module):
+    """`model(input_ids, pixel_values, attention_mask=, pixel_mask=) -> FusionOutput`; heads via
+    `mlm_logits`, `itm_logits`, `mif_predictions`, `vqa_logits` (each takes the FusionOutput)."""
+
+    def __init__(self, config: FusionConfig):
+        super().__init__()
+        self.config = c = config
+        self.text = TextEmbeddings(c.vocab_size, c.dim, c.max_text_len, c.type_vocab_size, c.norm_eps, c.dropout)
+        stem = PatchStem(c.channels, c.dim, c.patch_size) if c.image_encoder == "patch" else \
+            ConvStem(c.channels, c.dim, list(c.conv_channels))
+        self.image = ImageTokens(stem, c.dim, c.grid, c.dropout, mask_token=c.mif_head)
+        self.modality = nn.Embedding(c.modality_types, c.dim)
+        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
+        self.ln_f = make_norm("layernorm", c.dim, c.norm_eps) if c.prenorm else nn.Identity()
+        self.pooler = Pooler(c.dim) if c.pooler else None
+        self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps) if c.mlm_head else None
+        self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
+        self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
+        self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps) if c.answers else None
+        self.apply(self._init_weights)
+        for p in (self.image.cls, self.image.pos):
+            nn.init.normal_(p, std=0.02)
+        if self.mlm is not None:
+            self.mlm.decoder.weight = self.text.word_emb.weight
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.config.grid ** 2 + 1
+
+    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
+                attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                pixel_mask: torch.Tensor | None = None, image_token_mask: torch.Tensor | None = None,
+                with_image_features: bool = False) -> FusionOutput:
+        # input_ids (B, T); pixel_values (B, 3, H, W); attention_mask (B, T); pixel_mask (B, H, W);
+        # image_token_mask (B, N) bool: grid tokens replaced by the image mask token (masked-feature loss)
+        B, T = input_ids.shape
+        if pixel_values.shape[0] != B:
+            raise ValueError(f"batch of {B} texts but {pixel_values.shape[0]} images")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        txt = self.text(input_ids, token_type_ids)  # (B, T, C)
+        txt = txt + self.modality(torch.zeros_like(input_ids))
+        img, img_mask, feats = self.image(pixel_values, pixel_mask, image_token_mask, with_image_features)
+        img = img + self.modality(torch.ones_like(img_mask))  # (B, 1 + N, C)
+        x = torch.cat([txt, img], dim=1)  # (B, S, C)
+        mask = torch.cat([attention_mask.long(), img_mask], dim=1)  # (B, S)
+        attn = combine(padding_mask(mask))  # (B, 1, 1, S)
+        for block in self.blocks:
+            x = block(x, attn)
+        x = self.ln_f(x)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return FusionOutput(x, pooled, T, mask, feats)
+
+    def _need(self, head: nn.Module | None, name: str) -> nn.Module:
+        if head is None:
+            raise ValueError(f"this fusion model has no {name} head (enable it in the config)")
+        return head
+
+    def mlm_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, T, V)
+        return self._need(self.mlm, "masked-LM")(out.text_hidden)
+
+    def itm_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, 2): [no match, match]
+        return self._need(self.itm, "image-text matching")(out.pooled)
+
+    def mif_predictions(self, out: FusionOutput) -> torch.Tensor:  # (B, N, F)
+        return self._need(self.mif, "masked image-feature")(out.grid_hidden)
+
+    def vqa_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, A)
+        return self._need(self.vqa_head, "VQA classifier")(out.pooled)
+
+
+register_family("fusion", FusionConfig, FusionModel, "single-stream image+text Transformer (VL-BERT / ViLT)")
+register_preset("vilt-b-32", "fusion", "ViLT-B/32 sizes: 12 layers, width 768, 384px images, 32px patches",
+                dim=768, n_layer=12, n_head=12, mlp_hidden=3072, image_size=384, patch_size=32)
+register_preset("fusion-small", "fusion", "CPU size: 4 layers, width 128, 64px images, conv grid 8x8",
+                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="conv",
+                conv_channels=[32, 64, 128], max_text_len=32, norm_eps=1e-6)
+register_preset("fusion-small-patch", "fusion", "CPU size with ViT patches: 4 layers, width 128, 64px, 8px",
+                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, patch_size=8, max_text_len=32,
+                norm_eps=1e-6)
+register_preset("fusion-tiny", "fusion", "tests: 2 layers, width 32, 32px images, 8px patches",
+                dim=32, n_layer=2, n_head=4, mlp_hidden=64, image_size=32, patch_size=8, max_text_len=24,
+                vocab_size=128)

@@ -1,0 +1,39 @@
+"""Heads on the fusion stack: pooler, masked LM (image-conditioned), image-text matching, masked
+image-feature regression and the VQA answer classifier (HF ViLT layouts)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.mlp import ACTIVATIONS
+
+
+class Pooler(nn.Module):
+    """tanh(dense(hidden of the first token)) -- the text [CLS] token."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, S, C) -> (B, C)
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+class MLMHead(nn.Module):
+    """dense -> activation -> LayerNorm -> decoder (weights tied to the word embeddings, own bias)."""
+
+    def __init__(self, dim: int, vocab_size: int, activation: str, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+        self.act = ACTIVATIONS[activation]
+        self.ln = nn.LayerNorm(dim, eps=eps)
+        self.decoder = nn.Linear(dim, vocab_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, V)
+        return self.decoder(self.ln(self.act(self.dense(hidden))))
+
+
+def vqa_classifier(dim: int, n_answers: int, eps: float) -> nn.Sequential:
+    """ViLT's VQA head: Linear(C, 2C) -> LayerNorm -> GELU -> Linear(2C, A) (indices 0, 1, 3 as in HF)."""
+    return nn.Sequential(nn.Linear(dim, 2 * dim), nn.LayerNorm(2 * dim, eps=eps), nn.GELU(),
+                         nn.Linear(2 * dim, n_answers))

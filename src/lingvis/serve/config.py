@@ -1,0 +1,29 @@
+"""Server settings shared by the app, the adapters and the CLI."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"             # loopback unless told otherwise
+    port: int = 8000
+    api_key: str | None = None          # when set, every /v1 request needs `Authorization: Bearer KEY`
+    max_queue: int = 64                 # requests waiting for a generation slot (or in flight, for other work)
+    max_batch: int = 32                 # sequences decoded together in one forward pass
+    max_body_bytes: int = 8 * 2**20     # request body limit (images arrive as base64 data URLs)
+    max_image_pixels: int = 4096 * 4096  # decoded image limit (width * height)
+    max_top_logprobs: int = 20
+    max_n: int = 16                     # completions per prompt
+    image_folder: Path | None = None    # folder searched by /v1/images/search
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.image_folder is not None and not Path(self.image_folder).is_dir():
+            raise FileNotFoundError(f"--image-folder {self.image_folder} is not a folder")
