@@ -84,6 +84,14 @@ def check_context(prompt_len: int, max_new_tokens: int, context: int, overflow: 
                          f"{prompt_len + max_new_tokens} exceeds the model's context length {context}")
 
 
+def _seen(seq: torch.Tensor, mask: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor | None:
+    """Token ids the repetition penalty applies to: (B, t), left padding replaced by a real token of the
+    same row (a duplicate changes nothing), so a padded prompt is penalised exactly like the prompt alone."""
+    if cfg.repetition_penalty == 1.0:
+        return None
+    return seq if mask is None else torch.where(mask.bool(), seq, seq[:, -1:])
+
+
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True) -> Iterator[torch.Tensor]:
@@ -108,7 +116,7 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
         elif slide and cache is None and step_in.shape[1] > context:
             step_in = seq[:, -context:]
         logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
-        nxt = pick(process_logits(logits.float(), seq, cfg), cfg, gen)  # (B,)
+        nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B,)
         nxt = torch.where(done, eos[0].clamp(min=0).expand_as(nxt), nxt)
         done = done | torch.isin(nxt, eos)
         yield nxt

@@ -52,8 +52,10 @@ def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequen
             yield text[sent:safe]
             sent = safe
     text = tokenizer.decode(out)
-    if len(text) > sent:
-        yield text[sent:]
+    cut = _stop_at(text, stop)  # pieces held back for an incomplete UTF-8 sequence may hold a stop string
+    end = len(text) if cut is None else cut
+    if end > sent:
+        yield text[sent:end]
 
 
 def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int = 64, temperature: float = 0.0,

@@ -7,6 +7,15 @@ from lingvis.models import registry
 from lingvis.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads; on a shared CPU extra OpenMP threads only spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def nano(**kw):
     torch.manual_seed(0)
     return lingvis.build("transformer-nano", vocab_size=41, pad_id=0, eos_id=1, decoder_start_id=2, **kw).eval()

@@ -21,6 +21,15 @@ def char_tokenizer():
     return train_char(TEXT)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def lm_dir(tmp_path_factory):
     """A gpt-nano with random weights, a char tokenizer and a 1024-token context."""
@@ -73,3 +82,58 @@ def openai_client(server: LiveServer, api_key: str = "none"):
     import openai
 
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key=api_key, max_retries=0, timeout=60)
+
+
+def shape_image(color: str, shape: str, size: int = 48):
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(im)
+    box = (8, 8, size - 8, size - 8)
+    (d.ellipse if shape == "circle" else d.rectangle)(box, fill=color)
+    return im
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    """A clip-nano (random weights) whose text tower fits the char tokenizer."""
+    torch.manual_seed(0)
+    tok = char_tokenizer()
+    model = lingvis.build("clip-nano", text=dict(vocab_size=tok.vocab_size, context_length=24, dim=32, depth=1,
+                                                   heads=4, mlp_hidden=64), pad_token_id=tok.pad_id or 0, eos_token_id=tok.eos_id)
+    return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-clip", tokenizer=tok)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gallery")
+    (root / "sub").mkdir()
+    for i, (color, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "circle"),
+                                        ("yellow", "square"), ("black", "circle")]):
+        shape_image(color, shape).save(root / ("sub" if i % 2 else ".") / f"{color}_{shape}.png")
+    (root / "broken.png").write_bytes(b"not an image")
+    return root
+
+
+def data_url(im, fmt: str = "PNG") -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+BERT_ROLES = {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "unk": "[UNK]", "mask": "[MASK]"}
+ANSWERS = ["red", "blue", "green", "circle", "square", "yes", "no"]
+
+
+@pytest.fixture(scope="session")
+def vqa_dir(tmp_path_factory):
+    """A fusion-tiny VQA classifier (random weights) with a BERT-style char tokenizer."""
+    from lingvis.tokenizers import train_char
+
+    torch.manual_seed(0)
+    tok = train_char(TEXT.lower(), special_tokens=BERT_ROLES)
+    model = lingvis.build("fusion-tiny", vocab_size=tok.vocab_size, answers=ANSWERS, pad_token_id=tok.pad_id)
+    return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-vqa", tokenizer=tok)

@@ -8,10 +8,10 @@ import sys
 from .common import apply_config
 
 # module name -> adds subcommands; families add theirs here
-COMMANDS = ["gpt", "convert", "tokenizer", "info", "demo", "serve"]
+COMMANDS = ["gpt", "convert", "tokenizer", "info", "demo", "serve", "vision"]
 # subcommand groups that several families extend: `lingvis pretrain gpt`, `lingvis finetune classify`, ...
 GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a model on a task",
-          "data": "generate or inspect built-in datasets"}
+          "data": "generate or inspect built-in datasets", "evaluate": "evaluate a trained model on a dataset"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if getattr(args, "config", None):
         apply_config(args, argv)
+    from ..train.distributed import quiet_other_ranks, teardown
+
+    quiet_other_ranks()
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
@@ -45,3 +48,5 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        teardown()  # leave a torchrun process group cleanly

@@ -54,6 +54,23 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_scale_args(p)
+
+
+def add_scale_args(p: argparse.ArgumentParser) -> None:
+    """Distributed training, memory and LoRA flags (TrainConfig fields of the same names)."""
+    s = p.add_argument_group("scale out and adapters")
+    s.add_argument("--distributed", choices=["none", "ddp", "fsdp"], default="none",
+                   help="data parallelism under torchrun (docs/distributed.md): DDP replicas or FSDP2 shards")
+    s.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute each transformer block in backward to save activation memory")
+    s.add_argument("--lora-rank", type=int, default=0, help="> 0: fine-tune LoRA adapters of this rank only")
+    s.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale numerator (update * alpha/rank)")
+    s.add_argument("--lora-dropout", type=float, default=0.0)
+    s.add_argument("--lora-targets", default="qkv,q,kv,proj,fc",
+                   help="comma-separated attention/MLP projections that get adapters")
+    s.add_argument("--lora-train", default="",
+                   help="comma-separated parameter-name parts that also train (e.g. classifier)")
 
 
 def apply_config(args: argparse.Namespace, argv: list[str]) -> None:

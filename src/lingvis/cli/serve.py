@@ -22,6 +22,7 @@ def register(sub, groups) -> None:
     p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="decoded image limit (w*h)")
     p.add_argument("--image-folder", help="folder of images for text-to-image search (CLIP models)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run_serve)
 
@@ -38,6 +39,10 @@ def run_serve(args) -> int:
                          max_body_bytes=int(args.max_body_mb * 2**20), max_image_pixels=args.max_image_pixels,
                          image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device)
     config.validate()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     adapters = load_models(args.model, config)
     app = create_app(adapters, config)
     names = ", ".join(f"{a.name} ({a.kind})" for a in adapters)

@@ -78,18 +78,21 @@ class CaptionedImages(Dataset):
     def __len__(self) -> int:
         return len(self.groups)
 
-    def _image(self, i: int):
-        if self.cache is not None and i in self.cache:
-            return self.cache[i]
-        img = self.groups[i][0].load(self.max_pixels)
+    def _pixels(self, i: int) -> torch.Tensor:
+        fixed = not getattr(self.transform, "train", True)  # a deterministic transform: cache its output
+        hit = self.cache.get(i) if self.cache is not None else None
+        if hit is not None and fixed:
+            return hit
+        img = hit if hit is not None else self.groups[i][0].load(self.max_pixels)
+        out = self.transform(img)  # (3, H, W)
         if self.cache is not None:
-            self.cache[i] = img
-        return img
+            self.cache[i] = out if fixed else img
+        return out
 
     def __getitem__(self, i: int) -> dict:
         caps = self.groups[i]
         rec = self.rng.choice(caps) if self.random_caption else caps[0]
-        return {"image": self.transform(self._image(i)), "text": rec.text}
+        return {"image": self._pixels(i), "text": rec.text}
 
     @property
     def pairs(self) -> list[tuple[ImageTextRecord, str]]:

@@ -101,7 +101,7 @@ def pretrain_fusion(args: FusionPretrainArgs, cfg: TrainConfig, resume: bool = F
     model = make_model(args, tokenizer)
     transform = FusionImageTransform.for_model(model.config)
     task = FusionPretrainTask(tokenizer, model.config.max_text_len, model.config.stride, args.mlm_prob,
-                              args.itm_prob, args.mif_prob, seed=cfg.seed)
+                              args.itm_prob, args.mif_prob)
     trainer = Trainer(model, task, CaptionPairs(train, transform), CaptionPairs(val, transform, eval=True), cfg,
                       args.out, tokenizer=tokenizer, meta={"task": "fusion_pretrain"})
     summary = trainer.fit(resume=resume)

@@ -38,7 +38,7 @@ class ContrastiveTask(Task):
         loss = contrastive_loss(img, txt, scale)
         with torch.no_grad():
             acc = (img @ txt.t()).argmax(dim=1).eq(torch.arange(len(img), device=img.device)).float().mean()
-        return loss, {"logit_scale": float(scale), "batch_acc": float(acc)}
+        return loss, {"logit_scale": float(scale.detach()), "batch_acc": float(acc)}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:

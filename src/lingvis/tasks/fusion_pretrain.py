@@ -8,55 +8,60 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.mlm import MaskingConfig, MLMCollator
 from ..data.vqa_dataset import pad_images
+from ..tokenizers.wordpiece import continuation_flags
 from ..train.task import Task
-from .fusion_masking import hard_negatives, mask_image_grid, mask_tokens
+from .fusion_masking import hard_negatives, mask_image_grid
 from .vqa import encode_texts, model_inputs
 
 
 class FusionPretrainTask(Task):
     """Items {"pixel_values", "text", "image_key"[, "eval"]}. In each batch a fraction `itm_prob` of the
-    captions is swapped for a hard negative (another image's caption in the batch that shares the most
-    tokens); MLM and masked-feature losses count on matched pairs only. Eval batches draw their masks
-    and negatives from a generator seeded by the batch content, so every evaluation sees the same ones."""
+    images is paired with a hard negative caption (another image's caption in the batch sharing the most
+    tokens); masked-LM and masked-feature losses count on matched pairs only. Token masking is BERT's
+    `MLMCollator` (whole words optional). Eval batches draw masks and negatives under a seed taken from
+    the batch content, so every evaluation sees the same ones."""
 
     name = "fusion_pretrain"
     metric_for_best = "loss"
     greater_is_better = False
 
     def __init__(self, tokenizer, max_text_len: int, image_stride: int, mlm_prob: float = 0.15,
-                 itm_prob: float = 0.5, mif_prob: float = 0.0, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                 seed: int = 0):
-        self.tokenizer, self.max_text_len, self.stride = tokenizer, max_text_len, image_stride
-        self.mlm_prob, self.itm_prob, self.mif_prob, self.weights = mlm_prob, itm_prob, mif_prob, weights
+                 itm_prob: float = 0.5, mif_prob: float = 0.0, whole_word: bool = False,
+                 weights: tuple[float, float, float] = (1.0, 1.0, 1.0)):
         if tokenizer.mask_id is None:
             raise ValueError("the tokenizer has no [MASK] token: masked-LM pretraining needs one")
-        self.special = [t for t in (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) if t is not None]
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def _generator(self, samples: list[dict]) -> torch.Generator:
-        if samples[0].get("eval"):
-            key = "|".join(str(s["image_key"]) for s in samples).encode()
-            return torch.Generator().manual_seed(zlib.crc32(key))
-        return self.gen
+        self.tokenizer, self.max_text_len, self.stride = tokenizer, max_text_len, image_stride
+        self.itm_prob, self.mif_prob, self.weights = itm_prob, mif_prob, weights
+        special = [t for t in (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) if t is not None]
+        self.masker = MLMCollator(tokenizer.vocab_size, tokenizer.pad_id, tokenizer.mask_id, special,
+                                  continuation_flags(tokenizer) if whole_word else None,
+                                  MaskingConfig(mlm_prob=mlm_prob, whole_word=whole_word))
 
     def collate(self, samples: list[dict]) -> dict:
-        g = self._generator(samples)
-        texts = [s["text"] for s in samples]
+        if not samples[0].get("eval"):
+            return self._collate(samples)
+        key = "|".join(str(s["image_key"]) for s in samples).encode()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(key))
+            return self._collate(samples)
+
+    def _collate(self, samples: list[dict]) -> dict:
         pixels, pixel_mask = pad_images([s["pixel_values"] for s in samples])
-        ids, mask = encode_texts(self.tokenizer, texts, self.max_text_len)  # (B, T)
-        swap = hard_negatives(ids, mask, [s["image_key"] for s in samples], self.itm_prob, g)  # (B,) partner or -1
+        ids, mask = encode_texts(self.tokenizer, [s["text"] for s in samples], self.max_text_len)  # (B, T)
+        swap = hard_negatives(ids, mask, [s["image_key"] for s in samples], self.itm_prob)  # (B,) or -1
         matched = swap < 0
         take = torch.where(matched, torch.arange(len(samples)), swap)
         ids, mask = ids[take], mask[take]
-        masked_ids, labels = mask_tokens(ids, mask, self.tokenizer.mask_id, self.tokenizer.vocab_size,
-                                         self.special, self.mlm_prob, g)
-        labels[~matched] = -100  # no MLM on mismatched pairs
+        rows = [self.masker.mask(row, self.masker.choose(row[:int(m.sum())].tolist())) for row, m in zip(ids, mask)]
+        masked_ids, labels = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])  # (B, T)
+        labels[~matched] = -100  # no masked LM on mismatched pairs
         batch = {"input_ids": masked_ids, "attention_mask": mask, "pixel_values": pixels, "pixel_mask": pixel_mask,
                  "mlm_labels": labels, "itm_labels": matched.long()}
         if self.mif_prob > 0:
             grid = (pixels.shape[-2] // self.stride) * (pixels.shape[-1] // self.stride)
-            batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob, g) & matched[:, None]
+            batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob) & matched[:, None]
         return batch
 
     def _losses(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:

@@ -134,7 +134,7 @@ class DistCheckpointManager(CheckpointManager):
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
         try:
-            dcp.load(state, checkpoint_id=str(ckpt / DCP_DIR))
+            dcp.load(state, checkpoint_id=str(ckpt / DCP_DIR), no_dist=not torch.distributed.is_initialized())
         except Exception as e:  # DCP raises CheckpointException/RuntimeError with per-rank details
             raise ValueError(f"cannot resume from {ckpt / DCP_DIR}: {e}") from e
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])

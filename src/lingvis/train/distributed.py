@@ -231,3 +231,11 @@ class NullLog:
 
     def rows(self) -> list[dict]:
         return []
+
+
+def quiet_other_ranks() -> None:
+    """Under torchrun only rank 0 prints results to stdout (every rank still reports errors on stderr)."""
+    if launcher_env()[0] > 0:
+        import sys
+
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives for the whole process)

@@ -69,13 +69,17 @@ class Trainer:
         sampler = ResumableBatchSampler(len(self.train_set), per_rank, self.cfg.seed,
                                         start=self.step * self.cfg.grad_accum,
                                         rank=self.dist.rank, world_size=self.dist.world_size)
-        return iter(DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.task.collate))
+        # a private generator: creating a DataLoader iterator draws a seed, which must not consume the
+        # global RNG (dropout, masking) or a resumed run would diverge from an uninterrupted one
+        return iter(DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.task.collate,
+                               generator=torch.Generator()))
 
     def _val_batches(self):
         n = self.cfg.eval_batches * self.cfg.micro_batch
         idx = list(range(min(len(self.val_set), n)))
         subset = torch.utils.data.Subset(self.val_set, idx)
-        return DataLoader(subset, batch_size=self.cfg.micro_batch, collate_fn=self.task.collate)
+        return DataLoader(subset, batch_size=self.cfg.micro_batch, collate_fn=self.task.collate,
+                          generator=torch.Generator())
 
     # ---- one step ------------------------------------------------------------------------------
     def _train_step(self, batches) -> dict:

@@ -1,0 +1,121 @@
+"""Attention: SDPA result vs an explicit softmax reference, KV cache == full pass, masks, cross-attention."""
+import math
+
+import pytest
+import torch
+
+from lingvis.nn import Attention, KVCache, Rotary, causal_mask, combine, padding_mask
+
+
+def reference(attn: Attention, x, memory=None, mask=None, causal=False, rope=None):
+    """Plain-PyTorch attention written out by hand."""
+    B, T, C = x.shape
+    H, D = attn.n_heads, attn.head_dim
+    heads = lambda t: t.view(B, t.shape[1], H, D).transpose(1, 2)  # noqa: E731
+    if attn.cross:
+        q = heads(attn.q(x))
+        k, v = (heads(t) for t in attn.kv(memory).chunk(2, dim=-1))
+    else:
+        q, k, v = (heads(t) for t in attn.qkv(x).split(C, dim=-1))
+    if rope is not None:
+        cos, sin = rope
+        rot = lambda t: t * cos + torch.cat([-t[..., D // 2:], t[..., :D // 2]], -1) * sin  # noqa: E731
+        q, k = rot(q), rot(k)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, S)
+    if causal:
+        scores = scores.masked_fill(~torch.ones(T, k.shape[2], dtype=torch.bool).tril(), float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    y = scores.softmax(-1) @ v
+    return attn.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+@pytest.fixture
+def attn():
+    torch.manual_seed(0)
+    return Attention(32, 4).eval()
+
+
+def test_matches_handwritten_reference(attn):
+    x = torch.randn(2, 7, 32)
+    assert torch.allclose(attn(x), reference(attn, x), atol=1e-5)
+    assert torch.allclose(attn(x, is_causal=True), reference(attn, x, causal=True), atol=1e-5)
+
+
+def test_causal_output_ignores_future_tokens(attn):
+    x = torch.randn(1, 6, 32)
+    y = attn(x, is_causal=True)
+    x2 = x.clone()
+    x2[:, 4:] = torch.randn(1, 2, 32)
+    y2 = attn(x2, is_causal=True)
+    assert torch.allclose(y[:, :4], y2[:, :4], atol=1e-6)
+    assert not torch.allclose(y[:, 4:], y2[:, 4:])
+
+
+def test_cache_equals_full_pass_token_by_token_and_in_chunks(attn):
+    x = torch.randn(2, 9, 32)
+    full = attn(x, is_causal=True)
+    cache = KVCache(1, 16)
+    steps = []
+    for t in range(9):
+        steps.append(attn(x[:, t:t + 1], cache=cache))
+        cache.advance(1)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+    cache = KVCache(1, 16)  # prefill 5, then a chunk of 4 that needs an explicit causal mask
+    a = attn(x[:, :5], is_causal=True, cache=cache)
+    cache.advance(5)
+    b = attn(x[:, 5:], attn_mask=causal_mask(4, 9), cache=cache)
+    assert torch.allclose(torch.cat([a, b], 1), full, atol=1e-5)
+
+
+def test_padding_mask_hides_padded_keys(attn):
+    x = torch.randn(2, 5, 32)
+    keep = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    mask = combine(padding_mask(keep))
+    y = attn(x, attn_mask=mask)
+    assert torch.allclose(y, reference(attn, x, mask=padding_mask(keep)), atol=1e-5)
+    x2 = x.clone()
+    x2[0, 3:] = 100.0  # changing padded positions must not change the real ones
+    assert torch.allclose(attn(x2, attn_mask=mask)[0, :3], y[0, :3], atol=1e-5)
+
+
+def test_rotary_inside_attention_matches_reference():
+    torch.manual_seed(1)
+    attn = Attention(32, 4).eval()
+    rope = Rotary(8, 32)(torch.arange(6)[None])
+    x = torch.randn(1, 6, 32)
+    assert torch.allclose(attn(x, is_causal=True, rope=rope), reference(attn, x, causal=True, rope=rope), atol=1e-5)
+
+
+def test_cross_attention_with_different_memory_width_and_cache():
+    torch.manual_seed(2)
+    attn = Attention(32, 4, cross=True, kv_dim=48).eval()
+    x, mem = torch.randn(2, 3, 32), torch.randn(2, 5, 48)
+    keep = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    mask = padding_mask(keep)
+    y = attn(x, attn_mask=mask, memory=mem)
+    assert y.shape == (2, 3, 32)
+    assert torch.allclose(y, reference(attn, x, memory=mem, mask=mask), atol=1e-5)
+    cache = KVCache(1, 8)
+    attn(x[:, :1], attn_mask=mask, memory=mem, cache=cache)
+    assert cache.cross[0] is not None and cache.cross[0][0].shape == (2, 4, 5, 8)
+    # the cached encoder keys/values are reused: the memory argument is not projected again
+    again = attn(x, attn_mask=mask, memory=torch.zeros_like(mem), cache=cache)
+    assert torch.allclose(again, y, atol=1e-6)
+
+
+def test_cross_attention_without_memory_and_bad_width_raise():
+    with pytest.raises(ValueError, match="memory"):
+        Attention(32, 4, cross=True)(torch.randn(1, 2, 32))
+    with pytest.raises(ValueError, match="not divisible"):
+        Attention(30, 4)
+
+
+def test_dropout_only_in_training():
+    torch.manual_seed(3)
+    attn = Attention(32, 4, dropout=0.5)
+    x = torch.randn(2, 6, 32)
+    attn.eval()
+    assert torch.equal(attn(x), attn(x))
+    attn.train()
+    assert not torch.allclose(attn(x), attn(x))

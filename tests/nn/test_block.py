@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from lingvis.nn import Block, BlockConfig, KVCache, padding_mask
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    return Block(BlockConfig(dim=32, n_heads=4, mlp_hidden=64, **kw)).eval()
+
+
+def test_prenorm_is_residual_of_normed_branches():
+    b = make(prenorm=True)
+    x = torch.randn(2, 5, 32)
+    h = x + b.attn(b.ln_1(x), is_causal=True)
+    want = h + b.mlp(b.ln_2(h))
+    assert torch.allclose(b(x, is_causal=True), want, atol=1e-6)
+
+
+def test_postnorm_normalises_after_each_residual():
+    b = make(prenorm=False)
+    x = torch.randn(2, 5, 32) * 3 + 1
+    h = b.ln_1(x + b.attn(x))
+    want = b.ln_2(h + b.mlp(h))
+    y = b(x)
+    assert torch.allclose(y, want, atol=1e-6)
+    # fresh LayerNorm (weight 1, bias 0): every output row has mean 0 and unit variance
+    assert torch.allclose(y.mean(-1), torch.zeros(2, 5), atol=1e-5)
+    assert torch.allclose(y.var(-1, unbiased=False), torch.ones(2, 5), atol=1e-3)
+    assert not torch.allclose(make(prenorm=True)(x), y)
+
+
+def test_submodule_names_and_llama_options():
+    b = make(norm="rmsnorm", activation="swiglu", bias=False)
+    names = {n for n, _ in b.named_children()}
+    assert names == {"ln_1", "attn", "ln_2", "mlp"}
+    assert all(not n.endswith("bias") for n, _ in b.named_parameters())
+
+
+def test_cross_attention_block_uses_memory_and_its_mask():
+    b = make(cross_attention=True, cross_dim=48)
+    assert b.cross_attn.kv.in_features == 48 and b.ln_cross is not None
+    x, mem = torch.randn(2, 4, 32), torch.randn(2, 6, 48)
+    keep = torch.tensor([[1, 1, 1, 1, 0, 0], [1] * 6])
+    y = b(x, is_causal=True, memory=mem, memory_mask=padding_mask(keep))
+    h = x + b.attn(b.ln_1(x), is_causal=True)
+    h = h + b.cross_attn(b.ln_cross(h), padding_mask(keep), memory=mem)
+    assert torch.allclose(y, h + b.mlp(b.ln_2(h)), atol=1e-6)
+    mem2 = mem.clone()
+    mem2[0, 4:] = 50.0  # masked memory positions do not matter
+    y2 = b(x, is_causal=True, memory=mem2, memory_mask=padding_mask(keep))
+    assert torch.allclose(y2[0], y[0], atol=1e-5)
+    assert not torch.allclose(b(x, is_causal=True, memory=mem2)[0], y[0], atol=1e-3)
+
+
+def test_block_stack_with_cache_equals_full_pass():
+    blocks = [make(), make(cross_attention=True)]
+    x, mem = torch.randn(1, 6, 32), torch.randn(1, 3, 32)
+
+    def run(h, cache=None, causal=True):
+        for i, b in enumerate(blocks):
+            h = b(h, is_causal=causal, cache=cache, layer=i, memory=mem)
+        return h
+
+    full = run(x)
+    cache = KVCache(2, 8)
+    outs = []
+    for t in range(6):
+        outs.append(run(x[:, t:t + 1], cache, causal=False))
+        cache.advance(1)
+    assert torch.allclose(torch.cat(outs, 1), full, atol=1e-5)
+
+
+def test_kv_cache_overflow_and_reorder():
+    cache = KVCache(1, 4)
+    k = torch.arange(2 * 1 * 3 * 2, dtype=torch.float).view(2, 1, 3, 2)
+    ks, vs = cache.update(0, k, k + 1)
+    assert ks.shape == (2, 1, 3, 2) and torch.equal(ks, k)
+    cache.advance(3)
+    with pytest.raises(ValueError, match=r"3 cached \+ 2 new positions > max_len 4"):
+        cache.update(0, k[:, :, :2], k[:, :, :2])
+    cache.cross[0] = (k, k)
+    cache.reorder(torch.tensor([1, 1, 0]))
+    assert torch.equal(cache.k[0][:, :, :3], k[[1, 1, 0]])
+    assert torch.equal(cache.cross[0][0], k[[1, 1, 0]])

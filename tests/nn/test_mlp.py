@@ -1,0 +1,44 @@
+import math
+
+import pytest
+import torch
+
+from lingvis.nn import MLP
+
+EXPECTED = {  # activation -> formula written out independently of the implementation
+    "gelu": lambda h: 0.5 * h * (1 + torch.erf(h / math.sqrt(2))),
+    "gelu_tanh": lambda h: 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3))),
+    "quick_gelu": lambda h: h / (1 + torch.exp(-1.702 * h)),
+    "relu": lambda h: h.clamp(min=0),
+    "relu2": lambda h: h.clamp(min=0) ** 2,
+    "silu": lambda h: h / (1 + torch.exp(-h)),
+}
+GATED = {
+    "swiglu": lambda g, u: g / (1 + torch.exp(-g)) * u,
+    "geglu": lambda g, u: 0.5 * g * (1 + torch.erf(g / math.sqrt(2))) * u,
+}
+
+
+@pytest.mark.parametrize("act", sorted(EXPECTED))
+def test_plain_activations(act):
+    torch.manual_seed(0)
+    mlp = MLP(8, 16, act)
+    x = torch.randn(2, 3, 8)
+    assert mlp.fc.weight.shape == (16, 8)
+    want = mlp.proj(EXPECTED[act](mlp.fc(x)))
+    assert torch.allclose(mlp(x), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("act", sorted(GATED))
+def test_gated_activations_double_fc_width(act):
+    torch.manual_seed(0)
+    mlp = MLP(8, 16, act, bias=False)
+    assert mlp.fc.weight.shape == (32, 8) and mlp.fc.bias is None
+    x = torch.randn(2, 3, 8)
+    gate, up = mlp.fc(x).chunk(2, dim=-1)
+    assert torch.allclose(mlp(x), mlp.proj(GATED[act](gate, up)), atol=1e-5)
+
+
+def test_unknown_activation_lists_choices():
+    with pytest.raises(ValueError, match="unknown activation 'tanh'.*swiglu"):
+        MLP(8, 16, "tanh")

@@ -1,0 +1,93 @@
+"""The web page in headless Chromium (Playwright): streamed chat, questions about an uploaded image,
+text-to-image search, and a screenshot."""
+import os
+import shutil
+
+import pytest
+
+from .conftest import shape_image, start_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+# counts MutationObserver callbacks on the assistant bubble: one per stream read that brought text
+WATCH = """() => {
+  window.__reads = 0;
+  new MutationObserver(() => { window.__reads += 1; })
+    .observe(document.getElementById('chat-log'), {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(lm_dir, clip_dir, vqa_dir, image_folder):
+    with start_server([lm_dir, clip_dir, vqa_dir], image_folder=image_folder) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.goto(server.url + "/")
+        pg.wait_for_function("document.querySelectorAll('#chat-model option').length > 0")
+        yield pg
+        browser.close()
+
+
+def test_chat_streams_tokens(page, server, lm_dir):
+    from .conftest import openai_client
+
+    want = openai_client(server).chat.completions.create(
+        model=lm_dir.name, messages=[{"role": "user", "content": "To be, or not to be?"}], temperature=0,
+        max_tokens=120).choices[0].message.content
+    page.fill("#chat-temperature", "0")
+    page.fill("#chat-max-tokens", "120")
+    page.evaluate(WATCH)
+    page.fill("#chat-input", "To be, or not to be?")
+    page.click("#chat-send")
+    page.wait_for_function("!document.getElementById('chat-send').disabled && "
+                           "document.querySelector('.msg.assistant') !== null", timeout=60000)
+    assert page.inner_text(".msg.user") == "To be, or not to be?"
+    assert page.text_content(".msg.assistant") == want
+    assert page.evaluate("window.__reads") >= 3  # the bubble grew over several stream reads
+
+
+def test_image_upload_zero_shot_and_vqa(page, clip_dir, vqa_dir, tmp_path):
+    path = tmp_path / "upload.png"
+    shape_image("red", "circle").save(path)
+    page.select_option("#image-model", clip_dir.name)
+    page.set_input_files("#image-file", str(path))
+    page.wait_for_selector("#image-preview:not([hidden])")
+    assert page.is_hidden("#vqa-run") and page.is_visible("#zs-run")
+    page.fill("#zs-labels", "a red circle, a blue square, a cat")
+    page.click("#zs-run")
+    page.wait_for_selector("#image-result .bar")
+    rows = page.query_selector_all("#image-result .bar")
+    assert len(rows) == 3 and all("%" in r.inner_text() for r in rows)
+    page.select_option("#image-model", vqa_dir.name)
+    page.fill("#vqa-question", "what color is it?")
+    page.click("#vqa-run")
+    page.wait_for_selector("#image-result .answer")
+    from .conftest import ANSWERS
+
+    assert page.inner_text("#image-result .answer") in ANSWERS
+
+
+def test_search_gallery_and_screenshot(page, tmp_path):
+    page.fill("#search-query", "a green circle")
+    page.fill("#search-k", "4")
+    page.click("#search-run")
+    page.wait_for_selector("#gallery figure img")
+    figures = page.query_selector_all("#gallery figure")
+    assert len(figures) == 4
+    assert page.get_attribute("#gallery figure img", "src").startswith("data:image/jpeg;base64,")
+    page.wait_for_function("[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
+    shot = tmp_path / "lingvis-page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,62 @@
+"""ContrastiveTask: collate, loss, retrieval evaluation, and a smoke learning run (colours from pixels)."""
+import torch
+
+import lingvis
+from lingvis.data.images import ImageTransform
+from lingvis.data.shapes import COLOURS, ShapesDataset
+from lingvis.recipes.clip_data import train_word_tokenizer
+from lingvis.tasks.contrastive import ContrastiveTask
+from lingvis.zeroshot import class_embeddings, embed_images
+
+
+def setup(n=8):
+    tok = train_word_tokenizer([f"a {c} shape" for c in COLOURS])
+    model = lingvis.build("clip-nano", text=dict(vocab_size=tok.vocab_size, context_length=16, dim=32, depth=1,
+                                                 heads=4, mlp_hidden=64),
+                          eos_token_id=tok.eos_id, bos_token_id=tok.bos_id, pad_token_id=tok.pad_id)
+    task = ContrastiveTask(lambda texts: model.tokenize(tok, texts))
+    return tok, model, task
+
+
+def test_collate_loss_and_evaluate():
+    torch.manual_seed(0)
+    tok, model, task = setup()
+    samples = [{"image": torch.randn(3, 32, 32), "text": t} for t in ("a red shape", "a blue shape", "a green shape")]
+    batch = task.collate(samples + [None])
+    assert batch["pixel_values"].shape == (3, 3, 32, 32) and batch["input_ids"].shape[0] == 3
+    assert (batch["input_ids"][:, 0] == tok.bos_id).all()
+    loss, metrics = task.loss(model, batch)
+    assert loss.requires_grad and 0.0 <= metrics["batch_acc"] <= 1.0 and metrics["logit_scale"] > 1
+    out = task.evaluate(model.eval(), [batch, batch])
+    assert {"loss", "t2i_R@1", "i2t_R@1", "t2i_R@5", "mean_R@1"} <= set(out) and out["pairs"] == 6
+
+
+def test_smoke_learning_colours_zero_shot():
+    """A nano CLIP trained for 60 steps on captions of one-shape scenes beats chance by far at naming the
+    colour of held-out images (zero-shot, 6 colours; chance 1/6)."""
+    torch.manual_seed(0)
+    tok, model, task = setup()
+    tf = ImageTransform(size=32)
+    train = ShapesDataset("train", n=480, image_size=32, transform=tf, min_objects=1, max_objects=1)
+    test = ShapesDataset("test", n=60, image_size=32, min_objects=1, max_objects=1)
+    colour = [f"a {s.objects[0].colour} shape" for s in train.scenes]
+    pixels = torch.stack([train[i]["image"] for i in range(len(train))])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    first = None
+    for step in range(60):
+        idx = torch.randperm(len(train))[:48]
+        batch = task.collate([{"image": pixels[i], "text": colour[i]} for i in idx.tolist()])
+        loss, _ = task.loss(model, batch)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    names = list(COLOURS)
+    with torch.no_grad():
+        logits = embed_images(model, [test[i]["image"] for i in range(len(test))]) @ \
+            class_embeddings(model, tok, names, ["a {} shape"]).t()
+    truth = torch.tensor([names.index(s.objects[0].colour) for s in test.scenes])
+    acc = (logits.argmax(-1) == truth).float().mean().item()
+    assert float(loss) < first - 0.5
+    assert acc >= 0.6, acc

@@ -1,0 +1,110 @@
+"""VQA classification task, prediction helpers and the fine-tuning recipe on tiny shapes data."""
+import json
+
+import pytest
+import torch
+
+import lingvis
+from lingvis.data.shapes import generate_shapes
+from lingvis.data.vqa import read_vqa
+from lingvis.data.vqa_answers import AnswerVocab
+from lingvis.data.vqa_dataset import FusionImageTransform, VQADataset
+from lingvis.models import build
+from lingvis.recipes.vqa import VQAFinetuneArgs, finetune_vqa
+from lingvis.tasks.vqa import VQATask, answer_questions, encode_texts, evaluate_vqa
+from lingvis.tokenizers.wordpiece import train_wordpiece
+from lingvis.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    generate_shapes(root, n_train=12, n_val=4, n_test=4, image_size=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(shapes):
+    train = read_vqa(shapes, "train")
+    tok = train_wordpiece([e.question for e in train], 200, min_frequency=1)
+    vocab = AnswerVocab.build([e.answers for e in train])
+    torch.manual_seed(0)
+    model = build("fusion-tiny", vocab_size=tok.vocab_size, answers=vocab.answers)
+    return train, tok, vocab, model
+
+
+def test_encode_texts_adds_cls_sep_and_pads(setup):
+    _, tok, _, _ = setup
+    ids, mask = encode_texts(tok, ["what shape is the red object?", "a star?"], max_len=6)
+    assert ids.shape == (2, 6) and ids[0, 0] == tok.cls_id and ids[0, -1] == tok.sep_id
+    assert mask[1].sum() < 6 and ids[1, mask[1].sum():].eq(tok.pad_id).all()
+
+
+def test_collate_loss_and_evaluate(setup):
+    train, tok, vocab, model = setup
+    task = VQATask(tok, model.config.max_text_len)
+    ds = VQADataset(train, FusionImageTransform.for_model(model.config), vocab)
+    batch = task.collate([ds[i] for i in range(8)])
+    assert batch["targets"].shape == (8, len(vocab)) and batch["pixel_mask"].shape == (8, 32, 32)
+    loss, metrics = task.loss(model, batch)
+    assert loss.ndim == 0 and torch.isfinite(loss) and 0 <= metrics["vqa_score"] <= 1
+    out = task.evaluate(model.eval(), [batch])
+    types = {e.question_type.replace("/", "_") for e in train[:8]}
+    assert {f"acc_{t}" for t in types} <= set(out) and 0 <= out["vqa_accuracy"] <= 100
+
+
+def test_classifier_overfits_a_few_questions(setup):
+    """Smoke-level learning: a tiny model fits 16 questions (official accuracy measured afterwards)."""
+    train, tok, vocab, _ = setup
+    torch.manual_seed(0)
+    model = build("fusion-tiny", vocab_size=tok.vocab_size, answers=vocab.answers)
+    task = VQATask(tok, model.config.max_text_len)
+    ds = VQADataset(train[:16], FusionImageTransform.for_model(model.config), vocab)
+    batch = task.collate([ds[i] for i in range(16)])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(80):
+        loss, _ = task.loss(model, batch)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.3 * first
+    assert evaluate_vqa(model.eval(), tok, train[:16]).overall > 80.0
+
+
+def test_answer_questions_top_k(setup):
+    train, tok, _, model = setup
+    answers = answer_questions(model, tok, train[0].image, ["is there a star?", "what colour is the circle?"], 3)
+    assert len(answers) == 2 and len(answers[0]) == 3
+    assert all(a in model.config.answers and 0 <= p <= 1 for a, p in answers[0])
+    with pytest.raises(ValueError, match="non-empty"):
+        answer_questions(model, tok, train[0].image, ["  "])
+
+
+def test_finetune_recipe_writes_run_and_scores_test_splits(shapes, tmp_path, capsys):
+    args = VQAFinetuneArgs(out=str(tmp_path / "run"), data=str(shapes), preset="fusion-tiny", vocab_size=200)
+    cfg = TrainConfig(max_steps=3, batch_size=8, eval_every=3, eval_batches=2, warmup_steps=1, progress=False)
+    summary = finetune_vqa(args, cfg)
+    assert summary["step"] == 3 and "vqa_accuracy" in summary["eval"]
+    assert set(summary["test"]) == {"test", "test_unseen"}
+    assert "per_question_type" in summary["test"]["test_unseen"]
+    assert "train questions have an answer in the vocabulary" in capsys.readouterr().out
+    model = lingvis.load(tmp_path / "run")
+    assert model.config.answers == summary_answers(shapes)
+    assert json.loads((tmp_path / "run" / "vqa_summary.json").read_text())["answers"] == len(model.config.answers)
+
+
+def summary_answers(shapes):
+    return AnswerVocab.build([e.answers for e in read_vqa(shapes, "train")]).answers
+
+
+def test_recipe_reports_answers_missing_from_the_vocabulary(shapes, tmp_path, capsys):
+    args = VQAFinetuneArgs(out=str(tmp_path / "run"), data=str(shapes), preset="fusion-tiny", vocab_size=200,
+                           max_answers=3, test_splits=[])
+    cfg = TrainConfig(max_steps=1, batch_size=8, eval_every=1, eval_batches=1, warmup_steps=1, progress=False)
+    summary = finetune_vqa(args, cfg)
+    out = capsys.readouterr().out
+    assert summary["oov"]["train"]["out_of_vocab"] > 0
+    assert f"{summary['oov']['train']['out_of_vocab']} of {summary['train_questions']} train questions" in out
+    assert "most frequent missing answers" in out
