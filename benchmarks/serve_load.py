@@ -2,7 +2,7 @@
 (none may be lost, no 5xx), against one client at a time. Prints throughput, the ratio (target >= 4x) and
 p50/p99 latency. The server runs in its own process (`python -m lingvis serve`), as users run it.
 
-    python -m benchmarks.serve_load [--quick] [--preset gpt-micro] [--max-tokens 32]
+    python -m benchmarks.serve_load [--quick] [--preset gpt-mini] [--max-tokens 32] [--threads 2]
 """
 from __future__ import annotations
 
@@ -102,12 +102,30 @@ async def drive(base: str, model: str, total: int, concurrency: int, max_tokens:
         return results, time.perf_counter() - t0
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measured(pid: int, base: str, model: str, total: int, concurrency: int, max_tokens: int):
+    """Run a phase; also return the server's CPU seconds spent on it."""
+    c0 = cpu_seconds(pid)
+    results, seconds = asyncio.run(drive(base, model, total, concurrency, max_tokens))
+    c1 = cpu_seconds(pid)
+    return results, seconds, (c1 - c0) if c0 is not None and c1 is not None else None
+
+
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
 
 
-def summarise(name: str, results: list[dict], seconds: float, max_tokens: int) -> dict:
+def summarise(name: str, results: list[dict], seconds: float, cpu: float | None, max_tokens: int) -> dict:
     lost = [r for r in results if r["status"] != 200 or not r["done"] or r["tokens"] != max_tokens]
     five = sum(r["status"] >= 500 for r in results)
     lat = [r["latency"] for r in results if r["status"] == 200]
@@ -115,14 +133,16 @@ def summarise(name: str, results: list[dict], seconds: float, max_tokens: int) -
     s = {"run": name, "requests": len(results), "lost": len(lost), "5xx": five, "seconds": round(seconds, 2),
          "req_per_s": len(results) / seconds, "tok_per_s": sum(r["tokens"] for r in results) / seconds,
          "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
-         "ttft_p50_s": percentile(ttft, 50) if ttft else None}
+         "ttft_p50_s": percentile(ttft, 50) if ttft else None,
+         "server_cpu_s_per_req": cpu / len(results) if cpu else None}
     print(f"{name}: {s['requests']} requests in {seconds:.2f} s = {s['req_per_s']:.2f} req/s, "
           f"{s['tok_per_s']:.0f} tok/s; latency p50 {s['p50_s']:.3f} s, p99 {s['p99_s']:.3f} s, "
-          f"first token p50 {s['ttft_p50_s'] or 0:.3f} s; lost {s['lost']}, 5xx {s['5xx']}", flush=True)
+          f"first token p50 {s['ttft_p50_s'] or 0:.3f} s; lost {s['lost']}, 5xx {s['5xx']}; server CPU "
+          f"{(s['server_cpu_s_per_req'] or 0) * 1000:.1f} ms/request", flush=True)
     return s
 
 
-def run(quick: bool = True, preset: str = "gpt-micro", max_tokens: int = 32, threads: int = 2) -> list[dict]:
+def run(quick: bool = True, preset: str = "gpt-mini", max_tokens: int = 32, threads: int = 2) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         model = make_model(Path(tmp), preset)
         port = free_port()
@@ -130,9 +150,9 @@ def run(quick: bool = True, preset: str = "gpt-micro", max_tokens: int = 32, thr
         try:
             base, name = f"http://127.0.0.1:{port}", model.name
             asyncio.run(drive(base, name, 4, 1, max_tokens))  # warm up
-            seq = summarise("1 client", *asyncio.run(drive(base, name, 10 if quick else 40, 1, max_tokens)),
+            seq = summarise("1 client", *measured(proc.pid, base, name, 10 if quick else 40, 1, max_tokens),
                             max_tokens)
-            conc = summarise("32 clients", *asyncio.run(drive(base, name, 200, 32, max_tokens)), max_tokens)
+            conc = summarise("32 clients", *measured(proc.pid, base, name, 200, 32, max_tokens), max_tokens)
             stats = httpx.get(f"{base}/health").json()["models"][name]
         finally:
             proc.terminate()
@@ -140,18 +160,21 @@ def run(quick: bool = True, preset: str = "gpt-micro", max_tokens: int = 32, thr
     if conc["lost"] or conc["5xx"]:
         raise SystemExit(f"load test failed: {conc['lost']} requests lost, {conc['5xx']} 5xx responses")
     ratio = conc["req_per_s"] / seq["req_per_s"]
-    print(f"throughput 32 clients / 1 client: {ratio:.2f}x (target >= 4x); mean decode batch "
-          f"{stats['mean_batch']}; p50 {conc['p50_s']:.3f} s, p99 {conc['p99_s']:.3f} s", flush=True)
+    cpu_ratio = (seq["server_cpu_s_per_req"] / conc["server_cpu_s_per_req"]
+                 if seq["server_cpu_s_per_req"] and conc["server_cpu_s_per_req"] else None)
+    print(f"throughput 32 clients / 1 client: {ratio:.2f}x (target >= 4x); server CPU per request "
+          f"1 client / 32 clients: {cpu_ratio or float('nan'):.2f}x; mean decode batch {stats['mean_batch']}; "
+          f"p50 {conc['p50_s']:.3f} s, p99 {conc['p99_s']:.3f} s", flush=True)
     r = row(f"serve_load_{preset}_32_clients_vs_1", conc["req_per_s"], seq["req_per_s"], "req/s")
     r.update(p50_s=round(conc["p50_s"], 3), p99_s=round(conc["p99_s"], 3), requests=conc["requests"], lost=0,
-             five_xx=0, mean_batch=stats["mean_batch"])
+             five_xx=0, mean_batch=stats["mean_batch"], cpu_ratio=round(cpu_ratio, 2) if cpu_ratio else None)
     return [r]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer sequential requests")
-    p.add_argument("--preset", default="gpt-micro")
+    p.add_argument("--preset", default="gpt-mini")
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     a = p.parse_args()

@@ -128,11 +128,16 @@ def load_native(path: str | Path) -> nn.Module:
         meta = json.loads((path / META_FILE).read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"corrupt {path / META_FILE}: {e}") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"corrupt {path / META_FILE}: expected a JSON object, got {type(meta).__name__}")
     fam = meta.get("family")
     if fam not in registry.FAMILIES:
         raise CheckpointError(f"{path / META_FILE}: unknown model family {fam!r}; known: {sorted(registry.FAMILIES)}")
-    cfg = registry.make_config(fam, meta.get("config", {}))
-    model = registry.family(fam).model_cls(cfg)
+    try:
+        cfg = registry.make_config(fam, meta.get("config", {}))
+        model = registry.family(fam).model_cls(cfg)
+    except (TypeError, ValueError) as e:  # unknown field, wrong value type, impossible sizes
+        raise CheckpointError(f"{path / META_FILE}: {e}") from e
     if meta.get("lora"):  # a LoRA training checkpoint: base weights + adapters, returned merged
         from .lora import restore_merged
 

@@ -53,24 +53,22 @@ def test_collate_loss_and_evaluate(setup):
     assert {f"acc_{t}" for t in types} <= set(out) and 0 <= out["vqa_accuracy"] <= 100
 
 
-def test_classifier_overfits_a_few_questions(setup):
-    """Smoke-level learning: a tiny model fits 16 questions (official accuracy measured afterwards)."""
+def test_classifier_learns_beyond_the_majority_answer(setup):
+    """Smoke-level learning: a tiny model fits 8 questions better than always giving their majority answer."""
     train, tok, vocab, _ = setup
     torch.manual_seed(0)
     model = build("fusion-tiny", vocab_size=tok.vocab_size, answers=vocab.answers)
     task = VQATask(tok, model.config.max_text_len)
-    ds = VQADataset(train[:16], FusionImageTransform.for_model(model.config), vocab)
-    batch = task.collate([ds[i] for i in range(16)])
+    few = train[:8]
+    batch = task.collate([VQADataset(few, FusionImageTransform.for_model(model.config), vocab)[i] for i in range(8)])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(80):
+    for _ in range(120):
         loss, _ = task.loss(model, batch)
-        first = first if first is not None else float(loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.3 * first
-    assert evaluate_vqa(model.eval(), tok, train[:16]).overall > 80.0
+    majority = batch["targets"].mean(0).max().item() * 100  # best constant answer's mean score
+    assert evaluate_vqa(model.eval(), tok, few).overall > majority + 20
 
 
 def test_answer_questions_top_k(setup):

@@ -102,7 +102,12 @@ def run_chat(args) -> int:
             history = history[:1] if args.system else []
             continue
         history.append({"role": "user", "content": line.rstrip("\n")})
-        prompt = tok.apply_chat_template(history, add_generation_prompt=True)
+        prompt = fit_chat_prompt(tok, history, _chat_budget(model, args), keep=1 if args.system else 0)
+        if prompt is None:
+            history.pop()
+            print("error: that message does not fit in the model's context "
+                  f"({model.context_length} tokens); send a shorter one or /reset", file=sys.stderr)
+            continue
         print("assistant> ", end="", flush=True)
         reply = []
         for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
@@ -110,3 +115,24 @@ def run_chat(args) -> int:
             print(piece, end="", flush=True)
         print()
         history.append({"role": "assistant", "content": "".join(reply)})
+
+
+def _chat_budget(model, args) -> int:
+    """Most prompt tokens a turn may use: the context less the reply (sliding) or less one token."""
+    reserve = args.max_new_tokens if args.overflow == "error" else 1
+    return model.context_length - reserve
+
+
+def fit_chat_prompt(tok, history: list[dict], budget: int, keep: int = 0) -> str | None:
+    """The chat prompt for `history`, dropping its oldest exchanges (in place; the first `keep` messages,
+    the system message, always stay) until it encodes to at most `budget` tokens. None if even the newest
+    message alone does not fit."""
+    while True:
+        prompt = tok.apply_chat_template(history, add_generation_prompt=True)
+        if len(tok.encode(prompt)) <= budget:
+            return prompt
+        if len(history) - keep <= 1:
+            return None
+        del history[keep]  # the oldest user message and the reply to it
+        if len(history) - keep > 1 and history[keep]["role"] == "assistant":
+            del history[keep]

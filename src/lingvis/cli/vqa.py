@@ -29,6 +29,9 @@ def register(sub, groups) -> None:
     _data_args(f)
     f.add_argument("--min-answer-count", type=int, default=1, help="answers rarer than this are left out")
     f.add_argument("--max-answers", type=int, help="keep only the most frequent answers")
+    f.add_argument("--generative", action="store_true",
+                   help="generate answers with the captioner (image tower + decoder; preset captioner-*) "
+                   "instead of classifying over an answer vocabulary")
     f.add_argument("--skip-bad", action="store_true",
                    help="drop questions with missing images or empty text (with a warning) instead of failing")
     f.set_defaults(func=run_finetune)
@@ -73,7 +76,7 @@ def run_finetune(args) -> int:
     from ..recipes.vqa import VQAFinetuneArgs, finetune_vqa
 
     fargs = VQAFinetuneArgs(**_common(args), min_answer_count=args.min_answer_count,
-                            max_answers=args.max_answers, skip_bad=args.skip_bad)
+                            max_answers=args.max_answers, skip_bad=args.skip_bad, generative=args.generative)
     summary = finetune_vqa(fargs, train_config(args), resume=args.resume)
     print_json(summary)
     for split, res in summary.get("test", {}).items():
@@ -84,11 +87,17 @@ def run_finetune(args) -> int:
 
 def run_vqa(args) -> int:
     from .. import api
+    from ..recipes.vqa_generative import answer_questions_generative
     from ..tasks.vqa import answer_questions
 
     model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
-    for question, answers in zip(args.question, answer_questions(model, tok, args.image, args.question,
-                                                                 args.top_k)):
+    if getattr(model, "family", None) == "captioner":
+        if args.top_k > 1:
+            raise ValueError("--top-k > 1 needs an answer-classifier model; this one generates answers")
+        results = answer_questions_generative(model, tok, args.image, args.question)
+    else:
+        results = answer_questions(model, tok, args.image, args.question, args.top_k)
+    for question, answers in zip(args.question, results):
         shown = ", ".join(f"{a} ({p:.2f})" for a, p in answers) if args.top_k > 1 else answers[0][0]
         print(f"Q: {question}\nA: {shown}")
     return 0

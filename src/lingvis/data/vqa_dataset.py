@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -66,7 +66,7 @@ def pad_images(images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
 class ImageCache:
     """Decoded + transformed images keyed by path (the transform is deterministic)."""
 
-    def __init__(self, transform: FusionImageTransform, enabled: bool = True):
+    def __init__(self, transform: Callable[[Image.Image], torch.Tensor], enabled: bool = True):
         self.transform, self.enabled = transform, enabled
         self._store: dict[Path, torch.Tensor] = {}
 
@@ -87,7 +87,7 @@ class VQADataset(Dataset):
     """Items {"pixel_values", "question", "answers", "question_id", "question_type", "target"} where
     target is the (A,) soft score vector when a vocabulary is given."""
 
-    def __init__(self, examples: list[VQAExample], transform: FusionImageTransform,
+    def __init__(self, examples: list[VQAExample], transform: Callable[[Image.Image], torch.Tensor],
                  vocab: AnswerVocab | None = None, cache: bool = True):
         self.examples, self.vocab = examples, vocab
         self.images = ImageCache(transform, cache)

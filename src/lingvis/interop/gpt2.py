@@ -67,6 +67,7 @@ def load_gpt2(hf_config: dict, hf_state: dict[str, torch.Tensor], path: Path) ->
 
 def exportable(cfg: GPTConfig) -> bool:
     return (cfg.position == "learned" and cfg.norm == "layernorm" and cfg.bias and cfg.activation in ACT_TO_HF
+            and not cfg.cross_attention
             and float(cfg.mlp_ratio * cfg.n_embd).is_integer())
 
 

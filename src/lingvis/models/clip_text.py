@@ -10,6 +10,7 @@ from torch import nn
 from ..nn import Block, BlockConfig, make_norm
 from ..nn.masks import causal_mask, combine, padding_mask
 from .registry import register_family
+from .vit import init_blocks
 
 
 @dataclass
@@ -46,10 +47,7 @@ class CLIPTextEncoder(nn.Module):
         self.ln_final = make_norm("layernorm", c.dim, c.norm_eps)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb, std=0.01)
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_blocks(self.blocks, c.dim)
 
     @property
     def out_dim(self) -> int:

@@ -29,11 +29,14 @@ class GPTConfig:
     bias: bool = True
     dropout: float = 0.0
     tie_embeddings: bool = True
+    cross_attention: bool = False   # blocks also attend to a `memory` (encoder output): captioning decoders
+    cross_dim: int | None = None    # width of that memory; default n_embd
 
     def block_config(self) -> BlockConfig:
         return BlockConfig(dim=self.n_embd, n_heads=self.n_head, mlp_hidden=int(self.mlp_ratio * self.n_embd),
                            activation=self.activation, norm=self.norm, norm_eps=self.norm_eps, prenorm=True,
-                           bias=self.bias, dropout=self.dropout)
+                           bias=self.bias, dropout=self.dropout, cross_attention=self.cross_attention,
+                           cross_dim=self.cross_dim)
 
 
 class GPT(CausalLM):
@@ -77,9 +80,13 @@ class GPT(CausalLM):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, memory: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
         # input_ids: (B, T); attention_mask: (B, S) over cached + new positions (1 = real token)
+        # memory: (B, M, cross_dim) encoder output for cross-attention; memory_mask: bool (B, 1, 1, M)
         B, T = input_ids.shape
+        if self.config.cross_attention and memory is None:
+            raise ValueError("this GPT has cross-attention: pass `memory` (the encoder output)")
         past = cache.length if cache is not None else 0
         S = past + T
         if S > self.config.block_size:
@@ -100,7 +107,7 @@ class GPT(CausalLM):
             mask = causal_mask(T, S, x.device)
         is_causal = mask is None and T > 1
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, is_causal, rope, cache, i)
+            x = block(x, mask, is_causal, rope, cache, i, memory, memory_mask)
         if cache is not None:
             cache.advance(T)
         if last_only:

@@ -6,13 +6,16 @@ for both directions: each source starts with a target-language tag (`>>zh<<`, `>
 Marian models do), and the tags are stored in the checkpoint's `lingvis.json` (`meta.target_tags`)."""
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import api
+from ..generate import SamplingConfig, stream_ids
 from ..data.parallel import ParallelPair, build_parallel_corpus, read_parallel
 from ..data.text import train_val_split
 from ..models import registry
@@ -68,10 +71,21 @@ def tagged(pairs: list[ParallelPair], direction: str) -> list[ParallelPair]:
             + [ParallelPair(f"{tag('en')} {p.tgt}", p.src) for p in pairs])
 
 
+@functools.lru_cache(maxsize=2)
+def _builtin(n_train: int, n_held_out: int, seed: int) -> dict[str, list[ParallelPair]]:
+    return build_parallel_corpus(n_train=n_train, n_val=n_held_out, n_test=n_held_out, seed=seed)
+
+
+def held_out_pairs(args: TranslateArgs, split: str = "test") -> list[ParallelPair]:
+    """English->Chinese pairs of the built-in corpus split ('test' or 'test_unseen') matching `args`:
+    disjoint from the training pairs of a run with the same corpus sizes and seed."""
+    return _builtin(args.n_train, args.n_val, args.seed)[split]
+
+
 def builtin_corpus(args: TranslateArgs) -> Corpus:
     if args.direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {args.direction!r}")
-    c = build_parallel_corpus(n_train=args.n_train, n_val=args.n_val, n_test=args.n_val, seed=args.seed)
+    c = _builtin(args.n_train, args.n_val, args.seed)
     meta = {"task": "translate", "direction": args.direction}
     if args.direction == "both":
         meta["target_tags"] = {"zh": tag("zh"), "en": tag("en")}
@@ -193,3 +207,26 @@ def evaluate_translation(model, tok: Tokenizer, pairs: list[ParallelPair], to: s
     examples = [{"src": p.src, "ref": p.tgt, "hyp": h} for p, h in zip(pairs[:3], hyps[:3])]
     return {"bleu": bleu.score, "chrf": corpus_chrf(hyps, refs).score, "n": len(pairs),
             "signature": bleu.signature, "examples": examples}
+
+
+def stream_translation(model, tok: Tokenizer, text: str, to: str | None = None, meta: dict | None = None,
+                       max_new_tokens: int = 64, **sampling) -> Iterator[str]:
+    """Yield the translation of one sentence piece by piece as it is decoded (greedy, or sampling with
+    `temperature` / `top_k` / `top_p` / `seed`), through the shared `generate.stream_ids`."""
+    source = prepare_sources([text], to, meta or {})[0]
+    c, device = model.config, next(model.parameters()).device
+    src = torch.tensor([tok.encode(source)[:c.max_len]], device=device)
+    model.eval()
+    with torch.inference_mode():
+        view = model.decoder_view(model.encode(src))
+    cfg = SamplingConfig(max_new_tokens=min(max_new_tokens, c.max_len - 1), eos_ids=[c.eos_id], **sampling)
+    out: list[int] = []
+    sent = ""
+    for nxt in stream_ids(view, model.start_ids(1, device), cfg):
+        if int(nxt[0]) == c.eos_id:
+            break
+        out.append(int(nxt[0]))
+        piece = tok.decode(out)
+        if not piece.endswith("\ufffd") and len(piece) > len(sent):  # wait for whole UTF-8 characters
+            yield piece[len(sent):]
+            sent = piece

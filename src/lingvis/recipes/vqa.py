@@ -39,6 +39,7 @@ class VQAFinetuneArgs:
     skip_bad: bool = False
     shapes_train: int = 4000         # built-in data sizes
     shapes_eval: int = 500
+    generative: bool = False         # train the captioner to generate answers instead of a classifier
     overrides: dict = field(default_factory=dict)
 
 
@@ -101,7 +102,12 @@ def build_vocab(args: VQAFinetuneArgs, train: list[VQAExample], resume: bool) ->
 
 def finetune_vqa(args: VQAFinetuneArgs, cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     """Train (or resume) the answer classifier; returns the trainer summary, vocabulary coverage and
-    the official VQA accuracy (overall and per question type) of the best checkpoint on each test split."""
+    the official VQA accuracy (overall and per question type) of the best checkpoint on each test split.
+    With `args.generative` the captioner learns to generate the answers instead (recipes.vqa_generative)."""
+    if args.generative:
+        from .vqa_generative import finetune_generative_vqa
+
+        return finetune_generative_vqa(args, cfg, resume, log)
     torch.manual_seed(cfg.seed)
     train, val, folder = load_examples(args)
     vocab = build_vocab(args, train, resume)

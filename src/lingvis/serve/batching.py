@@ -134,10 +134,19 @@ class Engine:
         self._out[key][1].append(event)
 
     def _flush(self) -> None:
+        """Hand out this step's events: one wake-up per asyncio loop (sinks with `loop` and
+        `deliver_all`, see runs.LoopSink), a direct call for any other sink."""
         out, self._out = self._out, {}
+        by_loop: dict[int, list] = {}
         for sink, events in out.values():
-            try:
+            loop = getattr(sink, "loop", None)
+            if loop is not None:
+                by_loop.setdefault(id(loop), [loop, type(sink).deliver_all, []])[2].append((sink, events))
+            else:
                 sink(events)
+        for loop, deliver, pairs in by_loop.values():
+            try:
+                loop.call_soon_threadsafe(deliver, pairs)
             except RuntimeError:  # the receiving event loop is gone
                 pass
 

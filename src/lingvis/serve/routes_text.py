@@ -38,17 +38,21 @@ async def completions(req: CompletionRequest, request: Request):
 
 
 async def _completion_chunks(job: TextJob, adapter, rid: str, req: CompletionRequest,
-                             texts: list[str]) -> AsyncIterator[dict]:
+                             texts: list[str]) -> AsyncIterator[dict | list[dict]]:
     tok = adapter.tokenizer
     if req.echo:
         for ch in job.choices:
             yield R.completion_chunk(rid, adapter.name, ch.index, texts[ch.index // req.n], None)
-    async for ch, piece, had_token in job.updates():
-        lp = None
-        if had_token and req.logprobs is not None and ch.logprobs:
-            lp = R.completion_logprobs(tok, ch.tokens[-1:], ch.logprobs[-1:], ch.tops[-1:], 0)
-        if piece or lp is not None or ch.finish is not None:
-            yield R.completion_chunk(rid, adapter.name, ch.index, piece, ch.finish, lp)
+    async for updates in job.updates():
+        out = []
+        for ch, piece, had_token in updates:
+            lp = None
+            if had_token and req.logprobs is not None and ch.logprobs:
+                lp = R.completion_logprobs(tok, ch.tokens[-1:], ch.logprobs[-1:], ch.tops[-1:], 0)
+            if piece or lp is not None or ch.finish is not None:
+                out.append(R.completion_chunk(rid, adapter.name, ch.index, piece, ch.finish, lp))
+        if out:
+            yield out
     if req.stream_options and req.stream_options.include_usage:
         yield R.usage_chunk(rid, adapter.name, "text_completion", job.usage())
 
@@ -71,17 +75,21 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     return R.chat_completion(rid, adapter.name, choices, adapter.tokenizer, req.logprobs, job.usage())
 
 
-async def _chat_chunks(job: TextJob, adapter, rid: str, req: ChatCompletionRequest) -> AsyncIterator[dict]:
+async def _chat_chunks(job: TextJob, adapter, rid: str, req: ChatCompletionRequest) -> AsyncIterator[dict | list[dict]]:
     tok = adapter.tokenizer
     for ch in job.choices:
         yield R.chat_chunk(rid, adapter.name, ch.index, {"role": "assistant", "content": ""}, None)
-    async for ch, piece, had_token in job.updates():
-        lp = None
-        if had_token and req.logprobs and ch.logprobs:
-            lp = R.chat_logprobs(tok, ch.tokens[-1:], ch.logprobs[-1:], ch.tops[-1:])
-        if piece or lp is not None:
-            yield R.chat_chunk(rid, adapter.name, ch.index, {"content": piece}, None, lp)
-        if ch.finish is not None:
-            yield R.chat_chunk(rid, adapter.name, ch.index, {}, ch.finish)
+    async for updates in job.updates():
+        out = []
+        for ch, piece, had_token in updates:
+            lp = None
+            if had_token and req.logprobs and ch.logprobs:
+                lp = R.chat_logprobs(tok, ch.tokens[-1:], ch.logprobs[-1:], ch.tops[-1:])
+            if piece or lp is not None:
+                out.append(R.chat_chunk(rid, adapter.name, ch.index, {"content": piece}, None, lp))
+            if ch.finish is not None:
+                out.append(R.chat_chunk(rid, adapter.name, ch.index, {}, ch.finish))
+        if out:
+            yield out
     if req.stream_options and req.stream_options.include_usage:
         yield R.usage_chunk(rid, adapter.name, "chat.completion.chunk", job.usage())

@@ -13,18 +13,30 @@ from .sequences import Event, SeqSpec
 T = TypeVar("T")
 
 
+class LoopSink:
+    """A sink whose events must be handed to an asyncio loop. The engine wakes each loop once per step
+    for all of its sinks (`deliver_all`), instead of once per request."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, put):
+        self.loop, self.put = loop, put
+
+    def __call__(self, events: list[Event]) -> None:
+        self.loop.call_soon_threadsafe(self.put, events)
+
+    @staticmethod
+    def deliver_all(pairs: list[tuple["LoopSink", list[Event]]]) -> None:
+        """Called in the loop: hand every sink its events."""
+        for sink, events in pairs:
+            sink.put(events)
+
+
 class Run:
     """Submit `specs` to `engine`; iterate to receive their events until every sequence has finished
     (or was cancelled here). Must be created inside the event loop."""
 
     def __init__(self, engine: Engine, specs: list[SeqSpec]):
-        loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[list[Event]] = asyncio.Queue()
-
-        def sink(events: list[Event]) -> None:
-            loop.call_soon_threadsafe(self.queue.put_nowait, events)
-
-        self.ticket = engine.submit(specs, sink)
+        self.ticket = engine.submit(specs, LoopSink(asyncio.get_running_loop(), self.queue.put_nowait))
         self.open = set(range(len(specs)))
 
     def cancel(self, index: int | None = None) -> None:
@@ -35,14 +47,22 @@ class Run:
         else:
             self.open.discard(index)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """Events as they arrive, grouped: everything already queued comes in one list, so a client that
+        fell behind the engine gets several tokens per network write."""
         while self.open:
-            for ev in await self.queue.get():
+            arrived = await self.queue.get()
+            while not self.queue.empty():
+                arrived = arrived + self.queue.get_nowait()
+            batch = []
+            for ev in arrived:
                 if ev.index not in self.open:
                     continue
                 if ev.finish is not None:
                     self.open.discard(ev.index)
-                yield ev
+                batch.append(ev)
+            if batch:
+                yield batch
 
 
 class ClientGone(Exception):

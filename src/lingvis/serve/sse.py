@@ -16,12 +16,13 @@ def sse(obj: dict) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-def event_stream(chunks: AsyncIterator[dict], on_close: Callable[[], None]) -> StreamingResponse:
-    """Stream `chunks` as SSE; an error while streaming becomes a final `{"error": ...}` event."""
+def event_stream(chunks: AsyncIterator[dict | list[dict]], on_close: Callable[[], None]) -> StreamingResponse:
+    """Stream `chunks` as SSE (a list of chunks goes out in one write); an error while streaming becomes a
+    final `{"error": ...}` event."""
     async def body() -> AsyncIterator[str]:
         try:
             async for chunk in chunks:
-                yield sse(chunk)
+                yield "".join(map(sse, chunk)) if isinstance(chunk, list) else sse(chunk)
         except APIError as e:
             yield sse(e.body())
         except Exception as e:  # the status line is already sent: report in-band

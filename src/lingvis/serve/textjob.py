@@ -30,29 +30,39 @@ class TextJob:
         self.choices = [Choice(i, prompts[i // n], TextTracker(tokenizer, stop)) for i in range(len(prompts) * n)]
         self.prompt_tokens = sum(len(p) for p in prompts)
 
-    async def updates(self) -> AsyncIterator[tuple[Choice, str, bool]]:
-        """Yield (choice, newly visible text, whether a token arrived); `choice.finish` is set on the
+    async def updates(self) -> AsyncIterator[list[tuple[Choice, str, bool]]]:
+        """Lists of (choice, newly visible text, whether a token arrived); `choice.finish` is set on the
         update that ends the choice (stop string, end token or length)."""
-        async for ev in self.run.events():
-            ch = self.choices[ev.index]
-            if ev.prompt_logprobs is not None:
-                ch.prompt_scores = ev.prompt_logprobs
-                continue
-            if ev.token is not None:
-                ch.tokens.append(ev.token)
-                if ev.logprob is not None:
-                    ch.logprobs.append(ev.logprob)
-                    ch.tops.append(ev.top or [])
-                piece = ch.tracker.add(ev.token)
-                if ch.tracker.stopped:
-                    self.run.cancel(ch.index)
-                    ch.finish = "stop"
-                yield ch, piece, True
-                continue
-            if ev.finish == "error":
-                raise APIError(500, f"generation failed: {ev.error}", "server_error", None, "generation_error")
-            ch.finish = ev.finish
-            yield ch, ch.tracker.finish(), False
+        async for batch in self.run.batches():
+            out = []
+            for ev in batch:
+                update = self._apply(ev)
+                if update is not None:
+                    out.append(update)
+            if out:
+                yield out
+
+    def _apply(self, ev) -> tuple[Choice, str, bool] | None:
+        ch = self.choices[ev.index]
+        if ch.finish is not None:  # ended by a stop string; later events are stale
+            return None
+        if ev.prompt_logprobs is not None:
+            ch.prompt_scores = ev.prompt_logprobs
+            return None
+        if ev.token is not None:
+            ch.tokens.append(ev.token)
+            if ev.logprob is not None:
+                ch.logprobs.append(ev.logprob)
+                ch.tops.append(ev.top or [])
+            piece = ch.tracker.add(ev.token)
+            if ch.tracker.stopped:
+                self.run.cancel(ch.index)
+                ch.finish = "stop"
+            return ch, piece, True
+        if ev.finish == "error":
+            raise APIError(500, f"generation failed: {ev.error}", "server_error", None, "generation_error")
+        ch.finish = ev.finish
+        return ch, ch.tracker.finish(), False
 
     async def collect(self) -> list[Choice]:
         async for _ in self.updates():

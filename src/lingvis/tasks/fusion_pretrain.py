@@ -64,29 +64,29 @@ class FusionPretrainTask(Task):
             batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob) & matched[:, None]
         return batch
 
-    def _losses(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+    def _losses(self, model: nn.Module, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         mif = "image_token_mask" in batch
         out = model(**model_inputs(batch), image_token_mask=batch.get("image_token_mask"), with_image_features=mif)
         logits = model.mlm_logits(out)  # (B, T, V)
         labels = batch["mlm_labels"]
+        predicted = labels >= 0
         losses = {"mlm": F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
-                  if (labels >= 0).any() else logits.sum() * 0.0}
+                  if predicted.any() else logits.sum() * 0.0}
         itm = model.itm_logits(out)  # (B, 2)
         losses["itm"] = F.cross_entropy(itm.float(), batch["itm_labels"])
-        losses["_mlm_hits"] = ((logits.argmax(-1) == labels) & (labels >= 0)).sum() / (labels >= 0).sum().clamp(min=1)
-        losses["_itm_hits"] = (itm.argmax(-1) == batch["itm_labels"]).float().mean()
+        hits = ((logits.argmax(-1) == labels) & predicted).sum()
+        metrics = {"mlm_accuracy": float(hits / predicted.sum().clamp(min=1)),
+                   "itm_accuracy": float((itm.argmax(-1) == batch["itm_labels"]).float().mean())}
         if mif:
             sel = batch["image_token_mask"]  # (B, N)
             target = out.image_features  # (B, N, F), normalised per token as in MAE
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
             err = (model.mif_predictions(out).float() - target).pow(2).mean(-1)  # (B, N)
             losses["mif"] = (err * sel).sum() / sel.sum().clamp(min=1)
-        return losses
+        return losses, metrics
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        parts = self._losses(model, batch)
+        losses, metrics = self._losses(model, batch)
         w_mlm, w_itm, w_mif = self.weights
-        total = w_mlm * parts["mlm"] + w_itm * parts["itm"] + (w_mif * parts["mif"] if "mif" in parts else 0.0)
-        metrics = {("mlm_accuracy" if k == "_mlm_hits" else "itm_accuracy" if k == "_itm_hits" else f"{k}_loss"):
-                   float(v) for k, v in parts.items()}
-        return total, metrics
+        total = w_mlm * losses["mlm"] + w_itm * losses["itm"] + (w_mif * losses["mif"] if "mif" in losses else 0.0)
+        return total, {**metrics, **{f"{k}_loss": float(v.detach()) for k, v in losses.items()}}

@@ -15,8 +15,8 @@ class PretrainTask(Task):
     name = "bert-pretrain"
     metric_for_best = "loss"
 
-    def __init__(self, collator: MLMCollator):
-        self.collator = collator
+    def __init__(self, collator: MLMCollator, eval_seed: int = 0):
+        self.collator, self.eval_seed = collator, eval_seed
 
     def collate(self, samples: list) -> dict:
         return self.collator(samples)
@@ -36,6 +36,14 @@ class PretrainTask(Task):
             loss = loss + nsp_loss
             metrics.update(nsp_loss=float(nsp_loss.detach()), nsp_acc=float((out.nsp_logits.argmax(-1) == nsp).float().mean()))
         return loss, metrics
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches) -> dict[str, float]:
+        """Masks of the validation batches come from a fixed seed (comparable across evaluations); the
+        training RNG stream is left untouched."""
+        with torch.random.fork_rng():
+            torch.manual_seed(self.eval_seed)
+            return super().evaluate(model, batches)
 
     def tokens_in(self, batch: dict) -> int:
         return int(batch["attention_mask"].sum())

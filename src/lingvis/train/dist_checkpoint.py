@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -133,8 +134,11 @@ class DistCheckpointManager(CheckpointManager):
         """Reshard a DCP checkpoint onto this process's layout (any world size, or no process group)."""
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
+        single = not torch.distributed.is_initialized()
         try:
-            dcp.load(state, checkpoint_id=str(ckpt / DCP_DIR), no_dist=not torch.distributed.is_initialized())
+            with warnings.catch_warnings():  # loading into one plain process is intended, not a mistake
+                warnings.filterwarnings("ignore", message=".*assuming the intent is to load in a single process")
+                dcp.load(state, checkpoint_id=str(ckpt / DCP_DIR), no_dist=single)
         except Exception as e:  # DCP raises CheckpointException/RuntimeError with per-rank details
             raise ValueError(f"cannot resume from {ckpt / DCP_DIR}: {e}") from e
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])

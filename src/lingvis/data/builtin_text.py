@@ -1,0 +1,168 @@
+"""Built-in fine-tuning sets for the demo and tests.
+
+* Genre classification: passages of the nine embedded Shakespeare plays labelled tragedy / comedy /
+  history, split by play (one play per genre is held out for test), so no play is in both train and test.
+* Templated extractive QA (SQuAD JSON) about people, with unanswerable questions for v2.0.
+* Templated entity tagging (PER / LOC / ORG, BIO tags).
+QA and tagging draw people, places and organisations from disjoint name pools for train and test, so the
+test split asks about names never seen in training."""
+from __future__ import annotations
+
+import random
+
+from .corpus import GENRES, shakespeare_plays
+from .tasks_text import TaggedSentence, TextExample
+
+TEST_PLAYS = ("julius_caesar", "much_ado_about_nothing", "john")  # one per genre
+
+
+def _passages(text: str, words: int) -> list[tuple[str, int]]:
+    """Consecutive non-empty lines grouped into passages of about `words` words: (text, first line)."""
+    out, buf, count, first = [], [], 0, 0
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if not buf:
+            first = lineno
+        buf.append(line)
+        count += len(line.split())
+        if count >= words:
+            out.append((" ".join(buf), first))
+            buf, count = [], 0
+    return out
+
+
+def genre_passages(words: int = 60, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[TextExample]]:
+    """{"train", "val", "test"}: test = the plays in TEST_PLAYS; val = a seeded share of train-play passages."""
+    split: dict[str, list[TextExample]] = {"train": [], "val": [], "test": []}
+    rng = random.Random(seed)
+    for play in shakespeare_plays():
+        examples = [TextExample(t, None, play.genre, f"{play.name}.txt:{line}") for t, line in _passages(play.text, words)]
+        if play.name in TEST_PLAYS:
+            split["test"] += examples
+            continue
+        rng.shuffle(examples)
+        n_val = max(1, round(len(examples) * val_fraction))
+        split["val"] += examples[:n_val]
+        split["train"] += examples[n_val:]
+    return split
+
+
+GENRE_LABELS = list(GENRES)
+
+# ---- name pools (train | test halves are disjoint) ------------------------------------------------------
+FIRST = ["Alice", "Bruno", "Chloe", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ingrid", "Jonas", "Kaito", "Lucia",
+         "Marek", "Nadia", "Oscar", "Priya", "Quentin", "Rosa", "Stefan", "Tamara", "Ugo", "Vera", "Wilhelm", "Yara",
+         "Anton", "Beatrix", "Cyril", "Daria", "Emil", "Fiona", "Gustav", "Helga", "Ivan", "Julia", "Klaus", "Lena"]
+LAST = ["Novak", "Berg", "Costa", "Dubois", "Eriksen", "Ferrari", "Gomez", "Horvat", "Ivanova", "Jansen", "Kowalski",
+        "Larsen", "Moreau", "Nilsen", "Okafor", "Petrov", "Quinn", "Rossi", "Schmidt", "Tanaka", "Ueda", "Vargas"]
+CITIES = ["Paris", "Lisbon", "Oslo", "Vienna", "Prague", "Dublin", "Madrid", "Athens", "Warsaw", "Zurich", "Lyon",
+          "Porto", "Bergen", "Krakow", "Seville", "Munich", "Turin", "Ghent", "Tallinn", "Riga"]
+ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Labs", "Stark Industries", "Wayne Holdings", "Hooli",
+        "Vandelay Imports", "Soylent Foods", "Cyberdyne Systems", "Tyrell Group", "Wonka Works"]
+JOBS = ["baker", "pilot", "teacher", "nurse", "painter", "lawyer", "farmer", "chemist", "sailor", "architect"]
+COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
+
+
+def _pool(items: list[str], split: str) -> list[str]:
+    half = len(items) // 2
+    return items[:half] if split == "train" else items[half:]
+
+
+def _pools(split: str) -> dict[str, list[str]]:
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    part = "test" if split == "test" else "train"
+    return {"first": _pool(FIRST, part), "last": _pool(LAST, part), "city": _pool(CITIES, part),
+            "org": _pool(ORGS, part)}
+
+
+# ---- templated QA ------------------------------------------------------------------------------------
+def _person(rng: random.Random, pools: dict) -> dict:
+    return {"name": rng.choice(pools["first"]), "city": rng.choice(pools["city"]), "year": str(rng.randint(1850, 2005)),
+            "job": rng.choice(JOBS), "color": rng.choice(COLORS), "org": rng.choice(pools["org"])}
+
+
+FACTS = {"city": ("{name} was born in {city}.", "Where was {name} born?"),
+         "year": ("{name} was born in the year {year}.", "In which year was {name} born?"),
+         "job": ("{name} works as a {job}.", "What is the job of {name}?"),
+         "color": ("The favourite colour of {name} is {color}.", "What is the favourite colour of {name}?"),
+         "org": ("{name} is employed by {org}.", "Which company employs {name}?")}
+
+
+def _paragraph(rng: random.Random, pools: dict, p_id: str, version: str) -> dict:
+    people = []
+    while len(people) < 2:  # two people per context, so the question's name matters
+        cand = _person(rng, pools)
+        if all(cand["name"] != p["name"] for p in people):
+            people.append(cand)
+    sentences, told = [], []
+    for person in people:
+        for key in rng.sample(list(FACTS), 3):
+            sentences.append((FACTS[key][0].format(**person), person, key))
+            told.append((person["name"], key))
+    rng.shuffle(sentences)
+    context, qas = "", []
+    for text, person, key in sentences:
+        start = len(context) + len(FACTS[key][0].split("{" + key + "}")[0].format(**person))
+        context += text + " "
+        qas.append({"id": f"{p_id}-{len(qas)}", "question": FACTS[key][1].format(**person),
+                    "answers": [{"text": person[key], "answer_start": start}], "is_impossible": False})
+    if version == "v2.0":
+        person = rng.choice(people)
+        missing = [k for k in FACTS if (person["name"], k) not in told]
+        qas.append({"id": f"{p_id}-{len(qas)}", "question": FACTS[rng.choice(missing)][1].format(**person),
+                    "answers": [], "is_impossible": True})
+    return {"context": context.strip(), "qas": qas}
+
+
+def templated_squad(n_paragraphs: int = 300, split: str = "train", version: str = "v1.1", seed: int = 0) -> dict:
+    """A SQuAD-format dict: each paragraph states three facts about each of two people; v2.0 adds one
+    unanswerable question per paragraph (a fact the context does not state)."""
+    if version not in ("v1.1", "v2.0"):
+        raise ValueError(f"version must be v1.1 or v2.0, got {version!r}")
+    rng = random.Random(f"{split}-{seed}")
+    pools = _pools(split)
+    paragraphs = [_paragraph(rng, pools, f"{split}{seed}-{i}", version) for i in range(n_paragraphs)]
+    return {"version": version, "data": [{"title": f"people-{split}", "paragraphs": paragraphs}]}
+
+
+# ---- templated tagging -------------------------------------------------------------------------------
+TAG_TEMPLATES = [
+    "{PER} moved from {LOC} to {LOC} last year .", "{PER} works for {ORG} in {LOC} .",
+    "Yesterday {PER} met {PER} at the {ORG} office .", "The {ORG} team in {LOC} hired {PER} .",
+    "{PER} and {PER} visited {LOC} in spring .", "According to {PER} , {ORG} will open a branch in {LOC} .",
+    "{ORG} announced that {PER} will lead the project .", "Flights from {LOC} to {LOC} were cancelled .",
+]
+
+
+def _entity(rng: random.Random, kind: str, pools: dict) -> list[str]:
+    if kind == "PER":
+        return [rng.choice(pools["first"])] + ([rng.choice(pools["last"])] if rng.random() < 0.6 else [])
+    if kind == "LOC":
+        return [rng.choice(pools["city"])]
+    return rng.choice(pools["org"]).split()
+
+
+def templated_tagging(n_sentences: int = 600, split: str = "train", seed: int = 0) -> list[TaggedSentence]:
+    """Sentences from templates with PER / LOC / ORG entities tagged in BIO."""
+    rng = random.Random(f"tag-{split}-{seed}")
+    pools = _pools(split)
+    out = []
+    for i in range(n_sentences):
+        words, tags = [], []
+        for piece in rng.choice(TAG_TEMPLATES).split():
+            if piece.startswith("{") and piece.endswith("}"):
+                kind = piece[1:-1]
+                ent = _entity(rng, kind, pools)
+                words += ent
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(ent) - 1)
+            else:
+                words.append(piece)
+                tags.append("O")
+        out.append(TaggedSentence(words, tags, f"builtin-tagging-{split}:{i + 1}"))
+    return out
+
+
+TAG_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]

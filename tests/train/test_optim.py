@@ -1,0 +1,45 @@
+import math
+
+import pytest
+import torch
+
+import lingvis
+from lingvis.train.config import TrainConfig
+from lingvis.train.optim import lr_at, make_optimizer, param_groups
+
+
+def test_weight_decay_groups_split_matrices_from_vectors():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
+    assert any(p is model.wte.weight for p in decay["params"])
+    assert any(p is model.ln_f.bias for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_frozen_parameters_are_left_out():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    model.wte.weight.requires_grad_(False)
+    groups = param_groups(model, 0.1)
+    assert not any(p is model.wte.weight for g in groups for p in g["params"])
+
+
+def test_optimizer_settings():
+    cfg = TrainConfig(lr=2e-3, beta1=0.8, beta2=0.9, weight_decay=0.05)
+    opt = make_optimizer(lingvis.build("gpt-nano", vocab_size=11), cfg, torch.device("cpu"))
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["betas"] == (0.8, 0.9) and opt.param_groups[0]["weight_decay"] == 0.05
+
+
+def test_warmup_then_cosine_to_min_lr():
+    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55)  # half way through the cosine
+    assert lr_at(110, cfg) == pytest.approx(0.1) and lr_at(500, cfg) == pytest.approx(0.1)
+    lrs = [lr_at(s, cfg) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lr_at(110, TrainConfig(lr=1.0, warmup_steps=0, max_steps=110)) == pytest.approx(0.1)  # lr / 10
+    assert not math.isnan(lr_at(0, TrainConfig(warmup_steps=5, max_steps=3)))
