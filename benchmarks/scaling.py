@@ -1,6 +1,7 @@
 """Forward throughput against batch size and sequence length: lingvis GPT vs transformers GPT-2 with the
 same `gpt-mini`-shaped weights (6 layers, width 384, GPT-2 vocabulary), fp32, inference mode. The rows
-carry `sweep` ("batch" or "seq_len") with `batch` and `seq_len`, so `benchmarks.run` draws the throughput plots from them.
+carry `sweep` ("batch" or "seq_len") with `batch` and `seq_len`, from which `benchmarks.run` draws the
+throughput plots.
 
     python -m benchmarks.scaling [--quick]
 """
@@ -31,7 +32,8 @@ def build_pair(tmp: str):
 
 
 def measure(ours, ref, batch: int, seq: int, repeats: int, sweep: str) -> dict:
-    ids = torch.randint(0, 50257, (batch, seq), generator=torch.Generator().manual_seed(batch * 1000 + seq))
+    gen = torch.Generator().manual_seed(batch * 1000 + seq)
+    ids = torch.randint(0, 50257, (batch, seq), generator=gen)
 
     @torch.inference_mode()
     def run_ours():

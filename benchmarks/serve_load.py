@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,12 +111,18 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def engine_stats(base: str, model: str) -> dict:
+    return httpx.get(f"{base}/health").json()["models"][model]
+
+
 def measured(pid: int, base: str, model: str, total: int, concurrency: int, max_tokens: int):
-    """Run a phase; also return the server's CPU seconds spent on it."""
-    c0 = cpu_seconds(pid)
+    """Run a phase; also return the server's CPU seconds and the mean decode batch during it."""
+    c0, e0 = cpu_seconds(pid), engine_stats(base, model)
     results, seconds = asyncio.run(drive(base, model, total, concurrency, max_tokens))
-    c1 = cpu_seconds(pid)
-    return results, seconds, (c1 - c0) if c0 is not None and c1 is not None else None
+    c1, e1 = cpu_seconds(pid), engine_stats(base, model)
+    steps = e1["steps"] - e0["steps"]
+    batch = (e1["row_steps"] - e0["row_steps"]) / steps if steps else 0.0
+    return results, seconds, (c1 - c0) if c0 is not None and c1 is not None else None, batch
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -125,7 +130,8 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
 
 
-def summarise(name: str, results: list[dict], seconds: float, cpu: float | None, max_tokens: int) -> dict:
+def summarise(name: str, results: list[dict], seconds: float, cpu: float | None, batch: float,
+              max_tokens: int) -> dict:
     lost = [r for r in results if r["status"] != 200 or not r["done"] or r["tokens"] != max_tokens]
     five = sum(r["status"] >= 500 for r in results)
     lat = [r["latency"] for r in results if r["status"] == 200]
@@ -134,11 +140,11 @@ def summarise(name: str, results: list[dict], seconds: float, cpu: float | None,
          "req_per_s": len(results) / seconds, "tok_per_s": sum(r["tokens"] for r in results) / seconds,
          "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
          "ttft_p50_s": percentile(ttft, 50) if ttft else None,
-         "server_cpu_s_per_req": cpu / len(results) if cpu else None}
+         "server_cpu_s_per_req": cpu / len(results) if cpu else None, "mean_batch": round(batch, 2)}
     print(f"{name}: {s['requests']} requests in {seconds:.2f} s = {s['req_per_s']:.2f} req/s, "
           f"{s['tok_per_s']:.0f} tok/s; latency p50 {s['p50_s']:.3f} s, p99 {s['p99_s']:.3f} s, "
           f"first token p50 {s['ttft_p50_s'] or 0:.3f} s; lost {s['lost']}, 5xx {s['5xx']}; server CPU "
-          f"{(s['server_cpu_s_per_req'] or 0) * 1000:.1f} ms/request", flush=True)
+          f"{(s['server_cpu_s_per_req'] or 0) * 1000:.1f} ms/request; mean decode batch {s['mean_batch']}", flush=True)
     return s
 
 
@@ -153,7 +159,6 @@ def run(quick: bool = True, preset: str = "gpt-mini", max_tokens: int = 32, thre
             seq = summarise("1 client", *measured(proc.pid, base, name, 10 if quick else 40, 1, max_tokens),
                             max_tokens)
             conc = summarise("32 clients", *measured(proc.pid, base, name, 200, 32, max_tokens), max_tokens)
-            stats = httpx.get(f"{base}/health").json()["models"][name]
         finally:
             proc.terminate()
             proc.wait(30)
@@ -163,11 +168,11 @@ def run(quick: bool = True, preset: str = "gpt-mini", max_tokens: int = 32, thre
     cpu_ratio = (seq["server_cpu_s_per_req"] / conc["server_cpu_s_per_req"]
                  if seq["server_cpu_s_per_req"] and conc["server_cpu_s_per_req"] else None)
     print(f"throughput 32 clients / 1 client: {ratio:.2f}x (target >= 4x); server CPU per request "
-          f"1 client / 32 clients: {cpu_ratio or float('nan'):.2f}x; mean decode batch {stats['mean_batch']}; "
+          f"1 client / 32 clients: {cpu_ratio or float('nan'):.2f}x; mean decode batch {conc['mean_batch']}; "
           f"p50 {conc['p50_s']:.3f} s, p99 {conc['p99_s']:.3f} s", flush=True)
     r = row(f"serve_load_{preset}_32_clients_vs_1", conc["req_per_s"], seq["req_per_s"], "req/s")
     r.update(p50_s=round(conc["p50_s"], 3), p99_s=round(conc["p99_s"], 3), requests=conc["requests"], lost=0,
-             five_xx=0, mean_batch=stats["mean_batch"], cpu_ratio=round(cpu_ratio, 2) if cpu_ratio else None)
+             five_xx=0, mean_batch=conc["mean_batch"], cpu_ratio=round(cpu_ratio, 2) if cpu_ratio else None)
     return [r]
 
 

@@ -103,5 +103,9 @@ def test_bad_beam_settings_are_rejected(marian):
         ours.generate(src, num_beams=2, num_return_sequences=3)
     with pytest.raises(ValueError, match="early_stopping"):
         ours.generate(src, num_beams=2, early_stopping="sometimes")
+    with pytest.raises(ValueError, match=r"\['temperature'\] do not apply to beam search"):
+        ours.generate(src, num_beams=2, temperature=0.7)
+    with pytest.raises(ValueError, match=r"\['length_penalty'\] do not apply to greedy"):
+        ours.generate(src, length_penalty=0.7)
     with pytest.raises(ValueError, match="exceeds the model's context length 64"):
         ours.generate(src, num_beams=2, max_new_tokens=100)

@@ -13,15 +13,6 @@ from lingvis.train.config import TrainConfig
 from lingvis.train.trainer import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and OpenMP threads on busy shared cores stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _gpt():
     torch.manual_seed(0)
     return lingvis.build("gpt-nano", vocab_size=32, block_size=16)

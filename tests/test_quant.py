@@ -14,15 +14,6 @@ from lingvis.lora import LoRAConfig, apply_lora
 from lingvis.quant import PACKED_MAX_ROWS, QuantLinear, quantize_int8, quantize_weight, weight_bytes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and OpenMP threads on busy shared cores stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 

@@ -11,7 +11,7 @@ True / False / "never", n-best output, `min_new_tokens`, `forced_eos_id` at the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -186,6 +186,11 @@ def generate_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     greedy/sampled decoding (`SamplingConfig` keywords). Rows end at eos; shorter rows are padded."""
     if "eos_ids" not in kw and default_eos is not None:
         kw["eos_ids"] = [default_eos]
+    cls = BeamConfig if num_beams > 1 else SamplingConfig
+    unknown = sorted(set(kw) - {f.name for f in fields(cls)})
+    if unknown:
+        mode = "beam search (num_beams > 1)" if num_beams > 1 else "greedy/sampled decoding (num_beams=1)"
+        raise ValueError(f"option(s) {unknown} do not apply to {mode}")
     if num_beams > 1:
         kw.setdefault("pad_id", default_pad)
         out = beam_search(model, input_ids, BeamConfig(num_beams=num_beams, **kw), attention_mask)

@@ -47,6 +47,10 @@ def test_export_loads_in_transformers(tmp_path):
         out = hf(pixel_values=x)
         assert (ours.forward_features(x) - out.last_hidden_state).abs().max() <= 1e-4
         assert (ours(x) - out.pooler_output).abs().max() <= 1e-4
+    back = lingvis.load(tmp_path / "out")
+    assert back.config.image_mean == ours.config.image_mean
+    with torch.no_grad():
+        assert torch.allclose(back(x), ours(x), atol=1e-6)
 
 
 def test_image_classifier_round_trip(tmp_path):

@@ -137,3 +137,17 @@ def vqa_dir(tmp_path_factory):
     tok = train_char(TEXT.lower(), special_tokens=BERT_ROLES)
     model = lingvis.build("fusion-tiny", vocab_size=tok.vocab_size, answers=ANSWERS, pad_token_id=tok.pad_id)
     return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-vqa", tokenizer=tok)
+
+
+@pytest.fixture(scope="session")
+def captioner_dir(tmp_path_factory):
+    """A captioner-nano (random weights) whose decoder fits the char tokenizer."""
+    from lingvis.models import registry
+
+    torch.manual_seed(0)
+    tok = char_tokenizer()
+    fam, cfg = registry.preset_config("captioner-nano")
+    cfg.decoder = {**cfg.decoder, "vocab_size": tok.vocab_size}
+    cfg.bos_id, cfg.eos_id, cfg.pad_id = tok.bos_id, tok.eos_id, tok.pad_id
+    model = registry.family(fam).model_cls(cfg)
+    return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-captioner", tokenizer=tok, format="lingvis")

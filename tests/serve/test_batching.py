@@ -127,3 +127,5 @@ def test_queue_bound_cancel_and_validation():
         eng.submit([SeqSpec([1] * 30, cfg)], lambda ev: None)
     with pytest.raises(ValueError, match="empty"):
         eng.submit([SeqSpec([], cfg)], lambda ev: None)
+    with pytest.raises(ValueError, match="3 sequences in one request exceed the queue bound 2"):
+        eng.submit([SeqSpec([1], cfg)] * 3, lambda ev: None)

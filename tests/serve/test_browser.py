@@ -15,17 +15,19 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-# counts MutationObserver callbacks on the assistant bubble: one per stream read that brought text
+# records the reply's length at every MutationObserver callback (one per stream read that brought text)
 WATCH = """() => {
-  window.__reads = 0;
-  new MutationObserver(() => { window.__reads += 1; })
-    .observe(document.getElementById('chat-log'), {subtree: true, childList: true, characterData: true});
+  window.__lengths = [];
+  new MutationObserver(() => {
+    const bubble = document.querySelector('.msg.assistant');
+    if (bubble) window.__lengths.push(bubble.textContent.length);
+  }).observe(document.getElementById('chat-log'), {subtree: true, childList: true, characterData: true});
 }"""
 
 
 @pytest.fixture(scope="module")
-def server(lm_dir, clip_dir, vqa_dir, image_folder):
-    with start_server([lm_dir, clip_dir, vqa_dir], image_folder=image_folder) as srv:
+def server(lm_dir, clip_dir, vqa_dir, captioner_dir, image_folder):
+    with start_server([lm_dir, clip_dir, vqa_dir, captioner_dir], image_folder=image_folder) as srv:
         yield srv
 
 
@@ -45,9 +47,10 @@ def test_chat_streams_tokens(page, server, lm_dir):
 
     want = openai_client(server).chat.completions.create(
         model=lm_dir.name, messages=[{"role": "user", "content": "To be, or not to be?"}], temperature=0,
-        max_tokens=120).choices[0].message.content
+        max_tokens=600).choices[0].message.content
+    assert len(want) > 100
     page.fill("#chat-temperature", "0")
-    page.fill("#chat-max-tokens", "120")
+    page.fill("#chat-max-tokens", "600")
     page.evaluate(WATCH)
     page.fill("#chat-input", "To be, or not to be?")
     page.click("#chat-send")
@@ -55,10 +58,11 @@ def test_chat_streams_tokens(page, server, lm_dir):
                            "document.querySelector('.msg.assistant') !== null", timeout=60000)
     assert page.inner_text(".msg.user") == "To be, or not to be?"
     assert page.text_content(".msg.assistant") == want
-    assert page.evaluate("window.__reads") >= 3  # the bubble grew over several stream reads
+    lengths = page.evaluate("window.__lengths")
+    assert any(0 < n < len(want) for n in lengths)  # the reply was shown while it was still growing
 
 
-def test_image_upload_zero_shot_and_vqa(page, clip_dir, vqa_dir, tmp_path):
+def test_image_upload_zero_shot_vqa_and_caption(page, server, clip_dir, vqa_dir, captioner_dir, tmp_path):
     path = tmp_path / "upload.png"
     shape_image("red", "circle").save(path)
     page.select_option("#image-model", clip_dir.name)
@@ -77,6 +81,18 @@ def test_image_upload_zero_shot_and_vqa(page, clip_dir, vqa_dir, tmp_path):
     from .conftest import ANSWERS
 
     assert page.inner_text("#image-result .answer") in ANSWERS
+    import httpx
+
+    from .conftest import data_url
+
+    want = httpx.post(f"{server.url}/v1/images/captions",
+                      json={"model": captioner_dir.name, "image": data_url(shape_image("red", "circle"))}).json()
+    page.select_option("#image-model", captioner_dir.name)
+    assert page.is_visible("#caption-run") and page.is_hidden("#zs-run")
+    page.click("#caption-run")
+    page.wait_for_function("document.querySelector('#image-result .answer') && "
+                           "!document.querySelector('#image-result .bar')")
+    assert page.text_content("#image-result .answer") == want["caption"]
 
 
 def test_search_gallery_and_screenshot(page, tmp_path):
@@ -91,3 +107,13 @@ def test_search_gallery_and_screenshot(page, tmp_path):
     shot = tmp_path / "lingvis-page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_panels_without_a_model_say_what_to_serve(page, lm_server):
+    other = page.context.new_page()
+    other.goto(lm_server.url + "/")
+    other.wait_for_function("document.querySelectorAll('#chat-model option').length > 0")
+    assert other.is_hidden("#chat-panel .hint")
+    assert other.is_visible("#image-panel .hint") and other.is_visible("#search-panel .hint")
+    assert "--image-folder" in other.inner_text("#search-panel .hint")
+    other.close()

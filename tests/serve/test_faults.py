@@ -92,3 +92,12 @@ def test_concurrent_requests_share_forward_passes(lm_server, lm_dir):
     rows = after["row_steps"] - before["row_steps"]
     assert rows == len(prompts) * 39  # every token after the first comes from a shared decode step
     assert steps < rows  # ... and those steps were shared between requests
+
+
+def test_client_timeout_on_a_whole_answer_cancels_it(lm_server, lm_dir):
+    before = stats(lm_server, lm_dir.name)
+    body = {"model": lm_dir.name, "prompt": "To be", "max_tokens": 1000, "temperature": 0, "ignore_eos": True}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{lm_server.url}/v1/completions", json=body, timeout=httpx.Timeout(5, read=0.05))
+    assert wait_for(lambda: stats(lm_server, lm_dir.name)["cancelled"] == before["cancelled"] + 1)
+    assert wait_for(lambda: stats(lm_server, lm_dir.name)["active"] == 0)

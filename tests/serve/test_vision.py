@@ -5,7 +5,6 @@ import base64
 import httpx
 import numpy as np
 import pytest
-import torch
 
 import lingvis
 from lingvis import zeroshot

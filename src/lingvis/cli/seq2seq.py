@@ -1,5 +1,5 @@
-"""`lingvis pretrain seq2seq`, `lingvis finetune translate`, `lingvis translate`, `lingvis finetune caption`,
-`lingvis caption`."""
+"""`lingvis pretrain seq2seq`, `lingvis finetune translate`, `lingvis translate`, `lingvis evaluate translate`,
+`lingvis finetune caption`, `lingvis caption`, `lingvis evaluate caption`."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,28 @@ def register(sub, groups) -> None:
     c.add_argument("--n-train", type=int, default=4000, help="built-in shapes scenes for training")
     c.set_defaults(func=run_train_caption)
 
+    e = groups["evaluate"].add_parser("translate", help="BLEU and chrF (sacrebleu) of a translation model",
+                                      description="Score a translation model on --data, or on a held-out split "
+                                      "of the built-in corpus it was trained on.")
+    e.add_argument("--data", help="parallel file (TSV/JSONL) or source file (with --tgt-data)")
+    e.add_argument("--tgt-data", help="target file of two aligned plain-text files")
+    e.add_argument("--split", choices=["test", "test_unseen"], default="test", help="built-in held-out split")
+    e.add_argument("--direction", choices=["en-zh", "zh-en"], default="en-zh", help="built-in corpus direction")
+    e.add_argument("--to", help="target language (multi-target models; default: from --direction)")
+    e.add_argument("--n", type=int, default=300, help="sentences to score")
+    add_decode_args(e, beams=4, max_new=128)
+    e.set_defaults(func=run_evaluate_translate)
+
+    ec = groups["evaluate"].add_parser("caption", help="CIDEr-D and BLEU-4 of a captioner",
+                                       description="Score a captioner on an image-text dataset (captions of "
+                                       "one image are its references) or on built-in shapes scenes.")
+    ec.add_argument("--data", help="image-text dataset (default: built-in shapes scenes)")
+    ec.add_argument("--image-root", help="folder that relative image paths of --data refer to")
+    ec.add_argument("--split", choices=["test", "test_unseen"], default="test", help="built-in held-out split")
+    ec.add_argument("--n", type=int, default=300, help="images to score")
+    add_decode_args(ec, beams=3, max_new=32)
+    ec.set_defaults(func=run_evaluate_caption)
+
     k = sub.add_parser("caption", help="caption images", description="Caption each IMAGE with beam search, "
                        "or sampling with --temperature > 0. Images that fail to load are reported and skipped.")
     k.add_argument("images", nargs="+", help="image files")
@@ -60,6 +82,7 @@ def add_translate_data_args(p: argparse.ArgumentParser) -> None:
                    help="built-in corpus direction; 'both' trains one model with target-language tags")
     p.add_argument("--target-lang", help="target language code of --data (chooses BLEU's tokenizer)")
     p.add_argument("--n-train", type=int, default=20000, help="built-in corpus training pairs")
+    p.add_argument("--n-val", type=int, default=300, help="built-in corpus validation (and test) pairs")
     add_common_data_args(p, vocab=1000)
 
 
@@ -98,8 +121,8 @@ def run_train_translate(args) -> int:
     targs = TranslateArgs(out=args.out, data=args.data, tgt_data=args.tgt_data, val_data=args.val_data,
                           val_tgt_data=args.val_tgt_data, direction=args.direction, target_lang=args.target_lang,
                           preset=args.preset, model=args.model, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-                          label_smoothing=args.label_smoothing, n_train=args.n_train, val_fraction=args.val_fraction,
-                          overrides=_overrides(args))
+                          label_smoothing=args.label_smoothing, n_train=args.n_train, n_val=args.n_val,
+                          val_fraction=args.val_fraction, overrides=_overrides(args))
     print_json(train_translation(targs, train_config(args), resume=args.resume))
     return 0
 
@@ -119,12 +142,9 @@ def _print_hyps(hyps: list[str], n_best: int) -> None:
 
 
 def run_translate(args) -> int:
-    from .. import api
     from ..recipes.translate import read_meta, translate
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
-    if getattr(model, "family", None) != "seq2seq":
-        raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not a translation model")
+    model, tok = _load(args.model, "seq2seq", args.device)
     lines, empty = _source_lines(args)
     if args.stream:
         return _stream(model, tok, lines, args)
@@ -169,13 +189,10 @@ def run_train_caption(args) -> int:
 
 
 def run_caption(args) -> int:
-    from .. import api
     from ..data.images import ImageError, load_image
     from ..recipes.caption import caption_images
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
-    if getattr(model, "family", None) != "captioner":
-        raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not a captioner")
+    model, tok = _load(args.model, "captioner", args.device)
     opts = decode_options(args)
     n_best = opts.get("num_return_sequences", 1)
     images, names, failed = [], [], 0
@@ -194,3 +211,47 @@ def run_caption(args) -> int:
     if failed:
         print(f"skipped {failed} of {len(args.images)} image(s) that failed to load", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _load(path: str, family: str, device: str):
+    from .. import api
+
+    model, tok = api.load(path, device=device), api.load_tokenizer(path)
+    if getattr(model, "family", None) != family:
+        raise ValueError(f"{path} holds a {getattr(model, 'family', '?')} model, not {family}")
+    return model, tok
+
+
+def run_evaluate_translate(args) -> int:
+    from ..data.parallel import read_parallel
+    from ..recipes.translate import TranslateArgs, evaluate_translation, held_out_pairs, read_meta, tagged
+
+    model, tok = _load(args.model, "seq2seq", args.device)
+    meta = read_meta(args.model)
+    if args.data:
+        pairs, to = read_parallel(args.data, args.tgt_data).pairs, args.to
+    else:
+        corpus = meta.get("corpus")
+        if corpus is None:
+            raise ValueError(f"{args.model} was not trained on the built-in corpus: pass --data")
+        pairs = tagged(held_out_pairs(TranslateArgs(out="", **corpus), args.split), args.direction)
+        to = args.to or args.direction.split("-")[1]
+    opts = decode_options(args)
+    opts.pop("num_return_sequences", None)
+    result = evaluate_translation(model, tok, pairs[:args.n], to, meta, max_new_tokens=args.max_new_tokens,
+                                  batch_size=args.batch_size, **opts)
+    print_json(result)
+    return 0
+
+
+def run_evaluate_caption(args) -> int:
+    from ..recipes.caption import evaluate_captions, shapes_split, user_split
+
+    model, tok = _load(args.model, "captioner", args.device)
+    data = user_split(args.data, args.image_root) if args.data else shapes_split(args.split, args.n)
+    data.loaders, data.captions = data.loaders[:args.n], data.captions[:args.n]
+    opts = decode_options(args)
+    opts.pop("num_return_sequences", None)
+    print_json(evaluate_captions(model, tok, data, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                 **opts))
+    return 0

@@ -4,11 +4,14 @@
   history, split by play (one play per genre is held out for test), so no play is in both train and test.
 * Templated extractive QA (SQuAD JSON) about people, with unanswerable questions for v2.0.
 * Templated entity tagging (PER / LOC / ORG, BIO tags).
-QA and tagging draw people, places and organisations from disjoint name pools for train and test, so the
-test split asks about names never seen in training."""
+QA and tagging splits are train / val / test (new sentences over the same name pools, drawn with separate
+seeds) and test_unseen (names, places and organisations never seen in training). Half of the training
+entities are made-up syllable strings, which teaches the model to read the context rather than memorise
+the names."""
 from __future__ import annotations
 
 import random
+import re
 
 from .corpus import GENRES, shakespeare_plays
 from .tasks_text import TaggedSentence, TextExample
@@ -16,12 +19,24 @@ from .tasks_text import TaggedSentence, TextExample
 TEST_PLAYS = ("julius_caesar", "much_ado_about_nothing", "john")  # one per genre
 
 
+_SPEAKER = re.compile(r"^[A-Z][A-Z0-9 .,'&-]*\.$")  # "SIR TOBY." / "FIRST WITCH."
+_HEADING = re.compile(r"^(ACT|SCENE|EPILOGUE|PROLOGUE)\b", re.I)
+
+
+def _spoken(line: str) -> bool:
+    """Dialogue and verse only: no speaker names, stage directions or act/scene headings."""
+    return bool(line) and not (_SPEAKER.match(line) or _HEADING.match(line) or line.startswith(("[", "]")))
+
+
 def _passages(text: str, words: int) -> list[tuple[str, int]]:
-    """Consecutive non-empty lines grouped into passages of about `words` words: (text, first line)."""
+    """Spoken lines (after the cast list, from the first ACT heading) grouped into passages of about
+    `words` words: (text, first line number)."""
+    lines = text.split("\n")
+    begin = next((i for i, line in enumerate(lines) if re.match(r"^\s*ACT\s+(I|1)\b", line)), 0)
     out, buf, count, first = [], [], 0, 0
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    for lineno, line in enumerate(lines[begin:], start=begin + 1):
         line = line.strip()
-        if not line:
+        if not _spoken(line):
             continue
         if not buf:
             first = lineno
@@ -65,23 +80,41 @@ JOBS = ["baker", "pilot", "teacher", "nurse", "painter", "lawyer", "farmer", "ch
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
 
 
+SYLLABLES = ["ka", "lo", "ren", "mi", "tas", "vo", "bel", "dri", "sun", "ga", "pel", "or", "zan", "ti", "mar", "quo"]
+PSEUDO_SHARE = 0.5  # of the training entities
+
+
+def pseudo_name(rng: random.Random) -> str:
+    """A made-up capitalised name of 2-3 syllables."""
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+
+
+def _pick(rng: random.Random, pools: dict, kind: str) -> str:
+    if pools["pseudo"] and rng.random() < PSEUDO_SHARE:
+        return pseudo_name(rng) + (" " + rng.choice(["Corp", "Labs", "Group"]) if kind == "org" else "")
+    return rng.choice(pools[kind])
+
+
 def _pool(items: list[str], split: str) -> list[str]:
     half = len(items) // 2
     return items[:half] if split == "train" else items[half:]
 
 
+SPLITS = ("train", "val", "test", "test_unseen")
+
+
 def _pools(split: str) -> dict[str, list[str]]:
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    part = "test" if split == "test" else "train"
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    part = "test" if split == "test_unseen" else "train"
     return {"first": _pool(FIRST, part), "last": _pool(LAST, part), "city": _pool(CITIES, part),
-            "org": _pool(ORGS, part)}
+            "org": _pool(ORGS, part), "pseudo": split == "train"}
 
 
 # ---- templated QA ------------------------------------------------------------------------------------
 def _person(rng: random.Random, pools: dict) -> dict:
-    return {"name": rng.choice(pools["first"]), "city": rng.choice(pools["city"]), "year": str(rng.randint(1850, 2005)),
-            "job": rng.choice(JOBS), "color": rng.choice(COLORS), "org": rng.choice(pools["org"])}
+    return {"name": _pick(rng, pools, "first"), "city": _pick(rng, pools, "city"), "year": str(rng.randint(1850, 2005)),
+            "job": rng.choice(JOBS), "color": rng.choice(COLORS), "org": _pick(rng, pools, "org")}
 
 
 FACTS = {"city": ("{name} was born in {city}.", "Where was {name} born?"),
@@ -91,9 +124,9 @@ FACTS = {"city": ("{name} was born in {city}.", "Where was {name} born?"),
          "org": ("{name} is employed by {org}.", "Which company employs {name}?")}
 
 
-def _paragraph(rng: random.Random, pools: dict, p_id: str, version: str) -> dict:
-    people = []
-    while len(people) < 2:  # two people per context, so the question's name matters
+def _paragraph(rng: random.Random, pools: dict, p_id: str, version: str, n_people: int) -> dict:
+    people: list[dict] = []
+    while len(people) < n_people:
         cand = _person(rng, pools)
         if all(cand["name"] != p["name"] for p in people):
             people.append(cand)
@@ -117,14 +150,16 @@ def _paragraph(rng: random.Random, pools: dict, p_id: str, version: str) -> dict
     return {"context": context.strip(), "qas": qas}
 
 
-def templated_squad(n_paragraphs: int = 300, split: str = "train", version: str = "v1.1", seed: int = 0) -> dict:
-    """A SQuAD-format dict: each paragraph states three facts about each of two people; v2.0 adds one
-    unanswerable question per paragraph (a fact the context does not state)."""
+def templated_squad(n_paragraphs: int = 300, split: str = "train", version: str = "v1.1", seed: int = 0,
+                    people: int = 1) -> dict:
+    """A SQuAD-format dict: each paragraph states three facts about each of `people` people (with two or
+    more, the question's name picks the sentence); v2.0 adds one unanswerable question per paragraph
+    (a fact the context does not state)."""
     if version not in ("v1.1", "v2.0"):
         raise ValueError(f"version must be v1.1 or v2.0, got {version!r}")
     rng = random.Random(f"{split}-{seed}")
     pools = _pools(split)
-    paragraphs = [_paragraph(rng, pools, f"{split}{seed}-{i}", version) for i in range(n_paragraphs)]
+    paragraphs = [_paragraph(rng, pools, f"{split}{seed}-{i}", version, people) for i in range(n_paragraphs)]
     return {"version": version, "data": [{"title": f"people-{split}", "paragraphs": paragraphs}]}
 
 
@@ -139,10 +174,10 @@ TAG_TEMPLATES = [
 
 def _entity(rng: random.Random, kind: str, pools: dict) -> list[str]:
     if kind == "PER":
-        return [rng.choice(pools["first"])] + ([rng.choice(pools["last"])] if rng.random() < 0.6 else [])
+        return [_pick(rng, pools, "first")] + ([_pick(rng, pools, "last")] if rng.random() < 0.6 else [])
     if kind == "LOC":
-        return [rng.choice(pools["city"])]
-    return rng.choice(pools["org"]).split()
+        return [_pick(rng, pools, "city")]
+    return _pick(rng, pools, "org").split()
 
 
 def templated_tagging(n_sentences: int = 600, split: str = "train", seed: int = 0) -> list[TaggedSentence]:

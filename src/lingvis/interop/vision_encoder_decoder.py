@@ -84,7 +84,8 @@ def load_vision_encoder_decoder(hf: dict, hf_state: dict[str, torch.Tensor], pat
         state.update(_cross_from_hf(dec_s, dcfg.n_layer))
         state.update({f"decoder.{k}": v for k, v in gpt2.state_from_hf(dec_s, dcfg.n_layer).items()})
         if model.proj is not None:
-            state["proj.weight"], state["proj.bias"] = rest.pop("enc_to_dec_proj.weight"), rest.pop("enc_to_dec_proj.bias")
+            state["proj.weight"] = rest.pop("enc_to_dec_proj.weight")
+            state["proj.bias"] = rest.pop("enc_to_dec_proj.bias")
     except KeyError as e:
         raise CheckpointError(f"{path}: VisionEncoderDecoder weight {e.args[0]!r} is missing") from e
     if dcfg.tie_embeddings:

@@ -25,7 +25,7 @@ def vit_config_from_hf(hf: dict, path: Path, pooler: bool) -> ViTConfig:
                      heads=hf.get("num_attention_heads", 12), mlp_hidden=hf.get("intermediate_size", 3072),
                      activation=activation_from_hf(hf.get("hidden_act", "gelu"), str(path / "config.json")),
                      norm_eps=hf.get("layer_norm_eps", 1e-12), pooler=pooler,
-                     image_mean=[0.5] * 3, image_std=[0.5] * 3, **read_preprocessor(path))
+                     **{"image_mean": [0.5] * 3, "image_std": [0.5] * 3, **read_preprocessor(path)})
 
 
 def vit_state_from_hf(s: dict, cfg: ViTConfig, path: Path) -> dict:

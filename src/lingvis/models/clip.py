@@ -163,8 +163,8 @@ register_preset("clip-tiny", "clip", "64px ViT (patch 8, 4 layers, width 192) + 
                 vision=dict(image_size=64, patch_size=8, dim=192, depth=4, heads=3, mlp_hidden=768,
                             pre_norm=True, patch_bias=False, final_norm="pooled", activation="quick_gelu"),
                 text=TINY_TEXT, projection_dim=128, eos_token_id=None, bos_token_id=None)
-register_preset("clip-shapes", "clip", "48px ViT (patch 8, 4 layers, width 128) + 2-layer text tower: shapes in minutes",
-                vision=dict(image_size=48, patch_size=8, dim=128, depth=4, heads=4, mlp_hidden=512, pre_norm=True,
+register_preset("clip-shapes", "clip", "48px ViT (patch 6, 4 layers, width 128) + 2-layer text tower: shapes in minutes",
+                vision=dict(image_size=48, patch_size=6, dim=128, depth=4, heads=4, mlp_hidden=512, pre_norm=True,
                             patch_bias=False, final_norm="pooled", activation="quick_gelu"),
                 text=dict(vocab_size=256, context_length=32, dim=128, depth=2, heads=4, mlp_hidden=512),
                 projection_dim=128, eos_token_id=None, bos_token_id=None)

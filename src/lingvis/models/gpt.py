@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..nn import Block, BlockConfig, KVCache, LearnedPositions, Rotary, SinusoidalPositions, make_norm
+from ..nn.losses import linear_cross_entropy
 from ..nn.masks import causal_mask, combine, padding_mask
 from .causal_lm import CausalLM
 from .registry import register_family, register_preset
@@ -41,6 +42,8 @@ class GPTConfig:
 
 class GPT(CausalLM):
     """Decoder-only language model. `forward(input_ids (B, T)) -> logits (B, T, V)`."""
+
+    fused_loss = True  # forward(input_ids, labels=labels) returns the loss (used by tasks.lm.CausalLMTask)
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -81,7 +84,10 @@ class GPT(CausalLM):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
                 last_only: bool = False, memory: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+                memory_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, V) (or (B, 1, V) with `last_only`). With `labels` (B, T) (-100 = ignore) it returns
+        instead the mean cross-entropy of the logits against them, from a fused head + loss that never
+        materialises the (B, T, V) log-softmax or its gradient (the fast training path)."""
         # input_ids: (B, T); attention_mask: (B, S) over cached + new positions (1 = real token)
         # memory: (B, M, cross_dim) encoder output for cross-attention; memory_mask: bool (B, 1, 1, M)
         B, T = input_ids.shape
@@ -110,6 +116,8 @@ class GPT(CausalLM):
             x = block(x, mask, is_causal, rope, cache, i, memory, memory_mask)
         if cache is not None:
             cache.advance(T)
+        if labels is not None:
+            return linear_cross_entropy(self.ln_f(x).flatten(0, 1), self.lm_head.weight, labels.flatten())
         if last_only:
             x = x[:, -1:]
         return self.lm_head(self.ln_f(x))  # (B, T, V)

@@ -38,6 +38,7 @@ class FinetuneArgs:
     preset: str | None = None          # from scratch (WordPiece trained on the training text)
     tokenizer: str | None = None
     vocab_size: int = 4000
+    lowercase: bool | None = None      # WordPiece trained here: lower-case (default: yes, except for tagging)
     max_len: int = 128
     stride: int = 32                   # QA: tokens shared by consecutive context windows
     squad_version: str = "v1.1"        # built-in QA set: v1.1 or v2.0 (with unanswerable questions)
@@ -114,7 +115,8 @@ def finetune(args: FinetuneArgs, cfg: TrainConfig, resume: bool = False) -> dict
     torch.manual_seed(cfg.seed)
     loaders = {"classify": classify_data, "tag": tag_data, "qa": qa_data}
     train, val, test, extra, texts = loaders[args.task](args)
-    tok = build_tokenizer(args.out, args.model, args.tokenizer, texts, args.vocab_size, resume=resume)
+    lowercase = args.task != "tag" if args.lowercase is None else args.lowercase
+    tok = build_tokenizer(args.out, args.model, args.tokenizer, texts, args.vocab_size, lowercase, resume)
     pad = tok.pad_id or 0
     if args.task == "qa":
         windows = QAWindows(max_len=args.max_len, stride=args.stride)

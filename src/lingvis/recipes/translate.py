@@ -86,7 +86,8 @@ def builtin_corpus(args: TranslateArgs) -> Corpus:
     if args.direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {args.direction!r}")
     c = _builtin(args.n_train, args.n_val, args.seed)
-    meta = {"task": "translate", "direction": args.direction}
+    meta = {"task": "translate", "direction": args.direction,
+            "corpus": {"n_train": args.n_train, "n_val": args.n_val, "seed": args.seed}}
     if args.direction == "both":
         meta["target_tags"] = {"zh": tag("zh"), "en": tag("en")}
     else:
@@ -95,17 +96,19 @@ def builtin_corpus(args: TranslateArgs) -> Corpus:
 
 
 def user_corpus(args: TranslateArgs) -> Corpus:
-    pairs = read_parallel(args.data, args.tgt_data).pairs
+    """Pairs of --data (and --val-data); pairs with an empty side are skipped and counted in meta."""
+    read = read_parallel(args.data, args.tgt_data)
+    pairs, skipped = read.pairs, read.skipped
     if args.val_data:
-        val = read_parallel(args.val_data, args.val_tgt_data).pairs
-        train = pairs
+        val_read = read_parallel(args.val_data, args.val_tgt_data)
+        val, skipped, train = val_read.pairs, skipped + val_read.skipped, pairs
     elif len(pairs) < 2:
         raise ValueError(f"{args.data}: need at least 2 pairs to split off validation, got {len(pairs)}")
     else:
         train, val = train_val_split(pairs, args.val_fraction, seed=args.seed)
     if not train or not val:
         raise ValueError(f"{args.data}: need training and validation pairs, got {len(train)} and {len(val)}")
-    return Corpus(train, val, {"task": "translate", "target_lang": args.target_lang})
+    return Corpus(train, val, {"task": "translate", "target_lang": args.target_lang, "skipped_pairs": skipped})
 
 
 def make_tokenizer(args: TranslateArgs, corpus: Corpus, resume: bool) -> Tokenizer:
@@ -153,6 +156,7 @@ def train_translation(args: TranslateArgs, cfg: TrainConfig, resume: bool = Fals
                        max_new_tokens=min(c.max_len - 1, 2 + max(len(p.tgt) for p in val_set.items)))
     summary = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tok, meta=corpus.meta).fit(resume)
     summary.update(train_pairs=len(train_set), val_pairs=len(val_set),
+                   skipped_pairs=corpus.meta.get("skipped_pairs", 0),
                    parameters=sum(p.numel() for p in model.parameters()))
     return summary
 
@@ -164,11 +168,17 @@ def read_meta(path: str | Path) -> dict:
     return json.loads(meta_file.read_text()) if meta_file.is_file() else {}
 
 
-def prepare_sources(texts: list[str], to: str | None, meta: dict) -> list[str]:
-    tags = meta.get("target_tags") or {}
+def prepare_sources(texts: list[str], to: str | None, meta: dict, tok: Tokenizer | None = None) -> list[str]:
+    """Stripped sources, prefixed with the target-language tag of a multi-target model: from the checkpoint's
+    meta, or (Hugging Face folders) a `>>to<<` token of the tokenizer, as multilingual Marian models use."""
+    tags = dict(meta.get("target_tags") or {})
     for i, t in enumerate(texts):
         if not t.strip():
             raise ValueError(f"source {i} is empty")
+    if not tags and to is not None and tok is not None and tok.token_to_id(tag(to)) is not None:
+        tags = {to: tag(to)}
+    if not tags and to is not None and meta.get("target_lang") not in (None, to):
+        raise ValueError(f"this model translates into {meta['target_lang']!r}, not {to!r}")
     if tags:
         if to is None:
             raise ValueError(f"this model translates into {sorted(tags)}: choose one with --to / to=")
@@ -182,7 +192,7 @@ def prepare_sources(texts: list[str], to: str | None, meta: dict) -> list[str]:
 def translate(model, tok: Tokenizer, texts: list[str], to: str | None = None, meta: dict | None = None,
               num_beams: int = 4, max_new_tokens: int = 64, batch_size: int = 32, **decode) -> list[str]:
     """Translate `texts` (beam search by default; `num_beams=1` + sampling keywords otherwise)."""
-    sources = prepare_sources(list(texts), to, meta or {})
+    sources = prepare_sources(list(texts), to, meta or {}, tok)
     device = next(model.parameters()).device
     c = model.config
     out: list[str] = []
@@ -213,7 +223,7 @@ def stream_translation(model, tok: Tokenizer, text: str, to: str | None = None, 
                        max_new_tokens: int = 64, **sampling) -> Iterator[str]:
     """Yield the translation of one sentence piece by piece as it is decoded (greedy, or sampling with
     `temperature` / `top_k` / `top_p` / `seed`), through the shared `generate.stream_ids`."""
-    source = prepare_sources([text], to, meta or {})[0]
+    source = prepare_sources([text], to, meta or {}, tok)[0]
     c, device = model.config, next(model.parameters()).device
     src = torch.tensor([tok.encode(source)[:c.max_len]], device=device)
     model.eval()

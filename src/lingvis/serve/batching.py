@@ -69,6 +69,9 @@ class Engine:
 
     def submit(self, specs: list[SeqSpec], sink: Sink) -> Ticket:
         """Queue `specs` (all or none). Raises ValueError for a bad spec, QueueFull over the bound."""
+        if len(specs) > self.max_queue:
+            raise ValueError(f"{len(specs)} sequences in one request exceed the queue bound {self.max_queue}; "
+                             "split the request")
         for i, spec in enumerate(specs):
             spec.cfg.validate()
             if not spec.prompt:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
 import torch
 
 from .errors import bad_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from .adapters.base import TOKENIZE
-from .errors import bad_request
+from .errors import bad_request, model_not_found
 from .schemas import DetokenizeRequest, TokenizeRequest
 from .security import require_api_key
 
@@ -28,7 +28,6 @@ async def list_models(request: Request):
 async def get_model(name: str, request: Request):
     hub = request.app.state.hub
     if name not in hub.adapters:
-        from .errors import model_not_found
         raise model_not_found(name, hub.names())
     return next(m for m in hub.listing()["data"] if m["id"] == name)
 

@@ -123,10 +123,11 @@ class DistCheckpointManager(CheckpointManager):
             return super().restore(model, optimizer)
         else:
             self._load_plain_sharded(ckpt, model, optimizer)
-        rng = ckpt / f"rng-rank{self.ctx.rank}.pt"
-        rng = rng if rng.is_file() else ckpt / "rng-rank0.pt" if (ckpt / "rng-rank0.pt").is_file() else ckpt / "rng.pt"
-        if rng.is_file():
-            set_rng_state(torch.load(rng, weights_only=True))
+        # this rank's random state; at a new world size, extra ranks take rank 0's
+        for name in (f"rng-rank{self.ctx.rank}.pt", "rng-rank0.pt", "rng.pt"):
+            if (ckpt / name).is_file():
+                set_rng_state(torch.load(ckpt / name, weights_only=True))
+                break
         return json.loads((ckpt / STATE_FILE).read_text())
 
     @staticmethod

@@ -19,7 +19,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    fused = device.type == "cuda"
+    """AdamW; the fused kernel (one pass per tensor) on CPU and CUDA, except over FSDP-sharded DTensors."""
+    fused = device.type in ("cpu", "cuda") and getattr(cfg, "distributed", "none") != "fsdp"
     return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                              fused=fused or None)
 

@@ -14,11 +14,7 @@ from .base import CHAT, COMPLETIONS, TOKENIZE, Adapter
 from .registry import register_adapter
 
 
-def _is_causal(model) -> bool:
-    return isinstance(model, CausalLM) or all(hasattr(model, a) for a in ("new_cache", "context_length"))
-
-
-@register_adapter("causal_lm", _is_causal)
+@register_adapter("causal_lm", lambda model: isinstance(model, CausalLM))
 class CausalLMAdapter(Adapter):
     capabilities = frozenset({COMPLETIONS, CHAT, TOKENIZE})
 

@@ -40,7 +40,9 @@ function fillSelect(select, models) {
     opt.textContent = m.id + " (" + m.kind + ")";
     select.appendChild(opt);
   }
-  select.closest(".panel").classList.toggle("off", models.length === 0);
+  const panel = select.closest(".panel");
+  panel.classList.toggle("off", models.length === 0);
+  panel.querySelector(".hint").hidden = models.length > 0;
 }
 
 const hasCap = (cap) => (m) => (m.capabilities || []).includes(cap);
