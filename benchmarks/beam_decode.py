@@ -67,4 +67,6 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer tokens, one repeat")
-    print_rows(run(ap.parse_args().quick))
+    rows = run(ap.parse_args().quick)
+    print_rows(rows)
+    print("identical tokens:", [r["identical_rows"] for r in rows])

@@ -2,9 +2,10 @@
 other in this process, and write `<out>/bench.md` (Markdown table), `<out>/bench.json` (raw rows) and PNG
 plots of throughput against batch size and sequence length (rows carrying `sweep` = "batch" or
 "seq_len"). A module that fails or overruns `--module-timeout` is recorded with its error; the others
-still run.
+still run. Learning runs (`*_learning.py`: minutes of training towards an accuracy target, not speed
+comparisons) are left out unless `--learning` is given or they are named in `--only`.
 
-    python -m benchmarks.run --out results [--quick] [--only mfu,int8_decode]
+    python -m benchmarks.run --out results [--quick] [--only mfu,int8_decode] [--learning]
 """
 from __future__ import annotations
 
@@ -31,14 +32,14 @@ class ModuleTimeout(Exception):
     pass
 
 
-def discover(only: list[str] | None = None) -> list[str]:
+def discover(only: list[str] | None = None, learning: bool = False) -> list[str]:
     names = sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_") and p.stem not in SKIP)
     if only:
         missing = sorted(set(only) - set(names))
         if missing:
             raise SystemExit(f"error: no benchmark module(s) {missing} in {HERE}; have {names}")
-        names = [n for n in names if n in only]
-    return names
+        return [n for n in names if n in only]
+    return [n for n in names if learning or not n.endswith("_learning")]
 
 
 def _alarm(signum, frame):
@@ -148,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results", help="results folder")
     ap.add_argument("--quick", action="store_true", help="pass quick=True to every module")
     ap.add_argument("--only", help="comma-separated module names")
+    ap.add_argument("--learning", action="store_true", help="also run the *_learning training benchmarks")
     ap.add_argument("--module-timeout", type=int, default=600, help="seconds before a module is abandoned")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    names = discover(args.only.split(",") if args.only else None)
+    names = discover(args.only.split(",") if args.only else None, args.learning)
     info, results, t0 = machine(), [], time.perf_counter()
     for name in names:
         print(f"== {name}", flush=True)

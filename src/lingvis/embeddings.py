@@ -134,16 +134,19 @@ def embed(model, tokenizer, texts: str | list[str], pooling: str | None = None, 
 
 
 def search(model, tokenizer, corpus: list[str], queries: str | list[str], top_k: int = 5,
-           corpus_embeddings: torch.Tensor | None = None) -> list[list[dict]]:
-    """For each query, the `top_k` corpus entries by cosine similarity: [{"rank", "score", "index", "text"}]."""
+           corpus_embeddings: torch.Tensor | None = None, **embed_kw) -> list[list[dict]]:
+    """For each query, the `top_k` corpus entries by cosine similarity: [{"rank", "score", "index", "text"}].
+    `embed_kw` (pooling, max_length) go to `embed`; pass `corpus_embeddings` to reuse an encoded corpus."""
     model, tokenizer = _resolve(model, tokenizer)
     if not corpus:
         raise ValueError("the search corpus is empty")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     queries = [queries] if isinstance(queries, str) else list(queries)
-    docs = corpus_embeddings if corpus_embeddings is not None else embed(model, tokenizer, corpus)
-    q = embed(model, tokenizer, queries)
+    docs = corpus_embeddings if corpus_embeddings is not None else embed(model, tokenizer, corpus, **embed_kw)
+    if len(docs) != len(corpus):
+        raise ValueError(f"corpus_embeddings has {len(docs)} rows for {len(corpus)} corpus entries")
+    q = embed(model, tokenizer, queries, **embed_kw)
     scores = F.normalize(q, dim=1) @ F.normalize(docs, dim=1).T  # (Q, N)
     k = min(top_k, len(corpus))
     top = scores.topk(k, dim=1)

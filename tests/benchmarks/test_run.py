@@ -51,5 +51,7 @@ def test_timeout_abandons_a_module(monkeypatch):
 def test_discover_finds_modules_and_rejects_unknown_names():
     names = driver.discover()
     assert "mfu" in names and "int8_decode" in names and "run" not in names and "_timing" not in names
+    assert not any(n.endswith("_learning") for n in names)
+    assert driver.discover(["mfu"]) == ["mfu"]
     with pytest.raises(SystemExit, match="no benchmark module"):
         driver.discover(["nope"])

@@ -99,8 +99,8 @@ def clip_dir(tmp_path_factory):
     """A clip-nano (random weights) whose text tower fits the char tokenizer."""
     torch.manual_seed(0)
     tok = char_tokenizer()
-    model = lingvis.build("clip-nano", text=dict(vocab_size=tok.vocab_size, context_length=24, dim=32, depth=1,
-                                                   heads=4, mlp_hidden=64), pad_token_id=tok.pad_id or 0, eos_token_id=tok.eos_id)
+    text = dict(vocab_size=tok.vocab_size, context_length=24, dim=32, depth=1, heads=4, mlp_hidden=64)
+    model = lingvis.build("clip-nano", text=text, pad_token_id=tok.pad_id or 0, eos_token_id=tok.eos_id)
     return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-clip", tokenizer=tok)
 
 

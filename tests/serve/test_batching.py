@@ -129,3 +129,37 @@ def test_queue_bound_cancel_and_validation():
         eng.submit([SeqSpec([], cfg)], lambda ev: None)
     with pytest.raises(ValueError, match="3 sequences in one request exceed the queue bound 2"):
         eng.submit([SeqSpec([1], cfg)] * 3, lambda ev: None)
+
+
+class Flaky(torch.nn.Module):
+    """A GPT whose decode steps fail while `broken` is set."""
+
+    def __init__(self, gpt):
+        super().__init__()
+        self.gpt, self.broken = gpt, False
+        self.context_length, self.new_cache = gpt.context_length, gpt.new_cache
+
+    def forward(self, input_ids, **kw):
+        if self.broken and input_ids.shape[1] == 1:
+            raise RuntimeError("simulated device failure")
+        return self.gpt(input_ids, **kw)
+
+
+def test_a_failed_step_fails_its_rows_and_the_engine_keeps_serving():
+    torch.manual_seed(0)
+    model = Flaky(lingvis.build("gpt-nano", vocab_size=30, block_size=32).eval())
+    eng = Engine(model).start()
+    try:
+        model.broken = True
+        bad = Collector()
+        bad.expected = 1
+        eng.submit([SeqSpec([1, 2, 3], SamplingConfig(max_new_tokens=5))], bad.sink)
+        assert bad.done.wait(30) and bad.finish[0] == "error"
+        model.broken = False
+        good = Collector()
+        good.expected = 1
+        eng.submit([SeqSpec([1, 2, 3], SamplingConfig(max_new_tokens=5))], good.sink)
+        assert good.done.wait(30) and good.finish[0] == "length" and len(good.tokens[0]) == 5
+        assert eng.stats()["errors"] == 1 and eng.stats()["active"] == 0
+    finally:
+        eng.close()

@@ -103,14 +103,15 @@ def test_search_gallery_and_screenshot(page, tmp_path):
     figures = page.query_selector_all("#gallery figure")
     assert len(figures) == 4
     assert page.get_attribute("#gallery figure img", "src").startswith("data:image/jpeg;base64,")
-    page.wait_for_function("[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("[...document.querySelectorAll('#gallery img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
     shot = tmp_path / "lingvis-page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
 
 
 def test_panels_without_a_model_say_what_to_serve(page, lm_server):
-    other = page.context.new_page()
+    other = page.context.browser.new_page()
     other.goto(lm_server.url + "/")
     other.wait_for_function("document.querySelectorAll('#chat-model option').length > 0")
     assert other.is_hidden("#chat-panel .hint")

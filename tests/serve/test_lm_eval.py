@@ -23,6 +23,11 @@ def write_tasks(folder: Path) -> None:
         (folder / yaml.name).write_text(yaml.read_text().replace("test: smoke.jsonl", f"test: {data}"))
 
 
+def read_jsonl(out: Path, pattern: str) -> list[dict]:
+    path = Path(glob.glob(str(out / "*" / pattern))[0])
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def loglik(model, tok, context: str, continuation: str) -> float:
     ctx, whole = tok.encode(context), tok.encode(context + continuation)
     with torch.no_grad():
@@ -46,8 +51,7 @@ def test_lm_eval_local_completions(lm_server, lm_dir, tmp_path):
 
     model, tok = lingvis.load(lm_dir), lingvis.load_tokenizer(lm_dir)
     docs = [json.loads(line) for line in (TASKS / "smoke.jsonl").read_text().splitlines()]
-    samples = [json.loads(line) for line in
-               Path(glob.glob(str(tmp_path / "out" / "*" / "samples_lingvis_smoke_2*.jsonl"))[0]).read_text().splitlines()]
+    samples = read_jsonl(tmp_path / "out", "samples_lingvis_smoke_2*.jsonl")
     correct = 0
     for s in samples:
         doc = docs[s["doc_id"]]
@@ -57,8 +61,7 @@ def test_lm_eval_local_completions(lm_server, lm_dir, tmp_path):
         correct += int(max(range(len(ours)), key=ours.__getitem__) == doc["answer"])
     assert acc == pytest.approx(correct / len(docs))
 
-    gens = [json.loads(line) for line in
-            Path(glob.glob(str(tmp_path / "out" / "*" / "samples_lingvis_smoke_gen_*.jsonl"))[0]).read_text().splitlines()]
+    gens = read_jsonl(tmp_path / "out", "samples_lingvis_smoke_gen_*.jsonl")
     for s in gens:
         want = lingvis.generate(model, tok, docs[s["doc_id"]]["question"], max_new_tokens=8, stop=["\n"])
         assert s["resps"][0][0] == want

@@ -82,7 +82,8 @@ def test_image_limits_and_bad_images(server, clip_dir):
     url = f"{server.url}/v1/images/zero-shot"
     body = {"model": clip_dir.name, "labels": ["a", "b"]}
     big = shape_image("red", "circle", size=80)  # 6400 pixels > 64 * 64
-    err = assert_error(httpx.post(url, json={**body, "image": data_url(big)}), 400, param="image", code="image_too_large")
+    err = assert_error(httpx.post(url, json={**body, "image": data_url(big)}), 400, param="image",
+                       code="image_too_large")
     assert "6400" in err["message"]
     assert_error(httpx.post(url, json={**body, "image": "data:image/png;base64,%%%"}), 400, code="invalid_image")
     assert_error(httpx.post(url, json={**body, "image": base64.b64encode(b"garbage").decode()}), 400,

@@ -8,7 +8,7 @@ import sys
 from .common import apply_config
 
 # module name -> adds subcommands; families add theirs here
-COMMANDS = ["gpt", "convert", "tokenizer", "info", "demo", "serve", "vision", "vqa", "seq2seq"]
+COMMANDS = ["gpt", "bert", "convert", "tokenizer", "info", "demo", "serve", "vision", "vqa", "seq2seq"]
 # subcommand groups that several families extend: `lingvis pretrain gpt`, `lingvis finetune classify`, ...
 GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a model on a task",
           "data": "generate or inspect built-in datasets", "evaluate": "evaluate a trained model on a dataset"}

@@ -128,27 +128,27 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1,
                require_tags: bool = True) -> list[TaggedSentence]:
     """Sentences from a CoNLL column file: one token per line, whitespace-separated columns, a blank
     line between sentences, `-DOCSTART-` lines skipped. Every token line must have as many columns as
-    the first one. Without tags (`require_tags=False`) single-column files are accepted."""
+    the first one. Files with two or more columns carry tags (column `tag_column`, BIO); with
+    `require_tags=False` a single-column file (tokens only) is accepted too."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CoNLL file not found: {path}")
     sentences: list[TaggedSentence] = []
-    tokens, tags, start, width, width_line = [], [], 0, None, 0
+    tokens: list[str] = []
+    tags: list[str] = []
+    start, width, width_line = 0, 0, 0
 
     def flush():
         if tokens:
-            sentences.append(TaggedSentence(list(tokens), list(tags) if require_tags else None, f"{path}:{start}"))
+            sentences.append(TaggedSentence(list(tokens), list(tags) if width >= 2 else None, f"{path}:{start}"))
         tokens.clear(), tags.clear()
 
     for lineno, line in enumerate(read_text_file(path).split("\n"), start=1):
         cols = line.split()
-        if not cols:
+        if not cols or cols[0] == DOCSTART:
             flush()
             continue
-        if cols[0] == DOCSTART:
-            flush()
-            continue
-        if width is None:
+        if not width:
             width, width_line = len(cols), lineno
             if require_tags and width < 2:
                 raise TaskDataError(f"{path}:{lineno}: one column; expected at least token and tag columns")
@@ -158,7 +158,7 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1,
         if not tokens:
             start = lineno
         tokens.append(cols[token_column])
-        if require_tags:
+        if width >= 2:
             check_tag(cols[tag_column], f"{path}:{lineno}")
             tags.append(cols[tag_column])
     flush()

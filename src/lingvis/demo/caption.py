@@ -13,7 +13,7 @@ from . import step
 def demo_caption(out: Path, minutes: float = 1.0) -> dict:
     run = out / "caption"
     args = CaptionArgs(out=str(run), preset="captioner-tiny", n_train=2000, n_val=50)
-    cfg = TrainConfig(max_steps=2000, max_minutes=minutes, batch_size=32, lr=1e-3, warmup_steps=100,
+    cfg = TrainConfig(max_steps=2000, max_minutes=minutes, batch_size=32, lr=1e-3, warmup_steps=50,
                       weight_decay=0.01, eval_every=1000, eval_batches=2, log_every=25)
     summary = train_captioner(args, cfg)
     model, tok = api.load(run), api.load_tokenizer(run)

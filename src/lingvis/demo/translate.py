@@ -14,7 +14,7 @@ from . import step
 def demo_translate(out: Path, minutes: float = 1.0) -> dict:
     run = out / "translate"
     args = TranslateArgs(out=str(run), preset="transformer-tiny", direction="both", n_train=6000, n_val=100)
-    cfg = TrainConfig(max_steps=2000, max_minutes=minutes, batch_size=64, lr=1e-3, warmup_steps=100,
+    cfg = TrainConfig(max_steps=2000, max_minutes=minutes, batch_size=64, lr=1e-3, warmup_steps=50,
                       weight_decay=0.01, beta2=0.98, eval_every=1000, eval_batches=2, log_every=25)
     summary = train_translation(args, cfg)
     model, tok, meta = api.load(run), api.load_tokenizer(run), read_meta(run)

@@ -240,3 +240,6 @@ def stream_translation(model, tok: Tokenizer, text: str, to: str | None = None, 
         if not piece.endswith("\ufffd") and len(piece) > len(sent):  # wait for whole UTF-8 characters
             yield piece[len(sent):]
             sent = piece
+    rest = tok.decode(out)[len(sent):]
+    if rest:
+        yield rest

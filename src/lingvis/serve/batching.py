@@ -191,29 +191,31 @@ class Engine:
         if picked:
             self._prefill(picked)
 
-    @torch.inference_mode()
     def _prefill(self, seqs: list[Seq]) -> None:
+        """Prefill new arrivals together; on any failure they (and only they) end with an error."""
         try:
-            ids, mask = pad_left([s.spec.prompt for s in seqs])  # (k, P)
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (k, P)
-            full = any(s.spec.prompt_logprobs for s in seqs)
-            cache = self.model.new_cache(len(seqs), ids.shape[1])
-            logits = self.model(ids, attention_mask=None if bool(mask.all()) else mask, position_ids=pos,
-                                cache=cache, last_only=not full).float()  # (k, P or 1, V)
+            self._prefill_join(seqs)
         except Exception as e:
             for s in seqs:
-                self.counters["errors"] += 1
-                self._finish(s, "error", f"{type(e).__name__}: {e}")
-            return
+                if not s.done:
+                    self.counters["errors"] += 1
+                    self._finish(s, "error", f"{type(e).__name__}: {e}")
+
+    @torch.inference_mode()
+    def _prefill_join(self, seqs: list[Seq]) -> None:
+        ids, mask = pad_left([s.spec.prompt for s in seqs])  # (k, P)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (k, P)
+        full = any(s.spec.prompt_logprobs for s in seqs)
+        cache = self.model.new_cache(len(seqs), ids.shape[1])
+        logits = self.model(ids, attention_mask=None if bool(mask.all()) else mask, position_ids=pos,
+                            cache=cache, last_only=not full).float()  # (k, P or 1, V)
         self.counters["prefills"] += 1
-        if full:
-            for j, s in enumerate(seqs):
-                if s.spec.prompt_logprobs:
-                    P = len(s.spec.prompt)
-                    lp = logits[j, ids.shape[1] - P:].log_softmax(-1)  # (P, V)
-                    scores = prompt_scores(lp, s.spec.prompt, s.spec.logprobs or 0)
-                    self._emit(s, Event(s.index, prompt_logprobs=scores))
+        for j, s in enumerate(seqs):
+            if s.spec.prompt_logprobs:
+                P = len(s.spec.prompt)
+                lp = logits[j, ids.shape[1] - P:].log_softmax(-1)  # (P, V)
+                self._emit(s, Event(s.index, prompt_logprobs=prompt_scores(lp, s.spec.prompt, s.spec.logprobs or 0)))
         live = [j for j, s in enumerate(seqs) if not self._start(s)]
         pending = [j for j in live if not self._accept(seqs[j], logits[j, -1])]
         if not pending:

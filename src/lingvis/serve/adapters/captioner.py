@@ -44,4 +44,4 @@ class CaptionerAdapter(Adapter):
         async def produce(image, text: str) -> str:
             return await self.captions(image, 3, limit)
 
-        return await chat_reply(self, req, request, produce)
+        return await chat_reply(self, req, produce)

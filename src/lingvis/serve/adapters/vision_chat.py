@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
-
 from .. import responses as R
 from ..errors import bad_request
 from ..images import decode_image, image_parts
@@ -22,8 +20,7 @@ def last_user_text(req: ChatCompletionRequest) -> str:
     return ""
 
 
-async def chat_reply(adapter, req: ChatCompletionRequest, request: Request,
-                     produce: Callable[..., Awaitable[str]]) -> object:
+async def chat_reply(adapter, req: ChatCompletionRequest, produce: Callable[..., Awaitable[str]]) -> object:
     """`produce(image, text)` returns the assistant's reply for the conversation's last image."""
     images = image_parts(req.messages)
     if not images:
@@ -32,10 +29,11 @@ async def chat_reply(adapter, req: ChatCompletionRequest, request: Request,
     if req.n != 1:
         raise bad_request("vision-language chat gives one answer (n must be 1)", "n", "unsupported_parameter")
     param, url = images[-1]
-    reply = await produce(decode_image(url, param, adapter.config.max_image_pixels), last_user_text(req))
+    text = last_user_text(req)
+    reply = await produce(decode_image(url, param, adapter.config.max_image_pixels), text)
     rid = R.new_id("chatcmpl")
-    usage = {"prompt_tokens": 0, "completion_tokens": len(adapter.tokenizer.encode(reply)), "total_tokens": 0}
-    usage["total_tokens"] = usage["completion_tokens"]
+    asked, said = len(adapter.tokenizer.encode(text)), len(adapter.tokenizer.encode(reply))  # image not counted
+    usage = {"prompt_tokens": asked, "completion_tokens": said, "total_tokens": asked + said}
     if not req.stream:
         return {"id": rid, "object": "chat.completion", "created": R.now(), "model": adapter.name, "usage": usage,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "refusal": None},

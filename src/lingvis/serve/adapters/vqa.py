@@ -36,4 +36,4 @@ class VQAAdapter(Adapter):
         async def produce(image, text: str) -> str:
             return (await self._answers(image, text, 1))[0][0]
 
-        return await chat_reply(self, req, request, produce)
+        return await chat_reply(self, req, produce)

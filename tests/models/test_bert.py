@@ -1,0 +1,104 @@
+"""BERT model: heads, masks, presets, re-heading."""
+import pytest
+import torch
+
+import lingvis
+from lingvis.models.bert import Bert, BertConfig, with_head
+
+V = 60
+
+
+def tiny(head="none", **kw):
+    torch.manual_seed(0)
+    return lingvis.build("bert-tiny", vocab_size=V, head=head, dropout=0.0, **kw).eval()
+
+
+@pytest.mark.parametrize("head,field,shape", [
+    ("none", "hidden", (2, 7, 128)), ("mlm", "logits", (2, 7, V)), ("pretraining", "nsp_logits", (2, 2)),
+    ("classify", "logits", (2, 3)), ("tag", "logits", (2, 7, 3)), ("qa", "start_logits", (2, 7))])
+def test_heads_output_shapes(head, field, shape):
+    model = tiny(head, labels=["a", "b", "c"] if head in ("classify", "tag") else None,
+                 pooler=head in ("none", "pretraining", "classify"))
+    out = model(torch.randint(0, V, (2, 7)))
+    assert tuple(getattr(out, field).shape) == shape
+
+
+def test_padding_does_not_change_real_token_outputs():
+    model = tiny("classify", labels=["x", "y"])
+    ids = torch.randint(5, V, (1, 6))
+    alone = model(ids)
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    mask = torch.tensor([[1] * 6 + [0] * 4])
+    batched = model(padded, attention_mask=mask)
+    assert torch.allclose(alone.hidden, batched.hidden[:, :6], atol=1e-5)
+    assert torch.allclose(alone.logits, batched.logits, atol=1e-5)
+    unmasked = model(padded)  # attending to padding changes the result: the mask is really applied
+    assert not torch.allclose(alone.hidden, unmasked.hidden[:, :6], atol=1e-3)
+
+
+def test_segment_ids_matter_and_positions_are_checked():
+    model = tiny()
+    ids = torch.randint(5, V, (1, 8))
+    a = model(ids).hidden
+    b = model(ids, token_type_ids=torch.tensor([[0] * 4 + [1] * 4])).hidden
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="exceeds max_positions 128"):
+        model(torch.zeros(1, 129, dtype=torch.long))
+
+
+def test_mlm_positions_select_rows_and_decoder_is_tied():
+    model = tiny("pretraining")
+    assert model.mlm.decoder.weight is model.tok_emb.weight
+    ids = torch.randint(5, V, (2, 9))
+    chosen = torch.zeros(2, 9, dtype=torch.bool)
+    chosen[0, 2], chosen[1, 5], chosen[1, 7] = True, True, True
+    full = model(ids).logits
+    part = model(ids, mlm_positions=chosen).logits
+    assert part.shape == (3, V)
+    assert torch.allclose(part, full[chosen], atol=1e-5)
+
+
+def test_every_parameter_gets_a_gradient():
+    model = tiny("pretraining").train()
+    out = model(torch.randint(0, V, (2, 10)))
+    (out.logits.logsumexp(-1).mean() + out.nsp_logits.sum()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_with_head_keeps_the_encoder_and_adds_a_fresh_head():
+    pre = tiny("pretraining")
+    tagger = with_head(pre, "tag", labels=["O", "B-X", "I-X"]).eval()
+    assert tagger.config.labels == ["O", "B-X", "I-X"] and tagger.config.num_labels == 3
+    assert tagger.pooler is None and tagger.mlm is None
+    ids = torch.randint(5, V, (1, 6))
+    assert torch.allclose(pre(ids).hidden, tagger(ids).hidden, atol=1e-6)
+    clf = with_head(pre, "classify", labels=["p", "q"]).eval()
+    assert torch.allclose(pre(ids).pooled, clf(ids).pooled, atol=1e-6)
+
+
+def test_config_validation_names_the_problem():
+    with pytest.raises(ValueError, match="unknown BERT head 'ner'"):
+        BertConfig(head="ner")
+    with pytest.raises(ValueError, match="needs pooler=True"):
+        BertConfig(head="classify", pooler=False)
+    with pytest.raises(ValueError, match="duplicate label"):
+        BertConfig(head="classify", labels=["a", "a"])
+    with pytest.raises(ValueError, match="unknown pooling"):
+        BertConfig(pooling="median")
+    assert BertConfig(head="tag", labels=["O", "B-A"]).num_labels == 2
+
+
+def test_presets_and_family_registration():
+    assert {"bert-base", "bert-large", "bert-mini", "bert-tiny", "minilm-l6"} <= set(lingvis.list_presets("bert"))
+    assert isinstance(lingvis.build("bert-tiny"), Bert)
+    assert sum(p.numel() for p in lingvis.build("bert-base").parameters()) == 109_482_240
+
+
+def test_native_checkpoint_round_trip_keeps_labels(tmp_path):
+    model = tiny("tag", labels=["O", "B-PER", "I-PER"])
+    lingvis.save(model, tmp_path / "m", format="lingvis")
+    back = lingvis.load(tmp_path / "m")
+    assert back.config.labels == ["O", "B-PER", "I-PER"]
+    ids = torch.randint(0, V, (1, 5))
+    assert torch.equal(model(ids).logits, back(ids).logits)
