@@ -29,6 +29,26 @@ def build_pair(tmp: str):
     return ours, ref
 
 
+def matmul_floor_seconds(model, batch: int, repeats: int) -> float:
+    """Time of one decode step's weight matmuls alone (every Linear + the LM head, `batch` rows): no
+    implementation doing the same fp32 matmuls on these weights can take less per generated token row."""
+    import statistics
+    import time
+
+    import torch.nn.functional as F
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    xs = {n: torch.randn(batch, n) for n in {m.in_features for m in layers}}
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            for m in layers:
+                F.linear(xs[m.in_features], m.weight, m.bias)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
 def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
     ids = torch.randint(0, ours.config.vocab_size, (batch, PROMPT_LEN), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
@@ -48,6 +68,9 @@ def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
     n = batch * new_tokens
     r = row(f"gpt2 greedy decode batch {batch} ({new_tokens} new tokens)", n / t["ours"], n / t["ref"], "tokens/s")
     r["identical_rows"] = same
+    floor = matmul_floor_seconds(ours, batch, repeats=5)
+    r["matmul_bound"] = round(batch / floor, 1)  # tokens/s if a step were nothing but its weight matmuls
+    r["max_possible_ratio"] = round(batch / floor / r["reference"], 2)
     return r
 
 

@@ -66,3 +66,17 @@ def test_load_to_device_and_eval_mode(tmp_path, nano):
     lingvis.save(nano, tmp_path / "m")
     model = lingvis.load(tmp_path / "m", device="cpu")
     assert not model.training and next(model.parameters()).device.type == "cpu"
+
+
+def test_save_refuses_to_wipe_a_folder_that_is_not_a_model(tmp_path, nano):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match="refusing to replace .*project.*not empty and holds no model files"):
+        lingvis.save(nano, tmp_path / "project")
+    assert (tmp_path / "project" / "notes.txt").read_text() == "precious"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        lingvis.save(nano, tmp_path / "file")
+    lingvis.save(nano, tmp_path / "m")
+    lingvis.save(nano, tmp_path / "m", format="lingvis")  # an existing model folder is replaced
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["lingvis.json", "model.safetensors"]

@@ -55,6 +55,7 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
     'lingvis' (native), or 'auto' (HF where the family and config have a counterpart)."""
     if format not in ("auto", "hf", "lingvis"):
         raise ValueError(f"format must be auto, hf or lingvis, got {format!r}")
+    _check_destination(Path(path))
     exporter = interop.EXPORTERS.get(getattr(model, "family", ""))
     with atomic_dir(path) as tmp:
         written = False
@@ -70,6 +71,19 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
             tokenizer.save(tmp)
             _stamp_special_ids(tmp, tokenizer)
     return Path(path)
+
+
+MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+
+
+def _check_destination(path: Path) -> None:
+    """`save` replaces the whole folder: refuse a file, or a non-empty folder that holds no model files
+    (a typo like `save(model, ".")` must not wipe a project)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cannot save to {path}: it exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not any((path / f).exists() for f in MODEL_FILES):
+        raise ValueError(f"refusing to replace {path}: the folder is not empty and holds no model files; "
+                         "save into a new or empty folder")
 
 
 def _stamp_special_ids(folder: Path, tokenizer) -> None:

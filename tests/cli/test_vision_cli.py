@@ -70,6 +70,8 @@ def test_evaluate_retrieval_and_search(run, capsys, tmp_path):
     assert len(hits) == 3 and (tmp_path / "g.png").is_file() and (tmp_path / "index.safetensors").is_file()
     assert main(args) == 0  # second run reuses the saved index
     assert lines(capsys)[0]["hits"] == hits
+    assert main(args[:-2] + ["--int8", "--top-k", "2"]) == 0  # fresh index, int8 image encoding
+    assert len(lines(capsys)[0]["hits"]) == 2
 
 
 def test_finetune_image_classify_from_a_class_folder(tmp_path, capsys):

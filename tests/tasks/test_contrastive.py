@@ -48,7 +48,7 @@ def test_smoke_learning_colours_zero_shot():
         idx = torch.randperm(len(train))[:32]
         batch = task.collate([{"image": pixels[i], "text": colour[i]} for i in idx.tolist()])
         loss, _ = task.loss(model, batch)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()

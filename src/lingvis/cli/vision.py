@@ -74,6 +74,7 @@ def register(sub, groups) -> None:
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--grid", help="PNG grid path (default: search.png, or search-N.png for several queries)")
     s.add_argument("--index", help="embedding index file (.safetensors): reused if present, else written")
+    s.add_argument("--int8", action="store_true", help="encode the images with dynamic int8 linears (faster on CPU)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=run_search)
 
@@ -182,7 +183,7 @@ def run_search(args) -> int:
         index = EmbeddingIndex.load(args.index)
     else:
         errors: list[str] = []
-        index = EmbeddingIndex.build(model, list_images(args.images), errors=errors)
+        index = EmbeddingIndex.build(model, list_images(args.images), errors=errors, int8=args.int8)
         for e in errors:
             print(f"warning: skipped {e}", file=sys.stderr)
         if args.index:

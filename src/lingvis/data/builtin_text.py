@@ -32,7 +32,7 @@ def _passages(text: str, words: int) -> list[tuple[str, int]]:
     """Spoken lines (after the cast list, from the first ACT heading) grouped into passages of about
     `words` words: (text, first line number)."""
     lines = text.split("\n")
-    begin = next((i for i, line in enumerate(lines) if re.match(r"^\s*ACT\s+(I|1)\b", line)), 0)
+    begin = next((i for i, line in enumerate(lines) if re.match(r"^\s*ACT\s+(I|1|FIRST)\b", line, re.I)), 0)
     out, buf, count, first = [], [], 0, 0
     for lineno, line in enumerate(lines[begin:], start=begin + 1):
         line = line.strip()

@@ -33,7 +33,7 @@ def demo_clip(out: Path, minutes: float = 1.3) -> dict:
           f"(top-5 {zs['top5']:.1%}, {zs['images']} single-shape test images)")
     print(f"[clip] text->image R@1 on {ret['pairs']} test pairs: {ret['t2i_R@1']:.1%} strict, "
           f"{ret['t2i_R@1_any']:.1%} counting images the caption also describes; image->text R@1 {ret['i2t_R@1']:.1%}")
-    index = EmbeddingIndex.build(model, list_images(data / "images")[-300:])
+    index = EmbeddingIndex.build(model, [p for p in list_images(data / "images") if p.name.startswith("test_")])
     for n, q in enumerate(QUERIES):
         hits = search_images(model, tok, index, q, k=5)
         grid = save_grid(hits, run / f"search-{n + 1}.png", title=q)

@@ -59,7 +59,7 @@ def blocks_to_hf(own: dict[str, torch.Tensor], n_layer: int, hf_prefix: str, our
 
 
 def check_leftover(s: dict, path: Path, what: str, ignore: tuple[str, ...] = ()) -> None:
-    left = [k for k in s if not k.endswith(ignore or ("\0",))]
+    left = [k for k in s if not (ignore and k.endswith(ignore))]
     if left:
         raise CheckpointError(f"{path}: unexpected {what} weight(s): {left[:5]}")
 

@@ -13,7 +13,7 @@ from ..io import CheckpointError, load_state
 from ..models.image_classifier import ImageClassifier, ImageClassifierConfig
 from ..models.vit import ViT, ViTConfig
 from . import register_exporter, register_loader
-from .vision_common import (ACT_TO_HF, CLIP_BLOCK, VIT_BLOCK, activation_from_hf, blocks_from_hf, blocks_to_hf,
+from .vision_common import (ACT_TO_HF, VIT_BLOCK, activation_from_hf, blocks_from_hf, blocks_to_hf,
                             check_leftover, read_preprocessor, write_preprocessor)
 
 

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..train.gather import all_gather_with_grad, world
-from . import clip_text  # noqa: F401  (registers the clip_text family)
-from .clip_text import text_inputs
+from .clip_text import text_inputs  # also registers the clip_text family
 from .registry import family, make_config, register_family, register_preset
 
 TEXT_POOLS = ("eos", "argmax", "cls", "mean")

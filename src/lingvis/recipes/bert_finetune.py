@@ -144,8 +144,18 @@ def finetune(args: FinetuneArgs, cfg: TrainConfig, resume: bool = False) -> dict
     scores = score(args.task, best, best_tok, test or val, args, extra)
     summary.update({f"{split}_metrics": scores, "train_examples": len(train), f"{split}_examples": len(test or val),
                     **{k: v for k, v in meta.items() if k.startswith("truncated")}})
-    (Path(args.out) / "test_metrics.json").write_text(json.dumps({"split": split, **scores}, indent=2))
+    if args.data is None and args.task in ("tag", "qa"):  # built-in sets: also names never seen in training
+        summary["test_unseen_metrics"] = score(args.task, best, best_tok, unseen_split(args), args, extra)
+    (Path(args.out) / "test_metrics.json").write_text(json.dumps(
+        {"split": split, **scores, **({"test_unseen": summary["test_unseen_metrics"]}
+                                      if "test_unseen_metrics" in summary else {})}, indent=2))
     return summary
+
+
+def unseen_split(args: FinetuneArgs) -> list:
+    if args.task == "tag":
+        return builtin.templated_tagging(200, "test_unseen")
+    return parse_squad(builtin.templated_squad(80, "test_unseen", args.squad_version), "builtin-qa-test_unseen")[0]
 
 
 def score(task: str, model, tok, examples: list, args: FinetuneArgs, extra) -> dict:

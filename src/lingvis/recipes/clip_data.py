@@ -123,7 +123,3 @@ def load_groups(path: str | Path, **reader_kwargs) -> tuple[list[list[ImageTextR
     if not records:
         raise ValueError(f"{path}: no image-text records")
     return group_by_image(records), info
-
-
-def stack_images(items: list[dict]) -> torch.Tensor:
-    return torch.stack([it["image"] for it in items])

@@ -1,0 +1,39 @@
+"""Dynamic int8 linears and the fast image encoder: close to fp32, original model untouched."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lingvis
+from lingvis.models.fast_encode import HAS_INT_MM, FastImageEncoder, Int8DynamicLinear, quantize_rows
+
+pytestmark = pytest.mark.skipif(not HAS_INT_MM, reason="torch._int_mm unavailable")
+
+
+def test_int8_linear_is_close_to_fp32():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 24)
+    q = Int8DynamicLinear(lin)
+    x = torch.randn(2, 5, 64)
+    want, got = lin(x), q(x)
+    assert got.shape == (2, 5, 24) and q.weight_int8.dtype == torch.int8
+    assert (got - want).abs().max() / want.abs().max() < 0.02
+    assert F.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.9995
+
+
+def test_quantize_rows_round_trip():
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0]])
+    q, s = quantize_rows(x)
+    assert q[0].tolist() == [64, -127, 32] and torch.allclose(q * s, x, atol=0.01)
+
+
+@pytest.mark.parametrize("name", ["clip-nano", "vit-nano", "cnn-nano"])
+def test_fast_encoder_matches_fp32_embeddings(name):
+    torch.manual_seed(0)
+    model = lingvis.build(name).eval()
+    fast = FastImageEncoder(model, int8=True)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        want = model.encode_image(x) if hasattr(model, "encode_image") else model(x)
+    got = fast(x)
+    assert F.cosine_similarity(got, want).min() > 0.999
+    assert all(type(m) is not Int8DynamicLinear for m in model.modules())  # the original keeps fp32
