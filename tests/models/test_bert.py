@@ -36,6 +36,16 @@ def test_padding_does_not_change_real_token_outputs():
     assert not torch.allclose(alone.hidden, unmasked.hidden[:, :6], atol=1e-3)
 
 
+def test_packed_encoding_equals_separate_sequences():
+    model = tiny()
+    seqs = [torch.randint(5, V, (n,)) for n in (3, 9, 5)]
+    packed = model.encode_packed(torch.cat(seqs), [3, 9, 5])  # (17, C)
+    alone = torch.cat([model.encode(s[None])[0] for s in seqs])
+    assert torch.allclose(packed, alone, atol=1e-5)
+    with pytest.raises(ValueError, match="lengths sum to 16"):
+        model.encode_packed(torch.cat(seqs), [3, 9, 4])
+
+
 def test_segment_ids_matter_and_positions_are_checked():
     model = tiny()
     ids = torch.randint(5, V, (1, 8))

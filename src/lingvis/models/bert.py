@@ -98,8 +98,9 @@ class Bert(nn.Module):
     def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
               position_ids: torch.Tensor | None = None) -> torch.Tensor:
         B, T = input_ids.shape
-        if T > self.config.max_positions:
-            raise ValueError(f"sequence of {T} tokens exceeds max_positions {self.config.max_positions}; "
+        longest = T if position_ids is None else int(position_ids.max()) + 1
+        if longest > self.config.max_positions:
+            raise ValueError(f"sequence of {longest} tokens exceeds max_positions {self.config.max_positions}; "
                              "truncate the input or use sliding windows")
         if position_ids is None:
             position_ids = torch.arange(T, device=input_ids.device)[None].expand(B, T)
@@ -118,6 +119,25 @@ class Bert(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         return x
+
+    def encode_packed(self, input_ids: torch.Tensor, lengths: list[int],
+                      token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Several sequences concatenated into one row (N,) -> hidden states (N, C). Positions restart at
+        each sequence and attention is block-diagonal, so each sequence sees only itself: the result equals
+        encoding them separately, but the linear layers run once over real tokens only (no padding)."""
+        dev = input_ids.device
+        sizes = torch.tensor(lengths, device=dev)
+        if int(sizes.sum()) != input_ids.numel():
+            raise ValueError(f"lengths sum to {int(sizes.sum())} but {input_ids.numel()} ids were given")
+        starts = torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)  # (N,) start of own sequence
+        positions = torch.arange(input_ids.numel(), device=dev) - starts  # (N,)
+        seq = torch.repeat_interleave(torch.arange(len(lengths), device=dev), sizes)  # (N,)
+        mask = (seq[:, None] == seq[None, :])[None, None]  # (1, 1, N, N) block-diagonal, True = attend
+        types = None if token_type_ids is None else token_type_ids[None]
+        x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x[0]
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, C)
         if self.pooler is None:

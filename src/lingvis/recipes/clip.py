@@ -20,7 +20,7 @@ from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .clip_data import CaptionedImages, load_groups, split_groups, train_word_tokenizer, transform_for
 
-DEFAULT_PRESET = "clip-tiny"
+DEFAULT_PRESET = "clip-shapes"
 
 
 @dataclass

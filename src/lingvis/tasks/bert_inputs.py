@@ -2,7 +2,7 @@
 longest-first truncation, padding, and length-bucketed batched inference."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
@@ -62,13 +62,10 @@ def run_bucketed(model, features: list[dict], pad_id: int, fn: Callable[[object,
                  max_batch: int = 32) -> None:
     """Run `model` over `features` in length-sorted buckets; `fn(output, batch, indices)` consumes each."""
     device = next(model.parameters()).device
-    cost = BucketCost(max_batch=max_batch)
-    for idx in plan_buckets([len(f["ids"]) for f in features], cost):
+    cost = BucketCost(max_batch=max_batch, pack=False)  # task heads need one row per input
+    for bucket in plan_buckets([len(f["ids"]) for f in features], cost, model.config.n_embd):
+        idx = bucket.indices
         batch = collate_inputs([features[i] for i in idx], pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         fn(model(**batch), batch, idx)
 
-
-def batched(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
