@@ -1,8 +1,8 @@
 """4-beam decoding speed, lingvis `Seq2Seq.generate(num_beams=4)` vs transformers `MarianMTModel.generate(
-num_beams=4)`, on the same random weights of an opus-mt-sized Marian model (6+6 layers, width 512, FFN 2048,
-vocabulary 58101; exported by lingvis, loaded by `MarianMTModel.from_pretrained`), fp32, KV caches on both
-sides. Every hypothesis runs the full length on both sides (min_new_tokens = max_new_tokens), and the
-tokens are checked to be identical.
+num_beams=4)`, on the same random weights (exported by lingvis, loaded by `MarianMTModel.from_pretrained`),
+fp32, KV caches on both sides, for two sizes: opus-mt (6+6 layers, width 512, FFN 2048, vocabulary 58101)
+and small (3+3 layers, width 256, vocabulary 8000). Every hypothesis runs the full length on both sides
+(min_new_tokens = max_new_tokens), and the tokens are checked to be identical.
 
     python -m benchmarks.beam_decode [--quick]
 """
@@ -15,27 +15,30 @@ import torch
 
 from ._timing import median_seconds, print_rows, row
 
-SRC_LEN, VOCAB, BEAMS = 24, 58101, 4
+SRC_LEN, BEAMS = 24, 4
+SIZES = {"opus-mt": ("transformer-base", 58101), "small": ("transformer-small", 8000)}
 
 
-def build_pair(tmp: str):
-    """An opus-mt-sized lingvis Seq2Seq with random weights and the MarianMTModel holding the same weights."""
+def build_pair(tmp: str, size: str = "opus-mt"):
+    """A Marian-compatible lingvis Seq2Seq with random weights and the MarianMTModel holding the same weights."""
     import transformers
 
     import lingvis
 
+    preset, vocab = SIZES[size]
     torch.manual_seed(0)
-    ours = lingvis.build("transformer-base", vocab_size=VOCAB, activation="silu", final_logits_bias=True,
-                         pad_id=VOCAB - 1, eos_id=0, decoder_start_id=VOCAB - 1, forced_eos_id=0,
-                         suppress_ids=[VOCAB - 1], dropout=0.0).eval()
+    ours = lingvis.build(preset, vocab_size=vocab, activation="silu", final_logits_bias=True, pad_id=vocab - 1,
+                         eos_id=0, decoder_start_id=vocab - 1, forced_eos_id=0, suppress_ids=[vocab - 1],
+                         dropout=0.0, max_len=256).eval()
     lingvis.save(ours, tmp, format="hf")  # Marian files through the production exporter
     ref = transformers.MarianMTModel.from_pretrained(tmp, dtype=torch.float32).eval()
     return ours, ref
 
 
-def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
+def bench_batch(ours, ref, size: str, batch: int, new_tokens: int, repeats: int) -> dict:
     g = torch.Generator().manual_seed(batch)
-    src = torch.randint(1, VOCAB - 1, (batch, SRC_LEN), generator=g)
+    vocab = ours.config.vocab_size
+    src = torch.randint(1, vocab - 1, (batch, SRC_LEN), generator=g)
     mask = torch.ones_like(src)
     kw = dict(num_beams=BEAMS, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
 
@@ -50,8 +53,8 @@ def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
     assert a.shape == b.shape == (batch, 1 + new_tokens), (a.shape, b.shape)
     t = median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=0)
     n = batch * new_tokens
-    r = row(f"marian {BEAMS}-beam decode batch {batch} ({new_tokens} new tokens)", n / t["ours"], n / t["ref"],
-            "tokens/s")
+    r = row(f"marian {size} {BEAMS}-beam decode batch {batch} ({new_tokens} new tokens)", n / t["ours"],
+            n / t["ref"], "tokens/s")
     r["identical_rows"] = float((a == b).all(dim=1).float().mean())
     return r
 
@@ -59,9 +62,12 @@ def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
 def run(quick: bool = False) -> list[dict]:
     torch.set_num_threads(2)
     new_tokens, repeats = (16, 1) if quick else (64, 3)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours, ref = build_pair(tmp)
-        return [bench_batch(ours, ref, b, new_tokens, repeats) for b in (1, 8)]
+    rows = []
+    for size in SIZES:
+        with tempfile.TemporaryDirectory() as tmp:
+            ours, ref = build_pair(tmp, size)
+            rows += [bench_batch(ours, ref, size, b, new_tokens, repeats) for b in (1, 8)]
+    return rows
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ def bench(ours, ref, name: str, lengths: list[int], repeats: int) -> dict:
     return r
 
 
-def run(quick: bool = False) -> list[dict]:
-    torch.set_num_threads(2)
+def run(quick: bool = False, threads: int = 2) -> list[dict]:
+    torch.set_num_threads(threads)
     repeats = 2 if quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp)
@@ -78,7 +78,9 @@ def run(quick: bool = False) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="two timed repeats instead of five")
-    print_rows(run(ap.parse_args().quick))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for both sides")
+    args = ap.parse_args()
+    print_rows(run(args.quick, args.threads))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,8 @@ def plot(rows: list[dict], sweep: str, out_png: Path) -> bool:
         line, = ax.plot(xs, [r["lingvis"] for r in sel], "o-", label=f"lingvis: {series}")
         ax.plot(xs, [r["reference"] for r in sel], "s--", color=line.get_color(), label=f"reference: {series}")
     ax.set_xscale("log", base=2)
+    ticks = sorted({r[sweep] for r in pts})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_xlabel("batch size" if sweep == "batch" else "sequence length")
     ax.set_ylabel(pts[0]["unit"])
     ax.set_title(f"throughput vs {'batch size' if sweep == 'batch' else 'sequence length'}")

@@ -2,8 +2,9 @@
 
 The model protocol is generate.py's: `model(input_ids, attention_mask=, position_ids=, cache=, last_only=)`,
 `new_cache(batch, max_len)` and `context_length`; a model carrying per-row state (an encoder memory) also
-exposes `expand_beams(k)`. The search keeps a KV cache for self-attention (reordered with `cache.reorder`
-as beams are re-ranked) and computes the encoder keys/values for cross-attention once.
+exposes `expand_beams(k)`. The prompt is run once per sentence (not once per beam); the search keeps a KV
+cache for self-attention (reordered with `cache.reorder` as beams are re-ranked) and computes the encoder
+keys/values for cross-attention once.
 
 Scoring follows transformers' vectorised beam search (`generate(num_beams=K)`), so both give the same
 tokens on the same weights: length penalty `score / generated_len ** length_penalty`, `early_stopping`
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from .generate import SamplingConfig, check_context, stream_ids
+from .nn import KVCache
 
 NEG = -1.0e9  # the "impossible" score transformers uses (finite, so sums stay ordered)
 
@@ -144,6 +146,17 @@ class BeamState:
         return BeamOutput(self.finished[:, :R, :L], self.fin_scores[:, :R], lengths)
 
 
+def prefill(model, input_ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor | None, k: int,
+            max_len: int) -> tuple[torch.Tensor, KVCache]:
+    """Run each (B, T) prompt once (its k beams all start from it), then copy its cache rows to every beam.
+    Returns the last position's (B*k, V) logits and a (B*k)-row cache holding T positions."""
+    B = input_ids.shape[0]
+    cache = model.new_cache(B, max_len)
+    logits = model(input_ids, attention_mask=mask, position_ids=pos, cache=cache, last_only=True)[:, -1]  # (B, V)
+    cache.reorder(torch.arange(B, device=input_ids.device).repeat_interleave(k), cross=True)
+    return logits.repeat_interleave(k, 0), cache
+
+
 @torch.inference_mode()
 def beam_search(model, input_ids: torch.Tensor, cfg: BeamConfig,
                 attention_mask: torch.Tensor | None = None) -> BeamOutput:
@@ -153,19 +166,20 @@ def beam_search(model, input_ids: torch.Tensor, cfg: BeamConfig,
     B, T = input_ids.shape
     K, N = cfg.num_beams, cfg.max_new_tokens
     check_context(T, N, model.context_length)
-    step_model = model.expand_beams(K) if hasattr(model, "expand_beams") else model
     mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
-    pos = None
+    pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+    logits, cache = prefill(model, input_ids, mask, pos, K, T + N)
+    step_model = model.expand_beams(K) if hasattr(model, "expand_beams") else model
     if mask is not None:
-        mask = mask.repeat_interleave(K, 0)  # (B*K, T)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = step_model.new_cache(B * K, T + N)
+        mask, pos = mask.repeat_interleave(K, 0), pos.repeat_interleave(K, 0)  # (B*K, T)
     state = BeamState(input_ids, cfg, T + N)
     identity = torch.arange(B * K, device=input_ids.device)
-    step_in, step_pos = input_ids.repeat_interleave(K, 0), pos
+    step_pos = None
     for cur in range(T, T + N):
-        logits = step_model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)
-        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (B*K, V)
+        if cur > T:
+            logits = step_model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache,
+                                last_only=True)[:, -1]
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
         logp = process_log_probs(logp, cur - T, cur == T + N - 1, cfg)
         rows, over = state.advance(logp, cur)
         if over:

@@ -57,7 +57,8 @@ def tok():
 
 
 def test_pairs_truncation_and_label_errors(tok):
-    ex = [TextExample("the cat sat " * 30, "a dog barked", "yes", "f.csv:2"), TextExample("the cat", None, "no", "f.csv:3")]
+    ex = [TextExample("the cat sat " * 30, "a dog barked", "yes", "f.csv:2"),
+          TextExample("the cat", None, "no", "f.csv:3")]
     feats, cut = encode_classification(tok, ex, ["no", "yes"], max_len=16)
     assert cut == 1 and len(feats[0]["ids"]) == 16 and feats[0]["truncated"]
     a = feats[0]

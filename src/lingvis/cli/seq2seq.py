@@ -9,6 +9,11 @@ from .common import add_train_args, print_json, train_config
 
 
 def register(sub, groups) -> None:
+    register_translation(sub, groups)
+    register_captioning(sub, groups)
+
+
+def register_translation(sub, groups) -> None:
     for group, name, help_ in (("pretrain", "seq2seq", "train an encoder-decoder translation model from scratch"),
                                ("finetune", "translate", "train or fine-tune (--model) a translation model")):
         p = groups[group].add_parser(name, help=help_, description=help_ + ". Without --data: the built-in "
@@ -27,16 +32,6 @@ def register(sub, groups) -> None:
     add_decode_args(t, beams=4, max_new=128)
     t.set_defaults(func=run_translate)
 
-    c = groups["finetune"].add_parser("caption", help="train or fine-tune (--model) an image captioner",
-                                      description="Train a captioner (image tower + cross-attending decoder). "
-                                      "Without --data: the built-in shapes scenes.")
-    add_train_args(c, max_steps=3000, batch_size=32, lr=1e-3, eval_every=250, warmup=100)
-    c.add_argument("--val-data", help="validation image-text dataset (default: split off --val-fraction)")
-    c.add_argument("--image-root", help="folder that relative image paths of --data refer to")
-    add_common_data_args(c, vocab=400)
-    c.add_argument("--n-train", type=int, default=4000, help="built-in shapes scenes for training")
-    c.set_defaults(func=run_train_caption)
-
     e = groups["evaluate"].add_parser("translate", help="BLEU and chrF (sacrebleu) of a translation model",
                                       description="Score a translation model on --data, or on a held-out split "
                                       "of the built-in corpus it was trained on.")
@@ -48,6 +43,18 @@ def register(sub, groups) -> None:
     e.add_argument("--n", type=int, default=300, help="sentences to score")
     add_decode_args(e, beams=4, max_new=128)
     e.set_defaults(func=run_evaluate_translate)
+
+
+def register_captioning(sub, groups) -> None:
+    c = groups["finetune"].add_parser("caption", help="train or fine-tune (--model) an image captioner",
+                                      description="Train a captioner (image tower + cross-attending decoder). "
+                                      "Without --data: the built-in shapes scenes.")
+    add_train_args(c, max_steps=3000, batch_size=32, lr=1e-3, eval_every=250, warmup=100)
+    c.add_argument("--val-data", help="validation image-text dataset (default: split off --val-fraction)")
+    c.add_argument("--image-root", help="folder that relative image paths of --data refer to")
+    add_common_data_args(c, vocab=400)
+    c.add_argument("--n-train", type=int, default=4000, help="built-in shapes scenes for training")
+    c.set_defaults(func=run_train_caption)
 
     ec = groups["evaluate"].add_parser("caption", help="CIDEr-D and BLEU-4 of a captioner",
                                        description="Score a captioner on an image-text dataset (captions of "

@@ -53,7 +53,8 @@ def genre_passages(words: int = 60, val_fraction: float = 0.1, seed: int = 0) ->
     split: dict[str, list[TextExample]] = {"train": [], "val": [], "test": []}
     rng = random.Random(seed)
     for play in shakespeare_plays():
-        examples = [TextExample(t, None, play.genre, f"{play.name}.txt:{line}") for t, line in _passages(play.text, words)]
+        examples = [TextExample(t, None, play.genre, f"{play.name}.txt:{line}")
+                    for t, line in _passages(play.text, words)]
         if play.name in TEST_PLAYS:
             split["test"] += examples
             continue

@@ -144,7 +144,8 @@ class MaskingConfig:
         if not 0.0 < self.mlm_prob < 1.0:
             raise ValueError(f"mlm_prob must be in (0, 1), got {self.mlm_prob}")
         if self.mask_frac < 0 or self.random_frac < 0 or self.mask_frac + self.random_frac > 1.0:
-            raise ValueError(f"mask_frac + random_frac must be within [0, 1], got {self.mask_frac} + {self.random_frac}")
+            raise ValueError(f"mask_frac + random_frac must be within [0, 1], "
+                             f"got {self.mask_frac} + {self.random_frac}")
 
 
 class MLMCollator:

@@ -80,12 +80,15 @@ def labels_from(hf: dict, head: str) -> tuple[int, list[str] | None]:
 def config_from_hf(hf: dict, state: dict, path: Path) -> BertConfig:
     pet = hf.get("position_embedding_type", "absolute")
     if pet != "absolute":
-        raise CheckpointError(f"{path / 'config.json'}: position_embedding_type {pet!r} is not supported (absolute only)")
+        raise CheckpointError(f"{path / 'config.json'}: position_embedding_type {pet!r} is not supported "
+                              "(absolute only)")
     if hf.get("is_decoder") or hf.get("add_cross_attention"):
-        raise CheckpointError(f"{path / 'config.json'}: BERT as a decoder (is_decoder/add_cross_attention) is not supported")
+        raise CheckpointError(f"{path / 'config.json'}: BERT as a decoder (is_decoder/add_cross_attention) "
+                              "is not supported")
     act = hf.get("hidden_act", "gelu")
     if act not in ACT_FROM_HF:
-        raise CheckpointError(f"{path / 'config.json'}: hidden_act {act!r} is not supported; known: {sorted(ACT_FROM_HF)}")
+        raise CheckpointError(f"{path / 'config.json'}: hidden_act {act!r} is not supported; "
+                              f"known: {sorted(ACT_FROM_HF)}")
     head = head_from(hf, state, path)
     num_labels, labels = labels_from(hf, head)
     try:

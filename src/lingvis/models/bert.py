@@ -132,7 +132,9 @@ class Bert(nn.Module):
         starts = torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)  # (N,) start of own sequence
         positions = torch.arange(input_ids.numel(), device=dev) - starts  # (N,)
         seq = torch.repeat_interleave(torch.arange(len(lengths), device=dev), sizes)  # (N,)
-        mask = (seq[:, None] == seq[None, :])[None, None]  # (1, 1, N, N) block-diagonal, True = attend
+        same = (seq[:, None] == seq[None, :])[None, None]  # (1, 1, N, N) block-diagonal, True = attend
+        # passed to SDPA as an additive float mask (0 / -inf): its CPU kernels run faster with those
+        mask = torch.zeros(same.shape, device=dev).masked_fill_(~same, float("-inf"))
         types = None if token_type_ids is None else token_type_ids[None]
         x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
         for block in self.blocks:

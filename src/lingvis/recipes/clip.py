@@ -91,8 +91,11 @@ def make_model(args: CLIPPretrainArgs, tokenizer: Tokenizer) -> CLIP:
     else:
         fields["text"] = {**fields["text"], "vocab_size": tokenizer.vocab_size}
         fields.update(eos_token_id=tokenizer.eos_id, bos_token_id=tokenizer.bos_id, pad_token_id=tokenizer.pad_id)
-    for k, v in args.overrides.items():
-        fields[k] = {**fields[k], **v} if isinstance(v, dict) and isinstance(fields.get(k), dict) else v
+    preset_families = {k: fields[f"{k}_family"] for k in ("vision", "text")}
+    for k, v in args.overrides.items():  # tower dicts merge into the preset's, unless the tower family changes
+        same_family = args.overrides.get(f"{k}_family", preset_families.get(k)) == preset_families.get(k)
+        merge = isinstance(v, dict) and isinstance(fields.get(k), dict) and same_family
+        fields[k] = {**fields[k], **v} if merge else v
     model = CLIP(registry.make_config("clip", fields))
     if tower is not None:
         model.text.load_state_dict(tower.state_dict())

@@ -28,13 +28,15 @@ class PretrainTask(Task):
                     token_type_ids=batch["token_type_ids"], mlm_positions=chosen)
         target = labels[chosen]  # (N,)
         mlm_loss = F.cross_entropy(out.logits.float(), target)
-        metrics = {"mlm_loss": float(mlm_loss.detach()), "mlm_acc": float((out.logits.argmax(-1) == target).float().mean())}
+        metrics = {"mlm_loss": float(mlm_loss.detach()),
+                   "mlm_acc": float((out.logits.argmax(-1) == target).float().mean())}
         loss = mlm_loss
         nsp = batch["nsp_labels"]
         if out.nsp_logits is not None and bool((nsp >= 0).all()):
             nsp_loss = F.cross_entropy(out.nsp_logits.float(), nsp)
             loss = loss + nsp_loss
-            metrics.update(nsp_loss=float(nsp_loss.detach()), nsp_acc=float((out.nsp_logits.argmax(-1) == nsp).float().mean()))
+            metrics.update(nsp_loss=float(nsp_loss.detach()),
+                           nsp_acc=float((out.nsp_logits.argmax(-1) == nsp).float().mean()))
         return loss, metrics
 
     @torch.no_grad()
