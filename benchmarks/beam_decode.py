@@ -2,7 +2,8 @@
 num_beams=4)`, on the same random weights (exported by lingvis, loaded by `MarianMTModel.from_pretrained`),
 fp32, KV caches on both sides, for two sizes: opus-mt (6+6 layers, width 512, FFN 2048, vocabulary 58101)
 and small (3+3 layers, width 256, vocabulary 8000). Every hypothesis runs the full length on both sides
-(min_new_tokens = max_new_tokens), and the tokens are checked to be identical.
+(min_new_tokens = max_new_tokens), and the tokens are checked to be identical. One more row: a decoder-only
+`gpt-mini` (GPT-2 layout) with 192-token prompts, where lingvis runs each prompt once instead of once per beam.
 
     python -m benchmarks.beam_decode [--quick]
 """
@@ -59,6 +60,37 @@ def bench_batch(ours, ref, size: str, batch: int, new_tokens: int, repeats: int)
     return r
 
 
+def bench_gpt(new_tokens: int, repeats: int, prompt: int = 192) -> dict:
+    import transformers
+
+    import lingvis
+    from lingvis.beam import BeamConfig, beam_search
+
+    torch.manual_seed(0)
+    ours = lingvis.build("gpt-mini").eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        lingvis.save(ours, tmp)
+        ref = transformers.GPT2LMHeadModel.from_pretrained(tmp, dtype=torch.float32).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (2, prompt), generator=torch.Generator().manual_seed(0))
+    cfg = BeamConfig(num_beams=BEAMS, max_new_tokens=new_tokens, min_new_tokens=new_tokens, eos_ids=[50256])
+
+    def run_ours():
+        return beam_search(ours, ids, cfg).sequences[:, 0]
+
+    def run_ref():
+        with torch.inference_mode():
+            return ref.generate(ids, attention_mask=torch.ones_like(ids), num_beams=BEAMS, max_new_tokens=new_tokens,
+                                min_new_tokens=new_tokens, pad_token_id=0)
+
+    a, b = run_ours(), run_ref()
+    t = median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=0)
+    n = ids.shape[0] * new_tokens
+    r = row(f"gpt-mini {BEAMS}-beam decode batch 2, {prompt}-token prompts ({new_tokens} new tokens)",
+            n / t["ours"], n / t["ref"], "tokens/s")
+    r["identical_rows"] = float((a == b).all(dim=1).float().mean())
+    return r
+
+
 def run(quick: bool = False) -> list[dict]:
     torch.set_num_threads(2)
     new_tokens, repeats = (16, 1) if quick else (64, 3)
@@ -67,7 +99,7 @@ def run(quick: bool = False) -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:
             ours, ref = build_pair(tmp, size)
             rows += [bench_batch(ours, ref, size, b, new_tokens, repeats) for b in (1, 8)]
-    return rows
+    return rows + [bench_gpt(new_tokens // 2, repeats)]
 
 
 if __name__ == "__main__":

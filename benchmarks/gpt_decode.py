@@ -52,22 +52,23 @@ def matmul_floor_seconds(model, batch: int, repeats: int) -> float:
 def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
     ids = torch.randint(0, ours.config.vocab_size, (batch, PROMPT_LEN), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
+    outputs = {}
 
     def run_ours():
-        return ours.generate(ids, max_new_tokens=new_tokens)
+        outputs["ours"] = ours.generate(ids, max_new_tokens=new_tokens)
 
     def run_ref():
         with torch.inference_mode():
-            return ref.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                do_sample=False, use_cache=True, pad_token_id=0)
+            outputs["ref"] = ref.generate(ids, attention_mask=mask, max_new_tokens=new_tokens,
+                                          min_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                                          pad_token_id=0)
 
-    a, b = run_ours(), run_ref()
-    assert a.shape == b.shape == (batch, PROMPT_LEN + new_tokens), (a.shape, b.shape)
-    same = float((a == b).all(dim=1).float().mean())
     t = median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=0)
+    a, b = outputs["ours"], outputs["ref"]
+    assert a.shape == b.shape == (batch, PROMPT_LEN + new_tokens), (a.shape, b.shape)
     n = batch * new_tokens
     r = row(f"gpt2 greedy decode batch {batch} ({new_tokens} new tokens)", n / t["ours"], n / t["ref"], "tokens/s")
-    r["identical_rows"] = same
+    r["identical_rows"] = float((a == b).all(dim=1).float().mean())  # greedy outputs agree
     floor = matmul_floor_seconds(ours, batch, repeats=5)
     r["matmul_bound"] = round(batch / floor, 1)  # tokens/s if a step were nothing but its weight matmuls
     r["max_possible_ratio"] = round(batch / floor / r["reference"], 2)

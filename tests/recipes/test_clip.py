@@ -75,3 +75,16 @@ def test_lit_locks_a_pretrained_minilm_text_tower(tmp_path):
         h = ref.encode(ids, mask)
         want = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
     assert torch.allclose(pooled, want, atol=1e-5)
+
+
+def test_overrides_merge_into_the_preset_towers_or_replace_them(tmp_path):
+    from lingvis.recipes.clip import make_model
+    from lingvis.recipes.clip_data import train_word_tokenizer
+
+    tok = train_word_tokenizer(["a red square"])
+    same = make_model(CLIPPretrainArgs(out=str(tmp_path), preset="clip-nano", overrides={"vision": {"depth": 2}}), tok)
+    assert same.vision.config.depth == 2 and same.vision.config.patch_size == 8  # merged
+    cnn = dict(image_size=32, stem_width=16, stem_stride=2, widths=[16, 32], depths=[1, 1], attn_heads=4)
+    other = make_model(CLIPPretrainArgs(out=str(tmp_path), preset="clip-nano",
+                                        overrides={"vision_family": "cnn", "vision": cnn}), tok)
+    assert other.vision.family == "cnn" and other.config.text["vocab_size"] == tok.vocab_size

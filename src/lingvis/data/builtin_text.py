@@ -48,7 +48,7 @@ def _passages(text: str, words: int) -> list[tuple[str, int]]:
     return out
 
 
-def genre_passages(words: int = 60, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[TextExample]]:
+def genre_passages(words: int = 80, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[TextExample]]:
     """{"train", "val", "test"}: test = the plays in TEST_PLAYS; val = a seeded share of train-play passages."""
     split: dict[str, list[TextExample]] = {"train": [], "val": [], "test": []}
     rng = random.Random(seed)

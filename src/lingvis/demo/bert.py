@@ -12,22 +12,22 @@ from ..tasks.classify import predict_classify
 from ..train.config import TrainConfig
 from . import step
 
-MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128, "mlp_hidden": 512, "max_positions": 128}
+MODEL = {"n_head": 4}  # bert-tiny (2 layers, width 128) with 4 attention heads
 
 
 @step("bert")
 def demo_bert(out: Path, minutes: float = 1.5) -> dict:
     pre, fine = out / "bert-pretrain", out / "bert-genre"
-    pargs = BertPretrainArgs(out=str(pre), preset="bert-tiny", vocab_size=4000, max_len=128, overrides=MODEL)
-    pcfg = TrainConfig(max_steps=400, max_minutes=minutes * 0.45, batch_size=32, lr=1e-3, warmup_steps=30,
+    pargs = BertPretrainArgs(out=str(pre), preset="bert-tiny", vocab_size=4000, max_len=64, overrides=MODEL)
+    pcfg = TrainConfig(max_steps=400, max_minutes=minutes * 0.35, batch_size=32, lr=2e-3, warmup_steps=30,
                        weight_decay=0.01, eval_every=200, eval_batches=4, log_every=20, seed=1337)
     p = pretrain_bert(pargs, pcfg)
     ev = p["eval"]
     print(f"\n[bert] pretrained {p['step']} steps in {p['seconds']:.0f}s: held-out MLM accuracy "
           f"{ev.get('mlm_acc', 0):.3f}, NSP accuracy {ev.get('nsp_acc', 0):.3f} (chance 0.5)")
     fargs = FinetuneArgs(task="classify", out=str(fine), model=str(pre), max_len=128)
-    fcfg = TrainConfig(max_steps=400, max_minutes=minutes * 0.4, batch_size=32, lr=5e-4, warmup_steps=30,
-                       weight_decay=0.01, eval_every=100, eval_batches=4, log_every=20, seed=1337)
+    fcfg = TrainConfig(max_steps=500, max_minutes=minutes * 0.45, batch_size=16, lr=1e-3, warmup_steps=30,
+                       weight_decay=0.01, eval_every=100, eval_batches=8, log_every=20, seed=1337)
     f = finetune(fargs, fcfg)
     test = f["test_metrics"]
     print(f"[bert] fine-tuned {f['step']} steps; held-out plays {', '.join(TEST_PLAYS)}: accuracy "

@@ -167,6 +167,12 @@ register_preset("clip-shapes", "clip", "48px ViT (patch 6, 4 layers, width 128) 
                             patch_bias=False, final_norm="pooled", activation="quick_gelu"),
                 text=dict(vocab_size=256, context_length=32, dim=128, depth=2, heads=4, mlp_hidden=512),
                 projection_dim=128, eos_token_id=None, bos_token_id=None)
+register_preset("clip-cnn-shapes", "clip", "48px ResNet (3 stages, attention pooling) + 2-layer text tower: shapes "
+                "in minutes", vision_family="cnn",
+                vision=dict(image_size=48, stem_width=32, stem_stride=2, widths=[32, 64, 128], depths=[1, 1, 1],
+                            attn_heads=4, embed_dim=128),
+                text=dict(vocab_size=256, context_length=32, dim=128, depth=2, heads=4, mlp_hidden=512),
+                projection_dim=128, eos_token_id=None, bos_token_id=None)
 register_preset("clip-cnn-tiny", "clip", "64px ResNet (attention pooling) + 3-layer text tower: CPU training",
                 vision_family="cnn", vision=dict(image_size=64, stem_width=32, stem_stride=2, widths=[32, 64, 128, 256],
                                                  depths=[1, 1, 1, 1], attn_heads=4, embed_dim=256),

@@ -37,10 +37,10 @@ class CNNConfig:
             raise ValueError(f"widths {self.widths} and depths {self.depths} must be non-empty and equally long")
         if self.stem_stride not in (1, 2, 4):
             raise ValueError(f"stem_stride must be 1, 2 or 4, got {self.stem_stride}")
-        for k, v in (("block", (self.block, ("basic", "bottleneck"))), ("norm", (self.norm, ("batchnorm", "groupnorm"))),
-                     ("pool", (self.pool, ("attention", "mean")))):
-            if v[0] not in v[1]:
-                raise ValueError(f"{k} must be one of {v[1]}, got {v[0]!r}")
+        choices = {"block": ("basic", "bottleneck"), "norm": ("batchnorm", "groupnorm"), "pool": ("attention", "mean")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.feature_size < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {len(self.widths)} stages")
 

@@ -17,11 +17,12 @@ def mask_image_grid(batch: int, grid_tokens: int, prob: float) -> torch.Tensor:
 
 
 def hard_negatives(ids: torch.Tensor, attention_mask: torch.Tensor, image_keys: Sequence, prob: float,
-                   temperature: float = 0.1) -> torch.Tensor:
+                   temperature: float = 0.1, hard_fraction: float = 1.0) -> torch.Tensor:
     """(B,) index of the caption each image is paired with instead of its own, or -1 (kept positive).
-    About `prob` of the images get a negative: a caption of another image in the batch, sampled with
-    weight exp(jaccard(token sets) / temperature), so captions sharing most words (hard ones) dominate.
-    Captions of the same image and identical captions are never used as negatives."""
+    About `prob` of the images get a negative: a caption of another image in the batch. A `hard_fraction`
+    of them is sampled with weight exp(jaccard(token sets) / temperature), so captions sharing most words
+    dominate; the rest uniformly (easy negatives). Captions of the same image and identical captions are
+    never used as negatives."""
     B, V = ids.shape[0], int(ids.max()) + 1
     real = attention_mask.bool()
     bags = torch.zeros(B, V)
@@ -33,7 +34,8 @@ def hard_negatives(ids: torch.Tensor, attention_mask: torch.Tensor, image_keys: 
     same = torch.tensor([[keys[i] == keys[j] for j in range(B)] for i in range(B)])
     texts = [tuple(r[m.bool()].tolist()) for r, m in zip(ids, attention_mask)]
     same |= torch.tensor([[texts[i] == texts[j] for j in range(B)] for i in range(B)])
-    logits = (jacc / temperature).masked_fill(same, float("-inf"))  # (B, B)
+    hard = (torch.rand(B) < hard_fraction)[:, None]  # rows that get a hard negative
+    logits = torch.where(hard, jacc / temperature, torch.zeros_like(jacc)).masked_fill(same, float("-inf"))
     want = torch.rand(B) < prob
     swap = torch.full((B,), -1, dtype=torch.long)
     for i in torch.nonzero(want & torch.isfinite(logits).any(1)).flatten().tolist():

@@ -18,9 +18,9 @@ from .vqa import encode_texts, model_inputs
 
 class FusionPretrainTask(Task):
     """Items {"pixel_values", "text", "image_key"[, "eval"]}. In each batch a fraction `itm_prob` of the
-    images is paired with a hard negative caption (another image's caption in the batch sharing the most
-    tokens); masked-LM and masked-feature losses count on matched pairs only. Token masking is BERT's
-    `MLMCollator` (whole words optional). Eval batches draw masks and negatives under a seed taken from
+    images is paired with a negative caption from the batch: `hard_fraction` of them hard (another image's
+    caption sharing the most tokens), the rest random. Masked-LM and masked-feature losses count on matched
+    pairs only. Token masking is BERT's `MLMCollator` (whole words optional). Eval batches draw masks and negatives under a seed taken from
     the batch content, so every evaluation sees the same ones."""
 
     name = "fusion_pretrain"
@@ -29,11 +29,11 @@ class FusionPretrainTask(Task):
 
     def __init__(self, tokenizer, max_text_len: int, image_stride: int, mlm_prob: float = 0.15,
                  itm_prob: float = 0.5, mif_prob: float = 0.0, whole_word: bool = False,
-                 weights: tuple[float, float, float] = (1.0, 1.0, 1.0)):
+                 hard_fraction: float = 0.5, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)):
         if tokenizer.mask_id is None:
             raise ValueError("the tokenizer has no [MASK] token: masked-LM pretraining needs one")
         self.tokenizer, self.max_text_len, self.stride = tokenizer, max_text_len, image_stride
-        self.itm_prob, self.mif_prob, self.weights = itm_prob, mif_prob, weights
+        self.itm_prob, self.mif_prob, self.hard_fraction, self.weights = itm_prob, mif_prob, hard_fraction, weights
         special = [t for t in (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) if t is not None]
         self.masker = MLMCollator(tokenizer.vocab_size, tokenizer.pad_id, tokenizer.mask_id, special,
                                   continuation_flags(tokenizer) if whole_word else None,
@@ -50,7 +50,8 @@ class FusionPretrainTask(Task):
     def _collate(self, samples: list[dict]) -> dict:
         pixels, pixel_mask = pad_images([s["pixel_values"] for s in samples])
         ids, mask = encode_texts(self.tokenizer, [s["text"] for s in samples], self.max_text_len)  # (B, T)
-        swap = hard_negatives(ids, mask, [s["image_key"] for s in samples], self.itm_prob)  # (B,) or -1
+        swap = hard_negatives(ids, mask, [s["image_key"] for s in samples], self.itm_prob,
+                              hard_fraction=self.hard_fraction)  # (B,) partner row or -1
         matched = swap < 0
         take = torch.where(matched, torch.arange(len(samples)), swap)
         ids, mask = ids[take], mask[take]
