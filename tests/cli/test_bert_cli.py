@@ -52,6 +52,11 @@ def test_finetune_and_predict_classify(pretrained, tmp_path, capsys):
     assert code == 0 and pred["label"] in ("comedy", "tragedy") and set(pred["scores"]) == {"comedy", "tragedy"}
     code, stdout, _ = run_cli(["predict", "classify", "--model", out, "--input", data], capsys)
     assert 0.0 <= json.loads(stdout)["accuracy"] <= 1.0
+    assert run_cli(["convert", out, tmp_path / "hf", "--to", "hf"], capsys)[0] == 0  # run folder -> HF files
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "hf")
+    assert hf.config.id2label == {0: "comedy", 1: "tragedy"}
+    assert transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")("sweet love")["input_ids"][0] == 2
 
 
 def test_finetune_and_predict_tag(pretrained, tmp_path, capsys):

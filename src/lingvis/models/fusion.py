@@ -2,13 +2,16 @@
 
 Sequence = [text CLS, text ..., text SEP, pad...] + [image CLS, grid tokens...]; each part gets its own
 position embeddings, and a modality (token-type) embedding tells text (0) from image (1). Heads: pooler,
-image-conditioned masked LM, image-text matching, masked image-feature regression, VQA classifier.
+image-conditioned masked LM, image-text matching, masked image-feature regression, image-text contrastive
+projections (over unimodal passes of the same stack), VQA classifier.
 With prenorm=True, patch image tokens and layernorm eps 1e-12 the layout is exactly HF ViLT."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..nn import Block, BlockConfig, make_norm
@@ -44,6 +47,8 @@ class FusionConfig:
     mlm_head: bool = False
     itm_head: bool = False
     mif_head: bool = False            # masked image-feature regression (+ an image mask token)
+    itc_head: bool = False            # image-text contrastive projections over unimodal passes (ALBEF ITC)
+    itc_dim: int = 128
     answers: list[str] = field(default_factory=list)  # VQA answer vocabulary; empty = no VQA head
     classifier_eps: float = 1e-5
 
@@ -105,6 +110,9 @@ class FusionModel(nn.Module):
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
         self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps) if c.answers else None
+        self.itc = nn.ModuleDict({"text": nn.Linear(c.dim, c.itc_dim), "image": nn.Linear(c.dim, c.itc_dim)}) \
+            if c.itc_head else None
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07))) if c.itc_head else None
         self.apply(self._init_weights)
         for p in (self.image.cls, self.image.pos):
             nn.init.normal_(p, std=0.02)
@@ -124,6 +132,24 @@ class FusionModel(nn.Module):
     def num_image_tokens(self) -> int:
         return self.config.grid ** 2 + 1
 
+    def embed_text(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) -> (B, T, C) text tokens with the text modality embedding."""
+        return self.text(input_ids, token_type_ids) + self.modality(torch.zeros_like(input_ids))
+
+    def embed_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None,
+                    image_token_mask: torch.Tensor | None = None, with_features: bool = False):
+        """(B, 3, H, W) -> tokens (B, 1 + N, C) with the image modality embedding, key mask (B, 1 + N),
+        stem features (B, N, F) or None."""
+        img, mask, feats = self.image(pixel_values, pixel_mask, image_token_mask, with_features)
+        return img + self.modality(torch.ones_like(mask)), mask, feats
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The shared bidirectional stack: (B, S, C) tokens, (B, S) 1/0 key mask -> (B, S, C)."""
+        attn = combine(padding_mask(mask))  # (B, 1, 1, S)
+        for block in self.blocks:
+            x = block(x, attn)
+        return self.ln_f(x)
+
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
                 pixel_mask: torch.Tensor | None = None, image_token_mask: torch.Tensor | None = None,
@@ -135,18 +161,24 @@ class FusionModel(nn.Module):
             raise ValueError(f"batch of {B} texts but {pixel_values.shape[0]} images")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        txt = self.text(input_ids, token_type_ids)  # (B, T, C)
-        txt = txt + self.modality(torch.zeros_like(input_ids))
-        img, img_mask, feats = self.image(pixel_values, pixel_mask, image_token_mask, with_image_features)
-        img = img + self.modality(torch.ones_like(img_mask))  # (B, 1 + N, C)
-        x = torch.cat([txt, img], dim=1)  # (B, S, C)
+        img, img_mask, feats = self.embed_image(pixel_values, pixel_mask, image_token_mask, with_image_features)
+        x = torch.cat([self.embed_text(input_ids, token_type_ids), img], dim=1)  # (B, S, C)
         mask = torch.cat([attention_mask.long(), img_mask], dim=1)  # (B, S)
-        attn = combine(padding_mask(mask))  # (B, 1, 1, S)
-        for block in self.blocks:
-            x = block(x, attn)
-        x = self.ln_f(x)
+        x = self.encode(x, mask)
         pooled = self.pooler(x) if self.pooler is not None else None
         return FusionOutput(x, pooled, T, mask, feats)
+
+    def contrastive_embeddings(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
+                               attention_mask: torch.Tensor | None = None, pixel_mask: torch.Tensor | None = None):
+        """Unimodal passes through the same stack (text alone, image alone) -> L2-normalised (B, D) text and
+        image embeddings of their first tokens, for image-text contrastive learning (ALBEF's ITC)."""
+        itc = self._need(self.itc, "image-text contrastive")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        txt = self.encode(self.embed_text(input_ids), attention_mask.long())[:, 0]  # (B, C)
+        img, img_mask, _ = self.embed_image(pixel_values, pixel_mask)
+        img = self.encode(img, img_mask)[:, 0]  # (B, C) image CLS
+        return F.normalize(itc["text"](txt), dim=-1), F.normalize(itc["image"](img), dim=-1)
 
     def _need(self, head: nn.Module | None, name: str) -> nn.Module:
         if head is None:

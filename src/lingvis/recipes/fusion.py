@@ -35,6 +35,8 @@ class FusionPretrainArgs:
     mlm_prob: float = 0.15
     itm_prob: float = 0.5
     mif_prob: float = 0.0            # > 0: masked image-feature regression on this fraction of grid tokens
+    itc: bool = True                 # image-text contrastive loss over unimodal passes (aligns before fusing)
+    hard_fraction: float = 0.5       # share of ITM negatives that are hard (most similar caption in the batch)
     shapes_train: int = 4000
     shapes_eval: int = 500
     overrides: dict = field(default_factory=dict)
@@ -71,7 +73,7 @@ def load_pairs(args: FusionPretrainArgs) -> tuple[list, list, list[str]]:
 
 
 def make_model(args: FusionPretrainArgs, tokenizer) -> FusionModel:
-    heads = {"mlm_head": True, "itm_head": True, "pooler": True, "mif_head": args.mif_prob > 0}
+    heads = {"mlm_head": True, "itm_head": True, "pooler": True, "mif_head": args.mif_prob > 0, "itc_head": args.itc}
     if args.model:
         base = api.load(args.model)
         if not isinstance(base, FusionModel):
@@ -83,8 +85,8 @@ def make_model(args: FusionPretrainArgs, tokenizer) -> FusionModel:
         own = model.state_dict()
         state = {k: v for k, v in base.state_dict().items() if k in own}
         load_state(model, state, source=str(args.model),
-                   allow_missing=tuple(k for k in own if k.split(".")[0] in ("mlm", "itm", "mif", "pooler")
-                                       or k == "image.mask_token"))
+                   allow_missing=tuple(k for k in own if k.split(".")[0] in ("mlm", "itm", "mif", "itc", "pooler")
+                                       or k in ("image.mask_token", "logit_scale")))
         return model.train()
     fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, vocab_size=tokenizer.vocab_size,
                                       pad_token_id=tokenizer.pad_id, **heads, **args.overrides)
@@ -101,7 +103,7 @@ def pretrain_fusion(args: FusionPretrainArgs, cfg: TrainConfig, resume: bool = F
     model = make_model(args, tokenizer)
     transform = FusionImageTransform.for_model(model.config)
     task = FusionPretrainTask(tokenizer, model.config.max_text_len, model.config.stride, args.mlm_prob,
-                              args.itm_prob, args.mif_prob)
+                              args.itm_prob, args.mif_prob, hard_fraction=args.hard_fraction)
     trainer = Trainer(model, task, CaptionPairs(train, transform), CaptionPairs(val, transform, eval=True), cfg,
                       args.out, tokenizer=tokenizer, meta={"task": "fusion_pretrain"})
     summary = trainer.fit(resume=resume)

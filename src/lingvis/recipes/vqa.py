@@ -61,7 +61,7 @@ def load_examples(args: VQAFinetuneArgs) -> tuple[list[VQAExample], list[VQAExam
 def _fresh_answers_model(base: FusionModel, answers: list[str], overrides: dict) -> FusionModel:
     """A VQA model initialised from `base` (a pretrained fusion model): same trunk, new answer head."""
     cfg = replace(base.config, answers=list(answers), mlm_head=False, itm_head=False, mif_head=False,
-                  pooler=True, **overrides)
+                  itc_head=False, pooler=True, **overrides)
     model = FusionModel(cfg)
     own = model.state_dict()
     state = {k: v for k, v in base.state_dict().items() if k in own and not k.startswith("vqa_head.")}

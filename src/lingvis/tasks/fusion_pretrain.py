@@ -29,11 +29,12 @@ class FusionPretrainTask(Task):
 
     def __init__(self, tokenizer, max_text_len: int, image_stride: int, mlm_prob: float = 0.15,
                  itm_prob: float = 0.5, mif_prob: float = 0.0, whole_word: bool = False,
-                 hard_fraction: float = 0.5, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)):
+                 hard_fraction: float = 0.5, weights: dict[str, float] | None = None):
         if tokenizer.mask_id is None:
             raise ValueError("the tokenizer has no [MASK] token: masked-LM pretraining needs one")
         self.tokenizer, self.max_text_len, self.stride = tokenizer, max_text_len, image_stride
-        self.itm_prob, self.mif_prob, self.hard_fraction, self.weights = itm_prob, mif_prob, hard_fraction, weights
+        self.itm_prob, self.mif_prob, self.hard_fraction = itm_prob, mif_prob, hard_fraction
+        self.weights = weights or {}  # loss name (mlm, itm, mif, itc) -> weight; default 1
         special = [t for t in (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) if t is not None]
         self.masker = MLMCollator(tokenizer.vocab_size, tokenizer.pad_id, tokenizer.mask_id, special,
                                   continuation_flags(tokenizer) if whole_word else None,
@@ -50,7 +51,10 @@ class FusionPretrainTask(Task):
     def _collate(self, samples: list[dict]) -> dict:
         pixels, pixel_mask = pad_images([s["pixel_values"] for s in samples])
         ids, mask = encode_texts(self.tokenizer, [s["text"] for s in samples], self.max_text_len)  # (B, T)
-        swap = hard_negatives(ids, mask, [s["image_key"] for s in samples], self.itm_prob,
+        keys = [s["image_key"] for s in samples]
+        clean = {"clean_ids": ids, "clean_mask": mask,  # every image with its own caption (for ITC)
+                 "same_image": torch.tensor([[a == b for b in keys] for a in keys])}  # (B, B)
+        swap = hard_negatives(ids, mask, keys, self.itm_prob,
                               hard_fraction=self.hard_fraction)  # (B,) partner row or -1
         matched = swap < 0
         take = torch.where(matched, torch.arange(len(samples)), swap)
@@ -59,7 +63,7 @@ class FusionPretrainTask(Task):
         masked_ids, labels = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])  # (B, T)
         labels[~matched] = -100  # no masked LM on mismatched pairs
         batch = {"input_ids": masked_ids, "attention_mask": mask, "pixel_values": pixels, "pixel_mask": pixel_mask,
-                 "mlm_labels": labels, "itm_labels": matched.long()}
+                 "mlm_labels": labels, "itm_labels": matched.long(), **clean}
         if self.mif_prob > 0:
             grid = (pixels.shape[-2] // self.stride) * (pixels.shape[-1] // self.stride)
             batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob) & matched[:, None]
@@ -84,10 +88,24 @@ class FusionPretrainTask(Task):
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
             err = (model.mif_predictions(out).float() - target).pow(2).mean(-1)  # (B, N)
             losses["mif"] = (err * sel).sum() / sel.sum().clamp(min=1)
+        if model.config.itc_head:
+            losses["itc"], metrics["itc_accuracy"] = contrastive_loss(model, batch)
         return losses, metrics
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         losses, metrics = self._losses(model, batch)
-        w_mlm, w_itm, w_mif = self.weights
-        total = w_mlm * losses["mlm"] + w_itm * losses["itm"] + (w_mif * losses["mif"] if "mif" in losses else 0.0)
+        total = sum(self.weights.get(k, 1.0) * v for k, v in losses.items())
         return total, {**metrics, **{f"{k}_loss": float(v.detach()) for k, v in losses.items()}}
+
+
+def contrastive_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, float]:
+    """Symmetric InfoNCE between each image and its own caption over the batch (captions of the same image
+    all count as positives); returns the loss and the image->text top-1 accuracy."""
+    txt, img = model.contrastive_embeddings(batch["clean_ids"], batch["pixel_values"], batch["clean_mask"],
+                                            batch["pixel_mask"])  # (B, D) each
+    logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T  # (B, B) image -> text
+    pos = batch["same_image"].float()
+    target = pos / pos.sum(1, keepdim=True)
+    loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.T.float(), target)) / 2  # pos is symmetric
+    acc = pos.gather(1, logits.argmax(1, keepdim=True)).mean()
+    return loss, float(acc)
