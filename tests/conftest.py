@@ -1,8 +1,15 @@
-"""Suite-wide settings. Set before torch is imported anywhere in the test session (subprocesses inherit it):
-OpenMP threads that busy-wait make tests that run several processes at once (server, distributed) crawl."""
+"""Session-wide test settings (subprocesses inherit the environment variables)."""
 import os
 
+# Passive OpenMP waits: processes that share the cores (server, distributed tests) don't spin against each other.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Test models are tiny: one intra-op thread is as fast as two, and on busy shared cores a second OpenMP
+# thread makes every op wait for a preempted partner (measured 100x slowdowns).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
