@@ -75,8 +75,8 @@ def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
     return r
 
 
-def run(quick: bool = False) -> list[dict]:
-    torch.set_num_threads(2)
+def run(quick: bool = False, threads: int = 2) -> list[dict]:
+    torch.set_num_threads(threads)
     new_tokens, repeats = (32, 1) if quick else (128, 3)
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp)
@@ -86,7 +86,9 @@ def run(quick: bool = False) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="32 new tokens, one timed repeat")
-    rows = run(ap.parse_args().quick)
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (both sides)")
+    args = ap.parse_args()
+    rows = run(args.quick, args.threads)
     print_rows(rows)
 
 

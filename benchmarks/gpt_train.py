@@ -80,10 +80,10 @@ def bench(vocab_size: int, repeats: int) -> dict:
     return row(name, n / t["ours"], n / t["ref"], "tokens/s")
 
 
-def run(quick: bool = False, vocab_size: int | None = None) -> list[dict]:
+def run(quick: bool = False, vocab_size: int | None = None, threads: int = 2) -> list[dict]:
     """The GPT-2 vocabulary (the target row); in a full run also a character vocabulary (65), where the
     LM head is negligible and the transformer blocks and optimizer dominate."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     vocabs = [vocab_size] if vocab_size else ([50257] if quick else [50257, 65])
     return [bench(v, repeats=2 if quick else 5) for v in vocabs]
 
@@ -92,8 +92,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="two timed steps instead of five")
     ap.add_argument("--vocab-size", type=int, help="only this vocabulary size")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (both sides)")
     args = ap.parse_args()
-    print_rows(run(args.quick, args.vocab_size))
+    print_rows(run(args.quick, args.vocab_size, args.threads))
 
 
 if __name__ == "__main__":

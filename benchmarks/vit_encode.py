@@ -93,7 +93,8 @@ def main() -> None:
     rows = run(ap.parse_args().quick)
     print_rows(rows)
     for r in rows:
-        print(f"  {r['benchmark']}: CPU-time ratio {r['cpu_ratio']:.2f}x", flush=True)
+        extra = f", min cosine to fp32 {r['min_cosine_vs_fp32']}" if "min_cosine_vs_fp32" in r else ""
+        print(f"  {r['benchmark']}: CPU-time ratio {r['cpu_ratio']:.2f}x{extra}", flush=True)
 
 
 if __name__ == "__main__":

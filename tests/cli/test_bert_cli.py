@@ -98,6 +98,16 @@ def test_embed_and_search_text(tmp_path, capsys):
     assert "Interest rates" not in stdout
 
 
+def test_data_text_tasks_writes_readable_files(tmp_path, capsys):
+    from lingvis.data.tasks_text import read_classification, read_conll, read_squad
+
+    code, stdout, _ = run_cli(["data", "text-tasks", "--out", tmp_path, "--squad-version", "v2.0"], capsys)
+    assert code == 0 and "qa_test_unseen.json" in json.loads(stdout)
+    assert {e.label for e in read_classification(tmp_path / "genre_test.csv")} == {"tragedy", "comedy", "history"}
+    assert read_squad(tmp_path / "qa_train.json")[1] == "v2.0"
+    assert len(read_conll(tmp_path / "tag_val.conll")) == 100
+
+
 def test_bad_input_gives_clear_errors(pretrained, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\ngood,yes\nno label,\n")

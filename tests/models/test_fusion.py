@@ -37,16 +37,27 @@ def test_forward_shapes_and_heads(encoder):
 
 
 def test_every_parameter_gets_a_gradient():
-    m = tiny(mlm_head=True, itm_head=True, mif_head=True, answers=ANSWERS).train()
+    m = tiny(mlm_head=True, itm_head=True, mif_head=True, itc_head=True, answers=ANSWERS).train()
     ids, px = inputs()
     masked = torch.zeros(2, 16, dtype=torch.bool)
     masked[:, 3] = True
     out = m(ids, px, image_token_mask=masked, with_image_features=True)
+    txt, img = m.contrastive_embeddings(ids, px)
     loss = m.mlm_logits(out).mean() + m.itm_logits(out).mean() + m.vqa_logits(out).mean() \
-        + (m.mif_predictions(out) - out.image_features).pow(2).mean()
+        + (m.mif_predictions(out) - out.image_features).pow(2).mean() + (m.logit_scale * img @ txt.T).mean()
     loss.backward()
     missing = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
+
+
+def test_contrastive_embeddings_are_unimodal_passes():
+    m = tiny(itc_head=True, itc_dim=16)
+    ids, px = inputs()
+    txt, img = m.contrastive_embeddings(ids, px)
+    assert txt.shape == img.shape == (2, 16)
+    assert torch.allclose(txt.norm(dim=-1), torch.ones(2), atol=1e-5)
+    txt2, img2 = m.contrastive_embeddings(ids, -px)  # the text side never sees the image
+    assert torch.equal(txt, txt2) and not torch.allclose(img, img2)
 
 
 def test_mlm_decoder_is_tied_to_word_embeddings():

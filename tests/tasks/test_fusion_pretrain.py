@@ -35,6 +35,8 @@ def test_hard_negatives_prefer_the_most_similar_caption(tok):
     assert swap[0] == 1 and swap[1] == 0  # "small red circle" <-> "small red square"
     swap = hard_negatives(ids, mask, ["a", "a", "a", "a"], prob=1.0)  # one image: no negatives possible
     assert (swap == -1).all()
+    easy = {int(hard_negatives(ids, mask, ["a", "b", "c", "d"], 1.0, 0.01, hard_fraction=0.0)[0]) for _ in range(40)}
+    assert easy == {1, 2, 3}  # random negatives: any other image
 
 
 def test_mask_image_grid_masks_at_least_one_cell():
@@ -51,11 +53,14 @@ def test_collate_labels_and_losses(tok):
     assert (batch["mlm_labels"][matched] >= 0).any()
     assert not batch["image_token_mask"][~matched].any()
     torch.manual_seed(0)
-    model = build("fusion-tiny", vocab_size=tok.vocab_size, mlm_head=True, itm_head=True, mif_head=True)
+    model = build("fusion-tiny", vocab_size=tok.vocab_size, mlm_head=True, itm_head=True, mif_head=True,
+                  itc_head=True)
     loss, metrics = task.loss(model, batch)
-    assert torch.isfinite(loss) and {"mlm_loss", "itm_loss", "mif_loss", "itm_accuracy", "mlm_accuracy"} <= set(metrics)
+    assert torch.isfinite(loss)
+    assert {"mlm_loss", "itm_loss", "mif_loss", "itc_loss", "itm_accuracy", "mlm_accuracy", "itc_accuracy"} <= set(metrics)
     loss.backward()
     assert model.itm.weight.grad.abs().sum() > 0 and model.mif.weight.grad.abs().sum() > 0
+    assert model.itc["image"].weight.grad.abs().sum() > 0 and model.logit_scale.grad is not None
 
 
 def test_eval_batches_are_reproducible(tok):
@@ -77,12 +82,12 @@ def test_pretrain_then_finetune(tmp_path):
     cfg = TrainConfig(max_steps=2, batch_size=8, eval_every=2, eval_batches=1, warmup_steps=1, progress=False)
     summary = pretrain_fusion(FusionPretrainArgs(out=str(tmp_path / "pre"), data=str(data), preset="fusion-tiny",
                                                  vocab_size=200, mif_prob=0.2), cfg)
-    assert {"itm_accuracy", "mlm_accuracy", "mif_loss"} <= set(summary["eval"])
+    assert {"itm_accuracy", "mlm_accuracy", "mif_loss", "itc_accuracy"} <= set(summary["eval"])
     pre = lingvis.load(tmp_path / "pre")
     assert pre.config.mlm_head and pre.config.itm_head
     tuned = finetune_vqa(VQAFinetuneArgs(out=str(tmp_path / "vqa"), data=str(data), model=str(tmp_path / "pre"),
                                          test_splits=[]), cfg)
     model = lingvis.load(tmp_path / "vqa")
-    assert tuned["step"] == 2 and model.config.answers and not model.config.mlm_head
+    assert tuned["step"] == 2 and model.config.answers and not model.config.mlm_head and not model.config.itc_head
     # the trunk came from the pretrained model; the tokenizer too
     assert lingvis.load_tokenizer(tmp_path / "vqa").vocab_size == lingvis.load_tokenizer(tmp_path / "pre").vocab_size

@@ -44,6 +44,14 @@ def register(sub, groups) -> None:
         _finetune_args(f, task)
         f.set_defaults(func=run_finetune, task=task)
 
+    d = groups["data"].add_parser("text-tasks", help="write the built-in BERT fine-tuning sets as files",
+                                  description="Writes genre_{train,val,test}.csv (Shakespeare passages, split by "
+                                  "play), qa_{split}.json (SQuAD) and tag_{split}.conll for split in train, val, "
+                                  "test, test_unseen (names never seen in training).")
+    d.add_argument("--out", required=True, help="folder to write")
+    d.add_argument("--squad-version", choices=["v1.1", "v2.0"], default="v1.1")
+    d.set_defaults(func=run_write_sets)
+
     pred = _subgroup(sub, "predict", "predict with a fine-tuned model (prints JSON)")
     _predict_parsers(pred)
 
@@ -136,6 +144,31 @@ def run_finetune(args) -> int:
                          vocab_size=args.vocab_size, lowercase=False if args.cased else None, max_len=args.max_len,
                          overrides={"dropout": args.dropout} if args.dropout is not None else {}, **extra)
     print_json(finetune(fargs, train_config(args), resume=args.resume))
+    return 0
+
+
+def run_write_sets(args) -> int:
+    import csv
+    import json
+    from pathlib import Path
+
+    from ..data import builtin_text as builtin
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, examples in builtin.genre_passages().items():
+        with open(out / f"genre_{split}.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "label"])
+            writer.writerows([ex.text, ex.label] for ex in examples)
+    sizes = {"train": (300, 600), "val": (40, 100), "test": (80, 200), "test_unseen": (80, 200)}
+    for split, (n_qa, n_tag) in sizes.items():
+        squad = builtin.templated_squad(n_qa, split, args.squad_version)
+        (out / f"qa_{split}.json").write_text(json.dumps(squad, indent=1), encoding="utf-8")
+        sentences = builtin.templated_tagging(n_tag, split)
+        (out / f"tag_{split}.conll").write_text("".join(
+            "".join(f"{w} {t}\n" for w, t in zip(s.tokens, s.tags)) + "\n" for s in sentences), encoding="utf-8")
+    print_json(sorted(p.name for p in out.iterdir()))
     return 0
 
 

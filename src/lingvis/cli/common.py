@@ -75,12 +75,29 @@ def add_scale_args(p: argparse.ArgumentParser) -> None:
 
 def apply_config(args: argparse.Namespace, argv: list[str]) -> None:
     """Fill `args` from the `--config` file for every option not given explicitly on the command line."""
-    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    given = _given_options(args, argv)
     for key, value in load_config_file(args.config).items():
         if not hasattr(args, key):
             raise SystemExit(f"error: {args.config}: unknown option {key!r} for this command")
         if key not in given:
             setattr(args, key, value)
+
+
+def _given_options(args: argparse.Namespace, argv: list[str]) -> set[str]:
+    """Option names typed on the command line, resolving argparse's unique-prefix abbreviations
+    (`--max-s 5` is `--max-steps 5`)."""
+    names = set(vars(args))
+    given = set()
+    for a in argv:
+        if a == "--":
+            break
+        if not a.startswith("--"):
+            continue
+        key = a[2:].split("=")[0].replace("-", "_")
+        hits = [key] if key in names else [n for n in names if n.startswith(key)]
+        if len(hits) == 1:
+            given.add(hits[0])
+    return given
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

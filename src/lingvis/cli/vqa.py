@@ -7,9 +7,9 @@ from .common import add_train_args, print_json, train_config
 def register(sub, groups) -> None:
     p = groups["pretrain"].add_parser(
         "fusion", help="pretrain a single-stream image+text model (masked LM + image-text matching)",
-        description="Pretrain a fusion model on image-caption pairs: masked LM conditioned on the image and "
-        "image-text matching with hard negatives from the batch (optionally masked image-feature "
-        "regression). --data: a generate_shapes folder, COCO captions JSON, JSONL, CSV/TSV or .tar shards; "
+        description="Pretrain a fusion model on image-caption pairs: masked LM conditioned on the image, "
+        "image-text matching with hard negatives from the batch and image-text contrastive alignment of "
+        "unimodal passes (optionally masked image-feature regression). --data: a generate_shapes folder, COCO captions JSON, JSONL, CSV/TSV or .tar shards; "
         "without it, synthetic shapes are generated under OUT/data. Default preset: fusion-small.")
     add_train_args(p, max_steps=1500, batch_size=64, lr=1e-3, eval_every=250, warmup=100)
     _data_args(p)
@@ -17,6 +17,10 @@ def register(sub, groups) -> None:
     p.add_argument("--itm-prob", type=float, default=0.5, help="fraction of pairs given a hard negative caption")
     p.add_argument("--mif-prob", type=float, default=0.0,
                    help="> 0: masked image-feature regression on this fraction of image grid tokens")
+    p.add_argument("--hard-fraction", type=float, default=0.5,
+                   help="share of ITM negatives that are hard (the most similar caption in the batch)")
+    p.add_argument("--no-itc", action="store_true",
+                   help="leave out the image-text contrastive loss over unimodal passes")
     p.set_defaults(func=run_pretrain)
 
     f = groups["finetune"].add_parser(
@@ -67,7 +71,7 @@ def run_pretrain(args) -> int:
     from ..recipes.fusion import FusionPretrainArgs, pretrain_fusion
 
     pargs = FusionPretrainArgs(**_common(args), mlm_prob=args.mlm_prob, itm_prob=args.itm_prob,
-                               mif_prob=args.mif_prob)
+                               mif_prob=args.mif_prob, hard_fraction=args.hard_fraction, itc=not args.no_itc)
     print_json(pretrain_fusion(pargs, train_config(args), resume=args.resume))
     return 0
 
