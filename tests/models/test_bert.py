@@ -46,6 +46,18 @@ def test_packed_encoding_equals_separate_sequences():
         model.encode_packed(torch.cat(seqs), [3, 9, 4])
 
 
+def test_mean_pooled_classifier_ignores_padding_and_stays_native(tmp_path):
+    model = tiny("classify", labels=["x", "y"], classifier_pooling="mean")
+    ids = torch.randint(5, V, (1, 6))
+    padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    out = model(padded, attention_mask=torch.tensor([[1] * 6 + [0] * 3])).logits
+    assert torch.allclose(model(ids).logits, out, atol=1e-5)
+    assert not torch.allclose(tiny("classify", labels=["x", "y"])(ids).logits, model(ids).logits)
+    lingvis.save(model, tmp_path / "m")  # no HF class pools the mean: written in lingvis format
+    assert (tmp_path / "m" / "lingvis.json").is_file() and not (tmp_path / "m" / "config.json").exists()
+    assert lingvis.load(tmp_path / "m").config.classifier_pooling == "mean"
+
+
 def test_segment_ids_matter_and_positions_are_checked():
     model = tiny()
     ids = torch.randint(5, V, (1, 8))

@@ -29,13 +29,14 @@ def datasets():
     return PackedLMDataset(stream(16 * 64 + 1), 16), PackedLMDataset(stream(16 * 8 + 1), 16)
 
 
-def train(out: Path, mode: str, resume: bool = False, max_steps: int = STEPS, setup=None) -> dict:
+def train(out: Path, mode: str, resume: bool = False, max_steps: int = STEPS, setup=None,
+          activation_checkpointing: bool = False) -> dict:
     """4 steps of gpt-nano, global batch 8 in 2 accumulation steps, checkpoints at steps 2 and 4."""
     torch.manual_seed(0)
     model = lingvis.build("gpt-nano", vocab_size=32, block_size=16)
     cfg = TrainConfig(max_steps=max_steps, batch_size=8, grad_accum=2, lr=1e-2, warmup_steps=2, eval_every=2,
                       eval_batches=1, log_every=1, keep_last=2, seed=0, device="cpu", progress=False,
-                      distributed=mode)
+                      distributed=mode, activation_checkpointing=activation_checkpointing)
     train_set, val_set = datasets()
     trainer = Trainer(model, CausalLMTask(), train_set, val_set, cfg, out)
     if setup is not None:

@@ -102,6 +102,19 @@ def test_gather_features_concatenates_ranks_and_routes_gradients(runs):
         assert got["grad"] == (2 * weights[2 * rank:2 * rank + 2]).tolist()
 
 
+def test_activation_checkpointing_keeps_the_trajectory(runs, tmp_path):
+    from lingvis.train import distributed
+
+    wrapped = []
+    worker.train(tmp_path / "ac", "none", activation_checkpointing=True,
+                 setup=lambda t: wrapped.extend(getattr(b.forward, "func", None) for b in t.model.blocks))
+    assert wrapped == [distributed._checkpointed_forward] * 2  # both blocks recompute in backward
+    _assert_same(worker.train_log(tmp_path / "ac"), worker.train_log(runs / "single"), range(1, worker.STEPS + 1))
+    block_model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="no lingvis.nn.Block"):
+        distributed.checkpoint_activations(block_model)
+
+
 def test_bad_settings_are_named():
     from lingvis.train import distributed
     from lingvis.train.config import TrainConfig

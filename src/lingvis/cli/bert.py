@@ -81,6 +81,8 @@ def _finetune_args(f: argparse.ArgumentParser, task: str) -> None:
                    help="tokens per input; longer inputs are " + ("windowed" if task == "qa" else "truncated"))
     f.add_argument("--dropout", type=float)
     if task == "classify":
+        f.add_argument("--classifier-pooling", choices=["cls", "mean"], default="cls",
+                       help="classifier input: [CLS] (BERT; exports to HF) or the mean of the token states")
         f.add_argument("--text-field", default="text")
         f.add_argument("--pair-field", default="text_pair")
         f.add_argument("--label-field", default="label")
@@ -139,10 +141,13 @@ def run_finetune(args) -> int:
 
     extra = {k: getattr(args, k) for k in ("text_field", "pair_field", "label_field", "stride", "squad_version")
              if hasattr(args, k)}
+    overrides = {"dropout": args.dropout} if args.dropout is not None else {}
+    if getattr(args, "classifier_pooling", "cls") != "cls":
+        overrides["classifier_pooling"] = args.classifier_pooling
     fargs = FinetuneArgs(task=args.task, out=args.out, data=args.data, val_data=args.val_data,
                          test_data=args.test_data, model=args.model, preset=args.preset, tokenizer=args.tokenizer,
                          vocab_size=args.vocab_size, lowercase=False if args.cased else None, max_len=args.max_len,
-                         overrides={"dropout": args.dropout} if args.dropout is not None else {}, **extra)
+                         overrides=overrides, **extra)
     print_json(finetune(fargs, train_config(args), resume=args.resume))
     return 0
 

@@ -26,7 +26,9 @@ def demo_bert(out: Path, minutes: float = 1.5) -> dict:
     ev = p["eval"]
     print(f"\n[bert] pretrained {p['step']} steps in {p['seconds']:.0f}s: held-out MLM accuracy "
           f"{ev.get('mlm_acc', 0):.3f}, NSP accuracy {ev.get('nsp_acc', 0):.3f} (chance 0.5)")
-    fargs = FinetuneArgs(task="classify", out=str(fine), model=str(pre), max_len=128)
+    # mean-pooled classifier input: after a short pretraining the token states carry more than [CLS]
+    fargs = FinetuneArgs(task="classify", out=str(fine), model=str(pre), max_len=128,
+                         overrides={"classifier_pooling": "mean"})
     # as many fine-tuning steps as this machine runs in ~40% of the budget (measured while pretraining),
     # so that the learning-rate schedule completes instead of being cut by the clock
     steps = max(40, min(200, int(p["step"] / max(p["seconds"], 1e-6) * minutes * 60 * 0.4)))

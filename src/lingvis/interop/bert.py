@@ -197,7 +197,7 @@ def state_to_hf(model: Bert) -> dict[str, torch.Tensor]:
 @register_exporter("bert")
 def save_bert(model: Bert, folder: Path) -> bool:
     cfg = model.config
-    if cfg.activation not in ACT_TO_HF:
+    if cfg.activation not in ACT_TO_HF or cfg.classifier_pooling != "cls":
         return False
     state = state_to_hf(model)
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / "model.safetensors"),

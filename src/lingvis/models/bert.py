@@ -32,6 +32,7 @@ class BertConfig:
     num_labels: int = 2               # classify / tag
     labels: list[str] | None = None   # id -> label name (kept so `predict` works after `lingvis.load`)
     classifier_dropout: float | None = None
+    classifier_pooling: str = "cls"   # classify head input: pooler over [CLS] (BERT) or over the token mean
     tie_embeddings: bool = True       # MLM decoder shares the word embedding matrix
     no_answer: bool = False           # QA trained with unanswerable questions (SQuAD v2)
     pooling: str = "mean"             # sentence embeddings: cls | mean | max | mean_sqrt_len
@@ -49,6 +50,8 @@ class BertConfig:
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError(f"duplicate label names in {self.labels}")
             self.num_labels = len(self.labels)
+        if self.classifier_pooling not in ("cls", "mean"):
+            raise ValueError(f"classifier_pooling must be 'cls' or 'mean', got {self.classifier_pooling!r}")
         if self.head in ("pretraining", "classify") and not self.pooler:
             raise ValueError(f"head {self.head!r} reads the pooled [CLS] vector: it needs pooler=True")
 
@@ -141,10 +144,15 @@ class Bert(nn.Module):
             x = block(x, mask)
         return x[0]
 
-    def pool(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, C)
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """tanh(dense(x)) of the [CLS] vector, or of the mean over real tokens (classifier_pooling='mean')."""
         if self.pooler is None:
             raise ValueError("this BERT has no pooler (pooler=False)")
-        return torch.tanh(self.pooler(hidden[:, 0]))
+        if self.config.classifier_pooling == "cls":
+            return torch.tanh(self.pooler(hidden[:, 0]))  # (B, C)
+        m = torch.ones(hidden.shape[:2], device=hidden.device) if attention_mask is None else attention_mask
+        m = m.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+        return torch.tanh(self.pooler((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)))
 
     # ---- heads -----------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -153,7 +161,7 @@ class Bert(nn.Module):
         """`mlm_positions` (B, T) bool: MLM logits only at those positions, shape (N, V) (saves the
         vocabulary projection at the other 85% during pretraining)."""
         h = self.encode(input_ids, attention_mask, token_type_ids, position_ids)
-        out = BertOutput(hidden=h, pooled=self.pool(h) if self.pooler is not None else None)
+        out = BertOutput(hidden=h, pooled=self.pool(h, attention_mask) if self.pooler is not None else None)
         head = self.config.head
         if self.mlm is not None:
             out.logits = self.mlm(h[mlm_positions] if mlm_positions is not None else h)

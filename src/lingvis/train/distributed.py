@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .gather import all_gather_with_grad as gather_features  # noqa: F401  (contrastive losses across ranks)
+
 MODES = ("none", "ddp", "fsdp")
 
 
@@ -149,31 +151,6 @@ def clip_grad_norm(params, max_norm: float | None) -> float:
     if hasattr(norm, "full_tensor"):  # a DTensor under FSDP2
         norm = norm.full_tensor()
     return float(norm)
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather forward; backward sums every rank's gradient for this rank's slice (reduce-scatter)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (world * B, ...)
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts, dim=0)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad.chunk(dist.get_world_size(), dim=0)[dist.get_rank()]
-
-
-def gather_features(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate (B, D) features from every rank along dim 0 (rank order), with gradients flowing back
-    to each rank's own slice: contrastive losses then see the global batch of negatives. Every rank must
-    pass the same B. Identity outside a process group."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return x
-    return _GatherWithGrad.apply(x)  # (world * B, D)
 
 
 def _checkpointed_forward(forward, *args, **kwargs):
