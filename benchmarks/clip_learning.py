@@ -44,7 +44,7 @@ def _train(out: Path, data: str, val: str, preset: str, minutes: float, steps: i
             "load_avg_end": os.getloadavg()[0]}
 
 
-def shapes_run(root: Path, minutes: float, steps: int, preset: str) -> dict:
+def shapes_run(root: Path, minutes: float, steps: int, preset: str, lr: float = 2e-3) -> dict:
     import lingvis
     from lingvis.data.shapes import generate_shapes
     from lingvis.recipes.shapes_eval import shapes_retrieval, shapes_zero_shot
@@ -52,7 +52,7 @@ def shapes_run(root: Path, minutes: float, steps: int, preset: str) -> dict:
     data = root / "shapes"
     generate_shapes(data, n_train=5000, n_val=500, n_test=500, image_size=48)
     info = _train(root / "clip-shapes", str(data / "captions_train.json"), str(data / "captions_val.json"),
-                  preset, minutes, steps, batch=64, lr=2e-3)
+                  preset, minutes, steps, batch=64, lr=lr)
     model, tok = lingvis.load(root / "clip-shapes"), lingvis.load_tokenizer(root / "clip-shapes")
     with torch.no_grad():
         zs = shapes_zero_shot(model, tok, data)
@@ -103,14 +103,14 @@ def digits_run(root: Path, minutes: float, steps: int, preset: str) -> dict:
 
 
 def run(quick: bool = False, minutes: float | None = None, steps: int | None = None,
-        only: str | None = None, threads: int = 2, preset: str = "clip-cnn-shapes") -> list[dict]:
+        only: str | None = None, threads: int = 2, preset: str = "clip-cnn-shapes", lr: float = 2e-3) -> list[dict]:
     torch.set_num_threads(threads)
     minutes = minutes or (1.0 if quick else 10.0)
     steps = steps or 100_000
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if only in (None, "shapes"):
-            r = shapes_run(Path(tmp), minutes, steps, preset)
+            r = shapes_run(Path(tmp), minutes, steps, preset, lr)
             rows += [{"benchmark": "clip shapes zero-shot top-1 (30 classes)", "lingvis": r["zero_shot_top1"],
                       "reference": 0.9, "unit": "accuracy (target)", "ratio": r["zero_shot_top1"] / 0.9, **r},
                      {"benchmark": "clip shapes text->image R@1 (500 pairs)", "lingvis": r["t2i_R@1"],
@@ -130,8 +130,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["shapes", "digits"])
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on an oversubscribed machine)")
     ap.add_argument("--preset", default="clip-cnn-shapes", help="CLIP preset (e.g. clip-shapes for a ViT tower)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the shapes run")
     a = ap.parse_args()
-    for r in run(a.quick, a.minutes, a.steps, a.only, a.threads, a.preset):
+    for r in run(a.quick, a.minutes, a.steps, a.only, a.threads, a.preset, a.lr):
         print(json.dumps(r), flush=True)
 
 

@@ -1,7 +1,7 @@
 """VQA learning runs of the fusion issue, each within one wall-clock budget on this CPU:
 
-- scratch: a `fusion-small` answer classifier (conv grid 4x4 image tokens + question tokens in one 4-layer
-  stack) trained on the shapes VQA split for the whole budget;
+- scratch: a `fusion-small` answer classifier (4x4 ResNet grid-feature tokens + question tokens in one
+  4-layer stack) trained on the shapes VQA split for the whole budget;
 - pretrained (the ablation): fusion pretraining (masked LM on the image + image-text matching with hard
   negatives) on the shapes captions for `--pretrain-fraction` of the SAME budget, then VQA fine-tuning
   for the rest;
@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 
 TARGET = 85.0
-ARCH = {"conv_channels": [32, 64, 128, 128]}  # fusion-small with a 4x4 grid of CNN features
-BATCH, LR = 32, 1.5e-3
+BATCH, LR = 32, 3e-4
 
 
 def seconds_per_step(model, task, dataset, steps: int = 4) -> float:
@@ -60,7 +59,7 @@ def vqa_probe(data: Path):
 
     ex = read_vqa(data, "val")
     tok, vocab = train_wordpiece([e.question for e in ex], 1000), AnswerVocab.build([e.answers for e in ex])
-    model = build("fusion-small", vocab_size=tok.vocab_size, answers=vocab.answers, **ARCH)
+    model = build("fusion-small", vocab_size=tok.vocab_size, answers=vocab.answers)
     return model, VQATask(tok, model.config.max_text_len), VQADataset(ex, FusionImageTransform.for_model(model.config),
                                                                     vocab)
 
@@ -88,8 +87,7 @@ def finetune(out: Path, data: Path, minutes: float, model: str | None = None, ge
 
     steps = calibrated_steps(minutes, lambda: (generative_probe if generative else vqa_probe)(data))
     args = VQAFinetuneArgs(out=str(out), data=str(data), model=model, generative=generative,
-                           preset="captioner-cnn-tiny" if generative else "fusion-small",
-                           overrides={} if model or generative else dict(ARCH))
+                           preset="captioner-cnn-tiny" if generative else "fusion-small")
     cfg = TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=BATCH, lr=LR, warmup_steps=min(100, steps // 10),
                       weight_decay=0.05, eval_every=max(50, steps // 6), eval_batches=6, log_every=25, progress=False)
     return finetune_vqa(args, cfg)
@@ -100,7 +98,7 @@ def pretrain(out: Path, data: Path, minutes: float) -> dict:
     from lingvis.train.config import TrainConfig
 
     steps = calibrated_steps(minutes, lambda: vqa_probe(data))  # the same trunk; heads are cheap
-    args = FusionPretrainArgs(out=str(out), data=str(data), preset="fusion-small", overrides=dict(ARCH))
+    args = FusionPretrainArgs(out=str(out), data=str(data), preset="fusion-small")
     cfg = TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=BATCH, lr=LR, warmup_steps=min(100, steps // 10),
                       weight_decay=0.05, eval_every=max(50, steps // 4), eval_batches=6, log_every=25, progress=False)
     return pretrain_fusion(args, cfg)

@@ -92,7 +92,7 @@ def test_masked_lm_logits_match(tmp_path):
 
 
 def test_configs_without_hf_twin_use_native_format(tmp_path):
-    ours = lingvis.build("fusion-tiny", image_encoder="conv", conv_channels=[8, 16])
+    ours = lingvis.build("fusion-tiny", image_encoder="cnn", cnn={"stem_width": 8, "widths": [8, 16], "depths": [1, 1]})
     with pytest.raises(ValueError, match="no Hugging Face counterpart"):
         lingvis.save(ours, tmp_path / "x", format="hf")
     lingvis.save(ours, tmp_path / "native")

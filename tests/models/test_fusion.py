@@ -19,9 +19,12 @@ def inputs(B=2, T=6, H=32, W=32):
     return torch.randint(5, 128, (B, T)), torch.randn(B, 3, H, W)
 
 
-@pytest.mark.parametrize("encoder", ["patch", "conv"])
+CNN = {"stem_width": 8, "stem_stride": 2, "widths": [8, 16], "depths": [1, 1]}  # stride 4 -> 8x8 grid
+
+
+@pytest.mark.parametrize("encoder", ["patch", "cnn"])
 def test_forward_shapes_and_heads(encoder):
-    extra = {"conv_channels": [8, 16]} if encoder == "conv" else {}
+    extra = {"cnn": CNN} if encoder == "cnn" else {}
     m = tiny(image_encoder=encoder, mlm_head=True, itm_head=True, mif_head=True, answers=ANSWERS, **extra)
     ids, px = inputs()
     out = m(ids, px, with_image_features=True)
@@ -36,10 +39,14 @@ def test_forward_shapes_and_heads(encoder):
     assert m.mif_predictions(out).shape == (2, n_grid, feat)
 
 
-def test_every_parameter_gets_a_gradient():
-    m = tiny(mlm_head=True, itm_head=True, mif_head=True, itc_head=True, answers=ANSWERS).train()
+@pytest.mark.parametrize("encoder", ["patch", "cnn"])
+def test_every_parameter_gets_a_gradient(encoder):
+    extra = {"cnn": CNN} if encoder == "cnn" else {}
+    m = tiny(mlm_head=True, itm_head=True, mif_head=True, itc_head=True, answers=ANSWERS, image_encoder=encoder,
+             **extra).train()
+    n_grid = 16 if encoder == "patch" else 64
     ids, px = inputs()
-    masked = torch.zeros(2, 16, dtype=torch.bool)
+    masked = torch.zeros(2, n_grid, dtype=torch.bool)
     masked[:, 3] = True
     out = m(ids, px, image_token_mask=masked, with_image_features=True)
     txt, img = m.contrastive_embeddings(ids, px)
@@ -120,14 +127,16 @@ def test_presets():
     fam, cfg = preset_config("vilt-b-32")
     assert fam == "fusion" and (cfg.dim, cfg.n_layer, cfg.patch_size, cfg.image_size) == (768, 12, 32, 384)
     assert cfg.grid == 12 and cfg.prenorm and cfg.norm_eps == 1e-12
-    assert preset_config("fusion-small")[1].grid == 8
+    small = preset_config("fusion-small")[1]
+    assert small.grid == 4 and small.cnn["image_size"] == 64 and small.stride == 16
 
 
 def test_native_checkpoint_roundtrip_keeps_answers(tmp_path):
-    m = tiny(image_encoder="conv", conv_channels=[8, 16], mlm_head=True, itm_head=True, answers=ANSWERS)
-    lingvis.save(m, tmp_path / "m")  # no HF twin for a conv stem: native format
+    m = tiny(image_encoder="cnn", cnn=CNN, mlm_head=True, itm_head=True, answers=ANSWERS)
+    lingvis.save(m, tmp_path / "m")  # no HF twin for a CNN image encoder: native format
     back = lingvis.load(tmp_path / "m")
     assert isinstance(back, FusionModel) and back.config.answers == ANSWERS
+    m.eval()
     ids, px = inputs()
     with torch.no_grad():
         assert torch.equal(m.itm_logits(m(ids, px)), back.itm_logits(back(ids, px)))

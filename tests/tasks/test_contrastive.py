@@ -33,7 +33,7 @@ def test_collate_loss_and_evaluate():
 
 
 def test_smoke_learning_colours_zero_shot():
-    """A nano CLIP (32px, patch 4) trained for 60 steps on captions of one-shape scenes beats chance by far
+    """A nano CLIP (32px, patch 4) trained for 80 steps on captions of one-shape scenes beats chance by far
     at naming the colour of held-out images (zero-shot, 6 colours; chance 1/6)."""
     torch.manual_seed(0)
     tok, model, task = setup(patch=4)
@@ -43,12 +43,12 @@ def test_smoke_learning_colours_zero_shot():
     colour = [f"a {s.objects[0].colour} shape" for s in train.scenes]
     pixels = torch.stack([train[i]["image"] for i in range(len(train))])
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    first = None
-    for step in range(60):
+    losses = []
+    for step in range(80):
         idx = torch.randperm(len(train))[:32]
         batch = task.collate([{"image": pixels[i], "text": colour[i]} for i in idx.tolist()])
         loss, _ = task.loss(model, batch)
-        first = first if first is not None else loss.item()
+        losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -59,5 +59,5 @@ def test_smoke_learning_colours_zero_shot():
             class_embeddings(model, tok, names, ["a {} shape"]).t()
     truth = torch.tensor([names.index(s.objects[0].colour) for s in test.scenes])
     acc = (logits.argmax(-1) == truth).float().mean().item()
-    assert float(loss) < first - 0.5
+    assert sum(losses[-10:]) / 10 < sum(losses[:5]) / 5 - 0.5, losses
     assert acc >= 0.6, acc

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..nn import Block, BlockConfig, make_norm
 from ..nn.masks import combine, padding_mask
-from .fusion_embed import ConvStem, ImageTokens, PatchStem, TextEmbeddings
+from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
 from .fusion_heads import MLMHead, Pooler, vqa_classifier
 from .registry import register_family, register_preset
 
@@ -39,8 +39,8 @@ class FusionConfig:
     image_size: int = 384             # size the image position table is laid out for
     patch_size: int = 32              # patch stem: patch side; conv stem: ignored (grid = size / 2^stages)
     channels: int = 3
-    image_encoder: str = "patch"      # patch (ViT-style) | conv (CNN grid features, projected)
-    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    image_encoder: str = "patch"      # patch (ViT-style) | cnn (CNN grid features, projected)
+    cnn: dict = field(default_factory=dict)  # CNNConfig fields of the grid-feature CNN (image_encoder="cnn")
     image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     pooler: bool = True
@@ -53,8 +53,12 @@ class FusionConfig:
     classifier_eps: float = 1e-5
 
     def __post_init__(self):
-        if self.image_encoder not in ("patch", "conv"):
-            raise ValueError(f"image_encoder must be 'patch' or 'conv', got {self.image_encoder!r}")
+        if self.image_encoder not in ("patch", "cnn"):
+            raise ValueError(f"image_encoder must be 'patch' or 'cnn', got {self.image_encoder!r}")
+        if self.image_encoder == "cnn":
+            self.cnn = {"image_size": self.image_size, "pool": "mean", **self.cnn}
+            if self.cnn["image_size"] != self.image_size:
+                raise ValueError(f"cnn image_size {self.cnn['image_size']} != image_size {self.image_size}")
         if self.image_size % self.stride:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the image stride {self.stride}")
         if (self.itm_head or self.answers) and not self.pooler:
@@ -62,7 +66,11 @@ class FusionConfig:
 
     @property
     def stride(self) -> int:
-        return self.patch_size if self.image_encoder == "patch" else 2 ** len(self.conv_channels)
+        if self.image_encoder == "patch":
+            return self.patch_size
+        from .cnn import CNNConfig
+
+        return CNNConfig(**self.cnn).reduction
 
     @property
     def grid(self) -> int:
@@ -99,8 +107,7 @@ class FusionModel(nn.Module):
         super().__init__()
         self.config = c = config
         self.text = TextEmbeddings(c.vocab_size, c.dim, c.max_text_len, c.type_vocab_size, c.norm_eps, c.dropout)
-        stem = PatchStem(c.channels, c.dim, c.patch_size) if c.image_encoder == "patch" else \
-            ConvStem(c.channels, c.dim, list(c.conv_channels))
+        stem = PatchStem(c.channels, c.dim, c.patch_size) if c.image_encoder == "patch" else CNNStem(c.cnn, c.dim)
         self.image = ImageTokens(stem, c.dim, c.grid, c.dropout, mask_token=c.mif_head)
         self.modality = nn.Embedding(c.modality_types, c.dim)
         self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
@@ -113,7 +120,9 @@ class FusionModel(nn.Module):
         self.itc = nn.ModuleDict({"text": nn.Linear(c.dim, c.itc_dim), "image": nn.Linear(c.dim, c.itc_dim)}) \
             if c.itc_head else None
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07))) if c.itc_head else None
-        self.apply(self._init_weights)
+        for name, m in self.named_modules():  # the CNN keeps its own (Kaiming) initialisation
+            if not name.startswith("image.stem.cnn"):
+                self._init_weights(m)
         for p in (self.image.cls, self.image.pos):
             nn.init.normal_(p, std=0.02)
         if self.mlm is not None:
@@ -201,9 +210,10 @@ class FusionModel(nn.Module):
 register_family("fusion", FusionConfig, FusionModel, "single-stream image+text Transformer (VL-BERT / ViLT)")
 register_preset("vilt-b-32", "fusion", "ViLT-B/32 sizes: 12 layers, width 768, 384px images, 32px patches",
                 dim=768, n_layer=12, n_head=12, mlp_hidden=3072, image_size=384, patch_size=32)
-register_preset("fusion-small", "fusion", "CPU size: 4 layers, width 128, 64px images, conv grid 8x8",
-                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="conv",
-                conv_channels=[32, 64, 128], max_text_len=32, norm_eps=1e-6)
+register_preset("fusion-small", "fusion", "CPU size: 4 layers, width 128, 64px images, ResNet grid features 4x4",
+                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="cnn",
+                cnn=dict(stem_width=32, stem_stride=4, widths=[32, 64, 128], depths=[1, 1, 1]), max_text_len=32,
+                norm_eps=1e-6)
 register_preset("fusion-small-patch", "fusion", "CPU size with ViT patches: 4 layers, width 128, 64px, 8px",
                 dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, patch_size=8, max_text_len=32,
                 norm_eps=1e-6)

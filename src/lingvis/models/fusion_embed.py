@@ -52,28 +52,28 @@ class PatchStem(nn.Module):
         return grid, F.unfold(pixels[..., :H, :W], kernel_size=p, stride=p).transpose(1, 2)
 
 
-class ConvStem(nn.Module):
-    """CNN grid features: stride-2 3x3 conv + GroupNorm + GELU stages, then a 1x1 projection to the model
-    width. Features for masked-image regression are the (detached) grid features before the projection."""
+class CNNStem(nn.Module):
+    """CNN grid features (the shared ResNet-style `models.cnn.CNN`, its pooling head unused), projected to
+    the model width. Features for masked-image regression are the (detached) grid features."""
 
-    def __init__(self, channels: int, dim: int, widths: list[int]):
+    def __init__(self, cnn_config: dict, dim: int):
         super().__init__()
-        if not widths:
-            raise ValueError("image_encoder='conv' needs at least one entry in conv_channels")
-        layers, c_in = [], channels
-        for w in widths:
-            layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU()]
-            c_in = w
-        self.body = nn.Sequential(*layers)
-        self.proj = nn.Conv2d(c_in, dim, kernel_size=1)
-        self.feature_dim = c_in
-        self.stride = 2 ** len(widths)
+        from .cnn import CNN, CNNConfig
+
+        self.cnn = CNN(CNNConfig(**cnn_config))
+        self.grid = self.cnn.config.feature_size
+        self.feature_dim = self.cnn.config.feature_dim
+        self.stride = self.cnn.config.reduction
+        self.proj = nn.Linear(self.feature_dim, dim)
 
     def forward(self, pixels: torch.Tensor, with_features: bool = False):
         """(B, 3, H, W) -> grid (B, C, H/s, W/s) and, if asked, detached grid features (B, N, F)."""
-        feats = self.body(pixels)  # (B, F, h, w)
-        grid = self.proj(feats)
-        return grid, (feats.detach().flatten(2).transpose(1, 2) if with_features else None)
+        x = self.cnn.stem(pixels)
+        for stage in self.cnn.stages:
+            x = stage(x)  # (B, F, h, w)
+        feats = x.flatten(2).transpose(1, 2)  # (B, N, F)
+        grid = self.proj(feats).transpose(1, 2).reshape(x.shape[0], -1, *x.shape[-2:])  # (B, C, h, w)
+        return grid, (feats.detach() if with_features else None)
 
 
 class ImageTokens(nn.Module):
