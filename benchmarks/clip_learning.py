@@ -12,6 +12,11 @@ number of steps reached in the budget varies (and with more runnable processes t
 trains several times faster than 2 threads that wait on each other). `--steps` caps the step count.
 
     python -m benchmarks.clip_learning [--only shapes|digits] [--minutes 10] [--steps N] [--threads 1] [--quick]
+
+Measured on the shared 2-core machine (load average 5-9 from other jobs, --threads 1, clip-cnn-shapes):
+shapes 1272 steps of 64 in 10 min: zero-shot 96.9% (85.7% on colour x shape pairs never seen in training),
+t2i R@1 65.0% strict (the 500 captions hold only 377 distinct strings, so at most ~75% is reachable) and 89.0%
+counting images the caption also describes, R@5 97.6%; digits 1711 steps in 10 min: zero-shot 96.1%.
 """
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ def _train(out: Path, data: str, val: str, preset: str, minutes: float, steps: i
             "load_avg_end": os.getloadavg()[0]}
 
 
-def shapes_run(root: Path, minutes: float, steps: int, preset: str, lr: float = 2e-3) -> dict:
+def shapes_run(root: Path, minutes: float, steps: int, preset: str, lr: float = 1.5e-3) -> dict:
     import lingvis
     from lingvis.data.shapes import generate_shapes
     from lingvis.recipes.shapes_eval import shapes_retrieval, shapes_zero_shot
@@ -103,20 +108,19 @@ def digits_run(root: Path, minutes: float, steps: int, preset: str) -> dict:
 
 
 def run(quick: bool = False, minutes: float | None = None, steps: int | None = None,
-        only: str | None = None, threads: int = 2, preset: str = "clip-cnn-shapes", lr: float = 2e-3) -> list[dict]:
+        only: str | None = None, threads: int = 2, preset: str = "clip-cnn-shapes", lr: float = 1.5e-3) -> list[dict]:
     torch.set_num_threads(threads)
     minutes = minutes or (1.0 if quick else 10.0)
-    steps = steps or 100_000
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if only in (None, "shapes"):
-            r = shapes_run(Path(tmp), minutes, steps, preset, lr)
+            r = shapes_run(Path(tmp), minutes, steps or 1500, preset, lr)  # cosine schedule ends at 1500 steps
             rows += [{"benchmark": "clip shapes zero-shot top-1 (30 classes)", "lingvis": r["zero_shot_top1"],
                       "reference": 0.9, "unit": "accuracy (target)", "ratio": r["zero_shot_top1"] / 0.9, **r},
                      {"benchmark": "clip shapes text->image R@1 (500 pairs)", "lingvis": r["t2i_R@1"],
                       "reference": 0.7, "unit": "recall (target)", "ratio": r["t2i_R@1"] / 0.7}]
         if only in (None, "digits"):
-            r = digits_run(Path(tmp), minutes, steps, preset)
+            r = digits_run(Path(tmp), minutes, steps or 100_000, preset)
             rows.append({"benchmark": "clip digits zero-shot top-1 (10 classes)", "lingvis": r["zero_shot_top1"],
                          "reference": 0.9, "unit": "accuracy (target)", "ratio": r["zero_shot_top1"] / 0.9, **r})
     return rows
@@ -126,11 +130,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 minute per run")
     ap.add_argument("--minutes", type=float, help="wall-clock budget per run (default 10)")
-    ap.add_argument("--steps", type=int, help="stop after this many steps (default: only the time budget)")
+    ap.add_argument("--steps", type=int, help="step cap and cosine-schedule length (default: shapes 1500, digits "
+                    "only the time budget)")
     ap.add_argument("--only", choices=["shapes", "digits"])
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on an oversubscribed machine)")
     ap.add_argument("--preset", default="clip-cnn-shapes", help="CLIP preset (e.g. clip-shapes for a ViT tower)")
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the shapes run")
+    ap.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate of the shapes run")
     a = ap.parse_args()
     for r in run(a.quick, a.minutes, a.steps, a.only, a.threads, a.preset, a.lr):
         print(json.dumps(r), flush=True)

@@ -14,7 +14,7 @@ def test_loss_evaluate_and_predict():
     batch = task.collate([{"image": torch.randn(3, 32, 32), "label": i % 3} for i in range(6)] + [None])
     assert batch["pixel_values"].shape == (6, 3, 32, 32) and batch["labels"].tolist() == [0, 1, 2, 0, 1, 2]
     loss, m = task.loss(model, batch)
-    assert abs(float(loss) - torch.log(torch.tensor(3.0)).item()) < 1e-4  # zero-initialised head: uniform
+    assert abs(loss.item() - torch.log(torch.tensor(3.0)).item()) < 1e-4  # zero-initialised head: uniform
     loss.backward()
     assert model.head.weight.grad.abs().sum() > 0
     out = task.evaluate(model.eval(), [batch])

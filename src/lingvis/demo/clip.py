@@ -22,7 +22,7 @@ def demo_clip(out: Path, minutes: float = 1.3) -> dict:
         generate_shapes(data, n_train=3000, n_val=200, n_test=300, image_size=48)
     args = CLIPPretrainArgs(out=str(run), data=str(data / "captions_train.json"),
                             val_data=str(data / "captions_val.json"), preset="clip-cnn-shapes", max_val=128)
-    cfg = TrainConfig(max_steps=2000, max_minutes=minutes, batch_size=64, lr=2e-3, warmup_steps=30,
+    cfg = TrainConfig(max_steps=2000, max_minutes=minutes, batch_size=64, lr=1.5e-3, warmup_steps=30,
                       eval_every=10_000, eval_batches=1, log_every=20, beta2=0.98, progress=False)
     summary = pretrain_clip(args, cfg)
     model, tok = api.load(run), api.load_tokenizer(run)
