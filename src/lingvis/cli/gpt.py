@@ -50,7 +50,8 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
 
 def _sampling(args) -> dict:
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop=args.stop, seed=args.seed, overflow=args.overflow)
+                top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop=args.stop, seed=args.seed,
+                overflow=args.overflow)
 
 
 def run_pretrain(args) -> int:
