@@ -98,6 +98,19 @@ def test_image_padding_with_pixel_mask_does_not_change_outputs():
     assert (a - c).abs().max() > 1e-4
 
 
+def test_text_mean_pooling_ignores_padding():
+    m = tiny(answers=ANSWERS, pool="text_mean")
+    ids, px = inputs(B=1)
+    padded = torch.cat([ids, torch.full((1, 3), 7)], dim=1)
+    with torch.no_grad():
+        a = m.vqa_logits(m(ids, px))
+        b = m.vqa_logits(m(padded, px, attention_mask=torch.tensor([[1] * 6 + [0] * 3])))
+        c = m.vqa_logits(m(padded, px))
+    assert torch.allclose(a, b, atol=1e-5) and (a - c).abs().max() > 1e-5
+    with pytest.raises(ValueError, match="pool must be"):
+        tiny(pool="max")
+
+
 def test_image_changes_the_answer():
     m = tiny(answers=ANSWERS)
     ids, px = inputs(B=1)

@@ -125,8 +125,10 @@ def load_vilt(hf_config: dict, hf_state: dict[str, torch.Tensor], path: Path) ->
 
 
 def exportable(cfg: FusionConfig) -> bool:
-    return (cfg.image_encoder == "patch" and cfg.prenorm and cfg.pooler and cfg.activation in ACT_TO_HF
-            and not cfg.itm_head and not cfg.mif_head and not (cfg.mlm_head and cfg.answers))
+    """Configs with a ViLT twin: patch stem, pre-norm, CLS pooler, no heads HF ViLT lacks."""
+    return (cfg.image_encoder == "patch" and cfg.prenorm and cfg.pooler and cfg.pool == "cls"
+            and cfg.activation in ACT_TO_HF and not (cfg.itm_head or cfg.mif_head or cfg.itc_head)
+            and not (cfg.mlm_head and cfg.answers))
 
 
 def _export_state(model: FusionModel) -> dict[str, torch.Tensor]:

@@ -44,6 +44,7 @@ class FusionConfig:
     image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     pooler: bool = True
+    pool: str = "cls"                 # cls (ViLT) | text_mean (mean of the real text tokens)
     mlm_head: bool = False
     itm_head: bool = False
     mif_head: bool = False            # masked image-feature regression (+ an image mask token)
@@ -112,7 +113,7 @@ class FusionModel(nn.Module):
         self.modality = nn.Embedding(c.modality_types, c.dim)
         self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
         self.ln_f = make_norm("layernorm", c.dim, c.norm_eps) if c.prenorm else nn.Identity()
-        self.pooler = Pooler(c.dim) if c.pooler else None
+        self.pooler = Pooler(c.dim, c.pool) if c.pooler else None
         self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
@@ -174,7 +175,7 @@ class FusionModel(nn.Module):
         x = torch.cat([self.embed_text(input_ids, token_type_ids), img], dim=1)  # (B, S, C)
         mask = torch.cat([attention_mask.long(), img_mask], dim=1)  # (B, S)
         x = self.encode(x, mask)
-        pooled = self.pooler(x) if self.pooler is not None else None
+        pooled = self.pooler(x, attention_mask) if self.pooler is not None else None
         return FusionOutput(x, pooled, T, mask, feats)
 
     def contrastive_embeddings(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,

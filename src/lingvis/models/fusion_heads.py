@@ -9,14 +9,23 @@ from ..nn.mlp import ACTIVATIONS
 
 
 class Pooler(nn.Module):
-    """tanh(dense(hidden of the first token)) -- the text [CLS] token."""
+    """tanh(dense(h)) with h the text [CLS] token (`cls`, ViLT/BERT) or the mean of the real text tokens
+    (`text_mean`: every question word feeds the heads directly, one attention hop fewer)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, mode: str = "cls"):
         super().__init__()
+        if mode not in ("cls", "text_mean"):
+            raise ValueError(f"pool must be 'cls' or 'text_mean', got {mode!r}")
+        self.mode = mode
         self.dense = nn.Linear(dim, dim)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, S, C) -> (B, C)
-        return torch.tanh(self.dense(hidden[:, 0]))
+    def forward(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        # hidden (B, S, C) with the text first; text_mask (B, T) -> (B, C)
+        if self.mode == "cls":
+            return torch.tanh(self.dense(hidden[:, 0]))
+        m = text_mask[..., None].to(hidden.dtype)  # (B, T, 1)
+        h = (hidden[:, :text_mask.shape[1]] * m).sum(1) / m.sum(1).clamp(min=1)
+        return torch.tanh(self.dense(h))
 
 
 class MLMHead(nn.Module):
