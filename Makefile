@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Idle OpenMP threads sleep instead of spinning: much faster when other processes share the cores.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench bench-full install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,12 @@ test: $(STAMP)
 	bash scripts/test_deps.sh
 	$(BIN)/python -m pytest -q --timeout=900
 
+# every side-by-side comparison, sized to finish in well under 20 minutes on 2 cores
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick --out results
+
+# the same comparisons with longer generations and more repeats (tens of minutes)
+bench-full: $(STAMP)
 	$(BIN)/python -m benchmarks.run --out results
 
 clean:

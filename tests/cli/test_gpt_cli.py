@@ -207,3 +207,15 @@ def test_config_file_errors(tmp_path, capsys):
         main(["pretrain", "gpt", "--out", str(tmp_path / "o"), "--config", str(cfg)])
     with pytest.raises(SystemExit, match="config file not found"):
         main(["pretrain", "gpt", "--out", str(tmp_path / "o"), "--config", str(tmp_path / "nope.json")])
+
+
+def test_out_may_come_from_the_config_file(corpus, tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"out": str(tmp_path / "from-config"), "max_steps": 1, "eval_every": 1,
+                               "eval_batches": 1, "batch_size": 2, "block_size": 16}))
+    code, _, _ = cli(capsys, "pretrain", "gpt", "--config", cfg, "--data", corpus, "--preset", "gpt-nano",
+                     "--no-progress", "--samples", 0)
+    assert code == 0 and (tmp_path / "from-config" / "checkpoints" / "last.json").is_file()
+    with pytest.raises(SystemExit):
+        main(["pretrain", "gpt", "--data", str(corpus), "--max-steps", "1"])
+    assert "--out is required" in capsys.readouterr().err

@@ -49,6 +49,20 @@ def test_export_loads_in_transformers(tmp_path):
     x = torch.randint(0, 97, (2, 9))
     with torch.no_grad():
         assert (ours(x) - hf(x).logits).abs().max() <= 1e-4
+    # no tokenizer saved: no special ids beyond the 97-token vocabulary (transformers' default is 50256)
+    assert hf.config.eos_token_id is None and hf.config.bos_token_id is None
+
+
+def test_export_special_ids_gpt2_vocab_and_tokenizer(tmp_path):
+    lingvis.save(lingvis.build("gpt-nano", vocab_size=50257), tmp_path / "gpt2vocab")
+    cfg = json.loads((tmp_path / "gpt2vocab" / "config.json").read_text())
+    assert cfg["eos_token_id"] == cfg["bos_token_id"] == 50256  # <|endoftext|>
+    from lingvis.tokenizers import train_char
+
+    tok = train_char(["hello world"])
+    lingvis.save(lingvis.build("gpt-nano", vocab_size=tok.vocab_size), tmp_path / "char", tokenizer=tok)
+    cfg = json.loads((tmp_path / "char" / "config.json").read_text())
+    assert cfg["eos_token_id"] == tok.eos_id is not None
 
 
 def test_native_format_for_configs_without_hf_twin(tmp_path):

@@ -140,8 +140,11 @@ def test_presets():
     fam, cfg = preset_config("vilt-b-32")
     assert fam == "fusion" and (cfg.dim, cfg.n_layer, cfg.patch_size, cfg.image_size) == (768, 12, 32, 384)
     assert cfg.grid == 12 and cfg.prenorm and cfg.norm_eps == 1e-12
-    small = preset_config("fusion-small")[1]
+    small = preset_config("fusion-small-grid")[1]
     assert small.grid == 4 and small.cnn["image_size"] == 64 and small.stride == 16
+    regions = preset_config("fusion-small")[1]
+    assert regions.image_encoder == "regions" and regions.regions["max_regions"] == 6
+    assert regions.image_token_count(64, 64) == 6 and not regions.prenorm and regions.pool == "text_mean"
 
 
 def test_native_checkpoint_roundtrip_keeps_answers(tmp_path):

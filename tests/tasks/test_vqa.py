@@ -71,6 +71,30 @@ def test_classifier_learns_beyond_the_majority_answer(setup):
     assert evaluate_vqa(model.eval(), tok, few).overall > majority + 20
 
 
+def test_softmax_loss_uses_normalised_soft_scores_and_skips_unanswerable_rows():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5], [1.0, 2.0, 3.0]])
+    targets = torch.tensor([[0.6, 0.3, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # row 1: no answer in the vocabulary
+    want = torch.stack([-(torch.tensor([2 / 3, 1 / 3, 0.0]) * logits[0].log_softmax(-1)).sum(),
+                        -logits[2].log_softmax(-1)[0]]).mean()
+    assert torch.allclose(VQATask.soft_cross_entropy(logits, targets), want)
+    assert VQATask.soft_cross_entropy(logits[1:2], targets[1:2]) == 0
+
+
+def test_softmax_model_trains_and_reports_probabilities(setup):
+    train, tok, vocab, _ = setup
+    torch.manual_seed(0)
+    model = build("fusion-tiny", vocab_size=tok.vocab_size, answers=vocab.answers, vqa_loss="softmax")
+    task = VQATask(tok, model.config.max_text_len)
+    batch = task.collate([VQADataset(train, FusionImageTransform.for_model(model.config), vocab)[i] for i in range(8)])
+    loss, _ = task.loss(model, batch)
+    assert torch.allclose(loss, VQATask.soft_cross_entropy(model.vqa_logits(model(**{k: batch[k] for k in (
+        "input_ids", "attention_mask", "pixel_values", "pixel_mask")})), batch["targets"]))
+    probs = answer_questions(model.eval(), tok, train[0].image, ["is there a star?"], top_k=len(vocab))[0]
+    assert abs(sum(p for _, p in probs) - 1) < 1e-4  # one distribution over the answers
+    with pytest.raises(ValueError, match="vqa_loss"):
+        build("fusion-tiny", answers=["yes"], vqa_loss="hinge")
+
+
 def test_answer_questions_top_k(setup):
     train, tok, _, model = setup
     answers = answer_questions(model, tok, train[0].image, ["is there a star?", "what colour is the circle?"], 3)

@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if getattr(args, "config", None):
         apply_config(args, argv)
+    if getattr(args, "needs_out", False) and not args.out:
+        parser.error("--out is required (on the command line or as `out` in the --config file)")
     from ..train.distributed import quiet_other_ranks, teardown
 
     quiet_other_ranks()

@@ -31,7 +31,8 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     """The flags every `pretrain`/`finetune` command takes."""
     g = p.add_argument_group("data and model")
     g.add_argument("--data", help="training data path (default: built-in data)")
-    g.add_argument("--out", required=True, help="run folder: checkpoints, metrics.jsonl, loss.png")
+    g.add_argument("--out", help="run folder: checkpoints, metrics.jsonl, loss.png (required here or in --config)")
+    p.set_defaults(needs_out=True)
     g.add_argument("--preset", help="model size preset (see `lingvis presets`)")
     g.add_argument("--model", help="start from this checkpoint folder instead of a preset")
     g.add_argument("--config", help="YAML/JSON file of option values; flags given on the command line win")

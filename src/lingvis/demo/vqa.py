@@ -36,7 +36,7 @@ def demo_vqa(out: Path, minutes: float = 1.2) -> dict:
     run = out / "vqa"
     data = ensure_shapes(out / "shapes", n_train=1500, n_eval=150)
     args = VQAFinetuneArgs(out=str(run), data=str(data), preset="fusion-small")
-    cfg = TrainConfig(max_steps=600, max_minutes=minutes, batch_size=32, lr=3e-4, warmup_steps=50,
+    cfg = TrainConfig(max_steps=600, max_minutes=minutes, batch_size=32, lr=5e-4, warmup_steps=50,
                       eval_every=200, eval_batches=4, log_every=20, seed=1337, weight_decay=0.05)
     summary = finetune_vqa(args, cfg)
     print(f"\n[vqa] trained {summary['step']} steps in {summary['seconds']:.0f}s on {summary['train_questions']} "

@@ -65,6 +65,9 @@ def load_gpt2(hf_config: dict, hf_state: dict[str, torch.Tensor], path: Path) ->
     return model
 
 
+GPT2_EOT = 50256  # <|endoftext|> in the GPT-2 byte-level BPE vocabulary
+
+
 def exportable(cfg: GPTConfig) -> bool:
     return (cfg.position == "learned" and cfg.norm == "layernorm" and cfg.bias and cfg.activation in ACT_TO_HF
             and not cfg.cross_attention
@@ -95,5 +98,9 @@ def save_gpt2(model: GPT, folder: Path) -> bool:
           "activation_function": ACT_TO_HF[cfg.activation], "layer_norm_epsilon": cfg.norm_eps,
           "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
           "tie_word_embeddings": cfg.tie_embeddings}
+    # GPT-2's <|endoftext|> (50256) when the vocabulary has it; otherwise no default that would point past
+    # the vocabulary (`lingvis.save(..., tokenizer=)` stamps the tokenizer's own ids over these)
+    eot = GPT2_EOT if cfg.vocab_size > GPT2_EOT else None
+    hf.update(bos_token_id=eot, eos_token_id=eot)
     (folder / "config.json").write_text(json.dumps(hf, indent=2))
     return True

@@ -1,14 +1,16 @@
 """Fusion (VL-BERT / ViLT style): text tokens and image tokens in ONE bidirectional Transformer stack.
 
-Sequence = [text CLS, text ..., text SEP, pad...] + [image CLS, grid tokens...]; each part gets its own
-position embeddings, and a modality (token-type) embedding tells text (0) from image (1). Heads: pooler,
-image-conditioned masked LM, image-text matching, masked image-feature regression, image-text contrastive
-projections (over unimodal passes of the same stack), VQA classifier.
+Sequence = [text CLS, text ..., text SEP, pad...] + [image CLS, image tokens...]; the image tokens are ViT
+patches or CNN grid cells (with grid position embeddings), or, as in VL-BERT, one token per object region
+(RoI CNN features + box-geometry embedding; `fusion_regions`). A modality (token-type) embedding tells
+text (0) from image (1). Heads: pooler, image-conditioned masked LM, image-text matching, masked
+image-feature regression, image-text contrastive projections (over unimodal passes of the same stack),
+VQA classifier.
 With prenorm=True, patch image tokens and layernorm eps 1e-12 the layout is exactly HF ViLT."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from torch import nn
 from ..nn import Block, BlockConfig, make_norm
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
+from .fusion_regions import RegionStem, RegionTokens
 from .fusion_heads import MLMHead, Pooler, vqa_classifier
 from .registry import register_family, register_preset
 
@@ -39,8 +42,9 @@ class FusionConfig:
     image_size: int = 384             # size the image position table is laid out for
     patch_size: int = 32              # patch stem: patch side; conv stem: ignored (grid = size / 2^stages)
     channels: int = 3
-    image_encoder: str = "patch"      # patch (ViT-style) | cnn (CNN grid features, projected)
-    cnn: dict = field(default_factory=dict)  # CNNConfig fields of the grid-feature CNN (image_encoder="cnn")
+    image_encoder: str = "patch"      # patch (ViT-style) | cnn (CNN grid features) | regions (RoI features)
+    cnn: dict = field(default_factory=dict)  # CNNConfig fields of the grid (cnn) or region-crop (regions) CNN
+    regions: dict = field(default_factory=dict)  # RegionConfig fields (image_encoder="regions")
     image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     pooler: bool = True
@@ -51,17 +55,24 @@ class FusionConfig:
     itc_head: bool = False            # image-text contrastive projections over unimodal passes (ALBEF ITC)
     itc_dim: int = 128
     answers: list[str] = field(default_factory=list)  # VQA answer vocabulary; empty = no VQA head
+    vqa_loss: str = "bce"             # bce (ViLT: one sigmoid per answer) | softmax (one distribution)
     classifier_eps: float = 1e-5
 
     def __post_init__(self):
-        if self.image_encoder not in ("patch", "cnn"):
-            raise ValueError(f"image_encoder must be 'patch' or 'cnn', got {self.image_encoder!r}")
+        if self.image_encoder not in ("patch", "cnn", "regions"):
+            raise ValueError(f"image_encoder must be 'patch', 'cnn' or 'regions', got {self.image_encoder!r}")
+        if self.image_encoder == "regions":
+            from .fusion_regions import RegionConfig
+
+            self.regions = asdict(RegionConfig(**self.regions))
         if self.image_encoder == "cnn":
             self.cnn = {"image_size": self.image_size, "pool": "mean", **self.cnn}
             if self.cnn["image_size"] != self.image_size:
                 raise ValueError(f"cnn image_size {self.cnn['image_size']} != image_size {self.image_size}")
         if self.image_size % self.stride:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the image stride {self.stride}")
+        if self.vqa_loss not in ("bce", "softmax"):
+            raise ValueError(f"vqa_loss must be 'bce' or 'softmax', got {self.vqa_loss!r}")
         if (self.itm_head or self.answers) and not self.pooler:
             raise ValueError("the ITM and VQA heads read the pooled output: set pooler=True")
 
@@ -69,6 +80,8 @@ class FusionConfig:
     def stride(self) -> int:
         if self.image_encoder == "patch":
             return self.patch_size
+        if self.image_encoder == "regions":
+            return 1
         from .cnn import CNNConfig
 
         return CNNConfig(**self.cnn).reduction
@@ -76,6 +89,12 @@ class FusionConfig:
     @property
     def grid(self) -> int:
         return self.image_size // self.stride
+
+    def image_token_count(self, height: int, width: int) -> int:
+        """Image tokens (image CLS excluded) for a padded batch of `height` x `width` images."""
+        if self.image_encoder == "regions":
+            return self.regions["max_regions"]
+        return (height // self.stride) * (width // self.stride)
 
     def block_config(self) -> BlockConfig:
         return BlockConfig(dim=self.dim, n_heads=self.n_head, mlp_hidden=self.mlp_hidden,
@@ -108,8 +127,12 @@ class FusionModel(nn.Module):
         super().__init__()
         self.config = c = config
         self.text = TextEmbeddings(c.vocab_size, c.dim, c.max_text_len, c.type_vocab_size, c.norm_eps, c.dropout)
-        stem = PatchStem(c.channels, c.dim, c.patch_size) if c.image_encoder == "patch" else CNNStem(c.cnn, c.dim)
-        self.image = ImageTokens(stem, c.dim, c.grid, c.dropout, mask_token=c.mif_head)
+        if c.image_encoder == "regions":
+            stem = RegionStem(c.regions, c.cnn, c.dim, c.image_mean, c.image_std)
+            self.image = RegionTokens(stem, c.dim, c.dropout, mask_token=c.mif_head, eps=c.norm_eps)
+        else:
+            stem = PatchStem(c.channels, c.dim, c.patch_size) if c.image_encoder == "patch" else CNNStem(c.cnn, c.dim)
+            self.image = ImageTokens(stem, c.dim, c.grid, c.dropout, mask_token=c.mif_head)
         self.modality = nn.Embedding(c.modality_types, c.dim)
         self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
         self.ln_f = make_norm("layernorm", c.dim, c.norm_eps) if c.prenorm else nn.Identity()
@@ -122,10 +145,11 @@ class FusionModel(nn.Module):
             if c.itc_head else None
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07))) if c.itc_head else None
         for name, m in self.named_modules():  # the CNN keeps its own (Kaiming) initialisation
-            if not name.startswith("image.stem.cnn"):
+            if not name.startswith("image.stem.cnn") and not name.startswith("image.stem.geometry"):
                 self._init_weights(m)
-        for p in (self.image.cls, self.image.pos):
-            nn.init.normal_(p, std=0.02)
+        for p in (self.image.cls, getattr(self.image, "pos", None)):
+            if p is not None:
+                nn.init.normal_(p, std=0.02)
         if self.mlm is not None:
             self.mlm.decoder.weight = self.text.word_emb.weight
 
@@ -140,17 +164,21 @@ class FusionModel(nn.Module):
 
     @property
     def num_image_tokens(self) -> int:
-        return self.config.grid ** 2 + 1
+        return self.config.image_token_count(self.config.image_size, self.config.image_size) + 1
 
     def embed_text(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) -> (B, T, C) text tokens with the text modality embedding."""
         return self.text(input_ids, token_type_ids) + self.modality(torch.zeros_like(input_ids))
 
     def embed_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None,
-                    image_token_mask: torch.Tensor | None = None, with_features: bool = False):
+                    image_token_mask: torch.Tensor | None = None, with_features: bool = False,
+                    boxes: torch.Tensor | None = None, box_mask: torch.Tensor | None = None):
         """(B, 3, H, W) -> tokens (B, 1 + N, C) with the image modality embedding, key mask (B, 1 + N),
-        stem features (B, N, F) or None."""
-        img, mask, feats = self.image(pixel_values, pixel_mask, image_token_mask, with_features)
+        stem features (B, N, F) or None. `boxes` (B, R, 4) / `box_mask` (B, R): regions models only."""
+        if boxes is not None and self.config.image_encoder != "regions":
+            raise ValueError(f"boxes are only used by image_encoder='regions', not {self.config.image_encoder!r}")
+        extra = {"boxes": boxes, "box_mask": box_mask} if boxes is not None else {}
+        img, mask, feats = self.image(pixel_values, pixel_mask, image_token_mask, with_features, **extra)
         return img + self.modality(torch.ones_like(mask)), mask, feats
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -163,15 +191,18 @@ class FusionModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
                 pixel_mask: torch.Tensor | None = None, image_token_mask: torch.Tensor | None = None,
-                with_image_features: bool = False) -> FusionOutput:
+                with_image_features: bool = False, boxes: torch.Tensor | None = None,
+                box_mask: torch.Tensor | None = None) -> FusionOutput:
         # input_ids (B, T); pixel_values (B, 3, H, W); attention_mask (B, T); pixel_mask (B, H, W);
-        # image_token_mask (B, N) bool: grid tokens replaced by the image mask token (masked-feature loss)
+        # image_token_mask (B, N) bool: image tokens replaced by the image mask token (masked-feature loss);
+        # boxes (B, R, 4) in [0, 1], box_mask (B, R): regions given to a regions model (default: proposed)
         B, T = input_ids.shape
         if pixel_values.shape[0] != B:
             raise ValueError(f"batch of {B} texts but {pixel_values.shape[0]} images")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        img, img_mask, feats = self.embed_image(pixel_values, pixel_mask, image_token_mask, with_image_features)
+        img, img_mask, feats = self.embed_image(pixel_values, pixel_mask, image_token_mask, with_image_features,
+                                                boxes, box_mask)
         x = torch.cat([self.embed_text(input_ids, token_type_ids), img], dim=1)  # (B, S, C)
         mask = torch.cat([attention_mask.long(), img_mask], dim=1)  # (B, S)
         x = self.encode(x, mask)
@@ -207,14 +238,24 @@ class FusionModel(nn.Module):
     def vqa_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, A)
         return self._need(self.vqa_head, "VQA classifier")(out.pooled)
 
+    def vqa_probs(self, out: FusionOutput) -> torch.Tensor:  # (B, A): sigmoid scores or a softmax distribution
+        logits = self.vqa_logits(out).float()
+        return logits.softmax(-1) if self.config.vqa_loss == "softmax" else logits.sigmoid()
+
 
 register_family("fusion", FusionConfig, FusionModel, "single-stream image+text Transformer (VL-BERT / ViLT)")
 register_preset("vilt-b-32", "fusion", "ViLT-B/32 sizes: 12 layers, width 768, 384px images, 32px patches",
                 dim=768, n_layer=12, n_head=12, mlp_hidden=3072, image_size=384, patch_size=32)
-register_preset("fusion-small", "fusion", "CPU size: 4 layers, width 128, 64px images, ResNet grid features 4x4",
-                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="cnn",
-                cnn=dict(stem_width=32, stem_stride=4, widths=[32, 64, 128], depths=[1, 1, 1]), max_text_len=32,
-                norm_eps=1e-6)
+register_preset("fusion-small", "fusion", "CPU size, VL-BERT-style region tokens: 4 post-norm layers, width 128, "
+                "64px images, up to 6 proposed regions cropped to 16px for a small ResNet, text-mean pooling",
+                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="regions",
+                cnn=dict(stem_width=32, stem_stride=1, widths=[32, 64], depths=[1, 1]),
+                regions=dict(max_regions=6, crop=16, norm=True, fourier=4), max_text_len=32, norm_eps=1e-6, prenorm=False,
+                pool="text_mean")
+register_preset("fusion-small-grid", "fusion", "CPU size with CNN grid tokens: 4 layers, width 128, 64px images, "
+                "ResNet grid features 4x4", dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64,
+                image_encoder="cnn", cnn=dict(stem_width=32, stem_stride=4, widths=[32, 64, 128], depths=[1, 1, 1]),
+                max_text_len=32, norm_eps=1e-6)
 register_preset("fusion-small-patch", "fusion", "CPU size with ViT patches: 4 layers, width 128, 64px, 8px",
                 dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, patch_size=8, max_text_len=32,
                 norm_eps=1e-6)

@@ -102,7 +102,7 @@ def pretrain_fusion(args: FusionPretrainArgs, cfg: TrainConfig, resume: bool = F
     tokenizer = make_tokenizer(args.out, args.tokenizer or args.model, texts, args.vocab_size, resume)
     model = make_model(args, tokenizer)
     transform = FusionImageTransform.for_model(model.config)
-    task = FusionPretrainTask(tokenizer, model.config.max_text_len, model.config.stride, args.mlm_prob,
+    task = FusionPretrainTask(tokenizer, model.config.max_text_len, model.config.image_token_count, args.mlm_prob,
                               args.itm_prob, args.mif_prob, hard_fraction=args.hard_fraction)
     trainer = Trainer(model, task, CaptionPairs(train, transform), CaptionPairs(val, transform, eval=True), cfg,
                       args.out, tokenizer=tokenizer, meta={"task": "fusion_pretrain"})

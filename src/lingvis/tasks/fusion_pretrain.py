@@ -3,6 +3,7 @@ with hard negatives from the batch (+ optional masked image-feature regression).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,12 +28,16 @@ class FusionPretrainTask(Task):
     metric_for_best = "loss"
     greater_is_better = False
 
-    def __init__(self, tokenizer, max_text_len: int, image_stride: int, mlm_prob: float = 0.15,
+    def __init__(self, tokenizer, max_text_len: int, image_tokens: int | Callable[[int, int], int],
+                 mlm_prob: float = 0.15,
                  itm_prob: float = 0.5, mif_prob: float = 0.0, whole_word: bool = False,
                  hard_fraction: float = 0.5, weights: dict[str, float] | None = None):
         if tokenizer.mask_id is None:
             raise ValueError("the tokenizer has no [MASK] token: masked-LM pretraining needs one")
-        self.tokenizer, self.max_text_len, self.stride = tokenizer, max_text_len, image_stride
+        # image_tokens: the image stride (grid models) or a function (H, W) -> image tokens per image
+        self.tokenizer, self.max_text_len = tokenizer, max_text_len
+        self.image_tokens = image_tokens if callable(image_tokens) else \
+            (lambda h, w, s=image_tokens: (h // s) * (w // s))
         self.itm_prob, self.mif_prob, self.hard_fraction = itm_prob, mif_prob, hard_fraction
         self.weights = weights or {}  # loss name (mlm, itm, mif, itc) -> weight; default 1
         special = [t for t in (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) if t is not None]
@@ -65,7 +70,7 @@ class FusionPretrainTask(Task):
         batch = {"input_ids": masked_ids, "attention_mask": mask, "pixel_values": pixels, "pixel_mask": pixel_mask,
                  "mlm_labels": labels, "itm_labels": matched.long(), **clean}
         if self.mif_prob > 0:
-            grid = (pixels.shape[-2] // self.stride) * (pixels.shape[-1] // self.stride)
+            grid = self.image_tokens(pixels.shape[-2], pixels.shape[-1])
             batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob) & matched[:, None]
         return batch
 

@@ -36,7 +36,9 @@ def model_inputs(batch: dict) -> dict:
 
 
 class VQATask(Task):
-    """Items from `VQADataset`; the loss is ViLT's BCE-with-logits scaled by the number of answers."""
+    """Items from `VQADataset`. The loss follows the model's `vqa_loss`: ViLT's BCE-with-logits scaled by the
+    number of answers (`bce`), or cross-entropy against the soft scores normalised to a distribution
+    (`softmax`: rare answers are not drowned by every other question's negatives)."""
 
     name = "vqa"
     metric_for_best = "vqa_accuracy"
@@ -59,10 +61,24 @@ class VQATask(Task):
     def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits.float(), targets) * targets.shape[1]
 
+    @staticmethod
+    def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean over questions with any in-vocabulary answer of CE(logits, targets / targets.sum())."""
+        mass = targets.sum(-1, keepdim=True)  # (B, 1)
+        keep = mass[:, 0] > 0
+        if not keep.any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits[keep].float(), targets[keep] / mass[keep])
+
+    @classmethod
+    def criterion(cls, model: nn.Module, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        kind = getattr(model.config, "vqa_loss", "bce")
+        return cls.soft_cross_entropy(logits, targets) if kind == "softmax" else cls.bce(logits, targets)
+
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model.vqa_logits(model(**model_inputs(batch)))  # (B, A)
         targets = batch["targets"]
-        loss = self.bce(logits, targets)
+        loss = self.criterion(model, logits, targets)
         score = targets.gather(1, logits.argmax(-1, keepdim=True)).mean()  # VQA score of the top answer
         return loss, {"vqa_score": float(score)}
 
@@ -71,7 +87,7 @@ class VQATask(Task):
         preds, anns, losses = {}, [], []
         for batch in batches:
             logits = model.vqa_logits(model(**model_inputs(batch)))  # (B, A)
-            losses.append(float(self.bce(logits, batch["targets"])))
+            losses.append(float(self.criterion(model, logits, batch["targets"])))
             for qid, a in zip(batch["question_id"], logits.argmax(-1).tolist()):
                 preds[qid] = model.config.answers[a]
             anns += [{"question_id": q, "answers": [{"answer": a} for a in ans], "question_type": t,
@@ -95,7 +111,7 @@ def predict_answers(model: nn.Module, tokenizer, examples: list[VQAExample], bat
     out = {}
     for start in range(0, len(data), batch_size):
         batch = move_to(task.collate([data[i] for i in range(start, min(start + batch_size, len(data)))]), device)
-        probs = model.vqa_logits(model(**model_inputs(batch))).sigmoid()  # (B, A)
+        probs = model.vqa_probs(model(**model_inputs(batch)))  # (B, A)
         vals, idx = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
         for qid, v, i in zip(batch["question_id"], vals.tolist(), idx.tolist()):
             pairs = [(model.config.answers[j], p) for j, p in zip(i, v)]
@@ -127,6 +143,6 @@ def answer_questions(model: nn.Module, tokenizer, image, questions: list[str], t
     task = VQATask(tokenizer, model.config.max_text_len)
     batch = task.collate([{"pixel_values": pixels, "question": q, "answers": [], "question_id": i,
                            "question_type": ""} for i, q in enumerate(questions)])
-    probs = model.vqa_logits(model(**model_inputs(move_to(batch, device)))).sigmoid()  # (Q, A)
+    probs = model.vqa_probs(model(**model_inputs(move_to(batch, device))))  # (Q, A)
     vals, idx = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     return [[(model.config.answers[j], p) for j, p in zip(i, v)] for i, v in zip(idx.tolist(), vals.tolist())]
