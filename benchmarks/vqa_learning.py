@@ -13,6 +13,11 @@ scenes) and `test_unseen` (scenes with held-out colour-shape pairs). Rows compar
 `ratio` >= 1 passes. The number of steps is calibrated from timed steps so that the LR schedule ends
 with the budget; `max_minutes` stops training in any case.
 
+Measured (2026-11-29, both arms side by side with LINGVIS_THREADS=1 on the 2-core machine, 15-minute budget):
+from scratch 4821 steps, test 86.0% (colour 99.2, shape 97.5, count 96.4, position 44.4, yes/no 88.7),
+test_unseen 74.9%; fusion-pretrained (30% pretraining, ITM accuracy 0.55) then fine-tuned 81.5% / 71.1%.
+Relational and absolute position questions stay near chance within the budget (alone they are learnt).
+
 `--only scratch` / `--only pretrained` run one arm (e.g. both arms side by side with `LINGVIS_THREADS=1`).
 
     python -m benchmarks.vqa_learning [--quick] [--minutes 15] [--pretrain-fraction 0.3] [--only scratch|pretrained]
