@@ -39,10 +39,17 @@ class KVCache:
         """Select batch rows (beam search): `index` is (B',) into the batch dimension. `cross=False` keeps
         the encoder keys/values as they are (valid when every row of a group shares one source, as the
         beams of one sentence do, and `index` only permutes rows within their group)."""
+        n = self.length  # only the written prefix moves; positions past it are overwritten before use
         for store in (self.k, self.v):
             for i, t in enumerate(store):
-                if t is not None:
-                    store[i] = t.index_select(0, index)
+                if t is None:
+                    continue
+                rows = t[:, :, :n].index_select(0, index)  # (B', H, n, D)
+                if len(index) == t.shape[0]:
+                    t[:, :, :n] = rows  # in place: no new max_len buffer per step
+                else:
+                    store[i] = t.new_zeros(len(index), *t.shape[1:])
+                    store[i][:, :, :n] = rows
         if cross:
             self.cross = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
                           for c in self.cross]
