@@ -4,7 +4,7 @@ import torch
 
 import lingvis
 from lingvis.data.shapes import generate_shapes
-from lingvis.models import build
+from lingvis.models import build, preset_config
 from lingvis.recipes.fusion import FusionPretrainArgs, pretrain_fusion
 from lingvis.recipes.vqa import VQAFinetuneArgs, finetune_vqa
 from lingvis.tasks.fusion_masking import hard_negatives, mask_image_grid
@@ -15,6 +15,9 @@ from lingvis.train.config import TrainConfig
 
 CAPTIONS = ["a small red circle", "a small red square", "a large blue star on the left",
             "two shapes: a green cross and a yellow star"]
+
+
+TOKENS = preset_config("fusion-tiny")[1].image_token_count  # 32px images, 8px patches: 16 per image
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def test_mask_image_grid_masks_at_least_one_cell():
 
 
 def test_collate_labels_and_losses(tok):
-    task = FusionPretrainTask(tok, 24, 8, mlm_prob=0.5, itm_prob=0.5, mif_prob=0.25)
+    task = FusionPretrainTask(tok, 24, TOKENS, mlm_prob=0.5, itm_prob=0.5, mif_prob=0.25)
     torch.manual_seed(1)
     batch = task.collate(samples())
     matched = batch["itm_labels"].bool()
@@ -64,7 +67,7 @@ def test_collate_labels_and_losses(tok):
 
 
 def test_eval_batches_are_reproducible(tok):
-    task = FusionPretrainTask(tok, 24, 8)
+    task = FusionPretrainTask(tok, 24, TOKENS)
     a, b = task.collate(samples(eval=True)), task.collate(samples(eval=True))
     assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["itm_labels"], b["itm_labels"])
 
@@ -73,7 +76,7 @@ def test_tokenizer_without_mask_token_is_refused():
     from lingvis.tokenizers import train_char
 
     with pytest.raises(ValueError, match="no \\[MASK\\] token"):
-        FusionPretrainTask(train_char(CAPTIONS), 24, 8)
+        FusionPretrainTask(train_char(CAPTIONS), 24, TOKENS)
 
 
 def test_pretrain_then_finetune(tmp_path):

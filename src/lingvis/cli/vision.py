@@ -10,10 +10,19 @@ from .common import add_train_args, print_json, train_config
 
 
 def register(sub, groups) -> None:
-    p = groups["pretrain"].add_parser("clip", help="contrastive image-text pretraining (CLIP / LiT)",
-                                      description="Train a CLIP on image-text pairs. --data: COCO captions JSON, "
-                                      "JSONL {image,text}, CSV/TSV (filepath,title), webdataset .tar shards or a class "
-                                      "folder; without it the synthetic shapes set is generated under OUT/shapes.")
+    _register_pretrain_clip(groups["pretrain"])
+    _register_finetune_classify(groups["finetune"])
+    _register_data_shapes(groups["data"])
+    _register_zero_shot(sub)
+    _register_retrieval(groups["evaluate"])
+    _register_search(sub)
+
+
+def _register_pretrain_clip(group) -> None:
+    p = group.add_parser("clip", help="contrastive image-text pretraining (CLIP / LiT)",
+                         description="Train a CLIP on image-text pairs. --data: COCO captions JSON, "
+                         "JSONL {image,text}, CSV/TSV (filepath,title), webdataset .tar shards or a class "
+                         "folder; without it the synthetic shapes set is generated under OUT/shapes.")
     add_train_args(p, max_steps=2000, batch_size=128, lr=1e-3, eval_every=100, warmup=50)
     p.add_argument("--val-data", help="held-out pairs (default: a split of --data by image)")
     p.add_argument("--image-root", help="folder that relative image paths in --data are under")
@@ -25,16 +34,20 @@ def register(sub, groups) -> None:
     p.add_argument("--shapes-train", type=int, default=5000, help="built-in data: training images")
     p.set_defaults(func=run_pretrain)
 
-    f = groups["finetune"].add_parser("image-classify", help="fine-tune a ViT/CNN image classifier on a class folder",
-                                      description="--data: a folder with one subfolder of images per class. Start "
-                                      "from --model (ViT, CNN, CLIP or classifier checkpoint) or a --preset.")
+
+def _register_finetune_classify(group) -> None:
+    f = group.add_parser("image-classify", help="fine-tune a ViT/CNN image classifier on a class folder",
+                         description="--data: a folder with one subfolder of images per class. Start "
+                         "from --model (ViT, CNN, CLIP or classifier checkpoint) or a --preset.")
     add_train_args(f, max_steps=1000, batch_size=64, lr=1e-3, eval_every=100, warmup=50)
     f.add_argument("--val-data", help="class folder for validation (default: a split of --data)")
     f.add_argument("--val-fraction", type=float, default=0.1)
     f.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     f.set_defaults(func=run_finetune)
 
-    d = groups["data"].add_parser("shapes", help="generate the synthetic shapes scenes (captions, VQA, triples)")
+
+def _register_data_shapes(group) -> None:
+    d = group.add_parser("shapes", help="generate the synthetic shapes scenes (captions, VQA, triples)")
     d.add_argument("--out", required=True)
     d.add_argument("--n-train", type=int, default=2000)
     d.add_argument("--n-val", type=int, default=200)
@@ -44,6 +57,8 @@ def register(sub, groups) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=run_shapes)
 
+
+def _register_zero_shot(sub) -> None:
     z = sub.add_parser("zero-shot", aliases=["zeroshot"], help="zero-shot image classification with a CLIP",
                        description="Prints one JSON object per image: {image, label, scores}. With --summary, "
                        "and images in subfolders named after the labels, also the accuracy.")
@@ -56,7 +71,9 @@ def register(sub, groups) -> None:
     z.add_argument("--device", default="cpu")
     z.set_defaults(func=run_zero_shot)
 
-    ev = groups["evaluate"].add_parser("retrieval", help="image->text and text->image recall@1/5/10 of a CLIP")
+
+def _register_retrieval(group) -> None:
+    ev = group.add_parser("retrieval", help="image->text and text->image recall@1/5/10 of a CLIP")
     ev.add_argument("--model", required=True)
     ev.add_argument("--data", required=True, help="COCO captions JSON, JSONL, CSV/TSV or .tar shards")
     ev.add_argument("--image-root")
@@ -65,6 +82,8 @@ def register(sub, groups) -> None:
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(func=run_retrieval)
 
+
+def _register_search(sub) -> None:
     s = sub.add_parser("search-images", aliases=["search"], help="rank a folder of images by a text query",
                        description="Prints the top images with cosine scores; writes a PNG grid of the hits.")
     s.add_argument("--model", required=True)

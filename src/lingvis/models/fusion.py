@@ -19,8 +19,8 @@ from torch import nn
 from ..nn import Block, BlockConfig, make_norm
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
-from .fusion_regions import RegionStem, RegionTokens
 from .fusion_heads import MLMHead, Pooler, vqa_classifier
+from .fusion_regions import RegionConfig, RegionStem, RegionTokens
 from .registry import register_family, register_preset
 
 
@@ -62,8 +62,6 @@ class FusionConfig:
         if self.image_encoder not in ("patch", "cnn", "regions"):
             raise ValueError(f"image_encoder must be 'patch', 'cnn' or 'regions', got {self.image_encoder!r}")
         if self.image_encoder == "regions":
-            from .fusion_regions import RegionConfig
-
             self.regions = asdict(RegionConfig(**self.regions))
         if self.image_encoder == "cnn":
             self.cnn = {"image_size": self.image_size, "pool": "mean", **self.cnn}
@@ -144,8 +142,8 @@ class FusionModel(nn.Module):
         self.itc = nn.ModuleDict({"text": nn.Linear(c.dim, c.itc_dim), "image": nn.Linear(c.dim, c.itc_dim)}) \
             if c.itc_head else None
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07))) if c.itc_head else None
-        for name, m in self.named_modules():  # the CNN keeps its own (Kaiming) initialisation
-            if not name.startswith("image.stem.cnn") and not name.startswith("image.stem.geometry"):
+        for name, m in self.named_modules():  # CNN (Kaiming) and geometry MLP keep PyTorch's initialisation
+            if not name.startswith(("image.stem.cnn", "image.stem.geometry")):
                 self._init_weights(m)
         for p in (self.image.cls, getattr(self.image, "pos", None)):
             if p is not None:

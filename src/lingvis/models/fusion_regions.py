@@ -9,7 +9,7 @@ Each box is cropped square around its centre (with a margin), resampled to `crop
 pixels, by `grid_sample`), and encoded by the shared ResNet-style `models.cnn.CNN` (mean-pooled)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,14 @@ class RegionConfig:
             raise ValueError(f"max_regions must be >= 1 and crop >= 4, got {self.max_regions} and {self.crop}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"region threshold must be in (0, 1), got {self.threshold}")
+
+
+def valid_size(pixel_mask: torch.Tensor | None, B: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid rows and columns of each image in a padded batch: (B, H, W) 0/1 mask (None = all valid) ->
+    (B,), (B,) long counts (images are padded at the bottom/right, as `pad_images` does)."""
+    if pixel_mask is None:
+        return torch.full((B,), H), torch.full((B,), W)
+    return pixel_mask.sum(1).amax(1).clamp(min=1), pixel_mask.sum(2).amax(1).clamp(min=1)
 
 
 def _background(pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -69,7 +77,7 @@ def propose_boxes(pixels: torch.Tensor, pixel_mask: torch.Tensor | None, cfg: Re
     y1 = torch.zeros(K, dtype=torch.long).scatter_reduce(0, inv, ys, "amax") + 1
     area = torch.bincount(inv, minlength=K)
     owner = comp // (H * W + 1)
-    hs, ws = valid.sum(1).amax(1).clamp(min=1), valid.sum(2).amax(1).clamp(min=1)  # valid rows / cols
+    hs, ws = valid_size(pixel_mask, B, H, W)
     boxes = torch.zeros(B, cfg.max_regions, 4)
     mask = torch.zeros(B, cfg.max_regions, dtype=torch.long)
     for b in range(B):
@@ -89,11 +97,8 @@ def crop_regions(pixels: torch.Tensor, pixel_mask: torch.Tensor | None, boxes: t
     """Square crops around the real boxes, resampled to `side`: (B, 3, H, W), boxes (B, R, 4) in [0, 1] of
     the valid area -> (n_real, 3, side, side) in the order of `box_mask.nonzero()`."""
     B, _, H, W = pixels.shape
-    if pixel_mask is None:
-        hs = ws = torch.ones(B, device=pixels.device)
-    else:
-        hs = pixel_mask.sum(1).amax(1).float() / H  # valid height as a fraction of the padded one
-        ws = pixel_mask.sum(2).amax(1).float() / W
+    rows, cols = valid_size(pixel_mask, B, H, W)
+    hs, ws = rows.to(pixels.device).float() / H, cols.to(pixels.device).float() / W  # valid fraction of the padding
     b, r = box_mask.nonzero(as_tuple=True)
     bx = boxes[b, r].float()  # (n, 4)
     cx, cy = (bx[:, 0] + bx[:, 2]) / 2 * ws[b], (bx[:, 1] + bx[:, 3]) / 2 * hs[b]  # centre, padded frame
@@ -132,9 +137,6 @@ class RegionStem(nn.Module):
         self.geometry = nn.Sequential(nn.Linear(7 * (1 + 2 * self.cfg.fourier), dim), nn.GELU(), nn.Linear(dim, dim))
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32), persistent=False)
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
 
     def forward(self, pixels: torch.Tensor, pixel_mask: torch.Tensor | None = None,
                 boxes: torch.Tensor | None = None, box_mask: torch.Tensor | None = None):

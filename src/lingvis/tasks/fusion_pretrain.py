@@ -28,16 +28,13 @@ class FusionPretrainTask(Task):
     metric_for_best = "loss"
     greater_is_better = False
 
-    def __init__(self, tokenizer, max_text_len: int, image_tokens: int | Callable[[int, int], int],
-                 mlm_prob: float = 0.15,
-                 itm_prob: float = 0.5, mif_prob: float = 0.0, whole_word: bool = False,
+    def __init__(self, tokenizer, max_text_len: int, image_tokens: Callable[[int, int], int],
+                 mlm_prob: float = 0.15, itm_prob: float = 0.5, mif_prob: float = 0.0, whole_word: bool = False,
                  hard_fraction: float = 0.5, weights: dict[str, float] | None = None):
         if tokenizer.mask_id is None:
             raise ValueError("the tokenizer has no [MASK] token: masked-LM pretraining needs one")
-        # image_tokens: the image stride (grid models) or a function (H, W) -> image tokens per image
-        self.tokenizer, self.max_text_len = tokenizer, max_text_len
-        self.image_tokens = image_tokens if callable(image_tokens) else \
-            (lambda h, w, s=image_tokens: (h // s) * (w // s))
+        # image_tokens: (H, W) of the padded batch -> image tokens per image (`FusionConfig.image_token_count`)
+        self.tokenizer, self.max_text_len, self.image_tokens = tokenizer, max_text_len, image_tokens
         self.itm_prob, self.mif_prob, self.hard_fraction = itm_prob, mif_prob, hard_fraction
         self.weights = weights or {}  # loss name (mlm, itm, mif, itc) -> weight; default 1
         special = [t for t in (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) if t is not None]

@@ -36,7 +36,7 @@ def set_rng_state(st: dict) -> None:
 
 
 class CheckpointManager:
-    """Saves under `<out>/checkpoints/step-XXXXXXX/` and keeps the newest `keep_last` plus the best."""
+    """Saves under `<out>/checkpoints/step-<step, 7 digits>/` and keeps the newest `keep_last` plus the best."""
 
     def __init__(self, out_dir: str | Path, keep_last: int = 2):
         self.root = Path(out_dir) / "checkpoints"

@@ -1,13 +1,14 @@
 """What a task gives the trainer: batching, a loss, and evaluation metrics."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 
-class Task:
+class Task(ABC):
     """Subclasses implement `collate` and `loss`; `evaluate` defaults to averaging `loss` metrics.
 
     `loss(model, batch)` returns (scalar loss, {metric: float}); the trainer logs the metrics.
@@ -18,11 +19,13 @@ class Task:
     metric_for_best = "loss"
     greater_is_better = False
 
+    @abstractmethod
     def collate(self, samples: list) -> dict:
-        raise NotImplementedError
+        """Samples from the dataset -> one batch (a dict of tensors and lists)."""
 
+    @abstractmethod
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
+        """(scalar loss, {metric: float}) of the model on one batch."""
 
     def tokens_in(self, batch: dict) -> int:
         """Count of tokens (or examples) in a batch, for throughput logs."""
