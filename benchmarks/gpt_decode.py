@@ -1,6 +1,8 @@
 """Greedy decoding tokens/s, lingvis `model.generate` vs transformers `generate()`, same `gpt2`-preset
 random weights (exported by lingvis, loaded by `GPT2LMHeadModel.from_pretrained`), fp32, KV cache on both
-sides, batch 1 and batch 16, 128 new tokens each (HF: min_new_tokens = max_new_tokens).
+sides, batch 1 and batch 16, 128 new tokens each (HF: min_new_tokens = max_new_tokens); and a batch of 8
+prompts of mixed lengths (8..256 tokens, left-padded for HF) where half the rows reach an eos early: lingvis
+prefills without the padding and drops finished rows, `generate()` computes both.
 
     python -m benchmarks.gpt_decode [--quick]
 """
@@ -75,12 +77,52 @@ def bench_batch(ours, ref, batch: int, new_tokens: int, repeats: int) -> dict:
     return r
 
 
+MIXED_LENGTHS = (8, 16, 32, 64, 96, 128, 192, 256)
+
+
+def _until_eos(row: list[int], eos: set[int]) -> list[int]:
+    return next((row[:i + 1] for i, t in enumerate(row) if t in eos), row)
+
+
+def bench_mixed(ours, ref, new_tokens: int, repeats: int) -> dict:
+    """Mixed prompt lengths and early eos: the padding-free prefill and finished-row removal at work."""
+    from lingvis.generate import pad_left
+
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(0, ours.config.vocab_size, (n,), generator=g).tolist() for n in MIXED_LENGTHS]
+    ids, mask = pad_left(prompts)
+    T = ids.shape[1]
+    free = ours.generate(ids, attention_mask=mask, max_new_tokens=new_tokens)[:, T:].tolist()
+    # rows 0, 2, 4, 6 end after a quarter of the new tokens: their token there is an eos id (for every row)
+    eos = sorted({free[r][new_tokens // 4] for r in range(0, len(prompts), 2)})
+    outputs = {}
+
+    def run_ours():
+        outputs["ours"] = ours.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, eos_id=eos)
+
+    def run_ref():
+        with torch.inference_mode():
+            outputs["ref"] = ref.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False,
+                                          use_cache=True, eos_token_id=eos, pad_token_id=eos[0])
+
+    t = median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=0)
+    a = [_until_eos(r, set(eos)) for r in outputs["ours"][:, T:].tolist()]
+    b = [_until_eos(r, set(eos)) for r in outputs["ref"][:, T:].tolist()]
+    n = sum(len(r) for r in b)  # tokens actually generated (up to and including each row's eos)
+    r = row(f"gpt2 greedy decode batch 8, prompts of 8..256 tokens, half end early (<= {new_tokens} new)",
+            n / t["ours"], n / t["ref"], "tokens/s")
+    r["identical_rows"] = sum(x == y for x, y in zip(a, b)) / len(a)
+    r["real_prompt_tokens_pct"] = round(100 * sum(MIXED_LENGTHS) / ids.numel(), 1)
+    return r
+
+
 def run(quick: bool = False, threads: int = 2) -> list[dict]:
     torch.set_num_threads(threads)
     new_tokens, repeats = (32, 1) if quick else (128, 3)
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp)
-        return [bench_batch(ours, ref, b, new_tokens, repeats) for b in (1, 16)]
+        rows = [bench_batch(ours, ref, b, new_tokens, repeats) for b in (1, 16)]
+        return rows + [bench_mixed(ours, ref, new_tokens // 2, repeats)]
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""int8 weight-only CPU decoding (`lingvis.quant.quantize_int8`).
+"""int8 CPU decoding (`lingvis.quant.quantize_int8`): weight-only (`activations="float"`, the default) and
+W8A8 dynamic (`activations="int8"`: activations quantised per row at run time, fbgemm int8 GEMMs).
 
 Speed: batch-1 greedy decoding tokens/s at the `gpt2` preset (random weights, KV cache), lingvis int8
 against transformers fp32 `generate()` holding the same weights (exported by lingvis, loaded by
@@ -40,6 +41,7 @@ def speed_rows(quick: bool) -> list[dict]:
         lingvis.save(ours, tmp)
         ref = transformers.GPT2LMHeadModel.from_pretrained(tmp, dtype=torch.float32).eval()
     q = quantize_int8(copy.deepcopy(ours))
+    qa = quantize_int8(copy.deepcopy(ours), activations="int8")
     new, repeats = (24, 1) if quick else (64, 3)
     ids = torch.randint(0, 50257, (1, PROMPT_LEN), generator=torch.Generator().manual_seed(1))
 
@@ -49,14 +51,17 @@ def speed_rows(quick: bool) -> list[dict]:
                                 do_sample=False, pad_token_id=0)
 
     fns = {"int8": lambda: q.generate(ids, max_new_tokens=new),
+           "w8a8": lambda: qa.generate(ids, max_new_tokens=new),
            "fp32": lambda: ours.generate(ids, max_new_tokens=new), "hf": hf}
-    assert fns["int8"]().shape == fns["hf"]().shape == (1, PROMPT_LEN + new)  # also the warm-up
+    assert fns["int8"]().shape == fns["w8a8"]().shape == fns["hf"]().shape == (1, PROMPT_LEN + new)  # warm-up
     t = median_seconds(fns, repeats=repeats, warmup=0)
     tps = {k: new / v for k, v in t.items()}
     return [row(f"gpt2 int8 batch-1 decode vs transformers fp32 generate ({new} new tokens)", tps["int8"],
                 tps["hf"], "tokens/s"),
             row(f"gpt2 int8 batch-1 decode vs lingvis fp32 ({new} new tokens)", tps["int8"], tps["fp32"],
-                "tokens/s")]
+                "tokens/s"),
+            row(f"gpt2 int8 W8A8-dynamic batch-1 decode vs transformers fp32 generate ({new} new tokens)",
+                tps["w8a8"], tps["hf"], "tokens/s")]
 
 
 # ---- quality ---------------------------------------------------------------------------------------
@@ -126,25 +131,27 @@ def quality_rows(quick: bool) -> list[dict]:
     from lingvis.quant import quantize_int8
 
     model, tok, val_texts, source = trained_model(quick)
-    q = quantize_int8(copy.deepcopy(model))
     T = model.config.block_size
     ids = encode_documents(tok, val_texts)
     n_blocks = 16 if quick else 64
     blocks = torch.stack([ids[i * T:(i + 1) * T + 1] for i in range(n_blocks)])  # (N, T+1)
     ppl = math.exp(held_out_nll(model, blocks))
-    with packed_kernel_everywhere():
-        qppl = math.exp(held_out_nll(q, blocks))
-    same, share, new = greedy_agreement(model, q, ids)
     n_tok = blocks[:, 1:].numel()
     print(f"[int8] quality model: {source}; held-out tokens {n_tok}")
-    return [
-        {"benchmark": f"int8 held-out perplexity vs fp32 (char GPT, {n_tok} tokens)",
-         "lingvis": round(qppl, 4), "reference": round(ppl, 4), "unit": "perplexity",
-         "ratio": round(qppl / ppl, 4), "change_pct": round(100 * (qppl / ppl - 1), 3)},
-        {"benchmark": f"int8 greedy continuations identical to fp32 (20 prompts x {new} tokens)",
-         "lingvis": same, "reference": 20, "unit": "prompts", "ratio": round(same / 20, 3),
-         "tokens_before_divergence_pct": round(100 * share, 1)},
-    ]
+    rows = []
+    for activations, label in (("float", "int8"), ("int8", "int8 W8A8-dynamic")):
+        q = quantize_int8(copy.deepcopy(model), activations=activations)
+        with packed_kernel_everywhere():  # W8A8 quantises every row alike anyway
+            qppl = math.exp(held_out_nll(q, blocks))
+        same, share, new = greedy_agreement(model, q, ids)
+        rows += [
+            {"benchmark": f"{label} held-out perplexity vs fp32 (char GPT, {n_tok} tokens)",
+             "lingvis": round(qppl, 4), "reference": round(ppl, 4), "unit": "perplexity",
+             "ratio": round(qppl / ppl, 4), "change_pct": round(100 * (qppl / ppl - 1), 3)},
+            {"benchmark": f"{label} greedy continuations identical to fp32 (20 prompts x {new} tokens)",
+             "lingvis": same, "reference": 20, "unit": "prompts", "ratio": round(same / 20, 3),
+             "tokens_before_divergence_pct": round(100 * share, 1)}]
+    return rows
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -70,6 +70,63 @@ def test_eos_ends_rows_and_finished_rows_repeat_eos(model):
     assert only.shape[1] == 4 + first + 1  # every row finished: no more columns
 
 
+class CountingModel:
+    """Wraps a model to record the (batch, length) of every forward call."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+        self.context_length, self.row_independent, self.new_cache = model.context_length, True, model.new_cache
+
+    def __call__(self, input_ids, **kw):
+        self.calls.append(tuple(input_ids.shape))
+        return self.model(input_ids, **kw)
+
+
+def test_padded_prompts_prefill_without_padding_compute(model):
+    prompts = [prompt(n, seed=n)[0].tolist() for n in (3, 9, 6, 9)]
+    ids, mask = pad_left(prompts)
+    counting = CountingModel(model)
+    out = generate_ids(counting, ids, mask, max_new_tokens=5)
+    prefill = [c for c in counting.calls if c[1] > 1]
+    assert sorted(prefill) == [(1, 3), (1, 6), (2, 9)]  # grouped by real length, no padded positions
+    assert sum(b * t for b, t in prefill) == sum(len(p) for p in prompts)
+    for i, p in enumerate(prompts):  # the same tokens as each prompt alone
+        alone = generate_ids(model, torch.tensor([p]), max_new_tokens=5)[0, len(p):]
+        assert out[i, ids.shape[1]:].tolist() == alone.tolist()
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_finished_rows_leave_the_batch(model, padded):
+    prompts = [prompt(n if padded else 5, seed=s)[0].tolist() for s, n in enumerate((4, 7, 5, 6))]
+    ids, mask = pad_left(prompts)
+    free = generate_ids(model, ids, mask, max_new_tokens=12)
+    eos = int(free[1, ids.shape[1] + 2])  # row 1 finishes at its 3rd new token (or earlier)
+    counting = CountingModel(model)
+    out = generate_ids(counting, ids, mask, max_new_tokens=12, eos_ids=[eos])
+    batches = [b for b, t in counting.calls if t == 1]
+    assert min(batches) < len(prompts)  # later steps ran without the finished rows
+    for r in range(len(prompts)):  # live rows unchanged; finished rows repeat eos
+        new, got = free[r, ids.shape[1]:].tolist(), out[r, ids.shape[1]:].tolist()
+        stop = new.index(eos) + 1 if eos in new else len(new)
+        assert got[:stop] == new[:stop][:len(got)]
+        assert all(t == eos for t in got[stop:])
+
+
+def test_cache_write_rows_places_keys_at_offset():
+    from lingvis.nn.cache import KVCache
+
+    part, full = KVCache(1, 4), KVCache(1, 6)
+    k = torch.randn(2, 3, 4, 5)
+    part.update(0, k, -k)
+    part.advance(4)
+    full.write_rows(part, torch.tensor([2, 0]), 1, batch_size=3)
+    assert full.k[0].shape == (3, 3, 6, 5)
+    assert torch.equal(full.k[0][2, :, 1:5], k[0]) and torch.equal(full.v[0][0, :, 1:5], -k[1])
+    assert not full.k[0][1].any() and not full.k[0][:, :, 0].any()
+    with pytest.raises(ValueError, match="overflow"):
+        full.write_rows(part, torch.tensor([0]), 3, batch_size=3)
+
+
 def test_context_overflow_error_names_both_numbers(model):
     with pytest.raises(ValueError, match=r"prompt of 20 tokens \+ max_new_tokens 13 = 33 exceeds the model's "
                                          r"context length 32"):

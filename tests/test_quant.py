@@ -1,5 +1,5 @@
-"""int8 weight-only quantisation: layer accuracy, both compute paths, greedy agreement and perplexity of a
-briefly trained model."""
+"""int8 quantisation (weight-only, and W8A8 dynamic): layer accuracy, the compute paths, batch invariance,
+greedy agreement and perplexity of a briefly trained model."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,10 @@ import torch.nn.functional as F
 
 import lingvis
 from lingvis.lora import LoRAConfig, apply_lora
-from lingvis.quant import PACKED_MAX_ROWS, QuantLinear, quantize_int8, quantize_weight, weight_bytes
+from lingvis.quant import (PACKED_MAX_ROWS, QuantLinear, fbgemm_available, quantize_int8, quantize_weight,
+                           weight_bytes)
+
+needs_fbgemm = pytest.mark.skipif(not fbgemm_available(), reason="torch build without fbgemm/x86 int8")
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -77,9 +80,31 @@ def _nll(model, ids) -> float:
         return float(F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()))
 
 
-def test_int8_model_keeps_greedy_tokens_and_perplexity():
+@needs_fbgemm
+def test_w8a8_linear_is_close_and_rows_barely_depend_on_their_batch():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 40)
+    q = QuantLinear.from_linear(lin, activations="int8")
+    x = torch.randn(6, 64) * torch.tensor([0.1, 1, 10, 3, 0.5, 2])[:, None]  # rows of very different ranges
+    x[3] += 5  # a row far from zero (all positive)
+    y = q(x)
+    assert _rel_err(y, lin(x).detach()) < 0.02
+    alone = torch.cat([q(r[None]) for r in x])  # (6, 40): one row at a time, fbgemm's own per-row grid
+    for i in range(6):  # the same grid in the batch: differences under one grid step per element
+        scale = float(x[i].max().clamp(min=0) - x[i].min().clamp(max=0)) / 255
+        err = float((alone[i] - y[i]).abs().max())
+        assert err <= scale * float(q.dequantized().abs().sum(1).max()) + 1e-5, (i, err)  # <= 1 step each
+        assert _rel_err(y[i], alone[i]) < 0.02
+    assert torch.equal(torch.cat([q(x[:3]), q(x[3:])]), torch.cat([q(x[:3]), q(x[3:])]))  # deterministic
+    assert "activations" in repr(q)
+    with pytest.raises(ValueError, match="activations must be"):
+        QuantLinear.from_linear(lin, activations="int4")
+
+
+@pytest.mark.parametrize("activations", ["float", pytest.param("int8", marks=needs_fbgemm)])
+def test_int8_model_keeps_greedy_tokens_and_perplexity(activations):
     model, held_out = _trained_gpt()
-    qmodel = quantize_int8(copy.deepcopy(model))
+    qmodel = quantize_int8(copy.deepcopy(model), activations=activations)
     assert not any(isinstance(m, torch.nn.Linear) for m in qmodel.modules())
     assert weight_bytes(qmodel) < 0.5 * weight_bytes(model)
     ppl, qppl = math.exp(_nll(model, held_out)), math.exp(_nll(qmodel, held_out))

@@ -1,5 +1,6 @@
 """Decoding for every causal decoder: greedy, temperature, top-k, top-p, repetition penalty, stop strings,
-KV cache, streaming and batched prompts of different lengths (left padding)."""
+KV cache, streaming and batched prompts of different lengths (left padding, not computed for
+row-independent models; finished rows leave the batch)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -92,10 +93,47 @@ def _seen(seq: torch.Tensor, mask: torch.Tensor | None, cfg: SamplingConfig) -> 
     return seq if mask is None else torch.where(mask.bool(), seq, seq[:, -1:])
 
 
+def left_padded_lengths(mask: torch.Tensor) -> torch.Tensor | None:
+    """(B,) real lengths when the (B, T) mask is left padding (zeros, then ones, in every row), else None."""
+    lengths = mask.sum(-1)  # (B,)
+    T = mask.shape[1]
+    expect = torch.arange(T, device=mask.device)[None] >= (T - lengths)[:, None]  # (B, T)
+    return lengths if bool((mask.bool() == expect).all()) else None
+
+
+def prefill_unpadded(model, input_ids: torch.Tensor, lengths: torch.Tensor, cache) -> torch.Tensor:
+    """Prefill left-padded prompts without computing the padding: the rows of each real length L run
+    together on their last L ids, and their keys/values land in `cache` at positions T-L..T, where the
+    padded prefill would have put them. Returns the (B, V) logits at each prompt's last token."""
+    B, T = input_ids.shape
+    out = None
+    for L in sorted(set(lengths.tolist())):
+        rows = (lengths == L).nonzero().squeeze(1)  # (G,)
+        part = model.new_cache(len(rows), L)
+        logits = model(input_ids[rows, T - L:], cache=part, last_only=True)[:, -1]  # (G, V)
+        cache.write_rows(part, rows, T - L, B)
+        if out is None:
+            out = logits.new_empty(B, logits.shape[-1])
+        out[rows] = logits
+    cache.advance(T - cache.length)
+    return out
+
+
+def _worth_compacting(done: torch.Tensor) -> bool:
+    """Drop finished rows once they are an eighth of the batch (or the batch is small): each later step
+    then computes only live rows, at the price of one copy of the cache."""
+    n = int(done.sum())
+    return n > 0 and n * 8 >= len(done)
+
+
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True) -> Iterator[torch.Tensor]:
-    """Yield (B,) next-token ids step by step; finished rows keep yielding their eos id."""
+    """Yield (B,) next-token ids step by step; finished rows keep yielding their eos id.
+
+    No compute goes to padding or finished rows for models whose rows are independent (`row_independent`,
+    e.g. GPT): left-padded prompts are prefilled unpadded, grouped by length, and rows that reached eos
+    leave the batch (their cache rows too). Other decoders (e.g. a seq2seq decoder view) run padded."""
     cfg.validate()
     B, T = input_ids.shape
     context = model.context_length
@@ -107,26 +145,43 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     if slide and mask is not None:
         raise ValueError("sliding-window generation past the context needs prompts of equal length")
     cache = model.new_cache(B, min(context, T + cfg.max_new_tokens)) if use_cache else None
+    independent = bool(getattr(model, "row_independent", False))
+    lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None else None
     eos = torch.tensor(cfg.eos_ids or [-1], device=input_ids.device)
+    fill = eos[0].clamp(min=0)
     done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+    rows = torch.arange(B, device=input_ids.device)  # the original row of each live batch row
     seq, step_in, step_pos = input_ids, input_ids, pos
-    for _ in range(cfg.max_new_tokens):
+    for step in range(cfg.max_new_tokens):
         if slide and cache is not None and cache.length + step_in.shape[1] > context:
-            step_in, cache = seq[:, -(3 * context // 4):], model.new_cache(B, context)  # re-prefill a window
+            step_in, cache = seq[:, -(3 * context // 4):], model.new_cache(len(rows), context)  # re-prefill
         elif slide and cache is None and step_in.shape[1] > context:
             step_in = seq[:, -context:]
-        logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
-        nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B,)
-        nxt = torch.where(done, eos[0].clamp(min=0).expand_as(nxt), nxt)
+        if step == 0 and lengths is not None:
+            logits = prefill_unpadded(model, input_ids, lengths, cache)  # (B, V)
+        else:
+            logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
+        nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B',)
+        nxt = torch.where(done, fill.expand_as(nxt), nxt)
         done = done | torch.isin(nxt, eos)
-        yield nxt
+        if len(rows) == B:
+            yield nxt
+        else:
+            yield torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, rows, nxt)
         if bool(done.all()):
             return
         seq = torch.cat([seq, nxt[:, None]], dim=1)
         if mask is not None:
-            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
             step_pos = pos[:, -1:] + 1 if cache is not None else (mask.cumsum(-1) - 1).clamp(min=0)
             pos = torch.cat([pos, pos[:, -1:] + 1], dim=1)
+        if independent and _worth_compacting(done):
+            keep = (~done).nonzero().squeeze(1)  # (B'',)
+            rows, seq, nxt, done = rows[keep], seq[keep], nxt[keep], done[keep]
+            if mask is not None:
+                mask, pos, step_pos = mask[keep], pos[keep], step_pos[keep]
+            if cache is not None:
+                cache.reorder(keep)
         step_in = nxt[:, None] if cache is not None else seq
         if cache is None and mask is None:
             step_pos = None

@@ -10,8 +10,17 @@ torch's own weight-only int8 path) with bf16 activations and fp32 accumulation; 
 bf16 *before* quantising so the kernel applies exactly the scales the weights were quantised with.
 Many-row inputs (prompt prefill) and shapes the kernel does not take (in_features not a multiple of 8,
 non-CPU tensors) use a dequantised fp32 matmul instead.
+
+`activations="int8"` (W8A8, dynamic) also quantises the activations, one asymmetric 8-bit grid per row
+computed at run time, and runs every product in fbgemm's int8 GEMM (torch's dynamic-quantisation kernel,
+VNNI on x86): faster decode steps and prefill, at a small extra error. fbgemm's grid is per tensor, so a
+many-row input is first mapped row by row onto [-1, 1] (z = (x - mid) / half; y = half * zW^T + mid * W.1
+undoes it): every row gets the grid it would get alone, and its result does not depend on the rest of
+its batch (up to rounding of the zero point).
 """
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +28,13 @@ from torch import nn
 
 PACKED_MAX_ROWS = 32   # above this many rows a dequantised sgemm beats the row-by-row kernel (measured)
 _HAS_PACKED = hasattr(torch.ops.aten, "_weight_int8pack_mm")
+ACTIVATIONS = ("float", "int8")
+
+
+def fbgemm_available() -> bool:
+    """True when this torch build has the x86/fbgemm dynamic int8 linear kernel."""
+    return hasattr(torch.ops.quantized, "linear_dynamic") and \
+        bool({"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines))
 
 
 def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,17 +51,23 @@ def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class QuantLinear(nn.Module):
     """Inference-only linear layer with int8 weights and per-output-channel fp32 scales."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, activations: str = "float"):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        if activations not in ACTIVATIONS:
+            raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
+        if activations == "int8" and not fbgemm_available():
+            raise RuntimeError("activations='int8' needs torch's fbgemm/x86 quantized engine, which this torch "
+                               "build lacks; use activations='float' (weight-only)")
+        self.in_features, self.out_features, self.activations = in_features, out_features, activations
+        self._fbgemm = None  # packed int8 weight for activations="int8", built on first use
         self.register_buffer("weight_int8", torch.zeros(out_features, in_features, dtype=torch.int8))
         self.register_buffer("scales", torch.ones(out_features))
         self.register_buffer("scales_bf16", torch.ones(out_features, dtype=torch.bfloat16), persistent=False)
         self.register_buffer("bias", torch.zeros(out_features) if bias else None)
 
     @classmethod
-    def from_linear(cls, lin: nn.Linear) -> "QuantLinear":
-        m = cls(lin.in_features, lin.out_features, lin.bias is not None)
+    def from_linear(cls, lin: nn.Linear, activations: str = "float") -> "QuantLinear":
+        m = cls(lin.in_features, lin.out_features, lin.bias is not None, activations)
         q, s = quantize_weight(lin.weight)
         m.weight_int8.copy_(q)
         m.scales.copy_(s)
@@ -61,9 +83,38 @@ class QuantLinear(nn.Module):
         return (_HAS_PACKED and x.device.type == "cpu" and self.in_features % 8 == 0
                 and x.numel() // self.in_features <= PACKED_MAX_ROWS)
 
+    def _packed_fbgemm(self):
+        """(fbgemm packed weight, (N,) row sums of the dequantised weight), built once."""
+        if self._fbgemm is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch marks quantised-tensor creation as deprecated (still supported)
+                qw = torch._make_per_channel_quantized_tensor(
+                    self.weight_int8, self.scales.double(), torch.zeros(self.out_features, dtype=torch.long), 0)
+                packed = torch.ops.quantized.linear_prepack(qw, None)
+            self._fbgemm = (packed, self.dequantized().sum(dim=1))  # (N,)
+        return self._fbgemm
+
+    def _forward_w8a8(self, x: torch.Tensor) -> torch.Tensor:
+        packed, wsum = self._packed_fbgemm()
+        x2 = x.reshape(-1, self.in_features).float()  # (M, K)
+        if x2.shape[0] == 1:  # a decode step: fbgemm's per-tensor grid is this row's own grid
+            y = torch.ops.quantized.linear_dynamic(x2, packed, False)  # (1, N)
+        else:  # map every row's range (widened to hold 0, as fbgemm does) onto [-1, 1]: one grid fits all
+            lo, hi = x2.aminmax(dim=1, keepdim=True)  # (M, 1) each
+            lo, hi = lo.clamp_(max=0), hi.clamp_(min=0)
+            mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-12)  # (M, 1)
+            z = (x2 - mid).div_(half)  # (M, K), each row spans exactly [-1, 1]
+            y = torch.ops.quantized.linear_dynamic(z, packed, False)  # (M, N) ~ z W^T
+            y = y.mul_(half).addcmul_(mid, wsum)  # half * zW^T + mid * W.1 = x W^T
+        if self.bias is not None:
+            y = y + self.bias
+        return y.to(x.dtype).view(*x.shape[:-1], self.out_features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., K) -> (..., N)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"QuantLinear expects last dim {self.in_features}, got shape {tuple(x.shape)}")
+        if self.activations == "int8" and x.device.type == "cpu":
+            return self._forward_w8a8(x)
         if not self._packed_ok(x):
             return F.linear(x, self.dequantized(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, K)
@@ -73,13 +124,15 @@ class QuantLinear(nn.Module):
         return y.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8, per-channel scales"
+        mode = "int8 weights and activations" if self.activations == "int8" else "int8 weights"
+        return f"in_features={self.in_features}, out_features={self.out_features}, {mode}, per-channel scales"
 
 
-def quantize_int8(model: nn.Module, skip: tuple[str, ...] = ()) -> nn.Module:
+def quantize_int8(model: nn.Module, skip: tuple[str, ...] = (), activations: str = "float") -> nn.Module:
     """Swap every `nn.Linear` (except names containing a `skip` part) for a `QuantLinear`, in place.
-    Tied weights (GPT's wte/lm_head) are untied: the embedding stays float for lookups. Returns the
-    model in eval mode; it is for inference (quantised layers have no trainable weights)."""
+    `activations="float"`: weight-only int8; `"int8"`: activations quantised too, per row at run time
+    (W8A8 dynamic, fbgemm). Tied weights (GPT's wte/lm_head) are untied: the embedding stays float for
+    lookups. Returns the model in eval mode; it is for inference (quantised layers have no trainable weights)."""
     from .lora import LoRALinear
 
     if any(isinstance(m, LoRALinear) for m in model.modules()):
@@ -90,7 +143,7 @@ def quantize_int8(model: nn.Module, skip: tuple[str, ...] = ()) -> nn.Module:
     if not swaps:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layers to quantise")
     for owner, name, child in swaps:
-        setattr(owner, name, QuantLinear.from_linear(child))
+        setattr(owner, name, QuantLinear.from_linear(child, activations))
     return model.eval()
 
 

@@ -79,6 +79,19 @@ def test_generate_prints_the_continuation(run, capsys):
         lingvis.generate(model, tok, "To be", max_new_tokens=12) + "\n"
 
 
+@pytest.mark.parametrize("mode,activations", [("weights", "float"), ("w8a8", "int8")])
+def test_generate_int8(run, capsys, mode, activations):
+    from lingvis.quant import fbgemm_available, quantize_int8
+
+    if activations == "int8" and not fbgemm_available():
+        pytest.skip("torch build without fbgemm/x86 int8")
+    out, _ = run
+    code, text, _ = cli(capsys, "generate", "--model", out, "--prompt", "KING", "--max-new-tokens", 12,
+                        "--int8", mode)
+    q = quantize_int8(lingvis.load(out), activations=activations)
+    assert code == 0 and text == lingvis.generate(q, lingvis.load_tokenizer(out), "KING", max_new_tokens=12) + "\n"
+
+
 def test_chat_reads_turns_from_stdin_and_resets(run, capsys, monkeypatch):
     out, _ = run
     args = ["chat", "--model", out, "--max-new-tokens", 8, "--temperature", 0, "--system", "Be brief."]

@@ -46,6 +46,22 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
     p.add_argument("--overflow", choices=["slide", "error"], default="slide",
                    help="when prompt + new tokens exceed the context: slide a window (default) or fail")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--int8", choices=["weights", "w8a8"],
+                   help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
+
+
+def _load(args):
+    """(model, tokenizer) from --model, quantised to int8 when --int8 asks for it."""
+    from .. import api
+
+    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    if args.int8:
+        from ..quant import quantize_int8
+
+        if str(args.device) != "cpu":
+            raise SystemExit("error: --int8 is for CPU decoding; drop it or use --device cpu")
+        model = quantize_int8(model, activations="int8" if args.int8 == "w8a8" else "float")
+    return model, tok
 
 
 def _sampling(args) -> dict:
@@ -73,9 +89,9 @@ def run_pretrain(args) -> int:
 
 
 def run_generate(args) -> int:
-    from .. import api, generate
+    from .. import generate
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    model, tok = _load(args)
     if args.stream:
         for prompt in args.prompt:
             for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
@@ -88,9 +104,9 @@ def run_generate(args) -> int:
 
 
 def run_chat(args) -> int:
-    from .. import api, generate
+    from .. import generate
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    model, tok = _load(args)
     history = [{"role": "system", "content": args.system}] if args.system else []
     interactive = sys.stdin.isatty()
     while True:

@@ -10,6 +10,7 @@ class CausalLM(nn.Module):
     `new_cache(batch, max_len)` and `context_length`."""
 
     family = "causal_lm"
+    row_independent = True  # batch rows never interact: decoding may drop or regroup rows (generate.py)
 
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,

@@ -35,6 +35,21 @@ class KVCache:
     def advance(self, n: int) -> None:
         self.length += n
 
+    def write_rows(self, part: "KVCache", rows: torch.Tensor, offset: int, batch_size: int) -> None:
+        """Copy the self-attention keys/values of `part` (a cache over len(rows) rows) into batch rows
+        `rows` at positions offset..offset+part.length of this cache (allocated for `batch_size` rows on
+        first use). Used to prefill left-padded prompts without computing their padding."""
+        n = part.length
+        if offset + n > self.max_len:
+            raise ValueError(f"KV cache overflow: offset {offset} + {n} positions > max_len {self.max_len}")
+        for store, src in ((self.k, part.k), (self.v, part.v)):
+            for i, t in enumerate(src):
+                if t is None:
+                    continue
+                if store[i] is None:
+                    store[i] = t.new_zeros(batch_size, t.shape[1], self.max_len, t.shape[3])
+                store[i][rows, :, offset:offset + n] = t[:, :, :n]
+
     def reorder(self, index: torch.Tensor, cross: bool = True) -> None:
         """Select batch rows (beam search): `index` is (B',) into the batch dimension. `cross=False` keeps
         the encoder keys/values as they are (valid when every row of a group shares one source, as the
