@@ -197,7 +197,7 @@ def translate(model, tok: Tokenizer, texts: list[str], to: str | None = None, me
     c = model.config
     out: list[str] = []
     for i in range(0, len(sources), batch_size):
-        ids = [s[:c.max_len] for s in tok.encode_batch(sources[i:i + batch_size])]
+        ids = [s[:c.max_len] for s in tok.encode_batch(sources[i:i + batch_size], add_special_tokens=True)]
         src = pad_right(ids, c.pad_id).to(device)
         mask = pad_right([[1] * len(s) for s in ids], 0).to(device)
         gen = model.generate(src, mask, num_beams=num_beams, max_new_tokens=min(max_new_tokens, c.max_len - 1),
@@ -225,7 +225,7 @@ def stream_translation(model, tok: Tokenizer, text: str, to: str | None = None, 
     `temperature` / `top_k` / `top_p` / `seed`), through the shared `generate.stream_ids`."""
     source = prepare_sources([text], to, meta or {}, tok)[0]
     c, device = model.config, next(model.parameters()).device
-    src = torch.tensor([tok.encode(source)[:c.max_len]], device=device)
+    src = torch.tensor([tok.encode(source, add_special_tokens=True)[:c.max_len]], device=device)
     model.eval()
     with torch.inference_mode():
         view = model.decoder_view(model.encode(src))

@@ -23,12 +23,13 @@ class EncodedPair:
 
 
 class EncodedPairs(Dataset):
-    """Tokenised (source, target) pairs; sources and targets longer than the limits are cut."""
+    """Tokenised (source, target) pairs; sources and targets longer than the limits are cut. Sources get the
+    tokenizer's special tokens (a Marian tokenizer appends </s>); the task adds eos to targets itself."""
 
     def __init__(self, sources: Sequence[str], targets: Sequence[str], tokenizer, max_src: int, max_tgt: int):
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
-        src_ids = tokenizer.encode_batch(list(sources))
+        src_ids = tokenizer.encode_batch(list(sources), add_special_tokens=True)  # Marian: + </s>
         tgt_ids = tokenizer.encode_batch(list(targets))
         self.items = []
         for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):

@@ -179,8 +179,9 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
-        """Load from a folder (``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``)
-        or a ``tokenizer.json`` file; ``tokenizer_config.json`` beside it supplies roles and template."""
+        """Load from a folder (``tokenizer.json``, Marian ``source.spm`` + ``vocab.json``, ``vocab.json`` +
+        ``merges.txt`` or ``vocab.txt``) or a ``tokenizer.json`` file; ``tokenizer_config.json`` beside it
+        supplies roles and template."""
         backend, config = loading.read_backend(path)
         return cls(
             backend,

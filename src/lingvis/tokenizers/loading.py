@@ -1,6 +1,7 @@
 """Find and read tokenizer files on disk.
 
-Formats, in lookup order: ``tokenizer.json``; GPT-2 ``vocab.json`` + ``merges.txt``; BERT ``vocab.txt``.
+Formats, in lookup order: ``tokenizer.json``; Marian ``source.spm`` + ``vocab.json``; GPT-2 ``vocab.json`` +
+``merges.txt``; BERT ``vocab.txt``.
 Each may sit beside ``tokenizer_config.json`` / ``special_tokens_map.json`` / ``chat_template.jinja``.
 """
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import tokenizers as hf_tok
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+
+from lingvis.tokenizers import marian
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -115,6 +118,9 @@ def read_backend(path: str | Path) -> tuple[hf_tok.Tokenizer, dict[str, Any]]:
         return _tokenizer_json(path), read_config(path.parent)
     if (path / TOKENIZER_FILE).is_file():
         return _tokenizer_json(path / TOKENIZER_FILE), read_config(path)
+    if marian.is_marian_folder(path):
+        config = marian.marian_config(read_config(path))
+        return marian.marian_backend(path, config), config
     if all((path / name).is_file() for name in GPT2_FILES):
         return gpt2_backend(path / GPT2_FILES[0], path / GPT2_FILES[1]), read_config(path)
     if (path / WORDPIECE_FILE).is_file():
@@ -122,7 +128,8 @@ def read_backend(path: str | Path) -> tuple[hf_tok.Tokenizer, dict[str, Any]]:
         return wordpiece_backend(path / WORDPIECE_FILE, config), config
     present = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "empty folder"
     raise FileNotFoundError(
-        f"no loadable tokenizer in {path}: expected {TOKENIZER_FILE}, {' + '.join(GPT2_FILES)} "
+        f"no loadable tokenizer in {path}: expected {TOKENIZER_FILE}, {marian.SOURCE_SPM} + "
+        f"{marian.VOCAB_FILE}, {' + '.join(GPT2_FILES)} "
         f"or {WORDPIECE_FILE} (found: {present})"
     )
 
