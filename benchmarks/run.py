@@ -86,6 +86,7 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
@@ -98,7 +99,8 @@ def _fmt(v) -> str:
 def markdown(results: list[dict], info: dict, quick: bool) -> str:
     lines = ["# lingvis benchmarks", "",
              f"{info['date']} · {info['cpu']} · {info['cores']} cores, {info['torch_threads']} torch threads · "
-             f"torch {info['torch']} · Python {info['python']} · {'quick' if quick else 'full'} run", "",
+             f"torch {info['torch']} · Python {info['python']} · OMP_WAIT_POLICY {info.get('omp_wait_policy', 'default')} · "
+             f"{'quick' if quick else 'full'} run", "",
              "`ratio` = lingvis / reference (throughput: higher is better for lingvis). Each module compares "
              "lingvis with its reference at the same weights in the same run.", "",
              "| module | benchmark | lingvis | reference | unit | ratio | notes |",

@@ -2,9 +2,10 @@
 `CLIPVisionModel` holding the same random weights (saved by transformers, loaded by `lingvis.load`), all
 under `torch.inference_mode()`, pooled outputs compared first.
 
-Rows: lingvis fp32 eager (same fp32 GEMMs as transformers: expect ~1x), and lingvis
-`FastImageEncoder(int8=True)` (dynamic int8 linears via `torch._int_mm`), with the cosine similarity of its
-embeddings to transformers' fp32 ones. Both wall time and process CPU time are measured (interleaved calls,
+Rows: lingvis fp32 eager (same fp32 GEMMs as transformers: expect ~1x), lingvis
+`FastImageEncoder(precision="int8")` (dynamic int8 linears) and `FastImageEncoder(precision="bf16")`
+(bfloat16 weights and activations: AMX / AVX512-BF16 GEMMs where the CPU has them; `bf16_hw` says whether
+it does), with the cosine similarity of their embeddings to transformers' fp32 ones. Both wall time and process CPU time are measured (interleaved calls,
 median): on a shared machine the CPU-time ratio is the steadier one.
 
     python -m benchmarks.vit_encode [--quick]
@@ -51,6 +52,7 @@ def timed(fns: dict, repeats: int) -> tuple[dict, dict]:
 
 
 def bench_batch(ours, fast, ref, batch: int, repeats: int) -> list[dict]:
+    """`fast`: {"int8": encoder, "bf16": encoder}."""
     x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
 
     def run_ref():
@@ -64,14 +66,19 @@ def bench_batch(ours, fast, ref, batch: int, repeats: int) -> list[dict]:
     want = run_ref()
     diff = float((run_eager() - want).abs().max())
     assert diff <= 1e-4, f"fp32 outputs differ by {diff}"
-    cos = float(F.cosine_similarity(fast(x), want).min())
-    wall, cpu = timed({"fp32": run_eager, "int8": lambda: fast(x), "ref": run_ref}, repeats)
+    from lingvis.models.fast_encode import has_fast_bf16
+
+    cos = {k: float(F.cosine_similarity(enc(x), want).min()) for k, enc in fast.items()}
+    fns = {"fp32": run_eager, "ref": run_ref, **{k: (lambda enc=enc: enc(x)) for k, enc in fast.items()}}
+    wall, cpu = timed(fns, repeats)
     rows = []
-    for name in ("int8", "fp32"):
+    for name in (*fast, "fp32"):
         r = row(f"ViT-B/32 image encoding batch {batch} (lingvis {name})", batch / wall[name], batch / wall["ref"],
                 "images/s")
         r.update(cpu_ratio=round(cpu["ref"] / cpu[name], 3),
-                 **({"min_cosine_vs_fp32": round(cos, 6)} if name == "int8" else {"max_abs_diff": diff}))
+                 **({"min_cosine_vs_fp32": round(cos[name], 6)} if name in cos else {"max_abs_diff": diff}))
+        if name == "bf16":
+            r["bf16_hw"] = has_fast_bf16()
         rows.append(r)
     return rows
 
@@ -83,7 +90,7 @@ def run(quick: bool = False) -> list[dict]:
     batches, repeats = ((8,), 3) if quick else ((1, 16), 7)
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp)
-        fast = FastImageEncoder(ours, int8=True)
+        fast = {p: FastImageEncoder(ours, precision=p) for p in ("int8", "bf16")}
         return [r for b in batches for r in bench_batch(ours, fast, ref, b, repeats)]
 
 

@@ -20,6 +20,7 @@ its batch (up to rounding of the zero point).
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -29,6 +30,17 @@ from torch import nn
 PACKED_MAX_ROWS = 32   # above this many rows a dequantised sgemm beats the row-by-row kernel (measured)
 _HAS_PACKED = hasattr(torch.ops.aten, "_weight_int8pack_mm")
 ACTIVATIONS = ("float", "int8")
+
+
+@functools.cache
+def _linear_dynamic():
+    """fbgemm's dynamic int8 linear as a resolved overload (skips the op packet's per-call dispatch checks)."""
+    return torch.ops.quantized.linear_dynamic.default
+
+
+@functools.cache
+def _int8pack_mm():
+    return torch.ops.aten._weight_int8pack_mm.default
 
 
 def fbgemm_available() -> bool:
@@ -98,16 +110,16 @@ class QuantLinear(nn.Module):
         packed, wsum = self._packed_fbgemm()
         x2 = x.reshape(-1, self.in_features).float()  # (M, K)
         if x2.shape[0] == 1:  # a decode step: fbgemm's per-tensor grid is this row's own grid
-            y = torch.ops.quantized.linear_dynamic(x2, packed, False)  # (1, N)
+            y = _linear_dynamic()(x2, packed, False)  # (1, N)
         else:  # map every row's range (widened to hold 0, as fbgemm does) onto [-1, 1]: one grid fits all
             lo, hi = x2.aminmax(dim=1, keepdim=True)  # (M, 1) each
             lo, hi = lo.clamp_(max=0), hi.clamp_(min=0)
             mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-12)  # (M, 1)
             z = (x2 - mid).div_(half)  # (M, K), each row spans exactly [-1, 1]
-            y = torch.ops.quantized.linear_dynamic(z, packed, False)  # (M, N) ~ z W^T
+            y = _linear_dynamic()(z, packed, False)  # (M, N) ~ z W^T
             y = y.mul_(half).addcmul_(mid, wsum)  # half * zW^T + mid * W.1 = x W^T
         if self.bias is not None:
-            y = y + self.bias
+            y.add_(self.bias)
         return y.to(x.dtype).view(*x.shape[:-1], self.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., K) -> (..., N)
@@ -118,7 +130,7 @@ class QuantLinear(nn.Module):
         if not self._packed_ok(x):
             return F.linear(x, self.dequantized(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, K)
-        y = torch.ops.aten._weight_int8pack_mm(x2, self.weight_int8, self.scales_bf16).to(x.dtype)  # (M, N)
+        y = _int8pack_mm()(x2, self.weight_int8, self.scales_bf16).to(x.dtype)  # (M, N)
         if self.bias is not None:
             y = y + self.bias.to(x.dtype)
         return y.view(*x.shape[:-1], self.out_features)

@@ -72,6 +72,8 @@ def test_evaluate_retrieval_and_search(run, capsys, tmp_path):
     assert lines(capsys)[0]["hits"] == hits
     assert main(args[:-2] + ["--int8", "--top-k", "2"]) == 0  # fresh index, int8 image encoding
     assert len(lines(capsys)[0]["hits"]) == 2
+    assert main(args[:-2] + ["--bf16", "--top-k", "3"]) == 0  # fresh index, bf16 image encoding
+    assert [h["image"] for h in lines(capsys)[0]["hits"]][:1] == [h["image"] for h in hits][:1]
 
 
 def test_finetune_image_classify_from_a_class_folder(tmp_path, capsys):

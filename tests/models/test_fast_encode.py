@@ -44,3 +44,21 @@ def test_fast_encoder_matches_fp32_embeddings(name):
     with torch.no_grad():
         got = swapped.encode_image(x) if hasattr(swapped, "encode_image") else swapped(x)
     assert F.cosine_similarity(got, want).min() > 0.999
+
+
+@pytest.mark.parametrize("name", ["clip-nano", "cnn-nano"])
+def test_bf16_encoder_is_close_and_leaves_the_model_fp32(name):
+    torch.manual_seed(0)
+    model = lingvis.build(name).eval()
+    fast = FastImageEncoder(model, precision="bf16")
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        want = model.encode_image(x) if hasattr(model, "encode_image") else model(x)
+    got = fast(x)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert F.cosine_similarity(got, want).min() > 0.999
+    assert all(p.dtype == torch.bfloat16 for p in fast.model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert FastImageEncoder(model, int8=False).precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        FastImageEncoder(model, precision="fp8")

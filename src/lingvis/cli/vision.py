@@ -93,7 +93,10 @@ def _register_search(sub) -> None:
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--grid", help="PNG grid path (default: search.png, or search-N.png for several queries)")
     s.add_argument("--index", help="embedding index file (.safetensors): reused if present, else written")
-    s.add_argument("--int8", action="store_true", help="encode the images with dynamic int8 linears (faster on CPU)")
+    speed = s.add_mutually_exclusive_group()
+    speed.add_argument("--int8", action="store_true", help="encode the images with dynamic int8 linears (faster on CPU)")
+    speed.add_argument("--bf16", action="store_true",
+                       help="encode the images in bfloat16 (fast on CPUs with AMX or AVX512-BF16)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=run_search)
 
@@ -202,7 +205,8 @@ def run_search(args) -> int:
         index = EmbeddingIndex.load(args.index)
     else:
         errors: list[str] = []
-        index = EmbeddingIndex.build(model, list_images(args.images), errors=errors, int8=args.int8)
+        index = EmbeddingIndex.build(model, list_images(args.images), errors=errors,
+                                   precision="int8" if args.int8 else "bf16" if args.bf16 else "fp32")
         for e in errors:
             print(f"warning: skipped {e}", file=sys.stderr)
         if args.index:
