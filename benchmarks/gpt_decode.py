@@ -32,21 +32,22 @@ def build_pair(tmp: str):
 
 
 def matmul_floor_seconds(model, batch: int, repeats: int) -> float:
-    """Time of one decode step's weight matmuls alone (every Linear + the LM head, `batch` rows): no
-    implementation doing the same fp32 matmuls on these weights can take less per generated token row."""
+    """Time of one decode step's weight matmuls alone (every Linear + the LM head, `batch` rows, through
+    the kernels lingvis decodes with: MKL for one row, oneDNN packed weights for a few): no implementation
+    doing these fp32 matmuls with these kernels can take less per generated token row."""
     import statistics
     import time
 
-    import torch.nn.functional as F
+    from lingvis.nn.packed_linear import packed_linears
 
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     xs = {n: torch.randn(batch, n) for n in {m.in_features for m in layers}}
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), packed_linears(model):
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
             for m in layers:
-                F.linear(xs[m.in_features], m.weight, m.bias)
+                m(xs[m.in_features])
             times.append(time.perf_counter() - t0)
     return statistics.median(times[1:])
 

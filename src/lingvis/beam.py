@@ -18,6 +18,7 @@ import torch
 
 from .generate import SamplingConfig, check_context, stream_ids
 from .nn import KVCache
+from .nn.packed_linear import packed_linears
 
 NEG = -1.0e9  # the "impossible" score transformers uses (finite, so sums stay ordered)
 
@@ -99,9 +100,14 @@ class BeamState:
         (B*K,) source rows of the surviving beams (for cache.reorder) and whether the search is over."""
         B, K = self.B, self.K
         V = logp.shape[-1]
-        cand = (logp.view(B, K, V) + self.run_scores[:, :, None]).view(B, K * V)
-        top_lp, top_idx = torch.topk(cand, self.keep, dim=-1)  # (B, W)
-        beam, tok = top_idx // V, top_idx % V
+        W = self.keep
+        # the W best of the K*V candidates (beam score + token log-prob) are among each beam's W best tokens:
+        # a top-k per beam row (parallel, and the beam score added to W values instead of V), then one over
+        # the K*W survivors, instead of a top-k over K*V sums
+        row_lp, row_tok = torch.topk(logp.view(B, K, V), W, dim=-1)  # (B, K, W)
+        row_lp = row_lp + self.run_scores[:, :, None]  # the same sums the full candidate table would hold
+        top_lp, pick = torch.topk(row_lp.view(B, K * W), W, dim=-1)  # (B, W)
+        beam, tok = pick // W, row_tok.view(B, K * W).gather(1, pick)
         top_seqs = _gather(self.running, beam)  # (B, W, L)
         top_seqs[:, :, cur] = tok
         hits = torch.isin(tok, self.eos) | (cur + 1 >= self.max_len)  # (B, W)
@@ -168,6 +174,14 @@ def beam_search(model, input_ids: torch.Tensor, cfg: BeamConfig,
     check_context(T, N, model.context_length)
     mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
     pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+    with packed_linears(model):  # oneDNN packed weights for the small-batch steps (nn/packed_linear.py)
+        return _search(model, input_ids, cfg, mask, pos)
+
+
+def _search(model, input_ids: torch.Tensor, cfg: BeamConfig, mask: torch.Tensor | None,
+            pos: torch.Tensor | None) -> BeamOutput:
+    B, T = input_ids.shape
+    K, N = cfg.num_beams, cfg.max_new_tokens
     logits, cache = prefill(model, input_ids, mask, pos, K, T + N)
     step_model = model.expand_beams(K) if hasattr(model, "expand_beams") else model
     if mask is not None:

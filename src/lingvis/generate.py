@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .nn.packed_linear import packed_linears
+
 
 @dataclass
 class SamplingConfig:
@@ -152,39 +154,40 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
     rows = torch.arange(B, device=input_ids.device)  # the original row of each live batch row
     seq, step_in, step_pos = input_ids, input_ids, pos
-    for step in range(cfg.max_new_tokens):
-        if slide and cache is not None and cache.length + step_in.shape[1] > context:
-            step_in, cache = seq[:, -(3 * context // 4):], model.new_cache(len(rows), context)  # re-prefill
-        elif slide and cache is None and step_in.shape[1] > context:
-            step_in = seq[:, -context:]
-        if step == 0 and lengths is not None:
-            logits = prefill_unpadded(model, input_ids, lengths, cache)  # (B, V)
-        else:
-            logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
-        nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B',)
-        nxt = torch.where(done, fill.expand_as(nxt), nxt)
-        done = done | torch.isin(nxt, eos)
-        if len(rows) == B:
-            yield nxt
-        else:
-            yield torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, rows, nxt)
-        if bool(done.all()):
-            return
-        seq = torch.cat([seq, nxt[:, None]], dim=1)
-        if mask is not None:
-            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-            step_pos = pos[:, -1:] + 1 if cache is not None else (mask.cumsum(-1) - 1).clamp(min=0)
-            pos = torch.cat([pos, pos[:, -1:] + 1], dim=1)
-        if independent and _worth_compacting(done):
-            keep = (~done).nonzero().squeeze(1)  # (B'',)
-            rows, seq, nxt, done = rows[keep], seq[keep], nxt[keep], done[keep]
+    with packed_linears(model):  # oneDNN packed weights for the small-batch steps (nn/packed_linear.py)
+        for step in range(cfg.max_new_tokens):
+            if slide and cache is not None and cache.length + step_in.shape[1] > context:
+                step_in, cache = seq[:, -(3 * context // 4):], model.new_cache(len(rows), context)  # re-prefill
+            elif slide and cache is None and step_in.shape[1] > context:
+                step_in = seq[:, -context:]
+            if step == 0 and lengths is not None:
+                logits = prefill_unpadded(model, input_ids, lengths, cache)  # (B, V)
+            else:
+                logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
+            nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B',)
+            nxt = torch.where(done, fill.expand_as(nxt), nxt)
+            done = done | torch.isin(nxt, eos)
+            if len(rows) == B:
+                yield nxt
+            else:
+                yield torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, rows, nxt)
+            if bool(done.all()):
+                return
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
             if mask is not None:
-                mask, pos, step_pos = mask[keep], pos[keep], step_pos[keep]
-            if cache is not None:
-                cache.reorder(keep)
-        step_in = nxt[:, None] if cache is not None else seq
-        if cache is None and mask is None:
-            step_pos = None
+                mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+                step_pos = pos[:, -1:] + 1 if cache is not None else (mask.cumsum(-1) - 1).clamp(min=0)
+                pos = torch.cat([pos, pos[:, -1:] + 1], dim=1)
+            if independent and _worth_compacting(done):
+                keep = (~done).nonzero().squeeze(1)  # (B'',)
+                rows, seq, nxt, done = rows[keep], seq[keep], nxt[keep], done[keep]
+                if mask is not None:
+                    mask, pos, step_pos = mask[keep], pos[keep], step_pos[keep]
+                if cache is not None:
+                    cache.reorder(keep)
+            step_in = nxt[:, None] if cache is not None else seq
+            if cache is None and mask is None:
+                step_pos = None
 
 
 def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

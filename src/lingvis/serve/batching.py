@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from ..generate import pad_left
+from ..nn.packed_linear import packed_linears
 from .batch_cache import BatchKV
 from .errors import QueueFull
 from .sequences import Event, Seq, SeqSpec, choose, prompt_scores, top_list
@@ -113,6 +114,10 @@ class Engine:
 
     # ----- engine thread ----------------------------------------------------------------------
     def _run(self) -> None:
+        with packed_linears(self.model):  # oneDNN packed weights for the batched decode steps
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._stop and not self._waiting and not self._rows:
