@@ -163,3 +163,27 @@ def test_a_failed_step_fails_its_rows_and_the_engine_keeps_serving():
         assert eng.stats()["errors"] == 1 and eng.stats()["active"] == 0
     finally:
         eng.close()
+
+
+def test_prompts_arriving_together_prefill_without_padding():
+    torch.manual_seed(0)
+    model = lingvis.build("gpt-nano", vocab_size=50, block_size=64).eval()
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(0, 50, (n,), generator=g).tolist() for n in (3, 11, 7, 11)]
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda mod, args: shapes.append(tuple(args[0].shape)))
+    eng = Engine(model, max_batch=8, max_queue=64)
+    c = Collector()
+    c.expected = len(prompts)
+    eng.submit([SeqSpec(p, SamplingConfig(max_new_tokens=6)) for p in prompts], c.sink)  # queued before start
+    eng.start()
+    try:
+        assert c.done.wait(60)
+    finally:
+        eng.close()
+        hook.remove()
+    prefill = sorted(s for s in shapes if s[1] > 1)
+    assert prefill == [(1, 3), (1, 7), (2, 11)]  # one call per prompt length, no padded positions
+    for i, p in enumerate(prompts):
+        ref = generate_ids(model, torch.tensor([p]), max_new_tokens=6)[0, len(p):]
+        assert c.tokens[i] == ref.tolist()

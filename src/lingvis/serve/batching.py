@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..generate import pad_left
+from ..generate import left_padded_lengths, pad_left, prefill_unpadded
 from ..nn.packed_linear import packed_linears
 from .batch_cache import BatchKV
 from .errors import QueueFull
@@ -213,8 +213,13 @@ class Engine:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (k, P)
         full = any(s.spec.prompt_logprobs for s in seqs)
         cache = self.model.new_cache(len(seqs), ids.shape[1])
-        logits = self.model(ids, attention_mask=None if bool(mask.all()) else mask, position_ids=pos,
-                            cache=cache, last_only=not full).float()  # (k, P or 1, V)
+        lengths = None if full or bool(mask.all()) or not getattr(self.model, "row_independent", False) \
+            else left_padded_lengths(mask)
+        if lengths is not None:  # prompts of different lengths: prefill each length group without padding
+            logits = prefill_unpadded(self.model, ids, lengths, cache)[:, None].float()  # (k, 1, V)
+        else:
+            logits = self.model(ids, attention_mask=None if bool(mask.all()) else mask, position_ids=pos,
+                                cache=cache, last_only=not full).float()  # (k, P or 1, V)
         self.counters["prefills"] += 1
         for j, s in enumerate(seqs):
             if s.spec.prompt_logprobs:
