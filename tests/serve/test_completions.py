@@ -95,3 +95,26 @@ def test_streamed_completion_equals_whole(client, lm_dir):
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].usage.completion_tokens == 15
+
+
+@pytest.mark.parametrize("mode,activations", [("weights", "float"), ("w8a8", "int8")])
+def test_int8_server_matches_local_int8_greedy(lm_dir, mode, activations):
+    from lingvis.quant import fbgemm_available, quantize_int8
+    from lingvis.serve import ServeConfig
+
+    from .conftest import start_server
+
+    if activations == "int8" and not fbgemm_available():
+        pytest.skip("torch build without fbgemm/x86 int8")
+    tok = lingvis.load_tokenizer(lm_dir)
+    q = quantize_int8(lingvis.load(lm_dir), activations=activations)
+    ids = tok.encode("To be, or")
+    expected = tok.decode(generate_ids(q, torch.tensor([ids]), max_new_tokens=10)[0, len(ids):])
+    with start_server([lm_dir], int8=mode) as srv:
+        got = openai_client(srv).completions.create(model=lm_dir.name, prompt="To be, or", max_tokens=10,
+                                                    temperature=0)
+    assert got.choices[0].text == expected
+    with pytest.raises(ValueError, match="int8 must be"):
+        ServeConfig(int8="int4").validate()
+    with pytest.raises(ValueError, match="for CPU serving"):
+        ServeConfig(int8="w8a8", device="cuda").validate()

@@ -22,6 +22,8 @@ def register(sub, groups) -> None:
     p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="decoded image limit (w*h)")
     p.add_argument("--image-folder", help="folder of images for text-to-image search (CLIP models)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--int8", choices=["weights", "w8a8"],
+                   help="serve causal LMs with int8 CPU decoding: int8 weights, or weights and activations")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run_serve)
@@ -37,7 +39,8 @@ def run_serve(args) -> int:
     config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get("LINGVIS_API_KEY"),
                          max_queue=args.max_queue, max_batch=args.max_batch,
                          max_body_bytes=int(args.max_body_mb * 2**20), max_image_pixels=args.max_image_pixels,
-                         image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device)
+                         image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device,
+                         int8=args.int8)
     config.validate()
     if args.threads:
         import torch

@@ -18,8 +18,13 @@ class ServeConfig:
     max_n: int = 16                     # completions per prompt
     image_folder: Path | None = None    # folder searched by /v1/images/search
     device: str = "cpu"
+    int8: str | None = None             # causal LMs on CPU: "weights" (weight-only) or "w8a8" (dynamic)
 
     def validate(self) -> None:
+        if self.int8 not in (None, "weights", "w8a8"):
+            raise ValueError(f"int8 must be 'weights' or 'w8a8', got {self.int8!r}")
+        if self.int8 and str(self.device) != "cpu":
+            raise ValueError("int8 decoding is for CPU serving: drop --int8 or use --device cpu")
         for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ...models.causal_lm import CausalLM
 from ..config import ServeConfig
 from .base import Adapter
 
@@ -51,5 +52,9 @@ def open_model(name: str, path: str | Path, config: ServeConfig) -> Adapter:
 
     path = Path(path)
     model = api.load(path, device=config.device).eval()
+    if config.int8 and isinstance(model, CausalLM):
+        from ...quant import quantize_int8
+
+        model = quantize_int8(model, activations="int8" if config.int8 == "w8a8" else "float")
     cls = adapter_class(model, str(path))
     return cls(name, model, _tokenizer_or_none(path), path, config)
