@@ -18,6 +18,8 @@ class KVCache:
         self.k: list[torch.Tensor | None] = [None] * n_layers
         self.v: list[torch.Tensor | None] = [None] * n_layers
         self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+        self._spare_k: list[torch.Tensor | None] = [None] * n_layers  # reorder targets, swapped in per step
+        self._spare_v: list[torch.Tensor | None] = [None] * n_layers
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write new (B, H, T, D) keys/values at the current offset; return all keys/values so far."""
@@ -55,16 +57,20 @@ class KVCache:
         the encoder keys/values as they are (valid when every row of a group shares one source, as the
         beams of one sentence do, and `index` only permutes rows within their group)."""
         n = self.length  # only the written prefix moves; positions past it are overwritten before use
-        for store in (self.k, self.v):
+        for store, spares in ((self.k, self._spare_k), (self.v, self._spare_v)):
             for i, t in enumerate(store):
                 if t is None:
                     continue
-                rows = t[:, :, :n].index_select(0, index)  # (B', H, n, D)
-                if len(index) == t.shape[0]:
-                    t[:, :, :n] = rows  # in place: no new max_len buffer per step
-                else:
+                if len(index) == t.shape[0]:  # beams re-ranked: gather into a spare buffer and swap (one copy)
+                    spare = spares[i]
+                    if spare is None or spare.shape != t.shape:
+                        spare = torch.empty_like(t)
+                    torch.index_select(t[:, :, :n], 0, index, out=spare[:, :, :n])  # (B, H, n, D)
+                    store[i], spares[i] = spare, t
+                else:  # rows dropped (finished sequences): a smaller buffer
                     store[i] = t.new_zeros(len(index), *t.shape[1:])
-                    store[i][:, :, :n] = rows
+                    store[i][:, :, :n] = t[:, :, :n].index_select(0, index)
+                    spares[i] = None
         if cross:
             self.cross = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
                           for c in self.cross]
