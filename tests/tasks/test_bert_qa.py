@@ -4,7 +4,7 @@ import torch
 
 import lingvis
 from lingvis.data.tasks_text import QAExample
-from lingvis.recipes.bert_finetune import FinetuneArgs, finetune
+from lingvis.recipes.bert_finetune import FinetuneArgs, finetune, qa_data
 from lingvis.tasks.qa import predict_qa
 from lingvis.tasks.qa_features import QAWindows, decode_answers, encode_qa
 from lingvis.tokenizers import train_wordpiece
@@ -23,9 +23,14 @@ def test_finetune_qa_v2_builtin_held_out_em_f1(tmp_path):
     assert m["exact"] > 30 and m["has_ans_exact"] > 30 and m["no_ans_exact"] > 0  # chance: about 0
     model, tok = lingvis.load(tmp_path / "run"), lingvis.load_tokenizer(tmp_path / "run")
     assert model.config.no_answer
-    ctx = "Alice was born in Paris. Alice works as a pilot. Alice was born in the year 1901."
-    out = predict_qa(model, tok, [QAExample("a", "Where was Alice born?", ctx)])[0]
-    assert out["answer"] == "Paris" and ctx[out["start"]:out["end"]] == "Paris"
+    # predict_qa (the CLI's path) on held-out questions that have an answer: spans cut from the context,
+    # mostly right. (Not one fixed example: the tokenizers library's vocabulary training breaks count ties
+    # differently in every process, so the fitted model, and any single answer, vary from run to run.)
+    test = [ex for ex in qa_data(args)[2] if not ex.is_impossible][:60]
+    outs = predict_qa(model, tok, test)
+    assert all(o["answer"] == "" or ex.context[o["start"]:o["end"]] == o["answer"] for ex, o in zip(test, outs))
+    right = sum(o["answer"] in {a for a, _ in ex.answers} for ex, o in zip(test, outs))
+    assert right >= 0.25 * len(test), f"{right}/{len(test)} held-out answers right"  # chance: about 0
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,10 @@ def train_wordpiece(
 ) -> Tokenizer:
     """WordPiece vocabulary of at most `vocab_size` entries (specials and single characters included).
 
-    `strip_accents=None` follows `lowercase` (as BERT's uncased models do)."""
+    `strip_accents=None` follows `lowercase` (as BERT's uncased models do). Not reproducible across
+    processes: the tokenizers library numbers the `##` continuation pieces in hash-map order, which breaks
+    merge-count ties differently each time, so two trainings on the same text differ in a few dozen rare
+    pieces (byte-level BPE, `train_bpe`, is reproducible). A run saves its tokenizer, so resuming is exact."""
     specials = list(BERT_SPECIAL_TOKENS.values())
     if vocab_size < len(specials) + 26:
         raise ValueError(f"vocab_size={vocab_size} is too small for a WordPiece vocabulary "
