@@ -37,6 +37,21 @@ def test_stop_string_cuts_before_it_streamed_or_not(lm):
     assert lingvis.generate(model, tok, ["whether"], max_new_tokens=30, stop=stop) == [want]
 
 
+def test_batched_rows_stop_at_their_stop_string_and_leave_the_batch(lm, monkeypatch):
+    model, tok = lm
+    prompts = ["whether", "To be", "the question"]
+    free = lingvis.generate(model, tok, prompts, max_new_tokens=30)
+    stop = free[0][6:8]  # row 0 produces it early; other rows may or may not
+    want = [lingvis.generate(model, tok, p, max_new_tokens=30, stop=stop) for p in prompts]
+    rows = []
+    real = model.forward
+    monkeypatch.setattr(model, "forward", lambda ids, **kw: rows.append(tuple(ids.shape)) or real(ids, **kw))
+    assert lingvis.generate(model, tok, prompts, max_new_tokens=30, stop=stop) == want
+    assert want[0] == free[0][:free[0].find(stop)]
+    steps = [b for b, t in rows if t == 1]  # decode steps (prefill runs per prompt length)
+    assert steps[0] == len(prompts) and min(steps) < len(prompts)  # the stopped row was no longer computed
+
+
 def test_stop_string_helpers():
     assert _stop_at("abc<|end|>x", ["<|end|>", "c<"]) == 2
     assert _stop_at("abc", ["zz"]) is None

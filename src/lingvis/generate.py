@@ -3,7 +3,7 @@ KV cache, streaming and batched prompts of different lengths (left padding, not 
 row-independent models; finished rows leave the batch)."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -130,8 +130,10 @@ def _worth_compacting(done: torch.Tensor) -> bool:
 
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
-               use_cache: bool = True) -> Iterator[torch.Tensor]:
-    """Yield (B,) next-token ids step by step; finished rows keep yielding their eos id.
+               use_cache: bool = True,
+               finished: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
+    """Yield (B,) next-token ids step by step; finished rows keep yielding their eos id (0 without one).
+    `finished`, called with each step's (B,) ids, may end rows early (a (B,) bool; e.g. stop strings).
 
     No compute goes to padding or finished rows for models whose rows are independent (`row_independent`,
     e.g. GPT): left-padded prompts are prefilled unpadded, grouped by length, and rows that reached eos
@@ -167,10 +169,11 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
             nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B',)
             nxt = torch.where(done, fill.expand_as(nxt), nxt)
             done = done | torch.isin(nxt, eos)
-            if len(rows) == B:
-                yield nxt
-            else:
-                yield torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, rows, nxt)
+            full = nxt if len(rows) == B else \
+                torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, rows, nxt)
+            yield full
+            if finished is not None:
+                done = done | finished(full)[rows].to(done.device)
             if bool(done.all()):
                 return
             seq = torch.cat([seq, nxt[:, None]], dim=1)

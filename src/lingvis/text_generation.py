@@ -81,7 +81,8 @@ def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int 
 
 
 def generate_batch(model, tokenizer, prompts: list[str], cfg: SamplingConfig, stop: Sequence[str] = ()) -> list[str]:
-    """Batched generation over prompts of different lengths (left padding)."""
+    """Batched generation over prompts of different lengths (left padding). A row that reaches eos or one
+    of the `stop` strings stops decoding; the others go on."""
     seqs = [tokenizer.encode(p) for p in prompts]
     for i, s in enumerate(seqs):
         if not s:
@@ -89,8 +90,19 @@ def generate_batch(model, tokenizer, prompts: list[str], cfg: SamplingConfig, st
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else (tokenizer.eos_id or 0)
     ids, mask = pad_left(seqs, pad)
     device = next(model.parameters()).device
-    cols = [t[:, None] for t in stream_ids(model, ids.to(device), cfg, mask.to(device))]
-    new = torch.cat(cols, dim=1).tolist() if cols else [[] for _ in prompts]
+    new: list[list[int]] = [[] for _ in prompts]
+    stopped = [False] * len(prompts)
+
+    def hit_stop(_: torch.Tensor) -> torch.Tensor:
+        """(B,) rows whose text now holds a stop string: they leave the batch, no more compute for them."""
+        for i, row in enumerate(new):
+            stopped[i] = stopped[i] or _stop_at(tokenizer.decode(row), stop) is not None
+        return torch.tensor(stopped)
+
+    for step in stream_ids(model, ids.to(device), cfg, mask.to(device), finished=hit_stop if stop else None):
+        for i, t in enumerate(step.tolist()):
+            if not stopped[i]:
+                new[i].append(t)
     texts = []
     for row in new:
         if cfg.eos_ids and any(t in cfg.eos_ids for t in row):
