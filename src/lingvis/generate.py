@@ -128,6 +128,33 @@ def _worth_compacting(done: torch.Tensor) -> bool:
     return n > 0 and n * 8 >= len(done)
 
 
+@dataclass
+class _Live:
+    """The rows still being decoded: original row index, ids so far, padding mask and positions."""
+    rows: torch.Tensor                # (B',) index into the caller's batch
+    seq: torch.Tensor                 # (B', T + t) prompt + generated ids
+    mask: torch.Tensor | None         # (B', T + t) 1 = real token; None when no row is padded
+    pos: torch.Tensor | None          # (B', T + t) positions of the padded rows
+    done: torch.Tensor                # (B',) reached eos (or `finished`)
+    step_pos: torch.Tensor | None = None
+
+    def append(self, nxt: torch.Tensor, cached: bool) -> None:
+        """Extend every row by its (B',) next id."""
+        self.seq = torch.cat([self.seq, nxt[:, None]], dim=1)
+        if self.mask is not None:
+            self.mask = torch.cat([self.mask, self.mask.new_ones(len(nxt), 1)], dim=1)
+            self.step_pos = self.pos[:, -1:] + 1 if cached else (self.mask.cumsum(-1) - 1).clamp(min=0)
+            self.pos = torch.cat([self.pos, self.pos[:, -1:] + 1], dim=1)
+
+    def keep(self, keep: torch.Tensor, cache) -> None:
+        """Keep only rows `keep` (B'',), cache rows included."""
+        self.rows, self.seq, self.done = self.rows[keep], self.seq[keep], self.done[keep]
+        if self.mask is not None:
+            self.mask, self.pos, self.step_pos = self.mask[keep], self.pos[keep], self.step_pos[keep]
+        if cache is not None:
+            cache.reorder(keep)
+
+
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True,
@@ -153,44 +180,36 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None else None
     eos = torch.tensor(cfg.eos_ids or [-1], device=input_ids.device)
     fill = eos[0].clamp(min=0)
-    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-    rows = torch.arange(B, device=input_ids.device)  # the original row of each live batch row
-    seq, step_in, step_pos = input_ids, input_ids, pos
+    live = _Live(torch.arange(B, device=input_ids.device), input_ids, mask, pos,
+                 torch.zeros(B, dtype=torch.bool, device=input_ids.device), pos)
+    step_in = input_ids
     with packed_linears(model):  # oneDNN packed weights for the small-batch steps (nn/packed_linear.py)
         for step in range(cfg.max_new_tokens):
             if slide and cache is not None and cache.length + step_in.shape[1] > context:
-                step_in, cache = seq[:, -(3 * context // 4):], model.new_cache(len(rows), context)  # re-prefill
+                step_in, cache = live.seq[:, -(3 * context // 4):], model.new_cache(len(live.rows), context)
             elif slide and cache is None and step_in.shape[1] > context:
-                step_in = seq[:, -context:]
+                step_in = live.seq[:, -context:]
             if step == 0 and lengths is not None:
                 logits = prefill_unpadded(model, input_ids, lengths, cache)  # (B, V)
             else:
-                logits = model(step_in, attention_mask=mask, position_ids=step_pos, cache=cache, last_only=True)[:, -1]
-            nxt = pick(process_logits(logits.float(), _seen(seq, mask, cfg), cfg), cfg, gen)  # (B',)
-            nxt = torch.where(done, fill.expand_as(nxt), nxt)
-            done = done | torch.isin(nxt, eos)
-            full = nxt if len(rows) == B else \
-                torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, rows, nxt)
+                logits = model(step_in, attention_mask=live.mask, position_ids=live.step_pos, cache=cache,
+                               last_only=True)[:, -1]
+            nxt = pick(process_logits(logits.float(), _seen(live.seq, live.mask, cfg), cfg), cfg, gen)  # (B',)
+            nxt = torch.where(live.done, fill.expand_as(nxt), nxt)
+            live.done = live.done | torch.isin(nxt, eos)
+            full = nxt if len(live.rows) == B else \
+                torch.full((B,), int(fill), dtype=nxt.dtype, device=nxt.device).index_copy_(0, live.rows, nxt)
             yield full
             if finished is not None:
-                done = done | finished(full)[rows].to(done.device)
-            if bool(done.all()):
+                live.done = live.done | finished(full)[live.rows].to(live.done.device)
+            if bool(live.done.all()):
                 return
-            seq = torch.cat([seq, nxt[:, None]], dim=1)
-            if mask is not None:
-                mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-                step_pos = pos[:, -1:] + 1 if cache is not None else (mask.cumsum(-1) - 1).clamp(min=0)
-                pos = torch.cat([pos, pos[:, -1:] + 1], dim=1)
-            if independent and _worth_compacting(done):
-                keep = (~done).nonzero().squeeze(1)  # (B'',)
-                rows, seq, nxt, done = rows[keep], seq[keep], nxt[keep], done[keep]
-                if mask is not None:
-                    mask, pos, step_pos = mask[keep], pos[keep], step_pos[keep]
-                if cache is not None:
-                    cache.reorder(keep)
-            step_in = nxt[:, None] if cache is not None else seq
-            if cache is None and mask is None:
-                step_pos = None
+            live.append(nxt, cache is not None)
+            if independent and _worth_compacting(live.done):
+                keep = (~live.done).nonzero().squeeze(1)  # (B'',)
+                live.keep(keep, cache)
+                nxt = nxt[keep]
+            step_in = nxt[:, None] if cache is not None else live.seq
 
 
 def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -30,6 +30,7 @@ from torch import nn
 PACKED_MAX_ROWS = 32   # above this many rows a dequantised sgemm beats the row-by-row kernel (measured)
 _HAS_PACKED = hasattr(torch.ops.aten, "_weight_int8pack_mm")
 ACTIVATIONS = ("float", "int8")
+INT8_MODES = {"weights": "float", "w8a8": "int8"}  # CLI / server names -> `quantize_int8(activations=...)`
 
 
 @functools.cache
@@ -157,6 +158,13 @@ def quantize_int8(model: nn.Module, skip: tuple[str, ...] = (), activations: str
     for owner, name, child in swaps:
         setattr(owner, name, QuantLinear.from_linear(child, activations))
     return model.eval()
+
+
+def quantize_int8_mode(model: nn.Module, mode: str) -> nn.Module:
+    """`quantize_int8` by its command-line name: "weights" (weight-only) or "w8a8" (W8A8 dynamic)."""
+    if mode not in INT8_MODES:
+        raise ValueError(f"int8 mode must be one of {sorted(INT8_MODES)}, got {mode!r}")
+    return quantize_int8(model, activations=INT8_MODES[mode])
 
 
 def weight_bytes(model: nn.Module) -> int:

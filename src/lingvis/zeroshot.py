@@ -144,8 +144,7 @@ class EmbeddingIndex:
         cosine of fp32), `precision="bf16"` in bfloat16 (fast on CPUs with AMX / AVX512-BF16)."""
         from .models.fast_encode import FastImageEncoder
 
-        precision = precision or ("int8" if int8 else "fp32")
-        encoder = FastImageEncoder(model, precision=precision) if precision != "fp32" else None
+        encoder = FastImageEncoder(model, int8, precision)  # "fp32": the model itself, under inference mode
         kept, embs = [], []
         for i in range(0, len(paths), batch_size):
             imgs, ok = load_images(paths[i:i + batch_size], errors)

@@ -46,7 +46,7 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
     p.add_argument("--overflow", choices=["slide", "error"], default="slide",
                    help="when prompt + new tokens exceed the context: slide a window (default) or fail")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--int8", choices=["weights", "w8a8"],
+    p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
 
 
@@ -56,11 +56,11 @@ def _load(args):
 
     model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
     if args.int8:
-        from ..quant import quantize_int8
+        from ..quant import quantize_int8_mode
 
         if str(args.device) != "cpu":
             raise SystemExit("error: --int8 is for CPU decoding; drop it or use --device cpu")
-        model = quantize_int8(model, activations="int8" if args.int8 == "w8a8" else "float")
+        model = quantize_int8_mode(model, args.int8)
     return model, tok
 
 

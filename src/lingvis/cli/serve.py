@@ -22,7 +22,7 @@ def register(sub, groups) -> None:
     p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="decoded image limit (w*h)")
     p.add_argument("--image-folder", help="folder of images for text-to-image search (CLIP models)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--int8", choices=["weights", "w8a8"],
+    p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="serve causal LMs with int8 CPU decoding: int8 weights, or weights and activations")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

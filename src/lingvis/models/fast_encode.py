@@ -91,7 +91,7 @@ class FastImageEncoder:
         precision = precision or ("int8" if int8 else "fp32")
         if precision not in self.PRECISIONS:
             raise ValueError(f"precision must be one of {self.PRECISIONS}, got {precision!r}")
-        self.precision, self.int8 = precision, precision == "int8"
+        self.precision = precision
         if precision == "int8":
             self.model = quantize_dynamic_int8(copy.deepcopy(model).eval())
         elif precision == "bf16":

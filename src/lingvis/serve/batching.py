@@ -213,12 +213,13 @@ class Engine:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (k, P)
         full = any(s.spec.prompt_logprobs for s in seqs)
         cache = self.model.new_cache(len(seqs), ids.shape[1])
-        lengths = None if full or bool(mask.all()) or not getattr(self.model, "row_independent", False) \
-            else left_padded_lengths(mask)
+        padded = not bool(mask.all())
+        lengths = left_padded_lengths(mask) if padded and not full and \
+            getattr(self.model, "row_independent", False) else None
         if lengths is not None:  # prompts of different lengths: prefill each length group without padding
             logits = prefill_unpadded(self.model, ids, lengths, cache)[:, None].float()  # (k, 1, V)
         else:
-            logits = self.model(ids, attention_mask=None if bool(mask.all()) else mask, position_ids=pos,
+            logits = self.model(ids, attention_mask=mask if padded else None, position_ids=pos,
                                 cache=cache, last_only=not full).float()  # (k, P or 1, V)
         self.counters["prefills"] += 1
         for j, s in enumerate(seqs):

@@ -21,8 +21,10 @@ class ServeConfig:
     int8: str | None = None             # causal LMs on CPU: "weights" (weight-only) or "w8a8" (dynamic)
 
     def validate(self) -> None:
-        if self.int8 not in (None, "weights", "w8a8"):
-            raise ValueError(f"int8 must be 'weights' or 'w8a8', got {self.int8!r}")
+        from ..quant import INT8_MODES
+
+        if self.int8 is not None and self.int8 not in INT8_MODES:
+            raise ValueError(f"int8 must be one of {sorted(INT8_MODES)}, got {self.int8!r}")
         if self.int8 and str(self.device) != "cpu":
             raise ValueError("int8 decoding is for CPU serving: drop --int8 or use --device cpu")
         for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n"):

@@ -53,8 +53,8 @@ def open_model(name: str, path: str | Path, config: ServeConfig) -> Adapter:
     path = Path(path)
     model = api.load(path, device=config.device).eval()
     if config.int8 and isinstance(model, CausalLM):
-        from ...quant import quantize_int8
+        from ...quant import quantize_int8_mode
 
-        model = quantize_int8(model, activations="int8" if config.int8 == "w8a8" else "float")
+        model = quantize_int8_mode(model, config.int8)
     cls = adapter_class(model, str(path))
     return cls(name, model, _tokenizer_or_none(path), path, config)
