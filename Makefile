@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Idle OpenMP threads sleep instead of spinning: much faster when other processes share the cores.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test bench bench-quick install clean
+.PHONY: demo test test-core bench bench-quick install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 	bash scripts/test_deps.sh
 	$(BIN)/python -m pytest -q --timeout=900
 
+# the core dependencies alone (no extras): import, a tiny pretrain and generate (CI runs it)
+test-core:
+	PY=$(PY) bash scripts/core_smoke.sh
+
 # every side-by-side comparison (about 6 minutes on an idle 2-core machine), under OpenMP's default wait
 # policy, as users run: PASSIVE (kept for tests and the demo) slows small ops on both sides and skews ratios
 bench: $(STAMP)
@@ -36,4 +40,4 @@ bench-quick: $(STAMP)
 	env -u OMP_WAIT_POLICY $(BIN)/python -m benchmarks.run --quick --out results
 
 clean:
-	rm -rf $(VENV) runs results
+	rm -rf $(VENV) .venv-core runs results

@@ -1,11 +1,11 @@
 """lingvis: Transformer language and vision-language models in one small codebase."""
 from . import models  # noqa: F401  (registers families)
+from ._version import __version__
 from .api import load, load_tokenizer, resolve_checkpoint, save
 from .embeddings import embed
 from .models import build, list_presets
 from .text_generation import generate
 from .zeroshot import zero_shot_classify
 
-__version__ = "0.1.0"
-__all__ = ["load", "save", "load_tokenizer", "resolve_checkpoint", "build", "list_presets", "generate",
+__all__ = ["__version__", "load", "save", "load_tokenizer", "resolve_checkpoint", "build", "list_presets", "generate",
            "zero_shot_classify", "embed"]

@@ -1,14 +1,16 @@
-"""The `lingvis` command. Each module in COMMANDS adds its subcommands with `register(subparsers)`."""
+"""The `lingvis` command. Every module of this package that defines `register(subparsers, groups)` adds its
+subcommands: a new family's CLI is a new file here, with no list to edit."""
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
+from .._optional import MissingDependency
+from .._version import __version__
 from .common import apply_config
 
-# module name -> adds subcommands; families add theirs here
-COMMANDS = ["gpt", "bert", "convert", "tokenizer", "info", "demo", "serve", "vision", "vqa", "seq2seq"]
 # subcommand groups that several families extend: `lingvis pretrain gpt`, `lingvis finetune classify`, ...
 GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a model on a task",
           "data": "generate or inspect built-in datasets", "evaluate": "evaluate a trained model on a dataset"}
@@ -17,14 +19,21 @@ GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lingvis", description="Transformer language and vision-language "
                                      "models: pretrain, fine-tune, generate, chat, convert, serve.")
+    parser.add_argument("--version", action="version", version=f"lingvis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups = {}
     for name, help_ in GROUPS.items():
         gp = sub.add_parser(name, help=help_, description=help_)
         groups[name] = gp.add_subparsers(dest="target", metavar="TARGET")
-    for mod in COMMANDS:
-        importlib.import_module(f"{__name__}.{mod}").register(sub, groups)
+    for mod in command_modules():
+        mod.register(sub, groups)
     return parser
+
+
+def command_modules() -> list:
+    """The modules of this package that register subcommands (those with a `register` function)."""
+    mods = [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
+    return [m for m in mods if callable(getattr(m, "register", None))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError, MissingDependency) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -32,8 +32,10 @@ def register(sub, groups) -> None:
 def run_serve(args) -> int:
     import os
 
-    import uvicorn
+    from .._optional import require
 
+    require("fastapi", "the server")
+    uvicorn = require("uvicorn", "the server")
     from ..serve import ServeConfig, create_app, load_models
 
     config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get("LINGVIS_API_KEY"),

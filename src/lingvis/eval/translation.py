@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from sacrebleu.metrics import BLEU, CHRF
+from .._optional import require
 
 # Code points of Chinese characters (CJK Unified Ideographs + Extension A + Compatibility).
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0xF900, 0xFAFF))
@@ -73,7 +73,7 @@ def corpus_bleu(
     segment i. `tokenize` overrides the automatic choice."""
     streams = _ref_streams(hypotheses, references)
     tok = tokenize or choose_tokenizer(references, target_lang)
-    metric = BLEU(tokenize=tok, lowercase=lowercase)
+    metric = require("sacrebleu.metrics", "BLEU").BLEU(tokenize=tok, lowercase=lowercase)
     s = metric.corpus_score(list(hypotheses), streams)
     details = {"precisions": list(s.precisions), "bp": s.bp, "ratio": s.sys_len / s.ref_len if s.ref_len else 0.0,
                "sys_len": s.sys_len, "ref_len": s.ref_len}
@@ -85,6 +85,6 @@ def corpus_chrf(
 ) -> TranslationScore:
     """sacrebleu corpus chrF (word_order=2 gives chrF++). Character-level, so no tokenizer."""
     streams = _ref_streams(hypotheses, references)
-    metric = CHRF(word_order=word_order, lowercase=lowercase)
+    metric = require("sacrebleu.metrics", "chrF").CHRF(word_order=word_order, lowercase=lowercase)
     s = metric.corpus_score(list(hypotheses), streams)
     return TranslationScore(s.name, float(s.score), str(metric.get_signature()))

@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from .._version import __version__
 from . import adapters as _adapters  # noqa: F401  (registers every adapter kind)
 from .adapters.base import Adapter
 from .adapters.registry import open_model
@@ -50,7 +51,7 @@ def create_app(adapters: list[Adapter], config: ServeConfig | None = None) -> Fa
         finally:
             hub.close()
 
-    app = FastAPI(title="lingvis", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="lingvis", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible serving of lingvis language and vision-language models")
     app.state.hub, app.state.config = hub, config
     install_handlers(app)
