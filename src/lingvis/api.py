@@ -1,6 +1,7 @@
 """The top-level contract: `load`, `save`, `load_tokenizer`."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import torch
 from torch import nn
 
 from . import interop
-from .io import META_FILE, CheckpointError, atomic_dir, load_native, write_native_files, config_dict
+from .io import META_FILE, CheckpointError, atomic_dir, config_dict, load_native, write_native_files
+from .lora import merge_lora
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -56,11 +58,10 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
     if format not in ("auto", "hf", "lingvis"):
         raise ValueError(f"format must be auto, hf or lingvis, got {format!r}")
     _check_destination(Path(path))
-    exporter = interop.EXPORTERS.get(getattr(model, "family", ""))
     with atomic_dir(path) as tmp:
         written = False
-        if format in ("auto", "hf") and exporter is not None:
-            written = exporter(model, tmp)
+        if format in ("auto", "hf"):
+            written = interop.export_hf(model, tmp)
         if format == "hf" and not written:
             raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
                              "use format='lingvis'")
@@ -95,3 +96,8 @@ def _stamp_special_ids(folder: Path, tokenizer) -> None:
             if value is not None:
                 cfg[key] = value
         cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def export_merged(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto") -> Path:
+    """Write a merged copy of a LoRA adapter model (the model itself is left as it is)."""
+    return save(merge_lora(copy.deepcopy(model)).eval(), path, tokenizer=tokenizer, format=format)

@@ -170,7 +170,7 @@ def beam_search(model, input_ids: torch.Tensor, cfg: BeamConfig,
     token for a `DecoderView`). Returns the `num_return_sequences` best hypotheses per prompt."""
     cfg.validate()
     B, T = input_ids.shape
-    K, N = cfg.num_beams, cfg.max_new_tokens
+    N = cfg.max_new_tokens
     check_context(T, N, model.context_length)
     mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
     pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)

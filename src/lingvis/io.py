@@ -139,9 +139,10 @@ def load_native(path: str | Path) -> nn.Module:
     except (TypeError, ValueError) as e:  # unknown field, wrong value type, impossible sizes
         raise CheckpointError(f"{path / META_FILE}: {e}") from e
     if meta.get("lora"):  # a LoRA training checkpoint: base weights + adapters, returned merged
-        from .lora import restore_merged
+        from .lora import LoRAConfig, apply_lora, merge_lora
 
-        return restore_merged(model, meta["lora"], read_safetensors(path / WEIGHTS_FILE),
-                              str(path / WEIGHTS_FILE)).eval()
+        apply_lora(model, LoRAConfig(**meta["lora"]))
+        load_state(model, read_safetensors(path / WEIGHTS_FILE), source=str(path / WEIGHTS_FILE))
+        return merge_lora(model).eval()
     load_state(model, read_safetensors(path / WEIGHTS_FILE), source=str(path / WEIGHTS_FILE))
     return model.eval()

@@ -5,15 +5,13 @@
 which keeps the frozen weight under the same name and adds `lora_A` (r, in) and `lora_B` (out, r):
     y = x W^T + b + (alpha / r) * dropout(x) A^T B^T
 Everything else is frozen except parameters whose names contain one of `train` (e.g. a new task head).
-`merge_lora` folds B A into W and restores plain `nn.Linear`s; `export_merged` writes a checkpoint that
+`merge_lora` folds B A into W and restores plain `nn.Linear`s; `lingvis.api.export_merged` writes a checkpoint that
 plain `lingvis.load` opens (Hugging Face format where the family has one).
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -127,19 +125,3 @@ def merge_lora(model: nn.Module) -> nn.Module:
     if hasattr(model, "lora_config"):
         del model.lora_config
     return model
-
-
-def export_merged(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto") -> Path:
-    """Write a merged copy of an adapter model (the model itself is left as it is)."""
-    from .api import save
-
-    return save(merge_lora(copy.deepcopy(model)).eval(), path, tokenizer=tokenizer, format=format)
-
-
-def restore_merged(model: nn.Module, lora: dict, state: dict[str, torch.Tensor], source: str) -> nn.Module:
-    """Load an adapter checkpoint (`lingvis.json` holds `"lora": {...}`) and return it merged."""
-    from .io import load_state
-
-    apply_lora(model, LoRAConfig(**lora))
-    load_state(model, state, source=source)
-    return merge_lora(model)

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.bert import Bert, BertConfig
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
 from .sentence_transformers import read_st_pooling, write_st_files
 
 ARCH_TO_HEAD = {"BertModel": "none", "BertForMaskedLM": "mlm", "BertForPreTraining": "pretraining",

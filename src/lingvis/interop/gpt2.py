@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.gpt import GPT, GPTConfig
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
 
 ACT_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
                "quick_gelu": "quick_gelu", "silu": "silu", "swish": "silu"}

@@ -1,0 +1,68 @@
+"""Loader and exporter registries for Hugging Face folders, and reading HF weights (safetensors only).
+Family modules of this package register into it; nothing here imports them."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..io import CheckpointError, read_safetensors
+
+LOADERS: dict[str, Callable[[dict, dict[str, torch.Tensor], Path], nn.Module]] = {}
+# family -> writers tried in order; each returns False when the model has no HF twin in its format
+EXPORTERS: dict[str, list[Callable[[nn.Module, Path], bool]]] = {}
+
+
+def register_loader(model_type: str):
+    def deco(fn):
+        LOADERS[model_type] = fn
+        return fn
+    return deco
+
+
+def register_exporter(family: str):
+    def deco(fn):
+        EXPORTERS.setdefault(family, []).append(fn)
+        return fn
+    return deco
+
+
+def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors, or a sharded model.safetensors.index.json; never pickles."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError) as e:
+            raise CheckpointError(f"corrupt shard index {index}: {e}") from e
+        state = {}
+        for shard in shards:
+            state.update(read_safetensors(path / shard))
+        return state
+    if (path / "model.safetensors").is_file():
+        return read_safetensors(path / "model.safetensors")
+    if (path / "pytorch_model.bin").is_file():
+        raise CheckpointError(f"{path} has only pytorch_model.bin (a pickle); lingvis loads safetensors only. "
+                              "Convert it with transformers: model.save_pretrained(dir, safe_serialization=True)")
+    raise CheckpointError(f"no model.safetensors (or sharded index) in {path}")
+
+
+def load_hf(path: Path) -> nn.Module:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"corrupt {path / 'config.json'}: {e}") from e
+    model_type = config.get("model_type")
+    if model_type not in LOADERS:
+        raise CheckpointError(f"{path / 'config.json'}: unsupported model_type {model_type!r}; "
+                              f"lingvis loads {sorted(LOADERS)}")
+    return LOADERS[model_type](config, read_hf_weights(path), path).eval()
+
+
+
+def export_hf(model: nn.Module, folder: Path) -> bool:
+    """Write `model` as Hugging Face files into `folder`; False when its family/config has no HF twin."""
+    return any(writer(model, folder) for writer in EXPORTERS.get(getattr(model, "family", ""), []))
