@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..nn import Block, BlockConfig, LearnedPositions
+from ..nn import BlockConfig, BlockInputs, LearnedPositions, run_blocks, transformer_block
 from ..nn.masks import combine, padding_mask
 from .bert_heads import HEADS, BertOutput, MLMHead, QAHead
 from .registry import register_family, register_preset
@@ -76,7 +76,7 @@ class Bert(nn.Module):
         self.seg_emb = nn.Embedding(c.type_vocab_size, c.n_embd)
         self.emb_ln = nn.LayerNorm(c.n_embd, eps=c.norm_eps)
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
         self.pooler = nn.Linear(c.n_embd, c.n_embd) if c.pooler else None
         self.head_drop = nn.Dropout(c.dropout if c.classifier_dropout is None else c.classifier_dropout)
         self.mlm = MLMHead(c.n_embd, c.vocab_size, c.activation, c.norm_eps) if c.head in ("mlm", "pretraining") \
@@ -119,9 +119,7 @@ class Bert(nn.Module):
         mask = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             mask = combine(padding_mask(attention_mask))  # (B, 1, 1, T) key mask, True = attend
-        for block in self.blocks:
-            x = block(x, mask)
-        return x
+        return run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))
 
     def encode_packed(self, input_ids: torch.Tensor, lengths: list[int],
                       token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -140,9 +138,7 @@ class Bert(nn.Module):
         mask = torch.zeros(same.shape, device=dev).masked_fill_(~same, float("-inf"))
         types = None if token_type_ids is None else token_type_ids[None]
         x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
-        for block in self.blocks:
-            x = block(x, mask)
-        return x[0]
+        return run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))[0]
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """tanh(dense(x)) of the [CLS] vector, or of the mean over real tokens (classifier_pooling='mean')."""

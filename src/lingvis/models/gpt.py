@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn import Block, BlockConfig, KVCache, LearnedPositions, Rotary, SinusoidalPositions, make_norm
+from ..nn import (BlockConfig, BlockInputs, KVCache, LearnedPositions, Rotary, SinusoidalPositions, check_rope_scaling,
+                  make_norm, run_blocks, transformer_block)
 from ..nn.losses import linear_cross_entropy
-from ..nn.masks import causal_mask, combine, padding_mask
 from .causal_lm import CausalLM
+from .init import init_normal
 from .registry import register_family, register_preset
 
 
@@ -32,12 +33,51 @@ class GPTConfig:
     tie_embeddings: bool = True
     cross_attention: bool = False   # blocks also attend to a `memory` (encoder output): captioning decoders
     cross_dim: int | None = None    # width of that memory; default n_embd
+    # modern decoders (Llama, Mistral, Qwen2/3): all optional, defaults give GPT-2
+    mlp_hidden: int | None = None   # MLP width (default mlp_ratio * n_embd)
+    n_kv_head: int | None = None    # grouped-query attention: key/value heads (default n_head)
+    head_dim: int | None = None     # default n_embd // n_head
+    qkv_bias: bool | None = None    # default `bias` (Qwen2: True with bias=False)
+    attn_out_bias: bool | None = None
+    mlp_bias: bool | None = None
+    qk_norm: bool = False           # per-head q/k norm (Qwen3)
+    rope_scaling: dict | None = None  # transformers' rope_scaling: linear | dynamic | yarn | llama3 (+ fields)
+    sliding_window: int | None = None  # attend to the last `sliding_window` positions (Mistral)
+    layer_types: list[str] | None = None  # per layer "sliding_attention" | "full_attention" (default: all sliding)
+
+    def __post_init__(self):
+        if self.position not in ("learned", "sinusoidal", "rotary"):
+            raise ValueError(f"unknown position {self.position!r}; expected learned, sinusoidal or rotary")
+        self.rope_scaling = check_rope_scaling(self.rope_scaling)
+        if self.rope_scaling and self.position != "rotary":
+            raise ValueError("rope_scaling needs position='rotary'")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.n_layer:
+                raise ValueError(f"layer_types has {len(self.layer_types)} entries for n_layer {self.n_layer}")
+            bad = sorted(set(self.layer_types) - {"sliding_attention", "full_attention"})
+            if bad:
+                raise ValueError(f"layer_types: unknown type(s) {bad}; expected sliding_attention or full_attention")
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.n_embd // self.n_head
+
+    def layer_window(self, i: int) -> int | None:
+        """The sliding window of layer i (None: full attention)."""
+        if self.sliding_window is None:
+            return None
+        if self.layer_types is not None and self.layer_types[i] != "sliding_attention":
+            return None
+        return self.sliding_window
 
     def block_config(self) -> BlockConfig:
-        return BlockConfig(dim=self.n_embd, n_heads=self.n_head, mlp_hidden=int(self.mlp_ratio * self.n_embd),
+        return BlockConfig(dim=self.n_embd, n_heads=self.n_head,
+                           mlp_hidden=self.mlp_hidden or int(self.mlp_ratio * self.n_embd),
                            activation=self.activation, norm=self.norm, norm_eps=self.norm_eps, prenorm=True,
                            bias=self.bias, dropout=self.dropout, cross_attention=self.cross_attention,
-                           cross_dim=self.cross_dim)
+                           cross_dim=self.cross_dim, n_kv_heads=self.n_kv_head, head_dim=self.head_dim,
+                           qkv_bias=self.qkv_bias, attn_out_bias=self.attn_out_bias, mlp_bias=self.mlp_bias,
+                           qk_norm=self.qk_norm)
 
 
 class GPT(CausalLM):
@@ -51,46 +91,50 @@ class GPT(CausalLM):
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)
         self.wpe = LearnedPositions(c.block_size, c.n_embd) if c.position == "learned" else None
         self.sin = SinusoidalPositions(c.block_size, c.n_embd) if c.position == "sinusoidal" else None
-        self.rope = Rotary(c.n_embd // c.n_head, c.block_size, c.rope_theta) if c.position == "rotary" else None
-        if c.position not in ("learned", "sinusoidal", "rotary"):
-            raise ValueError(f"unknown position {c.position!r}; expected learned, sinusoidal or rotary")
+        self.rope = Rotary(c.head_size, c.block_size, c.rope_theta, c.rope_scaling) if c.position == "rotary" \
+            else None
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
+        bc = c.block_config()
+        self.blocks = nn.ModuleList(transformer_block(bc, c.layer_window(i)) for i in range(c.n_layer))
         self.ln_f = make_norm(c.norm, c.n_embd, c.norm_eps, c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.lm_head.weight = self.wte.weight
-        self.apply(self._init_weights)
+        self.apply(init_normal)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
 
     @property
     def context_length(self) -> int:
         return self.config.block_size
 
-    def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
-        return KVCache(self.config.n_layer, max_len or self.config.block_size)
+    def new_cache(self, batch_size: int, max_len: int | None = None, ring: bool = True) -> KVCache:
+        """A cache for `batch_size` rows of up to `max_len` columns; sliding-window layers keep a ring of
+        `sliding_window` columns unless `ring=False` (callers that splice cache columns themselves)."""
+        c = self.config
+        windows = [c.layer_window(i) for i in range(c.n_layer)] if ring else None
+        return KVCache(c.n_layer, max_len or c.block_size, windows)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, C) token embeddings (what `inputs_embeds` replaces)."""
+        return self.wte(input_ids)
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
                 last_only: bool = False, memory: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+                memory_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, V) (or (B, 1, V) with `last_only`). With `labels` (B, T) (-100 = ignore) it returns
         instead the mean cross-entropy of the logits against them, from a fused head + loss that never
-        materialises the (B, T, V) log-softmax or its gradient (the fast training path)."""
+        materialises the (B, T, V) log-softmax or its gradient (the fast training path). `inputs_embeds`
+        (B, T, C) replaces the token embeddings (e.g. image features placed among text tokens)."""
         # input_ids: (B, T); attention_mask: (B, S) over cached + new positions (1 = real token)
         # memory: (B, M, cross_dim) encoder output for cross-attention; memory_mask: bool (B, 1, 1, M)
-        B, T = input_ids.shape
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        B, T = x.shape[:2]
         if self.config.cross_attention and memory is None:
             raise ValueError("this GPT has cross-attention: pass `memory` (the encoder output)")
         past = cache.length if cache is not None else 0
@@ -98,24 +142,14 @@ class GPT(CausalLM):
         if S > self.config.block_size:
             raise ValueError(f"sequence of {S} tokens exceeds the context length {self.config.block_size}")
         if position_ids is None:
-            position_ids = torch.arange(past, S, device=input_ids.device)[None].expand(B, T)
-        x = self.wte(input_ids)  # (B, T, C)
+            position_ids = torch.arange(past, S, device=x.device)[None].expand(B, T)
         if self.wpe is not None:
             x = x + self.wpe(position_ids)
         elif self.sin is not None:
             x = x + self.sin(position_ids)
-        rope = self.rope(position_ids) if self.rope is not None else None
-        x = self.drop(x)
-        mask = None
-        if attention_mask is not None:
-            mask = combine(causal_mask(T, S, x.device), padding_mask(attention_mask))  # (B, 1, T, S)
-        elif past > 0 and T > 1:
-            mask = causal_mask(T, S, x.device)
-        is_causal = mask is None and T > 1
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, is_causal, rope, cache, i, memory, memory_mask)
-        if cache is not None:
-            cache.advance(T)
+        ctx = BlockInputs(is_causal=True, key_mask=attention_mask, cache=cache, memory=memory,
+                          memory_mask=memory_mask, rope=self.rope(position_ids) if self.rope is not None else None)
+        x = run_blocks(self.blocks, self.drop(x), ctx)
         if labels is not None:
             return linear_cross_entropy(self.ln_f(x).flatten(0, 1), self.lm_head.weight, labels.flatten())
         if last_only:

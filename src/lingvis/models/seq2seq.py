@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..nn import Block, BlockConfig, KVCache, LearnedPositions, SinusoidalPositions, make_norm
-from ..nn.masks import causal_mask, combine, padding_mask
+from ..nn import (BlockConfig, BlockInputs, KVCache, LearnedPositions, SinusoidalPositions, make_norm, run_blocks,
+                  transformer_block)
+from ..nn.masks import padding_mask
 from .registry import register_family, register_preset
 
 
@@ -76,8 +77,8 @@ class Seq2Seq(nn.Module):
         self.enc_pos, self.dec_pos = pos(), pos()
         self.embed_scale = math.sqrt(c.dim) if c.scale_embedding else 1.0
         self.drop = nn.Dropout(c.dropout)
-        self.encoder = nn.ModuleList(Block(c.block_config(cross=False)) for _ in range(c.encoder_layers))
-        self.decoder = nn.ModuleList(Block(c.block_config(cross=True)) for _ in range(c.decoder_layers))
+        self.encoder = nn.ModuleList(transformer_block(c.block_config(cross=False)) for _ in range(c.encoder_layers))
+        self.decoder = nn.ModuleList(transformer_block(c.block_config(cross=True)) for _ in range(c.decoder_layers))
         self.enc_norm = make_norm(c.norm, c.dim, c.norm_eps, c.bias) if c.final_norm else None
         self.dec_norm = make_norm(c.norm, c.dim, c.norm_eps, c.bias) if c.final_norm else None
         self.lm_head = nn.Linear(c.dim, c.target_vocab, bias=False)
@@ -115,9 +116,7 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"source of {S} tokens exceeds max_len {self.config.max_len}")
         pos = torch.arange(S, device=src_ids.device)[None]  # (1, S)
         x = self.drop(self.embed(src_ids) * self.embed_scale + self.enc_pos(pos))  # (B, S, C)
-        mask = self.memory_mask(src_mask)
-        for block in self.encoder:
-            x = block(x, mask)
+        x = run_blocks(self.encoder, x, BlockInputs(attn_mask=self.memory_mask(src_mask)))
         return self.enc_norm(x) if self.enc_norm is not None else x
 
     @staticmethod
@@ -139,16 +138,8 @@ class Seq2Seq(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(past, S, device=tgt_ids.device)[None]
         x = self.drop(self.target_embedding(tgt_ids) * self.embed_scale + self.dec_pos(position_ids))  # (B, T, C)
-        mask = None
-        if attention_mask is not None:
-            mask = combine(causal_mask(T, S, x.device), padding_mask(attention_mask))  # (B, 1, T, S)
-        elif past > 0 and T > 1:
-            mask = causal_mask(T, S, x.device)
-        is_causal = mask is None and T > 1
-        for i, block in enumerate(self.decoder):
-            x = block(x, mask, is_causal, None, cache, i, memory, memory_mask)
-        if cache is not None:
-            cache.advance(T)
+        ctx = BlockInputs(is_causal=True, key_mask=attention_mask, cache=cache, memory=memory, memory_mask=memory_mask)
+        x = run_blocks(self.decoder, x, ctx)
         if last_only:
             x = x[:, -1:]
         if self.dec_norm is not None:

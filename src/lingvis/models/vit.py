@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import Block, BlockConfig, make_norm
+from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_block
 from .registry import register_family, register_preset
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -81,7 +81,7 @@ class ViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(c.grid ** 2 + 1, c.dim) * c.dim ** -0.5)
         self.ln_pre = make_norm("layernorm", c.dim, c.norm_eps) if c.pre_norm else None
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.depth))
         self.ln_post = make_norm("layernorm", c.dim, c.norm_eps)
         self.pooler = nn.Linear(c.dim, c.dim) if c.pooler else None
         init_blocks(self.blocks, c.dim)
@@ -120,11 +120,8 @@ class ViT(nn.Module):
                          output_hidden_states: bool = False):
         """Output tokens (B, 1 + N, C) (class token first); with `output_hidden_states` also the list of
         the input to every block plus the final tokens, as HF's `hidden_states`."""
-        x = self.drop(self.embed(pixels, interpolate))
-        hidden = [x]
-        for block in self.blocks:
-            x = block(x)
-            hidden.append(x)
+        hidden = [] if output_hidden_states else None
+        x = run_blocks(self.blocks, self.drop(self.embed(pixels, interpolate)), BlockInputs(), hidden)
         if self.config.final_norm == "tokens":
             x = self.ln_post(x)
         return (x, hidden) if output_hidden_states else x

@@ -125,10 +125,10 @@ def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
         return DDP(model, device_ids=ids)
     from torch.distributed.fsdp import fully_shard
 
-    from ..nn import Block
+    from ..nn import transformer_layers
 
     _broadcast_from_main(model)
-    units = [m for m in model.modules() if isinstance(m, Block)]
+    units = transformer_layers(model)
     for block in units:
         fully_shard(block)
     fully_shard(model)
@@ -164,11 +164,11 @@ def _checkpointed_forward(forward, *args, **kwargs):
 def checkpoint_activations(model: nn.Module) -> int:
     """Recompute each Block's activations in backward instead of storing them (less memory, ~1/3 more
     compute). Parameter names are unchanged. Returns the number of blocks affected."""
-    from ..nn import Block
+    from ..nn import transformer_layers
 
-    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    blocks = transformer_layers(model)
     if not blocks:
-        raise ValueError(f"activation checkpointing: {type(model).__name__} has no lingvis.nn.Block layers")
+        raise ValueError(f"activation checkpointing: {type(model).__name__} has no transformer layers (lingvis.nn.TRANSFORMER_LAYERS)")
     for block in blocks:
         block.forward = functools.partial(_checkpointed_forward, block.forward)
     return len(blocks)
