@@ -177,7 +177,8 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
         raise ValueError("sliding-window generation past the context needs prompts of equal length")
     cache = model.new_cache(B, min(context, T + cfg.max_new_tokens)) if use_cache else None
     independent = bool(getattr(model, "row_independent", False))
-    lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None else None
+    lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None \
+        and cache.holds_unwrapped(T) else None
     eos = torch.tensor(cfg.eos_ids or [-1], device=input_ids.device)
     fill = eos[0].clamp(min=0)
     live = _Live(torch.arange(B, device=input_ids.device), input_ids, mask, pos,

@@ -1,6 +1,7 @@
 """Hugging Face checkpoint import/export: one module per family, each with an explicit weight-name map.
 Importing this package registers every family's loader and exporter (interop/registry.py)."""
 from . import gpt2  # noqa: F401  (registers loaders/exporters)
+from . import llama  # noqa: F401
 from . import bert  # noqa: F401
 from . import vilt  # noqa: F401
 from . import marian  # noqa: F401

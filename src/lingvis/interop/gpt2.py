@@ -69,9 +69,12 @@ GPT2_EOT = 50256  # <|endoftext|> in the GPT-2 byte-level BPE vocabulary
 
 
 def exportable(cfg: GPTConfig) -> bool:
+    bc = cfg.block_config()
     return (cfg.position == "learned" and cfg.norm == "layernorm" and cfg.bias and cfg.activation in ACT_TO_HF
-            and not cfg.cross_attention
-            and float(cfg.mlp_ratio * cfg.n_embd).is_integer())
+            and not cfg.cross_attention and cfg.n_kv_head in (None, cfg.n_head)
+            and cfg.head_size * cfg.n_head == cfg.n_embd and not cfg.qk_norm and cfg.sliding_window is None
+            and all(b in (None, True) for b in (bc.qkv_bias, bc.attn_out_bias, bc.mlp_bias))
+            and float(bc.mlp_hidden).is_integer())
 
 
 @register_exporter("gpt")
@@ -94,7 +97,7 @@ def save_gpt2(model: GPT, folder: Path) -> bool:
               metadata={"format": "pt"})
     hf = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": cfg.vocab_size,
           "n_positions": cfg.block_size, "n_ctx": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
-          "n_head": cfg.n_head, "n_inner": int(cfg.mlp_ratio * cfg.n_embd),
+          "n_head": cfg.n_head, "n_inner": cfg.block_config().mlp_hidden,
           "activation_function": ACT_TO_HF[cfg.activation], "layer_norm_epsilon": cfg.norm_eps,
           "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
           "tie_word_embeddings": cfg.tie_embeddings}

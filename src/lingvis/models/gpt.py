@@ -105,6 +105,18 @@ class GPT(CausalLM):
             if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
 
+    def reset_buffers(self) -> None:
+        """Recompute the non-persistent buffers (rotary frequencies, sinusoidal table) and re-tie the head,
+        e.g. after building on the meta device and `to_empty`."""
+        c = self.config
+        dev = self.wte.weight.device
+        if self.rope is not None:
+            self.rope = Rotary(c.head_size, c.block_size, c.rope_theta, c.rope_scaling).to(dev)
+        if self.sin is not None:
+            self.sin = SinusoidalPositions(c.block_size, c.n_embd).to(dev)
+        if c.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+
     @property
     def context_length(self) -> int:
         return self.config.block_size

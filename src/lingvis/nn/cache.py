@@ -37,6 +37,10 @@ class KVCache:
     def has_ring(self) -> bool:
         return any(r is not None for r in self.ring)
 
+    def holds_unwrapped(self, n: int) -> bool:
+        """True when n columns fit every layer without a ring wrapping (so columns map to slots 1:1)."""
+        return all(r is None or n <= r for r in self.ring)
+
     def capacity(self, layer: int) -> int:
         return self.ring[layer] or self.max_len
 
