@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from . import interop
-from .io import META_FILE, CheckpointError, atomic_dir, config_dict, load_native, write_native_files
+from .io import META_FILE, CheckpointError, atomic_dir, load_native, native_meta, write_native_files
 from .lora import merge_lora
 
 
@@ -66,8 +66,7 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
             raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
                              "use format='lingvis'")
         if not written:
-            write_native_files(model, tmp, {"format": "lingvis", "version": 1, "family": model.family,
-                                            "config": config_dict(model)})
+            write_native_files(model, tmp, native_meta(model))
         if tokenizer is not None:
             tokenizer.save(tmp)
             _stamp_special_ids(tmp, tokenizer)

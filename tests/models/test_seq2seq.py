@@ -7,13 +7,6 @@ from lingvis.models import registry
 from lingvis.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on a shared CPU extra OpenMP threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def nano(**kw):

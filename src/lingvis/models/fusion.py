@@ -19,7 +19,8 @@ from torch import nn
 from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_block
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
-from .fusion_heads import MLMHead, Pooler, vqa_classifier
+from .fusion_heads import Pooler, vqa_classifier
+from .heads import MLMHead
 from .init import init_normal
 from .fusion_regions import RegionConfig, RegionStem, RegionTokens
 from .registry import register_family, register_preset
@@ -136,7 +137,7 @@ class FusionModel(nn.Module):
         self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
         self.ln_f = make_norm("layernorm", c.dim, c.norm_eps) if c.prenorm else nn.Identity()
         self.pooler = Pooler(c.dim, c.pool) if c.pooler else None
-        self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps) if c.mlm_head else None
+        self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps, decoder_bias=True) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
         self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps) if c.answers else None
