@@ -98,24 +98,30 @@ class Bert(nn.Module):
             nn.init.normal_(m.weight, std=std)
 
     # ---- encoder ---------------------------------------------------------------------------------
-    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-              position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        B, T = input_ids.shape
+    def embed(self, input_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None = None,
+              position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Word (or given `inputs_embeds` (B, T, C)) + segment + position embeddings, normed: (B, T, C)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        B, T = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        dev = input_ids.device if input_ids is not None else inputs_embeds.device
         longest = T if position_ids is None else int(position_ids.max()) + 1
         if longest > self.config.max_positions:
             raise ValueError(f"sequence of {longest} tokens exceeds max_positions {self.config.max_positions}; "
                              "truncate the input or use sliding windows")
         if position_ids is None:
-            position_ids = torch.arange(T, device=input_ids.device)[None].expand(B, T)
+            position_ids = torch.arange(T, device=dev)[None].expand(B, T)
         if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        x = self.tok_emb(input_ids) + self.seg_emb(token_type_ids) + self.pos_emb(position_ids)  # (B, T, C)
+            token_type_ids = torch.zeros(B, T, dtype=torch.long, device=dev)
+        words = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds
+        x = words + self.seg_emb(token_type_ids) + self.pos_emb(position_ids)  # (B, T, C)
         return self.drop(self.emb_ln(x))
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Last-layer hidden states (B, T, C). `attention_mask` (B, T): 1 = real token, 0 = padding."""
-        x = self.embed(input_ids, token_type_ids, position_ids)
+        x = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds)
         mask = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             mask = combine(padding_mask(attention_mask))  # (B, 1, 1, T) key mask, True = attend
@@ -151,12 +157,13 @@ class Bert(nn.Module):
         return torch.tanh(self.pooler((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)))
 
     # ---- heads -----------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                mlm_positions: torch.Tensor | None = None) -> BertOutput:
+                mlm_positions: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> BertOutput:
         """`mlm_positions` (B, T) bool: MLM logits only at those positions, shape (N, V) (saves the
-        vocabulary projection at the other 85% during pretraining)."""
-        h = self.encode(input_ids, attention_mask, token_type_ids, position_ids)
+        vocabulary projection at the other 85% during pretraining). `inputs_embeds` (B, T, C) replaces the
+        word embeddings."""
+        h = self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         out = BertOutput(hidden=h, pooled=self.pool(h, attention_mask) if self.pooler is not None else None)
         head = self.config.head
         if self.mlm is not None:

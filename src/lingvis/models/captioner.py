@@ -55,6 +55,11 @@ class Captioner(nn.Module):
         self.proj = nn.Linear(mem, dcfg.n_embd) if c.projects(mem) else None
         self.decoder = GPT(dcfg)
 
+    def unused_parameters(self) -> list[str]:
+        """Parameters of the image tower's own pooling (a ViT pooler, a CNN's attention pool) that captioning
+        never reads: the tower reads out its tokens. Kept so tower checkpoints (and HF vit-gpt2) load as is."""
+        return [n for n, _ in self.named_parameters() if n.startswith(("encoder.pooler.", "encoder.head."))]
+
     @property
     def image_config(self):
         """The tower's config: image_size, image_mean, image_std (for preprocessing)."""

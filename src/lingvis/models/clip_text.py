@@ -52,13 +52,16 @@ class CLIPTextEncoder(nn.Module):
     def out_dim(self) -> int:
         return self.config.dim
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               output_hidden_states: bool = False):
-        # input_ids: (B, T); attention_mask: (B, T) 1 = token, 0 = padding
-        B, T = input_ids.shape
+    def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
+               output_hidden_states: bool = False, inputs_embeds: torch.Tensor | None = None):
+        # input_ids: (B, T) (or inputs_embeds (B, T, C)); attention_mask: (B, T) 1 = token, 0 = padding
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        tok = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        T = tok.shape[1]
         if T > self.config.context_length:
             raise ValueError(f"text of {T} tokens exceeds the context length {self.config.context_length}")
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb[:T])  # (B, T, C)
+        x = self.drop(tok + self.pos_emb[:T])  # (B, T, C)
         padded = attention_mask is not None and not bool(attention_mask.bool().all())
         ctx = BlockInputs(is_causal=True, key_mask=attention_mask if padded else None)
         hidden = [] if output_hidden_states else None
