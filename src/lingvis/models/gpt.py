@@ -182,3 +182,30 @@ register_preset("gpt-nano", "gpt", "2 layers, width 64: tests", n_layer=2, n_hea
 register_preset("llama-micro", "gpt", "LLaMA-style micro model: RMSNorm, SwiGLU, rotary, no biases",
                 n_layer=4, n_head=4, n_embd=256, block_size=128, norm="rmsnorm", activation="swiglu",
                 position="rotary", bias=False, tie_embeddings=False, mlp_ratio=8 / 3)
+
+# Llama-family shapes (the GPT family with RMSNorm, SwiGLU, rotary, grouped-query attention); HF folders of
+# these architectures load with `lingvis.load` (interop/llama.py)
+LLAMA = dict(norm="rmsnorm", activation="swiglu", position="rotary", bias=False)
+register_preset("tinyllama-1.1b", "gpt", "TinyLlama-1.1B: 22 layers, width 2048, 32 heads / 4 kv heads "
+                "(1,100,048,384 parameters)", **LLAMA, vocab_size=32000, block_size=2048, n_layer=22, n_head=32,
+                n_kv_head=4, n_embd=2048, mlp_hidden=5632, norm_eps=1e-5, tie_embeddings=False)
+register_preset("llama-3.2-1b", "gpt", "Llama-3.2-1B: 16 layers, width 2048, 32 / 8 kv heads, llama3 rope scaling, "
+                "tied embeddings (1,235,814,400 parameters)", **LLAMA, vocab_size=128256, block_size=131072,
+                n_layer=16, n_head=32, n_kv_head=8, n_embd=2048, mlp_hidden=8192, norm_eps=1e-5, rope_theta=500000.0,
+                rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                              "original_max_position_embeddings": 8192}, tie_embeddings=True)
+register_preset("qwen2.5-0.5b", "gpt", "Qwen2.5-0.5B: 24 layers, width 896, 14 / 2 kv heads, q/k/v bias, tied "
+                "(494,032,768 parameters)", **LLAMA, vocab_size=151936, block_size=32768, n_layer=24, n_head=14,
+                n_kv_head=2, n_embd=896, mlp_hidden=4864, norm_eps=1e-6, rope_theta=1000000.0, qkv_bias=True,
+                tie_embeddings=True)
+register_preset("qwen3-0.6b", "gpt", "Qwen3-0.6B: 28 layers, width 1024, 16 / 8 kv heads of 128, q/k norm, tied "
+                "(596,049,920 parameters)", **LLAMA, vocab_size=151936, block_size=40960, n_layer=28, n_head=16,
+                n_kv_head=8, head_dim=128, n_embd=1024, mlp_hidden=3072, norm_eps=1e-6, rope_theta=1000000.0,
+                qk_norm=True, tie_embeddings=True)
+register_preset("mistral-7b", "gpt", "Mistral-7B-v0.1: 32 layers, width 4096, 32 / 8 kv heads, sliding window 4096 "
+                "(7,241,732,096 parameters)", **LLAMA, vocab_size=32000, block_size=32768, n_layer=32, n_head=32,
+                n_kv_head=8, n_embd=4096, mlp_hidden=14336, norm_eps=1e-5, sliding_window=4096,
+                tie_embeddings=False)
+register_preset("smollm2-135m", "gpt", "SmolLM2-135M: 30 layers, width 576, 9 / 3 kv heads, tied "
+                "(134,515,008 parameters)", **LLAMA, vocab_size=49152, block_size=8192, n_layer=30, n_head=9,
+                n_kv_head=3, n_embd=576, mlp_hidden=1536, norm_eps=1e-5, rope_theta=100000.0, tie_embeddings=True)
