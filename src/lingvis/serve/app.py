@@ -73,7 +73,8 @@ def create_app(adapters: list[Adapter], config: ServeConfig | None = None) -> Fa
 
     # the last added runs first: CORS headers go on every answer (401, 413 included), and refused bodies count
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics, routes=app.router.routes)
+    paths = {r.path for router in (open_router, meta_router, text_router, vision_router) for r in router.routes}
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics, paths=paths)
     if config.allowed_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.allowed_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], allow_credentials=False, max_age=600)

@@ -96,18 +96,17 @@ class JobObserver:
 
 class RequestMetrics:
     """ASGI middleware: count every HTTP request by route template, method and status, and time it to the
-    end of its response body. Requests refused before routing (413) are matched against `routes` here."""
+    end of its response body. A request refused before routing (413) is named by its path when that is one
+    of the app's fixed route `paths`; anything else unrouted is "unmatched"."""
 
-    def __init__(self, app, metrics: Metrics, routes):
-        self.app, self.metrics, self.routes = app, metrics, routes
+    def __init__(self, app, metrics: Metrics, paths: set[str]):
+        self.app, self.metrics, self.paths = app, metrics, paths
 
     def _route(self, scope) -> str:
-        route = scope.get("route")
-        if route is None:
-            from starlette.routing import Match
-
-            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
-        return getattr(route, "path", None) or "unmatched"
+        path = getattr(scope.get("route"), "path", None)
+        if path is None and scope.get("path") in self.paths:
+            path = scope["path"]
+        return path or "unmatched"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
