@@ -119,7 +119,7 @@ class TranslationAdapter(TextAdapter):
         if beams > 1:
             for name, neutral in SAMPLING_FIELDS.items():
                 value = temperature if name == "temperature" else getattr(req, name)
-                if value != neutral and not (name == "top_k" and value == -1):
+                if value != neutral and not (name == "top_k" and value in (-1, 0)):
                     raise bad_request(f"beam search does not sample: drop {name} or use num_beams 1", name,
                                       "unsupported_parameter")
             if n > beams:
