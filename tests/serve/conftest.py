@@ -68,7 +68,8 @@ class LiveServer:
 
 
 def start_server(model_dirs, **config) -> LiveServer:
-    cfg = ServeConfig(**config)
+    """Models on the CPU unless asked (the server's default is `auto`): tests compare with CPU references."""
+    cfg = ServeConfig(**{"device": "cpu", **config})
     return LiveServer(create_app(load_models([str(d) for d in model_dirs], cfg), cfg))
 
 
@@ -166,8 +167,8 @@ def mt_run_dir(tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_translation(args, TrainConfig(max_steps=120, batch_size=16, eval_every=120, eval_batches=1, warmup_steps=5,
-                                            lr=3e-3, device="cpu", progress=False, log_every=100))
+        train_translation(args, TrainConfig(max_steps=120, batch_size=16, eval_every=120, eval_batches=1,
+                                            warmup_steps=5, lr=3e-3, device="cpu", progress=False, log_every=100))
     finally:
         torch.set_num_threads(n)
     return out

@@ -20,7 +20,7 @@ def test_lingvis_serve_process(lm_dir, clip_dir, mt_run_dir, image_folder):
     port = free_port()
     cmd = [sys.executable, "-m", "lingvis", "serve", "--model", f"poet={lm_dir}", "--model", str(clip_dir),
            "--model", f"mt={mt_run_dir}", "--port", str(port), "--api-key", "k3y", "--max-queue", "4",
-           "--image-folder", str(image_folder), "--threads", "1", "--log-level", "warning",
+           "--image-folder", str(image_folder), "--threads", "1", "--log-level", "warning", "--device", "cpu",
            "--allowed-origins", "https://app.example"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "LINGVIS_API_KEY": ""})
@@ -42,8 +42,8 @@ def test_lingvis_serve_process(lm_dir, clip_dir, mt_run_dir, image_folder):
         assert [m["id"] for m in models] == ["poet", clip_dir.name, "mt"]
         r = httpx.post(f"{url}/v1/completions", headers=auth, json={"model": "poet", "prompt": "To", "max_tokens": 3})
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 3
-        r = httpx.post(f"{url}/v1/chat/completions", headers={**auth, "Origin": "https://app.example"},
-                       json={"model": "mt", "target_lang": "zh", "messages": [{"role": "user", "content": "a red circle"}]})
+        ask = {"model": "mt", "target_lang": "zh", "messages": [{"role": "user", "content": "a red circle"}]}
+        r = httpx.post(f"{url}/v1/chat/completions", headers={**auth, "Origin": "https://app.example"}, json=ask)
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
         assert r.headers["access-control-allow-origin"] == "https://app.example"
         assert 'route="/v1/chat/completions"' in httpx.get(f"{url}/metrics").text

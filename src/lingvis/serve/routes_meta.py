@@ -1,5 +1,5 @@
-"""GET /v1/models, GET /health, GET /metrics (Prometheus), and the vLLM-style tokenizer endpoints (/tokenize, /detokenize,
-/tokenizer_info) that lm-evaluation-harness's "remote" tokenizer backend uses."""
+"""GET /v1/models, GET /health, GET /metrics (Prometheus), and the vLLM-style tokenizer endpoints (/tokenize,
+/detokenize, /tokenizer_info) that lm-evaluation-harness's "remote" tokenizer backend uses."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
