@@ -12,6 +12,7 @@ OPTIONAL = {
     "fastapi": ("fastapi", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "httpx": ("httpx", "serve"),
+    "prometheus_client": ("prometheus-client", "serve"),
     "transformers": ("transformers", "ref"),
     "sentence_transformers": ("sentence-transformers", "ref"),
     "sentencepiece": ("sentencepiece", "ref"),

@@ -24,6 +24,23 @@ Sink = Callable[[list[Event]], None]
 COUNTERS = ("submitted", "rejected", "prefills", "steps", "row_steps", "tokens", "finished", "cancelled", "errors")
 
 
+def hand_out(pairs) -> None:
+    """Hand out one step's (sink, events) pairs: one wake-up per asyncio loop (sinks with `loop` and
+    `deliver_all`, see runs.LoopSink), a direct call for any other sink."""
+    by_loop: dict[int, list] = {}
+    for sink, events in pairs:
+        loop = getattr(sink, "loop", None)
+        if loop is not None:
+            by_loop.setdefault(id(loop), [loop, type(sink).deliver_all, []])[2].append((sink, events))
+        else:
+            sink(events)
+    for loop, deliver, grouped in by_loop.values():
+        try:
+            loop.call_soon_threadsafe(deliver, grouped)
+        except RuntimeError:  # the receiving event loop is gone
+            pass
+
+
 class Ticket:
     """The sequences of one submission; `cancel()` stops them (a disconnected client, a stop string)."""
 
@@ -45,6 +62,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.max_batch, self.max_queue = max_batch, max_queue
         self.counters: Counter = Counter()
+        self.batch_sizes: Counter = Counter()  # rows per decode step -> steps (the /metrics histogram)
         self._waiting: deque[Seq] = deque()
         self._rows: list[Seq] = []
         self._kv = BatchKV(model, self.context)
@@ -142,21 +160,8 @@ class Engine:
         self._out[key][1].append(event)
 
     def _flush(self) -> None:
-        """Hand out this step's events: one wake-up per asyncio loop (sinks with `loop` and
-        `deliver_all`, see runs.LoopSink), a direct call for any other sink."""
         out, self._out = self._out, {}
-        by_loop: dict[int, list] = {}
-        for sink, events in out.values():
-            loop = getattr(sink, "loop", None)
-            if loop is not None:
-                by_loop.setdefault(id(loop), [loop, type(sink).deliver_all, []])[2].append((sink, events))
-            else:
-                sink(events)
-        for loop, deliver, pairs in by_loop.values():
-            try:
-                loop.call_soon_threadsafe(deliver, pairs)
-            except RuntimeError:  # the receiving event loop is gone
-                pass
+        hand_out(out.values())
 
     def _finish(self, seq: Seq, reason: str, error: str | None = None) -> None:
         seq.done = True
@@ -277,6 +282,7 @@ class Engine:
                             last_only=True)[:, -1].float()  # (B, V)
         self.counters["steps"] += 1
         self.counters["row_steps"] += len(rows)
+        self.batch_sizes[len(rows)] += 1
         tokens = choose(rows, logits)
         keep = [i for i, s in enumerate(rows) if not self._accept(s, logits[i], tokens[i])]
         self._kv.keep(keep)

@@ -1,8 +1,9 @@
-// lingvis web page: chat (streamed over SSE), questions about an uploaded image, text-to-image search.
+// lingvis web page: chat and translation (streamed over SSE), questions about an uploaded image, text-to-image
+// search.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], history: [], image: null, controller: null };
+const state = { models: [], history: [], image: null, controller: null, translating: false };
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -56,6 +57,8 @@ async function loadModels() {
     return;
   }
   fillSelect($("chat-model"), state.models.filter((m) => m.kind === "causal_lm"));
+  fillSelect($("translate-model"), state.models.filter((m) => m.kind === "translation"));
+  showTargets();
   fillSelect($("image-model"), state.models.filter((m) => imageCaps.some((c) => hasCap(c)(m))));
   fillSelect($("search-model"), state.models.filter(hasCap("image_search")));
   showImageActions();
@@ -140,6 +143,51 @@ async function sendChat(event) {
     state.controller = null;
     $("chat-send").disabled = false;
     $("chat-stop").disabled = true;
+  }
+}
+
+// ----- translation ------------------------------------------------------------------------------
+// The target languages of the chosen model; a one-target model needs no choice.
+function showTargets() {
+  const model = currentModel("translate-model");
+  const langs = (model && model.target_languages) || [];
+  const select = $("translate-target");
+  select.innerHTML = "";
+  for (const lang of langs) {
+    const opt = document.createElement("option");
+    opt.value = opt.textContent = lang;
+    select.appendChild(opt);
+  }
+  $("translate-target-label").hidden = !(model && model.target_lang_required);
+}
+
+async function translate(event) {
+  event.preventDefault();
+  const text = $("translate-input").value.trim();
+  if (!text || state.translating) return;
+  const model = currentModel("translate-model");
+  const out = $("translate-output");
+  out.textContent = "";
+  out.classList.remove("error");
+  const body = { model: $("translate-model").value, prompt: text, stream: true };
+  if (model && model.target_lang_required) body.target_lang = $("translate-target").value;
+  const beams = Number($("translate-beams").value);
+  if (beams > 1) body.num_beams = beams;
+  state.translating = true;
+  $("translate-run").disabled = true;
+  try {
+    const response = await fetch("/v1/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    if (!response.ok) throw new Error(await errorText(response));
+    await readSSE(response, (chunk) => {
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (chunk.choices.length && chunk.choices[0].text) out.textContent += chunk.choices[0].text;
+    });
+  } catch (e) {
+    out.classList.add("error");
+    out.textContent += (out.textContent ? "\n" : "") + "error: " + e.message;
+  } finally {
+    state.translating = false;
+    $("translate-run").disabled = false;
   }
 }
 
@@ -269,6 +317,11 @@ $("chat-stop").addEventListener("click", () => state.controller && state.control
 $("chat-reset").addEventListener("click", () => {
   state.history = [];
   $("chat-log").innerHTML = "";
+});
+$("translate-model").addEventListener("change", showTargets);
+$("translate-form").addEventListener("submit", translate);
+$("translate-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) translate(e);
 });
 $("image-model").addEventListener("change", showImageActions);
 $("image-file").addEventListener("change", readImage);
