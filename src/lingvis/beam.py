@@ -158,8 +158,9 @@ def prefill(model, input_ids: torch.Tensor, mask: torch.Tensor | None, pos: torc
     Returns the last position's (B*k, V) logits and a (B*k)-row cache holding T positions."""
     B = input_ids.shape[0]
     cache = model.new_cache(B, max_len)
-    prompt = {"input_ids": input_ids} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
-    logits = model(**prompt, attention_mask=mask, position_ids=pos, cache=cache, last_only=True)[:, -1]  # (B, V)
+    prompt = {} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
+    logits = model(None if inputs_embeds is not None else input_ids, attention_mask=mask, position_ids=pos,
+                   cache=cache, last_only=True, **prompt)[:, -1]  # (B, V)
     cache.reorder(torch.arange(B, device=input_ids.device).repeat_interleave(k), cross=True)
     return logits.repeat_interleave(k, 0), cache
 

@@ -114,9 +114,10 @@ def prefill_unpadded(model, input_ids: torch.Tensor, lengths: torch.Tensor, cach
     for L in sorted(set(lengths.tolist())):
         rows = (lengths == L).nonzero().squeeze(1)  # (G,)
         part = model.new_cache(len(rows), L)
-        part_in = {"input_ids": input_ids[rows, T - L:]} if inputs_embeds is None \
-            else {"inputs_embeds": inputs_embeds[rows, T - L:]}
-        logits = model(**part_in, cache=part, last_only=True)[:, -1]  # (G, V)
+        if inputs_embeds is None:
+            logits = model(input_ids[rows, T - L:], cache=part, last_only=True)[:, -1]  # (G, V)
+        else:
+            logits = model(inputs_embeds=inputs_embeds[rows, T - L:], cache=part, last_only=True)[:, -1]
         cache.write_rows(part, rows, T - L, B)
         if out is None:
             out = logits.new_empty(B, logits.shape[-1])
