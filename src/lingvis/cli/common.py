@@ -9,6 +9,34 @@ from pathlib import Path
 from ..train.config import TrainConfig
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help line ends with its default, unless it has none (None, False, []) or the help
+    text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if shows_default(action) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether `action` has a default worth printing in its help line."""
+    d = action.default
+    if d is None or d is False or d is argparse.SUPPRESS or (isinstance(d, (list, str)) and not d):
+        return False
+    return bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+
+
+class Parser(argparse.ArgumentParser):
+    """The `lingvis` parser class: subcommand parsers inherit it (argparse's `parser_class`), so every
+    command's help shows defaults the same way."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def load_config_file(path: str) -> dict:
     """A YAML or JSON mapping of flag names (dashes or underscores) to values."""
     p = Path(path)
@@ -37,22 +65,27 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     g.add_argument("--model", help="start from this checkpoint folder instead of a preset")
     g.add_argument("--config", help="YAML/JSON file of option values; flags given on the command line win")
     t = p.add_argument_group("training")
-    t.add_argument("--max-steps", type=int, default=max_steps)
+    t.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps to train for")
     t.add_argument("--max-minutes", type=float, help="wall-clock budget; stop, evaluate and save when reached")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    t.add_argument("--batch-size", type=int, default=batch_size)
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--lr", type=float, default=lr)
-    t.add_argument("--min-lr", type=float)
-    t.add_argument("--warmup-steps", type=int, default=warmup)
-    t.add_argument("--weight-decay", type=float, default=0.1)
-    t.add_argument("--grad-clip", type=float, default=1.0)
-    t.add_argument("--eval-every", type=int, default=eval_every)
-    t.add_argument("--eval-batches", type=int, default=20)
-    t.add_argument("--log-every", type=int, default=10)
-    t.add_argument("--seed", type=int, default=1337)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    t.add_argument("--batch-size", type=int, default=batch_size,
+                   help="global batch: examples per optimizer step, over all accumulation steps and ranks")
+    t.add_argument("--grad-accum", type=int, default=1,
+                   help="micro-batches per optimizer step (micro batch = batch size / grad accum)")
+    t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup")
+    t.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay (default: lr / 10)")
+    t.add_argument("--warmup-steps", type=int, default=warmup, help="steps of linear learning-rate warmup")
+    t.add_argument("--weight-decay", type=float, default=0.1,
+                   help="AdamW weight decay of matrices and embeddings (not of biases and norms)")
+    t.add_argument("--grad-clip", type=float, default=1.0,
+                   help="clip the global gradient norm to this (0: no clipping)")
+    t.add_argument("--eval-every", type=int, default=eval_every, help="evaluate and save a checkpoint every N steps")
+    t.add_argument("--eval-batches", type=int, default=20, help="validation batches per evaluation")
+    t.add_argument("--log-every", type=int, default=10, help="write a training row to metrics.jsonl every N steps")
+    t.add_argument("--seed", type=int, default=1337, help="random seed: initialisation, data order, masking, dropout")
+    t.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="autocast precision; bf16 and fp16 are for GPUs (fp16 adds loss scaling)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_scale_args(p)
@@ -67,7 +100,7 @@ def add_scale_args(p: argparse.ArgumentParser) -> None:
                    help="recompute each transformer block in backward to save activation memory")
     s.add_argument("--lora-rank", type=int, default=0, help="> 0: fine-tune LoRA adapters of this rank only")
     s.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale numerator (update * alpha/rank)")
-    s.add_argument("--lora-dropout", type=float, default=0.0)
+    s.add_argument("--lora-dropout", type=float, default=0.0, help="dropout on the input of each LoRA adapter")
     s.add_argument("--lora-targets", default="qkv,q,kv,proj,fc",
                    help="comma-separated attention/MLP projections that get adapters")
     s.add_argument("--lora-train", default="",

@@ -8,7 +8,9 @@ def register(sub, groups) -> None:
                        "and write it as Hugging Face files (--to hf) or lingvis native files (--to lingvis).")
     p.add_argument("src", help="source folder")
     p.add_argument("dst", help="destination folder (replaced atomically)")
-    p.add_argument("--to", choices=["auto", "hf", "lingvis"], default="auto")
+    p.add_argument("--to", choices=["auto", "hf", "lingvis"], default="auto",
+                   help="hf: Hugging Face files (error if the family has none); lingvis: native files; "
+                   "auto: Hugging Face where the family and config have a counterpart")
     p.set_defaults(func=run)
 
 

@@ -76,9 +76,9 @@ def register_captioning(sub, groups) -> None:
 def add_common_data_args(p: argparse.ArgumentParser, vocab: int) -> None:
     p.add_argument("--tokenizer", help="tokenizer folder/file (default: train a BPE on the training text)")
     p.add_argument("--vocab-size", type=int, default=vocab, help="BPE vocabulary size")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--val-fraction", type=float, default=0.05)
-    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the cross-entropy loss")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of --data held out for validation")
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
 
 
 def add_translate_data_args(p: argparse.ArgumentParser) -> None:
@@ -96,15 +96,16 @@ def add_translate_data_args(p: argparse.ArgumentParser) -> None:
 def add_decode_args(p: argparse.ArgumentParser, beams: int, max_new: int) -> None:
     p.add_argument("--model", required=True, help="checkpoint or run folder")
     p.add_argument("--num-beams", type=int, default=beams, help="beam width (1 = greedy)")
-    p.add_argument("--length-penalty", type=float, default=1.0)
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="beam search: log-prob / length**penalty (> 0 favours longer outputs, < 0 shorter)")
     p.add_argument("--n-best", type=int, default=1, help="print this many hypotheses per input (beam search)")
-    p.add_argument("--max-new-tokens", type=int, default=max_new)
+    p.add_argument("--max-new-tokens", type=int, default=max_new, help="most tokens to generate per output")
     p.add_argument("--temperature", type=float, default=0.0, help="> 0: sample instead of beam search")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--top-k", type=int, help="sampling: only the k most likely tokens (default: all)")
+    p.add_argument("--top-p", type=float, help="sampling: nucleus probability mass (default: off)")
+    p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
+    p.add_argument("--batch-size", type=int, default=32, help="inputs decoded together")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
 
 
 def decode_options(args) -> dict:

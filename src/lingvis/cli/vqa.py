@@ -46,7 +46,7 @@ def register(sub, groups) -> None:
     q.add_argument("--image", required=True, help="image file")
     q.add_argument("--question", action="append", required=True, help="question (repeatable)")
     q.add_argument("--top-k", type=int, default=1, help="print the k most likely answers")
-    q.add_argument("--device", default="cpu")
+    q.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
     q.set_defaults(func=run_vqa)
 
 
@@ -57,7 +57,7 @@ def _data_args(p) -> None:
     p.add_argument("--vocab-size", type=int, default=1000, help="WordPiece vocabulary size when training one")
     p.add_argument("--shapes-train", type=int, default=4000, help="built-in data: training scenes")
     p.add_argument("--shapes-eval", type=int, default=500, help="built-in data: scenes per eval split")
-    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
 
 
 def _common(args) -> dict:
