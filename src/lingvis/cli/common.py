@@ -94,8 +94,10 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
 def add_scale_args(p: argparse.ArgumentParser) -> None:
     """Distributed training, memory and LoRA flags (TrainConfig fields of the same names)."""
     s = p.add_argument_group("scale out and adapters")
-    s.add_argument("--distributed", choices=["none", "ddp", "fsdp"], default="none",
-                   help="data parallelism under torchrun (docs/distributed.md): DDP replicas or FSDP2 shards")
+    s.add_argument("--distributed", choices=["auto", "none", "ddp", "fsdp"], default="auto",
+                   help="data parallelism under torchrun (docs/distributed.md): DDP replicas or FSDP2 shards; "
+                   "auto: DDP, or FSDP when a model replica would not fit in memory. A single process "
+                   "ignores it")
     s.add_argument("--activation-checkpointing", action="store_true",
                    help="recompute each transformer block in backward to save activation memory")
     s.add_argument("--lora-rank", type=int, default=0, help="> 0: fine-tune LoRA adapters of this rank only")

@@ -26,7 +26,8 @@ class TrainConfig:
     precision: str = "fp32"            # fp32 | bf16 | fp16 (autocast; bf16/fp16 are for GPUs)
     compile: bool = False
     progress: bool = True
-    distributed: str = "none"          # none | ddp | fsdp (launch with torchrun; see docs/distributed.md)
+    distributed: str = "auto"          # auto | none | ddp | fsdp; auto: DDP under torchrun (FSDP when a replica
+                                       # would not fit), none in one process (see docs/distributed.md)
     activation_checkpointing: bool = False  # recompute each Block in backward: less memory, more compute
     lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, freeze the rest (lingvis.lora)
     lora_alpha: float = 16.0
@@ -35,8 +36,8 @@ class TrainConfig:
     lora_train: str = ""               # comma-separated parameter-name parts kept trainable (e.g. a new head)
 
     def __post_init__(self):
-        if self.distributed not in ("none", "ddp", "fsdp"):
-            raise ValueError(f"distributed must be none, ddp or fsdp, got {self.distributed!r}")
+        if self.distributed not in ("auto", "none", "ddp", "fsdp"):
+            raise ValueError(f"distributed must be auto, none, ddp or fsdp, got {self.distributed!r}")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
         if self.batch_size % self.grad_accum:

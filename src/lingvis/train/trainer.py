@@ -39,11 +39,13 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: Task, train_set: Dataset, val_set: Dataset | None,
                  cfg: TrainConfig, out_dir: str | Path, tokenizer=None, meta: dict | None = None):
+        self.dist = distributed.setup(cfg.distributed, cfg.device,
+                                      need_bytes=distributed.replica_bytes(model, lora=cfg.lora_rank > 0))
+        cfg = dataclasses.replace(cfg, distributed=self.dist.mode)  # what runs: auto resolved, none alone
         self.task, self.train_set, self.val_set, self.cfg = task, train_set, val_set, cfg
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.tokenizer, self.meta = tokenizer, meta or {}
-        self.dist = distributed.setup(cfg.distributed, cfg.device)
         self.device = self.dist.device
         self.model, self.wrapped, self.meta = distributed.prepare_model(model, cfg, self.dist, self.meta)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
