@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "needs_out", False) and not args.out:
         parser.error("--out is required (on the command line or as `out` in the --config file)")
     from ..train.distributed import quiet_other_ranks, teardown
+    from ..train.run_info import record_invocation
+
+    record_invocation(argv, vars(args))  # saved in each run folder's run_info.json
 
     quiet_other_ranks()
     try:

@@ -88,6 +88,9 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    help="autocast precision; bf16 and fp16 are for GPUs (fp16 adds loss scaling)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--log-to", nargs="+", choices=["tensorboard", "wandb"], default=[],
+                   help="also write metrics to TensorBoard event files (OUT/tensorboard) and/or an offline "
+                   "Weights & Biases run (OUT/wandb); needs pip install 'lingvis[track]'")
     add_scale_args(p)
 
 

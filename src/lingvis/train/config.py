@@ -34,6 +34,7 @@ class TrainConfig:
     lora_dropout: float = 0.0
     lora_targets: str = "qkv,q,kv,proj,fc"  # attention/MLP projections that get adapters
     lora_train: str = ""               # comma-separated parameter-name parts kept trainable (e.g. a new head)
+    log_to: tuple[str, ...] = ()       # experiment trackers: tensorboard, wandb (lingvis.train.callbacks)
 
     def __post_init__(self):
         if self.distributed not in ("auto", "none", "ddp", "fsdp"):
@@ -44,6 +45,12 @@ class TrainConfig:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if isinstance(self.log_to, str):  # "tensorboard,wandb" from a config file
+            self.log_to = tuple(t for t in self.log_to.split(",") if t)
+        self.log_to = tuple(self.log_to)
+        unknown = [t for t in self.log_to if t not in ("tensorboard", "wandb")]
+        if unknown:
+            raise ValueError(f"log_to: unknown tracker(s) {unknown}; choose from tensorboard, wandb")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
