@@ -34,7 +34,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
-    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module."""
+    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module. A PEFT
+    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in."""
+    from .interop import adapters
+
+    if (Path(path) / adapters.ADAPTER_CONFIG).is_file() and not any(
+            (Path(path) / f).is_file() for f in (META_FILE, "config.json")):
+        model = adapters.apply_adapter(load(adapters.base_model_path(path)), path)
+        return model.to(device) if device is not None else model
     p = resolve_checkpoint(path)
     model = load_native(p) if (p / META_FILE).is_file() else interop.load_hf(p)
     return model.to(device) if device is not None else model
@@ -43,9 +50,13 @@ def load(path: str | Path, device: str | torch.device | None = None) -> nn.Modul
 def load_tokenizer(path: str | Path):
     from .tokenizers import Tokenizer
 
+    from .interop import adapters
+
     p = Path(path)
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
+        if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():
+            return load_tokenizer(adapters.base_model_path(p))  # an adapter folder: the base model's
         p = resolve_checkpoint(p)
     return Tokenizer.load(p)
 

@@ -143,3 +143,38 @@ def restore_merged(model: nn.Module, lora: dict, state: dict[str, torch.Tensor],
     apply_lora(model, LoRAConfig(**lora))
     load_state(model, state, source=source)
     return merge_lora(model)
+
+
+def export_adapter(checkpoint: str | Path, path: str | Path, base_out: str | Path | None = None,
+                   tokenizer=None) -> Path:
+    """Write the adapters of a LoRA checkpoint (or run) folder in the PEFT format (adapter_config.json +
+    adapter_model.safetensors, plus the tokenizer if given). With `base_out`, also write the base model
+    (the frozen weights without adapters) there as Hugging Face files and name it in the adapter config,
+    so `peft.PeftModel.from_pretrained(AutoModel...(base_out), path)` and `lingvis.load(path)` both work."""
+    import json
+
+    from .api import resolve_checkpoint, save
+    from .interop.adapters import write_adapter
+    from .io import META_FILE, WEIGHTS_FILE, CheckpointError, atomic_dir, read_safetensors
+    from .models import registry
+
+    ckpt = resolve_checkpoint(checkpoint)
+    meta = json.loads((ckpt / META_FILE).read_text()) if (ckpt / META_FILE).is_file() else {}
+    if not meta.get("lora"):
+        raise CheckpointError(f"{ckpt} holds no LoRA adapters ({META_FILE} has no \"lora\" entry); train with "
+                              "--lora-rank to get some")
+    config = registry.make_config(meta["family"], meta.get("config", {}))
+    state = read_safetensors(ckpt / WEIGHTS_FILE)
+    base = None
+    if base_out is not None:
+        from .io import load_state
+
+        model = registry.family(meta["family"]).model_cls(config)
+        load_state(model, {k: v for k, v in state.items() if ".lora_" not in k}, source=str(ckpt / WEIGHTS_FILE))
+        save(model.eval(), base_out, tokenizer=tokenizer, format="hf")
+        base = str(Path(base_out).resolve())
+    with atomic_dir(path) as tmp:
+        write_adapter(tmp, meta["family"], config, meta["lora"], state, base_model=base)
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+    return Path(path)

@@ -24,7 +24,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_state_dict)
 
 from ..io import META_FILE, WEIGHTS_FILE, atomic_write_text, config_dict, read_safetensors
-from .checkpoint import STATE_FILE, CheckpointManager, rng_state, set_rng_state
+from .checkpoint import STATE_FILE, CheckpointManager, rng_state, set_rng_state, write_peft_adapter
 from .distributed import DistContext
 
 DCP_DIR = "dcp"
@@ -90,6 +90,7 @@ class DistCheckpointManager(CheckpointManager):
         meta = {"format": "lingvis", "version": 1, "family": model.family, "config": config_dict(model),
                 **(extra_meta or {})}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        write_peft_adapter(tmp, model, meta, weights)
         (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step, "world_size":
                                                   self.ctx.world_size, "distributed": self.ctx.mode}, indent=2))
         if tokenizer is not None:
