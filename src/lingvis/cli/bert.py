@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def _subgroup(sub, name: str, help_: str):
@@ -112,7 +112,7 @@ def _predict_parsers(pred) -> None:
     for p, task in ((c, "classify"), (t, "tag"), (q, "qa")):
         p.add_argument("--model", required=True, help="fine-tuned checkpoint or run folder")
         p.add_argument("--max-len", type=int, help="tokens per input (default: the model's maximum)")
-        p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+        add_device_arg(p)
         p.set_defaults(func=run_predict, task=task)
 
 
@@ -122,7 +122,7 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalise (default: as the checkpoint says)")
     p.add_argument("--max-len", type=int, help="truncate texts to this many tokens")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+    add_device_arg(p)
 
 
 def run_pretrain(args) -> int:
@@ -188,7 +188,7 @@ def run_predict(args) -> int:
 def _embedder(args):
     from .. import api
 
-    model = api.load(args.model, device=args.device)
+    model = api.load(args.model, device=device_for(args.device))
     return model, api.load_tokenizer(args.model)
 
 

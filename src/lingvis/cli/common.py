@@ -112,6 +112,28 @@ def add_scale_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated parameter-name parts that also train (e.g. classifier)")
 
 
+DEVICE_HELP = "auto (CUDA, else Apple MPS, else CPU) | cpu | cuda | cuda:N | mps"
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """`--device` of the commands that run a model (generation, embedding, search, prediction)."""
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def device_for(name: str, cpu_only: str | None = None):
+    """The torch.device a command runs on (`auto` resolved by `lingvis.train.trainer.pick_device`).
+    `cpu_only` names an option that needs the CPU (e.g. "--int8"): `auto` then means the CPU and any
+    other device is an error."""
+    from ..train.trainer import pick_device
+
+    if cpu_only and name == "auto":
+        name = "cpu"
+    device = pick_device(name)
+    if cpu_only and device.type != "cpu":
+        raise ValueError(f"{cpu_only} runs on the CPU only; drop it or use --device cpu (got --device {name})")
+    return device
+
+
 def apply_config(args: argparse.Namespace, argv: list[str]) -> None:
     """Fill `args` from the `--config` file for every option not given explicitly on the command line."""
     given = _given_options(args, argv)

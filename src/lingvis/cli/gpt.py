@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -47,7 +47,7 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
     p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
     p.add_argument("--overflow", choices=["slide", "error"], default="slide",
                    help="when prompt + new tokens exceed the context: slide a window (default) or fail")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+    add_device_arg(p)
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
 
@@ -56,12 +56,11 @@ def _load(args):
     """(model, tokenizer) from --model, quantised to int8 when --int8 asks for it."""
     from .. import api
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    device = device_for(args.device, cpu_only="--int8" if args.int8 else None)
+    model, tok = api.load(args.model, device=device), api.load_tokenizer(args.model)
     if args.int8:
         from ..quant import quantize_int8_mode
 
-        if str(args.device) != "cpu":
-            raise SystemExit("error: --int8 is for CPU decoding; drop it or use --device cpu")
         model = quantize_int8_mode(model, args.int8)
     return model, tok
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -105,7 +105,7 @@ def add_decode_args(p: argparse.ArgumentParser, beams: int, max_new: int) -> Non
     p.add_argument("--top-p", type=float, help="sampling: nucleus probability mass (default: off)")
     p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs decoded together")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+    add_device_arg(p)
 
 
 def decode_options(args) -> dict:
@@ -224,7 +224,7 @@ def run_caption(args) -> int:
 def _load(path: str, family: str, device: str):
     from .. import api
 
-    model, tok = api.load(path, device=device), api.load_tokenizer(path)
+    model, tok = api.load(path, device=device_for(device)), api.load_tokenizer(path)
     if getattr(model, "family", None) != family:
         raise ValueError(f"{path} holds a {getattr(model, 'family', '?')} model, not {family}")
     return model, tok

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -69,7 +69,7 @@ def _register_zero_shot(sub) -> None:
     z.add_argument("paths", nargs="*", help="more image files or folders")
     z.add_argument("--template", action="append", help="prompt template with {} (repeatable; default '{}')")
     z.add_argument("--summary", action="store_true", help="print accuracy (class = image's parent folder name)")
-    z.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+    add_device_arg(z)
     z.set_defaults(func=run_zero_shot)
 
 
@@ -80,7 +80,7 @@ def _register_retrieval(group) -> None:
     ev.add_argument("--image-root", help="folder that relative image paths in --data are under")
     ev.add_argument("--max-images", type=int, default=1000, help="score at most this many images (and their captions)")
     ev.add_argument("--first-caption-only", action="store_true", help="one caption (query) per image")
-    ev.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+    add_device_arg(ev)
     ev.set_defaults(func=run_retrieval)
 
 
@@ -98,7 +98,7 @@ def _register_search(sub) -> None:
     speed.add_argument("--int8", action="store_true", help="encode the images with dynamic int8 linears (faster on CPU)")
     speed.add_argument("--bf16", action="store_true",
                        help="encode the images in bfloat16 (fast on CPUs with AMX or AVX512-BF16)")
-    s.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps")
+    add_device_arg(s)
     s.set_defaults(func=run_search)
 
 
@@ -140,7 +140,7 @@ def run_shapes(args) -> int:
     return 0
 
 
-def _load_clip(path: str, device: str):
+def _load_clip(path: str, device):
     from .. import api
 
     model = api.load(path, device=device)
@@ -160,7 +160,7 @@ def _image_paths(items: list[str]) -> list[Path]:
 def run_zero_shot(args) -> int:
     from ..zeroshot import class_embeddings, embed_images, load_images, zero_shot_probs
 
-    model, tok = _load_clip(args.model, args.device)
+    model, tok = _load_clip(args.model, device_for(args.device))
     errors: list[str] = []
     images, paths = load_images(_image_paths(args.images + args.paths), errors)
     for e in errors:
@@ -189,7 +189,7 @@ def run_retrieval(args) -> int:
     from ..recipes.clip_data import load_groups
     from ..zeroshot import evaluate_retrieval
 
-    model, tok = _load_clip(args.model, args.device)
+    model, tok = _load_clip(args.model, device_for(args.device))
     groups, _ = load_groups(args.data, **({"image_root": args.image_root} if args.image_root else {}))
     print_json(evaluate_retrieval(model, tok, groups[:args.max_images], first_caption_only=args.first_caption_only))
     return 0
@@ -201,7 +201,7 @@ def run_search(args) -> int:
     queries = args.query + args.queries
     if not queries:
         raise ValueError("no query given: pass --query TEXT")
-    model, tok = _load_clip(args.model, args.device)
+    model, tok = _load_clip(args.model, device_for(args.device, cpu_only="--int8" if args.int8 else None))
     if args.index and Path(args.index).is_file():
         index = EmbeddingIndex.load(args.index)
     else:

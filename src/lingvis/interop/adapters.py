@@ -208,7 +208,8 @@ def apply_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
             block += (scale * (b @ a)).to(weight.dtype)
         for name, t in copies.items():
             if params[name].shape != t.shape:
-                raise AdapterError(f"{folder}: {name} has shape {tuple(t.shape)}, the model {tuple(params[name].shape)}")
+                raise AdapterError(f"{folder}: {name} has shape {tuple(t.shape)}, the model "
+                                   f"{tuple(params[name].shape)}")
             params[name].copy_(t)
     return model
 

@@ -30,9 +30,13 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: CUDA when available, else Apple's MPS when available, else the CPU; any other name as given."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     return torch.device(name)
 
 
