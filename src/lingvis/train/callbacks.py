@@ -125,6 +125,8 @@ class WandbCallback(Callback):
         if self.run is not None:
             self.run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
             self.run.finish(exit_code=1 if summary.get("stopped_by") == "error" else 0)
+            if self.wandb.run is None:  # no other run open: stop wandb's service, which flushes the files
+                self.wandb.teardown()    # (finish() returns before the offline run file is complete)
 
 
 def trackers(names: Sequence[str], out: str | Path) -> list[Callback]:
