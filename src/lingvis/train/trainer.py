@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
+from ..progress import progress
 from . import distributed
 from .callbacks import Callback, CallbackList, trackers
 from .checkpoint import CheckpointManager
@@ -172,8 +172,8 @@ class Trainer:
         batches = self._train_batches()
         self.model.train()
         start = time.perf_counter()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or not main,
-                   dynamic_ncols=True, desc=self.task.name)
+        bar = progress(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or not main,
+                       desc=self.task.name)
         last_eval: dict = {}
         stopped_by = "max_steps"
         while self.step < cfg.max_steps:
@@ -185,8 +185,8 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == 1:
                 log.write(row)
                 self.callbacks.on_log(self, row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
             out_of_time = self.dist.any(  # rank 0's clock decides for all ranks
                 main and cfg.max_minutes is not None and time.perf_counter() - start >= cfg.max_minutes * 60)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
