@@ -145,9 +145,9 @@ class Trainer:
         if is_best:
             self.best = metrics[key]
         return self.ckpt.save(self.step, self.model, self.optimizer,
-                       {"best_metric": self.best, "metric_for_best": key, "eval": metrics},
-                       self.tokenizer, is_best=is_best or not (self.out / "checkpoints" / "best.json").exists(),
-                       extra_meta=self.meta)
+                              {"best_metric": self.best, "metric_for_best": key, "eval": metrics},
+                              self.tokenizer, extra_meta=self.meta,
+                              is_best=is_best or not (self.out / "checkpoints" / "best.json").exists())
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
