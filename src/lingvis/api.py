@@ -36,7 +36,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
-    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module."""
+    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module. A PEFT
+    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in."""
+    from .interop import adapters
+
+    if (Path(path) / adapters.ADAPTER_CONFIG).is_file() and not any(
+            (Path(path) / f).is_file() for f in (META_FILE, "config.json")):
+        model = adapters.apply_adapter(load(adapters.base_model_path(path)), path)
+        return model.to(device) if device is not None else model
     p = resolve_checkpoint(path)
     model = load_native(p) if (p / META_FILE).is_file() else interop.load_hf(p)
     return model.to(device) if device is not None else model
@@ -45,9 +52,13 @@ def load(path: str | Path, device: str | torch.device | None = None) -> nn.Modul
 def load_tokenizer(path: str | Path):
     from .tokenizers import Tokenizer
 
+    from .interop import adapters
+
     p = Path(path)
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
+        if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():
+            return load_tokenizer(adapters.base_model_path(p))  # an adapter folder: the base model's
         p = resolve_checkpoint(p)
     return Tokenizer.load(p)
 
@@ -100,3 +111,33 @@ def _stamp_special_ids(folder: Path, tokenizer) -> None:
 def export_merged(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto") -> Path:
     """Write a merged copy of a LoRA adapter model (the model itself is left as it is)."""
     return save(merge_lora(copy.deepcopy(model)).eval(), path, tokenizer=tokenizer, format=format)
+
+
+def export_adapter(checkpoint: str | Path, path: str | Path, base_out: str | Path | None = None,
+                   tokenizer=None) -> Path:
+    """Write the adapters of a LoRA checkpoint (or run) folder in the PEFT format (adapter_config.json +
+    adapter_model.safetensors, plus the tokenizer if given). With `base_out`, also write the base model
+    (the frozen weights without adapters) there as Hugging Face files and name it in the adapter config,
+    so `peft.PeftModel.from_pretrained(AutoModel...(base_out), path)` and `lingvis.load(path)` both work."""
+    from .interop.adapters import write_adapter
+    from .io import WEIGHTS_FILE, load_state, read_safetensors
+    from .models import registry
+
+    ckpt = resolve_checkpoint(checkpoint)
+    meta = json.loads((ckpt / META_FILE).read_text()) if (ckpt / META_FILE).is_file() else {}
+    if not meta.get("lora"):
+        raise CheckpointError(f"{ckpt} holds no LoRA adapters ({META_FILE} has no \"lora\" entry); train with "
+                              "--lora-rank to get some")
+    config = registry.make_config(meta["family"], meta.get("config", {}))
+    state = read_safetensors(ckpt / WEIGHTS_FILE)
+    base = None
+    if base_out is not None:
+        model = registry.family(meta["family"]).model_cls(config)
+        load_state(model, {k: v for k, v in state.items() if ".lora_" not in k}, source=str(ckpt / WEIGHTS_FILE))
+        save(model.eval(), base_out, tokenizer=tokenizer, format="hf")
+        base = str(Path(base_out).resolve())
+    with atomic_dir(path) as tmp:
+        write_adapter(tmp, meta["family"], config, meta["lora"], state, base_model=base)
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+    return Path(path)

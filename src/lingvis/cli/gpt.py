@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -16,7 +16,7 @@ def register(sub, groups) -> None:
     p.add_argument("--tokenizer", default="char", help="char | bpe | path to a tokenizer.json or folder")
     p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size")
     p.add_argument("--block-size", type=int, help="context length (default: the preset's)")
-    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
     p.add_argument("--samples", type=int, default=2, help="samples to print after training")
     p.set_defaults(func=run_pretrain)
 
@@ -36,16 +36,18 @@ def register(sub, groups) -> None:
 
 def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature: float = 0.0) -> None:
     p.add_argument("--model", required=True, help="checkpoint or run folder")
-    p.add_argument("--max-new-tokens", type=int, default=max_new)
-    p.add_argument("--temperature", type=float, default=temperature, help="0 = greedy")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=max_new, help="most tokens to generate per prompt")
+    p.add_argument("--temperature", type=float, default=temperature, help="sampling temperature; 0 = greedy")
+    p.add_argument("--top-k", type=int, help="sample only from the k most likely tokens (default: all)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling: the smallest set of tokens with this much "
+                   "probability (default: off)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="penalise tokens already in the text (CTRL-style; > 1 discourages repeats)")
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
     p.add_argument("--overflow", choices=["slide", "error"], default="slide",
                    help="when prompt + new tokens exceed the context: slide a window (default) or fail")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
 
@@ -54,12 +56,11 @@ def _load(args):
     """(model, tokenizer) from --model, quantised to int8 when --int8 asks for it."""
     from .. import api
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    device = device_for(args.device, cpu_only="--int8" if args.int8 else None)
+    model, tok = api.load(args.model, device=device), api.load_tokenizer(args.model)
     if args.int8:
         from ..quant import quantize_int8_mode
 
-        if str(args.device) != "cpu":
-            raise SystemExit("error: --int8 is for CPU decoding; drop it or use --device cpu")
         model = quantize_int8_mode(model, args.int8)
     return model, tok
 

@@ -13,7 +13,7 @@ def register(sub, groups) -> None:
                    help="checkpoint, run or Hugging Face folder; repeat for several models (name defaults to "
                    "the folder name)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every API request "
                    "(default: the LINGVIS_API_KEY environment variable, if set)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting per model before 429")
@@ -30,7 +30,8 @@ def register(sub, groups) -> None:
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="serve causal LMs with int8 CPU decoding: int8 weights, or weights and activations")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level")
     p.set_defaults(func=run_serve)
 
 

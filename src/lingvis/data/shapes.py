@@ -15,6 +15,7 @@ from typing import Any, Callable
 from torch.utils.data import Dataset
 
 from lingvis.data.shapes_language import QA, article, captions, questions
+from lingvis.progress import progress
 from lingvis.data.shapes_render import render_scene
 from lingvis.data.shapes_scene import (
     COLOURS, HELD_OUT, SHAPES, Scene, ShapeObject, Triple, is_held_out, make_scene,
@@ -87,7 +88,7 @@ def _write_split(
 ) -> dict[str, Path]:
     rng = _split_rng(seed, split + "/text")
     images, caps, qs, anns, lines = [], [], [], [], []
-    for k, scene in enumerate(scenes):
+    for k, scene in enumerate(progress(scenes, desc=f"shapes {split}", unit="image", delay=2, leave=False)):
         image_id = first_id + k
         file_name = f"{split}_{k:06d}.png"
         render_scene(scene, size).save(out / "images" / file_name, compress_level=1)

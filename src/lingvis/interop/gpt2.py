@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from ..io import CheckpointError, load_state
 from ..models.gpt import GPT, GPTConfig
 from .registry import register_exporter, register_loader
+from .adapters import AdapterLayout, register_layout
 
 ACT_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
                "quick_gelu": "quick_gelu", "silu": "silu", "swish": "silu"}
@@ -107,3 +108,19 @@ def save_gpt2(model: GPT, folder: Path) -> bool:
     hf.update(bos_token_id=eot, eos_token_id=eot)
     (folder / "config.json").write_text(json.dumps(hf, indent=2))
     return True
+
+
+@register_layout("gpt")
+def adapter_layout(cfg: GPTConfig) -> AdapterLayout | None:
+    """PEFT names of the LoRA projections (HF Conv1D: fan_in_fan_out) and of the norms PEFT may save whole."""
+    if not exportable(cfg):
+        return None
+    modules, saved = {}, {"ln_f": "transformer.ln_f"}
+    for i in range(cfg.n_layer):
+        for ours, theirs in BLOCK_MAP.items():
+            name, hf = f"blocks.{i}.{ours}", f"transformer.h.{i}.{theirs}"
+            if ours.startswith("ln_"):
+                saved[name] = hf
+            else:
+                modules[name] = (hf,)
+    return AdapterLayout(modules, saved, task_type="CAUSAL_LM", fan_in_fan_out=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,19 @@ def set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def write_peft_adapter(folder: Path, model: nn.Module, meta: dict, state: dict[str, torch.Tensor]) -> None:
+    """A LoRA checkpoint also holds its adapters in the PEFT format (adapter_config.json +
+    adapter_model.safetensors) when the family has a Hugging Face twin."""
+    if not meta.get("lora"):
+        return
+    from ..interop.adapters import AdapterError, write_adapter
+
+    try:
+        write_adapter(folder, model.family, model.config, meta["lora"], state)
+    except AdapterError as e:
+        warnings.warn(f"LoRA checkpoint written without a PEFT adapter copy: {e}", stacklevel=3)
+
+
 class CheckpointManager:
     """Saves under `<out>/checkpoints/step-<step, 7 digits>/` and keeps the newest `keep_last` plus the best."""
 
@@ -53,7 +67,9 @@ class CheckpointManager:
              is_best: bool = False, extra_meta: dict | None = None) -> Path:
         name = f"step-{step:07d}"
         with atomic_dir(self.root / name) as tmp:
-            write_native_files(model, tmp, native_meta(model, extra_meta))
+            meta = native_meta(model, extra_meta)
+            write_native_files(model, tmp, meta)
+            write_peft_adapter(tmp, model, meta, model.state_dict())
             (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step}, indent=2))
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(rng_state(), tmp / "rng.pt")

@@ -23,7 +23,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_state_dict)
 
 from ..io import META_FILE, WEIGHTS_FILE, native_meta, publish_dir, read_safetensors
-from .checkpoint import STATE_FILE, CheckpointManager, rng_state, set_rng_state
+from .checkpoint import STATE_FILE, CheckpointManager, rng_state, set_rng_state, write_peft_adapter
 from .distributed import DistContext
 
 DCP_DIR = "dcp"
@@ -86,7 +86,9 @@ class DistCheckpointManager(CheckpointManager):
         keep = _unique_names(model)
         weights = {k: v.detach().contiguous().cpu() for k, v in full.items() if k in keep}
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        (tmp / META_FILE).write_text(json.dumps(native_meta(model, extra_meta), indent=2))
+        meta = native_meta(model, extra_meta)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        write_peft_adapter(tmp, model, meta, weights)
         (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step, "world_size":
                                                   self.ctx.world_size, "distributed": self.ctx.mode}, indent=2))
         if tokenizer is not None:
