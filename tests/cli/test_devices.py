@@ -37,6 +37,7 @@ def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.setattr(mps, "is_available", lambda: True)
     assert pick_device("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert pick_device("auto") == torch.device("cuda")
     assert pick_device("cpu") == torch.device("cpu") and pick_device("cuda:1") == torch.device("cuda", 1)
 

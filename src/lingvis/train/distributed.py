@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import resolve_device
 from .gather import all_gather_with_grad as gather_features  # noqa: F401  (contrastive losses across ranks)
 
 MODES = ("auto", "none", "ddp", "fsdp")
@@ -77,9 +78,7 @@ def launcher_env() -> tuple[int, int, int]:
 
 
 def _device(name: str, local_rank: int, distributed: bool) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    device = resolve_device(name)
     if device.type == "cuda" and distributed and device.index is None:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..progress import progress
+from ..devices import resolve_device
 from . import distributed
 from .callbacks import Callback, CallbackList, trackers
 from .checkpoint import CheckpointManager
@@ -31,13 +32,8 @@ class TrainingDiverged(RuntimeError):
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """`auto`: CUDA when available, else Apple's MPS when available, else the CPU; any other name as given."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    return torch.device(name)
+    """`auto`: CUDA when available, else Apple's MPS when available, else the CPU (lingvis.devices)."""
+    return resolve_device(name)
 
 
 class Trainer:
