@@ -105,6 +105,8 @@ INPUTS = {
     "clip": lambda m: m(pixels(m), ids()),
     "captioner": lambda m: m(pixels(m), ids()),
     "fusion": lambda m: fusion_outputs(m, ids(), pixels(m)),
+    "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
+                                                 generator=torch.Generator().manual_seed(2))),
 }
 
 
