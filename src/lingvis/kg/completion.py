@@ -293,6 +293,10 @@ def train_completion(data: KGData, args: CompletionArgs, cfg: TrainConfig,
     torch.manual_seed(cfg.seed)
     if len(data.valid) == 0:
         raise ValueError("link prediction needs validation triples (none left after the split)")
+    if len(data.train) < cfg.batch_size:  # a small graph: one batch is the whole training set
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, batch_size=len(data.train), grad_accum=1)
     model = build_model(data, args, image_dim=image_features[0].shape[1] if image_features is not None else 0)
     if image_features is not None:
         model.set_image_features(*image_features)
