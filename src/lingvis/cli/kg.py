@@ -23,6 +23,7 @@ def register(sub, groups) -> None:
     _register_train_scenes(cmds)
     _register_complete(cmds)
     _register_ask(cmds)
+    _register_serve(cmds)
     kg.set_defaults(func=lambda args: kg.print_help() or 2)
 
 
@@ -114,6 +115,22 @@ def _register_ask(cmds) -> None:
     a.add_argument("--top", type=int, default=20, help="most triples retrieved")
     a.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
     a.set_defaults(func=run_ask)
+
+
+def _register_serve(cmds) -> None:
+    s = cmds.add_parser("serve", help="serve the graph at /v1/kg/sparql (read-only SPARQL endpoint)",
+                        description="The SPARQL 1.1 Protocol over HTTP, with a time and a result limit per query; "
+                        "updates are refused unless --allow-updates. --model adds lingvis models as `lingvis "
+                        "serve` does.")
+    s.add_argument("kg", metavar="KG", help=STORE_HELP)
+    s.add_argument("--model", action="append", default=[], metavar="[NAME=]DIR", help="also serve this model")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000, help="port")
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $LINGVIS_API_KEY)")
+    s.add_argument("--allow-updates", action="store_true", help="accept SPARQL updates (the graph opens writable)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds a query may run")
+    s.add_argument("--max-results", type=int, default=10000, help="rows (or triples) per answer")
+    s.set_defaults(func=run_serve)
 
 
 def _register_query(cmds) -> None:
@@ -359,4 +376,26 @@ def run_ask(args) -> int:
     print(ans.answer)
     for c in ans.citations:
         print("  " + c.text())
+    return 0
+
+
+def run_serve(args) -> int:
+    import os
+
+    from .._optional import require
+
+    require("fastapi", "the server")
+    uvicorn = require("uvicorn", "the server")
+    from ..serve import ServeConfig, create_app, load_models
+    from ..serve.routes_kg import KGEndpointConfig
+
+    kg = KGEndpointConfig(args.kg, args.allow_updates, args.timeout, args.max_results)
+    config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get("LINGVIS_API_KEY"),
+                         kg=kg)
+    config.validate()
+    app = create_app(load_models(args.model, config) if args.model else [], config)
+    mode = "read-write" if args.allow_updates else "read-only"
+    print(f"serving the knowledge graph {args.kg} ({mode}) at http://{args.host}:{args.port}/v1/kg/sparql",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

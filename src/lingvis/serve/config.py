@@ -19,6 +19,7 @@ class ServeConfig:
     image_folder: Path | None = None    # folder searched by /v1/images/search
     device: str = "cpu"
     int8: str | None = None             # causal LMs on CPU: "weights" (weight-only) or "w8a8" (dynamic)
+    kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
 
     def validate(self) -> None:
         from ..quant import INT8_MODES
