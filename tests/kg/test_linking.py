@@ -9,7 +9,6 @@ from lingvis.data.shapes import make_split_scenes, render_scene
 from lingvis.kg import linking
 from lingvis.kg.build import Models, SceneInput, read_coco_scenes, scene_docs, stored_scene_entities
 from lingvis.kg.scene_graph import scene_graph_of
-from lingvis.kg.store import open_store
 from lingvis.kg.text_triples import parse, shapes_sentence, linearize
 
 
@@ -62,9 +61,9 @@ def test_mentions_link_to_image_objects_and_share_entities():
     assert m.entity == ids[0] and caps[0][1][slice(*m.span)] == m.text
 
 
-def test_adding_later_documents_reuses_entities(tmp_path):
+def test_adding_later_documents_reuses_entities(store):
+    """On the embedded store and on the Oxigraph server alike."""
     scene, img, graph, caps, extracted = _scene_inputs()
-    store = open_store(tmp_path / "kg")
     # captions first (no image yet): entities minted from the text
     docs, _ = scene_docs(SceneInput("s.png", None, None, caps), None, extracted, [], Models())
     store.add_docs(docs)
