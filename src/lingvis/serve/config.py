@@ -20,6 +20,7 @@ class ServeConfig:
     device: str = "auto"                # auto: cuda, then mps, then cpu (lingvis.devices.resolve_device)
     int8: str | None = None             # causal LMs on CPU: "weights" (weight-only) or "w8a8" (dynamic)
     allowed_origins: list[str] = field(default_factory=list)  # CORS: browser origins allowed to call the API
+    kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
 
     def resolved_device(self):
         """The torch device models load on: `auto` resolves as everywhere in lingvis, except that int8
