@@ -130,7 +130,7 @@ def evaluate_kg(out: Path, text_run: Path, scene_run: Path, quick: bool) -> list
     from lingvis.data.shapes import ShapesDataset, render_scene
     from lingvis.kg.build import SceneInput, build, load_models, scene_docs
     from lingvis.kg.scene_train import predict_scene_graphs
-    from lingvis.kg.store import open_store
+    from lingvis.kg.stores import open_store
     from lingvis.kg.text_train import extract_triples
     from lingvis.kg.text_triples import mention_attributes
 

@@ -97,7 +97,7 @@ def _query_rows(store, where: str, repeats: int, entity: str) -> list[dict]:
 def run(quick: bool = False, n_quads: int | None = None) -> list[dict]:
     from lingvis.kg.oxigraph_server import oxigraph_binary, oxigraph_server
     from lingvis.kg.rdf import nquads
-    from lingvis.kg.store import open_store
+    from lingvis.kg.stores import open_store
     from lingvis.kg.vocab import entity_iri
 
     n_quads = n_quads or (100_000 if quick else 1_000_000)

@@ -22,7 +22,7 @@ def oxigraph_server(tmp_path_factory):
 @pytest.fixture(params=["embedded", "server"])
 def store(request, tmp_path):
     """An empty store of each kind."""
-    from lingvis.kg.store import open_store
+    from lingvis.kg.stores import open_store
 
     if request.param == "embedded":
         s = open_store(tmp_path / "kg")

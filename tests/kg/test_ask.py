@@ -5,7 +5,7 @@ import pytest
 
 from lingvis.kg.ask import Asker, answer_with_model, describe, parse_question
 from lingvis.kg.records import Entity, SourceDoc, Statement
-from lingvis.kg.store import open_store
+from lingvis.kg.stores import open_store
 
 
 @pytest.fixture

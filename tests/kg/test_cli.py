@@ -110,7 +110,7 @@ def test_clip_linking_and_multimodal_completion(shapes, models, clip_dir, tmp_pa
                  "--out", str(kg), "--text-model", str(models / "text"), "--scene-model", str(models / "scene"),
                  "--clip", str(clip_dir)]) == 0
     capsys.readouterr()
-    from lingvis.kg.store import open_store
+    from lingvis.kg.stores import open_store
 
     with open_store(kg, read_only=True) as store:
         linkers = {m.model for m in store.mentions() if m.text is not None}

@@ -7,7 +7,8 @@ import pytest
 
 from lingvis.kg import vocab as V
 from lingvis.kg.records import Entity, Mention, SourceDoc, Statement, read_jsonl
-from lingvis.kg.store import QueryTimeout, StoreError, open_store
+from lingvis.kg.store import QueryTimeout, StoreError
+from lingvis.kg.stores import open_store
 
 KG = "PREFIX kg: <https://lingvis.dev/ns/kg#>\n"
 

@@ -11,7 +11,7 @@ pytest.importorskip("pyoxigraph")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from lingvis.kg.records import Entity, SourceDoc, Statement  # noqa: E402
-from lingvis.kg.store import open_store  # noqa: E402
+from lingvis.kg.stores import open_store  # noqa: E402
 from lingvis.serve import ServeConfig, create_app  # noqa: E402
 from lingvis.serve.routes_kg import KGEndpointConfig  # noqa: E402
 

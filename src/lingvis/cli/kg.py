@@ -205,7 +205,7 @@ def _read_query(text: str) -> str:
 
 
 def run_query(args) -> int:
-    from ..kg.store import open_store
+    from ..kg.stores import open_store
 
     with open_store(args.kg, read_only=True) as store:
         res = store.query(_read_query(args.sparql), timeout=args.timeout, limit=args.limit)
@@ -226,7 +226,7 @@ def run_export(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from ..kg.store import open_store
+    from ..kg.stores import open_store
 
     with open_store(args.kg, read_only=True) as store:
         if args.out:
@@ -239,7 +239,7 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    from ..kg.store import open_store
+    from ..kg.stores import open_store
 
     with open_store(args.kg) as store:
         before = len(store)
@@ -279,7 +279,7 @@ def _default_models(args, need_text: bool, need_scene: bool) -> None:
 
 def run_build(args) -> int:
     from ..kg.build import build, load_models, read_coco_scenes
-    from ..kg.store import open_store
+    from ..kg.stores import open_store
 
     if bool(args.out) == bool(args.store):
         raise ValueError("give exactly one of --out DIR (embedded store) and --store http://HOST:PORT")
@@ -328,7 +328,7 @@ def run_complete(args) -> int:
     if args.data:
         data = read_tsv_folder(args.data)
     else:
-        from ..kg.store import open_store
+        from ..kg.stores import open_store
 
         with open_store(args.kg, read_only=not args.write) as store:
             data = split_triples(store_triples(store, args.attributes), seed=args.split_seed)
@@ -350,7 +350,7 @@ def run_complete(args) -> int:
     if args.write:
         from ..kg.completion import predict_missing
         from ..kg.completion_features import write_predictions
-        from ..kg.store import open_store
+        from ..kg.stores import open_store
 
         preds = predict_missing(model, data, top=args.write, offset=args.margin if args.model != "complex" else 0.0)
         with open_store(args.kg) as store:
@@ -362,7 +362,7 @@ def run_complete(args) -> int:
 
 def run_ask(args) -> int:
     from ..kg.ask import Asker, answer_with_model
-    from ..kg.store import open_store
+    from ..kg.stores import open_store
 
     with open_store(args.kg, read_only=True) as store:
         ans = Asker(store, args.top).ask(args.question)

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 from . import linking
 from .records import TYPE, Entity, Mention, SourceDoc, Statement

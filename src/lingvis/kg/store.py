@@ -1,5 +1,5 @@
 """The graph store: one interface over an embedded pyoxigraph store on disk (`EmbeddedStore(dir)`) and a
-SPARQL 1.1 server (`HTTPStore("http://host:port")`, see store_http.py). `open_store(spec)` picks by the
+SPARQL 1.1 server (`HTTPStore("http://host:port")`, see store_http.py). `stores.open_store(spec)` picks by the
 spec. Queries see the union of all named graphs as their default graph; each source document is one named
 graph, replaced as a whole when it is added again (one atomic SPARQL update), so re-adding a document never
 duplicates an entity or a triple."""
@@ -368,18 +368,3 @@ def _with_deadline(fn, timeout: float, cancel: threading.Event):
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-def open_store(spec: str | Path | None, read_only: bool = False, create: bool = True) -> KGStore:
-    """`http(s)://host:port[/path]` -> HTTPStore; a directory -> EmbeddedStore (created unless `create` is
-    False or `read_only`); None -> an in-memory store."""
-    if spec is None:
-        return EmbeddedStore(None)
-    s = str(spec)
-    if s.startswith(("http://", "https://")):
-        from .store_http import HTTPStore
-
-        return HTTPStore(s, read_only=read_only)
-    if (read_only or not create) and not Path(s).is_dir():
-        raise FileNotFoundError(f"knowledge graph not found: {s} (build one with `lingvis kg build`)")
-    return EmbeddedStore(s, read_only=read_only)

@@ -42,7 +42,7 @@ class TripleTask(Seq2SeqTask):
     def evaluate(self, model: nn.Module, batches) -> dict[str, float]:
         batches = list(batches)
         out = Task.evaluate(self, model, batches)
-        gold, pred, gold_m, pred_m = [], [], [], []
+        gold, pred, pred_m = [], [], []
         for b in batches:
             ids = model.generate(b["src_ids"], b["src_mask"], max_new_tokens=self.max_new_tokens)
             for row, ref in zip(cut_at_eos(ids, self.eos_id), b["refs"]):

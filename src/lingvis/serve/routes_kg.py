@@ -36,7 +36,7 @@ router = APIRouter()
 
 
 def open_kg(cfg: KGEndpointConfig):
-    from ..kg.store import open_store
+    from ..kg.stores import open_store
 
     cfg.validate()
     return open_store(cfg.store, read_only=not cfg.allow_updates, create=False)
