@@ -66,3 +66,4 @@ from . import vilt  # noqa: E402,F401
 from . import marian  # noqa: E402,F401
 from . import vit, clip  # noqa: E402,F401
 from . import vision_encoder_decoder  # noqa: E402,F401
+from . import clip_text  # noqa: E402,F401
