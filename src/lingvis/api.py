@@ -18,7 +18,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_file():
         raise CheckpointError(f"{p} is a file; pass the folder that holds config.json or {META_FILE}")
-    if (p / META_FILE).is_file() or (p / "config.json").is_file():
+    if (p / META_FILE).is_file() or (p / "config.json").is_file() or (p / "model_index.json").is_file():
         return p
     for pointer in ("best", "last"):
         ptr = p / "checkpoints" / f"{pointer}.json"
@@ -47,6 +47,8 @@ def load_tokenizer(path: str | Path):
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
         p = resolve_checkpoint(p)
+    if (p / "model_index.json").is_file():  # a diffusers pipeline keeps it in tokenizer/
+        return interop.diffusers.load_pipeline_tokenizer(p)
     return Tokenizer.load(p)
 
 
@@ -59,21 +61,23 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
     exporter = interop.EXPORTERS.get(getattr(model, "family", ""))
     with atomic_dir(path) as tmp:
         written = False
+        own_tokenizer = getattr(exporter, "takes_tokenizer", False)  # writes the tokenizer where its format wants
         if format in ("auto", "hf") and exporter is not None:
-            written = exporter(model, tmp)
+            written = exporter(model, tmp, tokenizer) if own_tokenizer else exporter(model, tmp)
         if format == "hf" and not written:
             raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
                              "use format='lingvis'")
         if not written:
             write_native_files(model, tmp, {"format": "lingvis", "version": 1, "family": model.family,
                                             "config": config_dict(model)})
-        if tokenizer is not None:
+        if tokenizer is not None and not (written and own_tokenizer):
             tokenizer.save(tmp)
             _stamp_special_ids(tmp, tokenizer)
     return Path(path)
 
 
-MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json",
+               "model_index.json")
 
 
 def _check_destination(path: Path) -> None:

@@ -49,6 +49,10 @@ def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_hf(path: Path) -> nn.Module:
+    if (path / "model_index.json").is_file():  # a diffusers pipeline folder
+        from .diffusers import load_pipeline
+
+        return load_pipeline(path)
     try:
         config = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as e:
@@ -67,3 +71,4 @@ from . import marian  # noqa: E402,F401
 from . import vit, clip  # noqa: E402,F401
 from . import vision_encoder_decoder  # noqa: E402,F401
 from . import clip_text  # noqa: E402,F401
+from . import diffusers  # noqa: E402,F401
