@@ -40,8 +40,9 @@ def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
         for shard in shards:
             state.update(read_safetensors(path / shard))
         return state
-    if (path / "model.safetensors").is_file():
-        return read_safetensors(path / "model.safetensors")
+    for name in ("model.safetensors", "diffusion_pytorch_model.safetensors"):  # the second: diffusers models
+        if (path / name).is_file():
+            return read_safetensors(path / name)
     if (path / "pytorch_model.bin").is_file():
         raise CheckpointError(f"{path} has only pytorch_model.bin (a pickle); lingvis loads safetensors only. "
                               "Convert it with transformers: model.save_pretrained(dir, safe_serialization=True)")
@@ -57,7 +58,7 @@ def load_hf(path: Path) -> nn.Module:
         config = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"corrupt {path / 'config.json'}: {e}") from e
-    model_type = config.get("model_type")
+    model_type = config.get("model_type") or config.get("_class_name")  # diffusers names the class
     if model_type not in LOADERS:
         raise CheckpointError(f"{path / 'config.json'}: unsupported model_type {model_type!r}; "
                               f"lingvis loads {sorted(LOADERS)}")

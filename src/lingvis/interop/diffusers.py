@@ -17,7 +17,7 @@ from ..diffusion.schedulers import make_scheduler
 from ..io import CheckpointError, load_state, read_safetensors
 from ..models.clip_text import CLIPTextEncoder
 from ..models.text_to_image import TextToImage, TextToImageConfig
-from . import load_hf, register_exporter
+from . import load_hf, register_exporter, register_loader
 from .clip_text import save_clip_text
 from .diffusers_unet import unet_from_diffusers, unet_to_diffusers
 from .diffusers_vae import vae_from_diffusers, vae_to_diffusers
@@ -107,6 +107,16 @@ def load_pipeline(folder: str | Path) -> TextToImage:
         state.update({f"vae.{k}": v for k, v in vae.state_dict().items()})
     load_state(model, state, source=str(folder))
     return model.eval()
+
+
+@register_loader("UNet2DConditionModel")
+def load_unet(config: dict, state: dict[str, torch.Tensor], path: Path):
+    return unet_from_diffusers(config, state, str(path))
+
+
+@register_loader("AutoencoderKL")
+def load_vae(config: dict, state: dict[str, torch.Tensor], path: Path):
+    return vae_from_diffusers(config, state, str(path))
 
 
 # ---- export ------------------------------------------------------------------------------------

@@ -143,11 +143,13 @@ class TextToImage(nn.Module):
 register_family("text_to_image", TextToImageConfig, TextToImage, "text-to-image diffusion (text tower + denoiser "
                 "+ optional autoencoder)")
 SHAPES_TEXT = dict(vocab_size=256, context_length=24, dim=128, depth=2, heads=4, mlp_hidden=512)
-register_preset("t2i-shapes", "text_to_image", "32px pixel-space UNet + 2-layer text tower: shapes in minutes",
-                denoiser_family="unet", lock_text=False, text=SHAPES_TEXT,
-                denoiser=dict(in_channels=3, out_channels=3, sample_size=32, block_out_channels=[64, 128],
-                              down_attention=[False, True], layers_per_block=1, attention_heads=4,
-                              cross_attention_dim=128, norm_num_groups=16))
+FLOW = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0}
+register_preset("t2i-shapes", "text_to_image", "32px pixel-space UNet (32/64/128, attention at 16 and 8 px) + "
+                "2-layer text tower trained with it, flow matching: shapes in minutes",
+                denoiser_family="unet", lock_text=False, text=SHAPES_TEXT, scheduler=FLOW,
+                denoiser=dict(in_channels=3, out_channels=3, sample_size=32, block_out_channels=[32, 64, 128],
+                              down_attention=[False, True, True], layers_per_block=1, attention_heads=4,
+                              cross_attention_dim=128, norm_num_groups=8))
 register_preset("t2i-shapes-latent", "text_to_image", "64px images as 16x16x4 latents of the vae-shapes autoencoder",
                 denoiser_family="unet", lock_text=False, text=SHAPES_TEXT,
                 vae=dict(block_out_channels=[32, 64, 64], layers_per_block=1, norm_num_groups=16, sample_size=64,
@@ -155,3 +157,9 @@ register_preset("t2i-shapes-latent", "text_to_image", "64px images as 16x16x4 la
                 denoiser=dict(in_channels=4, out_channels=4, sample_size=16, block_out_channels=[64, 128],
                               down_attention=[False, True], layers_per_block=1, attention_heads=4,
                               cross_attention_dim=128, norm_num_groups=16))
+register_preset("t2i-nano", "text_to_image", "16px pixel-space UNet (width 16/32) + 1-layer text tower: tests",
+                denoiser_family="unet", lock_text=False, scheduler=FLOW,
+                text=dict(vocab_size=64, context_length=16, dim=32, depth=1, heads=4, mlp_hidden=64),
+                denoiser=dict(in_channels=3, out_channels=3, sample_size=16, block_out_channels=[16, 32],
+                              down_attention=[False, True], layers_per_block=1, attention_heads=2,
+                              cross_attention_dim=32, norm_num_groups=8))
