@@ -147,3 +147,14 @@ def test_step_before_set_timesteps_and_bad_step_counts():
             s.set_timesteps(bad)
     assert sorted(SCHEDULERS) == sorted(["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler",
                                          "EulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler"])
+
+
+def test_min_snr_weights():
+    s = DDIMScheduler(prediction_type="v_prediction", beta_schedule="squaredcos_cap_v2")
+    t = torch.tensor([0, 500, 999])
+    snr = s.snr(t)
+    assert snr[0] > 5 > snr[2]
+    w = s.min_snr_weight(t, 5.0)
+    torch.testing.assert_close(w, snr.clamp(max=5.0) / (snr + 1))
+    eps = DDIMScheduler(prediction_type="epsilon").min_snr_weight(t, 5.0)
+    assert float(eps[0]) < 1.0 and float(eps[2]) == pytest.approx(1.0)

@@ -3,6 +3,7 @@ validated on ground-truth renders first), CLIP score with a lingvis CLIP, and FI
 features against held-out real renders."""
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -13,6 +14,11 @@ from .geneval_shapes import CATEGORIES, make_items
 from .shapes_detector import detect_shapes, validate_detector
 
 DETECTOR_MIN_ACCURACY = 0.99
+
+
+@functools.lru_cache(maxsize=8)
+def _validated(n: int, size: int, seed: int) -> dict:
+    return validate_detector(n, size, seed)
 
 
 def geneval_scores(images, items) -> dict:
@@ -77,7 +83,7 @@ def evaluate_text_to_image(model, tokenizer, per_category: int = 40, steps: int 
     """The compositional report (and CLIP score / FID when a `clip` model is given)."""
     size = model.image_size
     t0 = time.perf_counter()
-    check = validate_detector(detector_images, size, seed)
+    check = _validated(detector_images, size, seed)
     if check["scene_accuracy"] < DETECTOR_MIN_ACCURACY:
         raise RuntimeError(f"the shapes detector is only {check['scene_accuracy']:.3f} accurate on ground-truth "
                            f"{size}px renders (needs >= {DETECTOR_MIN_ACCURACY}); use a larger image size")

@@ -3,7 +3,10 @@ conv stem, ResBlock + spatial-transformer stages down and up with skip connectio
 sinusoidal timestep embedding. Weights convert 1:1 (interop/diffusers.py).
 
 The denoiser contract every lingvis denoiser keeps:
-    denoiser(x_t (B, C, H, W), t (B,), text_states (B, L, D), text_mask (B, L) or None) -> (B, C, H, W)."""
+    denoiser(x_t (B, C, H, W), t (B,), text_states (B, L, D), text_mask (B, L) or None) -> (B, C, H, W).
+The UNet also takes text_states of k * B rows for B images (`shares_guidance_input`): classifier-free
+guidance then runs the text-independent start of the network (stem, first blocks, first self-attention)
+once per image instead of once per prompt; the output has k * B rows, row i * B + j for image j."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,7 +16,7 @@ from torch import nn
 
 from .registry import register_family, register_preset
 from .unet_blocks import (ACTIVATIONS, Downsample, ResBlock, SpatialTransformer, Stage, TimeEmbedding, Upsample,
-                          timestep_embedding)
+                          grow, timestep_embedding)
 
 
 def _per_level(value, n: int, name: str) -> list:
@@ -79,6 +82,8 @@ class UNetConfig:
 
 class UNet(nn.Module):
     """`forward(x_t, t, text_states, text_mask=None) -> prediction` with the shape of x_t."""
+
+    shares_guidance_input = True
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -157,7 +162,7 @@ class UNet(nn.Module):
             mine, skips = skips[-len(stage.res):], skips[:-len(stage.res)]
             size = tuple(skips[-1].shape[2:]) if odd and stage.sampler is not None else None
             h = stage.up(h, mine, temb, text_states, bias, size)
-        return self.conv_out(self.act(self.norm_out(h)))  # (B, C_out, H, W)
+        return grow(self.conv_out(self.act(self.norm_out(h))), text_states.shape[0])  # (B, C_out, H, W)
 
 
 register_family("unet", UNetConfig, UNet, "text-conditioned UNet (diffusers UNet2DConditionModel layout)")

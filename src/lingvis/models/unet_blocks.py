@@ -12,6 +12,15 @@ from torch import nn
 from ..nn import MLP, Attention
 
 ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "mish": F.mish}
+_INPLACE = {"silu": lambda x: F.silu(x, inplace=True), "swish": lambda x: F.silu(x, inplace=True),
+            "gelu": F.gelu, "mish": lambda x: F.mish(x, inplace=True)}
+
+
+def _fresh(act: str):
+    """The activation, applied in place when no gradient is recorded (inference): the input is always a fresh
+    tensor (a norm's or a layer's output), so this saves an allocation and a memory pass."""
+    plain, inplace = ACTIVATIONS[act], _INPLACE[act]
+    return lambda x: inplace(x) if not torch.is_grad_enabled() else plain(x)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, flip_sin_to_cos: bool = True, freq_shift: float = 0.0,
@@ -27,6 +36,17 @@ def timestep_embedding(t: torch.Tensor, dim: int, flip_sin_to_cos: bool = True, 
     if dim % 2:
         emb = F.pad(emb, (0, 1, 0, 0))
     return emb  # (B, dim)
+
+
+def grow(a: torch.Tensor, n: int) -> torch.Tensor:
+    """Tile a (b, ...) batch to n = k * b rows: the text-independent part of a guided batch is computed once
+    for the b images and tiled when it meets the k prompts per image (unconditional, conditional)."""
+    b = a.shape[0]
+    if b == n:
+        return a
+    if n % b:
+        raise ValueError(f"a batch of {b} cannot be tiled to {n} rows")
+    return a.repeat(n // b, *([1] * (a.dim() - 1)))
 
 
 class TimeEmbedding(nn.Module):
@@ -56,14 +76,14 @@ class ResBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
-        self.act = ACTIVATIONS[act]
+        self.act, self.act_fresh = ACTIVATIONS[act], _fresh(act)
         self.out_scale = out_scale
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
         # x: (B, C_in, H, W); temb: (B, T)
-        h = self.conv1(self.act(self.norm1(x)))  # (B, C_out, H, W)
+        h = self.conv1(self.act_fresh(self.norm1(x)))  # (B, C_out, H, W)
         if self.time_proj is not None:
-            emb = self.time_proj(self.act(temb))[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
+            emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
             if self.time_norm == "scale_shift":
                 scale, shift = emb.chunk(2, dim=1)
                 h = self.norm2(h) * (1 + scale) + shift
@@ -71,9 +91,10 @@ class ResBlock(nn.Module):
                 h = self.norm2(h + emb)
         else:
             h = self.norm2(h)
-        h = self.conv2(self.dropout(self.act(h)))
+        h = self.conv2(self.dropout(self.act_fresh(h)))
         skip = self.shortcut(x) if self.shortcut is not None else x
-        return (skip + h) / self.out_scale if self.out_scale != 1.0 else skip + h
+        h = h + skip if torch.is_grad_enabled() else h.add_(skip)
+        return h / self.out_scale if self.out_scale != 1.0 else h
 
 
 def _attention(dim: int, heads: int, kv_dim: int | None = None, dropout: float = 0.0) -> Attention:
@@ -96,6 +117,7 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
         # x: (B, N, C); text: (B, L, D); text_bias: additive (B, 1, 1, L) or None
         x = x + self.attn(self.norm1(x))
+        x = grow(x, text.shape[0])  # the first text-dependent step
         x = x + self.cross_attn(self.norm2(x), text_bias, memory=text)
         return x + self.mlp(self.norm3(x))
 
@@ -127,10 +149,10 @@ class SpatialTransformer(nn.Module):
             h = block(h, text, text_bias)
         if self.linear:
             h = self.proj_out(h)
-        h = h.reshape(B, H, W, C).permute(0, 3, 1, 2)  # (B, C, H, W)
+        h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W)
         if not self.linear:
             h = self.proj_out(h)
-        return h + x
+        return h + grow(x, h.shape[0])
 
 
 class Downsample(nn.Module):
@@ -186,5 +208,5 @@ class Stage(nn.Module):
 
     def up(self, h, skips: list[torch.Tensor], temb, text, text_bias, size=None) -> torch.Tensor:
         for i in range(len(self.res)):
-            h = self._layer(i, torch.cat([h, skips.pop()], dim=1), temb, text, text_bias)
+            h = self._layer(i, torch.cat([h, grow(skips.pop(), h.shape[0])], dim=1), temb, text, text_bias)
         return self.sampler(h, size) if self.sampler is not None else h

@@ -44,6 +44,7 @@ class DiffusionPretrainArgs:
     vae: str | None = None             # an AutoencoderKL (lingvis run or diffusers vae/ folder): latent space
     objective: str | None = None       # epsilon | v_prediction | flow (default: the preset's)
     text_dropout: float = 0.1          # captions dropped for classifier-free guidance
+    snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -170,7 +171,8 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
     task = DiffusionTask(lambda texts: prompt_tokens(tokenizer, texts, length), model.config.scheduler,
                          args.text_dropout, cfg.seed, cfg.grad_accum,
                          sample_prompts=args.sample_prompts or default_prompts(val_groups),
-                         sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps)
+                         sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
+                         snr_gamma=args.snr_gamma)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),

@@ -1,7 +1,8 @@
 """Text-to-image diffusion training: noise an image (or its autoencoder latents) at a random timestep and
 regress the scheduler's target (noise, velocity or flow) from the noisy input and the caption. Captions are
 dropped at `text_dropout` for classifier-free guidance; the EMA of the denoiser is updated once per
-optimizer step; evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
+optimizer step; `snr_gamma` weights the loss by min(SNR, gamma) (min-SNR, for noise-prediction objectives);
+evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
 import random
@@ -31,7 +32,7 @@ class DiffusionTask(Task):
 
     def __init__(self, tokenize: Tokenize, scheduler_config: dict, text_dropout: float = 0.1, seed: int = 0,
                  grad_accum: int = 1, sample_prompts: list[str] | None = None, sample_dir: str | Path | None = None,
-                 tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0):
+                 tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0, snr_gamma: float | None = None):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         self.tokenize, self.text_dropout = tokenize, text_dropout
@@ -40,6 +41,9 @@ class DiffusionTask(Task):
         self.grad_accum, self._calls = grad_accum, 0
         self.sample_prompts, self.sample_dir, self.tokenizer = sample_prompts or [], sample_dir, tokenizer
         self.sample_steps, self.guidance_scale = sample_steps, guidance_scale
+        if snr_gamma is not None and not hasattr(self.scheduler, "min_snr_weight"):
+            raise ValueError("snr_gamma (min-SNR loss weighting) needs a noise-prediction objective, not flow matching")
+        self.snr_gamma = snr_gamma
 
     def collate(self, samples: list[dict]) -> dict:
         samples = [s for s in samples if s is not None]
@@ -59,7 +63,11 @@ class DiffusionTask(Task):
             else torch.randn_like(x0)
         x_t = self.scheduler.q_sample(x0, noise, t)
         pred = model(x_t, t, states, mask)  # (B, C, h, w)
-        return F.mse_loss(pred.float(), self.scheduler.training_target(x0, noise, t).float())
+        target = self.scheduler.training_target(x0, noise, t)
+        if self.snr_gamma is None:
+            return F.mse_loss(pred.float(), target.float())
+        per_sample = (pred.float() - target.float()).square().mean(dim=(1, 2, 3))  # (B,)
+        return (per_sample * self.scheduler.min_snr_weight(t, self.snr_gamma)).mean()
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         core = _unwrap(model)

@@ -203,6 +203,18 @@ class VPScheduler(Scheduler):
         abar = self._abar(t, x0)
         return abar ** 0.5 * noise - (1 - abar) ** 0.5 * x0  # v
 
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal-to-noise ratio abar / (1 - abar) at training timesteps t (B,)."""
+        abar = self.alphas_cumprod.to(t.device)[t.long()]
+        return abar / (1 - abar)
+
+    def min_snr_weight(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Min-SNR-gamma loss weights (Hang et al. 2023) for this scheduler's prediction type, (B,)."""
+        snr = self.snr(t)
+        clipped = snr.clamp(max=gamma)
+        p = self.config.prediction_type
+        return clipped / snr if p == "epsilon" else clipped / (snr + 1) if p == "v_prediction" else clipped
+
     def predict_x0_eps(self, model_output, sample, abar_t) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, epsilon) from the model output at a timestep with cumulative alpha `abar_t`."""
         p, beta = self.config.prediction_type, 1 - abar_t
