@@ -103,3 +103,26 @@ def test_task_updates_ema_once_per_step_and_drops_captions():
     model.eval()
     a = task.evaluate(model, [batch])["loss"]
     assert a == task.evaluate(model, [batch])["loss"]  # seeded: the same noise and timesteps each time
+
+
+def test_latent_space_with_a_trained_autoencoder(run, tmp_path, capsys):
+    root, data = run
+    assert main(["pretrain", "vae", *data, "--out", str(tmp_path / "vae"), "--image-size", "16", "--max-steps", "2",
+                 "--batch-size", "4", "--eval-every", "2", "--eval-batches", "1", "--warmup-steps", "1",
+                 "--no-progress"]) == 0
+    vae = lingvis.load(tmp_path / "vae")
+    assert vae.family == "vae" and vae.config.sample_size == 16
+    rows = [json.loads(x) for x in (tmp_path / "vae" / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["split"] == "val"][-1]
+    assert val["scaling_factor"] == pytest.approx(vae.config.scaling_factor) and val["psnr"] > 0
+    assert main(["pretrain", "diffusion", *data, "--out", str(tmp_path / "t2i"), "--vae", str(tmp_path / "vae"),
+                 *TRAIN]) == 0
+    model = lingvis.load(tmp_path / "t2i")
+    assert model.vae is not None and model.latent_channels == 4 and model.image_size == 16
+    assert torch.equal(model.vae.encoder.conv_in.weight, vae.encoder.conv_in.weight)  # frozen, as loaded
+    assert main(["generate-image", "--model", str(tmp_path / "t2i"), "a red circle", "--steps", "2", "--n", "1",
+                 "--out", str(tmp_path / "g.png"), "--no-progress"]) == 0
+    assert Image.open(tmp_path / "g.png").size == (16, 16)
+    with pytest.raises(ValueError, match="--vae"):
+        from lingvis.recipes.diffusion import DiffusionPretrainArgs, make_model
+        make_model(DiffusionPretrainArgs(out=str(tmp_path / "x"), preset="t2i-shapes-latent"), None)

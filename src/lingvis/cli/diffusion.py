@@ -10,6 +10,7 @@ from .common import add_train_args, print_json, train_config
 
 def register(sub, groups) -> None:
     _register_pretrain(groups["pretrain"])
+    _register_pretrain_vae(groups["pretrain"])
     _register_generate(sub)
     _register_evaluate(groups["evaluate"])
 
@@ -40,6 +41,19 @@ def _register_pretrain(group) -> None:
                    help="fixed prompt of the sample grids (repeatable; default: 4 validation captions)")
     p.add_argument("--sample-steps", type=int, default=20, help="sampling steps of the sample grids")
     p.set_defaults(func=run_pretrain)
+
+
+def _register_pretrain_vae(group) -> None:
+    p = group.add_parser("vae", help="KL autoencoder (AutoencoderKL) pretraining: a latent space for diffusion",
+                         description="Train an AutoencoderKL on images (L1 + KL); its scaling_factor is set from "
+                         "the validation latents. Use the run as `pretrain diffusion --vae RUN`.")
+    add_train_args(p, max_steps=1500, batch_size=32, lr=1e-3, eval_every=500, warmup=50)
+    p.add_argument("--val-data", help="held-out images (default: a split of --data)")
+    p.add_argument("--image-root", help="folder that relative image paths in --data are under")
+    p.add_argument("--image-size", type=int, help="image side in pixels (default: the preset's)")
+    p.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the KL term against L1 reconstruction")
+    p.add_argument("--shapes-train", type=int, default=5000, help="built-in data: training images")
+    p.set_defaults(func=run_pretrain_vae)
 
 
 def _register_generate(sub) -> None:
@@ -93,6 +107,16 @@ def run_pretrain(args) -> int:
                                   val_fraction=args.val_fraction, shapes_train=args.shapes_train,
                                   sample_prompts=args.sample_prompt, sample_steps=args.sample_steps)
     print_json(pretrain_diffusion(pargs, train_config(args), resume=args.resume))
+    return 0
+
+
+def run_pretrain_vae(args) -> int:
+    from ..recipes.vae import VAEPretrainArgs, pretrain_vae
+
+    vargs = VAEPretrainArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset,
+                            image_size=args.image_size, kl_weight=args.kl_weight, image_root=args.image_root,
+                            shapes_train=args.shapes_train)
+    print_json(pretrain_vae(vargs, train_config(args), resume=args.resume))
     return 0
 
 

@@ -95,6 +95,9 @@ def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage
         raise ValueError(f"preset {args.preset!r} is a {fam} model, not text_to_image")
     f = dataclasses.asdict(base)
     f["denoiser"] = dict(f["denoiser"])
+    if f["vae"] is not None and not args.vae:
+        raise ValueError(f"preset {args.preset!r} works in an autoencoder's latent space: pass --vae (a lingvis vae "
+                         "run, `lingvis pretrain vae`, or a diffusers vae/ folder)")
     tower = _text_tower(args.text_encoder) if args.text_encoder else None
     if tower is not None:
         f.update(text_family=tower.family, text=dataclasses.asdict(tower.config), lock_text=not args.unlock_text)
@@ -107,9 +110,11 @@ def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage
     if f["vae"] is not None:
         z = f["vae"]["latent_channels"]
         f["denoiser"].update(in_channels=z, out_channels=z)
+    down = 2 ** (len(f["vae"]["block_out_channels"]) - 1) if f["vae"] is not None else 1
     if args.image_size:
-        down = 2 ** (len(f["vae"]["block_out_channels"]) - 1) if f["vae"] is not None else 1
         f["denoiser"]["sample_size"] = args.image_size // down
+    elif vae is not None:  # the size the autoencoder was trained at
+        f["denoiser"]["sample_size"] = vae.config.sample_size // down
     if args.objective:
         if args.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {args.objective!r}")
