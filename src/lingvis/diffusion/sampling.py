@@ -67,7 +67,7 @@ def sample_latents(model, text: torch.Tensor, text_mask: torch.Tensor | None, un
                    ) -> torch.Tensor:
     """The denoising loop over (B, C, h, w) `latents` (already scaled by the initial noise sigma).
     With `uncond` (B, L, D) the prediction is uncond + g * (cond - uncond), both halves in one batch."""
-    denoiser = channels_last(model.sampling_denoiser)
+    denoiser = model.sampling_denoiser
     scheduler.set_timesteps(steps)
     guided = uncond is not None
     states = torch.cat([uncond, text]) if guided else text  # (2B or B, L, D)
@@ -78,20 +78,12 @@ def sample_latents(model, text: torch.Tensor, text_mask: torch.Tensor | None, un
     x = latents
     for i, t in enumerate(tqdm(scheduler.timesteps, disable=not progress, desc="sampling", leave=False)):
         inp = scheduler.scale_model_input(x if shared or not guided else torch.cat([x, x]), i)
-        pred = denoiser(inp.contiguous(memory_format=torch.channels_last), t.to(x.device), states, mask)
+        pred = denoiser(inp, t.to(x.device), states, mask)
         if guided:
             p_uncond, p_cond = pred.chunk(2)
             pred = p_uncond + guidance_scale * (p_cond - p_uncond)
         x = scheduler.step(pred, i, x, generator=generator)
     return x
-
-
-def channels_last(denoiser):
-    """Convolutional denoisers run faster on CPU (oneDNN) with NHWC activations and weights; the weights are
-    converted once, in place (state dicts are saved contiguous)."""
-    if any(isinstance(m, torch.nn.Conv2d) for m in denoiser.modules()):
-        denoiser.to(memory_format=torch.channels_last)
-    return denoiser
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
