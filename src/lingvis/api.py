@@ -20,7 +20,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_file():
         raise CheckpointError(f"{p} is a file; pass the folder that holds config.json or {META_FILE}")
-    if (p / META_FILE).is_file() or (p / "config.json").is_file():
+    if (p / META_FILE).is_file() or (p / "config.json").is_file() or (p / "model_index.json").is_file():
         return p
     for pointer in ("best", "last"):
         ptr = p / "checkpoints" / f"{pointer}.json"
@@ -60,6 +60,8 @@ def load_tokenizer(path: str | Path):
         if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():
             return load_tokenizer(adapters.base_model_path(p))  # an adapter folder: the base model's
         p = resolve_checkpoint(p)
+    if (p / "model_index.json").is_file():  # a diffusers pipeline keeps it in tokenizer/
+        return interop.diffusers.load_pipeline_tokenizer(p)
     return Tokenizer.load(p)
 
 
@@ -71,20 +73,22 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
     _check_destination(Path(path))
     with atomic_dir(path) as tmp:
         written = False
+        tokenizer_written = False
         if format in ("auto", "hf"):
-            written = interop.export_hf(model, tmp)
+            written, tokenizer_written = interop.export_hf(model, tmp, tokenizer)
         if format == "hf" and not written:
             raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
                              "use format='lingvis'")
         if not written:
             write_native_files(model, tmp, native_meta(model))
-        if tokenizer is not None:
+        if tokenizer is not None and not tokenizer_written:
             tokenizer.save(tmp)
             _stamp_special_ids(tmp, tokenizer)
     return Path(path)
 
 
-MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json",
+               "model_index.json")
 
 
 def _check_destination(path: Path) -> None:

@@ -8,6 +8,8 @@ from . import marian  # noqa: F401
 from . import vit, clip  # noqa: F401
 from . import vision_encoder_decoder  # noqa: F401
 from . import video  # noqa: F401
+from . import clip_text  # noqa: F401
+from . import diffusers  # noqa: F401
 from .registry import EXPORTERS, LOADERS, export_hf, load_hf, read_hf_weights, register_exporter, register_loader
 
 __all__ = ["EXPORTERS", "LOADERS", "export_hf", "load_hf", "read_hf_weights", "register_exporter",

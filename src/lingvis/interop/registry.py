@@ -36,6 +36,7 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
            "BOOL": torch.bool}
 
 
+SINGLE_FILES = ("model.safetensors", "diffusion_pytorch_model.safetensors")  # transformers, diffusers
 CONVERT_CHUNK = 8 << 20  # bytes read at a time when a tensor changes dtype on the way in
 
 
@@ -66,7 +67,13 @@ class HFWeights(Mapping):
                 weight_map = json.loads(index.read_text())["weight_map"]
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise CheckpointError(f"corrupt shard index {index}: {e}") from e
-        elif (self.path / "model.safetensors").is_file():
+        elif (self.path / "diffusion_pytorch_model.safetensors.index.json").is_file():  # diffusers, sharded
+            index = self.path / "diffusion_pytorch_model.safetensors.index.json"
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise CheckpointError(f"corrupt shard index {index}: {e}") from e
+        elif any((self.path / n).is_file() for n in SINGLE_FILES):
             weight_map = None
         elif (self.path / "pytorch_model.bin").is_file():
             raise CheckpointError(f"{self.path} has only pytorch_model.bin (a pickle); lingvis loads safetensors "
@@ -74,7 +81,8 @@ class HFWeights(Mapping):
                                   "safe_serialization=True)")
         else:
             raise CheckpointError(f"no model.safetensors (or sharded index) in {self.path}")
-        shards = sorted(set(weight_map.values())) if weight_map else ["model.safetensors"]
+        single = next((n for n in SINGLE_FILES if (self.path / n).is_file()), SINGLE_FILES[0])
+        shards = sorted(set(weight_map.values())) if weight_map else [single]
         missing = [s for s in shards if not (self.path / s).is_file()]
         if missing:
             raise CheckpointError(f"{index}: shard file(s) missing: {', '.join(missing)}")
@@ -167,18 +175,18 @@ def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_hf(path: Path) -> nn.Module:
+    """An HF folder by its `config.json` model_type (diffusers: `_class_name`), or a diffusers pipeline folder
+    (`model_index.json`, loader "diffusers_pipeline")."""
+    if (path / "model_index.json").is_file():
+        if "diffusers_pipeline" not in LOADERS:
+            raise CheckpointError(f"{path} is a diffusers pipeline folder, which needs lingvis's diffusers interop")
+        return LOADERS["diffusers_pipeline"]({}, None, path).eval()
     try:
         config = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"corrupt {path / 'config.json'}: {e}") from e
-    model_type = config.get("model_type")
+    model_type = config.get("model_type") or config.get("_class_name")  # diffusers names the class
     if model_type not in LOADERS:
         raise CheckpointError(f"{path / 'config.json'}: unsupported model_type {model_type!r}; "
                               f"lingvis loads {sorted(LOADERS)}")
     return LOADERS[model_type](config, HFWeights(path), path).eval()
-
-
-
-def export_hf(model: nn.Module, folder: Path) -> bool:
-    """Write `model` as Hugging Face files into `folder`; False when its family/config has no HF twin."""
-    return any(writer(model, folder) for writer in EXPORTERS.get(getattr(model, "family", ""), []))
