@@ -49,7 +49,7 @@ def test_timestep_embedding_and_bad_shapes():
     e = timestep_embedding(torch.tensor([0.0, 10.0]), 8)
     assert e.shape == (2, 8) and torch.equal(e[0, :4], torch.ones(4))
     with pytest.raises(ValueError, match="not divisible"):
-        DiTConfig(image_size=30, patch_size=4)
+        DiTConfig(sample_size=30, patch_size=4)
     with pytest.raises(ValueError, match=r"x_t \(B, 3, 16, 16\)"):
-        DiT(DiTConfig(image_size=16, patch_size=4, dim=32, depth=1, heads=2, text_dim=8))(
+        DiT(DiTConfig(sample_size=16, patch_size=4, dim=32, depth=1, heads=2, text_dim=8))(
             torch.randn(1, 3, 8, 8), torch.tensor([1]), torch.randn(1, 2, 8))

@@ -25,6 +25,10 @@ def _cut(fields: dict, top: bool) -> dict:
     for k, v in fields.items():
         if k in DEPTH_FIELDS and isinstance(v, int) and v > 2:
             v = 2
+        elif k == "layers_per_block" and isinstance(v, int) and v > 1:
+            v = 1
+        elif k == "sample_size" and isinstance(v, int) and v > 32:  # convolutional denoisers/autoencoders
+            v = 32
         elif k == "depths" and isinstance(v, list):
             v = [min(d, 1) for d in v]
         elif top and k in ("vocab_size", "tgt_vocab_size") and isinstance(v, int) and v > 1000:
@@ -54,8 +58,9 @@ def small_model(name: str) -> nn.Module:
 
 
 def image_size(model: nn.Module) -> int:
-    return next(m.config.image_size for m in model.modules()
-                if hasattr(getattr(m, "config", None), "image_size"))
+    return next(getattr(m.config, "image_size", None) or m.config.sample_size for m in model.modules()
+                if hasattr(getattr(m, "config", None), "image_size") or hasattr(getattr(m, "config", None),
+                                                                                 "sample_size"))
 
 
 def ids(B=2, T=6, hi=20):
@@ -87,6 +92,14 @@ def fusion_outputs(model, x, px):
     return [out, *extra]
 
 
+def denoise(m):
+    """A denoiser (DiT, UNet): noisy input, timesteps, text states with padding -> prediction."""
+    c = m.config
+    x = torch.randn(2, c.in_channels, c.sample_size, c.sample_size, generator=torch.Generator().manual_seed(4))
+    text = torch.randn(2, 5, m.text_dim, generator=torch.Generator().manual_seed(5))
+    return m(x, torch.tensor([3, 700]), text, pad_mask(ids(T=5)))
+
+
 def pad_mask(x):
     m = torch.ones_like(x)
     m[1, -2:] = 0
@@ -105,8 +118,13 @@ INPUTS = {
     "clip": lambda m: m(pixels(m), ids()),
     "captioner": lambda m: m(pixels(m), ids()),
     "fusion": lambda m: fusion_outputs(m, ids(), pixels(m)),
-    "dit": lambda m: m(torch.randn(2, m.config.channels, m.config.image_size, m.config.image_size), torch.tensor([3, 700]),
-                       torch.randn(2, 5, m.config.text_dim), pad_mask(ids(T=5))),
+    "dit": lambda m: denoise(m),
+    "unet": lambda m: denoise(m),
+    "text_to_image": lambda m: m(torch.randn(2, m.latent_channels, *(2 * [m.denoiser.config.sample_size]),
+                                             generator=torch.Generator().manual_seed(4)),
+                                 torch.tensor([3, 700]), m.text_encoder.encode(ids(), pad_mask(ids())),
+                                 pad_mask(ids())),
+    "vae": lambda m: m(pixels(m), torch.Generator().manual_seed(6)),
     "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
                                                  generator=torch.Generator().manual_seed(2))),
 }

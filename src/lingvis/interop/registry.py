@@ -190,3 +190,14 @@ def load_hf(path: Path) -> nn.Module:
         raise CheckpointError(f"{path / 'config.json'}: unsupported model_type {model_type!r}; "
                               f"lingvis loads {sorted(LOADERS)}")
     return LOADERS[model_type](config, HFWeights(path), path).eval()
+
+
+def export_hf(model: nn.Module, folder: Path, tokenizer=None) -> tuple[bool, bool]:
+    """Write `model` as Hugging Face files into `folder`. Returns (written, tokenizer written): written is False
+    when its family/config has no HF twin; an exporter with `takes_tokenizer = True` (a diffusers pipeline)
+    places the tokenizer itself where its format wants it."""
+    for writer in EXPORTERS.get(getattr(model, "family", ""), []):
+        own = getattr(writer, "takes_tokenizer", False)
+        if writer(model, folder, tokenizer) if own else writer(model, folder):
+            return True, own and tokenizer is not None
+    return False, False

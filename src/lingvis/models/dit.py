@@ -21,8 +21,8 @@ from .registry import register_family, register_preset
 
 @dataclass
 class DiTConfig:
-    image_size: int = 32       # pixels (pixel space) or latent size (latent space)
-    channels: int = 3
+    sample_size: int = 32      # side in pixels (pixel space) or latents (latent space)
+    in_channels: int = 3
     patch_size: int = 2
     dim: int = 384
     depth: int = 12
@@ -33,16 +33,16 @@ class DiTConfig:
     learn_sigma: bool = False  # also predict a variance (2x output channels)
 
     def __post_init__(self):
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
+        if self.sample_size % self.patch_size:
+            raise ValueError(f"sample_size {self.sample_size} is not divisible by patch_size {self.patch_size}")
 
     @property
     def grid(self) -> int:
-        return self.image_size // self.patch_size
+        return self.sample_size // self.patch_size
 
     @property
     def out_channels(self) -> int:
-        return self.channels * (2 if self.learn_sigma else 1)
+        return self.in_channels * (2 if self.learn_sigma else 1)
 
     def block_config(self) -> BlockConfig:
         return BlockConfig(dim=self.dim, n_heads=self.heads, mlp_hidden=int(self.mlp_ratio * self.dim),
@@ -76,7 +76,7 @@ class DiT(nn.Module):
     def __init__(self, config: DiTConfig):
         super().__init__()
         self.config = c = config
-        self.patch_embed = PatchEmbed(c.channels, c.dim, c.patch_size)
+        self.patch_embed = PatchEmbed(c.in_channels, c.dim, c.patch_size)
         self.register_buffer("pos", sincos_2d(c.grid, c.dim), persistent=False)  # (N, D)
         self.t_embed = nn.Sequential(nn.Linear(c.dim, c.dim), nn.SiLU(), nn.Linear(c.dim, c.dim))
         self.text_proj = nn.Linear(c.text_dim, c.dim)      # text tokens -> cross-attention memory
@@ -100,6 +100,11 @@ class DiT(nn.Module):
                     nn.init.zeros_(m.linear.weight)
                     nn.init.zeros_(m.linear.bias)
 
+    @property
+    def text_dim(self) -> int:
+        """Width of the text states the denoiser reads (the text tower's width)."""
+        return self.config.text_dim
+
     def condition(self, t: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor | None) -> torch.Tensor:
         """(B,) timesteps + (B, L, D_txt) text -> (B, D) conditioning vector."""
         m = torch.ones(text_states.shape[:2], device=text_states.device) if text_mask is None else text_mask
@@ -117,8 +122,10 @@ class DiT(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor,
                 text_mask: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
-        if x_t.shape[1:] != (c.channels, c.image_size, c.image_size):
-            raise ValueError(f"expected x_t (B, {c.channels}, {c.image_size}, {c.image_size}), got {tuple(x_t.shape)}")
+        if x_t.shape[1:] != (c.in_channels, c.sample_size, c.sample_size):
+            raise ValueError(f"expected x_t (B, {c.in_channels}, {c.sample_size}, {c.sample_size}), got "
+                             f"{tuple(x_t.shape)}")
+        t = torch.as_tensor(t, device=x_t.device)
         if t.dim() == 0:
             t = t.expand(x_t.shape[0])
         x = self.patch_embed.tokens(x_t) + self.pos.to(x_t.dtype)  # (B, N, D)
@@ -139,6 +146,6 @@ register_preset("dit-s-2", "dit", "DiT-S/2 shape: 12 layers, width 384, 6 heads,
 register_preset("dit-b-2", "dit", "DiT-B/2 shape: 12 layers, width 768, 12 heads, patch 2", depth=12, dim=768,
                 heads=12, patch_size=2)
 register_preset("dit-tiny", "dit", "CPU size for 32px shapes: 6 layers, width 192, 4px patches",
-                image_size=32, patch_size=4, dim=192, depth=6, heads=4, text_dim=128)
-register_preset("dit-nano", "dit", "tests: 2 layers, width 48, 16px, 4px patches", image_size=16, patch_size=4,
+                sample_size=32, patch_size=4, dim=192, depth=6, heads=4, text_dim=128)
+register_preset("dit-nano", "dit", "tests: 2 layers, width 48, 16px, 4px patches", sample_size=16, patch_size=4,
                 dim=48, depth=2, heads=4, text_dim=32)

@@ -163,3 +163,7 @@ register_preset("t2i-nano", "text_to_image", "16px pixel-space UNet (width 16/32
                 denoiser=dict(in_channels=3, out_channels=3, sample_size=16, block_out_channels=[16, 32],
                               down_attention=[False, True], layers_per_block=1, attention_heads=2,
                               cross_attention_dim=32, norm_num_groups=8))
+register_preset("t2i-shapes-dit", "text_to_image", "32px pixel-space DiT (6 adaLN-zero layers, width 192, 4px "
+                "patches, text cross-attention) + 2-layer text tower trained with it, flow matching",
+                denoiser_family="dit", lock_text=False, text=SHAPES_TEXT, scheduler=FLOW,
+                denoiser=dict(in_channels=3, sample_size=32, patch_size=4, dim=192, depth=6, heads=4, text_dim=128))

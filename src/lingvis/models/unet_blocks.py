@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import MLP, Attention
+from ..nn import MLP, Attention, Block, BlockInputs, Branch
 
 ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "mish": F.mish}
 _INPLACE = {"silu": lambda x: F.silu(x, inplace=True), "swish": lambda x: F.silu(x, inplace=True),
@@ -99,27 +99,25 @@ class ResBlock(nn.Module):
 
 def _attention(dim: int, heads: int, kv_dim: int | None = None, dropout: float = 0.0) -> Attention:
     """The shared attention in diffusers' layout: q/k/v projections without bias, output projection with bias."""
-    attn = Attention(dim, heads, bias=False, dropout=dropout, cross=kv_dim is not None, kv_dim=kv_dim)
-    attn.proj = nn.Linear(dim, dim, bias=True)
-    return attn
+    return Attention(dim, heads, bias=False, dropout=dropout, cross=kv_dim is not None, kv_dim=kv_dim, out_bias=True)
 
 
-class TransformerBlock(nn.Module):
-    """Pre-norm [self-attention, cross-attention to the text, GEGLU MLP] over (B, N, C) pixel tokens."""
+class TilingCrossAttention(Attention):
+    """Cross-attention whose queries are tiled to the text batch first (see `grow`): a guided batch meets its
+    k prompts per image here."""
 
-    def __init__(self, dim: int, heads: int, cross_dim: int, dropout: float = 0.0):
-        super().__init__()
-        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(dim) for _ in range(3))
-        self.attn = _attention(dim, heads, dropout=dropout)
-        self.cross_attn = _attention(dim, heads, kv_dim=cross_dim, dropout=dropout)
-        self.mlp = MLP(dim, 4 * dim, "geglu", bias=True, dropout=dropout)
+    def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
+        ctx = ctx if ctx is not None else BlockInputs(**inputs)
+        return super().forward(grow(x, ctx.memory.shape[0]), ctx)
 
-    def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
-        # x: (B, N, C); text: (B, L, D); text_bias: additive (B, 1, 1, L) or None
-        x = x + self.attn(self.norm1(x))
-        x = grow(x, text.shape[0])  # the first text-dependent step
-        x = x + self.cross_attn(self.norm2(x), text_bias, memory=text)
-        return x + self.mlp(self.norm3(x))
+
+def transformer_block(dim: int, heads: int, cross_dim: int, dropout: float = 0.0) -> Block:
+    """The shared block in diffusers' BasicTransformerBlock layout: pre-norm [self-attention (`norm1`, `attn`),
+    cross-attention to the text (`norm2`, `cross_attn`), GEGLU MLP (`norm3`, `mlp`)] over (B, N, C) pixels."""
+    cross = TilingCrossAttention(dim, heads, bias=False, dropout=dropout, cross=True, kv_dim=cross_dim, out_bias=True)
+    return Block([Branch("attn", _attention(dim, heads, dropout=dropout), "norm1", nn.LayerNorm(dim)),
+                  Branch("cross_attn", cross, "norm2", nn.LayerNorm(dim)),
+                  Branch("mlp", MLP(dim, 4 * dim, "geglu", bias=True, dropout=dropout), "norm3", nn.LayerNorm(dim))])
 
 
 class SpatialTransformer(nn.Module):
@@ -134,7 +132,7 @@ class SpatialTransformer(nn.Module):
         self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
         make = (lambda: nn.Linear(channels, channels)) if linear else (lambda: nn.Conv2d(channels, channels, 1))
         self.proj_in = make()
-        self.blocks = nn.ModuleList(TransformerBlock(channels, heads, cross_dim, dropout) for _ in range(depth))
+        self.blocks = nn.ModuleList(transformer_block(channels, heads, cross_dim, dropout) for _ in range(depth))
         self.proj_out = make()
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
@@ -145,8 +143,9 @@ class SpatialTransformer(nn.Module):
         h = h.permute(0, 2, 3, 1).reshape(B, H * W, C)  # (B, N, C)
         if self.linear:
             h = self.proj_in(h)
+        ctx = BlockInputs(memory=text, memory_mask=text_bias)
         for block in self.blocks:
-            h = block(h, text, text_bias)
+            h = block(h, ctx)
         if self.linear:
             h = self.proj_out(h)
         h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W)
