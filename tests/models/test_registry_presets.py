@@ -75,6 +75,8 @@ def pixels(model, B=2):
 def tensors(out) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
         return [out]
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in tensors(out[k])]
     if dataclasses.is_dataclass(out):
         return [t for f in dataclasses.fields(out) for t in tensors(getattr(out, f.name))]
     if isinstance(out, (tuple, list)):
@@ -124,6 +126,9 @@ INPUTS = {
                                              generator=torch.Generator().manual_seed(4)),
                                  torch.tensor([3, 700]), m.text_encoder.encode(ids(), pad_mask(ids())),
                                  pad_mask(ids())),
+    "kge": lambda m: m(torch.zeros(4, 3, dtype=torch.long)),
+    "scene-graph": lambda m: m(pixels(m), torch.tensor([[[0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.8],
+                                                          [0.2, 0.6, 0.4, 0.9]]] * 2)),
     "vae": lambda m: m(pixels(m), torch.Generator().manual_seed(6)),
     "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
                                                  generator=torch.Generator().manual_seed(2))),
