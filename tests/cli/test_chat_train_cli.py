@@ -123,7 +123,7 @@ def test_data_chat_writes_readable_files(tmp_path, capsys):
 
 
 def test_bad_input_errors(files, tmp_path, capsys):
-    conv, prefs, _ = files
+    _, prefs, _ = files
     bad = _jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant"}]}])
     assert main(["finetune", "chat", "--data", str(bad), "--out", str(tmp_path / "x"), *TINY]) == 2
     assert "bad.jsonl:1: messages[1] has no 'content'" in capsys.readouterr().err

@@ -5,8 +5,15 @@ import re
 
 import pytest
 
-from lingvis.data.chat_synthetic import (TASKS, VERBOSE, chat_split, final_answer, is_verbose, preference_split,
-                                         task_example)
+from lingvis.data.chat_synthetic import (
+    TASKS,
+    VERBOSE,
+    chat_split,
+    final_answer,
+    is_verbose,
+    preference_split,
+    task_example,
+)
 
 
 def _solve(prompt: str) -> str:

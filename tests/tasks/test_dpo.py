@@ -8,12 +8,11 @@ import math
 import pytest
 import torch
 
-from lingvis.data.chat import PreferencePair
+from lingvis.data.chat import Conversation, PreferencePair
 from lingvis.data.chat_dataset import encode_preferences
 from lingvis.lora import LoRAConfig, adapters_disabled, apply_lora
 from lingvis.models import registry
 from lingvis.recipes.chat import chat_tokenizer
-from lingvis.data.chat import Conversation
 from lingvis.tasks.dpo import DPOTask, dpo_loss, precompute_reference
 
 PAIRS = [

@@ -134,9 +134,9 @@ LLAMA3_GENERATION = (
 
 
 @pytest.mark.parametrize(("name", "plain", "marked"), [
-    ("qwen2", "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-              "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-              "{% endif %}", CHATML_GENERATION),
+    ("qwen2", ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+               "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+               "{% endif %}"), CHATML_GENERATION),
     ("llama-3", (TEMPLATES / "llama-3-instruct.jinja").read_text(), LLAMA3_GENERATION),
 ])
 def test_assistant_mask_matches_transformers_generation_mask(name, plain, marked, bpe_tok, tmp_path):
@@ -190,3 +190,12 @@ def test_template_globals(bpe_tok):
         "{{ strftime_now('%Y') }}|{{ messages[0] | tojson }}|{{ dict(a=1) | tojson }}|{{ enable_thinking }}"))
     text = tok.apply_chat_template([{"role": "user", "content": "é"}], enable_thinking=False)
     assert text == f'{datetime.now().year}|{{"role": "user", "content": "é"}}|{{"a": 1}}|False'
+
+
+def test_assistant_mask_with_the_default_template(bpe_tok):
+    """A lingvis tokenizer without its own template: turns end with eos, found by prefix rendering."""
+    enc = bpe_tok.encode_chat(TURNS[:4])
+    assert [enc.text[s:e] for s, e in enc.spans] == ["cba<|endoftext|>\n", " 2 a's\n\nDone. <|endoftext|>\n"]
+    picked = bpe_tok.decode([i for i, m in zip(enc.input_ids, enc.assistant_mask) if m], skip_special_tokens=False)
+    assert picked == "cba<|endoftext|>\n 2 a's\n\nDone. <|endoftext|>\n"
+    assert bpe_tok.apply_chat_template(TURNS[:4], add_generation_prompt=False, tokenize=True) == enc.input_ids

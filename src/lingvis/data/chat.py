@@ -15,9 +15,10 @@ the file, the line (or record) and the field.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..io import atomic_write_text
 from .tasks_text import JSONL_SUFFIXES, TaskDataError, _jsonl_records

@@ -24,18 +24,18 @@ SPLIT_SEEDS = {"train": 0, "test": 1, "pref_train": 2, "pref_test": 3}
 
 
 def _reverse(rng: random.Random) -> tuple[str, str]:
-    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 6)))
+    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 5)))
     return f"reverse: {word}", word[::-1]
 
 
 def _sort(rng: random.Random) -> tuple[str, str]:
-    digits = [rng.choice(string.digits) for _ in range(rng.randint(3, 6))]
+    digits = [rng.choice(string.digits) for _ in range(rng.randint(3, 5))]
     return f"sort: {' '.join(digits)}", " ".join(sorted(digits))
 
 
 def _count(rng: random.Random) -> tuple[str, str]:
     letters = "abcd"
-    word = "".join(rng.choice(letters) for _ in range(rng.randint(4, 8)))
+    word = "".join(rng.choice(letters) for _ in range(rng.randint(4, 7)))
     target = rng.choice(letters)
     return f"count {target} in {word}", str(word.count(target))
 

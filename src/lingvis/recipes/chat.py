@@ -10,10 +10,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tokenizers as hf_tok
 import torch
 
 from .. import api
-from ..data.chat import Conversation, read_conversations
+from ..data.chat import ROLES, Conversation, read_conversations
 from ..data.chat_dataset import ListDataset, encode_conversations, pack_examples
 from ..data.chat_synthetic import chat_split
 from ..data.text import train_val_split
@@ -63,9 +64,11 @@ def load_conversations(args: ChatSFTArgs) -> tuple[list[Conversation], list[Conv
 
 
 def chat_tokenizer(conversations: list[Conversation]) -> Tokenizer:
-    """A char-level tokenizer over the conversations with ChatML markers: eos = <|im_end|> ends each turn."""
-    texts = [m["content"] for c in conversations for m in c.messages] + ["system user assistant tool\n"]
+    """A char-level tokenizer over the conversations with ChatML markers (eos = <|im_end|> ends each turn) and
+    the role names as single tokens, so a turn header is three tokens."""
+    texts = [m["content"] for c in conversations for m in c.messages] + ["\n"]
     tok = train_char(texts, {"eos": CHATML_MARKERS[1], "pad": PAD}, chat_markers=CHATML_MARKERS)
+    tok.backend.add_tokens([hf_tok.AddedToken(role, normalized=False) for role in ROLES])
     tok.chat_template = CHATML_TEMPLATE
     return tok
 

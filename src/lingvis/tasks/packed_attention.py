@@ -9,8 +9,8 @@ logits it gets alone.
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn

@@ -16,8 +16,9 @@ assistant token (the rule transformers uses).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 Span = tuple[int, int]
 Render = Callable[[Sequence[Mapping[str, Any]], bool], tuple[str, list[Span]]]
