@@ -65,7 +65,8 @@ class ChatSFTTask(Task):
 
     def collate(self, samples: list[dict]) -> dict:
         ids = [s["input_ids"] for s in samples]
-        batch = {"input_ids": pad_right(ids, self.pad_id), "labels": pad_right([s["labels"] for s in samples], IGNORE)}
+        batch = {"input_ids": pad_right(ids, self.pad_id), "labels": pad_right([s["labels"] for s in samples], IGNORE),
+                 "n_tokens": sum(len(i) for i in ids)}
         if any("doc_ids" in s for s in samples):
             batch["position_ids"] = pad_right([s.get("position_ids", torch.arange(len(s["input_ids"])))
                                                for s in samples], 0)
@@ -86,7 +87,8 @@ class ChatSFTTask(Task):
         return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE), {}
 
     def tokens_in(self, batch: dict) -> int:
-        return int((batch["labels"] != IGNORE).sum())
+        """Tokens the model reads (padding excluded), for the throughput log."""
+        return int(batch["n_tokens"])
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
