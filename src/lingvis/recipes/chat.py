@@ -7,6 +7,7 @@ built-in synthetic conversations are used, with their held-out split for exact-m
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +65,10 @@ def load_conversations(args: ChatSFTArgs) -> tuple[list[Conversation], list[Conv
 
 
 def chat_tokenizer(conversations: list[Conversation]) -> Tokenizer:
-    """A char-level tokenizer over the conversations with ChatML markers (eos = <|im_end|> ends each turn) and
-    the role names as single tokens, so a turn header is three tokens."""
-    texts = [m["content"] for c in conversations for m in c.messages] + ["\n"]
+    """A char-level tokenizer over the conversations and every printable ASCII character (so later fine-tuning
+    data in English is covered), with ChatML markers (eos = <|im_end|> ends each turn) and the role names as
+    single tokens, so a turn header is three tokens."""
+    texts = [m["content"] for c in conversations for m in c.messages] + [string.printable]
     tok = train_char(texts, {"eos": CHATML_MARKERS[1], "pad": PAD}, chat_markers=CHATML_MARKERS)
     tok.backend.add_tokens([hf_tok.AddedToken(role, normalized=False) for role in ROLES])
     tok.chat_template = CHATML_TEMPLATE
