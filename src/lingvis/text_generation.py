@@ -58,6 +58,15 @@ def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequen
         yield text[sent:end]
 
 
+def stop_ids(tokenizer) -> list[int]:
+    """Ids that end a generation: every eos id of the tokenizer (generation_config.json may list several,
+    e.g. Llama 3's <|eot_id|>), or its single eos id."""
+    ids = getattr(tokenizer, "eos_ids", None)
+    if ids is not None:
+        return list(ids)
+    return [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+
+
 def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
              stop: Sequence[str] | str = (), seed: int | None = None, stream: bool = False,
@@ -67,7 +76,7 @@ def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int 
     than the model's context raises ValueError naming both numbers, unless `overflow="slide"`, which keeps
     generating over a sliding window of the last 3/4 context (prompts must then be unpadded)."""
     stop = [stop] if isinstance(stop, str) else list(stop)
-    eos = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    eos = stop_ids(tokenizer)
     cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                          repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, overflow=overflow)
     model.eval()
