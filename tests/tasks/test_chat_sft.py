@@ -10,7 +10,7 @@ from lingvis.data.chat_dataset import IGNORE, encode_conversations, pack_example
 from lingvis.models import registry
 from lingvis.recipes.chat import chat_tokenizer
 from lingvis.tasks.chat_sft import ChatSFTTask
-from lingvis.tasks.packed_attention import document_mask, packed_attention
+from lingvis.tasks.packed_attention import document_mask
 
 CONVERSATIONS = [
     Conversation([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "sort: 3 1 2"},
@@ -76,8 +76,9 @@ def test_packed_rows_do_not_contaminate(tok, preset):
     rows = pack_examples(examples, 256)
     assert len(rows) == 1 and rows[0]["doc_ids"].max() == 2
     row = rows[0]
-    with torch.no_grad(), packed_attention(model, row["doc_ids"][None]):
-        packed = model(row["input_ids"][None], position_ids=row["position_ids"][None])[0]  # (T, V)
+    with torch.no_grad():
+        packed = model(row["input_ids"][None], position_ids=row["position_ids"][None],
+                       attn_mask=document_mask(row["doc_ids"][None]))[0]  # (T, V)
     with torch.no_grad():
         unmasked = model(row["input_ids"][None], position_ids=row["position_ids"][None])[0]
     start = 0

@@ -3,7 +3,6 @@ elsewhere); packed rows get a block-diagonal causal mask and per-conversation po
 the held-out exact match of greedy replies to each conversation's last prompt."""
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -13,7 +12,7 @@ from torch import nn
 from ..data.chat_dataset import IGNORE
 from ..generate import generate_ids, pad_left
 from ..train.task import Task
-from .packed_attention import packed_attention
+from .packed_attention import document_mask
 
 
 def pad_right(rows: Sequence[torch.Tensor], value: int) -> torch.Tensor:
@@ -79,11 +78,10 @@ class ChatSFTTask(Task):
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         packed = "doc_ids" in batch
-        extra = {"position_ids": batch["position_ids"]} if packed else {}
-        with packed_attention(model, batch["doc_ids"]) if packed else contextlib.nullcontext():
-            if getattr(getattr(model, "module", model), "fused_loss", False):
-                return model(batch["input_ids"], labels=batch["labels"], **extra), {}
-            logits = model(batch["input_ids"], **extra)  # (B, T, V)
+        extra = {"position_ids": batch["position_ids"], "attn_mask": document_mask(batch["doc_ids"])} if packed else {}
+        if getattr(getattr(model, "module", model), "fused_loss", False):
+            return model(batch["input_ids"], labels=batch["labels"], **extra), {}
+        logits = model(batch["input_ids"], **extra)  # (B, T, V)
         return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE), {}
 
     def tokens_in(self, batch: dict) -> int:
