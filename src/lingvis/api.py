@@ -61,6 +61,10 @@ def load_tokenizer(path: str | Path):
     from .interop import adapters
 
     p = Path(path)
+    if p.is_file() and p.suffix == ".gguf":
+        from .interop.gguf_load import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(p)
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
         if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():

@@ -438,3 +438,21 @@ def test_cli_convert_to_gguf(tmp_path, capsys):
     x = torch.randint(0, 97, (1, 9))
     with torch.no_grad():
         assert (lingvis.load(tmp_path / "back")(x) - model(x)).abs().max() < 0.05
+
+
+def test_tokenizer_round_trip_through_gguf(tmp_path):
+    """lingvis.load_tokenizer(file.gguf) rebuilds the exported byte-level BPE: same ids, same text."""
+    import lingvis
+    from lingvis.tokenizers.train import train_bpe
+
+    tok = train_bpe("the cat sat on the mat. 1234 héllo wörld <|user|> " * 40, vocab_size=300)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    model = GPT(GPTConfig(**dict(CONFIGS["gpt2"], vocab_size=tok.vocab_size + 3))).eval()
+    back = lingvis.load_tokenizer(export_gguf(model, tmp_path / "t.gguf", tokenizer=tok))
+    for text in ("the cat sat 1234 on héllo <|user|> zebra!", "  spaces\n\nand 77 digits", "日本語"):
+        assert back.encode(text) == tok.encode(text)
+        assert back.decode(tok.encode(text)) == tok.decode(tok.encode(text))
+    assert back.special_tokens == tok.special_tokens and back.chat_template == tok.chat_template
+    assert back.vocab_size == tok.vocab_size
+    with pytest.raises(CheckpointError, match="holds no vocabulary"):
+        lingvis.load_tokenizer(export_gguf(model, tmp_path / "none.gguf"))

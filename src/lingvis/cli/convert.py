@@ -18,6 +18,9 @@ def register(sub, groups) -> None:
     p.add_argument("--dtype", choices=["f32", "f16", "q8_0"], default="f32",
                    help="with --to gguf: type of the weight matrices (norms and 1-D tensors stay f32; q8_0 = 8-bit "
                    "blocks of 32 with an fp16 scale)")
+    p.add_argument("--no-tokenizer", action="store_true",
+                   help="with --to gguf: leave the vocabulary out (llama.cpp then runs on token ids only), e.g. "
+                   "for a character-level tokenizer, which llama.cpp has no counterpart for")
     p.add_argument("--adapter-only", action="store_true",
                    help="SRC is a LoRA checkpoint or run: write only its adapters to DST in the PEFT format "
                    "(adapter_config.json + adapter_model.safetensors), which peft.PeftModel.from_pretrained "
@@ -48,7 +51,7 @@ def run(args) -> int:
     if args.to == "gguf" or (args.to == "auto" and args.dst.endswith(".gguf")):
         from ..interop.gguf_export import export_gguf
 
-        export_gguf(model, args.dst, tokenizer=tok, dtype=args.dtype)
+        export_gguf(model, args.dst, tokenizer=None if args.no_tokenizer else tok, dtype=args.dtype)
         print(f"wrote {args.dst}")
         return 0
     if args.dtype != "f32":

@@ -100,6 +100,22 @@ def _config(meta: _Meta, arch: str, shapes: dict[str, tuple[int, ...]]) -> GPTCo
     return cfg
 
 
+def load_gguf_tokenizer(path: str | os.PathLike):
+    """The lingvis `Tokenizer` stored in a GGUF file (byte-level BPE vocabularies)."""
+    from .gguf_vocab import tokenizer_from_gguf
+
+    gguf = require("gguf", "GGUF files")
+    path = Path(path)
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except (ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable GGUF file ({e})") from e
+    fields = {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+    if "tokenizer.ggml.tokens" not in fields:
+        raise CheckpointError(f"{path}: the GGUF file holds no vocabulary (tokenizer.ggml.tokens)")
+    return tokenizer_from_gguf(fields, path)
+
+
 def load_gguf(path: str | os.PathLike) -> GPT:
     """A lingvis GPT (eval mode, fp32) from a GGUF file."""
     gguf = require("gguf", "GGUF files")

@@ -102,7 +102,8 @@ def vocab_from_tokenizer(tokenizer, vocab_size: int) -> GGUFVocab:
     model = spec.get("model", {})
     if model.get("type") != "BPE":
         raise CheckpointError(f"a {model.get('type')} tokenizer has no llama.cpp counterpart; GGUF export supports "
-                              "byte-level BPE (GPT-2, Llama 3, Qwen2) and byte-fallback BPE (Llama 2, Mistral)")
+                              "byte-level BPE (GPT-2, Llama 3, Qwen2) and byte-fallback BPE (Llama 2, Mistral); "
+                              "export without it (lingvis convert --no-tokenizer) to run llama.cpp on token ids")
     n = tokenizer.vocab_size
     if n > vocab_size:
         raise CheckpointError(f"the tokenizer has {n} tokens but the model's embedding has only {vocab_size} rows")
@@ -163,3 +164,55 @@ def write_vocab(writer, vocab: GGUFVocab) -> None:
         writer.add_bool("tokenizer.ggml.add_space_prefix", vocab.add_space_prefix)
     if vocab.chat_template:
         writer.add_chat_template(vocab.chat_template)
+
+
+PRE_SPLITS = {name: regex for regex, name in SPLIT_REGEXES.items()}
+
+
+def tokenizer_from_gguf(fields: dict, path) -> "Tokenizer":
+    """A lingvis `Tokenizer` from the `tokenizer.ggml.*` fields (name -> value) of a GGUF file with a byte-level
+    BPE vocabulary (`gpt2` model and a pre-tokenizer this module knows)."""
+    import tokenizers as hf_tok
+    from tokenizers import Regex, decoders, models, pre_tokenizers, processors
+
+    from ..tokenizers import Tokenizer
+
+    kind = fields.get("tokenizer.ggml.model")
+    if kind != "gpt2":
+        raise CheckpointError(f"{path}: GGUF tokenizer model {kind!r} cannot be read back; lingvis reads byte-level "
+                              "BPE ('gpt2') vocabularies")
+    pre = fields.get("tokenizer.ggml.pre", "gpt-2")
+    tokens, types = fields["tokenizer.ggml.tokens"], fields.get("tokenizer.ggml.token_type") or []
+    merges = [tuple(m.split(" ", 1)) for m in fields.get("tokenizer.ggml.merges") or []]
+    real = {t: i for i, t in enumerate(tokens) if not (i < len(types) and types[i] == UNUSED)}
+    backend = hf_tok.Tokenizer(models.BPE(real, merges, ignore_merges=pre == "llama-bpe"))
+    if pre == "gpt-2":
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    elif pre == "smollm":
+        backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                         pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    elif pre in PRE_SPLITS:
+        backend.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(PRE_SPLITS[pre]), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        raise CheckpointError(f"{path}: GGUF pre-tokenizer {pre!r} is not one lingvis reads "
+                              f"(gpt-2, smollm, {', '.join(PRE_SPLITS)})")
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)
+    added = [hf_tok.AddedToken(tokens[i], special=types[i] == CONTROL, normalized=False)
+             for i in range(len(tokens)) if i < len(types) and types[i] in (CONTROL, USER_DEFINED)]
+    backend.add_special_tokens([t for t in added if t.special])  # already in the vocabulary: ids kept
+    backend.add_tokens([t for t in added if not t.special])
+    roles = {}
+    for role, key in ROLE_KEYS.items():
+        tid = fields.get(f"tokenizer.ggml.{key}")
+        if tid is not None and 0 <= tid < len(tokens) and not tokens[tid].startswith("[PAD"):
+            roles[role] = tokens[tid]
+    tok = Tokenizer(backend, roles, chat_template=fields.get("tokenizer.chat_template"))
+    for i in range(len(tokens)):
+        if i < len(types) and types[i] == UNUSED:
+            continue
+        if tok.token_to_id(tokens[i]) != i:
+            raise CheckpointError(f"{path}: token {tokens[i]!r} would get id {tok.token_to_id(tokens[i])}, not {i}")
+    return tok

@@ -1,0 +1,253 @@
+"""The CPU decoding race: lingvis vs llama.cpp (through llama-cpp-python) vs transformers, batch-1 greedy decode,
+the same weights in every engine.
+
+Shapes (random weights, LM head scaled x4 so that greedy choices are clear): GPT-2 124M (`gpt2` preset) and a ~1B Llama (`tinyllama-1.1b` preset: 22 layers, width
+2048, 32 / 4 kv heads). Each model is exported with lingvis' GGUF writer (`lingvis.interop.gguf_export`) as
+f32 and q8_0; transformers runs the Hugging Face export (GPT-2) or a model whose parameters are views of the
+lingvis weights (the Llama shape, so the 4.4 GB are held once). Engines:
+  lingvis fp32 | llama.cpp f32 | transformers fp32 | lingvis int8 (W8A8 dynamic, `quant.quantize_int8`) |
+  lingvis int8 weight-only | llama.cpp q8_0
+Checks: the first 16 greedy tokens of lingvis fp32 equal llama.cpp f32's and transformers'; int8 vs q8_0
+(different quantisers: per-channel vs blocks of 32) reports how many tokens agree before they diverge.
+Speed: `--new` tokens from a 16-token prompt, median of `--repeats` interleaved runs, tokens/s, the ratio to
+llama.cpp, and the achieved bandwidth = bytes read per token (every weight matrix once, the LM head included,
+plus the KV cache at the mean length) / time per token.
+
+    python -m benchmarks.llamacpp_decode [--shapes gpt2,llama-1b] [--new 48] [--repeats 3] [--threads 2]
+
+Needs `pip install llama-cpp-python` (it compiles llama.cpp: `python -m benchmarks.llamacpp --install`).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PROMPT_LEN, CHECK = 16, 16
+SHAPES = {"gpt2": "gpt2", "llama-1b": "tinyllama-1.1b"}
+
+
+@dataclass
+class Engine:
+    name: str
+    run: object          # (prompt ids list, n new) -> list of new ids
+    bytes_per_token: float
+
+
+# ---- bytes read per decode step ------------------------------------------------------------------------
+def kv_bytes(cfg, length: int, elem: int = 4) -> int:
+    return 2 * cfg.n_layer * (cfg.n_kv_head or cfg.n_head) * cfg.head_size * length * elem
+
+
+def lingvis_weight_bytes(model) -> int:
+    """Bytes of every matrix a decode step multiplies by (linear layers and the LM head); embedding tables
+    are read one row per token and not counted."""
+    from lingvis.quant import QuantLinear
+
+    total = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            total += m.weight.numel() * m.weight.element_size()
+        elif isinstance(m, QuantLinear):
+            total += m.weight_int8.numel() + m.scales.numel() * 4
+    return total
+
+
+def gguf_weight_bytes(path: Path) -> int:
+    import gguf
+
+    tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    skip = {"position_embd.weight"} | ({"token_embd.weight"} if "output.weight" in tensors else set())
+    return sum(int(t.n_bytes) for n, t in tensors.items() if n not in skip and len(t.shape) > 1)
+
+
+# ---- engines -------------------------------------------------------------------------------------------
+def lingvis_engine(name: str, model, kv: int) -> Engine:
+    def run(prompt, n):
+        ids = torch.tensor([prompt])
+        return model.generate(ids, max_new_tokens=n)[0, len(prompt):].tolist()
+    return Engine(name, run, lingvis_weight_bytes(model) + kv)
+
+
+def llama_cpp_engine(name: str, path: Path, threads: int, ctx: int, kv: int) -> Engine:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
+                verbose=False, seed=0)
+
+    def run(prompt, n):
+        out = []
+        for t in llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+            out.append(int(t))
+            if len(out) == n:
+                break
+        return out
+    e = Engine(name, run, gguf_weight_bytes(path) + kv)
+    e.llm = llm
+    return e
+
+
+def transformers_engine(ours, tmp: Path, kv: int) -> Engine:
+    """transformers fp32 with the same weights: GPT-2 from lingvis' HF export; the Llama shape with parameters
+    that are views of the lingvis tensors (no second copy)."""
+    import transformers
+
+    import lingvis
+
+    cfg = ours.config
+    if cfg.position == "learned":
+        lingvis.save(ours, tmp / "hf", format="hf")
+        hf = transformers.GPT2LMHeadModel.from_pretrained(tmp / "hf", dtype=torch.float32).eval()
+    else:
+        from lingvis.interop.llama import hf_config, hf_model_type, weight_map
+
+        kind = hf_model_type(cfg)
+        hcfg = transformers.AutoConfig.for_model(**hf_config(cfg, kind))
+        with torch.device("meta"):
+            hf = transformers.AutoModelForCausalLM.from_config(hcfg, dtype=torch.float32)
+        own = dict(ours.named_parameters(remove_duplicate=False))
+        D, H, KV = cfg.head_size, cfg.n_head, cfg.n_kv_head or cfg.n_head
+        for mine, theirs in weight_map(cfg):
+            t = own[mine].detach()
+            sizes = [t.shape[0]] if len(theirs) == 1 else (
+                [H * D, KV * D, KV * D] if "qkv" in mine else [t.shape[0] // 2] * 2)
+            for hname, part in zip(theirs, t.split(sizes)):
+                mod_name, pname = hname.rsplit(".", 1)
+                setattr(hf.get_submodule(mod_name), pname, torch.nn.Parameter(part, requires_grad=False))
+        if cfg.tie_embeddings:
+            hf.lm_head.weight = hf.model.embed_tokens.weight
+        hf.model.rotary_emb = type(hf.model.rotary_emb)(hcfg)  # its frequencies were built on meta
+        meta = [n for n, t in [*hf.named_parameters(), *hf.named_buffers()] if t.is_meta]
+        assert not meta, f"transformers tensors left on meta: {meta[:3]}"
+        hf.eval()
+
+    def run(prompt, n):
+        ids = torch.tensor([prompt])
+        with torch.inference_mode():
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                              do_sample=False, pad_token_id=0)
+        return out[0, len(prompt):].tolist()
+    return Engine("transformers fp32", run, lingvis_weight_bytes(ours) + kv)
+
+
+def tokenizer(cache: Path):
+    """A byte-level BPE trained on the embedded Shakespeare (cached): llama.cpp gets a real vocabulary (the
+    model's embedding is larger; the GGUF pads it with unused tokens). The race itself runs on token ids."""
+    import lingvis
+    from lingvis.recipes.gpt import GPTPretrainArgs, load_corpus
+    from lingvis.tokenizers.train import train_bpe
+
+    folder = cache / "llamacpp-bpe-4096"
+    if not (folder / "tokenizer.json").is_file():
+        train_texts, _ = load_corpus(GPTPretrainArgs(out=""))
+        train_bpe(train_texts, vocab_size=4096).save(folder)
+    return lingvis.load_tokenizer(folder)
+
+
+# ---- the race ------------------------------------------------------------------------------------------
+def agree(a: list[int], b: list[int]) -> int:
+    """Tokens before the first difference."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> dict[str, float]:
+    """Median seconds per new token of each engine; runs interleaved (a, b, c, a, b, c, ...)."""
+    for e in engines:
+        e.run(prompt, 4)  # warm-up
+    times = {e.name: [] for e in engines}
+    for _ in range(repeats):
+        for e in engines:
+            t0 = time.perf_counter()
+            out = e.run(prompt, new)
+            times[e.name].append((time.perf_counter() - t0) / len(out))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def report(shape: str, engines: list[Engine], spt: dict[str, float], ref: dict[str, str]) -> None:
+    for e in engines:
+        tps = 1.0 / spt[e.name]
+        vs = ref.get(e.name)
+        ratio = f"  {spt[vs] / spt[e.name]:.2f}x {vs}" if vs else ""
+        print(f"{shape:>9} | {e.name:<26} | {tps:7.1f} tok/s | {e.bytes_per_token / 1e6:8.1f} MB/token | "
+              f"{e.bytes_per_token * tps / 1e9:5.1f} GB/s{ratio}", flush=True)
+
+
+def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path) -> None:
+    import lingvis
+    from lingvis.interop.gguf_export import export_gguf
+    from lingvis.quant import quantize_int8
+
+    torch.manual_seed(0)
+    t0 = time.time()
+    ours = lingvis.build(SHAPES[shape]).eval()
+    cfg = ours.config
+    with torch.no_grad():  # clear winners among random logits: rounding differences cannot flip greedy choices
+        (ours.wte.weight if cfg.tie_embeddings else ours.lm_head.weight).mul_(4.0)
+    ctx = PROMPT_LEN + new + 8
+    kv = kv_bytes(cfg, PROMPT_LEN + new // 2)
+    prompt = torch.randint(0, cfg.vocab_size, (PROMPT_LEN,), generator=torch.Generator().manual_seed(1)).tolist()
+    tok = tokenizer(cache)
+    paths = {d: export_gguf(ours, workdir / f"{shape}.{d}.gguf", tokenizer=tok, dtype=d) for d in ("f32", "q8_0")}
+    print(f"[{shape}] {sum(p.numel() for p in ours.parameters()):,} parameters; built and exported in "
+          f"{time.time() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    # fp32: lingvis, llama.cpp f32, transformers
+    fp32 = [lingvis_engine("lingvis fp32", ours, kv), llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
+            transformers_engine(ours, workdir, kv)]
+    check = {e.name: e.run(prompt, CHECK) for e in fp32}
+    base = check["lingvis fp32"]
+    for name, toks in check.items():
+        if name != "lingvis fp32":
+            n = agree(base, toks)
+            print(f"[{shape}] greedy {CHECK} tokens, lingvis fp32 vs {name}: "
+                  f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
+    spt = timed(fp32, prompt, new, repeats)
+    report(shape, fp32, spt, {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32"})
+    del fp32
+    gc.collect()
+
+    # int8: lingvis W8A8 and weight-only vs llama.cpp q8_0
+    w8a8 = quantize_int8(copy.deepcopy(ours), activations="int8")
+    wonly = quantize_int8(ours, activations="float")  # in place: the fp32 weights go
+    del ours
+    gc.collect()
+    q8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv), lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
+          llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)]
+    check = {e.name: e.run(prompt, CHECK) for e in q8}
+    for name in ("lingvis int8 (W8A8)", "lingvis int8 (weight-only)"):
+        print(f"[{shape}] greedy {CHECK} tokens, {name} vs llama.cpp q8_0 (different quantisers): "
+              f"first {agree(check[name], check['llama.cpp q8_0'])} identical", flush=True)
+    spt = timed(q8, prompt, new, repeats)
+    report(shape, q8, spt, {"lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"})
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", default="gpt2,llama-1b", help=f"comma-separated: {', '.join(SHAPES)}")
+    ap.add_argument("--new", type=int, default=48, help="new tokens per timed run")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per engine (median)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of every engine")
+    ap.add_argument("--workdir", help="where the GGUF files (temporary) and the cached tokenizer go (default: the "
+                    "system temporary folder)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"[llamacpp] torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    for shape in args.shapes.split(","):
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            race(shape, args.new, args.repeats, args.threads, Path(tmp), Path(args.workdir or tempfile.gettempdir()))
+    print(f"[llamacpp] load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
