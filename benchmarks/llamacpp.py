@@ -58,10 +58,10 @@ def sharpen(model, factor: float) -> None:
 
 
 def roundtrip(tok, threads: int) -> bool:
-    from llama_cpp import Llama
-
     from lingvis.interop.gguf_export import export_gguf
     from lingvis.models.gpt import GPT, GPTConfig
+
+    from .llamacpp_decode import open_llama
 
     ok = True
     ours_ids = tok.encode(TEXT)
@@ -74,7 +74,7 @@ def roundtrip(tok, threads: int) -> bool:
         with tempfile.TemporaryDirectory() as tmp:
             for dtype in ("f32", "f16", "q8_0"):
                 path = export_gguf(model, Path(tmp) / f"m.{dtype}.gguf", tokenizer=tok, dtype=dtype)
-                llm = Llama(model_path=str(path), n_ctx=64, n_threads=threads, verbose=False)
+                llm = open_llama(path, threads, 64)
                 got = []
                 for t in llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0):
                     got.append(int(t))

@@ -77,11 +77,34 @@ def lingvis_engine(name: str, model, kv: int) -> Engine:
     return Engine(name, run, lingvis_weight_bytes(model) + kv)
 
 
-def llama_cpp_engine(name: str, path: Path, threads: int, ctx: int, kv: int) -> Engine:
+EXTRA_BUFFERS = False  # --extra-buffers: llama.cpp's AMX / repacked weight buffers (see open_llama)
+
+
+def open_llama(path: Path, threads: int, ctx: int):
+    """A llama_cpp.Llama on `path`. Unless EXTRA_BUFFERS, llama.cpp's extra weight buffer types are off
+    (`use_extra_bufts = False`): on the Xeon this was measured on, llama.cpp 0.3.36's AMX int8 kernels
+    (which take q8_0 weights when the CPU has AMX) crash with SIGSEGV in ggml_backend_amx_mul_mat. q8_0 then
+    runs llama.cpp's AVX-512 VNNI dot products (x86 has no q8_0 repacking), f32 is unaffected."""
+    import llama_cpp.llama_cpp as lc
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
-                verbose=False, seed=0)
+    default = lc.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = EXTRA_BUFFERS
+        return p
+
+    lc.llama_model_default_params = params
+    try:
+        return Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
+                     verbose=False, seed=0)
+    finally:
+        lc.llama_model_default_params = default
+
+
+def llama_cpp_engine(name: str, path: Path, threads: int, ctx: int, kv: int) -> Engine:
+    llm = open_llama(path, threads, ctx)
 
     def run(prompt, n):
         out = []
@@ -237,7 +260,11 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="threads of every engine")
     ap.add_argument("--workdir", help="where the GGUF files (temporary) and the cached tokenizer go (default: the "
                     "system temporary folder)")
+    ap.add_argument("--extra-buffers", action="store_true", help="let llama.cpp use its AMX / repacked weight "
+                    "buffers (off by default: its AMX q8_0 kernels crashed on the machine this was written on)")
     args = ap.parse_args(argv)
+    global EXTRA_BUFFERS
+    EXTRA_BUFFERS = args.extra_buffers
     torch.set_num_threads(args.threads)
     print(f"[llamacpp] torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)

@@ -49,7 +49,9 @@ def models(workdir: Path, steps: int):
     import lingvis
 
     train(workdir / "target", TARGET, steps, "char")
-    train(workdir / "draft", DRAFT, steps, str(workdir / "target"))
+    if not (workdir / "tokenizer" / "tokenizer.json").is_file():  # the draft trains with the target's tokenizer
+        lingvis.load_tokenizer(workdir / "target").save(workdir / "tokenizer")
+    train(workdir / "draft", DRAFT, steps, str(workdir / "tokenizer"))
     target, draft = lingvis.load(workdir / "target"), lingvis.load(workdir / "draft")
     tok = lingvis.load_tokenizer(workdir / "target")
     assert lingvis.load_tokenizer(workdir / "draft").get_vocab() == tok.get_vocab()
