@@ -147,6 +147,10 @@ def _verify(logits: torch.Tensor, seq: list[int], prop: Proposal, cfg: SamplingC
     """(new tokens, number of draft tokens kept) from the model's (k + 1, V) logits at [last, d1..dk]."""
     new: list[int] = []
     k = len(prop.tokens)
+    if cfg.temperature == 0 and cfg.repetition_penalty == 1.0:  # plain argmax: all positions at once
+        picks = logits.argmax(-1).tolist()  # (k + 1,)
+        kept = next((i for i in range(k) if picks[i] != prop.tokens[i]), k)
+        return prop.tokens[:kept] + [picks[kept]], kept
     for i in range(k + 1):
         p_scores = process_logits(logits[i:i + 1], _seen(seq + new, cfg, logits.device), cfg)  # (1, V)
         if cfg.temperature == 0:
