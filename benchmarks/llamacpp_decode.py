@@ -196,6 +196,8 @@ def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> d
 
 def report(shape: str, engines: list[Engine], spt: dict[str, float], ref: dict[str, str]) -> None:
     for e in engines:
+        if e.name not in spt:
+            continue
         tps = 1.0 / spt[e.name]
         vs = ref.get(e.name)
         ratio = f"  {spt[vs] / spt[e.name]:.2f}x {vs}" if vs else ""
@@ -203,7 +205,47 @@ def report(shape: str, engines: list[Engine], spt: dict[str, float], ref: dict[s
               f"{e.bytes_per_token * tps / 1e9:5.1f} GB/s{ratio}", flush=True)
 
 
-def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path) -> None:
+def w8a8_from(q):
+    """A W8A8 copy of a weight-only int8 model: the same int8 weights and scales (one int8-sized copy, not an
+    fp32 one), activations quantised at run time (fbgemm)."""
+    from lingvis.quant import QuantLinear
+
+    twin = copy.deepcopy(q)
+    for m in twin.modules():
+        if isinstance(m, QuantLinear):
+            m.activations, m._fbgemm = "int8", None
+    return twin
+
+
+def compare(shape: str, engines: list, prompt: list[int], new: int, repeats: int, sequential: bool,
+            ref: dict[str, str], base: str) -> None:
+    """Check greedy agreement with `base`, time and report. `engines` are zero-argument builders; with
+    `sequential` each engine is built, checked, timed and freed before the next (one model in memory at a
+    time: no interleaving, so load changes between engines go into the ratios)."""
+    if not sequential:
+        built = [b() for b in engines]
+        check = {e.name: e.run(prompt, CHECK) for e in built}
+        spt = timed(built, prompt, new, repeats)
+    else:
+        built, check, spt = [], {}, {}
+        for b in engines:
+            e = b()
+            check[e.name] = e.run(prompt, CHECK)
+            spt.update(timed([e], prompt, new, repeats))
+            print(f"[{shape}] {e.name}: load average {os.getloadavg()[0]:.1f}", flush=True)
+            built.append(Engine(e.name, None, e.bytes_per_token))
+            del e
+            gc.collect()
+    for name, toks in check.items():
+        if name != base:
+            n = agree(check[base], toks)
+            print(f"[{shape}] greedy {CHECK} tokens, {base} vs {name}: "
+                  f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
+    report(shape, built, spt, ref)
+
+
+def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path,
+         sequential: bool = False) -> None:
     import lingvis
     from lingvis.interop.gguf_export import export_gguf
     from lingvis.quant import quantize_int8
@@ -220,36 +262,25 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     tok = tokenizer(cache)
     paths = {d: export_gguf(ours, workdir / f"{shape}.{d}.gguf", tokenizer=tok, dtype=d) for d in ("f32", "q8_0")}
     print(f"[{shape}] {sum(p.numel() for p in ours.parameters()):,} parameters; built and exported in "
-          f"{time.time() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
-
-    # fp32: lingvis, llama.cpp f32, transformers
-    fp32 = [lingvis_engine("lingvis fp32", ours, kv), llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
-            transformers_engine(ours, workdir, kv)]
-    check = {e.name: e.run(prompt, CHECK) for e in fp32}
-    base = check["lingvis fp32"]
-    for name, toks in check.items():
-        if name != "lingvis fp32":
-            n = agree(base, toks)
-            print(f"[{shape}] greedy {CHECK} tokens, lingvis fp32 vs {name}: "
-                  f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
-    spt = timed(fp32, prompt, new, repeats)
-    report(shape, fp32, spt, {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32"})
-    del fp32
+          f"{time.time() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}"
+          f"{'; engines one at a time' if sequential else ''}", flush=True)
+    # fp32: lingvis, llama.cpp f32, transformers (the last shares the lingvis weights)
+    compare(shape, [lambda: lingvis_engine("lingvis fp32", ours, kv),
+                    lambda: llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
+                    lambda: transformers_engine(ours, workdir, kv)], prompt, new, repeats, sequential,
+            {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32"}, "lingvis fp32")
     gc.collect()
-
-    # int8: lingvis W8A8 and weight-only vs llama.cpp q8_0
-    w8a8 = quantize_int8(copy.deepcopy(ours), activations="int8")
-    wonly = quantize_int8(ours, activations="float")  # in place: the fp32 weights go
+    # int8: lingvis weight-only (in place: the fp32 weights go) and W8A8 on the same int8 weights
+    wonly = quantize_int8(ours, activations="float")
     del ours
     gc.collect()
-    q8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv), lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
-          llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)]
-    check = {e.name: e.run(prompt, CHECK) for e in q8}
-    for name in ("lingvis int8 (W8A8)", "lingvis int8 (weight-only)"):
-        print(f"[{shape}] greedy {CHECK} tokens, {name} vs llama.cpp q8_0 (different quantisers): "
-              f"first {agree(check[name], check['llama.cpp q8_0'])} identical", flush=True)
-    spt = timed(q8, prompt, new, repeats)
-    report(shape, q8, spt, {"lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"})
+    w8a8 = w8a8_from(wonly)
+    compare(shape, [lambda: lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
+                    lambda: lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
+                    lambda: llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)],
+            prompt, new, repeats, sequential,
+            {"lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"},
+            "llama.cpp q8_0")
 
 
 def main(argv=None) -> None:
@@ -260,6 +291,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="threads of every engine")
     ap.add_argument("--workdir", help="where the GGUF files (temporary) and the cached tokenizer go (default: the "
                     "system temporary folder)")
+    ap.add_argument("--sequential", default="llama-1b", help="comma-separated shapes whose engines run one at "
+                    "a time instead of interleaved (memory: the ~1B shape's fp32 weights held by two engines at once "
+                    "left too little RAM on a 24 GB machine shared with other jobs); '' for none")
     ap.add_argument("--extra-buffers", action="store_true", help="let llama.cpp use its AMX / repacked weight "
                     "buffers (off by default: its AMX q8_0 kernels crashed on the machine this was written on)")
     args = ap.parse_args(argv)
@@ -272,7 +306,8 @@ def main(argv=None) -> None:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
     for shape in args.shapes.split(","):
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-            race(shape, args.new, args.repeats, args.threads, Path(tmp), Path(args.workdir or tempfile.gettempdir()))
+            race(shape, args.new, args.repeats, args.threads, Path(tmp), Path(args.workdir or tempfile.gettempdir()),
+                 sequential=shape in args.sequential.split(","))
     print(f"[llamacpp] load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
 
 
