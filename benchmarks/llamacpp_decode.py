@@ -9,9 +9,10 @@ lingvis weights (the Llama shape, so the 4.4 GB are held once). Engines:
   lingvis int8 weight-only | llama.cpp q8_0
 Checks: the first 16 greedy tokens of lingvis fp32 equal llama.cpp f32's and transformers'; int8 vs q8_0
 (different quantisers: per-channel vs blocks of 32) reports how many tokens agree before they diverge.
-Speed: `--new` tokens from a 16-token prompt, median of `--repeats` interleaved runs, tokens/s, the ratio to
-llama.cpp, and the achieved bandwidth = bytes read per token (every weight matrix once, the LM head included,
-plus the KV cache at the mean length) / time per token.
+Speed: `--new` tokens from a 16-token prompt, median of `--repeats` interleaved runs, tokens/s by wall time
+and by the process's CPU time (the fair measure when other jobs share the cores: see `timed`), the ratios
+to llama.cpp (wall / CPU), and the achieved bandwidth = bytes read per token (every weight matrix once, the
+LM head included, plus the KV cache at the mean length) / time per token.
 
     python -m benchmarks.llamacpp_decode [--shapes gpt2,llama-1b] [--new 48] [--repeats 3] [--threads 2]
 
@@ -181,28 +182,32 @@ def agree(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> dict[str, float]:
-    """Median seconds per new token of each engine; runs interleaved (a, b, c, a, b, c, ...)."""
+def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall seconds, CPU seconds) per new token of each engine; runs interleaved (a, b, c, a, b, c...).
+    CPU time is the process's (every thread, llama.cpp's included): on a machine shared with other jobs a
+    process waits for a core much of the wall time, and its CPU time per token is what the step costs."""
     for e in engines:
         e.run(prompt, 4)  # warm-up
     times = {e.name: [] for e in engines}
+    cpus = {e.name: [] for e in engines}
     for _ in range(repeats):
         for e in engines:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = e.run(prompt, new)
             times[e.name].append((time.perf_counter() - t0) / len(out))
-    return {k: statistics.median(v) for k, v in times.items()}
+            cpus[e.name].append((time.process_time() - c0) / len(out))
+    return {k: (statistics.median(times[k]), statistics.median(cpus[k])) for k in times}
 
 
-def report(shape: str, engines: list[Engine], spt: dict[str, float], ref: dict[str, str]) -> None:
+def report(shape: str, engines: list[Engine], spt: dict[str, tuple[float, float]], ref: dict[str, str]) -> None:
     for e in engines:
         if e.name not in spt:
             continue
-        tps = 1.0 / spt[e.name]
-        vs = ref.get(e.name)
-        ratio = f"  {spt[vs] / spt[e.name]:.2f}x {vs}" if vs else ""
-        print(f"{shape:>9} | {e.name:<26} | {tps:7.1f} tok/s | {e.bytes_per_token / 1e6:8.1f} MB/token | "
-              f"{e.bytes_per_token * tps / 1e9:5.1f} GB/s{ratio}", flush=True)
+        (wall, cpu), vs = spt[e.name], ref.get(e.name)
+        ratio = f" | {spt[vs][0] / wall:.2f}x / {spt[vs][1] / cpu:.2f}x {vs}" if vs else ""
+        print(f"{shape:>9} | {e.name:<26} | {1 / wall:7.1f} tok/s wall | {1 / cpu:7.1f} tok/CPU-s | "
+              f"{e.bytes_per_token / 1e6:7.1f} MB/token | {e.bytes_per_token / wall / 1e9:5.1f} GB/s wall, "
+              f"{e.bytes_per_token / cpu / 1e9:5.1f} GB/CPU-s{ratio}", flush=True)
 
 
 def w8a8_from(q):
@@ -217,35 +222,12 @@ def w8a8_from(q):
     return twin
 
 
-def compare(shape: str, engines: list, prompt: list[int], new: int, repeats: int, sequential: bool,
-            ref: dict[str, str], base: str) -> None:
-    """Check greedy agreement with `base`, time and report. `engines` are zero-argument builders; with
-    `sequential` each engine is built, checked, timed and freed before the next (one model in memory at a
-    time: no interleaving, so load changes between engines go into the ratios)."""
-    if not sequential:
-        built = [b() for b in engines]
-        check = {e.name: e.run(prompt, CHECK) for e in built}
-        spt = timed(built, prompt, new, repeats)
-    else:
-        built, check, spt = [], {}, {}
-        for b in engines:
-            e = b()
-            check[e.name] = e.run(prompt, CHECK)
-            spt.update(timed([e], prompt, new, repeats))
-            print(f"[{shape}] {e.name}: load average {os.getloadavg()[0]:.1f}", flush=True)
-            built.append(Engine(e.name, None, e.bytes_per_token))
-            del e
-            gc.collect()
-    for name, toks in check.items():
-        if name != base:
-            n = agree(check[base], toks)
-            print(f"[{shape}] greedy {CHECK} tokens, {base} vs {name}: "
-                  f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
-    report(shape, built, spt, ref)
-
-
 def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path,
          sequential: bool = False) -> None:
+    """Export the shape to GGUF, check greedy agreement and time every engine. Interleaved by default; with
+    `sequential` one model is in memory at a time (llama.cpp's from its files first, then lingvis' own fp32
+    model read back from the f32 GGUF, which transformers shares, then its int8 versions), so engines are timed
+    one after the other and load changes between them go into the ratios (the CPU-time ratios less so)."""
     import lingvis
     from lingvis.interop.gguf_export import export_gguf
     from lingvis.quant import quantize_int8
@@ -264,23 +246,51 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     print(f"[{shape}] {sum(p.numel() for p in ours.parameters()):,} parameters; built and exported in "
           f"{time.time() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}"
           f"{'; engines one at a time' if sequential else ''}", flush=True)
-    # fp32: lingvis, llama.cpp f32, transformers (the last shares the lingvis weights)
-    compare(shape, [lambda: lingvis_engine("lingvis fp32", ours, kv),
-                    lambda: llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
-                    lambda: transformers_engine(ours, workdir, kv)], prompt, new, repeats, sequential,
-            {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32"}, "lingvis fp32")
+    check, spt, done = {}, {}, []
+
+    def measure(engines: list[Engine]) -> None:
+        for e in engines:
+            check[e.name] = e.run(prompt, CHECK)
+        spt.update(timed(engines, prompt, new, repeats))
+        done.extend(Engine(e.name, None, e.bytes_per_token) for e in engines)
+        print(f"[{shape}] timed {', '.join(e.name for e in engines)}; load average {os.getloadavg()[0]:.1f}",
+              flush=True)
+
+    if sequential:
+        del ours
+        gc.collect()
+        for d in ("f32", "q8_0"):
+            measure([llama_cpp_engine(f"llama.cpp {d}", paths[d], threads, ctx, kv)])
+            gc.collect()
+        ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
+        measure([lingvis_engine("lingvis fp32", ours, kv)])
+        measure([transformers_engine(ours, workdir, kv)])
+    else:
+        measure([lingvis_engine("lingvis fp32", ours, kv),
+                 llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
+                 transformers_engine(ours, workdir, kv)])
     gc.collect()
-    # int8: lingvis weight-only (in place: the fp32 weights go) and W8A8 on the same int8 weights
-    wonly = quantize_int8(ours, activations="float")
+    wonly = quantize_int8(ours, activations="float")  # in place: the fp32 weights go
     del ours
     gc.collect()
     w8a8 = w8a8_from(wonly)
-    compare(shape, [lambda: lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
-                    lambda: lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
-                    lambda: llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)],
-            prompt, new, repeats, sequential,
-            {"lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"},
-            "llama.cpp q8_0")
+    int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv), lingvis_engine("lingvis int8 (weight-only)", wonly, kv)]
+    if sequential:
+        for e in int8:
+            measure([e])
+    else:
+        measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
+    for a, b in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
+                 ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)")):
+        n = agree(check[a], check[b])
+        note = " (different quantisers)" if "q8_0" in a else ""
+        print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
+              f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
+    order = ["lingvis fp32", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)", "lingvis int8 (weight-only)",
+             "llama.cpp q8_0"]
+    report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
+           {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
+            "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"})
 
 
 def main(argv=None) -> None:
