@@ -30,8 +30,8 @@ class CausalLM(nn.Module):
         if speculative is not None:
             from ..speculative import generate_speculative_ids
 
-            if inputs_embeds is not None or not use_cache or (attention_mask is not None
-                                                               and not bool(attention_mask.all())):
+            padded = attention_mask is not None and not bool(attention_mask.all())
+            if input_ids is None or inputs_embeds is not None or not use_cache or padded:
                 raise ValueError("speculative decoding needs token ids, the KV cache and no padding")
             with torch.no_grad():
                 was_training = self.training
