@@ -440,6 +440,17 @@ def test_cli_convert_to_gguf(tmp_path, capsys):
         assert (lingvis.load(tmp_path / "back")(x) - model(x)).abs().max() < 0.05
 
 
+def test_cli_char_tokenizer_needs_no_tokenizer_flag(tmp_path, capsys):
+    from lingvis.cli import main
+    from lingvis.tokenizers.train import train_char
+
+    lingvis.save(model_of("gpt2"), tmp_path / "run", tokenizer=train_char("abcdefgh ij"), format="lingvis")
+    assert main(["convert", str(tmp_path / "run"), str(tmp_path / "c.gguf")]) != 0
+    assert "WordLevel tokenizer has no llama.cpp counterpart" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "run"), str(tmp_path / "c.gguf"), "--no-tokenizer"]) == 0
+    assert read(tmp_path / "c.gguf")[0]["tokenizer.ggml.model"] == "none"
+
+
 def test_tokenizer_round_trip_through_gguf(tmp_path):
     """lingvis.load_tokenizer(file.gguf) rebuilds the exported byte-level BPE: same ids, same text."""
     import lingvis
