@@ -223,7 +223,7 @@ def w8a8_from(q):
 
 
 def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path,
-         sequential: bool = False) -> None:
+         sequential: bool = False) -> list[dict]:
     """Export the shape to GGUF, check greedy agreement and time every engine. Interleaved by default; with
     `sequential` one model is in memory at a time (llama.cpp's from its files first, then lingvis' own fp32
     model read back from the f32 GGUF, which transformers shares, then its int8 versions), so engines are timed
@@ -291,6 +291,32 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
            {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
             "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"})
+    size = {e.name: e.bytes_per_token for e in done}
+    rows = []
+    for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
+                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (weight-only)", "llama.cpp q8_0")):
+        (w, c), (rw, rc) = spt[ours], spt[ref]
+        rows.append({"benchmark": f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens, 1 thread)"
+                     if threads == 1 else f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens)",
+                     "lingvis": round(1 / w, 2), "reference": round(1 / rw, 2), "unit": "tokens/s",
+                     "ratio": round(rw / w, 3), "cpu_time_ratio": round(rc / c, 3),
+                     "greedy_16_identical": agree(check[ours], check[ref]) == CHECK,
+                     "lingvis_GBps": round(size[ours] / w / 1e9, 2), "reference_GBps": round(size[ref] / rw / 1e9, 2)})
+    return rows
+
+
+def run(quick: bool = False, threads: int = 2) -> list[dict]:
+    """`make bench` entry: GPT-2 (and with the full run the ~1B Llama, engines one at a time) against
+    llama.cpp and transformers; needs llama-cpp-python."""
+    import llama_cpp  # noqa: F401  (ImportError: the suite records this module as not run)
+
+    torch.set_num_threads(threads)
+    rows = []
+    shapes = [("gpt2", 16, 1, False)] if quick else [("gpt2", 48, 3, False), ("llama-1b", 16, 1, True)]
+    for shape, new, repeats, sequential in shapes:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += race(shape, new, repeats, threads, Path(tmp), Path(tempfile.gettempdir()), sequential)
+    return rows
 
 
 def main(argv=None) -> None:

@@ -125,6 +125,22 @@ def timed(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
     return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
+def run(quick: bool = False, threads: int = 2) -> list[dict]:
+    """`make bench` entry (trains the two small models on first use, into runs/bench-speculative)."""
+    torch.set_num_threads(threads)
+    target, draft, tok = models(Path("runs/bench-speculative"), 300)
+    n, repeats = (4, 1) if quick else (8, 3)
+    rows = []
+    for kind, prompts in prompt_sets(tok, n).items():
+        for r in bench(target, draft, prompts, 64, repeats):
+            rows.append({"benchmark": f"speculative decoding, {kind}: {r['method']} vs plain greedy (char GPT 4x256, "
+                         f"{n} prompts x 64 tokens)", "lingvis": round(r["tokens_per_s"], 1),
+                         "reference": round(r["plain_tokens_per_s"], 1), "unit": "tokens/s",
+                         "ratio": round(r["ratio"], 3), "cpu_time_ratio": round(r["cpu_ratio"], 3),
+                         "tokens_per_forward": round(r["tokens_per_forward"], 2), "identical": r["identical"]})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer prompts and repeats")
