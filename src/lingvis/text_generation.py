@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .generate import SamplingConfig, pad_left, stream_ids
+from .speculative import stream_speculative
 
 
 def _stop_at(text: str, stops: Sequence[str]) -> int | None:
@@ -25,8 +26,10 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 
 def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequence[str] = (),
-                device: torch.device | str | None = None) -> Iterator[str]:
-    """Yield text pieces as they are generated; stops at eos, `max_new_tokens` or a stop string."""
+                device: torch.device | str | None = None, speculative=None,
+                num_draft_tokens: int | None = None) -> Iterator[str]:
+    """Yield text pieces as they are generated; stops at eos, `max_new_tokens` or a stop string.
+    `speculative` ("prompt-lookup" or a draft model) decodes speculatively (lingvis/speculative.py)."""
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("the prompt encodes to zero tokens")
@@ -34,7 +37,9 @@ def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequen
     x = torch.tensor([ids], dtype=torch.long, device=device)
     out: list[int] = []
     sent = 0
-    for nxt in stream_ids(model, x, cfg):
+    steps = stream_ids(model, x, cfg) if speculative is None else \
+        stream_speculative(model, x, cfg, speculative, num_draft_tokens)
+    for nxt in steps:
         tok = int(nxt[0])
         if tok in cfg.eos_ids:
             break
@@ -70,22 +75,28 @@ def stop_ids(tokenizer) -> list[int]:
 def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
              stop: Sequence[str] | str = (), seed: int | None = None, stream: bool = False,
-             overflow: str = "error"):
+             overflow: str = "error", speculative=None, num_draft_tokens: int | None = None):
     """Continue `prompt`. Returns the continuation text (a list for a list of prompts), or with
     `stream=True` a generator of text pieces (single prompt only). A prompt plus `max_new_tokens` longer
     than the model's context raises ValueError naming both numbers, unless `overflow="slide"`, which keeps
-    generating over a sliding window of the last 3/4 context (prompts must then be unpadded)."""
+    generating over a sliding window of the last 3/4 context (prompts must then be unpadded).
+    `speculative`: "prompt-lookup" or a smaller draft model with the same tokenizer; `num_draft_tokens`
+    proposals are checked per forward pass, prompts run one at a time, and the text is what plain decoding
+    gives (greedy) or is distributed as it (sampling). It cannot slide past the context."""
     stop = [stop] if isinstance(stop, str) else list(stop)
     eos = stop_ids(tokenizer)
     cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                          repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, overflow=overflow)
     model.eval()
+    spec = dict(speculative=speculative, num_draft_tokens=num_draft_tokens)
     if stream:
         if not isinstance(prompt, str):
             raise ValueError("stream=True takes a single prompt string")
-        return stream_text(model, tokenizer, prompt, cfg, stop)
+        return stream_text(model, tokenizer, prompt, cfg, stop, **spec)
     if isinstance(prompt, str):
-        return "".join(stream_text(model, tokenizer, prompt, cfg, stop))
+        return "".join(stream_text(model, tokenizer, prompt, cfg, stop, **spec))
+    if speculative is not None:
+        return ["".join(stream_text(model, tokenizer, p, cfg, stop, **spec)) for p in prompt]
     return generate_batch(model, tokenizer, list(prompt), cfg, stop)
 
 
