@@ -87,6 +87,16 @@ def fusion_outputs(model, x, px):
     return [out, *extra]
 
 
+def llava_ids(model, B=2, T=6):
+    """Text ids with image placeholders: one image in row 0, two in row 1."""
+    n, img = model.tokens_per_image, model.config.image_token_id
+    x = ids(B, T)
+    x[x == img] = img + 1  # text tokens are never the placeholder
+    rows = [torch.cat([x[0, :2], torch.full((n,), img), x[0, 2:], torch.full((n,), img + 1)]),
+            torch.cat([torch.full((n,), img), x[1, :3], torch.full((n,), img), x[1, 3:]])]
+    return torch.stack(rows)
+
+
 def pad_mask(x):
     m = torch.ones_like(x)
     m[1, -2:] = 0
@@ -105,6 +115,7 @@ INPUTS = {
     "clip": lambda m: m(pixels(m), ids()),
     "captioner": lambda m: m(pixels(m), ids()),
     "fusion": lambda m: fusion_outputs(m, ids(), pixels(m)),
+    "llava": lambda m: m(llava_ids(m), pixel_values=pixels(m, B=3)),
 }
 
 
