@@ -205,3 +205,29 @@ def encode_conversation(tokenizer, messages: list[dict], image_id: int, tokens_p
     if not inputs or all(x == IGNORE for x in labels):
         return None
     return Encoded(inputs, labels, inputs.count(image_id) // tokens_per_image)
+
+
+# ----- generation -----------------------------------------------------------------------------------
+def reads_images(model) -> bool:
+    """Whether `model` takes images among its prompt tokens (a llava model)."""
+    return bool(getattr(model, "reads_images", False))
+
+
+def image_list(images) -> list:
+    """None, one PIL image or a sequence of them -> a list."""
+    if images is None:
+        return []
+    return [images] if isinstance(images, Image.Image) else list(images)
+
+
+def prompt_inputs(model, tokenizer, prompts: Sequence[str], images: Sequence[Sequence[Image.Image]]
+                  ) -> tuple[list[list[int]], torch.Tensor | None]:
+    """Token ids of each prompt (image placeholders expanded) and the pixels of every image in order (None
+    without images). Models that do not read images refuse images by name."""
+    if any(images) and not reads_images(model):
+        raise ValueError(f"a {getattr(model, 'family', type(model).__name__)} model does not read images; "
+                         "images need an image-chat (llava) model")
+    if not reads_images(model):
+        return [tokenizer.encode(p) for p in prompts], None
+    seqs = [encode_prompt(tokenizer, model, p, len(imgs)) for p, imgs in zip(prompts, images)]
+    return seqs, pixel_values(model, [im for imgs in images for im in imgs])

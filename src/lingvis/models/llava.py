@@ -96,6 +96,7 @@ class Llava(CausalLM):
     after the prefill) it is the language model itself. `generate(input_ids, pixel_values=...)` decodes."""
 
     fused_loss = True
+    reads_images = True       # generation and serving take images for this model (lingvis.data.llava_inputs)
     lora_skip = ("vision.",)  # LoRA (stage 2 --lora) adapts the language model, never the frozen tower
 
     def __init__(self, config: LlavaConfig):
