@@ -48,7 +48,7 @@ class LlavaArgs:
     llm: str | None = None           # stage 1: causal LM folder (lingvis GPT run, HF Llama-family or GPT-2)
     model: str | None = None         # stage 2: the stage-1 run (or any llava folder)
     projector: str = "mlp2x_gelu"
-    vision_feature_layer: int = -2
+    vision_feature_layer: int | list[int] = -2
     vision_feature_select_strategy: str = "default"
     n_train: int = 3000              # built-in shapes scenes
     n_val: int = 100
