@@ -67,9 +67,11 @@ def report(r: dict) -> list[dict]:
     ]
     out = []
     for name, value, target, key in rows:
-        base = {b: (res[b]["pope"]["accuracy"] if key is None else res[b][key]) for b in ("stage1_only", "stage2_no_image")}
-        out.append({"benchmark": f"llava shapes test: {name}", "lingvis": round(value, 3), "reference": round(target, 3),
-                    "unit": "score (target)", "ratio": round(value / max(target, 1e-9), 3),
+        base = {b: (res[b]["pope"]["accuracy"] if key is None else res[b][key])
+                for b in ("stage1_only", "stage2_no_image")}
+        out.append({"benchmark": f"llava shapes test: {name}", "lingvis": round(value, 3),
+                    "reference": round(target, 3), "unit": "score (target)",
+                    "ratio": round(value / max(target, 1e-9), 3),
                     **{k: round(v, 3) for k, v in base.items()}, "train_cpu_s": r["log"].get("all_train_cpu_s")})
     return out
 

@@ -17,7 +17,8 @@ def register(sub, groups) -> None:
     p.add_argument("--vision", help="vision tower folder: a lingvis ViT or CLIP run, or a Hugging Face CLIP folder")
     p.add_argument("--llm", help="language model folder: a lingvis GPT run or a Hugging Face Llama-family folder "
                    "(its tokenizer gains an <image> token)")
-    p.add_argument("--projector", default="mlp2x_gelu", help="projector: mlp2x_gelu (LLaVA-1.5), mlp<N>x_<act> or linear")
+    p.add_argument("--projector", default="mlp2x_gelu",
+                   help="projector: mlp2x_gelu (LLaVA-1.5), mlp<N>x_<act> or linear")
     p.add_argument("--vision-feature-layer", type=int, default=-2,
                    help="hidden state of the tower read as image features (HF counting; -2: the penultimate layer)")
     p.add_argument("--vision-feature-select-strategy", choices=["default", "full"], default="default",

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from lingvis.data.shapes_language import NUMBER_WORDS, REGION_PHRASES, article, captions, join_list, np_indefinite, refer
+from lingvis.data.shapes_language import (NUMBER_WORDS, REGION_PHRASES, article, captions, join_list, np_indefinite,
+                                          refer)
 from lingvis.data.shapes_scene import COLOURS, HELD_OUT, SHAPES, Scene, ShapeObject, region, relation
 
 IMAGE = "<image>\n"

@@ -43,8 +43,9 @@ def demo_llava(out: Path, plan: ShapesPlan = PLAN) -> dict:
     model, tok = api.load(run), api.load_tokenizer(run)
     r = evaluate_shapes_chat(model, tok, "test", plan.n_test)
     blind = evaluate_shapes_chat(model, tok, "test", plan.n_test, with_image=False)
-    print(f"\n[llava] trained CLIP {log['clip']['steps']}, LM {log['lm']['steps']}, stage 1 {log['stage1']['steps']} and "
-          f"stage 2 {log['stage2']['steps']} steps ({log['all_train_cpu_s']:.0f} CPU seconds)")
+    print(f"\n[llava] trained CLIP {log['clip']['steps']}, LM {log['lm']['steps']}, stage 1 "
+          f"{log['stage1']['steps']} and stage 2 {log['stage2']['steps']} steps "
+          f"({log['all_train_cpu_s']:.0f} CPU seconds)")
     print(f"[llava] held-out ({plan.n_test} test scenes, {r['questions']} questions): key-word accuracy "
           f"{r['keyword_overall']:.1f}% (without the image {blind['keyword_overall']:.1f}%), position "
           f"{r['position']:.1f}%, POPE {r['pope']['accuracy']:.1f}% (yes-ratio {r['pope']['yes_ratio']:.0f}%), "

@@ -207,7 +207,8 @@ def pretrain_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
     """Stage 1: projector only, on captions (a new model from --vision + --llm, or continue --model)."""
     torch.manual_seed(cfg.seed)
     if args.model:
-        model, tok = load_llava(args.model).set_stage(freeze_vision=True, freeze_llm=True), api.load_tokenizer(args.model)
+        model = load_llava(args.model).set_stage(freeze_vision=True, freeze_llm=True)
+        tok = api.load_tokenizer(args.model)
     elif args.vision and args.llm:
         tok = api.load_tokenizer(args.llm)
         model = build_stage1(args, tok)

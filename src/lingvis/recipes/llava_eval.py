@@ -33,8 +33,8 @@ def answer_chats(model, tok, chats: list[tuple[list[dict], list]], max_new_token
         ids, mask = pad_left(prompts, pad)
         device = next(model.parameters()).device
         n = min(max_new_tokens, model.context_length - ids.shape[1])
-        gen = model.generate(ids.to(device), n, pixel_values=pixel_values(model, [im for _, imgs in part for im in imgs]),
-                             attention_mask=mask.to(device), eos_id=tok.eos_id)
+        pixels = pixel_values(model, [im for _, imgs in part for im in imgs])
+        gen = model.generate(ids.to(device), n, pixel_values=pixels, attention_mask=mask.to(device), eos_id=tok.eos_id)
         for row in gen[:, ids.shape[1]:].tolist():
             if tok.eos_id in row:
                 row = row[:row.index(tok.eos_id)]

@@ -55,7 +55,8 @@ async def _fetch(url: str, param: str, limit: int) -> bytes:
                         raise _too_large(param, url, limit)
                     chunks.append(chunk)
     except httpx.HTTPError as e:
-        raise bad_request(f"{param}: fetching {url} failed: {type(e).__name__}: {e}", param, "image_fetch_failed") from e
+        raise bad_request(f"{param}: fetching {url} failed: {type(e).__name__}: {e}", param,
+                          "image_fetch_failed") from e
     if not size:
         raise bad_request(f"{param}: {url} returned an empty body", param, "invalid_image")
     return b"".join(chunks)
