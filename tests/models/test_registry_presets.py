@@ -115,6 +115,10 @@ INPUTS = {
     "clip": lambda m: m(pixels(m), ids()),
     "captioner": lambda m: m(pixels(m), ids()),
     "fusion": lambda m: fusion_outputs(m, ids(), pixels(m)),
+    "dit": lambda m: m(torch.randn(2, m.config.channels, m.config.image_size, m.config.image_size), torch.tensor([3, 700]),
+                       torch.randn(2, 5, m.config.text_dim), pad_mask(ids(T=5))),
+    "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
+                                                 generator=torch.Generator().manual_seed(2))),
     "llava": lambda m: m(llava_ids(m), pixel_values=pixels(m, B=3)),
 }
 

@@ -65,6 +65,10 @@ def create_app(adapters: list[Adapter], config: ServeConfig | None = None) -> Fa
     app.include_router(meta_router)
     for r in (text_router, vision_router):
         app.include_router(r, dependencies=[Depends(require_api_key)])
+    if config.kg is not None:
+        from .routes_kg import mount_kg
+
+        mount_kg(app, config.kg)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -22,6 +22,7 @@ class ServeConfig:
     allowed_origins: list[str] = field(default_factory=list)  # CORS: browser origins allowed to call the API
     allow_image_hosts: list[str] = field(default_factory=list)  # hosts whose http(s) image URLs chats may use
     max_image_bytes: int = 8 * 2**20    # fetched remote image limit
+    kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
 
     def resolved_device(self):
         """The torch device models load on: `auto` resolves as everywhere in lingvis, except that int8
