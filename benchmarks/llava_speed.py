@@ -9,18 +9,21 @@ layers, width 512, GQA 8/4 heads, 32k vocabulary); fp32, KV cache on both sides,
   per row, so the rate counts only decode steps.
 
 The generated tokens are checked identical on both sides. Ratios are lingvis / transformers (higher is better
-for both: TTFT is reported as first tokens per second).
+for both: TTFT is reported as first tokens per second); `cpu_ratio` compares the process CPU time of the same
+calls (transformers / lingvis), which a busy shared machine disturbs much less than the wall time.
 
     python -m benchmarks.llava_speed [--quick] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
+import time
 
 import torch
 
-from ._timing import median_seconds, print_rows, row
+from ._timing import print_rows, row
 
 PROMPT = 24
 VISION = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, image_size=224,
@@ -55,7 +58,24 @@ def inputs(ours, batch: int):
     return ids, pixels
 
 
-def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
+def median_wall_and_cpu(fns: dict, repeats: int, warmup: int = 1) -> tuple[dict, dict]:
+    """Median wall and process-CPU seconds of each callable, calls interleaved (a, b, a, b, ...). On a shared
+    machine the wall time depends on the load; the CPU time (the work done, with 1 thread) much less."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    wall: dict = {k: [] for k in fns}
+    cpu: dict = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - w)
+            cpu[k].append(time.process_time() - c)
+    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, dict], torch.Tensor, torch.Tensor]:
     ids, pixels = inputs(ours, batch)
     mask = torch.ones_like(ids)
     out = {}
@@ -68,7 +88,7 @@ def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[dict, torch.Te
             out["ref"] = ref.generate(input_ids=ids, pixel_values=pixels, attention_mask=mask, max_new_tokens=new,
                                       min_new_tokens=new, do_sample=False, use_cache=True)
 
-    return median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=1), out["ours"], out["ref"]
+    return median_wall_and_cpu({"ours": run_ours, "ref": run_ref}, repeats), out["ours"], out["ref"]
 
 
 def run(quick: bool = False, threads: int | None = None) -> list[dict]:
@@ -79,20 +99,21 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp)
-        t1, a, b = timed(ours, ref, 1, 1, repeats)
+        (t1, c1), a, b = timed(ours, ref, 1, 1, repeats)
         r = row("llava time to first token, 1 image + 24 tokens (first tokens/s)", 1 / t1["ours"], 1 / t1["ref"],
                 "1/s")
         r.update(ttft_ms_lingvis=round(1000 * t1["ours"], 1), ttft_ms_transformers=round(1000 * t1["ref"], 1),
-                 identical=bool(torch.equal(a, b)))
+                 cpu_ratio=round(c1["ref"] / c1["ours"], 3), identical=bool(torch.equal(a, b)))
         rows.append(r)
         for batch in (1, 8):
-            first, _, _ = timed(ours, ref, batch, 1, repeats) if batch != 1 else (t1, None, None)
-            full, a, b = timed(ours, ref, batch, new, repeats)
+            (first, cfirst) = (t1, c1) if batch == 1 else timed(ours, ref, batch, 1, repeats)[0]
+            (full, cfull), a, b = timed(ours, ref, batch, new, repeats)
             n = batch * (new - 1)
             r = row(f"llava greedy decode batch {batch} ({new} new tokens, one image per row)",
                     n / (full["ours"] - first["ours"]), n / (full["ref"] - first["ref"]), "tokens/s")
             r.update(identical_rows=float((a == b).all(dim=1).float().mean()), batch=batch, sweep="batch",
-                     series="llava decode")
+                     series="llava decode",
+                     cpu_ratio=round((cfull["ref"] - cfirst["ref"]) / (cfull["ours"] - cfirst["ours"]), 3))
             rows.append(r)
     return rows
 

@@ -28,7 +28,11 @@ def dialogue(run: Path, scene_index: int = 0) -> list[tuple[str, str]]:
     for k, q in enumerate(questions):
         history.append({"role": "user", "content": ("<image>\n" if k == 0 else "") + q})
         prompt = tok.apply_chat_template(history, add_generation_prompt=True)
-        answer = generate(model, tok, prompt, max_new_tokens=40, images=[image]).strip()
+        room = model.context_length - len(tok.encode(prompt)) - (model.tokens_per_image - 1)
+        if room < 8:  # the conversation has filled the model's context
+            history.pop()
+            break
+        answer = generate(model, tok, prompt, max_new_tokens=min(40, room), images=[image]).strip()
         history.append({"role": "assistant", "content": answer})
         turns.append((q, answer))
     image.save(run / "dialogue-image.png")
