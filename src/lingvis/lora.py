@@ -82,8 +82,9 @@ class LoRALinear(nn.Linear):
 
 
 def _targets(model: nn.Module, cfg: LoRAConfig):
+    skip = tuple(getattr(model, "lora_skip", ()))  # module-name prefixes a family keeps frozen (a LLaVA tower)
     for owner_name, owner in model.named_modules():
-        if isinstance(owner, _OWNERS):
+        if isinstance(owner, _OWNERS) and not (skip and owner_name.startswith(skip)):
             for name in cfg.targets:
                 child = getattr(owner, name, None)
                 if isinstance(child, nn.Linear):

@@ -31,6 +31,9 @@ def register(sub, groups) -> None:
                        "the history, /quit (or EOF) leaves.")
     add_sampling_args(c, max_new=200, temperature=0.7)
     c.add_argument("--system", help="system message")
+    c.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="image for an image-chat (llava) model, attached to your first message (repeatable; "
+                   "/image PATH attaches one later)")
     c.set_defaults(func=run_chat)
 
 
@@ -134,7 +137,13 @@ def run_generate(args) -> int:
 def run_chat(args) -> int:
     from .. import generate
 
+    from ..data.llava_inputs import reads_images
+
     model, tok = _load(args)
+    if args.image or reads_images(model):
+        from .image_chat import run_image_chat
+
+        return run_image_chat(model, tok, args, _sampling(args))
     spec = _speculative(args, model)
     history = [{"role": "system", "content": args.system}] if args.system else []
     interactive = sys.stdin.isatty()
