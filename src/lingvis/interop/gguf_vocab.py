@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..io import CheckpointError
+
+if TYPE_CHECKING:
+    from ..tokenizers import Tokenizer
 
 # GGUF token types (gguf.TokenType), spelled out so that this module does not need the gguf package
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
