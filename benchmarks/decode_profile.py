@@ -159,7 +159,8 @@ def profile_steps(model, steps: int, prompt_len: int = 16) -> dict:
         cat = next((c for c, pred in CATEGORIES if pred(e.key)), "other ops")
         by_cat[cat] += e.self_cpu_time_total / 1e3 / steps
         per_op[e.key] = (e.count / steps, e.self_cpu_time_total / 1e3 / steps)
-    return {"wall_ms": plain * 1e3, "cpu_ms": cpu * 1e3, "categories": dict(by_cat), "labelled": labelled, "per_op": per_op}
+    return {"wall_ms": plain * 1e3, "cpu_ms": cpu * 1e3, "categories": dict(by_cat), "labelled": labelled,
+            "per_op": per_op}
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """The CPU decoding race: lingvis vs llama.cpp (through llama-cpp-python) vs transformers, batch-1 greedy decode,
 the same weights in every engine.
 
-Shapes (random weights, LM head scaled x4 so that greedy choices are clear): GPT-2 124M (`gpt2` preset) and a ~1B Llama (`tinyllama-1.1b` preset: 22 layers, width
-2048, 32 / 4 kv heads). Each model is exported with lingvis' GGUF writer (`lingvis.interop.gguf_export`) as
+Shapes (random weights, LM head scaled x4 so that greedy choices are clear): GPT-2 124M (`gpt2` preset) and a
+~1B Llama (`tinyllama-1.1b` preset: 22 layers, width 2048, 32 / 4 kv heads). Each model is exported with lingvis' GGUF writer (`lingvis.interop.gguf_export`) as
 f32 and q8_0; transformers runs the Hugging Face export (GPT-2) or a model whose parameters are views of the
 lingvis weights (the Llama shape, so the 4.4 GB are held once). Engines:
   lingvis fp32 | llama.cpp f32 | transformers fp32 | lingvis int8 (W8A8 dynamic, `quant.quantize_int8`) |

@@ -170,7 +170,10 @@ def _verify(logits: torch.Tensor, seq: list[int], prop: Proposal, cfg: SamplingC
         if u * q_d < float(p[d]):  # kept with probability min(1, p(d) / q(d))
             new.append(d)
             continue
-        residual = (p - q).clamp_(min=0) if q is not None else p.clone().index_fill_(0, torch.tensor([d]), 0.0)
+        if q is not None:
+            residual = (p - q).clamp_(min=0)
+        else:  # a one-hot proposal: max(0, p - onehot(d)) is p without d
+            residual = p.clone().index_fill_(0, torch.tensor([d], device=p.device), 0.0)
         total = float(residual.sum())
         new.append(int(torch.multinomial(residual / total if total > 0 else p, 1, generator=gen)))
         return new, i

@@ -172,7 +172,8 @@ def test_llama3_rope_factors(tmp_path):
         elif wl > lo:
             want.append(s["factor"])
         else:
-            sm = (s["original_max_position_embeddings"] / wl - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])
+            sm = (s["original_max_position_embeddings"] / wl - s["low_freq_factor"]) / \
+                (s["high_freq_factor"] - s["low_freq_factor"])
             want.append(1 / ((1 - sm) / s["factor"] + sm))
     np.testing.assert_allclose(np.asarray(tensors["rope_freqs.weight"].data), want, rtol=1e-5)
 

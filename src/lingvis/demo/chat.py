@@ -27,11 +27,11 @@ def dialogue(model, tok, prompts: list[str], system: str | None = None) -> list[
 
 
 @step("chat")
-def demo_chat(out: Path, minutes: float = 2.0) -> dict:
+def demo_chat(out: Path, minutes: float = 2.5) -> dict:
     run = out / "chat"
     args = ChatSFTArgs(out=str(run), preset="llama-micro", overrides={"n_embd": 128}, packing=True,
                        block_size=256, n_train=12000, n_val=64)
-    cfg = TrainConfig(max_steps=5000, max_minutes=minutes, batch_size=16, lr=3e-3, warmup_steps=50,
+    cfg = TrainConfig(max_steps=600, max_minutes=minutes, batch_size=16, lr=3e-3, warmup_steps=50,
                       eval_every=250, eval_batches=4, log_every=25, seed=1337)
     summary = train_chat(args, cfg)
     model, tok = api.load(run), api.load_tokenizer(run)
@@ -41,7 +41,7 @@ def demo_chat(out: Path, minutes: float = 2.0) -> dict:
           f"exact match of greedy replies on {result['n']} held-out conversations: {result['exact_match']:.1%}")
     print("--- sample dialogue (the ChatML prompt holds every earlier turn) ---")
     for m in dialogue(model, tok, DIALOGUE)[-2 * len(DIALOGUE):]:
-        print(f"{m['role']:>9}> {m['content']}")
+        print(f"{m['role']:>9}> {m['content']}".replace("\n", "\\n"))
     print(f"[chat] run folder: {run} (checkpoints/, metrics.jsonl, loss.png); chat with it: "
           f"lingvis chat --model {run}")
     return {"exact_match": result["exact_match"], "val_loss": summary["eval"]["loss"], "steps": summary["step"],

@@ -142,7 +142,8 @@ def vocab_from_tokenizer(tokenizer, vocab_size: int) -> GGUFVocab:
         scores.append(-float(rank[tok]) if tok in rank else (0.0 if types[-1] == NORMAL and len(tok) == 1 else -1e9))
     roles = {role: tokenizer.token_to_id(t) for role, t in tokenizer.special_tokens.items() if role in ROLE_KEYS}
     return GGUFVocab(
-        model=kind, tokens=tokens, token_types=types, pre=None if kind == "llama" else _pre_name(spec.get("pre_tokenizer")),
+        model=kind, tokens=tokens, token_types=types,
+        pre=None if kind == "llama" else _pre_name(spec.get("pre_tokenizer")),
         merges=merges if kind == "gpt2" else [], scores=scores if kind == "llama" else None,
         special_ids={r: i for r, i in roles.items() if i is not None},
         add_bos=_adds(tokenizer, tokenizer.bos_id, True), add_eos=_adds(tokenizer, tokenizer.eos_id, False),
