@@ -46,11 +46,17 @@ def _has(text: str, word: str) -> bool:
     return re.search(rf"\b{re.escape(word)}\b", text) is not None
 
 
+def _says_yes_no(text: str) -> str | None:
+    """'yes' / 'no' when the answer starts with that word ("Not sure" is neither), else None."""
+    m = re.match(r"\s*(yes|no)\b", text.lower())
+    return m.group(1) if m else None
+
+
 def keyword_correct(answer: str, probe: Probe) -> bool:
-    """The answer holds the probe's key word (yes/no: starts with it) and no rival of the same kind."""
+    """The answer holds the probe's key word (yes/no: starts with that word) and no rival of the same kind."""
     text = answer.lower()
     if probe.kind == "exists":
-        return text.startswith(probe.key)
+        return _says_yes_no(text) == probe.key
     if probe.kind == "position":
         rivals = RELATIVE if probe.relative else tuple(p for p in GROUPS["position"] if p not in RELATIVE)
     else:
@@ -60,7 +66,7 @@ def keyword_correct(answer: str, probe: Probe) -> bool:
 
 def pope_metrics(pairs: list[tuple[str, str]]) -> dict:
     """Accuracy, precision, recall, F1 and yes-ratio of (answer, gold yes/no) pairs (POPE's metrics)."""
-    said = [a.lower().startswith("yes") for a, _ in pairs]
+    said = [_says_yes_no(a) == "yes" for a, _ in pairs]
     gold = [g == "yes" for _, g in pairs]
     tp = sum(s and g for s, g in zip(said, gold))
     fp = sum(s and not g for s, g in zip(said, gold))
