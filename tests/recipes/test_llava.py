@@ -69,8 +69,8 @@ def test_stage_two_trains_projector_and_lm(parts, stage1):
 def test_lora_adapts_the_lm_only(parts, stage1):
     run = parts / "lora"
     finetune_llava(LlavaArgs(out=str(run), model=str(stage1[0]), n_train=8, n_val=2), cfg(lora_rank=4))
-    from lingvis.io import read_safetensors
     from lingvis.api import resolve_checkpoint
+    from lingvis.io import read_safetensors
 
     keys = read_safetensors(resolve_checkpoint(run) / "model.safetensors").keys()
     lora = [k for k in keys if ".lora_" in k]

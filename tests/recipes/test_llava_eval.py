@@ -11,8 +11,13 @@ from lingvis.data.shapes import make_split_scenes, render_scene
 from lingvis.data.shapes_instruct import Probe
 from lingvis.recipes import llava_eval
 from lingvis.recipes.llava import with_image_token
-from lingvis.recipes.llava_eval import answer_chats, evaluate_shapes_chat, keyword_correct, pope_metrics, \
-    shapes_questions
+from lingvis.recipes.llava_eval import (
+    answer_chats,
+    evaluate_shapes_chat,
+    keyword_correct,
+    pope_metrics,
+    shapes_questions,
+)
 from lingvis.tokenizers import train_char
 
 
