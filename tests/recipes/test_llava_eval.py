@@ -105,3 +105,7 @@ def test_batched_answers_equal_one_by_one():
     assert answer_chats(model, tok, chats, max_new_tokens=6, batch_size=2) == one
     swapped = answer_chats(model, tok, [(chats[0][0], [b])], max_new_tokens=6)[0]
     assert swapped != one[0]  # the image reaches the answer
+
+    long_chat = ([{"role": "user", "content": "<image>\n" + "Tell me about it. " * 20}], [a])
+    with pytest.raises(ValueError, match=r"a chat of \d+ prompt tokens .* context of 160 tokens"):
+        answer_chats(model, tok, [chats[0], long_chat], max_new_tokens=6)

@@ -24,12 +24,17 @@ RELATIVE = ("left", "right", "above", "below")
 def answer_chats(model, tok, chats: list[tuple[list[dict], list]], max_new_tokens: int = 40,
                  batch_size: int = 32) -> list[str]:
     """Greedy replies to chats [(messages, images)] (messages may hold `<image>` placeholders), batched with
-    left padding; each reply is cut at the end-of-turn token."""
+    left padding; each reply is cut at the end-of-turn token. A chat that fills the model's context is an error
+    naming both lengths."""
     pad = tok.pad_id if tok.pad_id is not None else (tok.eos_id or 0)
     out: list[str] = []
     for i in progress(range(0, len(chats), batch_size), desc="answer", unit="batch", delay=2, leave=False):
         part = chats[i:i + batch_size]
         prompts = [chat_prompt_ids(tok, model, msgs, len(imgs)) for msgs, imgs in part]
+        longest = max(len(p) for p in prompts)
+        if longest >= model.context_length:
+            raise ValueError(f"a chat of {longest} prompt tokens (image tokens included) leaves no room for an answer "
+                             f"in the model's context of {model.context_length} tokens")
         ids, mask = pad_left(prompts, pad)
         device = next(model.parameters()).device
         n = min(max_new_tokens, model.context_length - ids.shape[1])
