@@ -130,6 +130,8 @@ def _register_serve(cmds) -> None:
     s.add_argument("--allow-updates", action="store_true", help="accept SPARQL updates (the graph opens writable)")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds a query may run")
     s.add_argument("--max-results", type=int, default=10000, help="rows (or triples) per answer")
+    s.add_argument("--images", help="folder of the graph's images (the one given to kg build): entity pages show "
+                   "crops of their image mentions")
     s.set_defaults(func=run_serve)
 
 
@@ -389,13 +391,13 @@ def run_serve(args) -> int:
     from ..serve import ServeConfig, create_app, load_models
     from ..serve.routes_kg import KGEndpointConfig
 
-    kg = KGEndpointConfig(args.kg, args.allow_updates, args.timeout, args.max_results)
+    kg = KGEndpointConfig(args.kg, args.allow_updates, args.timeout, args.max_results, args.images)
     config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get("LINGVIS_API_KEY"),
                          kg=kg)
     config.validate()
     app = create_app(load_models(args.model, config) if args.model else [], config)
     mode = "read-write" if args.allow_updates else "read-only"
-    print(f"serving the knowledge graph {args.kg} ({mode}) at http://{args.host}:{args.port}/v1/kg/sparql",
-          file=sys.stderr, flush=True)
+    print(f"serving the knowledge graph {args.kg} ({mode}) at http://{args.host}:{args.port}/v1/kg/sparql; "
+          f"entity pages: http://{args.host}:{args.port}/#kg", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
