@@ -86,15 +86,15 @@ def learn_scenes(out: Path, minutes: float, quick: bool) -> tuple[list[dict], Pa
 
 
 def _gold_index(scene, colour: str | None, typ: str) -> int | None:
-    hits = [i for i, o in enumerate(scene.objects) if o.shape == typ and (colour is None or o.colour == colour)]
-    return hits[0] if len(hits) == 1 else None
+    from lingvis.kg.evaluation import gold_object
+
+    return gold_object(scene, colour, typ)
 
 
 def _box_gold(scene, box) -> int | None:
-    from lingvis.kg.scene_graph import iou, object_box
+    from lingvis.kg.evaluation import box_object
 
-    best = max(range(len(scene.objects)), key=lambda i: iou(object_box(scene.objects[i]), box))
-    return best if iou(object_box(scene.objects[best]), box) >= 0.5 else None
+    return box_object(scene, box)
 
 
 def _triples(docs, scene, ent_gold) -> set:

@@ -171,30 +171,6 @@ def _register_import(cmds) -> None:
 
 # ---- runners ---------------------------------------------------------------------------------------------
 
-def _short(term: dict | None) -> str:
-    from ..kg.vocab import PREFIXES
-
-    if term is None:
-        return ""
-    v = term["value"]
-    if term["type"] == "uri":
-        for p, ns in sorted(PREFIXES.items(), key=lambda kv: -len(kv[1])):
-            if v.startswith(ns):
-                return f"{p}:{v[len(ns):]}"
-        return f"<{v}>"
-    if term["type"] == "bnode":
-        return f"_:{v}"
-    return v
-
-
-def format_table(vars_: list[str], rows: list[dict]) -> str:
-    cells = [[_short(r.get(v)) for v in vars_] for r in rows]
-    widths = [max([len(v)] + [len(c[i]) for c in cells]) for i, v in enumerate(vars_)]
-    line = lambda vals: "  ".join(x.ljust(w) for x, w in zip(vals, widths)).rstrip()  # noqa: E731
-    out = [line(vars_), line(["-" * w for w in widths])] + [line(c) for c in cells]
-    return "\n".join(out)
-
-
 def _read_query(text: str) -> str:
     if text.startswith("@"):
         from pathlib import Path
@@ -218,7 +194,7 @@ def run_query(args) -> int:
     elif res.kind == "graph":
         sys.stdout.write(res.graph)
     else:
-        print(format_table(res.vars, res.rows))
+        print(res.table())
         print(f"({len(res.rows)} row{'s' if len(res.rows) != 1 else ''}{', truncated' if res.truncated else ''})",
               file=sys.stderr)
     return 0

@@ -78,6 +78,30 @@ class QueryResult:
         """SELECT rows as {var: python value} (unbound variables are None)."""
         return [{v: rdf.term_value(r.get(v)) for v in self.vars} for r in self.rows]
 
+    def table(self) -> str:
+        """SELECT rows as an aligned text table, IRIs shortened with the kg prefixes (kg:, kgd:, rdf: ...)."""
+        cells = [[_short(r.get(v)) for v in self.vars] for r in self.rows]
+        widths = [max([len(v)] + [len(c[i]) for c in cells]) for i, v in enumerate(self.vars)]
+
+        def line(vals):
+            return "  ".join(x.ljust(w) for x, w in zip(vals, widths)).rstrip()
+
+        return "\n".join([line(self.vars), line(["-" * w for w in widths])] + [line(c) for c in cells])
+
+
+def _short(term: dict | None) -> str:
+    if term is None:
+        return ""
+    v = term["value"]
+    if term["type"] == "uri":
+        for p, ns in sorted(V.PREFIXES.items(), key=lambda kv: -len(kv[1])):
+            if v.startswith(ns):
+                return f"{p}:{v[len(ns):]}"
+        return f"<{v}>"
+    if term["type"] == "bnode":
+        return f"_:{v}"
+    return v
+
 
 class KGStore(ABC):
     """What both stores do. Subclasses implement the five primitives; records go in and out through
