@@ -107,7 +107,8 @@ def markdown(res: dict) -> str:
 
 
 def run_all(out: Path, steps: int, minutes: float | None, clip_steps: int, per_category: int, sweep_per_category: int,
-            model: str | None = None, clip: str | None = None, quick: bool = False) -> dict:
+            model: str | None = None, clip: str | None = None, quick: bool = False,
+            parts: tuple[str, ...] = ("tables", "sweep")) -> dict:
     import lingvis
     from lingvis.data.shapes import generate_shapes
     from lingvis.eval.text_to_image import evaluate_text_to_image
@@ -133,7 +134,7 @@ def run_all(out: Path, steps: int, minutes: float | None, clip_steps: int, per_c
         save()
     t2i, tok = lingvis.load(model), lingvis.load_tokenizer(model)
     clip_model, clip_tok = lingvis.load(clip), lingvis.load_tokenizer(clip)
-    for g in (4.0, 1.0):
+    for g in (4.0, 1.0) if "tables" in parts else ():
         r, cost = _budget(lambda: evaluate_text_to_image(t2i, tok, per_category=per_category, steps=25,
                                                           guidance_scale=g, clip=clip_model, clip_tokenizer=clip_tok,
                                                           n_real=100 if quick else 500,
@@ -141,14 +142,15 @@ def run_all(out: Path, steps: int, minutes: float | None, clip_steps: int, per_c
         res[f"guidance_{g:g}"] = {**r, "eval_cost": cost}
         save()
     res["sweep"] = []
-    for sampler in SAMPLERS:
+    for sampler in SAMPLERS if "sweep" in parts else ():
         for n in (10, 25, 50):
             r = evaluate_text_to_image(t2i, tok, per_category=sweep_per_category, steps=n, guidance_scale=4.0,
                                        scheduler=sampler)
             res["sweep"].append({"sampler": sampler, "steps": n, "overall": r["geneval"]["overall"],
                                  **{k: v for k, v in r["geneval"].items() if k != "overall"}})
             save()
-    sweep_plot(res["sweep"], out / "steps.png")
+    if res["sweep"]:
+        sweep_plot(res["sweep"], out / "steps.png")
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
     return res
@@ -177,13 +179,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on an oversubscribed machine)")
     ap.add_argument("--model", help="evaluate this text-to-image run instead of training one")
     ap.add_argument("--clip", help="use this CLIP run instead of training one")
+    ap.add_argument("--parts", default="tables,sweep", help="evaluations to run: tables (guidance 4 and 1), sweep")
     ap.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the targets")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.quick:
         a.steps, a.clip_steps, a.per_category, a.sweep_per_category = 20, 20, 2, 1
     res = run_all(Path(a.out), a.steps, a.minutes, a.clip_steps, a.per_category, a.sweep_per_category, a.model,
-                  a.clip, a.quick)
+                  a.clip, a.quick, tuple(a.parts.split(",")))
     print(markdown(res))
 
 

@@ -37,9 +37,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def load(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
     """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module. A PEFT
-    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in."""
+    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in; a llama.cpp `.gguf`
+    file (GPT-2 / Llama family) loads dequantised to fp32."""
     from .interop import adapters
 
+    if Path(path).is_file() and Path(path).suffix == ".gguf":
+        from .interop.gguf_load import load_gguf
+
+        model = load_gguf(path)
+        return model.to(device) if device is not None else model
     if (Path(path) / adapters.ADAPTER_CONFIG).is_file() and not any(
             (Path(path) / f).is_file() for f in (META_FILE, "config.json")):
         model = adapters.apply_adapter(load(adapters.base_model_path(path)), path)
@@ -55,6 +61,10 @@ def load_tokenizer(path: str | Path):
     from .interop import adapters
 
     p = Path(path)
+    if p.is_file() and p.suffix == ".gguf":
+        from .interop.gguf_load import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(p)
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
         if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():

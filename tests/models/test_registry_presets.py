@@ -102,6 +102,16 @@ def denoise(m):
     return m(x, torch.tensor([3, 700]), text, pad_mask(ids(T=5)))
 
 
+def llava_ids(model, B=2, T=6):
+    """Text ids with image placeholders: one image in row 0, two in row 1."""
+    n, img = model.tokens_per_image, model.config.image_token_id
+    x = ids(B, T)
+    x[x == img] = img + 1  # text tokens are never the placeholder
+    rows = [torch.cat([x[0, :2], torch.full((n,), img), x[0, 2:], torch.full((n,), img + 1)]),
+            torch.cat([torch.full((n,), img), x[1, :3], torch.full((n,), img), x[1, 3:]])]
+    return torch.stack(rows)
+
+
 def pad_mask(x):
     m = torch.ones_like(x)
     m[1, -2:] = 0
@@ -132,6 +142,7 @@ INPUTS = {
     "vae": lambda m: m(pixels(m), torch.Generator().manual_seed(6)),
     "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
                                                  generator=torch.Generator().manual_seed(2))),
+    "llava": lambda m: m(llava_ids(m), pixel_values=pixels(m, B=3)),
 }
 
 

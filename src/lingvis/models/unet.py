@@ -166,8 +166,9 @@ class UNet(nn.Module):
 
 
 register_family("unet", UNetConfig, UNet, "text-conditioned UNet (diffusers UNet2DConditionModel layout)")
-register_preset("unet-shapes", "unet", "32px pixel-space UNet (2 levels, width 64/128) for the shapes world",
-                in_channels=3, out_channels=3, sample_size=32, block_out_channels=[64, 128],
-                down_attention=[False, True], layers_per_block=1, attention_heads=4, cross_attention_dim=128,
-                norm_num_groups=16)
+register_preset("unet-shapes", "unet", "32px pixel-space UNet (32/64/128, attention at 16 and 8 px; the "
+                "t2i-shapes denoiser), 4,222,371 parameters",
+                in_channels=3, out_channels=3, sample_size=32, block_out_channels=[32, 64, 128],
+                down_attention=[False, True, True], layers_per_block=1, attention_heads=4, cross_attention_dim=128,
+                norm_num_groups=8)
 register_preset("unet-sd15", "unet", "Stable Diffusion 1.5 UNet layout (859,520,964 parameters)")
