@@ -1,4 +1,4 @@
-"""`lingvis kg build | query | export | import | complete | ask`: multimodal knowledge graphs."""
+"""`lingvis kg build | query | export | import | train-* | complete | ask | serve`: multimodal knowledge graphs."""
 from __future__ import annotations
 
 import json
@@ -21,6 +21,7 @@ def register(sub, groups) -> None:
     _register_import(cmds)
     _register_train_text(cmds)
     _register_train_scenes(cmds)
+    _register_train_tagger(cmds)
     _register_complete(cmds)
     _register_ask(cmds)
     _register_serve(cmds)
@@ -39,6 +40,8 @@ def _register_build(cmds) -> None:
     b.add_argument("--text-model", help="caption -> triples seq2seq run (lingvis kg train-text)")
     b.add_argument("--scene-model", help="image -> scene graph run (lingvis kg train-scenes)")
     b.add_argument("--clip", help="CLIP checkpoint: adds image-text similarity to entity linking")
+    b.add_argument("--tagger", help="BERT mention tagger run (lingvis kg train-tagger): adds the caption mentions "
+                   "the text model missed")
     b.add_argument("--train-models", metavar="DIR",
                    help="train the missing default models on the built-in shapes world into DIR/text and "
                    "DIR/scene (reused when already there)")
@@ -71,6 +74,19 @@ def _register_train_scenes(cmds) -> None:
     t.add_argument("--images", help="image folder for --data")
     t.add_argument("--n-train", type=int, default=4000, help="built-in data: training scenes")
     t.set_defaults(func=run_train_scenes)
+
+
+def _register_train_tagger(cmds) -> None:
+    t = cmds.add_parser("train-tagger", help="train the BERT entity-mention tagger (BIO tags from mention spans)",
+                        description="Token classification over words; --data: CONLL04/SpERT JSON or JSONL sentences "
+                        "with mention spans; default: the built-in shapes captions. --model fine-tunes a BERT "
+                        "checkpoint (with its tokenizer); otherwise a WordPiece tokenizer is trained here.")
+    add_train_args(t, max_steps=600, batch_size=32, lr=3e-3, eval_every=200, warmup=30)
+    t.set_defaults(preset="bert-tiny")
+    t.add_argument("--val-data", help="held-out sentences (default: a split of --data)")
+    t.add_argument("--vocab-size", type=int, default=600, help="WordPiece vocabulary size of a new tokenizer")
+    t.add_argument("--n-train", type=int, default=600, help="built-in data: training scenes (4-5 captions each)")
+    t.set_defaults(func=run_train_tagger)
 
 
 def _register_complete(cmds) -> None:
@@ -264,7 +280,7 @@ def run_build(args) -> int:
     scenes = read_coco_scenes(args.captions, args.images)
     if args.train_models:
         _default_models(args, any(s.captions for s in scenes), args.images is not None)
-    models = load_models(args.text_model, args.scene_model, args.clip, args.device)
+    models = load_models(args.text_model, args.scene_model, args.clip, args.device, tagger=args.tagger)
     with open_store(args.out or args.store) as store:
         def progress(done, total):
             print(f"\r{done}/{total} scenes", end="", file=sys.stderr, flush=True)
@@ -292,6 +308,15 @@ def run_train_scenes(args) -> int:
     sargs = SceneGraphArgs(out=args.out, preset=args.preset, model=args.model, data=args.data, images=args.images,
                            n_train=args.n_train)
     print_json(train_scene_graph(sargs, train_config(args), resume=args.resume))
+    return 0
+
+
+def run_train_tagger(args) -> int:
+    from ..kg.mention_tagger import TaggerArgs, train_mention_tagger
+
+    targs = TaggerArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset, model=args.model,
+                       vocab_size=args.vocab_size, n_train=args.n_train)
+    print_json(train_mention_tagger(targs, train_config(args), resume=args.resume))
     return 0
 
 
