@@ -182,6 +182,11 @@ def _register_import(cmds) -> None:
     i.add_argument("files", nargs="+", help="files to load (format from the extension unless --format)")
     i.add_argument("--format", choices=["jsonl", "ttl", "nt", "nq", "trig", "jsonld"], help="format of the files")
     i.add_argument("--graph", help="named graph IRI for triples-only formats")
+    i.add_argument("--bulk", action="store_true",
+                   help="the store's bulk loader: fastest for big files, but not one transaction (an error can "
+                   "leave part of a file loaded)")
+    i.add_argument("--lenient", action="store_true",
+                   help="skip IRI validation while parsing (faster; for trusted files such as kg export's)")
     i.set_defaults(func=run_import)
 
 
@@ -238,7 +243,7 @@ def run_import(args) -> int:
     with open_store(args.kg) as store:
         before = len(store)
         for f in args.files:
-            store.import_file(f, args.format, args.graph)
+            store.import_file(f, args.format, args.graph, bulk=args.bulk, lenient=args.lenient)
         print_json({"kg": store.location, "files": len(args.files), "quads_before": before, "quads": len(store)})
     return 0
 
