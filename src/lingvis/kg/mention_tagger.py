@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ..data.tasks_text import TaggedSentence
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
-from .text_train import TextTripleArgs, _corpus
+from .text_train import TextTripleArgs, load_corpus
 from .text_triples import Mention, Sentence, entity_f1
 
 DEFAULT_PRESET = "bert-tiny"
@@ -96,8 +96,9 @@ def train_mention_tagger(args: TaggerArgs, cfg: TrainConfig, resume: bool = Fals
     from ..tasks.tag import TagTask, encode_tagging
 
     torch.manual_seed(cfg.seed)
-    train, val = _corpus(TextTripleArgs(out=args.out, data=args.data, val_data=args.val_data, n_train=args.n_train,
-                                        n_val=args.n_val, seed=args.seed))
+    corpus = TextTripleArgs(out=args.out, data=args.data, val_data=args.val_data, n_train=args.n_train,
+                            n_val=args.n_val, seed=args.seed)
+    train, val = load_corpus(corpus)
     train_t, val_t = [bio_sentence(s) for s in train], [bio_sentence(s) for s in val]
     types = sorted({t[2:] for s in train_t for t in s.tags if t != "O"})
     if not types:
