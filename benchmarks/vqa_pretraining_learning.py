@@ -3,13 +3,15 @@ pretraining, under the SAME fine-tuning budget (steps, schedule, seed, data), si
 
 - scratch: a fresh `fusion-small` answer classifier fine-tuned for `--steps` steps on the shapes VQA split;
 - pretrained: `lingvis pretrain fusion` on the shapes captions of the same training images for
-  `--pretrain-steps` steps, then exactly the same fine-tuning run starting from it.
+  `--pretrain-steps` steps (masked LM with whole-word masking, image-text matching, image-text contrastive,
+  masked region features with the box geometry kept: `PRETRAIN`), then exactly the same fine-tuning run
+  starting from it.
 
 Scores: official VQA accuracy (overall and per question type) on `test` (unseen scenes) and `test_unseen`
 (scenes with held-out colour-shape pairs). Step budgets (not wall-clock budgets) keep the comparison fair on
 a shared machine; wall and CPU seconds of each arm are printed beside the scores.
 
-    python -m benchmarks.vqa_pretraining_learning [--quick] [--steps 1500] [--pretrain-steps 1500]
+    python -m benchmarks.vqa_pretraining_learning [--quick] [--steps 1500] [--pretrain-steps 1500] [--scenes 4000]
                                                   [--only scratch|pretrained] [--out runs/vqa_pretraining]
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 BATCH, LR = 32, 5e-4
 TYPES = ("colour", "shape", "count", "position", "yes/no")
+PRETRAIN = {"mlm_prob": 0.3, "whole_word": True, "mif_prob": 0.3, "itc": True}  # FusionPretrainArgs fields
 
 
 def _cfg(steps: int, evals: int = 3):
@@ -44,7 +47,8 @@ def finetune(out: Path, data: Path, steps: int, model: str | None = None) -> dic
 def pretrain(out: Path, data: Path, steps: int) -> dict:
     from lingvis.recipes.fusion import FusionPretrainArgs, pretrain_fusion
 
-    return pretrain_fusion(FusionPretrainArgs(out=str(out), data=str(data), preset="fusion-small"), _cfg(steps, 2))
+    args = FusionPretrainArgs(out=str(out), data=str(data), preset="fusion-small", **PRETRAIN)
+    return pretrain_fusion(args, _cfg(steps, 2))
 
 
 def _timed(fn, *args, **kw) -> tuple[dict, float, float]:
@@ -81,14 +85,15 @@ def table(rows: list[dict]) -> str:
 
 
 def run(quick: bool = False, steps: int | None = None, pretrain_steps: int | None = None,
-        out: str | Path = "runs/vqa_pretraining", only: str | None = None) -> list[dict]:
+        out: str | Path = "runs/vqa_pretraining", only: str | None = None, scenes: int | None = None) -> list[dict]:
     from lingvis.recipes.fusion_common import ensure_shapes
 
     torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
     steps = steps or (60 if quick else 1500)
     pretrain_steps = pretrain_steps if pretrain_steps is not None else (60 if quick else 1500)
     out = Path(out)
-    data = ensure_shapes(out / "data", 300 if quick else 4000, 50 if quick else 500)
+    scenes = scenes or (300 if quick else 4000)
+    data = ensure_shapes(out / "data", scenes, max(50, scenes // 8))
     rows: list[dict] = []
     if only in (None, "scratch"):
         tuned, wall, cpu = _timed(finetune, out / "scratch", data, steps)
@@ -107,10 +112,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny data and 60 steps per stage (a smoke run)")
     p.add_argument("--steps", type=int, help="VQA fine-tuning steps of BOTH arms (default 1500)")
     p.add_argument("--pretrain-steps", type=int, help="fusion pretraining steps of the pretrained arm (default 1500)")
+    p.add_argument("--scenes", type=int, help="training scenes (default 4000; held-out splits get 1/8 as many)")
     p.add_argument("--only", choices=["scratch", "pretrained"], help="run one arm (e.g. both side by side)")
     p.add_argument("--out", default="runs/vqa_pretraining", help="run folders, data and rows.json")
     a = p.parse_args()
-    rows = run(a.quick, a.steps, a.pretrain_steps, a.out, a.only)
+    rows = run(a.quick, a.steps, a.pretrain_steps, a.out, a.only, a.scenes)
     for r in rows:
         extra = f"; pretraining {r['pretrain_steps']} steps, {r['pretrain_wall_seconds']} s wall, " \
                 f"eval {r['pretrain_eval']}" if "pretrain_steps" in r else ""
