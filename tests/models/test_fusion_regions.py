@@ -135,3 +135,18 @@ def test_split_norm_checkpoints_keep_their_parameters():
     m = regions_model(regions={"split_norm": True})
     keys = set(m.state_dict())
     assert {"image.ln_content.weight", "image.ln_geometry.bias"} <= keys and "image.ln.weight" not in keys
+
+
+def test_masked_region_loss_counts_real_regions_of_matched_pairs_only():
+    captions = ["a red square and a blue square", "a small blue square"]
+    tok = train_wordpiece(captions * 3, 120, min_frequency=1)
+    m = regions_model(vocab_size=tok.vocab_size, mlm_head=True, itm_head=True, mif_head=True).train()
+    task = FusionPretrainTask(tok, 24, m.config.image_token_count, mlm_prob=0.5, itm_prob=0.0, mif_prob=0.5)
+    batch = task.collate([{"pixel_values": scene(), "text": t, "image_key": i} for i, t in enumerate(captions)])
+    assert batch["itm_labels"].tolist() == [1, 1]
+    batch["image_token_mask"] = torch.tensor([[False, False, True, True]] * 2)  # region padding only (2 real)
+    assert task.loss(m, batch)[1]["mif_loss"] == 0.0
+    batch["image_token_mask"] = torch.tensor([[True, False, False, False]] * 2)
+    assert task.loss(m, batch)[1]["mif_loss"] > 0.0
+    batch["itm_labels"] = torch.tensor([0, 0])  # mismatched captions: nothing to reconstruct from
+    assert task.loss(m, batch)[1]["mif_loss"] == 0.0
