@@ -17,6 +17,8 @@ Measured (2026-11-29, both arms side by side with LINGVIS_THREADS=1 on the 2-cor
 from scratch 4821 steps, test 86.0% (colour 99.2, shape 97.5, count 96.4, position 44.4, yes/no 88.7),
 test_unseen 74.9%; fusion-pretrained (30% pretraining, ITM accuracy 0.55) then fine-tuned 81.5% / 71.1%.
 Relational and absolute position questions stay near chance within the budget (alone they are learnt).
+That split of ONE budget fine-tunes the pretrained arm for fewer steps; `vqa_pretraining_learning.py`
+compares both arms at the same fine-tuning budget (docs/vqa.md has the causes found and the fixes).
 
 `--only scratch` / `--only pretrained` run one arm (e.g. both arms side by side with `LINGVIS_THREADS=1`).
 

@@ -19,10 +19,21 @@ def scene(H=32, W=32):
     return (img - 0.5) / 0.5
 
 
-def regions_model(**kw):
+def regions_model(regions: dict | None = None, **kw):
     torch.manual_seed(0)
-    return build("fusion-tiny", image_encoder="regions", cnn=CNN, regions={"max_regions": 4, "crop": 8},
-                 **kw).eval()
+    return build("fusion-tiny", image_encoder="regions", cnn=CNN, regions={"max_regions": 4, "crop": 8,
+                 **(regions or {})}, **kw).eval()
+
+
+class ConstantCNN(torch.nn.Module):
+    """Stand-in crop encoder: the same features for every crop."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, crops):
+        return torch.ones(len(crops), self.dim)
 
 
 def test_proposals_find_each_blob_in_reading_order():
@@ -96,3 +107,46 @@ def test_bad_region_config_is_refused():
         RegionConfig(threshold=1.5)
     with pytest.raises(ValueError, match="image_encoder"):
         build("fusion-tiny", image_encoder="boxes")
+
+
+def test_region_tokens_carry_box_geometry_whatever_the_content_scale():
+    """Split norm (LXMERT): the same crop at two boxes gives tokens that differ by the geometry half, even when
+    the content projection is scaled up a thousandfold; a joint LayerNorm lets loud content drown the box."""
+    px = scene()[None]
+    boxes = torch.tensor([[[0.1, 0.1, 0.3, 0.3]], [[0.7, 0.6, 0.9, 0.8]]])  # same crop content below, two places
+    split = regions_model(regions={"fourier": 2, "split_norm": True})
+    joint = regions_model(regions={"fourier": 2, "norm": True})
+    assert split.image.ln_content is not None and isinstance(joint.image.ln, torch.nn.LayerNorm)
+    for m in (split, joint):
+        m.image.stem.cnn = ConstantCNN(m.image.stem.feature_dim)  # identical content at both boxes
+        with torch.no_grad():
+            m.image.stem.proj.weight.mul_(1000.0)
+    gaps = {}
+    for name, m in (("split", split), ("joint", joint)):
+        with torch.no_grad():
+            a = m.image(px, boxes=boxes[:1])[0][0, 1]
+            b = m.image(px, boxes=boxes[1:])[0][0, 1]
+        gaps[name] = float((a - b).norm() / a.norm())
+    assert gaps["split"] > 0.3  # position keeps its share of the token
+    assert gaps["joint"] < 0.05  # drowned: the motivation for split_norm
+
+
+def test_split_norm_checkpoints_keep_their_parameters():
+    m = regions_model(regions={"split_norm": True})
+    keys = set(m.state_dict())
+    assert {"image.ln_content.weight", "image.ln_geometry.bias"} <= keys and "image.ln.weight" not in keys
+
+
+def test_masked_region_loss_counts_real_regions_of_matched_pairs_only():
+    captions = ["a red square and a blue square", "a small blue square"]
+    tok = train_wordpiece(captions * 3, 120, min_frequency=1)
+    m = regions_model(vocab_size=tok.vocab_size, mlm_head=True, itm_head=True, mif_head=True).train()
+    task = FusionPretrainTask(tok, 24, m.config.image_token_count, mlm_prob=0.5, itm_prob=0.0, mif_prob=0.5)
+    batch = task.collate([{"pixel_values": scene(), "text": t, "image_key": i} for i, t in enumerate(captions)])
+    assert batch["itm_labels"].tolist() == [1, 1]
+    batch["image_token_mask"] = torch.tensor([[False, False, True, True]] * 2)  # region padding only (2 real)
+    assert task.loss(m, batch)[1]["mif_loss"] == 0.0
+    batch["image_token_mask"] = torch.tensor([[True, False, False, False]] * 2)
+    assert task.loss(m, batch)[1]["mif_loss"] > 0.0
+    batch["itm_labels"] = torch.tensor([0, 0])  # mismatched captions: nothing to reconstruct from
+    assert task.loss(m, batch)[1]["mif_loss"] == 0.0

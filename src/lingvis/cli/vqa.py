@@ -14,9 +14,11 @@ def register(sub, groups) -> None:
     add_train_args(p, max_steps=1500, batch_size=64, lr=1e-3, eval_every=250, warmup=100)
     _data_args(p)
     p.add_argument("--mlm-prob", type=float, default=0.15, help="fraction of caption tokens masked")
+    p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word together")
     p.add_argument("--itm-prob", type=float, default=0.5, help="fraction of pairs given a hard negative caption")
     p.add_argument("--mif-prob", type=float, default=0.0,
-                   help="> 0: masked image-feature regression on this fraction of image grid tokens")
+                   help="> 0: masked image-feature regression on this fraction of image tokens (grid cells or "
+                   "regions; a region keeps its box geometry)")
     p.add_argument("--hard-fraction", type=float, default=0.5,
                    help="share of ITM negatives that are hard (the most similar caption in the batch)")
     p.add_argument("--no-itc", action="store_true",
@@ -71,7 +73,7 @@ def run_pretrain(args) -> int:
     from ..recipes.fusion import FusionPretrainArgs, pretrain_fusion
 
     pargs = FusionPretrainArgs(**_common(args), mlm_prob=args.mlm_prob, itm_prob=args.itm_prob,
-                               mif_prob=args.mif_prob, hard_fraction=args.hard_fraction, itc=not args.no_itc)
+                               whole_word=args.whole_word, mif_prob=args.mif_prob, hard_fraction=args.hard_fraction, itc=not args.no_itc)
     print_json(pretrain_fusion(pargs, train_config(args), resume=args.resume))
     return 0
 

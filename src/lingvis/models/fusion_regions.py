@@ -26,6 +26,7 @@ class RegionConfig:
     max_iters: int = 256      # label-propagation cap (components longer than this split; raise for huge images)
     fourier: int = 0          # box geometry also as sin/cos at this many frequencies (0 = raw numbers only)
     norm: bool = False        # LayerNorm on region tokens (content + geometry), as on the text embeddings
+    split_norm: bool = False  # LXMERT: LayerNorm content and geometry apart, then average (neither drowns the other)
 
     def __post_init__(self):
         if self.max_regions < 1 or self.crop < 4:
@@ -162,7 +163,10 @@ class RegionTokens(nn.Module):
     def __init__(self, stem: RegionStem, dim: int, dropout: float, mask_token: bool, eps: float = 1e-6):
         super().__init__()
         self.stem = stem
-        self.ln = nn.LayerNorm(dim, eps=eps) if stem.cfg.norm else nn.Identity()
+        split = stem.cfg.split_norm
+        self.ln = nn.LayerNorm(dim, eps=eps) if stem.cfg.norm and not split else nn.Identity()
+        self.ln_content = nn.LayerNorm(dim, eps=eps) if split else None
+        self.ln_geometry = nn.LayerNorm(dim, eps=eps) if split else None
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim)) if mask_token else None
         self.drop = nn.Dropout(dropout)
@@ -177,6 +181,10 @@ class RegionTokens(nn.Module):
                 raise ValueError("this model has no image mask token (config mif_head=False)")
             content = torch.where(masked[..., None], self.mask_token.to(content.dtype), content)
         B = content.shape[0]
-        x = self.drop(torch.cat([self.cls.expand(B, -1, -1), self.ln(content + geometry)], dim=1))  # (B, 1 + R, C)
+        if self.ln_content is not None:  # (B, R, C): position keeps half of each token whatever the content
+            tokens = (self.ln_content(content) + self.ln_geometry(geometry)) / 2
+        else:
+            tokens = self.ln(content + geometry)
+        x = self.drop(torch.cat([self.cls.expand(B, -1, -1), tokens], dim=1))  # (B, 1 + R, C)
         mask = torch.cat([torch.ones(B, 1, dtype=torch.long, device=x.device), box_mask], dim=1)
         return x, mask, (feats.detach() if with_features else None)

@@ -33,6 +33,7 @@ class FusionPretrainArgs:
     tokenizer: str | None = None     # tokenizer folder; default: the model's, else WordPiece on the text
     vocab_size: int = 1000
     mlm_prob: float = 0.15
+    whole_word: bool = False         # mask every piece of a chosen word together (BERT whole-word masking)
     itm_prob: float = 0.5
     mif_prob: float = 0.0            # > 0: masked image-feature regression on this fraction of grid tokens
     itc: bool = True                 # image-text contrastive loss over unimodal passes (aligns before fusing)
@@ -103,7 +104,8 @@ def pretrain_fusion(args: FusionPretrainArgs, cfg: TrainConfig, resume: bool = F
     model = make_model(args, tokenizer)
     transform = FusionImageTransform.for_model(model.config)
     task = FusionPretrainTask(tokenizer, model.config.max_text_len, model.config.image_token_count, args.mlm_prob,
-                              args.itm_prob, args.mif_prob, hard_fraction=args.hard_fraction)
+                              args.itm_prob, args.mif_prob, whole_word=args.whole_word,
+                              hard_fraction=args.hard_fraction)
     trainer = Trainer(model, task, CaptionPairs(train, transform), CaptionPairs(val, transform, eval=True), cfg,
                       args.out, tokenizer=tokenizer, meta={"task": "fusion_pretrain"})
     summary = trainer.fit(resume=resume)

@@ -20,9 +20,11 @@ from .vqa import encode_texts, model_inputs
 class FusionPretrainTask(Task):
     """Items {"pixel_values", "text", "image_key"[, "eval"]}. In each batch a fraction `itm_prob` of the
     images is paired with a negative caption from the batch: `hard_fraction` of them hard (another image's
-    caption sharing the most tokens), the rest random. Masked-LM and masked-feature losses count on matched
-    pairs only. Token masking is BERT's `MLMCollator` (whole words optional). Eval batches draw masks and negatives under a seed taken from
-    the batch content, so every evaluation sees the same ones."""
+    caption sharing the most tokens), the rest random. Words and regions are masked on every pair (a mask
+    must not tell ITM that a pair matches); masked-LM and masked-feature losses count on matched pairs only
+    (and on real regions, not region padding). Token masking is BERT's `MLMCollator` (whole words optional).
+    Eval batches draw masks and negatives under a seed taken from the batch content, so every evaluation sees
+    the same ones."""
 
     name = "fusion_pretrain"
     metric_for_best = "loss"
@@ -66,9 +68,9 @@ class FusionPretrainTask(Task):
         labels[~matched] = -100  # no masked LM on mismatched pairs
         batch = {"input_ids": masked_ids, "attention_mask": mask, "pixel_values": pixels, "pixel_mask": pixel_mask,
                  "mlm_labels": labels, "itm_labels": matched.long(), **clean}
-        if self.mif_prob > 0:
+        if self.mif_prob > 0:  # masked on every pair, negatives too: a masked region must not reveal a match to ITM
             grid = self.image_tokens(pixels.shape[-2], pixels.shape[-1])
-            batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob) & matched[:, None]
+            batch["image_token_mask"] = mask_image_grid(len(samples), grid, self.mif_prob)
         return batch
 
     def _losses(self, model: nn.Module, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
@@ -85,7 +87,8 @@ class FusionPretrainTask(Task):
         metrics = {"mlm_accuracy": float(hits / predicted.sum().clamp(min=1)),
                    "itm_accuracy": float((itm.argmax(-1) == batch["itm_labels"]).float().mean())}
         if mif:
-            sel = batch["image_token_mask"]  # (B, N)
+            # (B, N) scored: masked real tokens (not region padding) of matched pairs (a caption to lean on)
+            sel = batch["image_token_mask"] & (out.mask[:, out.text_len + 1:] > 0) & batch["itm_labels"].bool()[:, None]
             target = out.image_features  # (B, N, F), normalised per token as in MAE
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
             err = (model.mif_predictions(out).float() - target).pow(2).mean(-1)  # (B, N)

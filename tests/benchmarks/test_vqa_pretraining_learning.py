@@ -1,0 +1,19 @@
+"""The VQA pretraining ablation's side-by-side table (no learning run here)."""
+from benchmarks import vqa_pretraining_learning as bench
+
+
+def summary(overall: float, position: float) -> dict:
+    types = {"colour": 90.0, "shape": 80.0, "count": 70.0, "position": position, "yes/no": 60.0}
+    return {"step": 10, "test": {"test": {"overall": overall, "per_question_type": types, "questions": 5}}}
+
+
+def test_rows_and_table_put_both_arms_side_by_side_with_the_gain():
+    rows = bench.rows_of("scratch", summary(50.0, 40.0), 1.0, 2.0) + \
+        bench.rows_of("pretrained", summary(60.0, 85.5), 3.0, 4.0, {"pretrain_steps": 7})
+    assert [r["arm"] for r in rows] == ["scratch", "pretrained"] and rows[1]["pretrain_steps"] == 7
+    assert rows[0]["finetune_steps"] == rows[1]["finetune_steps"] == 10
+    lines = bench.table(rows).splitlines()
+    assert lines[0].split() == ["test", "scratch", "pretrained", "gain"]
+    position = next(line for line in lines if line.split()[0] == "position").split()
+    assert position[1:] == ["40.0", "85.5", "+45.5"]
+    assert next(line for line in lines if line.split()[0] == "overall").split()[1:] == ["50.0", "60.0", "+10.0"]
