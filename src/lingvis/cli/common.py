@@ -54,9 +54,13 @@ def load_config_file(path: str) -> dict:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size: int = 16, lr: float = 1e-3,
-                   eval_every: int = 200, warmup: int = 100) -> None:
-    """The flags every `pretrain`/`finetune` command takes."""
+BY_BUDGET = " (default: chosen for the --max-minutes budget, see docs/training.md)"
+
+
+def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size: int | None = 16,
+                   lr: float | None = 1e-3, eval_every: int = 200, warmup: int | None = 100) -> None:
+    """The flags every `pretrain`/`finetune` command takes. A None default (batch size, lr, warmup) means
+    the command picks one for the budget (its `run` function fills it in)."""
     g = p.add_argument_group("data and model")
     g.add_argument("--data", help="training data path (default: built-in data)")
     g.add_argument("--out", help="run folder: checkpoints, metrics.jsonl, loss.png (required here or in --config)")
@@ -71,13 +75,16 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    "over the first steps; --max-steps still caps them), then a final evaluation and checkpoint")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--batch-size", type=int, default=batch_size,
-                   help="global batch: examples per optimizer step, over all accumulation steps and ranks")
+                   help="global batch: examples per optimizer step, over all accumulation steps and ranks"
+                   + ("" if batch_size else BY_BUDGET))
     t.add_argument("--grad-accum", type=int, default=1,
                    help="micro-batches per optimizer step (micro batch = batch size / grad accum)")
-    t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup")
+    t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup"
+                   + ("" if lr else BY_BUDGET))
     t.add_argument("--min-lr", type=float, help="learning rate at the end of the decay (default: lr / 10)")
     t.add_argument("--warmup-steps", type=int, default=warmup,
-                   help="steps of linear learning-rate warmup (with --max-minutes at most a fifth of the steps)")
+                   help="steps of linear learning-rate warmup (with --max-minutes at most a fifth of the steps)"
+                   + ("" if warmup else BY_BUDGET))
     t.add_argument("--schedule", choices=["cosine", "linear", "wsd"], default="cosine",
                    help="decay after the warmup, ending at the last step: cosine, linear, or wsd "
                    "(warmup-stable-decay: constant, then linear over the last --decay-fraction)")
@@ -85,6 +92,8 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    help="wsd: share of the steps after warmup spent decaying")
     t.add_argument("--weight-decay", type=float, default=0.1,
                    help="AdamW weight decay of matrices and embeddings (not of biases and norms)")
+    t.add_argument("--beta2", type=float, help="AdamW's second-moment decay (default: 0.95, or the command's "
+                   "choice, e.g. 0.99 for `pretrain gpt`)")
     t.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip the global gradient norm to this (0: no clipping)")
     t.add_argument("--eval-every", type=int,
