@@ -20,7 +20,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_file():
         raise CheckpointError(f"{p} is a file; pass the folder that holds config.json or {META_FILE}")
-    if (p / META_FILE).is_file() or (p / "config.json").is_file():
+    if (p / META_FILE).is_file() or (p / "config.json").is_file() or (p / "model_index.json").is_file():
         return p
     for pointer in ("best", "last"):
         ptr = p / "checkpoints" / f"{pointer}.json"
@@ -37,9 +37,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def load(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
     """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module. A PEFT
-    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in."""
+    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in; a llama.cpp `.gguf`
+    file (GPT-2 / Llama family) loads dequantised to fp32."""
     from .interop import adapters
 
+    if Path(path).is_file() and Path(path).suffix == ".gguf":
+        from .interop.gguf_load import load_gguf
+
+        model = load_gguf(path)
+        return model.to(device) if device is not None else model
     if (Path(path) / adapters.ADAPTER_CONFIG).is_file() and not any(
             (Path(path) / f).is_file() for f in (META_FILE, "config.json")):
         model = adapters.apply_adapter(load(adapters.base_model_path(path)), path)
@@ -55,11 +61,17 @@ def load_tokenizer(path: str | Path):
     from .interop import adapters
 
     p = Path(path)
+    if p.is_file() and p.suffix == ".gguf":
+        from .interop.gguf_load import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(p)
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
         if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():
             return load_tokenizer(adapters.base_model_path(p))  # an adapter folder: the base model's
         p = resolve_checkpoint(p)
+    if (p / "model_index.json").is_file():  # a diffusers pipeline keeps it in tokenizer/
+        return interop.diffusers.load_pipeline_tokenizer(p)
     return Tokenizer.load(p)
 
 
@@ -71,20 +83,22 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
     _check_destination(Path(path))
     with atomic_dir(path) as tmp:
         written = False
+        tokenizer_written = False
         if format in ("auto", "hf"):
-            written = interop.export_hf(model, tmp)
+            written, tokenizer_written = interop.export_hf(model, tmp, tokenizer)
         if format == "hf" and not written:
             raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
                              "use format='lingvis'")
         if not written:
             write_native_files(model, tmp, native_meta(model))
-        if tokenizer is not None:
+        if tokenizer is not None and not tokenizer_written:
             tokenizer.save(tmp)
             _stamp_special_ids(tmp, tokenizer)
     return Path(path)
 
 
-MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json",
+               "model_index.json")
 
 
 def _check_destination(path: Path) -> None:

@@ -11,6 +11,7 @@ plain `lingvis.load` opens (Hugging Face format where the family has one).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -81,8 +82,9 @@ class LoRALinear(nn.Linear):
 
 
 def _targets(model: nn.Module, cfg: LoRAConfig):
+    skip = tuple(getattr(model, "lora_skip", ()))  # module-name prefixes a family keeps frozen (a LLaVA tower)
     for owner_name, owner in model.named_modules():
-        if isinstance(owner, _OWNERS):
+        if isinstance(owner, _OWNERS) and not (skip and owner_name.startswith(skip)):
             for name in cfg.targets:
                 child = getattr(owner, name, None)
                 if isinstance(child, nn.Linear):
@@ -112,6 +114,23 @@ def apply_lora(model: nn.Module, cfg: LoRAConfig) -> list[str]:
 
 def lora_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if ".lora_A" in n or ".lora_B" in n}
+
+
+@contextmanager
+def adapters_disabled(model: nn.Module):
+    """Within this block the model computes as its frozen base (every adapter update scaled by 0): the
+    reference model of DPO with LoRA, without a second copy of the weights."""
+    layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no LoRA adapters to disable")
+    scales = [m.scale for m in layers]
+    for m in layers:
+        m.scale = 0.0
+    try:
+        yield model
+    finally:
+        for m, s in zip(layers, scales):
+            m.scale = s
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

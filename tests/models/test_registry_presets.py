@@ -25,6 +25,10 @@ def _cut(fields: dict, top: bool) -> dict:
     for k, v in fields.items():
         if k in DEPTH_FIELDS and isinstance(v, int) and v > 2:
             v = 2
+        elif k == "layers_per_block" and isinstance(v, int) and v > 1:
+            v = 1
+        elif k == "sample_size" and isinstance(v, int) and v > 32:  # convolutional denoisers/autoencoders
+            v = 32
         elif k == "depths" and isinstance(v, list):
             v = [min(d, 1) for d in v]
         elif top and k in ("vocab_size", "tgt_vocab_size") and isinstance(v, int) and v > 1000:
@@ -54,8 +58,9 @@ def small_model(name: str) -> nn.Module:
 
 
 def image_size(model: nn.Module) -> int:
-    return next(m.config.image_size for m in model.modules()
-                if hasattr(getattr(m, "config", None), "image_size"))
+    return next(getattr(m.config, "image_size", None) or m.config.sample_size for m in model.modules()
+                if hasattr(getattr(m, "config", None), "image_size") or hasattr(getattr(m, "config", None),
+                                                                                 "sample_size"))
 
 
 def ids(B=2, T=6, hi=20):
@@ -70,6 +75,8 @@ def pixels(model, B=2):
 def tensors(out) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
         return [out]
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in tensors(out[k])]
     if dataclasses.is_dataclass(out):
         return [t for f in dataclasses.fields(out) for t in tensors(getattr(out, f.name))]
     if isinstance(out, (tuple, list)):
@@ -85,6 +92,24 @@ def fusion_outputs(model, x, px):
     if model.itc is not None:
         extra += list(model.contrastive_embeddings(x, px))
     return [out, *extra]
+
+
+def denoise(m):
+    """A denoiser (DiT, UNet): noisy input, timesteps, text states with padding -> prediction."""
+    c = m.config
+    x = torch.randn(2, c.in_channels, c.sample_size, c.sample_size, generator=torch.Generator().manual_seed(4))
+    text = torch.randn(2, 5, m.text_dim, generator=torch.Generator().manual_seed(5))
+    return m(x, torch.tensor([3, 700]), text, pad_mask(ids(T=5)))
+
+
+def llava_ids(model, B=2, T=6):
+    """Text ids with image placeholders: one image in row 0, two in row 1."""
+    n, img = model.tokens_per_image, model.config.image_token_id
+    x = ids(B, T)
+    x[x == img] = img + 1  # text tokens are never the placeholder
+    rows = [torch.cat([x[0, :2], torch.full((n,), img), x[0, 2:], torch.full((n,), img + 1)]),
+            torch.cat([torch.full((n,), img), x[1, :3], torch.full((n,), img), x[1, 3:]])]
+    return torch.stack(rows)
 
 
 def pad_mask(x):
@@ -105,6 +130,19 @@ INPUTS = {
     "clip": lambda m: m(pixels(m), ids()),
     "captioner": lambda m: m(pixels(m), ids()),
     "fusion": lambda m: fusion_outputs(m, ids(), pixels(m)),
+    "dit": lambda m: denoise(m),
+    "unet": lambda m: denoise(m),
+    "text_to_image": lambda m: m(torch.randn(2, m.latent_channels, *(2 * [m.denoiser.config.sample_size]),
+                                             generator=torch.Generator().manual_seed(4)),
+                                 torch.tensor([3, 700]), m.text_encoder.encode(ids(), pad_mask(ids())),
+                                 pad_mask(ids())),
+    "kge": lambda m: m(torch.zeros(4, 3, dtype=torch.long)),
+    "scene-graph": lambda m: m(pixels(m), torch.tensor([[[0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.8],
+                                                          [0.2, 0.6, 0.4, 0.9]]] * 2)),
+    "vae": lambda m: m(pixels(m), torch.Generator().manual_seed(6)),
+    "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
+                                                 generator=torch.Generator().manual_seed(2))),
+    "llava": lambda m: m(llava_ids(m), pixel_values=pixels(m, B=3)),
 }
 
 

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups = {}
     for name, help_ in GROUPS.items():
-        gp = sub.add_parser(name, help=help_, description=help_)
+        gp = sub.add_parser(name, help=help_, description=help_, aliases=["eval"] if name == "evaluate" else [])
         groups[name] = gp.add_subparsers(dest="target", metavar="TARGET")
     for mod in command_modules():
         mod.register(sub, groups)

@@ -36,6 +36,9 @@ def register(sub, groups) -> None:
                        "the history, /quit (or EOF) leaves.")
     add_sampling_args(c, max_new=200, temperature=0.7)
     c.add_argument("--system", help="system message")
+    c.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="image for an image-chat (llava) model, attached to your first message (repeatable; "
+                   "/image PATH attaches one later)")
     c.set_defaults(func=run_chat)
 
 
@@ -55,6 +58,14 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
     add_device_arg(p)
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
+    s = p.add_mutually_exclusive_group()
+    s.add_argument("--draft", metavar="MODEL", help="speculative decoding with this smaller draft model (same "
+                   "tokenizer): same greedy output, sampled output distributed as without it; one prompt at a "
+                   "time, no sliding past the context")
+    s.add_argument("--speculative", choices=["prompt-lookup"], help="speculative decoding with proposals "
+                   "copied from earlier in the text (n-gram lookup): fast when the output repeats its input")
+    p.add_argument("--draft-tokens", type=int, help="tokens proposed per forward pass with --draft / "
+                   "--speculative (default: 4 for a draft model, 8 for prompt lookup)")
 
 
 def _load(args):
@@ -68,6 +79,24 @@ def _load(args):
 
         model = quantize_int8_mode(model, args.int8)
     return model, tok
+
+
+def _speculative(args, model) -> dict:
+    """speculative= / num_draft_tokens= for `generate` from --draft / --speculative / --draft-tokens."""
+    from .. import api
+
+    if args.draft_tokens is not None and not (args.draft or args.speculative):
+        raise ValueError("--draft-tokens goes with --draft or --speculative")
+    spec = args.speculative
+    if args.draft:
+        spec = api.load(args.draft, device=next(model.parameters()).device)
+        if args.int8:
+            from ..quant import quantize_int8_mode
+
+            spec = quantize_int8_mode(spec, args.int8)
+    if spec is not None and args.overflow == "slide":
+        args.overflow = "error"  # speculative decoding does not slide: say so when the text would not fit
+    return {} if spec is None else dict(speculative=spec, num_draft_tokens=args.draft_tokens)
 
 
 def _sampling(args) -> dict:
@@ -110,13 +139,14 @@ def run_generate(args) -> int:
     from .. import generate
 
     model, tok = _load(args)
+    spec = _speculative(args, model)
     if args.stream:
         for prompt in args.prompt:
-            for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
+            for piece in generate(model, tok, prompt, stream=True, **_sampling(args), **spec):
                 print(piece, end="", flush=True)
             print()
         return 0
-    outs = generate(model, tok, args.prompt, **_sampling(args))
+    outs = generate(model, tok, args.prompt, **_sampling(args), **spec)
     print("\n".join(outs))
     return 0
 
@@ -124,7 +154,14 @@ def run_generate(args) -> int:
 def run_chat(args) -> int:
     from .. import generate
 
+    from ..data.llava_inputs import reads_images
+
     model, tok = _load(args)
+    if args.image or reads_images(model):
+        from .image_chat import run_image_chat
+
+        return run_image_chat(model, tok, args, _sampling(args))
+    spec = _speculative(args, model)
     history = [{"role": "system", "content": args.system}] if args.system else []
     interactive = sys.stdin.isatty()
     while True:
@@ -145,7 +182,7 @@ def run_chat(args) -> int:
             continue
         print("assistant> ", end="", flush=True)
         reply = []
-        for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
+        for piece in generate(model, tok, prompt, stream=True, **_sampling(args), **spec):
             reply.append(piece)
             print(piece, end="", flush=True)
         print()

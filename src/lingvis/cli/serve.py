@@ -27,6 +27,10 @@ def register(sub, groups) -> None:
     p.add_argument("--allowed-origins", action="append", default=[], metavar="ORIGIN[,ORIGIN...]",
                    help="browser origins allowed to call the API from other sites (CORS), e.g. "
                    "https://app.example.com; '*' for any; repeat or separate with commas (default: none)")
+    p.add_argument("--allow-image-hosts", action="append", default=[], metavar="HOST[,HOST...]",
+                   help="hosts whose http(s) image URLs image chats may use; the server fetches them (no redirects, "
+                   "within --max-image-mb); repeat or separate with commas (default: none, data: URLs only)")
+    p.add_argument("--max-image-mb", type=float, default=8.0, help="size limit of a fetched remote image in MiB")
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="serve causal LMs with int8 CPU decoding: int8 weights, or weights and activations")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
@@ -52,7 +56,9 @@ def run_serve(args) -> int:
                          max_queue=args.max_queue, max_batch=args.max_batch,
                          max_body_bytes=int(args.max_body_mb * 2**20), max_image_pixels=args.max_image_pixels,
                          image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device,
-                         int8=args.int8, allowed_origins=split_origins(args.allowed_origins))
+                         int8=args.int8, allowed_origins=split_origins(args.allowed_origins),
+                         allow_image_hosts=split_origins(args.allow_image_hosts),
+                         max_image_bytes=int(args.max_image_mb * 2**20))
     config.validate()
     if args.threads:
         import torch

@@ -47,7 +47,8 @@ def _register_finetune_classify(group) -> None:
 
 
 def _register_data_shapes(group) -> None:
-    d = group.add_parser("shapes", help="generate the synthetic shapes scenes (captions, VQA, triples)")
+    d = group.add_parser("shapes", help="generate the synthetic shapes scenes (captions, VQA, triples, LLaVA "
+                         "instruction conversations)")
     d.add_argument("--out", required=True, help="folder to write the images and JSON files into")
     d.add_argument("--n-train", type=int, default=2000, help="training scenes")
     d.add_argument("--n-val", type=int, default=200, help="validation scenes")

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from lingvis.data.shapes_language import QA, article, captions, questions
 from lingvis.progress import progress
 from lingvis.data.shapes_render import render_scene
+from lingvis.data.shapes_instruct import instruction_records
 from lingvis.data.shapes_scene import (
     COLOURS, HELD_OUT, SHAPES, Scene, ShapeObject, Triple, is_held_out, make_scene,
 )
@@ -112,6 +113,8 @@ def _write_split(
         f"annotations_{split}": _write_json(out / f"annotations_{split}.json",
                                             {"info": info, "annotations": anns}),
         f"scenes_{split}": scenes_path,
+        f"llava_{split}": _write_json(out / f"llava_{split}.json", instruction_records(  # LLaVA instruction set
+            scenes, [f"images/{im['file_name']}" for im in images], seed, split=split)),
     }
 
 

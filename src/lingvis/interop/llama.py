@@ -136,18 +136,19 @@ def load_llama(hf: dict, weights, path: Path) -> GPT:
     cfg = config_from_hf(hf, path)
     model = build_empty(cfg)
     own = dict(model.named_parameters())
-    with torch.no_grad():
-        for ours, theirs in weight_map(cfg):
-            try:
-                parts = [weights.pop(k) for k in theirs]
-            except KeyError as e:
-                raise CheckpointError(f"{path}: weight {e.args[0]!r} is missing") from e
-            t = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-            if tuple(t.shape) != tuple(own[ours].shape):
-                raise CheckpointError(f"{path}: {' + '.join(theirs)} has shape {tuple(t.shape)}, expected "
-                                      f"{tuple(own[ours].shape)} for {ours} (from config.json)")
-            own[ours].copy_(t)
-            del parts, t
+    for ours, theirs in weight_map(cfg):
+        dest, row = own[ours], 0
+        for k in theirs:  # fused parts land in consecutive rows of the fused weight, read in place
+            if k not in weights:
+                raise CheckpointError(f"{path}: weight {k!r} is missing")
+            rows = weights.shape(k)[0] if weights.shape(k) else 0
+            if row + rows > dest.shape[0] or weights.shape(k)[1:] != tuple(dest.shape[1:]):
+                raise CheckpointError(f"{path}: {' + '.join(theirs)} do not fit {ours} of shape "
+                                      f"{tuple(dest.shape)} (from config.json); {k!r} is {weights.shape(k)}")
+            weights.read_into(k, dest[row:row + rows])
+            row += rows
+        if row != dest.shape[0]:
+            raise CheckpointError(f"{path}: {' + '.join(theirs)} fill {row} of {dest.shape[0]} rows of {ours}")
     if cfg.tie_embeddings:
         weights.pop("lm_head.weight", None)  # some tied checkpoints store the copy anyway
     leftover = [k for k in weights if not k.endswith("rotary_emb.inv_freq")]

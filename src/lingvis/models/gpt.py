@@ -136,11 +136,13 @@ class GPT(CausalLM):
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
                 last_only: bool = False, memory: torch.Tensor | None = None,
                 memory_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                inputs_embeds: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, V) (or (B, 1, V) with `last_only`). With `labels` (B, T) (-100 = ignore) it returns
         instead the mean cross-entropy of the logits against them, from a fused head + loss that never
         materialises the (B, T, V) log-softmax or its gradient (the fast training path). `inputs_embeds`
-        (B, T, C) replaces the token embeddings (e.g. image features placed among text tokens)."""
+        (B, T, C) replaces the token embeddings (e.g. image features placed among text tokens). `attn_mask`
+        (B, 1, T, S) bool (True = may attend) replaces the causal + padding mask: e.g. block-diagonal causal
+        attention over packed documents (`tasks/packing.document_mask`), with `position_ids` restarting."""
         # input_ids: (B, T); attention_mask: (B, S) over cached + new positions (1 = real token)
         # memory: (B, M, cross_dim) encoder output for cross-attention; memory_mask: bool (B, 1, 1, M)
         if (input_ids is None) == (inputs_embeds is None):
@@ -159,7 +161,7 @@ class GPT(CausalLM):
             x = x + self.wpe(position_ids)
         elif self.sin is not None:
             x = x + self.sin(position_ids)
-        ctx = BlockInputs(is_causal=True, key_mask=attention_mask, cache=cache, memory=memory,
+        ctx = BlockInputs(attn_mask=attn_mask, is_causal=True, key_mask=attention_mask, cache=cache, memory=memory,
                           memory_mask=memory_mask, rope=self.rope(position_ids) if self.rope is not None else None)
         x = run_blocks(self.blocks, self.drop(x), ctx)
         if labels is not None:

@@ -49,7 +49,8 @@ class Modulation(nn.Module):
 
 
 class Block(nn.Module):
-    """Residual branches applied in order; `forward(x (B, T, C), ctx) -> (B, T, C)`. Keyword arguments
+    """Residual branches applied in order; `forward(x (B, T, C), ctx) -> (B, T, C)` (k*B rows when a branch
+    tiles the batch, see `_residual`). Keyword arguments
     (`is_causal=`, `memory=`, ...) build a `BlockInputs` when no ctx is given."""
 
     def __init__(self, branches: Sequence[Branch], prenorm: bool = True):
@@ -81,13 +82,23 @@ class Block(nn.Module):
                 continue
             h = norm(x) if norm is not None else x
             if mod_name is None:
-                x = x + layer(h, ctx)
+                x = _residual(x, layer(h, ctx))
                 continue
             if ctx.cond is None:
                 raise ValueError(f"branch {name!r} is modulated: pass the conditioning vector (ctx.cond)")
             shift, scale, gate = getattr(self, mod_name)(ctx.cond)  # (B, 1, C) each
-            x = x + gate * layer(h * (1 + scale) + shift, ctx)
+            x = _residual(x, gate * layer(h * (1 + scale) + shift, ctx))
         return x
+
+
+def _residual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x + y, where a branch may widen the batch to k * B rows (e.g. a guided batch meeting its k prompts in
+    cross-attention): the residual stream is then tiled to match."""
+    if y.shape[0] != x.shape[0]:
+        if y.shape[0] % x.shape[0]:
+            raise ValueError(f"a branch returned {y.shape[0]} rows for a batch of {x.shape[0]}")
+        x = x.repeat(y.shape[0] // x.shape[0], *([1] * (x.dim() - 1)))
+    return x + y
 
 
 TRANSFORMER_LAYERS: list[type] = [Block]  # module types that are one transformer layer (FSDP units, checkpointing)

@@ -10,6 +10,7 @@ from .attention import Attention
 from .block import Block, Branch, Modulation
 from .mlp import MLP
 from .norm import make_norm
+from .space_time import SpatialAttention, TemporalAttention
 
 
 @dataclass
@@ -68,3 +69,12 @@ def transformer_block(cfg: BlockConfig, window: int | None = None) -> Block:
         branches.append(Branch("cross_attn", cross_attention(cfg), "ln_cross", norm_layer(cfg), modulation(cfg)))
     branches.append(Branch("mlp", mlp(cfg), "ln_2", norm_layer(cfg), modulation(cfg)))
     return Block(branches, cfg.prenorm)
+
+
+def divided_space_time_block(cfg: BlockConfig) -> Block:
+    """TimeSformer's divided attention: [temporal attention, spatial attention, MLP], pre-norm
+    (`ln_t -> temporal_attn`, `ln_1 -> attn`, `ln_2 -> mlp`); the token layout comes from `ctx.extras`."""
+    return Block([Branch("temporal_attn", TemporalAttention(cfg.dim, cfg.n_heads, cfg.bias, cfg.dropout), "ln_t",
+                         norm_layer(cfg)),
+                  Branch("attn", SpatialAttention(cfg.dim, cfg.n_heads, cfg.bias, cfg.dropout), "ln_1", norm_layer(cfg)),
+                  Branch("mlp", mlp(cfg), "ln_2", norm_layer(cfg))], prenorm=True)

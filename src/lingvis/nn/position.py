@@ -20,20 +20,23 @@ class LearnedPositions(nn.Module):
         return self.weight[position_ids]
 
 
-def sinusoidal_table(max_len: int, dim: int, interleave: bool = False) -> torch.Tensor:
-    """(max_len, dim) table of "Attention Is All You Need". `interleave=False` puts all sines in the first
-    half and all cosines in the second (fairseq/Marian layout); `True` alternates sin, cos per pair."""
-    pos = torch.arange(max_len, dtype=torch.float32)[:, None]  # (L, 1)
+def sinusoidal_table(max_len: int, dim: int, interleave: bool = False,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(max_len, dim) float32 table of "Attention Is All You Need". `interleave=False` puts all sines in the
+    first half and all cosines in the second (fairseq/Marian layout); `True` alternates sin, cos per pair.
+    `dtype` is the precision the angles are computed in (float64 as NumPy-built tables, e.g. VideoMAE)."""
+    pos = torch.arange(max_len, dtype=dtype)[:, None]  # (L, 1)
     half = dim // 2
-    inv = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)  # (D/2,)
+    inv = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=dtype) / half)  # (D/2,)
     if interleave:
-        inv = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+        inv = 1.0 / torch.pow(torch.tensor(10000.0, dtype=dtype), torch.arange(0, dim, 2, dtype=dtype) / dim) \
+            if dtype == torch.float64 else torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=dtype) / dim)
     ang = pos * inv  # (L, D/2)
     if interleave:
-        table = torch.zeros(max_len, dim)
+        table = torch.zeros(max_len, dim, dtype=dtype)
         table[:, 0::2], table[:, 1::2] = torch.sin(ang), torch.cos(ang)
-        return table
-    return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)  # (L, D)
+        return table.float()
+    return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).float()  # (L, D)
 
 
 class SinusoidalPositions(nn.Module):

@@ -59,12 +59,17 @@ def create_app(adapters: list[Adapter], config: ServeConfig | None = None) -> Fa
     install_handlers(app)
     from .routes_meta import open_router, router as meta_router
     from .routes_text import router as text_router
+    from .routes_images import router as images_router
     from .routes_vision import router as vision_router
 
     app.include_router(open_router)
     app.include_router(meta_router)
-    for r in (text_router, vision_router):
+    for r in (text_router, vision_router, images_router):
         app.include_router(r, dependencies=[Depends(require_api_key)])
+    if config.kg is not None:
+        from .routes_kg import mount_kg
+
+        mount_kg(app, config.kg)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -20,6 +20,9 @@ class ServeConfig:
     device: str = "auto"                # auto: cuda, then mps, then cpu (lingvis.devices.resolve_device)
     int8: str | None = None             # causal LMs on CPU: "weights" (weight-only) or "w8a8" (dynamic)
     allowed_origins: list[str] = field(default_factory=list)  # CORS: browser origins allowed to call the API
+    allow_image_hosts: list[str] = field(default_factory=list)  # hosts whose http(s) image URLs chats may use
+    max_image_bytes: int = 8 * 2**20    # fetched remote image limit
+    kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
 
     def resolved_device(self):
         """The torch device models load on: `auto` resolves as everywhere in lingvis, except that int8
@@ -40,7 +43,10 @@ class ServeConfig:
             if origin != "*" and (not origin.startswith(("http://", "https://")) or origin.endswith("/")):
                 raise ValueError(f"allowed origin {origin!r} must be '*' or scheme://host[:port] without a "
                                  "trailing slash (as browsers send it)")
-        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n"):
+        for host in self.allow_image_hosts:
+            if not host or any(c in host for c in "/:@ ") or host == "*":
+                raise ValueError(f"allowed image host {host!r} must be a bare host name (e.g. images.example.com)")
+        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n", "max_image_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.port < 65536:

@@ -78,7 +78,10 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     if hasattr(adapter, "chat_answer"):  # vision-language models answer about images in one piece
         reject_set(req, TRANSLATION_FIELDS, adapter.name, "for translation models")
         return await adapter.chat_answer(req, request)
-    run, prompt = adapter.chat_run(req)
+    if hasattr(adapter, "chat_run_async"):  # image chats: images are decoded or fetched off the event loop
+        run, prompt = await adapter.chat_run_async(req)
+    else:
+        run, prompt = adapter.chat_run(req)
     job = _job(request, adapter, run, [prompt], req)
     rid = R.new_id("chatcmpl")
     if req.stream:

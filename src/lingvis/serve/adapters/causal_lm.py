@@ -15,7 +15,7 @@ from .registry import register_adapter
 from .text import TRANSLATION_FIELDS, TextAdapter
 
 
-@register_adapter("causal_lm", lambda model: isinstance(model, CausalLM))
+@register_adapter("causal_lm", lambda m: isinstance(m, CausalLM) and not getattr(m, "reads_images", False))
 class CausalLMAdapter(TextAdapter):
     capabilities = frozenset({COMPLETIONS, CHAT, TOKENIZE})
 

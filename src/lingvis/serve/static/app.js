@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], history: [], image: null, controller: null, translating: false };
+const state = { models: [], history: [], image: null, chatImage: null, controller: null, translating: false };
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -56,7 +56,8 @@ async function loadModels() {
     status("cannot list models: " + e.message, true);
     return;
   }
-  fillSelect($("chat-model"), state.models.filter((m) => m.kind === "causal_lm"));
+  fillSelect($("chat-model"), state.models.filter((m) => m.kind === "causal_lm" || hasCap("image_chat")(m)));
+  showAttach();
   fillSelect($("translate-model"), state.models.filter((m) => m.kind === "translation"));
   showTargets();
   fillSelect($("image-model"), state.models.filter((m) => imageCaps.some((c) => hasCap(c)(m))));
@@ -70,10 +71,18 @@ function currentModel(select) {
 }
 
 // ----- chat -------------------------------------------------------------------------------------
-function bubble(role, text) {
+function bubble(role, text, image) {
   const div = document.createElement("div");
   div.className = "msg " + role;
-  div.textContent = text;
+  if (image) {
+    const img = document.createElement("img");
+    img.src = image;
+    img.alt = "attached image";
+    div.appendChild(img);
+    div.appendChild(document.createTextNode(text));
+  } else {
+    div.textContent = text;
+  }
   $("chat-log").appendChild(div);
   $("chat-log").scrollTop = $("chat-log").scrollHeight;
   return div;
@@ -107,8 +116,12 @@ async function sendChat(event) {
   const text = $("chat-input").value.trim();
   if (!text || state.controller) return;
   $("chat-input").value = "";
-  state.history.push({ role: "user", content: text });
-  bubble("user", text);
+  const image = state.chatImage;
+  // an attached image travels as an OpenAI image_url content part (a data: URL) and stays in the history
+  state.history.push({ role: "user", content: image
+    ? [{ type: "image_url", image_url: { url: image } }, { type: "text", text }] : text });
+  bubble("user", text, image);
+  clearAttachment();
   const reply = bubble("assistant", "");
   state.controller = new AbortController();
   $("chat-send").disabled = true;
@@ -144,6 +157,32 @@ async function sendChat(event) {
     $("chat-send").disabled = false;
     $("chat-stop").disabled = true;
   }
+}
+
+// The image attachment of the chat: shown for models that read images (capability image_chat).
+function showAttach() {
+  const model = currentModel("chat-model");
+  const can = !!model && hasCap("image_chat")(model);
+  $("chat-attach").hidden = !can;
+  if (!can) clearAttachment();
+}
+
+function clearAttachment() {
+  state.chatImage = null;
+  $("chat-image").value = "";
+  $("chat-image-preview").hidden = true;
+}
+
+function attachImage() {
+  const file = $("chat-image").files[0];
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    state.chatImage = reader.result;
+    $("chat-image-preview").src = state.chatImage;
+    $("chat-image-preview").hidden = false;
+  };
+  reader.readAsDataURL(file);
 }
 
 // ----- translation ------------------------------------------------------------------------------
@@ -314,9 +353,12 @@ $("chat-input").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) sendChat(e);
 });
 $("chat-stop").addEventListener("click", () => state.controller && state.controller.abort());
+$("chat-model").addEventListener("change", showAttach);
+$("chat-image").addEventListener("change", attachImage);
 $("chat-reset").addEventListener("click", () => {
   state.history = [];
   $("chat-log").innerHTML = "";
+  clearAttachment();
 });
 $("translate-model").addEventListener("change", showTargets);
 $("translate-form").addEventListener("submit", translate);
