@@ -34,3 +34,18 @@ def test_explicit_preset_and_overrides_win(tok, tmp_path):
     assert c.block_size == 48 and c.activation == "gelu_tanh"  # the preset's shape, not the budget's
     with pytest.raises(ValueError, match="not gpt"):
         make_model(GPTPretrainArgs(out=str(tmp_path), preset="bert-mini"), tok)
+
+
+def test_cli_fills_only_the_options_left_unset():
+    from lingvis.cli import build_parser
+    from lingvis.cli.gpt import apply_budget_defaults
+
+    args = build_parser().parse_args(["pretrain", "gpt", "--out", "x", "--max-minutes", "1.8", "--lr", "0.01"])
+    apply_budget_defaults(args)
+    d = defaults_for(1.8)
+    assert args.lr == 0.01  # given on the command line
+    assert (args.batch_size, args.warmup_steps, args.beta2, args.stride) == (d.batch_size, d.warmup_steps, d.beta2,
+                                                                             d.stride)
+    steps_only = build_parser().parse_args(["pretrain", "gpt", "--out", "x"])
+    apply_budget_defaults(steps_only)
+    assert steps_only.batch_size == defaults_for(None).batch_size and steps_only.lr == defaults_for(None).lr

@@ -145,3 +145,18 @@ def test_budgeted_run_resumes_bit_for_bit(tmp_path):
     assert logged(tmp_path / "run", "train") == logged(tmp_path / "ref", "train")
     assert logged(tmp_path / "run", "val") == logged(tmp_path / "ref", "val")
     assert summary["horizon"] == json.loads((tmp_path / "ref" / "checkpoints" / "last.json").read_text())["step"]
+
+
+
+def test_budget_clock_picks_cpu_time_or_wall_time(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "process_time", lambda: -1.0)
+    monkeypatch.setattr(time, "perf_counter", lambda: -2.0)
+    model = lingvis.build("gpt-nano", vocab_size=V, block_size=16)
+    data = PackedLMDataset(torch.arange(200) % V, 16)
+    for clock, reading in (("cpu", -1.0), ("wall", -2.0)):
+        cfg = TrainConfig(max_steps=2, max_minutes=1.0, budget_clock=clock, progress=False, device="cpu")
+        assert Trainer(model, CausalLMTask(), data, data, cfg, tmp_path / clock).clock() == reading
+    with pytest.raises(ValueError, match="budget_clock"):
+        TrainConfig(budget_clock="gpu")

@@ -73,6 +73,9 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     t.add_argument("--max-minutes", type=float,
                    help="wall-clock budget: the learning-rate schedule spans the steps that fit in it (measured "
                    "over the first steps; --max-steps still caps them), then a final evaluation and checkpoint")
+    t.add_argument("--budget-clock", choices=["wall", "cpu"], default="wall",
+                   help="what --max-minutes measures: wall-clock time, or this process's CPU time (all its "
+                   "threads; the compute a run received on a shared machine)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--batch-size", type=int, default=batch_size,
                    help="global batch: examples per optimizer step, over all accumulation steps and ranks"

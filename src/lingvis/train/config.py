@@ -8,6 +8,7 @@ from dataclasses import dataclass
 class TrainConfig:
     max_steps: int = 1000
     max_minutes: float | None = None   # wall-clock budget; stops at whichever of the two comes first
+    budget_clock: str = "wall"         # what max_minutes measures: wall (time.perf_counter) | cpu (process CPU time)
     batch_size: int = 16               # global batch per optimizer step (before accumulation split)
     grad_accum: int = 1                # micro-batches per step; micro batch = batch_size // grad_accum
     lr: float = 1e-3
@@ -57,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be cosine, linear or wsd, got {self.schedule!r}")
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
         for name in ("eval_every", "eval_batches"):

@@ -45,12 +45,13 @@ class Trainer:
     `cfg.max_minutes` the schedule spans the steps that fit in the budget (lingvis.train.budget), and the
     final evaluation + checkpoint follow the last step, outside the budget. `callbacks`
     (lingvis.train.callbacks.Callback) hear about logs, evaluations, checkpoints and the end; the
-    trackers named in `cfg.log_to` are added on rank 0. `clock` (seconds) times the budget; tests pass a
-    fake one to make a budgeted run deterministic."""
+    trackers named in `cfg.log_to` are added on rank 0. `clock` (seconds) times the budget: by default the
+    wall clock, or this process's CPU time with `cfg.budget_clock="cpu"` (the compute a run got on a shared
+    machine); tests pass a fake one to make a budgeted run deterministic."""
 
     def __init__(self, model: nn.Module, task: Task, train_set: Dataset, val_set: Dataset | None,
                  cfg: TrainConfig, out_dir: str | Path, tokenizer=None, meta: dict | None = None,
-                 callbacks: Sequence[Callback] = (), clock: Callable[[], float] = time.perf_counter):
+                 callbacks: Sequence[Callback] = (), clock: Callable[[], float] | None = None):
         self.dist = distributed.setup(cfg.distributed, cfg.device,
                                       need_bytes=distributed.replica_bytes(model, lora=cfg.lora_rank > 0))
         cfg = dataclasses.replace(cfg, distributed=self.dist.mode)  # what runs: auto resolved, none alone
@@ -66,7 +67,7 @@ class Trainer:
         self.step, self.best = 0, None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.forward_model = torch.compile(self.wrapped) if cfg.compile else self.wrapped
-        self.clock = clock
+        self.clock = clock or (time.process_time if cfg.budget_clock == "cpu" else time.perf_counter)
         self.unit: str | None = None  # what throughput counts: tokens or samples (Task.throughput_unit)
         trained = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
         weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
