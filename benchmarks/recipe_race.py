@@ -224,6 +224,27 @@ def report(r: Result) -> str:
             f"(load {r.load_before} -> {r.load_after}) {json.dumps(r.detail)}")
 
 
+def compare(ours: Result, ref: Result, clock: str) -> str:
+    met = ours.heldout <= min(GOAL, ref.heldout) and ours.seconds <= ref.seconds / 2
+    return (f"{clock} time ratio lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training "
+            f"loop; lingvis's training alone {ours.detail['seconds'] / ref.seconds:.3f}; wall {ours.wall / ref.wall:.3f}, "
+            f"CPU {ours.cpu / ref.cpu:.3f}); held-out nats/char lingvis {ours.heldout:.4f} vs reference "
+            f"{ref.heldout:.4f} (goal <= {GOAL}, aim <= {AIM}): {'GOAL MET' if met else 'goal not met'}")
+
+
+def combine(files: list[Path], out: Path, clock: str) -> None:
+    results = [Result(**r) for f in files for r in json.loads(f.read_text())]
+    ref = next((r for r in results if r.name.startswith("nanoGPT")), None)
+    out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        print(report(r))
+        if ref is not None and r is not ref:
+            print("  " + compare(r, ref, clock))
+    plot(results, out / "race.png", clock)
+    (out / "race.json").write_text(json.dumps([r.__dict__ for r in results], indent=2))
+    print(f"wrote {out / 'race.png'} and {out / 'race.json'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=1.8, help="lingvis budget (--max-minutes)")
@@ -238,7 +259,13 @@ def main() -> None:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="what budgets, curves and the ratio measure: wall clock or CPU seconds of this process")
     ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
+    ap.add_argument("--combine", nargs="+", metavar="RACE_JSON",
+                    help="only plot and compare the race.json files of earlier runs (e.g. the two sides run as "
+                    "parallel processes) into --out")
     args = ap.parse_args()
+    if args.combine:
+        combine([Path(f) for f in args.combine], Path(args.out), args.clock)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -267,12 +294,7 @@ def main() -> None:
         print(report(ref), flush=True)
     results = [ours] + ([ref] if ref else [])
     if ref is not None:
-        met = ours.heldout <= min(GOAL, ref.heldout) and ours.seconds <= ref.seconds / 2
-        print(f"{args.clock} time ratio lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training "
-              f"loop; lingvis's training alone {ours.detail['seconds'] / ref.seconds:.3f}; wall {ours.wall / ref.wall:.3f}, "
-              f"CPU {ours.cpu / ref.cpu:.3f}); held-out nats/char lingvis "
-              f"{ours.heldout:.4f} vs reference {ref.heldout:.4f} (goal <= {GOAL}, aim <= {AIM}): "
-              f"{'GOAL MET' if met else 'goal not met'}", flush=True)
+        print(compare(ours, ref, args.clock), flush=True)
     for b in [float(x) for x in args.budgets.split(",") if x]:
         r = run_lingvis(b, out / f"lingvis-{b}m", heldout, extra, args.clock)
         print(report(r), flush=True)
