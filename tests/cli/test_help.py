@@ -60,10 +60,16 @@ def test_every_default_is_shown_and_every_help_renders():
 
 def test_training_help_teaches_the_numbers(capsys):
     with pytest.raises(SystemExit):
-        main(["pretrain", "gpt", "--help"])
+        main(["pretrain", "bert", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # undo line wrapping
-    assert "--lr LR peak learning rate (AdamW), reached after the warmup (default: 0.001)" in text
-    assert "--batch-size BATCH_SIZE global batch" in text and "(default: 16)" in text
+    assert "--lr LR peak learning rate (AdamW), reached after the warmup (default: 0.0005)" in text
+    assert "--batch-size BATCH_SIZE global batch" in text and "(default: 32)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    with pytest.raises(SystemExit):  # `pretrain gpt` picks them for the budget
+        main(["pretrain", "gpt", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--lr LR peak learning rate (AdamW), reached after the warmup (default: chosen for the --max-minutes " \
+           "budget, see docs/training.md)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
 
 

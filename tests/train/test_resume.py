@@ -33,9 +33,9 @@ def lingvis_cli(args: list[str]) -> subprocess.CompletedProcess:
     return proc
 
 
-def run_until_paused(point: str, args: list[str], marker: Path) -> None:
+def run_until_paused(point: str, args: list[str], marker: Path, env: dict = ENV) -> None:
     """Start the CLI with a pause point, wait until it pauses there, then SIGKILL it."""
-    proc = subprocess.Popen([sys.executable, str(DRIVER), point, str(marker), *args], env=ENV,
+    proc = subprocess.Popen([sys.executable, str(DRIVER), point, str(marker), *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not marker.exists():
@@ -102,3 +102,32 @@ def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(corpus, refer
     assert logged(out, "train") == logged(reference, "train")
     assert not list(ckpts.glob(".step-*")), "leftovers of the crashed write are cleaned up"
     assert pointer(out, "last")["step"] == 14
+
+
+def driven_cli(args: list[str], env: dict) -> None:
+    """The CLI through the pausing driver without a pause (for its fake clock)."""
+    proc = subprocess.run([sys.executable, str(DRIVER), "step:0", "unused", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_sigkill_mid_budgeted_run_then_resume_keeps_the_horizon(corpus, tmp_path):
+    # a 0.5-minute budget on a fake clock (every step takes 1 s): the horizon is fixed after the first
+    # timed steps, recorded in each checkpoint, and the resumed run follows it to the same losses
+    env = {**ENV, "FAKE_STEP_SECONDS": "1.0"}
+    budget = ["--max-steps", "1000", "--max-minutes", "0.5", "--warmup-steps", "3", "--log-every", "1",
+              "--batch-size", "4", "--lr", "3e-3", "--dropout", "0.1", "--samples", "0", "--no-progress",
+              "--preset", "gpt-nano", "--block-size", "32", "--data", str(corpus)]
+    ref = tmp_path / "ref"
+    driven_cli(["pretrain", "gpt", "--out", str(ref), *budget], env)
+    horizon = pointer(ref, "last")["step"]
+    assert 20 <= horizon <= 30  # 30 s of 1-second steps (evaluations take no time on this clock)
+    out = tmp_path / "run"
+    args = ["pretrain", "gpt", "--out", str(out), *budget]
+    run_until_paused(f"step:{horizon - 2}", args, tmp_path / "paused", env)
+    state = json.loads((out / "checkpoints" / pointer(out, "last")["dir"] / "trainer_state.json").read_text())
+    assert state["horizon"] is not None and state["horizon_fixed_at"] < state["step"] < horizon - 2
+    driven_cli([*args, "--resume"], env)
+    assert logged(out, "train") == logged(ref, "train")
+    assert logged(out, "val") == logged(ref, "val")
+    assert pointer(out, "last")["step"] == horizon

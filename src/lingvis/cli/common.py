@@ -54,9 +54,13 @@ def load_config_file(path: str) -> dict:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size: int = 16, lr: float = 1e-3,
-                   eval_every: int = 200, warmup: int = 100) -> None:
-    """The flags every `pretrain`/`finetune` command takes."""
+BY_BUDGET = " (default: chosen for the --max-minutes budget, see docs/training.md)"
+
+
+def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size: int | None = 16,
+                   lr: float | None = 1e-3, eval_every: int = 200, warmup: int | None = 100) -> None:
+    """The flags every `pretrain`/`finetune` command takes. A None default (batch size, lr, warmup) means
+    the command picks one for the budget (its `run` function fills it in)."""
     g = p.add_argument_group("data and model")
     g.add_argument("--data", help="training data path (default: built-in data)")
     g.add_argument("--out", help="run folder: checkpoints, metrics.jsonl, loss.png (required here or in --config)")
@@ -66,21 +70,42 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     g.add_argument("--config", help="YAML/JSON file of option values; flags given on the command line win")
     t = p.add_argument_group("training")
     t.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps to train for")
-    t.add_argument("--max-minutes", type=float, help="wall-clock budget; stop, evaluate and save when reached")
+    t.add_argument("--max-minutes", type=float,
+                   help="wall-clock budget: the learning-rate schedule spans the steps that fit in it (measured "
+                   "over the first steps; --max-steps still caps them), then a final evaluation and checkpoint")
+    t.add_argument("--budget-clock", choices=["wall", "cpu"], default="wall",
+                   help="what --max-minutes measures: wall-clock time, or this process's CPU time (all its "
+                   "threads; the compute a run received on a shared machine)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--batch-size", type=int, default=batch_size,
-                   help="global batch: examples per optimizer step, over all accumulation steps and ranks")
+                   help="global batch: examples per optimizer step, over all accumulation steps and ranks"
+                   + ("" if batch_size else BY_BUDGET))
     t.add_argument("--grad-accum", type=int, default=1,
                    help="micro-batches per optimizer step (micro batch = batch size / grad accum)")
-    t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup")
-    t.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay (default: lr / 10)")
-    t.add_argument("--warmup-steps", type=int, default=warmup, help="steps of linear learning-rate warmup")
+    t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup"
+                   + ("" if lr else BY_BUDGET))
+    t.add_argument("--min-lr", type=float, help="learning rate at the end of the decay (default: lr / 10)")
+    t.add_argument("--warmup-steps", type=int, default=warmup,
+                   help="steps of linear learning-rate warmup (with --max-minutes at most a fifth of the steps)"
+                   + ("" if warmup else BY_BUDGET))
+    t.add_argument("--schedule", choices=["cosine", "linear", "wsd"], default="cosine",
+                   help="decay after the warmup, ending at the last step: cosine, linear, or wsd "
+                   "(warmup-stable-decay: constant, then linear over the last --decay-fraction)")
+    t.add_argument("--decay-fraction", type=float, default=0.2,
+                   help="wsd: share of the steps after warmup spent decaying")
     t.add_argument("--weight-decay", type=float, default=0.1,
                    help="AdamW weight decay of matrices and embeddings (not of biases and norms)")
+    t.add_argument("--beta2", type=float, help="AdamW's second-moment decay (default: 0.95, or the command's "
+                   "choice, e.g. 0.99 for `pretrain gpt`)")
     t.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip the global gradient norm to this (0: no clipping)")
-    t.add_argument("--eval-every", type=int, default=eval_every, help="evaluate and save a checkpoint every N steps")
-    t.add_argument("--eval-batches", type=int, default=20, help="validation batches per evaluation")
+    t.add_argument("--eval-every", type=int,
+                   help=f"evaluate and save a checkpoint every N steps (default: {eval_every}; with --max-minutes: "
+                   "about 8 times over the run, fewer when that would cost over 3%% of the budget)")
+    t.add_argument("--eval-batches", type=int,
+                   help="validation batches per evaluation (default: 20; with --max-minutes: sized from the "
+                   "measured step time)")
+    p.set_defaults(default_eval_every=eval_every)
     t.add_argument("--log-every", type=int, default=10, help="write a training row to metrics.jsonl every N steps")
     t.add_argument("--seed", type=int, default=1337, help="random seed: initialisation, data order, masking, dropout")
     t.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N")
@@ -165,6 +190,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
     values["progress"] = not getattr(args, "no_progress", False)
+    if values.get("max_minutes") is None:  # no budget: the command's fixed evaluation cadence
+        values.setdefault("eval_every", getattr(args, "default_eval_every", None) or 200)
     return TrainConfig(**values)
 
 

@@ -10,12 +10,17 @@ from .common import add_device_arg, add_train_args, device_for, print_json, trai
 def register(sub, groups) -> None:
     p = groups["pretrain"].add_parser("gpt", help="pretrain a GPT on text files or the built-in Shakespeare",
                                       description="Pretrain a causal GPT. Without --data it trains on the "
-                                      "embedded ~1 MB Shakespeare corpus; without --preset it uses gpt-micro.")
-    add_train_args(p, max_steps=2000, batch_size=16, lr=1e-3, eval_every=250)
+                                      "embedded ~1 MB Shakespeare corpus. Without --preset, the model shape, "
+                                      "context, batch size and learning rate are the ones a sweep found best for "
+                                      "the --max-minutes budget (docs/training.md).")
+    add_train_args(p, max_steps=2000, batch_size=None, lr=None, eval_every=250, warmup=None)
     p.add_argument("--text-field", default="text", help="JSONL field holding the text")
     p.add_argument("--tokenizer", default="char", help="char | bpe | path to a tokenizer.json or folder")
     p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size")
-    p.add_argument("--block-size", type=int, help="context length (default: the preset's)")
+    p.add_argument("--block-size", type=int,
+                   help="context length (default: the preset's; without --preset, chosen for the budget)")
+    p.add_argument("--stride", type=int, help="train on windows starting every N tokens (1: every offset) "
+                   "instead of non-overlapping blocks (default: chosen for the budget)")
     p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
     p.add_argument("--samples", type=int, default=2, help="samples to print after training")
     p.set_defaults(func=run_pretrain)
@@ -100,14 +105,26 @@ def _sampling(args) -> dict:
                 overflow=args.overflow)
 
 
+def apply_budget_defaults(args) -> None:
+    """Fill the options left unset (batch size, lr, warmup, min lr, beta2, stride) from the defaults the sweep
+    chose for the --max-minutes budget (lingvis.recipes.gpt.BUDGET_DEFAULTS)."""
+    from ..recipes.gpt import defaults_for
+
+    d = defaults_for(args.max_minutes)
+    for name in ("batch_size", "lr", "warmup_steps", "min_lr", "beta2", "stride"):
+        if getattr(args, name, None) is None:
+            setattr(args, name, getattr(d, name))
+
+
 def run_pretrain(args) -> int:
     from ..recipes.gpt import GPTPretrainArgs, pretrain_gpt
     from .. import api, generate
 
+    apply_budget_defaults(args)
     overrides = {"dropout": args.dropout} if args.dropout is not None else {}
     pargs = GPTPretrainArgs(out=args.out, data=args.data, text_field=args.text_field, preset=args.preset,
                             model=args.model, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-                            block_size=args.block_size, overrides=overrides)
+                            block_size=args.block_size, stride=args.stride, overrides=overrides)
     summary = pretrain_gpt(pargs, train_config(args), resume=args.resume)
     print_json(summary)
     model, tok = api.load(args.out), api.load_tokenizer(args.out)

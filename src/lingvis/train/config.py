@@ -8,17 +8,20 @@ from dataclasses import dataclass
 class TrainConfig:
     max_steps: int = 1000
     max_minutes: float | None = None   # wall-clock budget; stops at whichever of the two comes first
+    budget_clock: str = "wall"         # what max_minutes measures: wall (time.perf_counter) | cpu (process CPU time)
     batch_size: int = 16               # global batch per optimizer step (before accumulation split)
     grad_accum: int = 1                # micro-batches per step; micro batch = batch_size // grad_accum
     lr: float = 1e-3
-    min_lr: float | None = None        # cosine floor; default lr / 10
-    warmup_steps: int = 100
+    min_lr: float | None = None        # learning rate at the end of the decay; default lr / 10
+    warmup_steps: int = 100            # linear warmup (at most a fifth of a budget-derived horizon)
+    schedule: str = "cosine"           # cosine | linear | wsd (warmup-stable-decay), ending at the horizon
+    decay_fraction: float = 0.2        # wsd: share of the post-warmup steps spent decaying
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float | None = 1.0
-    eval_every: int = 200
-    eval_batches: int = 20
+    eval_every: int | None = None      # None: 200, or with max_minutes adapted to keep evaluation cheap
+    eval_batches: int | None = None    # None: 20, or with max_minutes sized from the measured step time
     log_every: int = 10
     keep_last: int = 2                 # step checkpoints kept besides the best one
     seed: int = 1337
@@ -51,6 +54,17 @@ class TrainConfig:
         unknown = [t for t in self.log_to if t not in ("tensorboard", "wandb")]
         if unknown:
             raise ValueError(f"log_to: unknown tracker(s) {unknown}; choose from tensorboard, wandb")
+        if self.schedule not in ("cosine", "linear", "wsd"):
+            raise ValueError(f"schedule must be cosine, linear or wsd, got {self.schedule!r}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+        for name in ("eval_every", "eval_batches"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 

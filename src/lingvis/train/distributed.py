@@ -56,6 +56,15 @@ class DistContext:
         dist.all_reduce(t)
         return float(t) / self.world_size
 
+    def broadcast(self, values: list[float]) -> list[float]:
+        """Rank 0's numbers on every rank."""
+        if not self.distributed:
+            return list(values)
+        t = torch.tensor(values if self.is_main else [0.0] * len(values), dtype=torch.float64,
+                         device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return t.tolist()
+
     def any(self, flag: bool) -> bool:
         """True on every rank if `flag` is true on any rank (keeps ranks in step, e.g. time budgets)."""
         if not self.distributed:

@@ -1,12 +1,11 @@
-"""AdamW with weight-decay groups, and the warmup + cosine schedule."""
+"""AdamW with weight-decay groups (the schedules live in lingvis.train.schedules)."""
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
+from .schedules import lr_at  # noqa: F401  (re-exported: the optimizer's schedule)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -23,13 +22,3 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     fused = device.type in ("cpu", "cuda") and getattr(cfg, "distributed", "none") != "fsdp"
     return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                              fused=fused or None)
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to `lr`, then cosine decay to `min_lr` at `max_steps`."""
-    min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.max_steps - cfg.warmup_steps)
-    frac = min(1.0, (step - cfg.warmup_steps) / span)
-    return min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (cfg.lr - min_lr)

@@ -35,6 +35,13 @@ class Task(ABC):
                 return int(t.numel()) if key != "pixel_values" else int(t.shape[0])
         return 0
 
+    def throughput_unit(self, batch: dict) -> str:
+        """What `tokens_in` counts for this batch: "tokens", or "samples" (images)."""
+        if type(self).tokens_in is not Task.tokens_in:
+            return "tokens"
+        key = next((k for k in ("input_ids", "pixel_values", "src_ids") if k in batch), None)
+        return "samples" if key == "pixel_values" else "tokens"
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
         totals: dict[str, float] = {}
