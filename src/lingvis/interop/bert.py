@@ -155,6 +155,8 @@ def load_bert(hf_config: dict, hf_state: dict[str, torch.Tensor], path: Path) ->
 
 
 def hf_config(cfg: BertConfig) -> dict:
+    if cfg.prenorm:
+        raise ValueError("a pre-norm BERT (prenorm=True) has no Hugging Face BertModel layout; it cannot be exported")
     hf = {"model_type": "bert", "architectures": [HEAD_TO_ARCH[cfg.head]], "vocab_size": cfg.vocab_size,
           "hidden_size": cfg.n_embd, "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head,
           "intermediate_size": cfg.mlp_hidden, "hidden_act": ACT_TO_HF[cfg.activation],
@@ -195,10 +197,15 @@ def state_to_hf(model: Bert) -> dict[str, torch.Tensor]:
     return state
 
 
+def hf_layout(cfg: BertConfig) -> bool:
+    """Whether Hugging Face BERT classes hold this model (else it is saved in the lingvis format)."""
+    return cfg.activation in ACT_TO_HF and cfg.classifier_pooling == "cls" and not cfg.prenorm
+
+
 @register_exporter("bert")
 def save_bert(model: Bert, folder: Path) -> bool:
     cfg = model.config
-    if cfg.activation not in ACT_TO_HF or cfg.classifier_pooling != "cls":
+    if not hf_layout(cfg):
         return False
     state = state_to_hf(model)
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / "model.safetensors"),
@@ -216,7 +223,7 @@ def adapter_layout(cfg: BertConfig) -> AdapterLayout | None:
     """PEFT names of the Linears that take LoRA adapters (the fused q/k/v rows go to query, key and value;
     lingvis adapts the block projections, peft adapters may also sit on the pooler and heads) and of the
     heads, pooler and norms PEFT may save whole (`modules_to_save`)."""
-    if cfg.activation not in ACT_TO_HF or cfg.classifier_pooling != "cls":
+    if not hf_layout(cfg):
         return None
     pre = "" if cfg.head == "none" else "bert."
     modules, saved = {}, {"emb_ln": f"{pre}embeddings.LayerNorm"}

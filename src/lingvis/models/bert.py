@@ -39,6 +39,7 @@ class BertConfig:
     normalize: bool = False           # L2-normalise sentence embeddings
     embed_max_length: int | None = None  # truncate texts for embeddings (sentence-transformers max_seq_length)
     init_std: float = 0.02
+    prenorm: bool = False             # pre-norm blocks + final LayerNorm (trains from scratch faster); not HF BERT
 
     def __post_init__(self):
         if self.head not in HEADS:
@@ -57,7 +58,7 @@ class BertConfig:
 
     def block_config(self) -> BlockConfig:
         return BlockConfig(dim=self.n_embd, n_heads=self.n_head, mlp_hidden=self.mlp_hidden,
-                           activation=self.activation, norm="layernorm", norm_eps=self.norm_eps, prenorm=False,
+                           activation=self.activation, norm="layernorm", norm_eps=self.norm_eps, prenorm=self.prenorm,
                            bias=True, dropout=self.dropout)
 
     @property
@@ -77,6 +78,7 @@ class Bert(nn.Module):
         self.emb_ln = nn.LayerNorm(c.n_embd, eps=c.norm_eps)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, eps=c.norm_eps) if c.prenorm else None  # after the last block
         self.pooler = nn.Linear(c.n_embd, c.n_embd) if c.pooler else None
         self.head_drop = nn.Dropout(c.dropout if c.classifier_dropout is None else c.classifier_dropout)
         self.mlm = MLMHead(c.n_embd, c.vocab_size, c.activation, c.norm_eps) if c.head in ("mlm", "pretraining") \
@@ -125,7 +127,10 @@ class Bert(nn.Module):
         mask = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             mask = combine(padding_mask(attention_mask))  # (B, 1, 1, T) key mask, True = attend
-        return run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))
+        return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask)))
+
+    def _final_norm(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.ln_f is None else self.ln_f(h)
 
     def encode_packed(self, input_ids: torch.Tensor, lengths: list[int],
                       token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -144,7 +149,7 @@ class Bert(nn.Module):
         mask = torch.zeros(same.shape, device=dev).masked_fill_(~same, float("-inf"))
         types = None if token_type_ids is None else token_type_ids[None]
         x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
-        return run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))[0]
+        return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))[0])
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """tanh(dense(x)) of the [CLS] vector, or of the mean over real tokens (classifier_pooling='mean')."""
@@ -187,7 +192,7 @@ def with_head(model: Bert, head: str, labels: list[str] | None = None, no_answer
     cfg = replace(model.config, head=head, labels=labels, pooler=pooler, no_answer=no_answer,
                   num_labels=len(labels) if labels else model.config.num_labels, **overrides)
     new = Bert(cfg)
-    keep = ("tok_emb.", "pos_emb.", "seg_emb.", "emb_ln.", "blocks.") + (("pooler.",) if pooler else ())
+    keep = ("tok_emb.", "pos_emb.", "seg_emb.", "emb_ln.", "blocks.", "ln_f.") + (("pooler.",) if pooler else ())
     own = new.state_dict()
     for k, v in model.state_dict().items():
         if k.startswith(keep) and k in own:
@@ -212,3 +217,6 @@ register_preset("bert-mini", "bert", "4 layers, width 256, 128 positions: pretra
                 n_layer=4, n_head=4, n_embd=256, mlp_hidden=1024, max_positions=128)
 register_preset("bert-tiny", "bert", "2 layers, width 128: tests and quick demos",
                 n_layer=2, n_head=2, n_embd=128, mlp_hidden=512, max_positions=128)
+register_preset("bert-tiny-preln", "bert", "bert-tiny shape, 4 heads, pre-norm, no dropout: learns from scratch in "
+                "CPU minutes (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
+                max_positions=128, prenorm=True, dropout=0.0)
