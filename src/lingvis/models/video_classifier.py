@@ -1,0 +1,95 @@
+"""Video classifier: a video backbone ((B, T, C, H, W) -> (B, D); by default `video_frames`) + a linear head.
+The config also records how clips were sampled in training, so prediction samples the same way."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .registry import family, make_config, register_family, register_preset
+from .video_frames import NANO_VIT
+from .video_temporal import check_video
+
+SAMPLINGS = ("segments", "stride")
+
+
+@dataclass
+class VideoClassifierConfig:
+    backbone_family: str = "video_frames"
+    backbone: dict = field(default_factory=dict)   # fields of the backbone's config
+    labels: list[str] = field(default_factory=lambda: ["0", "1"])
+    dropout: float = 0.0
+    num_frames: int = 8                 # frames per clip the model was trained on
+    sampling: str = "segments"          # segments (TSN) | stride
+    sample_fps: float | None = None     # stride sampling rate (None: consecutive frames)
+
+    def __post_init__(self):
+        self.labels = [str(x) for x in self.labels]
+        if len(self.labels) < 2:
+            raise ValueError(f"a video classifier needs at least 2 labels, got {self.labels}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"duplicate label names in {self.labels}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+
+class VideoClassifier(nn.Module):
+    """`forward(video (B, T, C, H, W)) -> logits (B, L)`; `probabilities` also takes (B, K, T, C, H, W) clips and
+    averages their softmax scores."""
+
+    def __init__(self, config: VideoClassifierConfig):
+        super().__init__()
+        self.config = c = config
+        self.backbone = family(c.backbone_family).model_cls(make_config(c.backbone_family, dict(c.backbone)))
+        if not getattr(self.backbone, "video_backbone", False):
+            raise ValueError(f"backbone family {c.backbone_family!r} is not a video backbone (a model class with "
+                             "`video_backbone = True` that maps (B, T, C, H, W) to (B, out_dim) and has "
+                             "`out_dim` and `image_config`)")
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(self.backbone.out_dim, c.num_labels)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def image_config(self):
+        return self.backbone.image_config
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        check_video(video, "VideoClassifier")
+        return self.head(self.drop(self.backbone(video)))  # (B, L)
+
+    @torch.no_grad()
+    def probabilities(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, L) class probabilities; several clips per video (B, K, T, C, H, W) are averaged."""
+        if video.dim() == 6:
+            B, K = video.shape[:2]
+            return self.forward(video.flatten(0, 1)).softmax(-1).view(B, K, -1).mean(dim=1)
+        return self.forward(video).softmax(-1)
+
+    @torch.no_grad()
+    def predict(self, video: torch.Tensor, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k (label, probability) per video."""
+        probs = self.probabilities(video)
+        p, idx = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        return [[(self.config.labels[j], float(q)) for q, j in zip(pr, ix)] for pr, ix in zip(p.tolist(), idx.tolist())]
+
+
+register_family("video_classifier", VideoClassifierConfig, VideoClassifier,
+                "video backbone (frames + temporal head, or any video family) + linear head")
+register_preset("video-classifier-nano", "video_classifier", "video-frames-nano backbone + linear head: tests",
+                backbone=dict(frame=NANO_VIT, temporal_depth=1, max_frames=16), num_frames=4)
+register_preset("video-classifier-tiny", "video_classifier",
+                "32px ViT per frame (patch 8, 3 layers, width 96) + 2-layer temporal transformer: CPU training",
+                backbone=dict(frame=dict(image_size=32, patch_size=8, dim=96, depth=3, heads=4, mlp_hidden=384),
+                              temporal_depth=2, temporal_heads=4, max_frames=32), num_frames=8)
+register_preset("video-classifier-tiny-mean", "video_classifier",
+                "video-classifier-tiny with mean pooling over frames (the order-blind baseline)",
+                backbone=dict(frame=dict(image_size=32, patch_size=8, dim=96, depth=3, heads=4, mlp_hidden=384),
+                              temporal="mean", max_frames=32), num_frames=8)
