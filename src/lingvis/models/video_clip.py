@@ -92,6 +92,10 @@ class VideoCLIP(nn.Module):
                     normalize: bool = True) -> torch.Tensor:
         return self.clip.encode_text(input_ids, attention_mask, normalize)
 
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Single images (B, C, H, W) through the CLIP (the model also does image-text retrieval)."""
+        return self.clip.encode_image(pixels, normalize)
+
     def forward(self, video: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         v, t = self.encode_video(video), self.encode_text(input_ids, attention_mask)
