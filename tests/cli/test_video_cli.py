@@ -38,7 +38,7 @@ NANO = ["--preset", "video-classifier-nano", "--frames", "4"]
 def classifier(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("vc") / "run"
     assert main(["finetune", "video-classify", "--data", str(data / "train"), "--val-data", str(data / "val.csv"),
-                 "--out", str(out), *NANO, "--clips", "2", *TRAIN]) == 0
+                 "--out", str(out), *NANO, "--clips", "2", "--cache-frames", *TRAIN]) == 0
     return out
 
 

@@ -45,3 +45,17 @@ def test_stack_videos_names_the_odd_clip():
     assert stack_videos([a, a]).shape == (2, 2, 3, 8, 8)
     with pytest.raises(ValueError, match=r"b.mp4: clip shape \(3, 3, 8, 8\)"):
         stack_videos([a, b])
+
+
+def test_cached_frames_give_the_same_clips(videos, tmp_path):
+    records = _records(videos, tmp_path)[2:]
+    spec, tf = SamplingSpec(num_frames=4), VideoTransform(size=32)
+    plain = VideoClips(records, spec, tf, train=True, seed=5)
+    cached = VideoClips(records, spec, tf, train=True, seed=5, cache_frames=True)
+    for _ in range(3):  # the same draws, frames from the cache once decoded
+        for i in range(2):
+            assert torch.equal(plain[i]["video"], cached[i]["video"])
+    info, store = cached._cache[0]
+    assert info.num_frames == 100 and 4 <= len(store) <= 12
+    with pytest.raises(VIDEO_ERRORS):
+        VideoClips(_records(videos, tmp_path)[1:2], spec, tf, cache_frames=True)[0]

@@ -95,3 +95,12 @@ def test_truncated_files_name_the_file(videos, tmp_path):
 def test_index_out_of_range(videos):
     with pytest.raises(VideoError, match=r"ramp.mp4: frame index 100 out of range \[0, 100\)"):
         read_frames(videos[".mp4"], [100])
+
+
+def test_a_count_one_frame_high_reads_the_last_frame(videos):
+    with open_video(videos[".webm"]) as v:
+        every = list(v.iter_frames())
+    with open_video(videos[".webm"]) as v:
+        v.info = type(v.info)(**{**v.info.__dict__, "num_frames": 101})  # as if the duration said 101 frames
+        last = v.get([99, 100])
+    assert np.array_equal(last[0], every[99]) and np.array_equal(last[1], every[99])

@@ -34,6 +34,9 @@ def _add_sampling_args(p, training: bool = True, eval_clips: bool = True) -> Non
     g.add_argument("--short", choices=["error", "repeat"], default="error",
                    help="videos shorter than a clip: error (skipped, counted) or repeat the last frame")
     g.add_argument("--video-root", help="folder that relative video paths in the annotation file are under")
+    if training:
+        g.add_argument("--cache-frames", action="store_true",
+                       help="keep decoded frames in memory (small datasets of short clips: decoding then runs once)")
 
 
 def _register_data_videos(group) -> None:
@@ -153,7 +156,8 @@ def run_finetune(args) -> int:
     fargs = VideoClassifyArgs(out=args.out, data=args.data, val_data=args.val_data, video_root=args.video_root,
                               preset=args.preset, model=args.model, num_frames=args.frames, sampling=args.sampling,
                               sample_fps=args.sample_fps, temporal=args.temporal, augment=args.augment,
-                              val_fraction=args.val_fraction, eval_clips=args.clips, short=args.short)
+                              val_fraction=args.val_fraction, eval_clips=args.clips, short=args.short,
+                              cache_frames=args.cache_frames)
     print_json(finetune_video_classifier(fargs, train_config(args), resume=args.resume))
     return 0
 
@@ -168,7 +172,7 @@ def run_pretrain(args) -> int:
                           temporal=args.temporal, temporal_depth=args.temporal_depth,
                           temporal_heads=args.temporal_heads, num_frames=args.frames, sampling=args.sampling,
                           sample_fps=args.sample_fps, augment=args.augment, val_fraction=args.val_fraction,
-                          short=args.short)
+                          short=args.short, cache_frames=args.cache_frames)
     print_json(pretrain_video_clip(pargs, train_config(args), resume=args.resume))
     return 0
 

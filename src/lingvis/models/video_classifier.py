@@ -85,11 +85,7 @@ register_family("video_classifier", VideoClassifierConfig, VideoClassifier,
                 "video backbone (frames + temporal head, or any video family) + linear head")
 register_preset("video-classifier-nano", "video_classifier", "video-frames-nano backbone + linear head: tests",
                 backbone=dict(frame=NANO_VIT, temporal_depth=1, max_frames=16), num_frames=4)
+TINY_FRAME = dict(image_size=32, patch_size=8, dim=64, depth=2, heads=4, mlp_hidden=256)
 register_preset("video-classifier-tiny", "video_classifier",
-                "32px ViT per frame (patch 8, 3 layers, width 96) + 2-layer temporal transformer: CPU training",
-                backbone=dict(frame=dict(image_size=32, patch_size=8, dim=96, depth=3, heads=4, mlp_hidden=384),
-                              temporal_depth=2, temporal_heads=4, max_frames=32), num_frames=8)
-register_preset("video-classifier-tiny-mean", "video_classifier",
-                "video-classifier-tiny with mean pooling over frames (the order-blind baseline)",
-                backbone=dict(frame=dict(image_size=32, patch_size=8, dim=96, depth=3, heads=4, mlp_hidden=384),
-                              temporal="mean", max_frames=32), num_frames=8)
+                "32px ViT per frame (patch 8, 2 layers, width 64) + 2-layer temporal transformer: CPU training",
+                backbone=dict(frame=TINY_FRAME, temporal_depth=2, temporal_heads=4, max_frames=32), num_frames=8)

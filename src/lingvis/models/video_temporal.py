@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..nn import Block, BlockConfig
@@ -23,9 +24,14 @@ def check_temporal(mode: str, width: int, heads: int, depth: int, max_frames: in
 
 
 class TemporalMixer(nn.Module):
-    """(B, T, D) frame embeddings -> (B, T, D) mixed across time. The blocks' output projections start at
-    zero, so a new mixer returns its input plus the (small) frame positions: training starts from the
-    mean-pooling baseline and learns what order adds."""
+    """(B, T, D) frame embeddings -> (B, T, D) mixed across time.
+
+    The blocks run on `h0 = norm(x) + frame_pos` (a parameter-free LayerNorm puts the frames on the scale
+    of the positions, which start at unit scale so that order is visible from the first step) and the
+    mixer returns `x + (blocks(h0) - h0)`: the frames plus what the residual branches add (CLIP4Clip also
+    adds the input back). The branches' output projections start at zero, so a new mixer returns its input
+    exactly: training starts from the mean-pooling baseline (and from a pretrained CLIP's own embeddings)
+    and learns what order adds."""
 
     def __init__(self, dim: int, mode: str = "transformer", depth: int = 2, heads: int = 4,
                  mlp_hidden: int | None = None, max_frames: int = 32, dropout: float = 0.0,
@@ -36,7 +42,7 @@ class TemporalMixer(nn.Module):
         if mode == "mean":
             self.frame_pos, self.blocks = None, nn.ModuleList()
             return
-        self.frame_pos = nn.Parameter(torch.randn(max_frames, dim) * 0.02)
+        self.frame_pos = nn.Parameter(torch.randn(max_frames, dim))
         cfg = BlockConfig(dim=dim, n_heads=heads, mlp_hidden=mlp_hidden or 4 * dim, activation=activation,
                           norm_eps=norm_eps, prenorm=True, dropout=dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(depth))
@@ -53,13 +59,14 @@ class TemporalMixer(nn.Module):
         # frames: (B, T, D)
         if self.mode == "mean":
             return frames
-        T = frames.shape[1]
+        T, D = frames.shape[1:]
         if T > self.max_frames:
             raise ValueError(f"{T} frames, but the temporal model has positions for max_frames={self.max_frames}")
-        x = frames + self.frame_pos[:T].to(frames.dtype)  # (B, T, D)
+        h0 = F.layer_norm(frames, (D,)) + self.frame_pos[:T].to(frames.dtype)  # (B, T, D)
+        h = h0
         for block in self.blocks:
-            x = block(x)  # bidirectional attention over the frames
-        return x  # (B, T, D)
+            h = block(h)  # bidirectional attention over the frames
+        return frames + (h - h0)  # (B, T, D)
 
 
 def check_video(video: torch.Tensor, owner: str) -> None:

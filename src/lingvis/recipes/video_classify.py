@@ -40,6 +40,7 @@ class VideoClassifyArgs:
     val_fraction: float = 0.1
     eval_clips: int = 1              # clips per validation video (scores averaged)
     short: str = "error"             # too-short videos: error (skipped and counted) | repeat (last frame)
+    cache_frames: bool = False       # keep decoded frames in memory (small sets of short clips)
 
 
 def _frames_backbone(frame_encoder: nn.Module) -> dict:
@@ -118,9 +119,10 @@ def finetune_video_classifier(args: VideoClassifyArgs, cfg: TrainConfig, resume:
     skipped = SkipCounter()
     train_set = SafeDataset(VideoClips(train, sampling_for(model, short=args.short),
                                        transform_for_video(model, train=args.augment, seed=cfg.seed), labels,
-                                       train=True, seed=cfg.seed), skipped, errors=VIDEO_ERRORS)
+                                       train=True, seed=cfg.seed, cache_frames=args.cache_frames),
+                            skipped, errors=VIDEO_ERRORS)
     val_set = SafeDataset(VideoClips(val, sampling_for(model, args.eval_clips, args.short), transform_for_video(model),
-                                     labels), skipped, errors=VIDEO_ERRORS)
+                                     labels, cache_frames=args.cache_frames), skipped, errors=VIDEO_ERRORS)
     trainer = Trainer(model, VideoClassifyTask(), train_set, val_set, cfg, args.out)
     summary = trainer.fit(resume=resume)
     summary.update(classes=classes, train_videos=len(train), val_videos=len(val), skipped_videos=skipped.count,

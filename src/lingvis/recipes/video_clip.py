@@ -45,6 +45,7 @@ class VideoCLIPArgs:
     val_fraction: float = 0.1
     max_val: int = 1000
     short: str = "error"
+    cache_frames: bool = False       # keep decoded frames in memory (small sets of short clips)
 
 
 def _overrides(args: VideoCLIPArgs) -> dict:
@@ -111,9 +112,9 @@ def pretrain_video_clip(args: VideoCLIPArgs, cfg: TrainConfig, resume: bool = Fa
     skipped = SkipCounter()
     train_set = SafeDataset(VideoClips(train, sampling_for(model, short=args.short),
                                        transform_for_video(model, train=args.augment, seed=cfg.seed), train=True,
-                                       seed=cfg.seed), skipped, errors=VIDEO_ERRORS)
-    val_set = SafeDataset(VideoClips(val, sampling_for(model, short=args.short), transform_for_video(model)),
-                          skipped, errors=VIDEO_ERRORS)
+                                       seed=cfg.seed, cache_frames=args.cache_frames), skipped, errors=VIDEO_ERRORS)
+    val_set = SafeDataset(VideoClips(val, sampling_for(model, short=args.short), transform_for_video(model),
+                                     cache_frames=args.cache_frames), skipped, errors=VIDEO_ERRORS)
     task = VideoContrastiveTask(lambda texts: model.tokenize(tokenizer, texts))
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)

@@ -217,16 +217,18 @@ class AVVideo:
                 if frames is None or self._should_seek(self._frame_time(current), t):
                     frames, current = self._seek(t)
                     last_key = self._frame_time(current) if current is not None and current.key_frame else None
-                array = None
+                array = prev = None
                 while current is not None and self._frame_time(current) < t - tol:
-                    current = next(frames, None)
+                    prev, current = current, next(frames, None)
                     if current is not None and current.key_frame:
                         now = self._frame_time(current)
                         if last_key is not None:
                             self._gop = max(self._gop or 0.0, now - last_key)
                         last_key = now
                 if current is None:
-                    self._ended_early(i, t)
+                    if prev is None or t - self._frame_time(prev) > 2.5 / self.fps:
+                        self._ended_early(i, t)
+                    current = prev  # the header's count (or duration) was a frame or two high
             if array is None:
                 array = current.to_ndarray(format="rgb24")  # (H, W, 3)
             got[i] = array

@@ -29,12 +29,14 @@ def pick_codec(suffix: str) -> str:
 
 
 def write_video(path: str | Path, frames: Iterable, fps: float = 25.0, codec: str | None = None,
-                quality: int = 12, keyframe_interval: int | None = None, faststart: bool = True) -> Path:
+                quality: int = 12, keyframe_interval: int | None = None, faststart: bool = True,
+                codec_options: dict[str, str] | None = None) -> Path:
     """Encode frames ((H, W, 3) uint8 arrays or PIL images, all the same even size) into `path`.
 
     `quality`: x264/VP9 CRF (lower = better; the default keeps synthetic shapes nearly lossless);
     `keyframe_interval`: frames between keyframes (default: the encoder's); `faststart` puts the MP4
-    index first (a cut-off file then still opens, and reports how far it got)."""
+    index first (a cut-off file then still opens, and reports how far it got); `codec_options` go to the
+    encoder as they are (e.g. {"preset": "veryfast"} for x264)."""
     av = require("av", "video writing")
     path = Path(path)
     codec = codec or pick_codec(path.suffix)
@@ -55,7 +57,7 @@ def write_video(path: str | Path, frames: Iterable, fps: float = 25.0, codec: st
                 codec_opts["g"] = str(keyframe_interval)
             if codec == "mpeg4":
                 codec_opts["qscale"] = "2"
-            stream.options = codec_opts
+            stream.options = {**codec_opts, **(codec_options or {})}
             for frame in frames:
                 arr = np.asarray(frame.convert("RGB") if isinstance(frame, Image.Image) else frame, dtype=np.uint8)
                 if arr.ndim != 3 or arr.shape[2] != 3:
