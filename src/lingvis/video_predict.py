@@ -21,9 +21,11 @@ def _device(model) -> torch.device:
 
 
 def video_batches(model, paths: Sequence[str | Path], clips: int = 1, batch_size: int = 8,
-                  errors: list[str] | None = None, short: str = "error") -> Iterator[tuple[list[int], torch.Tensor]]:
+                  errors: list[str] | dict[int, str] | None = None, short: str = "error"
+                  ) -> Iterator[tuple[list[int], torch.Tensor]]:
     """(positions in `paths`, (B, K, T, C, H, W) clips) per batch of readable videos, sampled and transformed
-    as the model was trained. Unreadable videos go to `errors` (or raise, naming the file)."""
+    as the model was trained. Unreadable videos go to `errors` (a list of messages, or a dict position ->
+    message), or raise, naming the file."""
     spec, tf = sampling_for(model, clips, short), transform_for_video(model)
     kept, tensors = [], []
     for i, p in enumerate(paths):
@@ -33,7 +35,10 @@ def video_batches(model, paths: Sequence[str | Path], clips: int = 1, batch_size
         except VIDEO_ERRORS as e:
             if errors is None:
                 raise
-            errors.append(str(e))
+            if isinstance(errors, dict):
+                errors[i] = str(e)
+            else:
+                errors.append(str(e))
         if len(tensors) == batch_size:
             yield kept, torch.stack(tensors)
             kept, tensors = [], []
@@ -43,7 +48,7 @@ def video_batches(model, paths: Sequence[str | Path], clips: int = 1, batch_size
 
 @torch.no_grad()
 def classify_videos(model, paths: Sequence[str | Path], clips: int = 1, top_k: int = 5, batch_size: int = 8,
-                    errors: list[str] | None = None) -> list[dict]:
+                    errors: list[str] | dict[int, str] | None = None) -> list[dict]:
     """[{"file", "label", "score", "top5": [{"label", "score"}]}] for the readable videos, in order."""
     if model.family != "video_classifier":
         raise ValueError(f"a {model.family} model does not classify videos; pass a video classifier run")

@@ -197,16 +197,15 @@ def run_classify(args) -> int:
 
     model = _load(args.model, args.device, ("video_classifier",))
     paths = _videos(args.videos)
-    errors: list[str] = []
-    results = {r["file"]: r for r in classify_videos(model, paths, args.clips, args.top_k, args.batch_size, errors)}
-    for p in paths:
-        if str(p) in results:
-            print(json.dumps(results[str(p)]))
+    failed: dict[int, str] = {}
+    results = iter(classify_videos(model, paths, args.clips, args.top_k, args.batch_size, failed))
+    for i, p in enumerate(paths):
+        if i in failed:
+            print(f"warning: skipped {failed[i]}", file=sys.stderr)
+            print(json.dumps({"file": str(p), "error": failed[i]}))
         else:
-            reason = next((e for e in errors if str(p) in e), "unreadable video")
-            print(f"warning: skipped {reason}", file=sys.stderr)
-            print(json.dumps({"file": str(p), "error": reason}))
-    return 0 if results else 1
+            print(json.dumps(next(results)))
+    return 0 if len(failed) < len(paths) else 1
 
 
 def run_search(args) -> int:

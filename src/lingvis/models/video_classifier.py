@@ -85,7 +85,13 @@ register_family("video_classifier", VideoClassifierConfig, VideoClassifier,
                 "video backbone (frames + temporal head, or any video family) + linear head")
 register_preset("video-classifier-nano", "video_classifier", "video-frames-nano backbone + linear head: tests",
                 backbone=dict(frame=NANO_VIT, temporal_depth=1, max_frames=16), num_frames=4)
-TINY_FRAME = dict(image_size=32, patch_size=8, dim=64, depth=2, heads=4, mlp_hidden=256)
+# a small ResNet with attention pooling (its learned positions keep where things are in the frame)
+TINY_FRAME = dict(image_size=32, stem_width=32, stem_stride=2, widths=[32, 64, 128], depths=[1, 1, 1], attn_heads=4,
+                  embed_dim=128, norm="groupnorm")
 register_preset("video-classifier-tiny", "video_classifier",
-                "32px ViT per frame (patch 8, 2 layers, width 64) + 2-layer temporal transformer: CPU training",
-                backbone=dict(frame=TINY_FRAME, temporal_depth=2, temporal_heads=4, max_frames=32), num_frames=8)
+                "32px ResNet per frame (3 stages, attention pooling) + 2-layer temporal transformer: CPU training",
+                backbone=dict(frame_family="cnn", frame=TINY_FRAME, temporal_depth=2, temporal_heads=4, max_frames=32),
+                num_frames=8)
+register_preset("video-classifier-tiny-mean", "video_classifier",
+                "video-classifier-tiny with mean pooling over frames (the order-blind baseline)",
+                backbone=dict(frame_family="cnn", frame=TINY_FRAME, temporal="mean", max_frames=32), num_frames=8)

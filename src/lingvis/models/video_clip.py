@@ -13,7 +13,7 @@ from torch import nn
 
 from .clip import CLIP
 from .registry import PRESETS, make_config, register_family, register_preset
-from .video_classifier import SAMPLINGS
+from .video_classifier import SAMPLINGS, TINY_FRAME
 from .video_temporal import TemporalMixer, check_temporal, check_video
 
 
@@ -112,11 +112,9 @@ register_preset("video-clip-b-32", "video_clip", "CLIP ViT-B/32 per frame + 4-la
                 "(CLIP4Clip seqTransf)", clip=_clip_fields("clip-vit-b-32"), temporal_heads=8, num_frames=12)
 register_preset("video-clip-nano", "video_clip", "clip-nano per frame + 1 temporal layer: tests",
                 clip=_clip_fields("clip-nano"), temporal_depth=1, temporal_heads=4, max_frames=16, num_frames=4)
-register_preset("video-clip-tiny", "video_clip", "32px ViT (patch 8, 2 layers, width 64) + 2-layer text tower, "
+register_preset("video-clip-tiny", "video_clip", "32px ResNet per frame (attention pooling) + 2-layer text tower, "
                 "2-layer temporal transformer: CPU training",
-                clip=_clip_fields("clip-nano", vision=dict(image_size=32, patch_size=8, dim=64, depth=2, heads=4,
-                                                           mlp_hidden=256, pre_norm=True, patch_bias=False,
-                                                           final_norm="pooled", activation="quick_gelu"),
+                clip=_clip_fields("clip-nano", vision_family="cnn", vision=TINY_FRAME,
                                   text=dict(vocab_size=256, context_length=24, dim=64, depth=2, heads=4,
                                             mlp_hidden=256), projection_dim=64),
                 temporal_depth=2, temporal_heads=4, num_frames=8)
