@@ -6,7 +6,8 @@ import torch
 
 import lingvis
 from lingvis.data.packing import PackedLMDataset
-from lingvis.lora import LoRAConfig, LoRALinear, apply_lora, export_merged, lora_parameters
+from lingvis.api import export_merged
+from lingvis.lora import LoRAConfig, LoRALinear, apply_lora, lora_parameters
 from lingvis.models import FAMILIES
 from lingvis.tasks.lm import CausalLMTask
 from lingvis.train.config import TrainConfig

@@ -97,3 +97,22 @@ def test_empty_prompt_and_stream_of_a_list_are_rejected(lm):
         lingvis.generate(model, tok, "", max_new_tokens=3)
     with pytest.raises(ValueError, match="single prompt"):
         lingvis.generate(model, tok, ["a", "b"], stream=True)
+
+
+def test_every_eos_id_of_the_tokenizer_stops_generation(lm):
+    """A tokenizer with extra end-of-generation ids (generation_config.json, e.g. Llama 3's <|eot_id|>) stops
+    at any of them, streamed, batched or not."""
+    from lingvis.tokenizers import Tokenizer
+
+    model, tok = lm
+    kw = dict(max_new_tokens=12, temperature=1.0, seed=1)  # seeded sampling: varied, reproducible tokens
+    free = lingvis.generate(model, tok, "To be", **kw)
+    ids = tok.encode(free)
+    k = next(k for k in range(1, len(ids)) if ids[k] not in ids[:k])  # the first new token after the start
+    stopper = ids[k]
+    multi = Tokenizer(tok.backend, tok.special_tokens, eos_ids=[stopper])
+    assert multi.eos_ids == [tok.eos_id, stopper] and stopper != tok.eos_id
+    want = tok.decode(ids[:k])
+    assert lingvis.generate(model, multi, "To be", **kw) == want
+    assert "".join(lingvis.generate(model, multi, "To be", stream=True, **kw)) == want
+    assert lingvis.generate(model, multi, ["To be"], **kw) == [want]

@@ -7,11 +7,12 @@ from types import ModuleType
 # import name -> (pip distribution, lingvis extra that installs it)
 OPTIONAL = {
     "sacrebleu": ("sacrebleu", "eval"),
-    "pycocoevalcap": ("pycocoevalcap", "eval"),
-    "sklearn": ("scikit-learn", "eval"),
+    "pycocoevalcap": ("pycocoevalcap", "test"),  # parity reference of lingvis.eval.captioning
+    "sklearn": ("scikit-learn", "test"),          # parity reference of lingvis.eval.classification; digits
     "fastapi": ("fastapi", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "httpx": ("httpx", "serve"),
+    "prometheus_client": ("prometheus-client", "serve"),
     "transformers": ("transformers", "ref"),
     "sentence_transformers": ("sentence-transformers", "ref"),
     "sentencepiece": ("sentencepiece", "ref"),

@@ -1,6 +1,7 @@
 """The top-level contract: `load`, `save`, `load_tokenizer`."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import torch
 from torch import nn
 
 from . import interop
-from .io import META_FILE, CheckpointError, atomic_dir, load_native, write_native_files, config_dict
+from .io import META_FILE, CheckpointError, atomic_dir, load_native, native_meta, write_native_files
+from .lora import merge_lora
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -18,7 +20,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_file():
         raise CheckpointError(f"{p} is a file; pass the folder that holds config.json or {META_FILE}")
-    if (p / META_FILE).is_file() or (p / "config.json").is_file():
+    if (p / META_FILE).is_file() or (p / "config.json").is_file() or (p / "model_index.json").is_file():
         return p
     for pointer in ("best", "last"):
         ptr = p / "checkpoints" / f"{pointer}.json"
@@ -34,7 +36,20 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
-    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module."""
+    """Load a lingvis or Hugging Face checkpoint folder (or a run folder) as an eval-mode module. A PEFT
+    LoRA adapter folder loads its `base_model_name_or_path` with the adapter merged in; a llama.cpp `.gguf`
+    file (GPT-2 / Llama family) loads dequantised to fp32."""
+    from .interop import adapters
+
+    if Path(path).is_file() and Path(path).suffix == ".gguf":
+        from .interop.gguf_load import load_gguf
+
+        model = load_gguf(path)
+        return model.to(device) if device is not None else model
+    if (Path(path) / adapters.ADAPTER_CONFIG).is_file() and not any(
+            (Path(path) / f).is_file() for f in (META_FILE, "config.json")):
+        model = adapters.apply_adapter(load(adapters.base_model_path(path)), path)
+        return model.to(device) if device is not None else model
     p = resolve_checkpoint(path)
     model = load_native(p) if (p / META_FILE).is_file() else interop.load_hf(p)
     return model.to(device) if device is not None else model
@@ -43,10 +58,20 @@ def load(path: str | Path, device: str | torch.device | None = None) -> nn.Modul
 def load_tokenizer(path: str | Path):
     from .tokenizers import Tokenizer
 
+    from .interop import adapters
+
     p = Path(path)
+    if p.is_file() and p.suffix == ".gguf":
+        from .interop.gguf_load import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(p)
     if p.is_dir() and not (p / "tokenizer.json").is_file() and not (p / "vocab.json").is_file() \
             and not (p / "vocab.txt").is_file():
+        if (p / adapters.ADAPTER_CONFIG).is_file() and not (p / META_FILE).is_file():
+            return load_tokenizer(adapters.base_model_path(p))  # an adapter folder: the base model's
         p = resolve_checkpoint(p)
+    if (p / "model_index.json").is_file():  # a diffusers pipeline keeps it in tokenizer/
+        return interop.diffusers.load_pipeline_tokenizer(p)
     return Tokenizer.load(p)
 
 
@@ -56,24 +81,24 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
     if format not in ("auto", "hf", "lingvis"):
         raise ValueError(f"format must be auto, hf or lingvis, got {format!r}")
     _check_destination(Path(path))
-    exporter = interop.EXPORTERS.get(getattr(model, "family", ""))
     with atomic_dir(path) as tmp:
         written = False
-        if format in ("auto", "hf") and exporter is not None:
-            written = exporter(model, tmp)
+        tokenizer_written = False
+        if format in ("auto", "hf"):
+            written, tokenizer_written = interop.export_hf(model, tmp, tokenizer)
         if format == "hf" and not written:
             raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
                              "use format='lingvis'")
         if not written:
-            write_native_files(model, tmp, {"format": "lingvis", "version": 1, "family": model.family,
-                                            "config": config_dict(model)})
-        if tokenizer is not None:
+            write_native_files(model, tmp, native_meta(model))
+        if tokenizer is not None and not tokenizer_written:
             tokenizer.save(tmp)
             _stamp_special_ids(tmp, tokenizer)
     return Path(path)
 
 
-MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+MODEL_FILES = (META_FILE, "config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json",
+               "model_index.json")
 
 
 def _check_destination(path: Path) -> None:
@@ -95,3 +120,38 @@ def _stamp_special_ids(folder: Path, tokenizer) -> None:
             if value is not None:
                 cfg[key] = value
         cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def export_merged(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto") -> Path:
+    """Write a merged copy of a LoRA adapter model (the model itself is left as it is)."""
+    return save(merge_lora(copy.deepcopy(model)).eval(), path, tokenizer=tokenizer, format=format)
+
+
+def export_adapter(checkpoint: str | Path, path: str | Path, base_out: str | Path | None = None,
+                   tokenizer=None) -> Path:
+    """Write the adapters of a LoRA checkpoint (or run) folder in the PEFT format (adapter_config.json +
+    adapter_model.safetensors, plus the tokenizer if given). With `base_out`, also write the base model
+    (the frozen weights without adapters) there as Hugging Face files and name it in the adapter config,
+    so `peft.PeftModel.from_pretrained(AutoModel...(base_out), path)` and `lingvis.load(path)` both work."""
+    from .interop.adapters import write_adapter
+    from .io import WEIGHTS_FILE, load_state, read_safetensors
+    from .models import registry
+
+    ckpt = resolve_checkpoint(checkpoint)
+    meta = json.loads((ckpt / META_FILE).read_text()) if (ckpt / META_FILE).is_file() else {}
+    if not meta.get("lora"):
+        raise CheckpointError(f"{ckpt} holds no LoRA adapters ({META_FILE} has no \"lora\" entry); train with "
+                              "--lora-rank to get some")
+    config = registry.make_config(meta["family"], meta.get("config", {}))
+    state = read_safetensors(ckpt / WEIGHTS_FILE)
+    base = None
+    if base_out is not None:
+        model = registry.family(meta["family"]).model_cls(config)
+        load_state(model, {k: v for k, v in state.items() if ".lora_" not in k}, source=str(ckpt / WEIGHTS_FILE))
+        save(model.eval(), base_out, tokenizer=tokenizer, format="hf")
+        base = str(Path(base_out).resolve())
+    with atomic_dir(path) as tmp:
+        write_adapter(tmp, meta["family"], config, meta["lora"], state, base_model=base)
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+    return Path(path)

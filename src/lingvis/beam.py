@@ -153,36 +153,39 @@ class BeamState:
 
 
 def prefill(model, input_ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor | None, k: int,
-            max_len: int) -> tuple[torch.Tensor, KVCache]:
+            max_len: int, inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
     """Run each (B, T) prompt once (its k beams all start from it), then copy its cache rows to every beam.
     Returns the last position's (B*k, V) logits and a (B*k)-row cache holding T positions."""
     B = input_ids.shape[0]
     cache = model.new_cache(B, max_len)
-    logits = model(input_ids, attention_mask=mask, position_ids=pos, cache=cache, last_only=True)[:, -1]  # (B, V)
+    prompt = {} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
+    logits = model(None if inputs_embeds is not None else input_ids, attention_mask=mask, position_ids=pos,
+                   cache=cache, last_only=True, **prompt)[:, -1]  # (B, V)
     cache.reorder(torch.arange(B, device=input_ids.device).repeat_interleave(k), cross=True)
     return logits.repeat_interleave(k, 0), cache
 
 
 @torch.inference_mode()
 def beam_search(model, input_ids: torch.Tensor, cfg: BeamConfig,
-                attention_mask: torch.Tensor | None = None) -> BeamOutput:
+                attention_mask: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> BeamOutput:
     """Beam search from (B, T) prompts (left-padded with `attention_mask` for causal LMs; the decoder start
-    token for a `DecoderView`). Returns the `num_return_sequences` best hypotheses per prompt."""
+    token for a `DecoderView`). `inputs_embeds` (B, T, C) replaces the prompt's token embeddings in the
+    prefill. Returns the `num_return_sequences` best hypotheses per prompt."""
     cfg.validate()
     B, T = input_ids.shape
-    K, N = cfg.num_beams, cfg.max_new_tokens
+    N = cfg.max_new_tokens
     check_context(T, N, model.context_length)
     mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
     pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
     with packed_linears(model):  # oneDNN packed weights for the small-batch steps (nn/packed_linear.py)
-        return _search(model, input_ids, cfg, mask, pos)
+        return _search(model, input_ids, cfg, mask, pos, inputs_embeds)
 
 
 def _search(model, input_ids: torch.Tensor, cfg: BeamConfig, mask: torch.Tensor | None,
-            pos: torch.Tensor | None) -> BeamOutput:
+            pos: torch.Tensor | None, inputs_embeds: torch.Tensor | None = None) -> BeamOutput:
     B, T = input_ids.shape
     K, N = cfg.num_beams, cfg.max_new_tokens
-    logits, cache = prefill(model, input_ids, mask, pos, K, T + N)
+    logits, cache = prefill(model, input_ids, mask, pos, K, T + N, inputs_embeds)
     step_model = model.expand_beams(K) if hasattr(model, "expand_beams") else model
     if mask is not None:
         mask, pos = mask.repeat_interleave(K, 0), pos.repeat_interleave(K, 0)  # (B*K, T)
@@ -209,7 +212,7 @@ def _search(model, input_ids: torch.Tensor, cfg: BeamConfig, mask: torch.Tensor 
 
 def generate_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                     default_eos: int | None = None, default_pad: int = 0, num_beams: int = 1,
-                    **kw) -> torch.Tensor:
+                    inputs_embeds: torch.Tensor | None = None, **kw) -> torch.Tensor:
     """(B, T) prompt ids -> (B * R, T + N) ids by beam search (`num_beams` > 1, `BeamConfig` keywords) or by
     greedy/sampled decoding (`SamplingConfig` keywords). Rows end at eos; shorter rows are padded."""
     if "eos_ids" not in kw and default_eos is not None:
@@ -221,7 +224,8 @@ def generate_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
         raise ValueError(f"option(s) {unknown} do not apply to {mode}")
     if num_beams > 1:
         kw.setdefault("pad_id", default_pad)
-        out = beam_search(model, input_ids, BeamConfig(num_beams=num_beams, **kw), attention_mask)
+        out = beam_search(model, input_ids, BeamConfig(num_beams=num_beams, **kw), attention_mask, inputs_embeds)
         return out.sequences.flatten(0, 1)
-    steps = [t[:, None] for t in stream_ids(model, input_ids, SamplingConfig(**kw), attention_mask)]
+    steps = [t[:, None] for t in stream_ids(model, input_ids, SamplingConfig(**kw), attention_mask,
+                                            inputs_embeds=inputs_embeds)]
     return torch.cat([input_ids, *steps], dim=1)

@@ -103,16 +103,21 @@ def left_padded_lengths(mask: torch.Tensor) -> torch.Tensor | None:
     return lengths if bool((mask.bool() == expect).all()) else None
 
 
-def prefill_unpadded(model, input_ids: torch.Tensor, lengths: torch.Tensor, cache) -> torch.Tensor:
+def prefill_unpadded(model, input_ids: torch.Tensor, lengths: torch.Tensor, cache,
+                     inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
     """Prefill left-padded prompts without computing the padding: the rows of each real length L run
-    together on their last L ids, and their keys/values land in `cache` at positions T-L..T, where the
-    padded prefill would have put them. Returns the (B, V) logits at each prompt's last token."""
+    together on their last L ids (or embeddings), and their keys/values land in `cache` at positions
+    T-L..T, where the padded prefill would have put them. Returns the (B, V) logits at each prompt's last
+    token."""
     B, T = input_ids.shape
     out = None
     for L in sorted(set(lengths.tolist())):
         rows = (lengths == L).nonzero().squeeze(1)  # (G,)
         part = model.new_cache(len(rows), L)
-        logits = model(input_ids[rows, T - L:], cache=part, last_only=True)[:, -1]  # (G, V)
+        if inputs_embeds is None:
+            logits = model(input_ids[rows, T - L:], cache=part, last_only=True)[:, -1]  # (G, V)
+        else:
+            logits = model(inputs_embeds=inputs_embeds[rows, T - L:], cache=part, last_only=True)[:, -1]
         cache.write_rows(part, rows, T - L, B)
         if out is None:
             out = logits.new_empty(B, logits.shape[-1])
@@ -158,9 +163,12 @@ class _Live:
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True,
-               finished: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
+               finished: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Yield (B,) next-token ids step by step; finished rows keep yielding their eos id (0 without one).
     `finished`, called with each step's (B,) ids, may end rows early (a (B,) bool; e.g. stop strings).
+    `inputs_embeds` (B, T, C) replaces the prompt's token embeddings in the prefill (image or video features
+    among text tokens); `input_ids` then only serves the repetition penalty and may hold placeholder ids.
 
     No compute goes to padding or finished rows for models whose rows are independent (`row_independent`,
     e.g. GPT): left-padded prompts are prefilled unpadded, grouped by length, and rows that reached eos
@@ -175,9 +183,16 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     slide = T + cfg.max_new_tokens > context
     if slide and mask is not None:
         raise ValueError("sliding-window generation past the context needs prompts of equal length")
+    if slide and inputs_embeds is not None:
+        raise ValueError("generation from inputs_embeds cannot slide past the context (the prompt cannot be "
+                         "re-embedded); lower max_new_tokens")
+    if inputs_embeds is not None and (inputs_embeds.shape[:2] != input_ids.shape or not use_cache):
+        raise ValueError(f"inputs_embeds {tuple(inputs_embeds.shape)} must match input_ids "
+                         f"{tuple(input_ids.shape)} in (B, T), and needs the KV cache")
     cache = model.new_cache(B, min(context, T + cfg.max_new_tokens)) if use_cache else None
     independent = bool(getattr(model, "row_independent", False))
-    lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None else None
+    lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None \
+        and cache.holds_unwrapped(T) else None
     eos = torch.tensor(cfg.eos_ids or [-1], device=input_ids.device)
     fill = eos[0].clamp(min=0)
     live = _Live(torch.arange(B, device=input_ids.device), input_ids, mask, pos,
@@ -190,7 +205,10 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
             elif slide and cache is None and step_in.shape[1] > context:
                 step_in = live.seq[:, -context:]
             if step == 0 and lengths is not None:
-                logits = prefill_unpadded(model, input_ids, lengths, cache)  # (B, V)
+                logits = prefill_unpadded(model, input_ids, lengths, cache, inputs_embeds)  # (B, V)
+            elif step == 0 and inputs_embeds is not None:
+                logits = model(inputs_embeds=inputs_embeds, attention_mask=live.mask, position_ids=live.step_pos,
+                               cache=cache, last_only=True)[:, -1]
             else:
                 logits = model(step_in, attention_mask=live.mask, position_ids=live.step_pos, cache=cache,
                                last_only=True)[:, -1]
@@ -213,8 +231,9 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
 
 
 def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 use_cache: bool = True, **kw) -> torch.Tensor:
+                 use_cache: bool = True, inputs_embeds: torch.Tensor | None = None, **kw) -> torch.Tensor:
     """(B, T) prompt ids -> (B, T + N) ids. Keyword arguments are `SamplingConfig` fields."""
     cfg = SamplingConfig(**kw)
-    out = [t[:, None] for t in stream_ids(model, input_ids, cfg, attention_mask, use_cache)]
+    out = [t[:, None] for t in stream_ids(model, input_ids, cfg, attention_mask, use_cache,
+                                          inputs_embeds=inputs_embeds)]
     return torch.cat([input_ids, *out], dim=1)

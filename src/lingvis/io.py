@@ -27,26 +27,31 @@ class CheckpointError(ValueError):
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path):
-    """Yield a temporary sibling folder; on success it replaces `path` in one rename (the old one is
-    moved aside first and removed last, so a crash leaves either the old or the new folder)."""
+    """Yield a temporary sibling folder; on success it replaces `path` (see `publish_dir`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_dir(tmp: Path, path: Path) -> None:
+    """Make the finished folder `tmp` appear as `path` in one rename: its files are synced first, and an old
+    `path` is moved aside before and removed after, so a crash leaves either the old or the new folder."""
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    old = path.with_name(f".{path.name}.old")
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -100,12 +105,15 @@ def config_dict(model: nn.Module) -> dict:
     return dataclasses.asdict(model.config)
 
 
+def native_meta(model: nn.Module, extra: dict | None = None) -> dict:
+    """The `lingvis.json` of a native checkpoint: format, version, family and config (+ extras)."""
+    return {"format": "lingvis", "version": 1, "family": model.family, "config": config_dict(model), **(extra or {})}
+
+
 def save_native(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     """Write `lingvis.json` + `model.safetensors` into `path` (atomically)."""
-    meta = {"format": "lingvis", "version": 1, "family": model.family, "config": config_dict(model),
-            **(extra or {})}
     with atomic_dir(path) as tmp:
-        write_native_files(model, tmp, meta)
+        write_native_files(model, tmp, native_meta(model, extra))
     return Path(path)
 
 
@@ -139,9 +147,10 @@ def load_native(path: str | Path) -> nn.Module:
     except (TypeError, ValueError) as e:  # unknown field, wrong value type, impossible sizes
         raise CheckpointError(f"{path / META_FILE}: {e}") from e
     if meta.get("lora"):  # a LoRA training checkpoint: base weights + adapters, returned merged
-        from .lora import restore_merged
+        from .lora import LoRAConfig, apply_lora, merge_lora
 
-        return restore_merged(model, meta["lora"], read_safetensors(path / WEIGHTS_FILE),
-                              str(path / WEIGHTS_FILE)).eval()
+        apply_lora(model, LoRAConfig(**meta["lora"]))
+        load_state(model, read_safetensors(path / WEIGHTS_FILE), source=str(path / WEIGHTS_FILE))
+        return merge_lora(model).eval()
     load_state(model, read_safetensors(path / WEIGHTS_FILE), source=str(path / WEIGHTS_FILE))
     return model.eval()

@@ -5,15 +5,14 @@
 which keeps the frozen weight under the same name and adds `lora_A` (r, in) and `lora_B` (out, r):
     y = x W^T + b + (alpha / r) * dropout(x) A^T B^T
 Everything else is frozen except parameters whose names contain one of `train` (e.g. a new task head).
-`merge_lora` folds B A into W and restores plain `nn.Linear`s; `export_merged` writes a checkpoint that
+`merge_lora` folds B A into W and restores plain `nn.Linear`s; `lingvis.api.export_merged` writes a checkpoint that
 plain `lingvis.load` opens (Hugging Face format where the family has one).
 """
 from __future__ import annotations
 
-import copy
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -83,8 +82,9 @@ class LoRALinear(nn.Linear):
 
 
 def _targets(model: nn.Module, cfg: LoRAConfig):
+    skip = tuple(getattr(model, "lora_skip", ()))  # module-name prefixes a family keeps frozen (a LLaVA tower)
     for owner_name, owner in model.named_modules():
-        if isinstance(owner, _OWNERS):
+        if isinstance(owner, _OWNERS) and not (skip and owner_name.startswith(skip)):
             for name in cfg.targets:
                 child = getattr(owner, name, None)
                 if isinstance(child, nn.Linear):
@@ -116,6 +116,23 @@ def lora_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if ".lora_A" in n or ".lora_B" in n}
 
 
+@contextmanager
+def adapters_disabled(model: nn.Module):
+    """Within this block the model computes as its frozen base (every adapter update scaled by 0): the
+    reference model of DPO with LoRA, without a second copy of the weights."""
+    layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no LoRA adapters to disable")
+    scales = [m.scale for m in layers]
+    for m in layers:
+        m.scale = 0.0
+    try:
+        yield model
+    finally:
+        for m, s in zip(layers, scales):
+            m.scale = s
+
+
 def merge_lora(model: nn.Module) -> nn.Module:
     """Fold every adapter into its weight, in place; parameters become trainable again."""
     for owner in list(model.modules()):
@@ -127,19 +144,3 @@ def merge_lora(model: nn.Module) -> nn.Module:
     if hasattr(model, "lora_config"):
         del model.lora_config
     return model
-
-
-def export_merged(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto") -> Path:
-    """Write a merged copy of an adapter model (the model itself is left as it is)."""
-    from .api import save
-
-    return save(merge_lora(copy.deepcopy(model)).eval(), path, tokenizer=tokenizer, format=format)
-
-
-def restore_merged(model: nn.Module, lora: dict, state: dict[str, torch.Tensor], source: str) -> nn.Module:
-    """Load an adapter checkpoint (`lingvis.json` holds `"lora": {...}`) and return it merged."""
-    from .io import load_state
-
-    apply_lora(model, LoRAConfig(**lora))
-    load_state(model, state, source=source)
-    return merge_lora(model)

@@ -5,7 +5,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from .data.llava_inputs import image_list, prompt_inputs
 from .generate import SamplingConfig, pad_left, stream_ids
+from .speculative import stream_speculative
 
 
 def _stop_at(text: str, stops: Sequence[str]) -> int | None:
@@ -25,16 +27,24 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 
 def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequence[str] = (),
-                device: torch.device | str | None = None) -> Iterator[str]:
-    """Yield text pieces as they are generated; stops at eos, `max_new_tokens` or a stop string."""
-    ids = tokenizer.encode(prompt)
+                device: torch.device | str | None = None, speculative=None,
+                num_draft_tokens: int | None = None, images=None) -> Iterator[str]:
+    """Yield text pieces as they are generated; stops at eos, `max_new_tokens` or a stop string.
+    `speculative` ("prompt-lookup" or a draft model) decodes speculatively (lingvis/speculative.py).
+    `images` (image-chat models) fill the prompt's `<image>` placeholders, one per image, in order."""
+    (ids,), pixels = prompt_inputs(model, tokenizer, [prompt], [image_list(images)])
+    if speculative is not None and pixels is not None:
+        raise ValueError("speculative decoding does not take images")
     if not ids:
         raise ValueError("the prompt encodes to zero tokens")
     device = device or next(model.parameters()).device
     x = torch.tensor([ids], dtype=torch.long, device=device)
+    embeds = model.prompt_embeds(x, pixels) if pixels is not None else None  # image features: once, here
     out: list[int] = []
     sent = 0
-    for nxt in stream_ids(model, x, cfg):
+    steps = stream_ids(model, x, cfg, inputs_embeds=embeds) if speculative is None else \
+        stream_speculative(model, x, cfg, speculative, num_draft_tokens)
+    for nxt in steps:
         tok = int(nxt[0])
         if tok in cfg.eos_ids:
             break
@@ -58,32 +68,52 @@ def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequen
         yield text[sent:end]
 
 
+def stop_ids(tokenizer) -> list[int]:
+    """Ids that end a generation: every eos id of the tokenizer (generation_config.json may list several,
+    e.g. Llama 3's <|eot_id|>), or its single eos id."""
+    ids = getattr(tokenizer, "eos_ids", None)
+    if ids is not None:
+        return list(ids)
+    return [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+
+
 def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
              stop: Sequence[str] | str = (), seed: int | None = None, stream: bool = False,
-             overflow: str = "error"):
+             overflow: str = "error", speculative=None, num_draft_tokens: int | None = None, images=None):
     """Continue `prompt`. Returns the continuation text (a list for a list of prompts), or with
     `stream=True` a generator of text pieces (single prompt only). A prompt plus `max_new_tokens` longer
     than the model's context raises ValueError naming both numbers, unless `overflow="slide"`, which keeps
-    generating over a sliding window of the last 3/4 context (prompts must then be unpadded)."""
+    generating over a sliding window of the last 3/4 context (prompts must then be unpadded).
+    `speculative`: "prompt-lookup" or a smaller draft model with the same tokenizer; `num_draft_tokens`
+    proposals are checked per forward pass, prompts run one at a time, and the text is what plain decoding
+    gives (greedy) or is distributed as it (sampling). It cannot slide past the context.
+    `images` (image-chat models such as llava): PIL images filling the prompt's `<image>` placeholders in
+    order (a list per prompt for a list of prompts); their count must match the placeholders."""
     stop = [stop] if isinstance(stop, str) else list(stop)
-    eos = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    eos = stop_ids(tokenizer)
     cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                          repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, overflow=overflow)
     model.eval()
+    spec = dict(speculative=speculative, num_draft_tokens=num_draft_tokens)
     if stream:
         if not isinstance(prompt, str):
             raise ValueError("stream=True takes a single prompt string")
-        return stream_text(model, tokenizer, prompt, cfg, stop)
+        return stream_text(model, tokenizer, prompt, cfg, stop, images=images, **spec)
     if isinstance(prompt, str):
-        return "".join(stream_text(model, tokenizer, prompt, cfg, stop))
-    return generate_batch(model, tokenizer, list(prompt), cfg, stop)
+        return "".join(stream_text(model, tokenizer, prompt, cfg, stop, images=images, **spec))
+    if speculative is not None:
+        return ["".join(stream_text(model, tokenizer, p, cfg, stop, **spec)) for p in prompt]
+    return generate_batch(model, tokenizer, list(prompt), cfg, stop, images=images)
 
 
-def generate_batch(model, tokenizer, prompts: list[str], cfg: SamplingConfig, stop: Sequence[str] = ()) -> list[str]:
+def generate_batch(model, tokenizer, prompts: list[str], cfg: SamplingConfig, stop: Sequence[str] = (),
+                   images=None) -> list[str]:
     """Batched generation over prompts of different lengths (left padding). A row that reaches eos or one
-    of the `stop` strings stops decoding; the others go on."""
-    seqs = [tokenizer.encode(p) for p in prompts]
+    of the `stop` strings stops decoding; the others go on. `images`: a list of images per prompt."""
+    if images is not None and len(images) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(images)} image lists: give one list per prompt")
+    seqs, pixels = prompt_inputs(model, tokenizer, prompts, [image_list(i) for i in images or [None] * len(prompts)])
     for i, s in enumerate(seqs):
         if not s:
             raise ValueError(f"prompt {i} encodes to zero tokens")
@@ -99,7 +129,9 @@ def generate_batch(model, tokenizer, prompts: list[str], cfg: SamplingConfig, st
             stopped[i] = stopped[i] or _stop_at(tokenizer.decode(row), stop) is not None
         return torch.tensor(stopped)
 
-    for step in stream_ids(model, ids.to(device), cfg, mask.to(device), finished=hit_stop if stop else None):
+    ids, mask = ids.to(device), mask.to(device)
+    embeds = model.prompt_embeds(ids, pixels) if pixels is not None else None
+    for step in stream_ids(model, ids, cfg, mask, finished=hit_stop if stop else None, inputs_embeds=embeds):
         for i, t in enumerate(step.tolist()):
             if not stopped[i]:
                 new[i].append(t)

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from .data.images import ImageError, load_image
 from .eval.retrieval import retrieval_recall
+from .progress import progress
 from .recipes.clip_data import transform_for
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -146,7 +147,8 @@ class EmbeddingIndex:
 
         encoder = FastImageEncoder(model, int8, precision)  # "fp32": the model itself, under inference mode
         kept, embs = [], []
-        for i in range(0, len(paths), batch_size):
+        batches = range(0, len(paths), batch_size)
+        for i in progress(batches, desc="index images", unit="batch", delay=2, leave=False):
             imgs, ok = load_images(paths[i:i + batch_size], errors)
             if imgs:
                 embs.append(embed_images(model, imgs, batch_size, encoder))

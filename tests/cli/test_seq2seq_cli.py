@@ -4,7 +4,6 @@ import io
 import json
 
 import pytest
-import torch
 from PIL import Image
 
 from lingvis.cli import main
@@ -14,12 +13,6 @@ TRAIN = ["--max-steps", "2", "--batch-size", "8", "--eval-every", "2", "--eval-b
          "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def summary(out: str) -> dict:

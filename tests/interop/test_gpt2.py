@@ -66,7 +66,8 @@ def test_export_special_ids_gpt2_vocab_and_tokenizer(tmp_path):
 
 
 def test_native_format_for_configs_without_hf_twin(tmp_path):
-    ours = lingvis.build("llama-micro", vocab_size=50, n_layer=1).eval()
+    # rotary positions with LayerNorm and GELU: neither GPT-2 nor a Llama-family model
+    ours = lingvis.build("gpt-nano", vocab_size=50, n_layer=1, position="rotary").eval()
     with pytest.raises(ValueError, match="no Hugging Face counterpart"):
         lingvis.save(ours, tmp_path / "x", format="hf")
     lingvis.save(ours, tmp_path / "out")

@@ -11,13 +11,6 @@ transformers = pytest.importorskip("transformers")
 V = 60
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on a shared CPU extra OpenMP threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny_marian(tmp_path, seed=0, **kw):

@@ -6,12 +6,6 @@ from lingvis.models import registry
 from lingvis.models.captioner import CaptionerConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def build(preset, vocab=40, **kw):

@@ -7,13 +7,6 @@ from lingvis.models import registry
 from lingvis.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on a shared CPU extra OpenMP threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def nano(**kw):
@@ -30,7 +23,7 @@ def test_transformer_base_preset_matches_the_paper():
     n = sum(p.numel() for p in model.parameters())
     assert 60e6 < n < 66e6  # ~63M with a 37k shared vocabulary (the paper's 65M)
     assert model.lm_head.weight is model.embed.weight
-    assert all(b.cross_attn is not None for b in model.decoder) and all(b.cross_attn is None for b in model.encoder)
+    assert all(hasattr(b, "cross_attn") for b in model.decoder) and not any(hasattr(b, "cross_attn") for b in model.encoder)
 
 
 def test_forward_shapes_and_every_parameter_gets_a_gradient():

@@ -135,3 +135,45 @@ def test_video_clip_from_a_hugging_face_clip_folder(tmp_path):
         got = model.encode_video(frames)
     assert (got - want).abs().max() < 1e-5
     assert dataclasses.asdict(model.clip.config)["projection_dim"] == 24
+
+
+ST = dict(image_size=16, patch_size=8, frames=4, dim=24, depth=1, heads=3, mlp_hidden=32, tubelet=1,
+          attention="divided", positions="learned", cls_token=True, pool="cls")
+
+
+def test_classifier_takes_a_space_time_transformer_backbone():
+    model = registry.build("video-classifier-nano", backbone_family="video_transformer", backbone=ST, num_frames=4,
+                           labels=["a", "b", "c"])
+    assert type(model.backbone).__name__ == "VideoTransformer" and model.image_config.image_size == 16
+    _randomise(model.head)
+    logits = model(_video(T=4, size=16))
+    assert logits.shape == (2, 3)
+    logits.sum().backward()
+    assert model.backbone.patch_embed.weight.grad is not None
+    clips = torch.stack([_video(T=4, size=16, seed=s) for s in range(3)], dim=1)  # (B, K, T, C, H, W)
+    assert torch.allclose(model.probabilities(clips).sum(-1), torch.ones(2))
+    with pytest.raises(ValueError, match="num_frames 6 does not match .* frames 4"):
+        registry.build("video-classifier-nano", backbone_family="video_transformer", backbone=ST, num_frames=6)
+    with pytest.raises(ValueError, match="own classification head"):
+        registry.build("video-classifier-nano", backbone_family="video_transformer",
+                       backbone={**ST, "labels": ["x", "y"]}, num_frames=4)
+    with pytest.raises(ValueError, match="'vit' is not a video backbone"):
+        registry.build("video-classifier-nano", backbone_family="vit", backbone={})
+
+
+def test_finetune_starts_from_a_hugging_face_videomae_classifier(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from lingvis.recipes.video_classify import VideoClassifyArgs, make_model
+
+    torch.manual_seed(0)
+    hf = transformers.VideoMAEForVideoClassification(transformers.VideoMAEConfig(
+        image_size=16, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=24, num_hidden_layers=1,
+        num_attention_heads=3, intermediate_size=32, num_labels=5)).eval()
+    hf.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    model = make_model(VideoClassifyArgs(data="unused", out="unused", model=str(tmp_path / "hf")), ["l", "r"]).eval()
+    assert model.config.backbone_family == "video_transformer" and model.config.num_frames == 4
+    assert model.config.backbone["labels"] is None and model.head.out_features == 2  # HF head dropped
+    x = _video(T=4, size=16)
+    with torch.no_grad():  # the backbone is the HF encoder: its pooled output feeds the HF head
+        pooled = model.backbone(x)
+        assert torch.allclose(hf.classifier(pooled), hf(pixel_values=x).logits, atol=1e-4)

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 import lingvis
-from lingvis.models.vit import ViTConfig, patchify
+from lingvis.models.vit import ViTConfig
+from lingvis.nn.vision import patchify
 
 
 def test_forward_shapes_and_every_parameter_gets_a_gradient():

@@ -16,7 +16,7 @@ def reference(attn: Attention, x, memory=None, mask=None, causal=False, rope=Non
         q = heads(attn.q(x))
         k, v = (heads(t) for t in attn.kv(memory).chunk(2, dim=-1))
     else:
-        q, k, v = (heads(t) for t in attn.qkv(x).split(C, dim=-1))
+        q, k, v = (heads(t) for t in attn.qkv(x).split(H * D, dim=-1))
     if rope is not None:
         cos, sin = rope
         rot = lambda t: t * cos + torch.cat([-t[..., D // 2:], t[..., :D // 2]], -1) * sin  # noqa: E731
@@ -93,14 +93,14 @@ def test_cross_attention_with_different_memory_width_and_cache():
     x, mem = torch.randn(2, 3, 32), torch.randn(2, 5, 48)
     keep = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
     mask = padding_mask(keep)
-    y = attn(x, attn_mask=mask, memory=mem)
+    y = attn(x, memory_mask=mask, memory=mem)
     assert y.shape == (2, 3, 32)
     assert torch.allclose(y, reference(attn, x, memory=mem, mask=mask), atol=1e-5)
     cache = KVCache(1, 8)
-    attn(x[:, :1], attn_mask=mask, memory=mem, cache=cache)
+    attn(x[:, :1], memory_mask=mask, memory=mem, cache=cache)
     assert cache.cross[0] is not None and cache.cross[0][0].shape == (2, 4, 5, 8)
     # the cached encoder keys/values are reused: the memory argument is not projected again
-    again = attn(x, attn_mask=mask, memory=torch.zeros_like(mem), cache=cache)
+    again = attn(x, memory_mask=mask, memory=torch.zeros_like(mem), cache=cache)
     assert torch.allclose(again, y, atol=1e-6)
 
 

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from lingvis.nn import Block, BlockConfig, KVCache, padding_mask
+from lingvis.nn import BlockConfig, KVCache, padding_mask, transformer_block
 
 
 def make(**kw):
     torch.manual_seed(0)
-    return Block(BlockConfig(dim=32, n_heads=4, mlp_hidden=64, **kw)).eval()
+    return transformer_block(BlockConfig(dim=32, n_heads=4, mlp_hidden=64, **kw)).eval()
 
 
 def test_prenorm_is_residual_of_normed_branches():
@@ -44,7 +44,7 @@ def test_cross_attention_block_uses_memory_and_its_mask():
     keep = torch.tensor([[1, 1, 1, 1, 0, 0], [1] * 6])
     y = b(x, is_causal=True, memory=mem, memory_mask=padding_mask(keep))
     h = x + b.attn(b.ln_1(x), is_causal=True)
-    h = h + b.cross_attn(b.ln_cross(h), padding_mask(keep), memory=mem)
+    h = h + b.cross_attn(b.ln_cross(h), memory_mask=padding_mask(keep), memory=mem)
     assert torch.allclose(y, h + b.mlp(b.ln_2(h)), atol=1e-6)
     mem2 = mem.clone()
     mem2[0, 4:] = 50.0  # masked memory positions do not matter
@@ -74,7 +74,8 @@ def test_block_stack_with_cache_equals_full_pass():
 def test_kv_cache_overflow_and_reorder():
     cache = KVCache(1, 4)
     k = torch.arange(2 * 1 * 3 * 2, dtype=torch.float).view(2, 1, 3, 2)
-    ks, vs = cache.update(0, k, k + 1)
+    ks, vs, index = cache.update(0, k, k + 1)
+    assert index is None
     assert ks.shape == (2, 1, 3, 2) and torch.equal(ks, k)
     cache.advance(3)
     with pytest.raises(ValueError, match=r"3 cached \+ 2 new positions > max_len 4"):

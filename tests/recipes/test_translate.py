@@ -8,12 +8,6 @@ from lingvis.recipes.translate import SPECIALS, prepare_sources, stream_translat
 from lingvis.tokenizers import train_bpe
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_tagged_directions():

@@ -68,7 +68,8 @@ class LiveServer:
 
 
 def start_server(model_dirs, **config) -> LiveServer:
-    cfg = ServeConfig(**config)
+    """Models on the CPU unless asked (the server's default is `auto`): tests compare with CPU references."""
+    cfg = ServeConfig(**{"device": "cpu", **config})
     return LiveServer(create_app(load_models([str(d) for d in model_dirs], cfg), cfg))
 
 
@@ -151,3 +152,74 @@ def captioner_dir(tmp_path_factory):
     cfg.bos_id, cfg.eos_id, cfg.pad_id = tok.bos_id, tok.eos_id, tok.pad_id
     model = registry.family(fam).model_cls(cfg)
     return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-captioner", tokenizer=tok, format="lingvis")
+
+
+@pytest.fixture(scope="session")
+def mt_run_dir(tmp_path_factory):
+    """A lingvis translation run (`lingvis pretrain seq2seq --direction both`, transformer-nano, 120 steps: enough
+    to write words of both languages): a run folder whose checkpoint meta holds the tags >>en<< and >>zh<<."""
+    from lingvis.recipes.translate import TranslateArgs, train_translation
+    from lingvis.train.config import TrainConfig
+
+    out = tmp_path_factory.mktemp("models") / "nano-mt"
+    args = TranslateArgs(out=str(out), direction="both", preset="transformer-nano", vocab_size=300, n_train=200,
+                         n_val=20)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_translation(args, TrainConfig(max_steps=120, batch_size=16, eval_every=120, eval_batches=1,
+                                            warmup_steps=5, lr=3e-3, device="cpu", progress=False, log_every=100))
+    finally:
+        torch.set_num_threads(n)
+    return out
+
+
+MARIAN_WORDS = ("the house is big and the small cat runs quickly over green fields while we were talking "
+                "das haus ist groß und die kleine katze läuft schnell über grüne felder").split()
+MARIAN_CODES = (">>deu<<", ">>fra<<")
+
+
+@pytest.fixture(scope="session")
+def marian_mt_dir(tmp_path_factory):
+    """A Hugging Face Marian folder as opus-mt ships it (multilingual target: >>deu<< and >>fra<< codes):
+    a tiny random MarianMTModel (eos made likely, so hypotheses end at different steps) beside a SentencePiece
+    source.spm/target.spm + vocab.json tokenizer."""
+    import json
+    import random
+    import shutil
+
+    spm = pytest.importorskip("sentencepiece")
+    transformers = pytest.importorskip("transformers")
+    d = tmp_path_factory.mktemp("models") / "marian-mt"
+    d.mkdir()
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(MARIAN_WORDS) for _ in range(rng.randint(3, 10))) for _ in range(300)]
+    (d / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(d / "corpus.txt"), model_prefix=str(d / "sp"), vocab_size=90,
+                                   character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=str(d / "sp.model"))
+    vocab = {"</s>": 0, "<unk>": 1, **{c: i + 2 for i, c in enumerate(MARIAN_CODES)}}
+    for i in range(sp.get_piece_size()):
+        if not (sp.is_control(i) or sp.is_unknown(i)):
+            vocab[sp.id_to_piece(i)] = len(vocab)
+    vocab["<pad>"] = len(vocab)
+    (d / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    for name in ("source.spm", "target.spm"):
+        shutil.copy(d / "sp.model", d / name)
+    (d / "tokenizer_config.json").write_text(json.dumps(
+        {"source_lang": "en", "target_lang": "mul", "model_max_length": 512, "eos_token": "</s>",
+         "unk_token": "<unk>", "pad_token": "<pad>", "separate_vocabs": False}))
+    for name in ("corpus.txt", "sp.model", "sp.vocab"):
+        (d / name).unlink()
+    V = len(vocab)
+    torch.manual_seed(0)
+    cfg = transformers.MarianConfig(vocab_size=V, d_model=32, encoder_layers=2, decoder_layers=2,
+                                    encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                                    decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=V - 1,
+                                    decoder_start_token_id=V - 1, eos_token_id=0, init_std=0.3, scale_embedding=True)
+    hf = transformers.MarianMTModel(cfg).eval()
+    with torch.no_grad():
+        hf.final_logits_bias.normal_()
+        hf.final_logits_bias[0, 0] += 2.0  # eos likely: translations end at different lengths
+    hf.save_pretrained(d)
+    return d

@@ -1,5 +1,5 @@
-"""The web page in headless Chromium (Playwright): streamed chat, questions about an uploaded image,
-text-to-image search, and a screenshot."""
+"""The web page in headless Chromium (Playwright): streamed chat, streamed translation (greedy and beam search),
+questions about an uploaded image, text-to-image search, and a screenshot."""
 import os
 import shutil
 
@@ -26,8 +26,8 @@ WATCH = """() => {
 
 
 @pytest.fixture(scope="module")
-def server(lm_dir, clip_dir, vqa_dir, captioner_dir, image_folder):
-    with start_server([lm_dir, clip_dir, vqa_dir, captioner_dir], image_folder=image_folder) as srv:
+def server(lm_dir, clip_dir, vqa_dir, captioner_dir, mt_run_dir, image_folder):
+    with start_server([lm_dir, clip_dir, vqa_dir, captioner_dir, mt_run_dir], image_folder=image_folder) as srv:
         yield srv
 
 
@@ -60,6 +60,40 @@ def test_chat_streams_tokens(page, server, lm_dir):
     assert page.text_content(".msg.assistant") == want
     lengths = page.evaluate("window.__lengths")
     assert any(0 < n < len(want) for n in lengths)  # the reply was shown while it was still growing
+
+
+def test_translation_streams_into_the_chosen_language(page, server, mt_run_dir):
+    from .conftest import openai_client
+
+    source = "一个红色圆形"
+    client = openai_client(server)
+
+    def want(**extra):
+        return client.completions.create(model=mt_run_dir.name, prompt=source, extra_body={"target_lang": "en",
+                                         **extra}).choices[0].text
+
+    greedy, beams = want(), want(num_beams=3)
+    assert len(greedy) > 5
+    page.select_option("#translate-model", mt_run_dir.name)
+    assert page.is_visible("#translate-target") and \
+        page.eval_on_selector_all("#translate-target option", "o => o.map(x => x.value)") == ["en", "zh"]
+    page.select_option("#translate-target", "en")
+    page.fill("#translate-beams", "1")
+    page.fill("#translate-input", source)
+    with page.expect_response(lambda r: r.url.endswith("/v1/completions")) as answer:
+        page.click("#translate-run")
+    sent = answer.value.request.post_data_json
+    assert sent["stream"] is True and sent["target_lang"] == "en" and "num_beams" not in sent
+    assert answer.value.headers["content-type"].startswith("text/event-stream")
+    page.wait_for_function("!document.getElementById('translate-run').disabled && "
+                           "document.getElementById('translate-output').textContent.length > 0", timeout=60000)
+    assert page.text_content("#translate-output") == greedy
+    page.fill("#translate-beams", "3")
+    page.evaluate("document.getElementById('translate-output').textContent = ''")
+    page.click("#translate-run")
+    page.wait_for_function("!document.getElementById('translate-run').disabled && "
+                           "document.getElementById('translate-output').textContent.length > 0", timeout=60000)
+    assert page.text_content("#translate-output") == beams
 
 
 def test_image_upload_zero_shot_vqa_and_caption(page, server, clip_dir, vqa_dir, captioner_dir, tmp_path):
@@ -116,5 +150,6 @@ def test_panels_without_a_model_say_what_to_serve(page, lm_server):
     other.wait_for_function("document.querySelectorAll('#chat-model option').length > 0")
     assert other.is_hidden("#chat-panel .hint")
     assert other.is_visible("#image-panel .hint") and other.is_visible("#search-panel .hint")
+    assert other.is_visible("#translate-panel .hint") and "seq2seq" in other.inner_text("#translate-panel .hint")
     assert "--image-folder" in other.inner_text("#search-panel .hint")
     other.close()

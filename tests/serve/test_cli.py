@@ -16,11 +16,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_lingvis_serve_process(lm_dir, clip_dir, image_folder):
+def test_lingvis_serve_process(lm_dir, clip_dir, mt_run_dir, image_folder):
     port = free_port()
     cmd = [sys.executable, "-m", "lingvis", "serve", "--model", f"poet={lm_dir}", "--model", str(clip_dir),
-           "--port", str(port), "--api-key", "k3y", "--max-queue", "4", "--image-folder", str(image_folder),
-           "--threads", "1", "--log-level", "warning"]
+           "--model", f"mt={mt_run_dir}", "--port", str(port), "--api-key", "k3y", "--max-queue", "4",
+           "--image-folder", str(image_folder), "--threads", "1", "--log-level", "warning", "--device", "cpu",
+           "--allowed-origins", "https://app.example"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "LINGVIS_API_KEY": ""})
     url = f"http://127.0.0.1:{port}"
@@ -38,15 +39,21 @@ def test_lingvis_serve_process(lm_dir, clip_dir, image_folder):
         assert_error(httpx.get(f"{url}/v1/models"), 401)
         auth = {"Authorization": "Bearer k3y"}
         models = httpx.get(f"{url}/v1/models", headers=auth).json()["data"]
-        assert [m["id"] for m in models] == ["poet", clip_dir.name]
+        assert [m["id"] for m in models] == ["poet", clip_dir.name, "mt"]
         r = httpx.post(f"{url}/v1/completions", headers=auth, json={"model": "poet", "prompt": "To", "max_tokens": 3})
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 3
+        ask = {"model": "mt", "target_lang": "zh", "messages": [{"role": "user", "content": "a red circle"}]}
+        r = httpx.post(f"{url}/v1/chat/completions", headers={**auth, "Origin": "https://app.example"}, json=ask)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        assert 'route="/v1/chat/completions"' in httpx.get(f"{url}/metrics").text
         assert httpx.get(f"{url}/health").json()["models"]["poet"]["max_queue"] == 4
         assert "<title>lingvis</title>" in httpx.get(url + "/").text
     finally:
         proc.terminate()
         proc.wait(30)
-    assert "serving poet (causal_lm)" in proc.stderr.read()
+    err = proc.stderr.read()
+    assert "serving poet (causal_lm)" in err and "mt (translation)" in err and "on cpu" in err
 
 
 def test_serve_errors_name_the_problem(tmp_path):

@@ -99,3 +99,30 @@ def test_binds_loopback_by_default():
     assert ServeConfig().host == "127.0.0.1"
     args = build_parser().parse_args(["serve", "--model", "x"])
     assert args.host == "127.0.0.1" and args.port == 8000
+
+
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+
+
+@pytest.mark.parametrize("kw,param", [
+    (dict(tools=[TOOL]), "tools"), (dict(tools=[TOOL], tool_choice="auto"), "tools"),
+    (dict(response_format={"type": "json_object"}), "response_format"),
+    (dict(logit_bias={"5": 10}), "logit_bias"), (dict(frequency_penalty=0.3), "frequency_penalty"),
+    (dict(extra_body={"functions": [{"name": "f", "parameters": {}}]}), "functions"),
+    (dict(extra_body={"tool_choice": "required"}), "tool_choice"), (dict(store=True), "store"),
+])
+def test_unimplemented_openai_fields_are_400_naming_them(client, lm_dir, kw, param):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=lm_dir.name, messages=[{"role": "user", "content": "hi"}],
+                                       max_tokens=2, **kw)
+    assert param in assert_error(e.value.response, 400, param=param, code="unsupported_parameter")["message"]
+
+
+def test_neutral_values_and_fields_openai_does_not_define_pass(client, lm_dir):
+    r = client.chat.completions.create(model=lm_dir.name, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+                                       response_format={"type": "text"}, logit_bias={}, store=False,
+                                       extra_body={"tools": [], "vendor_extension": 1})
+    assert r.choices[0].finish_reason in ("stop", "length")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=lm_dir.name, prompt="x", max_tokens=2, logit_bias={"5": 1})
+    assert_error(e.value.response, 400, param="logit_bias", code="unsupported_parameter")

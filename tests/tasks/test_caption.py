@@ -12,12 +12,6 @@ from lingvis.tokenizers import train_bpe
 CAPS = [["a red circle", "one red circle"], ["a blue square", "a single blue square"], ["a green star"]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

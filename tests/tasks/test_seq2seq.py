@@ -12,12 +12,6 @@ from lingvis.tokenizers import train_bpe
 PAIRS = [("a red circle", "一个红色圆形"), ("a blue square", "一个蓝色正方形"), ("a small red star", "一个小的红色星形")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

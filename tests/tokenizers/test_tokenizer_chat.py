@@ -78,7 +78,7 @@ def test_named_template_list(bpe_tok):
         ([{"role": "user"}], ValueError, r"messages\[0\] has no 'content' key"),
         ([{"content": "hi"}], ValueError, r"messages\[0\] has no 'role' key"),
         ([{"role": "user", "content": "a"}, {"role": "user", "content": 3}], TypeError,
-         r"messages\[1\]\['content'\] must be a string, got int"),
+         r"messages\[1\]\['content'\] must be a string or a list of parts, got int"),
         (["hello"], TypeError, r"messages\[0\] must be a dict, got str"),
         ("hello", TypeError, "messages must be a list of dicts, got str"),
     ],

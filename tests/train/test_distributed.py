@@ -111,7 +111,7 @@ def test_activation_checkpointing_keeps_the_trajectory(runs, tmp_path):
     assert wrapped == [distributed._checkpointed_forward] * 2  # both blocks recompute in backward
     _assert_same(worker.train_log(tmp_path / "ac"), worker.train_log(runs / "single"), range(1, worker.STEPS + 1))
     block_model = torch.nn.Sequential(torch.nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="no lingvis.nn.Block"):
+    with pytest.raises(ValueError, match="no transformer layers"):
         distributed.checkpoint_activations(block_model)
 
 
@@ -129,3 +129,59 @@ def test_bad_settings_are_named():
             distributed.setup("none", "cpu")
     finally:
         del os.environ["WORLD_SIZE"]
+
+
+def test_mode_resolution():
+    from lingvis.train.distributed import resolve_mode
+
+    for mode in ("auto", "none", "ddp", "fsdp"):
+        assert resolve_mode(mode, 1) == "none"  # a single process ignores the flag
+    assert resolve_mode("auto", 2) == "ddp"
+    assert resolve_mode("auto", 2, need_bytes=10, have_bytes=100) == "ddp"
+    assert resolve_mode("auto", 2, need_bytes=60, have_bytes=100) == "fsdp"  # a replica would not fit
+    assert resolve_mode("ddp", 2, need_bytes=60, have_bytes=100) == "ddp"  # asked for: kept
+    assert resolve_mode("fsdp", 2) == "fsdp"
+    with pytest.raises(ValueError, match="--distributed is 'none'"):
+        resolve_mode("none", 4)
+    with pytest.raises(ValueError, match="distributed must be one of"):
+        resolve_mode("horovod", 1)
+
+
+def test_replica_size_counts_gradients_and_adam_states_of_trained_parameters():
+    from lingvis.train.distributed import available_bytes, replica_bytes
+
+    model = torch.nn.Linear(10, 10)  # 110 fp32 parameters
+    assert replica_bytes(model) == 110 * 4 * 4
+    assert replica_bytes(model, lora=True) == 110 * 4
+    model.bias.requires_grad_(False)
+    assert replica_bytes(model) == 100 * 16 + 10 * 4
+    assert available_bytes(torch.device("cpu")) > 0
+
+
+def _pretrain_argv(corpus: Path, out: Path) -> list[str]:
+    return ["pretrain", "gpt", "--data", str(corpus), "--out", str(out), "--preset", "gpt-nano", "--block-size",
+            "16", "--dropout", "0", "--max-steps", "3", "--batch-size", "4", "--warmup-steps", "1", "--lr", "0.01",
+            "--eval-every", "3", "--eval-batches", "1", "--log-every", "1", "--samples", "0", "--no-progress",
+            "--device", "cpu"]
+
+
+def test_torchrun_without_the_flag_trains_ddp_like_one_process(tmp_path):
+    """`torchrun -m lingvis pretrain gpt ...` with no --distributed flag: DDP on 2 gloo ranks, the same
+    losses as the same command in one process (where the default does nothing)."""
+    from lingvis.cli import main
+    from lingvis.data.corpus import shakespeare_text
+
+    corpus = tmp_path / "plays.txt"
+    corpus.write_text(shakespeare_text()[:8_000], encoding="utf-8")
+    assert main(_pretrain_argv(corpus, tmp_path / "one")) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "lingvis", *_pretrain_argv(corpus, tmp_path / "two")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "train_config.json").read_text())
+    two = json.loads((tmp_path / "two" / "train_config.json").read_text())
+    assert (one["distributed"], two["distributed"]) == ("none", "ddp")
+    state = json.loads((tmp_path / "two" / "checkpoints" / "step-0000003" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2
+    _assert_same(worker.train_log(tmp_path / "two"), worker.train_log(tmp_path / "one"), range(1, 4))

@@ -9,7 +9,7 @@ import sys
 
 from .._optional import MissingDependency
 from .._version import __version__
-from .common import apply_config
+from .common import Parser, apply_config
 
 # subcommand groups that several families extend: `lingvis pretrain gpt`, `lingvis finetune classify`, ...
 GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a model on a task",
@@ -17,13 +17,13 @@ GROUPS = {"pretrain": "pretrain a model from scratch", "finetune": "fine-tune a 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lingvis", description="Transformer language and vision-language "
+    parser = Parser(prog="lingvis", description="Transformer language and vision-language "
                                      "models: pretrain, fine-tune, generate, chat, convert, serve.")
     parser.add_argument("--version", action="version", version=f"lingvis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups = {}
     for name, help_ in GROUPS.items():
-        gp = sub.add_parser(name, help=help_, description=help_)
+        gp = sub.add_parser(name, help=help_, description=help_, aliases=["eval"] if name == "evaluate" else [])
         groups[name] = gp.add_subparsers(dest="target", metavar="TARGET")
     for mod in command_modules():
         mod.register(sub, groups)
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "needs_out", False) and not args.out:
         parser.error("--out is required (on the command line or as `out` in the --config file)")
     from ..train.distributed import quiet_other_ranks, teardown
+    from ..train.run_info import record_invocation
+
+    record_invocation(argv, vars(args))  # saved in each run folder's run_info.json
 
     quiet_other_ranks()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def _subgroup(sub, name: str, help_: str):
@@ -29,9 +29,9 @@ def register(sub, groups) -> None:
     p.add_argument("--max-len", type=int, default=128, help="tokens per pretraining instance")
     p.add_argument("--no-nsp", action="store_true", help="masked LM only (no next-sentence prediction)")
     p.add_argument("--whole-word", action="store_true", help="mask whole words (all their ## pieces)")
-    p.add_argument("--mlm-prob", type=float, default=0.15)
+    p.add_argument("--mlm-prob", type=float, default=0.15, help="fraction of tokens chosen for masked-LM prediction")
     p.add_argument("--dupe-factor", type=int, default=2, help="passes over the corpus with different cuts")
-    p.add_argument("--dropout", type=float)
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's)")
     p.set_defaults(func=run_pretrain)
 
     for task, help_ in (("classify", "sequence classification from CSV/TSV/JSONL (text, text_pair, label)"),
@@ -49,7 +49,8 @@ def register(sub, groups) -> None:
                                   "play), qa_{split}.json (SQuAD) and tag_{split}.conll for split in train, val, "
                                   "test, test_unseen (names never seen in training).")
     d.add_argument("--out", required=True, help="folder to write")
-    d.add_argument("--squad-version", choices=["v1.1", "v2.0"], default="v1.1")
+    d.add_argument("--squad-version", choices=["v1.1", "v2.0"], default="v1.1",
+                   help="QA files: v2.0 adds unanswerable questions")
     d.set_defaults(func=run_write_sets)
 
     pred = _subgroup(sub, "predict", "predict with a fine-tuned model (prints JSON)")
@@ -58,16 +59,16 @@ def register(sub, groups) -> None:
     e = sub.add_parser("embed", help="sentence embeddings as JSON", description="Sentence embeddings with the "
                        "checkpoint's own pooling (sentence-transformers folders supported).")
     _embed_args(e)
-    e.add_argument("texts", nargs="+", metavar="TEXT")
+    e.add_argument("texts", nargs="+", metavar="TEXT", help="texts to embed")
     e.set_defaults(func=run_embed)
 
     s = sub.add_parser("search-text", help="semantic search over the lines of a text file",
                        description="Rank the lines (or JSONL texts) of --corpus by cosine similarity to --query.")
     _embed_args(s)
     s.add_argument("--corpus", required=True, help="text file (one entry per non-empty line) or JSONL")
-    s.add_argument("--text-field", default="text")
+    s.add_argument("--text-field", default="text", help="JSONL field holding the text")
     s.add_argument("--query", action="append", required=True, help="query text (repeatable)")
-    s.add_argument("--top-k", type=int, default=5)
+    s.add_argument("--top-k", type=int, default=5, help="hits to show per query")
     s.add_argument("--json", action="store_true", help="print JSON instead of ranked lines")
     s.set_defaults(func=run_search)
 
@@ -76,16 +77,16 @@ def _finetune_args(f: argparse.ArgumentParser, task: str) -> None:
     f.add_argument("--val-data", help="validation file (default: 10%% of --data)")
     f.add_argument("--test-data", help="test file, scored with the best checkpoint at the end")
     f.add_argument("--tokenizer", help="tokenizer for a from-scratch model (default: train WordPiece)")
-    f.add_argument("--vocab-size", type=int, default=4000)
+    f.add_argument("--vocab-size", type=int, default=4000, help="WordPiece vocabulary size for a from-scratch model")
     f.add_argument("--max-len", type=int, default=128 if task != "qa" else 256,
                    help="tokens per input; longer inputs are " + ("windowed" if task == "qa" else "truncated"))
-    f.add_argument("--dropout", type=float)
+    f.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
     if task == "classify":
         f.add_argument("--classifier-pooling", choices=["cls", "mean"], default="cls",
                        help="classifier input: [CLS] (BERT; exports to HF) or the mean of the token states")
-        f.add_argument("--text-field", default="text")
-        f.add_argument("--pair-field", default="text_pair")
-        f.add_argument("--label-field", default="label")
+        f.add_argument("--text-field", default="text", help="column/field holding the text")
+        f.add_argument("--pair-field", default="text_pair", help="column/field holding the second text of a pair")
+        f.add_argument("--label-field", default="label", help="column/field holding the label")
     if task == "qa":
         f.add_argument("--stride", type=int, default=64, help="tokens shared by consecutive context windows")
         f.add_argument("--squad-version", choices=["v1.1", "v2.0"], default="v1.1",
@@ -102,7 +103,7 @@ def _predict_parsers(pred) -> None:
     t.add_argument("--text", action="append", default=[], help="sentence (split on whitespace; repeatable)")
     t.add_argument("--input", help="CoNLL file (scored when it has tags)")
     q = pred.add_parser("qa", help="answer questions from a context")
-    q.add_argument("--question", action="append", default=[])
+    q.add_argument("--question", action="append", default=[], help="question about --context (repeatable)")
     q.add_argument("--context", help="context for every --question")
     q.add_argument("--input", help="SQuAD JSON file (scored with official EM/F1)")
     q.add_argument("--stride", type=int, help="tokens shared by consecutive context windows")
@@ -111,7 +112,7 @@ def _predict_parsers(pred) -> None:
     for p, task in ((c, "classify"), (t, "tag"), (q, "qa")):
         p.add_argument("--model", required=True, help="fine-tuned checkpoint or run folder")
         p.add_argument("--max-len", type=int, help="tokens per input (default: the model's maximum)")
-        p.add_argument("--device", default="cpu")
+        add_device_arg(p)
         p.set_defaults(func=run_predict, task=task)
 
 
@@ -121,7 +122,7 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalise (default: as the checkpoint says)")
     p.add_argument("--max-len", type=int, help="truncate texts to this many tokens")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
 
 
 def run_pretrain(args) -> int:
@@ -187,7 +188,7 @@ def run_predict(args) -> int:
 def _embedder(args):
     from .. import api
 
-    model = api.load(args.model, device=args.device)
+    model = api.load(args.model, device=device_for(args.device))
     return model, api.load_tokenizer(args.model)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import api
+from .common import device_for
 from ..data.tasks_text import QAExample, read_classification, read_conll, read_squad
 from ..eval import accuracy, entity_scores, squad_evaluate
 from ..tasks.classify import predict_classify
@@ -10,7 +11,7 @@ from ..tasks.tag import entities, predict_tags
 
 
 def _load(args, head: str):
-    model = api.load(args.model, device=args.device)
+    model = api.load(args.model, device=device_for(args.device))
     if getattr(model, "family", None) != "bert" or model.config.head != head:
         what = getattr(getattr(model, "config", None), "head", type(model).__name__)
         raise ValueError(f"{args.model} is not a BERT {head} model (head: {what}); fine-tune one with "

@@ -9,6 +9,34 @@ from pathlib import Path
 from ..train.config import TrainConfig
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help line ends with its default, unless it has none (None, False, []) or the help
+    text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if shows_default(action) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether `action` has a default worth printing in its help line."""
+    d = action.default
+    if d is None or d is False or d is argparse.SUPPRESS or (isinstance(d, (list, str)) and not d):
+        return False
+    return bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+
+
+class Parser(argparse.ArgumentParser):
+    """The `lingvis` parser class: subcommand parsers inherit it (argparse's `parser_class`), so every
+    command's help shows defaults the same way."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def load_config_file(path: str) -> dict:
     """A YAML or JSON mapping of flag names (dashes or underscores) to values."""
     p = Path(path)
@@ -37,41 +65,73 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     g.add_argument("--model", help="start from this checkpoint folder instead of a preset")
     g.add_argument("--config", help="YAML/JSON file of option values; flags given on the command line win")
     t = p.add_argument_group("training")
-    t.add_argument("--max-steps", type=int, default=max_steps)
+    t.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps to train for")
     t.add_argument("--max-minutes", type=float, help="wall-clock budget; stop, evaluate and save when reached")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    t.add_argument("--batch-size", type=int, default=batch_size)
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--lr", type=float, default=lr)
-    t.add_argument("--min-lr", type=float)
-    t.add_argument("--warmup-steps", type=int, default=warmup)
-    t.add_argument("--weight-decay", type=float, default=0.1)
-    t.add_argument("--grad-clip", type=float, default=1.0)
-    t.add_argument("--eval-every", type=int, default=eval_every)
-    t.add_argument("--eval-batches", type=int, default=20)
-    t.add_argument("--log-every", type=int, default=10)
-    t.add_argument("--seed", type=int, default=1337)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    t.add_argument("--batch-size", type=int, default=batch_size,
+                   help="global batch: examples per optimizer step, over all accumulation steps and ranks")
+    t.add_argument("--grad-accum", type=int, default=1,
+                   help="micro-batches per optimizer step (micro batch = batch size / grad accum)")
+    t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup")
+    t.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay (default: lr / 10)")
+    t.add_argument("--warmup-steps", type=int, default=warmup, help="steps of linear learning-rate warmup")
+    t.add_argument("--weight-decay", type=float, default=0.1,
+                   help="AdamW weight decay of matrices and embeddings (not of biases and norms)")
+    t.add_argument("--grad-clip", type=float, default=1.0,
+                   help="clip the global gradient norm to this (0: no clipping)")
+    t.add_argument("--eval-every", type=int, default=eval_every, help="evaluate and save a checkpoint every N steps")
+    t.add_argument("--eval-batches", type=int, default=20, help="validation batches per evaluation")
+    t.add_argument("--log-every", type=int, default=10, help="write a training row to metrics.jsonl every N steps")
+    t.add_argument("--seed", type=int, default=1337, help="random seed: initialisation, data order, masking, dropout")
+    t.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="autocast precision; bf16 and fp16 are for GPUs (fp16 adds loss scaling)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--log-to", nargs="+", choices=["tensorboard", "wandb"], default=[],
+                   help="also write metrics to TensorBoard event files (OUT/tensorboard) and/or an offline "
+                   "Weights & Biases run (OUT/wandb); needs pip install 'lingvis[track]'")
     add_scale_args(p)
 
 
 def add_scale_args(p: argparse.ArgumentParser) -> None:
     """Distributed training, memory and LoRA flags (TrainConfig fields of the same names)."""
     s = p.add_argument_group("scale out and adapters")
-    s.add_argument("--distributed", choices=["none", "ddp", "fsdp"], default="none",
-                   help="data parallelism under torchrun (docs/distributed.md): DDP replicas or FSDP2 shards")
+    s.add_argument("--distributed", choices=["auto", "none", "ddp", "fsdp"], default="auto",
+                   help="data parallelism under torchrun (docs/distributed.md): DDP replicas or FSDP2 shards; "
+                   "auto: DDP, or FSDP when a model replica would not fit in memory. A single process "
+                   "ignores it")
     s.add_argument("--activation-checkpointing", action="store_true",
                    help="recompute each transformer block in backward to save activation memory")
     s.add_argument("--lora-rank", type=int, default=0, help="> 0: fine-tune LoRA adapters of this rank only")
     s.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale numerator (update * alpha/rank)")
-    s.add_argument("--lora-dropout", type=float, default=0.0)
+    s.add_argument("--lora-dropout", type=float, default=0.0, help="dropout on the input of each LoRA adapter")
     s.add_argument("--lora-targets", default="qkv,q,kv,proj,fc",
                    help="comma-separated attention/MLP projections that get adapters")
     s.add_argument("--lora-train", default="",
                    help="comma-separated parameter-name parts that also train (e.g. classifier)")
+
+
+DEVICE_HELP = "auto (CUDA, else Apple MPS, else CPU) | cpu | cuda | cuda:N | mps"
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """`--device` of the commands that run a model (generation, embedding, search, prediction)."""
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def device_for(name: str, cpu_only: str | None = None):
+    """The torch.device a command runs on (`auto` resolved by `lingvis.train.trainer.pick_device`).
+    `cpu_only` names an option that needs the CPU (e.g. "--int8"): `auto` then means the CPU and any
+    other device is an error."""
+    from ..train.trainer import pick_device
+
+    if cpu_only and name == "auto":
+        name = "cpu"
+    device = pick_device(name)
+    if cpu_only and device.type != "cpu":
+        raise ValueError(f"{cpu_only} runs on the CPU only; drop it or use --device cpu (got --device {name})")
+    return device
 
 
 def apply_config(args: argparse.Namespace, argv: list[str]) -> None:

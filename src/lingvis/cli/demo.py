@@ -11,7 +11,7 @@ def register(sub, groups) -> None:
                        description="Runs each family's demo step (all by default) and leaves run folders "
                        "with logs, checkpoints and loss plots under --out.")
     p.add_argument("steps", nargs="*", help="steps to run (default: all)")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="folder for the run folders and summary.json")
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -16,7 +16,7 @@ def register(sub, groups) -> None:
     p.add_argument("--tokenizer", default="char", help="char | bpe | path to a tokenizer.json or folder")
     p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size")
     p.add_argument("--block-size", type=int, help="context length (default: the preset's)")
-    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
     p.add_argument("--samples", type=int, default=2, help="samples to print after training")
     p.set_defaults(func=run_pretrain)
 
@@ -31,37 +31,67 @@ def register(sub, groups) -> None:
                        "the history, /quit (or EOF) leaves.")
     add_sampling_args(c, max_new=200, temperature=0.7)
     c.add_argument("--system", help="system message")
+    c.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="image for an image-chat (llava) model, attached to your first message (repeatable; "
+                   "/image PATH attaches one later)")
     c.set_defaults(func=run_chat)
 
 
 def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature: float = 0.0) -> None:
     p.add_argument("--model", required=True, help="checkpoint or run folder")
-    p.add_argument("--max-new-tokens", type=int, default=max_new)
-    p.add_argument("--temperature", type=float, default=temperature, help="0 = greedy")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=max_new, help="most tokens to generate per prompt")
+    p.add_argument("--temperature", type=float, default=temperature, help="sampling temperature; 0 = greedy")
+    p.add_argument("--top-k", type=int, help="sample only from the k most likely tokens (default: all)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling: the smallest set of tokens with this much "
+                   "probability (default: off)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="penalise tokens already in the text (CTRL-style; > 1 discourages repeats)")
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
     p.add_argument("--overflow", choices=["slide", "error"], default="slide",
                    help="when prompt + new tokens exceed the context: slide a window (default) or fail")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
+    s = p.add_mutually_exclusive_group()
+    s.add_argument("--draft", metavar="MODEL", help="speculative decoding with this smaller draft model (same "
+                   "tokenizer): same greedy output, sampled output distributed as without it; one prompt at a "
+                   "time, no sliding past the context")
+    s.add_argument("--speculative", choices=["prompt-lookup"], help="speculative decoding with proposals "
+                   "copied from earlier in the text (n-gram lookup): fast when the output repeats its input")
+    p.add_argument("--draft-tokens", type=int, help="tokens proposed per forward pass with --draft / "
+                   "--speculative (default: 4 for a draft model, 8 for prompt lookup)")
 
 
 def _load(args):
     """(model, tokenizer) from --model, quantised to int8 when --int8 asks for it."""
     from .. import api
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    device = device_for(args.device, cpu_only="--int8" if args.int8 else None)
+    model, tok = api.load(args.model, device=device), api.load_tokenizer(args.model)
     if args.int8:
         from ..quant import quantize_int8_mode
 
-        if str(args.device) != "cpu":
-            raise SystemExit("error: --int8 is for CPU decoding; drop it or use --device cpu")
         model = quantize_int8_mode(model, args.int8)
     return model, tok
+
+
+def _speculative(args, model) -> dict:
+    """speculative= / num_draft_tokens= for `generate` from --draft / --speculative / --draft-tokens."""
+    from .. import api
+
+    if args.draft_tokens is not None and not (args.draft or args.speculative):
+        raise ValueError("--draft-tokens goes with --draft or --speculative")
+    spec = args.speculative
+    if args.draft:
+        spec = api.load(args.draft, device=next(model.parameters()).device)
+        if args.int8:
+            from ..quant import quantize_int8_mode
+
+            spec = quantize_int8_mode(spec, args.int8)
+    if spec is not None and args.overflow == "slide":
+        args.overflow = "error"  # speculative decoding does not slide: say so when the text would not fit
+    return {} if spec is None else dict(speculative=spec, num_draft_tokens=args.draft_tokens)
 
 
 def _sampling(args) -> dict:
@@ -92,13 +122,14 @@ def run_generate(args) -> int:
     from .. import generate
 
     model, tok = _load(args)
+    spec = _speculative(args, model)
     if args.stream:
         for prompt in args.prompt:
-            for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
+            for piece in generate(model, tok, prompt, stream=True, **_sampling(args), **spec):
                 print(piece, end="", flush=True)
             print()
         return 0
-    outs = generate(model, tok, args.prompt, **_sampling(args))
+    outs = generate(model, tok, args.prompt, **_sampling(args), **spec)
     print("\n".join(outs))
     return 0
 
@@ -106,7 +137,14 @@ def run_generate(args) -> int:
 def run_chat(args) -> int:
     from .. import generate
 
+    from ..data.llava_inputs import reads_images
+
     model, tok = _load(args)
+    if args.image or reads_images(model):
+        from .image_chat import run_image_chat
+
+        return run_image_chat(model, tok, args, _sampling(args))
+    spec = _speculative(args, model)
     history = [{"role": "system", "content": args.system}] if args.system else []
     interactive = sys.stdin.isatty()
     while True:
@@ -127,7 +165,7 @@ def run_chat(args) -> int:
             continue
         print("assistant> ", end="", flush=True)
         reply = []
-        for piece in generate(model, tok, prompt, stream=True, **_sampling(args)):
+        for piece in generate(model, tok, prompt, stream=True, **_sampling(args), **spec):
             reply.append(piece)
             print(piece, end="", flush=True)
         print()

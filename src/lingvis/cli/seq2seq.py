@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -76,9 +76,9 @@ def register_captioning(sub, groups) -> None:
 def add_common_data_args(p: argparse.ArgumentParser, vocab: int) -> None:
     p.add_argument("--tokenizer", help="tokenizer folder/file (default: train a BPE on the training text)")
     p.add_argument("--vocab-size", type=int, default=vocab, help="BPE vocabulary size")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--val-fraction", type=float, default=0.05)
-    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the cross-entropy loss")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of --data held out for validation")
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
 
 
 def add_translate_data_args(p: argparse.ArgumentParser) -> None:
@@ -96,15 +96,16 @@ def add_translate_data_args(p: argparse.ArgumentParser) -> None:
 def add_decode_args(p: argparse.ArgumentParser, beams: int, max_new: int) -> None:
     p.add_argument("--model", required=True, help="checkpoint or run folder")
     p.add_argument("--num-beams", type=int, default=beams, help="beam width (1 = greedy)")
-    p.add_argument("--length-penalty", type=float, default=1.0)
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="beam search: log-prob / length**penalty (> 0 favours longer outputs, < 0 shorter)")
     p.add_argument("--n-best", type=int, default=1, help="print this many hypotheses per input (beam search)")
-    p.add_argument("--max-new-tokens", type=int, default=max_new)
+    p.add_argument("--max-new-tokens", type=int, default=max_new, help="most tokens to generate per output")
     p.add_argument("--temperature", type=float, default=0.0, help="> 0: sample instead of beam search")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--top-k", type=int, help="sampling: only the k most likely tokens (default: all)")
+    p.add_argument("--top-p", type=float, help="sampling: nucleus probability mass (default: off)")
+    p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
+    p.add_argument("--batch-size", type=int, default=32, help="inputs decoded together")
+    add_device_arg(p)
 
 
 def decode_options(args) -> dict:
@@ -223,7 +224,7 @@ def run_caption(args) -> int:
 def _load(path: str, family: str, device: str):
     from .. import api
 
-    model, tok = api.load(path, device=device), api.load_tokenizer(path)
+    model, tok = api.load(path, device=device_for(device)), api.load_tokenizer(path)
     if getattr(model, "family", None) != family:
         raise ValueError(f"{path} holds a {getattr(model, 'family', '?')} model, not {family}")
     return model, tok

@@ -13,7 +13,7 @@ def register(sub, groups) -> None:
                    help="checkpoint, run or Hugging Face folder; repeat for several models (name defaults to "
                    "the folder name)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every API request "
                    "(default: the LINGVIS_API_KEY environment variable, if set)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting per model before 429")
@@ -21,12 +21,26 @@ def register(sub, groups) -> None:
     p.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB")
     p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="decoded image limit (w*h)")
     p.add_argument("--image-folder", help="folder of images for text-to-image search (CLIP models)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto",
+                   help="device for the models: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps "
+                   "(default: auto; with --int8, auto means cpu)")
+    p.add_argument("--allowed-origins", action="append", default=[], metavar="ORIGIN[,ORIGIN...]",
+                   help="browser origins allowed to call the API from other sites (CORS), e.g. "
+                   "https://app.example.com; '*' for any; repeat or separate with commas (default: none)")
+    p.add_argument("--allow-image-hosts", action="append", default=[], metavar="HOST[,HOST...]",
+                   help="hosts whose http(s) image URLs image chats may use; the server fetches them (no redirects, "
+                   "within --max-image-mb); repeat or separate with commas (default: none, data: URLs only)")
+    p.add_argument("--max-image-mb", type=float, default=8.0, help="size limit of a fetched remote image in MiB")
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="serve causal LMs with int8 CPU decoding: int8 weights, or weights and activations")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level")
     p.set_defaults(func=run_serve)
+
+
+def split_origins(values: list[str]) -> list[str]:
+    return [o.strip() for v in values for o in v.split(",") if o.strip()]
 
 
 def run_serve(args) -> int:
@@ -42,7 +56,9 @@ def run_serve(args) -> int:
                          max_queue=args.max_queue, max_batch=args.max_batch,
                          max_body_bytes=int(args.max_body_mb * 2**20), max_image_pixels=args.max_image_pixels,
                          image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device,
-                         int8=args.int8)
+                         int8=args.int8, allowed_origins=split_origins(args.allowed_origins),
+                         allow_image_hosts=split_origins(args.allow_image_hosts),
+                         max_image_bytes=int(args.max_image_mb * 2**20))
     config.validate()
     if args.threads:
         import torch
@@ -51,7 +67,8 @@ def run_serve(args) -> int:
     adapters = load_models(args.model, config)
     app = create_app(adapters, config)
     names = ", ".join(f"{a.name} ({a.kind})" for a in adapters)
-    print(f"serving {names} on http://{args.host}:{args.port}/ (API under /v1)", file=sys.stderr, flush=True)
+    print(f"serving {names} on http://{args.host}:{args.port}/ (API under /v1, metrics at /metrics) "
+          f"on {config.resolved_device()}", file=sys.stderr, flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         print("warning: listening beyond loopback without --api-key", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -7,10 +7,11 @@ def register(sub, groups) -> None:
     p = t.add_parser("train", help="train a char, byte-level BPE or WordPiece tokenizer from text files",
                      description="Train a tokenizer and save tokenizer.json (+ tokenizer_config.json).")
     p.add_argument("files", nargs="*", help="text/JSONL files or folders (default: built-in Shakespeare)")
-    p.add_argument("--kind", choices=["char", "bpe", "wordpiece"], default="bpe")
-    p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--kind", choices=["char", "bpe", "wordpiece"], default="bpe",
+                   help="characters, byte-level BPE (GPT-2 style) or WordPiece (BERT style)")
+    p.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size (BPE and WordPiece)")
     p.add_argument("--lowercase", action="store_true", help="WordPiece: lower-case and strip accents")
-    p.add_argument("--text-field", default="text")
+    p.add_argument("--text-field", default="text", help="JSONL field holding the text")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 

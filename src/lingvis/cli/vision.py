@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -30,7 +30,7 @@ def _register_pretrain_clip(group) -> None:
     p.add_argument("--text-tower", help="pretrained text encoder folder (BERT/MiniLM, lingvis or HF): LiT mode")
     p.add_argument("--unlock-text", action="store_true", help="fine-tune the --text-tower instead of locking it")
     p.add_argument("--augment", action="store_true", help="random resized crop + horizontal flip")
-    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of --data images held out for validation")
     p.add_argument("--shapes-train", type=int, default=5000, help="built-in data: training images")
     p.set_defaults(func=run_pretrain)
 
@@ -41,20 +41,22 @@ def _register_finetune_classify(group) -> None:
                          "from --model (ViT, CNN, CLIP or classifier checkpoint) or a --preset.")
     add_train_args(f, max_steps=1000, batch_size=64, lr=1e-3, eval_every=100, warmup=50)
     f.add_argument("--val-data", help="class folder for validation (default: a split of --data)")
-    f.add_argument("--val-fraction", type=float, default=0.1)
+    f.add_argument("--val-fraction", type=float, default=0.1, help="share of --data images held out for validation")
     f.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     f.set_defaults(func=run_finetune)
 
 
 def _register_data_shapes(group) -> None:
-    d = group.add_parser("shapes", help="generate the synthetic shapes scenes (captions, VQA, triples)")
-    d.add_argument("--out", required=True)
-    d.add_argument("--n-train", type=int, default=2000)
-    d.add_argument("--n-val", type=int, default=200)
-    d.add_argument("--n-test", type=int, default=200)
-    d.add_argument("--n-test-unseen", type=int, help="default: --n-test")
-    d.add_argument("--image-size", type=int, default=64)
-    d.add_argument("--seed", type=int, default=0)
+    d = group.add_parser("shapes", help="generate the synthetic shapes scenes (captions, VQA, triples, LLaVA "
+                         "instruction conversations)")
+    d.add_argument("--out", required=True, help="folder to write the images and JSON files into")
+    d.add_argument("--n-train", type=int, default=2000, help="training scenes")
+    d.add_argument("--n-val", type=int, default=200, help="validation scenes")
+    d.add_argument("--n-test", type=int, default=200, help="test scenes (only pairs seen in training)")
+    d.add_argument("--n-test-unseen", type=int,
+                   help="test scenes with held-out (colour, shape) pairs (default: --n-test)")
+    d.add_argument("--image-size", type=int, default=64, help="image side in pixels")
+    d.add_argument("--seed", type=int, default=0, help="random seed of the scene generator")
     d.set_defaults(func=run_shapes)
 
 
@@ -62,42 +64,42 @@ def _register_zero_shot(sub) -> None:
     z = sub.add_parser("zero-shot", aliases=["zeroshot"], help="zero-shot image classification with a CLIP",
                        description="Prints one JSON object per image: {image, label, scores}. With --summary, "
                        "and images in subfolders named after the labels, also the accuracy.")
-    z.add_argument("--model", required=True)
+    z.add_argument("--model", required=True, help="CLIP checkpoint or run folder")
     z.add_argument("--labels", nargs="+", required=True, help="class names, e.g. 'red circle' 'blue star'")
     z.add_argument("--images", action="append", default=[], help="image file or folder (repeatable)")
     z.add_argument("paths", nargs="*", help="more image files or folders")
     z.add_argument("--template", action="append", help="prompt template with {} (repeatable; default '{}')")
     z.add_argument("--summary", action="store_true", help="print accuracy (class = image's parent folder name)")
-    z.add_argument("--device", default="cpu")
+    add_device_arg(z)
     z.set_defaults(func=run_zero_shot)
 
 
 def _register_retrieval(group) -> None:
     ev = group.add_parser("retrieval", help="image->text and text->image recall@1/5/10 of a CLIP")
-    ev.add_argument("--model", required=True)
+    ev.add_argument("--model", required=True, help="CLIP checkpoint or run folder")
     ev.add_argument("--data", required=True, help="COCO captions JSON, JSONL, CSV/TSV or .tar shards")
-    ev.add_argument("--image-root")
-    ev.add_argument("--max-images", type=int, default=1000)
+    ev.add_argument("--image-root", help="folder that relative image paths in --data are under")
+    ev.add_argument("--max-images", type=int, default=1000, help="score at most this many images (and their captions)")
     ev.add_argument("--first-caption-only", action="store_true", help="one caption (query) per image")
-    ev.add_argument("--device", default="cpu")
+    add_device_arg(ev)
     ev.set_defaults(func=run_retrieval)
 
 
 def _register_search(sub) -> None:
     s = sub.add_parser("search-images", aliases=["search"], help="rank a folder of images by a text query",
                        description="Prints the top images with cosine scores; writes a PNG grid of the hits.")
-    s.add_argument("--model", required=True)
+    s.add_argument("--model", required=True, help="CLIP checkpoint or run folder")
     s.add_argument("--images", required=True, help="folder of images")
     s.add_argument("--query", action="append", default=[], help="text query (repeatable)")
     s.add_argument("queries", nargs="*", help="more queries")
-    s.add_argument("--top-k", type=int, default=10)
+    s.add_argument("--top-k", type=int, default=10, help="images to show per query")
     s.add_argument("--grid", help="PNG grid path (default: search.png, or search-N.png for several queries)")
     s.add_argument("--index", help="embedding index file (.safetensors): reused if present, else written")
     speed = s.add_mutually_exclusive_group()
     speed.add_argument("--int8", action="store_true", help="encode the images with dynamic int8 linears (faster on CPU)")
     speed.add_argument("--bf16", action="store_true",
                        help="encode the images in bfloat16 (fast on CPUs with AMX or AVX512-BF16)")
-    s.add_argument("--device", default="cpu")
+    add_device_arg(s)
     s.set_defaults(func=run_search)
 
 
@@ -139,7 +141,7 @@ def run_shapes(args) -> int:
     return 0
 
 
-def _load_clip(path: str, device: str):
+def _load_clip(path: str, device):
     from .. import api
 
     model = api.load(path, device=device)
@@ -159,7 +161,7 @@ def _image_paths(items: list[str]) -> list[Path]:
 def run_zero_shot(args) -> int:
     from ..zeroshot import class_embeddings, embed_images, load_images, zero_shot_probs
 
-    model, tok = _load_clip(args.model, args.device)
+    model, tok = _load_clip(args.model, device_for(args.device))
     errors: list[str] = []
     images, paths = load_images(_image_paths(args.images + args.paths), errors)
     for e in errors:
@@ -188,7 +190,7 @@ def run_retrieval(args) -> int:
     from ..recipes.clip_data import load_groups
     from ..zeroshot import evaluate_retrieval
 
-    model, tok = _load_clip(args.model, args.device)
+    model, tok = _load_clip(args.model, device_for(args.device))
     groups, _ = load_groups(args.data, **({"image_root": args.image_root} if args.image_root else {}))
     print_json(evaluate_retrieval(model, tok, groups[:args.max_images], first_caption_only=args.first_caption_only))
     return 0
@@ -200,7 +202,7 @@ def run_search(args) -> int:
     queries = args.query + args.queries
     if not queries:
         raise ValueError("no query given: pass --query TEXT")
-    model, tok = _load_clip(args.model, args.device)
+    model, tok = _load_clip(args.model, device_for(args.device, cpu_only="--int8" if args.int8 else None))
     if args.index and Path(args.index).is_file():
         index = EmbeddingIndex.load(args.index)
     else:

@@ -1,7 +1,7 @@
 """`lingvis pretrain fusion`, `lingvis finetune vqa`, `lingvis vqa --model DIR --image IMG --question Q`."""
 from __future__ import annotations
 
-from .common import add_train_args, print_json, train_config
+from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
 def register(sub, groups) -> None:
@@ -46,7 +46,7 @@ def register(sub, groups) -> None:
     q.add_argument("--image", required=True, help="image file")
     q.add_argument("--question", action="append", required=True, help="question (repeatable)")
     q.add_argument("--top-k", type=int, default=1, help="print the k most likely answers")
-    q.add_argument("--device", default="cpu")
+    add_device_arg(q)
     q.set_defaults(func=run_vqa)
 
 
@@ -57,7 +57,7 @@ def _data_args(p) -> None:
     p.add_argument("--vocab-size", type=int, default=1000, help="WordPiece vocabulary size when training one")
     p.add_argument("--shapes-train", type=int, default=4000, help="built-in data: training scenes")
     p.add_argument("--shapes-eval", type=int, default=500, help="built-in data: scenes per eval split")
-    p.add_argument("--dropout", type=float, help="model dropout")
+    p.add_argument("--dropout", type=float, help="model dropout (default: the preset's or checkpoint's)")
 
 
 def _common(args) -> dict:
@@ -94,7 +94,7 @@ def run_vqa(args) -> int:
     from ..recipes.vqa_generative import answer_questions_generative
     from ..tasks.vqa import answer_questions
 
-    model, tok = api.load(args.model, device=args.device), api.load_tokenizer(args.model)
+    model, tok = api.load(args.model, device=device_for(args.device)), api.load_tokenizer(args.model)
     if getattr(model, "family", None) == "captioner":
         if args.top_k > 1:
             raise ValueError("--top-k > 1 needs an answer-classifier model; this one generates answers")

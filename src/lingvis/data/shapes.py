@@ -15,7 +15,9 @@ from typing import Any, Callable
 from torch.utils.data import Dataset
 
 from lingvis.data.shapes_language import QA, article, captions, questions
+from lingvis.progress import progress
 from lingvis.data.shapes_render import render_scene
+from lingvis.data.shapes_instruct import instruction_records
 from lingvis.data.shapes_scene import (
     COLOURS, HELD_OUT, SHAPES, Scene, ShapeObject, Triple, is_held_out, make_scene,
 )
@@ -87,7 +89,7 @@ def _write_split(
 ) -> dict[str, Path]:
     rng = _split_rng(seed, split + "/text")
     images, caps, qs, anns, lines = [], [], [], [], []
-    for k, scene in enumerate(scenes):
+    for k, scene in enumerate(progress(scenes, desc=f"shapes {split}", unit="image", delay=2, leave=False)):
         image_id = first_id + k
         file_name = f"{split}_{k:06d}.png"
         render_scene(scene, size).save(out / "images" / file_name, compress_level=1)
@@ -111,6 +113,8 @@ def _write_split(
         f"annotations_{split}": _write_json(out / f"annotations_{split}.json",
                                             {"info": info, "annotations": anns}),
         f"scenes_{split}": scenes_path,
+        f"llava_{split}": _write_json(out / f"llava_{split}.json", instruction_records(  # LLaVA instruction set
+            scenes, [f"images/{im['file_name']}" for im in images], seed, split=split)),
     }
 
 

@@ -1,68 +1,17 @@
-"""Hugging Face checkpoint import/export: one module per family, each with an explicit weight-name map."""
-from __future__ import annotations
+"""Hugging Face checkpoint import/export: one module per family, each with an explicit weight-name map.
+Importing this package registers every family's loader and exporter (interop/registry.py)."""
+from . import gpt2  # noqa: F401  (registers loaders/exporters)
+from . import llama  # noqa: F401
+from . import bert  # noqa: F401
+from . import vilt  # noqa: F401
+from . import marian  # noqa: F401
+from . import vit, clip  # noqa: F401
+from . import vision_encoder_decoder  # noqa: F401
+from . import video  # noqa: F401
+from . import clip_text  # noqa: F401
+from . import diffusers  # noqa: F401
+from . import llava  # noqa: F401  (also registers the llava model family)
+from .registry import EXPORTERS, LOADERS, export_hf, load_hf, read_hf_weights, register_exporter, register_loader
 
-import json
-from collections.abc import Callable
-from pathlib import Path
-
-import torch
-from torch import nn
-
-from ..io import CheckpointError, read_safetensors
-
-LOADERS: dict[str, Callable[[dict, dict[str, torch.Tensor], Path], nn.Module]] = {}
-EXPORTERS: dict[str, Callable[[nn.Module, Path], bool]] = {}  # family -> writer; returns False if no HF twin
-
-
-def register_loader(model_type: str):
-    def deco(fn):
-        LOADERS[model_type] = fn
-        return fn
-    return deco
-
-
-def register_exporter(family: str):
-    def deco(fn):
-        EXPORTERS[family] = fn
-        return fn
-    return deco
-
-
-def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
-    """model.safetensors, or a sharded model.safetensors.index.json; never pickles."""
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError) as e:
-            raise CheckpointError(f"corrupt shard index {index}: {e}") from e
-        state = {}
-        for shard in shards:
-            state.update(read_safetensors(path / shard))
-        return state
-    if (path / "model.safetensors").is_file():
-        return read_safetensors(path / "model.safetensors")
-    if (path / "pytorch_model.bin").is_file():
-        raise CheckpointError(f"{path} has only pytorch_model.bin (a pickle); lingvis loads safetensors only. "
-                              "Convert it with transformers: model.save_pretrained(dir, safe_serialization=True)")
-    raise CheckpointError(f"no model.safetensors (or sharded index) in {path}")
-
-
-def load_hf(path: Path) -> nn.Module:
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupt {path / 'config.json'}: {e}") from e
-    model_type = config.get("model_type")
-    if model_type not in LOADERS:
-        raise CheckpointError(f"{path / 'config.json'}: unsupported model_type {model_type!r}; "
-                              f"lingvis loads {sorted(LOADERS)}")
-    return LOADERS[model_type](config, read_hf_weights(path), path).eval()
-
-
-from . import gpt2  # noqa: E402,F401  (registers loaders/exporters)
-from . import bert  # noqa: E402,F401
-from . import vilt  # noqa: E402,F401
-from . import marian  # noqa: E402,F401
-from . import vit, clip  # noqa: E402,F401
-from . import vision_encoder_decoder  # noqa: E402,F401
+__all__ = ["EXPORTERS", "LOADERS", "export_hf", "load_hf", "read_hf_weights", "register_exporter",
+           "register_loader"]

@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.bert import Bert, BertConfig
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
+from .adapters import AdapterLayout, register_layout
 from .sentence_transformers import read_st_pooling, write_st_files
 
 ARCH_TO_HEAD = {"BertModel": "none", "BertForMaskedLM": "mlm", "BertForPreTraining": "pretraining",
@@ -205,3 +206,31 @@ def save_bert(model: Bert, folder: Path) -> bool:
     (folder / "config.json").write_text(json.dumps(hf_config(cfg), indent=2))
     write_st_files(cfg, folder)
     return True
+
+
+PEFT_TASKS = {"none": "FEATURE_EXTRACTION", "classify": "SEQ_CLS", "tag": "TOKEN_CLS", "qa": "QUESTION_ANS"}
+
+
+@register_layout("bert")
+def adapter_layout(cfg: BertConfig) -> AdapterLayout | None:
+    """PEFT names of the Linears that take LoRA adapters (the fused q/k/v rows go to query, key and value;
+    lingvis adapts the block projections, peft adapters may also sit on the pooler and heads) and of the
+    heads, pooler and norms PEFT may save whole (`modules_to_save`)."""
+    if cfg.activation not in ACT_TO_HF or cfg.classifier_pooling != "cls":
+        return None
+    pre = "" if cfg.head == "none" else "bert."
+    modules, saved = {}, {"emb_ln": f"{pre}embeddings.LayerNorm"}
+    for i in range(cfg.n_layer):
+        layer = f"{pre}encoder.layer.{i}."
+        modules[f"blocks.{i}.attn.qkv"] = tuple(f"{layer}attention.self.{n}" for n in QKV)
+        for ours, theirs in LAYER_MAP.items():
+            if ours.startswith("ln_"):
+                saved[f"blocks.{i}.{ours}"] = layer + theirs
+            else:
+                modules[f"blocks.{i}.{ours}"] = (layer + theirs,)
+    if cfg.pooler and cfg.head in HF_POOLER:
+        saved["pooler"] = f"{pre}pooler.dense"
+        modules["pooler"] = (f"{pre}pooler.dense",)  # peft's target "dense" adapts it too
+    saved.update(HEAD_MAP)
+    modules.update({ours: (theirs,) for ours, theirs in HEAD_MAP.items() if ours != "mlm.ln"})  # the Linears
+    return AdapterLayout(modules, saved, task_type=PEFT_TASKS.get(cfg.head))

@@ -10,11 +10,10 @@ import torch
 from ..io import CheckpointError, load_state
 from ..models.clip import CLIP, CLIPConfig
 from ..models.clip_text import CLIPTextConfig
-from ..models.vit import ViTConfig
-from . import register_exporter, register_loader
+from ..models.vit import ViT, ViTConfig
+from .registry import register_exporter, register_loader
 from .vision_common import (ACT_TO_HF, CLIP_BLOCK, activation_from_hf, blocks_from_hf, blocks_to_hf, check_leftover,
-                            read_preprocessor, write_preprocessor)
-from .vit import clip_vision_style, save_weights
+                            clip_vision_style, read_preprocessor, save_weights, write_preprocessor)
 
 LEGACY_EOS = 2  # transformers: eos_token_id == 2 means "pool at the highest token id" (pre-#24773 configs)
 
@@ -141,3 +140,31 @@ def save_clip(model: CLIP, folder: Path) -> bool:
     (folder / "config.json").write_text(json.dumps(hf, indent=2))
     write_preprocessor(folder, vc, "CLIPImageProcessor")
     return True
+
+
+@register_exporter("vit")
+def save_clip_vision(model: ViT, folder: Path) -> bool:
+    """A CLIP-style lingvis ViT -> HF `CLIPVisionModel` files."""
+    cfg = model.config
+    if not clip_vision_style(cfg):
+        return False
+    save_weights({f"vision_model.{k}": v for k, v in vision_state_to_hf(model.state_dict(), cfg).items()}, folder)
+    hf = {**vision_hf_config(cfg), "model_type": "clip_vision_model", "architectures": ["CLIPVisionModel"]}
+    (folder / "config.json").write_text(json.dumps(hf, indent=2))
+    write_preprocessor(folder, cfg, "CLIPImageProcessor")
+    return True
+
+
+@register_loader("clip_vision_model")
+def load_clip_vision(hf: dict, hf_state: dict[str, torch.Tensor], path: Path) -> ViT:
+    cfg = vision_config_from_hf(hf, path)
+    s = {(k[len("vision_model."):] if k.startswith("vision_model.") else k): v for k, v in hf_state.items()}
+    s.pop("visual_projection.weight", None)  # CLIPVisionModelWithProjection: projection not part of the tower
+    try:
+        state = vision_state_from_hf(s, cfg)
+    except KeyError as e:
+        raise CheckpointError(f"{path}: CLIP vision weight {e.args[0]!r} is missing") from e
+    check_leftover(s, path, "CLIP vision")
+    model = ViT(cfg)
+    load_state(model, state, source=str(path))
+    return model

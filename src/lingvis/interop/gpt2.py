@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.gpt import GPT, GPTConfig
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
+from .adapters import AdapterLayout, register_layout
 
 ACT_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
                "quick_gelu": "quick_gelu", "silu": "silu", "swish": "silu"}
@@ -69,9 +70,12 @@ GPT2_EOT = 50256  # <|endoftext|> in the GPT-2 byte-level BPE vocabulary
 
 
 def exportable(cfg: GPTConfig) -> bool:
+    bc = cfg.block_config()
     return (cfg.position == "learned" and cfg.norm == "layernorm" and cfg.bias and cfg.activation in ACT_TO_HF
-            and not cfg.cross_attention
-            and float(cfg.mlp_ratio * cfg.n_embd).is_integer())
+            and not cfg.cross_attention and cfg.n_kv_head in (None, cfg.n_head)
+            and cfg.head_size * cfg.n_head == cfg.n_embd and not cfg.qk_norm and cfg.sliding_window is None
+            and all(b in (None, True) for b in (bc.qkv_bias, bc.attn_out_bias, bc.mlp_bias))
+            and float(bc.mlp_hidden).is_integer())
 
 
 @register_exporter("gpt")
@@ -94,7 +98,7 @@ def save_gpt2(model: GPT, folder: Path) -> bool:
               metadata={"format": "pt"})
     hf = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": cfg.vocab_size,
           "n_positions": cfg.block_size, "n_ctx": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
-          "n_head": cfg.n_head, "n_inner": int(cfg.mlp_ratio * cfg.n_embd),
+          "n_head": cfg.n_head, "n_inner": cfg.block_config().mlp_hidden,
           "activation_function": ACT_TO_HF[cfg.activation], "layer_norm_epsilon": cfg.norm_eps,
           "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
           "tie_word_embeddings": cfg.tie_embeddings}
@@ -104,3 +108,19 @@ def save_gpt2(model: GPT, folder: Path) -> bool:
     hf.update(bos_token_id=eot, eos_token_id=eot)
     (folder / "config.json").write_text(json.dumps(hf, indent=2))
     return True
+
+
+@register_layout("gpt")
+def adapter_layout(cfg: GPTConfig) -> AdapterLayout | None:
+    """PEFT names of the LoRA projections (HF Conv1D: fan_in_fan_out) and of the norms PEFT may save whole."""
+    if not exportable(cfg):
+        return None
+    modules, saved = {}, {"ln_f": "transformer.ln_f"}
+    for i in range(cfg.n_layer):
+        for ours, theirs in BLOCK_MAP.items():
+            name, hf = f"blocks.{i}.{ours}", f"transformer.h.{i}.{theirs}"
+            if ours.startswith("ln_"):
+                saved[name] = hf
+            else:
+                modules[name] = (hf,)
+    return AdapterLayout(modules, saved, task_type="CAUSAL_LM", fan_in_fan_out=True)

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
 
 ACT_FROM_HF = {"gelu": "gelu", "relu": "relu", "swish": "silu", "silu": "silu", "gelu_new": "gelu_tanh",
                "gelu_pytorch_tanh": "gelu_tanh", "quick_gelu": "quick_gelu"}

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.fusion import FusionConfig, FusionModel
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
 
 ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu",
                "quick_gelu": "quick_gelu", "silu": "silu", "swish": "silu"}

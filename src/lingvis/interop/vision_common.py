@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from safetensors.torch import save_file
+
 from ..io import CheckpointError
 
 ACT_FROM_HF = {"gelu": "gelu", "quick_gelu": "quick_gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
@@ -106,3 +108,13 @@ def write_preprocessor(folder: Path, cfg, processor: str) -> None:
     else:
         pp = {**common, "size": {"height": s, "width": s}}
     (folder / "preprocessor_config.json").write_text(json.dumps(pp, indent=2))
+
+
+def clip_vision_style(cfg) -> bool:
+    return (cfg.pre_norm and not cfg.patch_bias and cfg.pool == "cls" and cfg.final_norm == "pooled"
+            and not cfg.pooler and cfg.activation in ACT_TO_HF)
+
+
+def save_weights(state: dict, folder: Path) -> None:
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / "model.safetensors"),
+              metadata={"format": "pt"})

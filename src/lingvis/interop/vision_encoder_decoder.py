@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.captioner import Captioner, CaptionerConfig
-from . import gpt2, register_exporter, register_loader
+from . import gpt2
+from .registry import register_exporter, register_loader
 from .vision_common import write_preprocessor
 from .vit import hf_vit_style, vit_config_from_hf, vit_hf_config, vit_state_from_hf, vit_state_to_hf
 

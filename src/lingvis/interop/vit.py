@@ -1,5 +1,5 @@
-"""HF `ViTModel` / `ViTForImageClassification` (model_type vit) and `CLIPVisionModel`
-(model_type clip_vision_model) <-> lingvis ViT / ImageClassifier."""
+"""HF `ViTModel` / `ViTForImageClassification` (model_type vit) <-> lingvis ViT / ImageClassifier.
+(CLIP-style ViTs: `CLIPVisionModel` in interop/clip.py.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
 from ..models.image_classifier import ImageClassifier, ImageClassifierConfig
 from ..models.vit import ViT, ViTConfig
-from . import register_exporter, register_loader
+from .registry import register_exporter, register_loader
 from .vision_common import (ACT_TO_HF, VIT_BLOCK, activation_from_hf, blocks_from_hf, blocks_to_hf,
-                            check_leftover, read_preprocessor, write_preprocessor)
+                            check_leftover, read_preprocessor, save_weights, write_preprocessor)
 
 
 # ---- HF ViT ------------------------------------------------------------------------------------------
@@ -72,9 +71,6 @@ def hf_vit_style(cfg: ViTConfig) -> bool:
             and cfg.activation in ACT_TO_HF)
 
 
-def clip_vision_style(cfg: ViTConfig) -> bool:
-    return (cfg.pre_norm and not cfg.patch_bias and cfg.pool == "cls" and cfg.final_norm == "pooled"
-            and not cfg.pooler and cfg.activation in ACT_TO_HF)
 
 
 def vit_state_to_hf(own: dict, cfg: ViTConfig) -> dict:
@@ -98,9 +94,6 @@ def vit_hf_config(cfg: ViTConfig) -> dict:
             "pooler_act": "tanh", "pooler_output_size": cfg.dim}
 
 
-def save_weights(state: dict, folder: Path) -> None:
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / "model.safetensors"),
-              metadata={"format": "pt"})
 
 
 @register_exporter("vit")
@@ -112,14 +105,6 @@ def save_vit(model: ViT, folder: Path) -> bool:
         (folder / "config.json").write_text(json.dumps({**vit_hf_config(cfg), "architectures": ["ViTModel"]},
                                                        indent=2))
         write_preprocessor(folder, cfg, "ViTImageProcessor")
-        return True
-    if clip_vision_style(cfg):
-        from .clip import vision_state_to_hf, vision_hf_config
-
-        save_weights({f"vision_model.{k}": v for k, v in vision_state_to_hf(own, cfg).items()}, folder)
-        hf = {**vision_hf_config(cfg), "model_type": "clip_vision_model", "architectures": ["CLIPVisionModel"]}
-        (folder / "config.json").write_text(json.dumps(hf, indent=2))
-        write_preprocessor(folder, cfg, "CLIPImageProcessor")
         return True
     return False
 
@@ -140,20 +125,3 @@ def save_image_classifier(model: ImageClassifier, folder: Path) -> bool:
     (folder / "config.json").write_text(json.dumps(hf, indent=2))
     write_preprocessor(folder, bcfg, "ViTImageProcessor")
     return True
-
-
-@register_loader("clip_vision_model")
-def load_clip_vision(hf: dict, hf_state: dict[str, torch.Tensor], path: Path) -> ViT:
-    from .clip import vision_config_from_hf, vision_state_from_hf
-
-    cfg = vision_config_from_hf(hf, path)
-    s = {(k[len("vision_model."):] if k.startswith("vision_model.") else k): v for k, v in hf_state.items()}
-    s.pop("visual_projection.weight", None)  # CLIPVisionModelWithProjection: projection not part of the tower
-    try:
-        state = vision_state_from_hf(s, cfg)
-    except KeyError as e:
-        raise CheckpointError(f"{path}: CLIP vision weight {e.args[0]!r} is missing") from e
-    check_leftover(s, path, "CLIP vision")
-    model = ViT(cfg)
-    load_state(model, state, source=str(path))
-    return model

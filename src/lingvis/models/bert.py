@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..nn import Block, BlockConfig, LearnedPositions
+from ..nn import BlockConfig, BlockInputs, LearnedPositions, run_blocks, transformer_block
 from ..nn.masks import combine, padding_mask
 from .bert_heads import HEADS, BertOutput, MLMHead, QAHead
 from .registry import register_family, register_preset
@@ -76,7 +76,7 @@ class Bert(nn.Module):
         self.seg_emb = nn.Embedding(c.type_vocab_size, c.n_embd)
         self.emb_ln = nn.LayerNorm(c.n_embd, eps=c.norm_eps)
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
         self.pooler = nn.Linear(c.n_embd, c.n_embd) if c.pooler else None
         self.head_drop = nn.Dropout(c.dropout if c.classifier_dropout is None else c.classifier_dropout)
         self.mlm = MLMHead(c.n_embd, c.vocab_size, c.activation, c.norm_eps) if c.head in ("mlm", "pretraining") \
@@ -98,30 +98,34 @@ class Bert(nn.Module):
             nn.init.normal_(m.weight, std=std)
 
     # ---- encoder ---------------------------------------------------------------------------------
-    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-              position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        B, T = input_ids.shape
+    def embed(self, input_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None = None,
+              position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Word (or given `inputs_embeds` (B, T, C)) + segment + position embeddings, normed: (B, T, C)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        B, T = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        dev = input_ids.device if input_ids is not None else inputs_embeds.device
         longest = T if position_ids is None else int(position_ids.max()) + 1
         if longest > self.config.max_positions:
             raise ValueError(f"sequence of {longest} tokens exceeds max_positions {self.config.max_positions}; "
                              "truncate the input or use sliding windows")
         if position_ids is None:
-            position_ids = torch.arange(T, device=input_ids.device)[None].expand(B, T)
+            position_ids = torch.arange(T, device=dev)[None].expand(B, T)
         if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        x = self.tok_emb(input_ids) + self.seg_emb(token_type_ids) + self.pos_emb(position_ids)  # (B, T, C)
+            token_type_ids = torch.zeros(B, T, dtype=torch.long, device=dev)
+        words = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds
+        x = words + self.seg_emb(token_type_ids) + self.pos_emb(position_ids)  # (B, T, C)
         return self.drop(self.emb_ln(x))
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Last-layer hidden states (B, T, C). `attention_mask` (B, T): 1 = real token, 0 = padding."""
-        x = self.embed(input_ids, token_type_ids, position_ids)
+        x = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds)
         mask = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             mask = combine(padding_mask(attention_mask))  # (B, 1, 1, T) key mask, True = attend
-        for block in self.blocks:
-            x = block(x, mask)
-        return x
+        return run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))
 
     def encode_packed(self, input_ids: torch.Tensor, lengths: list[int],
                       token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -140,9 +144,7 @@ class Bert(nn.Module):
         mask = torch.zeros(same.shape, device=dev).masked_fill_(~same, float("-inf"))
         types = None if token_type_ids is None else token_type_ids[None]
         x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
-        for block in self.blocks:
-            x = block(x, mask)
-        return x[0]
+        return run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))[0]
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """tanh(dense(x)) of the [CLS] vector, or of the mean over real tokens (classifier_pooling='mean')."""
@@ -155,12 +157,13 @@ class Bert(nn.Module):
         return torch.tanh(self.pooler((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)))
 
     # ---- heads -----------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                mlm_positions: torch.Tensor | None = None) -> BertOutput:
+                mlm_positions: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> BertOutput:
         """`mlm_positions` (B, T) bool: MLM logits only at those positions, shape (N, V) (saves the
-        vocabulary projection at the other 85% during pretraining)."""
-        h = self.encode(input_ids, attention_mask, token_type_ids, position_ids)
+        vocabulary projection at the other 85% during pretraining). `inputs_embeds` (B, T, C) replaces the
+        word embeddings."""
+        h = self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         out = BertOutput(hidden=h, pooled=self.pool(h, attention_mask) if self.pooler is not None else None)
         head = self.config.head
         if self.mlm is not None:

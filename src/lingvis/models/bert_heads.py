@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.mlp import ACTIVATIONS
+from .heads import MLMHead  # noqa: F401  (re-exported: BERT's MLM head)
 
 HEADS = ("none", "mlm", "pretraining", "classify", "tag", "qa")
 
@@ -24,23 +24,6 @@ class BertOutput:
     nsp_logits: torch.Tensor | None = None
     start_logits: torch.Tensor | None = None
     end_logits: torch.Tensor | None = None
-
-
-class MLMHead(nn.Module):
-    """dense -> activation -> LayerNorm -> decoder (weight tied to the word embeddings) + bias."""
-
-    def __init__(self, dim: int, vocab_size: int, activation: str, eps: float):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown MLM head activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-        self.act = ACTIVATIONS[activation]
-        self.dense = nn.Linear(dim, dim)
-        self.ln = nn.LayerNorm(dim, eps=eps)
-        self.decoder = nn.Linear(dim, vocab_size, bias=False)
-        self.bias = nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (..., C) -> (..., V)
-        return self.decoder(self.ln(self.act(self.dense(h)))) + self.bias
 
 
 class QAHead(nn.Module):

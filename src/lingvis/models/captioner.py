@@ -55,6 +55,11 @@ class Captioner(nn.Module):
         self.proj = nn.Linear(mem, dcfg.n_embd) if c.projects(mem) else None
         self.decoder = GPT(dcfg)
 
+    def unused_parameters(self) -> list[str]:
+        """Parameters of the image tower's own pooling (a ViT pooler, a CNN's attention pool) that captioning
+        never reads: the tower reads out its tokens. Kept so tower checkpoints (and HF vit-gpt2) load as is."""
+        return [n for n, _ in self.named_parameters() if n.startswith(("encoder.pooler.", "encoder.head."))]
+
     @property
     def image_config(self):
         """The tower's config: image_size, image_mean, image_std (for preprocessing)."""
@@ -72,10 +77,12 @@ class Captioner(nn.Module):
         x = self.encoder.forward_features(pixels)  # (B, N, C_enc)
         return self.proj(x) if self.proj is not None else x
 
-    def decode(self, input_ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
+    def decode(self, input_ids: torch.Tensor | None, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
                attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-               cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
-        return self.decoder(input_ids, attention_mask, position_ids, cache, last_only, memory, memory_mask)
+               cache: KVCache | None = None, last_only: bool = False,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(input_ids, attention_mask, position_ids, cache, last_only, memory, memory_mask,
+                            inputs_embeds=inputs_embeds)
 
     def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:

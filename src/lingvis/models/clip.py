@@ -104,6 +104,10 @@ class CLIP(nn.Module):
         hidden = self.text.encode(input_ids, attention_mask)  # (B, T, C)
         pool, B = self.config.text_pool, input_ids.shape[0]
         rows = torch.arange(B, device=hidden.device)
+        if pool == "eos" and self.config.eos_token_id is None:  # no eos id yet: the last real token
+            T = hidden.shape[1]
+            last = attention_mask.sum(-1) - 1 if attention_mask is not None else torch.full_like(rows, T - 1)
+            return hidden[rows, last.clamp(min=0)]
         if pool == "eos":  # first eos (as transformers: position 0 when a row has none)
             return hidden[rows, (input_ids == self.config.eos_token_id).int().argmax(dim=-1)]
         if pool == "argmax":

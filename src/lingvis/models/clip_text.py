@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn import Block, BlockConfig, make_norm
-from ..nn.masks import causal_mask, combine, padding_mask
+from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_block
 from .registry import register_family
 from .vit import init_blocks
 
@@ -43,7 +42,7 @@ class CLIPTextEncoder(nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.dim)
         self.pos_emb = nn.Parameter(torch.empty(c.context_length, c.dim))
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.depth))
         self.ln_final = make_norm("layernorm", c.dim, c.norm_eps)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb, std=0.01)
@@ -53,21 +52,20 @@ class CLIPTextEncoder(nn.Module):
     def out_dim(self) -> int:
         return self.config.dim
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               output_hidden_states: bool = False):
-        # input_ids: (B, T); attention_mask: (B, T) 1 = token, 0 = padding
-        B, T = input_ids.shape
+    def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
+               output_hidden_states: bool = False, inputs_embeds: torch.Tensor | None = None):
+        # input_ids: (B, T) (or inputs_embeds (B, T, C)); attention_mask: (B, T) 1 = token, 0 = padding
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        tok = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        T = tok.shape[1]
         if T > self.config.context_length:
             raise ValueError(f"text of {T} tokens exceeds the context length {self.config.context_length}")
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb[:T])  # (B, T, C)
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.bool().all()):
-            mask = combine(causal_mask(T, T, x.device), padding_mask(attention_mask))  # (B, 1, T, T)
-        hidden = [x]
-        for block in self.blocks:
-            x = block(x, mask, is_causal=mask is None)
-            hidden.append(x)
-        x = self.ln_final(x)
+        x = self.drop(tok + self.pos_emb[:T])  # (B, T, C)
+        padded = attention_mask is not None and not bool(attention_mask.bool().all())
+        ctx = BlockInputs(is_causal=True, key_mask=attention_mask if padded else None)
+        hidden = [] if output_hidden_states else None
+        x = self.ln_final(run_blocks(self.blocks, x, ctx, hidden))
         return (x, hidden) if output_hidden_states else x
 
 

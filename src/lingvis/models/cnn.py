@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn import Attention, BlockInputs
 from .registry import register_family, register_preset
 from .vit import CLIP_MEAN, CLIP_STD
 
@@ -90,31 +91,25 @@ class ResBlock(nn.Module):
         return F.relu(self.body(x) + self.shortcut(x))
 
 
-class AttentionPool(nn.Module):
+class AttentionPool(Attention):
     """Multi-head attention of the mean token (query) over mean + all feature-map tokens, with learned
-    positions, projected to `out_dim` (CLIP's AttentionPool2d)."""
+    positions, projected to `out_dim` (CLIP's AttentionPool2d): the shared cross-attention whose memory is
+    the token set itself."""
 
     def __init__(self, n_tokens: int, dim: int, heads: int, out_dim: int):
-        super().__init__()
         if dim % heads:
             raise ValueError(f"feature width {dim} is not divisible by attn_heads {heads}")
-        self.heads = heads
-        self.pos = nn.Parameter(torch.randn(n_tokens + 1, dim) / dim ** 0.5)
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, out_dim)
+        pos = torch.randn(n_tokens + 1, dim) / dim ** 0.5
+        super().__init__(dim, heads, cross=True, kv_dim=dim, out_dim=out_dim)
+        self.pos = nn.Parameter(pos)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         # tokens: (B, N, C) -> (B, out_dim)
-        B, N, C = tokens.shape
+        N = tokens.shape[1]
         if N + 1 != self.pos.shape[0]:
             raise ValueError(f"attention pooling was built for {self.pos.shape[0] - 1} feature-map tokens, got {N}")
         x = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1) + self.pos  # (B, 1 + N, C)
-        h = C // self.heads
-        q = self.q(x[:, :1]).view(B, 1, self.heads, h).transpose(1, 2)  # (B, H, 1, h)
-        k, v = (t.view(B, N + 1, self.heads, h).transpose(1, 2) for t in self.kv(x).chunk(2, dim=-1))
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, H, 1, h)
-        return self.proj(y.transpose(1, 2).reshape(B, C))  # (B, out_dim)
+        return super().forward(x[:, :1], BlockInputs(memory=x))[:, 0]  # (B, out_dim)
 
 
 class CNN(nn.Module):

@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import Block, BlockConfig, make_norm
+from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_block
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
-from .fusion_heads import MLMHead, Pooler, vqa_classifier
+from .fusion_heads import Pooler, vqa_classifier
+from .heads import MLMHead
+from .init import init_normal
 from .fusion_regions import RegionConfig, RegionStem, RegionTokens
 from .registry import register_family, register_preset
 
@@ -132,10 +134,10 @@ class FusionModel(nn.Module):
             stem = PatchStem(c.channels, c.dim, c.patch_size) if c.image_encoder == "patch" else CNNStem(c.cnn, c.dim)
             self.image = ImageTokens(stem, c.dim, c.grid, c.dropout, mask_token=c.mif_head)
         self.modality = nn.Embedding(c.modality_types, c.dim)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.n_layer))
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
         self.ln_f = make_norm("layernorm", c.dim, c.norm_eps) if c.prenorm else nn.Identity()
         self.pooler = Pooler(c.dim, c.pool) if c.pooler else None
-        self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps) if c.mlm_head else None
+        self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps, decoder_bias=True) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
         self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps) if c.answers else None
@@ -144,21 +146,12 @@ class FusionModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07))) if c.itc_head else None
         for name, m in self.named_modules():  # CNN (Kaiming) and geometry MLP keep PyTorch's initialisation
             if not name.startswith(("image.stem.cnn", "image.stem.geometry")):
-                self._init_weights(m)
+                init_normal(m)
         for p in (self.image.cls, getattr(self.image, "pos", None)):
             if p is not None:
                 nn.init.normal_(p, std=0.02)
         if self.mlm is not None:
             self.mlm.decoder.weight = self.text.word_emb.weight
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
 
     @property
     def num_image_tokens(self) -> int:
@@ -182,8 +175,7 @@ class FusionModel(nn.Module):
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The shared bidirectional stack: (B, S, C) tokens, (B, S) 1/0 key mask -> (B, S, C)."""
         attn = combine(padding_mask(mask))  # (B, 1, 1, S)
-        for block in self.blocks:
-            x = block(x, attn)
+        x = run_blocks(self.blocks, x, BlockInputs(attn_mask=attn))
         return self.ln_f(x)
 
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,

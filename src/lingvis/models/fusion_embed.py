@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.vision import PatchEmbed
+
 
 class TextEmbeddings(nn.Module):
     """word + segment (token type) + learned position embeddings, then LayerNorm (BERT / ViLT text side)."""
@@ -32,24 +34,20 @@ class TextEmbeddings(nn.Module):
 
 
 class PatchStem(nn.Module):
-    """ViT patch embedding: a conv with kernel = stride = patch size. Features for masked-image
-    regression are the raw pixel patches."""
+    """ViT patch embedding as a fusion image stem: the patch grid, and for masked-image regression the raw
+    pixel patches as features."""
 
     def __init__(self, channels: int, dim: int, patch_size: int):
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Conv2d(channels, dim, kernel_size=patch_size, stride=patch_size)
+        self.proj = PatchEmbed(channels, dim, patch_size)
         self.feature_dim = channels * patch_size * patch_size
         self.stride = patch_size
 
     def forward(self, pixels: torch.Tensor, with_features: bool = False):
         """(B, 3, H, W) -> grid (B, C, H/p, W/p) and, if asked, pixel patches (B, N, 3*p*p)."""
         grid = self.proj(pixels)
-        if not with_features:
-            return grid, None
-        p = self.patch_size
-        H, W = grid.shape[-2] * p, grid.shape[-1] * p
-        return grid, F.unfold(pixels[..., :H, :W], kernel_size=p, stride=p).transpose(1, 2)
+        return grid, (self.proj.patches(pixels) if with_features else None)
 
 
 class CNNStem(nn.Module):

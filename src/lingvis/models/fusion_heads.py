@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.mlp import ACTIVATIONS
 
 
 class Pooler(nn.Module):
@@ -26,20 +25,6 @@ class Pooler(nn.Module):
         m = text_mask[..., None].to(hidden.dtype)  # (B, T, 1)
         h = (hidden[:, :text_mask.shape[1]] * m).sum(1) / m.sum(1).clamp(min=1)
         return torch.tanh(self.dense(h))
-
-
-class MLMHead(nn.Module):
-    """dense -> activation -> LayerNorm -> decoder (weights tied to the word embeddings, own bias)."""
-
-    def __init__(self, dim: int, vocab_size: int, activation: str, eps: float):
-        super().__init__()
-        self.dense = nn.Linear(dim, dim)
-        self.act = ACTIVATIONS[activation]
-        self.ln = nn.LayerNorm(dim, eps=eps)
-        self.decoder = nn.Linear(dim, vocab_size)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, V)
-        return self.decoder(self.ln(self.act(self.dense(hidden))))
 
 
 def vqa_classifier(dim: int, n_answers: int, eps: float) -> nn.Sequential:

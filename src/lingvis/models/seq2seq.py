@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..nn import Block, BlockConfig, KVCache, LearnedPositions, SinusoidalPositions, make_norm
-from ..nn.masks import causal_mask, combine, padding_mask
+from ..nn import (BlockConfig, BlockInputs, KVCache, LearnedPositions, SinusoidalPositions, make_norm, run_blocks,
+                  transformer_block)
+from ..nn.masks import padding_mask
 from .registry import register_family, register_preset
 
 
@@ -76,8 +77,8 @@ class Seq2Seq(nn.Module):
         self.enc_pos, self.dec_pos = pos(), pos()
         self.embed_scale = math.sqrt(c.dim) if c.scale_embedding else 1.0
         self.drop = nn.Dropout(c.dropout)
-        self.encoder = nn.ModuleList(Block(c.block_config(cross=False)) for _ in range(c.encoder_layers))
-        self.decoder = nn.ModuleList(Block(c.block_config(cross=True)) for _ in range(c.decoder_layers))
+        self.encoder = nn.ModuleList(transformer_block(c.block_config(cross=False)) for _ in range(c.encoder_layers))
+        self.decoder = nn.ModuleList(transformer_block(c.block_config(cross=True)) for _ in range(c.decoder_layers))
         self.enc_norm = make_norm(c.norm, c.dim, c.norm_eps, c.bias) if c.final_norm else None
         self.dec_norm = make_norm(c.norm, c.dim, c.norm_eps, c.bias) if c.final_norm else None
         self.lm_head = nn.Linear(c.dim, c.target_vocab, bias=False)
@@ -108,16 +109,17 @@ class Seq2Seq(nn.Module):
     def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         return KVCache(self.config.decoder_layers, max_len or self.config.max_len)
 
-    def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, S) source ids (right-padded; `src_mask` 1 = real token) -> (B, S, C) memory."""
-        B, S = src_ids.shape
+    def encode(self, src_ids: torch.Tensor | None, src_mask: torch.Tensor | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S) source ids (right-padded; `src_mask` 1 = real token) -> (B, S, C) memory. `inputs_embeds`
+        (B, S, C) replaces the scaled token embeddings."""
+        tok = _embed(self.embed, src_ids, inputs_embeds, self.embed_scale)  # (B, S, C)
+        S = tok.shape[1]
         if S > self.config.max_len:
             raise ValueError(f"source of {S} tokens exceeds max_len {self.config.max_len}")
-        pos = torch.arange(S, device=src_ids.device)[None]  # (1, S)
-        x = self.drop(self.embed(src_ids) * self.embed_scale + self.enc_pos(pos))  # (B, S, C)
-        mask = self.memory_mask(src_mask)
-        for block in self.encoder:
-            x = block(x, mask)
+        pos = torch.arange(S, device=tok.device)[None]  # (1, S)
+        x = self.drop(tok + self.enc_pos(pos))  # (B, S, C)
+        x = run_blocks(self.encoder, x, BlockInputs(attn_mask=self.memory_mask(src_mask)))
         return self.enc_norm(x) if self.enc_norm is not None else x
 
     @staticmethod
@@ -127,28 +129,23 @@ class Seq2Seq(nn.Module):
             return None
         return padding_mask(src_mask)
 
-    def decode(self, tgt_ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
+    def decode(self, tgt_ids: torch.Tensor | None, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
                attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-               cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
-        """(B, T) target ids (after the start token) -> (B, T, V) logits. `memory_mask` is (B, 1, 1, S)."""
-        B, T = tgt_ids.shape
+               cache: KVCache | None = None, last_only: bool = False,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) target ids (after the start token) -> (B, T, V) logits. `memory_mask` is (B, 1, 1, S).
+        `inputs_embeds` (B, T, C) replaces the scaled target token embeddings."""
+        tok = _embed(self.target_embedding, tgt_ids, inputs_embeds, self.embed_scale)  # (B, T, C)
+        T = tok.shape[1]
         past = cache.length if cache is not None else 0
         S = past + T
         if S > self.config.max_len:
             raise ValueError(f"target of {S} tokens exceeds max_len {self.config.max_len}")
         if position_ids is None:
-            position_ids = torch.arange(past, S, device=tgt_ids.device)[None]
-        x = self.drop(self.target_embedding(tgt_ids) * self.embed_scale + self.dec_pos(position_ids))  # (B, T, C)
-        mask = None
-        if attention_mask is not None:
-            mask = combine(causal_mask(T, S, x.device), padding_mask(attention_mask))  # (B, 1, T, S)
-        elif past > 0 and T > 1:
-            mask = causal_mask(T, S, x.device)
-        is_causal = mask is None and T > 1
-        for i, block in enumerate(self.decoder):
-            x = block(x, mask, is_causal, None, cache, i, memory, memory_mask)
-        if cache is not None:
-            cache.advance(T)
+            position_ids = torch.arange(past, S, device=tok.device)[None]
+        x = self.drop(tok + self.dec_pos(position_ids))  # (B, T, C)
+        ctx = BlockInputs(is_causal=True, key_mask=attention_mask, cache=cache, memory=memory, memory_mask=memory_mask)
+        x = run_blocks(self.decoder, x, ctx)
         if last_only:
             x = x[:, -1:]
         if self.dec_norm is not None:
@@ -189,6 +186,12 @@ class Seq2Seq(nn.Module):
             self.train(was_training)
 
 
+def _embed(table: nn.Embedding, ids: torch.Tensor | None, embeds: torch.Tensor | None, scale: float) -> torch.Tensor:
+    if (ids is None) == (embeds is None):
+        raise ValueError("pass exactly one of token ids and inputs_embeds")
+    return table(ids) * scale if embeds is None else embeds
+
+
 class DecoderView:
     """A decoder with its encoder memory bound: the causal-LM protocol of generate.py and beam.py
     (`__call__(input_ids, attention_mask, position_ids, cache, last_only)`, `new_cache`, `context_length`),
@@ -215,11 +218,11 @@ class DecoderView:
     def parameters(self):
         return self.model.parameters()
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def __call__(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                  position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
-                 last_only: bool = False) -> torch.Tensor:
+                 last_only: bool = False, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         return self.model.decode(input_ids, self.memory, self.memory_mask, attention_mask, position_ids, cache,
-                                 last_only)
+                                 last_only, inputs_embeds)
 
 
 register_family("seq2seq", Seq2SeqConfig, Seq2Seq, "encoder-decoder Transformer (translation)")

@@ -8,10 +8,17 @@ import torch
 from torch import nn
 
 from .registry import family, make_config, register_family, register_preset
+from .video import TIMESFORMER, VideoTransformer
 from .video_frames import NANO_VIT
 from .video_temporal import check_video
 
 SAMPLINGS = ("segments", "stride")
+
+
+def is_video_backbone(model_cls: type) -> bool:
+    """Whether a model class maps (B, T, C, H, W) to (B, out_dim): `video_frames` (and any class flagged
+    `video_backbone = True`) or the space-time `video_transformer` (used without its head)."""
+    return bool(getattr(model_cls, "video_backbone", False)) or issubclass(model_cls, VideoTransformer)
 
 
 @dataclass
@@ -47,11 +54,19 @@ class VideoClassifier(nn.Module):
     def __init__(self, config: VideoClassifierConfig):
         super().__init__()
         self.config = c = config
-        self.backbone = family(c.backbone_family).model_cls(make_config(c.backbone_family, dict(c.backbone)))
-        if not getattr(self.backbone, "video_backbone", False):
-            raise ValueError(f"backbone family {c.backbone_family!r} is not a video backbone (a model class with "
-                             "`video_backbone = True` that maps (B, T, C, H, W) to (B, out_dim) and has "
-                             "`out_dim` and `image_config`)")
+        cls = family(c.backbone_family).model_cls
+        if not is_video_backbone(cls):
+            raise ValueError(f"backbone family {c.backbone_family!r} is not a video backbone (video_frames, "
+                             "video_transformer, or a model class with `video_backbone = True` that maps "
+                             "(B, T, C, H, W) to (B, out_dim) and has `out_dim` and `image_config`)")
+        self.backbone = cls(make_config(c.backbone_family, dict(c.backbone)))
+        bc = self.backbone.config
+        if getattr(bc, "labels", None):
+            raise ValueError(f"the {c.backbone_family} backbone has its own classification head (labels="
+                             f"{bc.labels}); set backbone labels to None")
+        if getattr(bc, "frames", c.num_frames) != c.num_frames:
+            raise ValueError(f"num_frames {c.num_frames} does not match the {c.backbone_family} backbone's "
+                             f"frames {bc.frames} (it takes clips of exactly that many frames)")
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(self.backbone.out_dim, c.num_labels)
         nn.init.zeros_(self.head.weight)
@@ -59,7 +74,8 @@ class VideoClassifier(nn.Module):
 
     @property
     def image_config(self):
-        return self.backbone.image_config
+        """Image size and normalisation of the frames (a video Transformer's own config holds them)."""
+        return getattr(self.backbone, "image_config", None) or self.backbone.config
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         check_video(video, "VideoClassifier")
@@ -95,3 +111,8 @@ register_preset("video-classifier-tiny", "video_classifier",
 register_preset("video-classifier-tiny-mean", "video_classifier",
                 "video-classifier-tiny with mean pooling over frames (the order-blind baseline)",
                 backbone=dict(frame_family="cnn", frame=TINY_FRAME, temporal="mean", max_frames=32), num_frames=8)
+register_preset("video-classifier-tiny-st", "video_classifier",
+                "video-tiny space-time Transformer backbone (8 frames of 32px, divided attention) + linear head",
+                backbone_family="video_transformer",
+                backbone=dict(image_size=32, patch_size=8, frames=8, dim=128, depth=4, heads=4, mlp_hidden=512,
+                              **TIMESFORMER), num_frames=8)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import Block, BlockConfig
+from ..nn import BlockConfig, transformer_block
 
 TEMPORAL_MODES = ("transformer", "mean")
 
@@ -45,7 +45,7 @@ class TemporalMixer(nn.Module):
         self.frame_pos = nn.Parameter(torch.randn(max_frames, dim))
         cfg = BlockConfig(dim=dim, n_heads=heads, mlp_hidden=mlp_hidden or 4 * dim, activation=activation,
                           norm_eps=norm_eps, prenorm=True, dropout=dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(depth))
+        self.blocks = nn.ModuleList(transformer_block(cfg) for _ in range(depth))
         for b in self.blocks:
             nn.init.normal_(b.attn.qkv.weight, std=dim ** -0.5)
             nn.init.normal_(b.mlp.fc.weight, std=(2 * dim) ** -0.5)

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import Block, BlockConfig, make_norm
+from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_block
+from ..nn.vision import PatchEmbed
 from .registry import register_family, register_preset
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -63,25 +64,18 @@ class ViTConfig:
                            dropout=self.dropout)
 
 
-def patchify(pixels: torch.Tensor, p: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H/p * W/p, C*p*p) in the order of a Conv2d weight's flattened (C, p, p)."""
-    B, C, H, W = pixels.shape
-    x = pixels.reshape(B, C, H // p, p, W // p, p)
-    return x.permute(0, 2, 4, 1, 3, 5).reshape(B, (H // p) * (W // p), C * p * p)
-
-
 class ViT(nn.Module):
     """Image -> patch tokens -> Transformer blocks -> pooled embedding."""
 
     def __init__(self, config: ViTConfig):
         super().__init__()
         self.config = c = config
-        self.patch_embed = nn.Conv2d(c.channels, c.dim, c.patch_size, c.patch_size, bias=c.patch_bias)
+        self.patch_embed = PatchEmbed(c.channels, c.dim, c.patch_size, bias=c.patch_bias)
         self.cls_token = nn.Parameter(torch.randn(c.dim) * c.dim ** -0.5)
         self.pos_embed = nn.Parameter(torch.randn(c.grid ** 2 + 1, c.dim) * c.dim ** -0.5)
         self.ln_pre = make_norm("layernorm", c.dim, c.norm_eps) if c.pre_norm else None
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.block_config()) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.depth))
         self.ln_post = make_norm("layernorm", c.dim, c.norm_eps)
         self.pooler = nn.Linear(c.dim, c.dim) if c.pooler else None
         init_blocks(self.blocks, c.dim)
@@ -110,8 +104,7 @@ class ViT(nn.Module):
                              "(resize the input, or pass interpolate=True)")
         if H % c.patch_size or W % c.patch_size:
             raise ValueError(f"image size {H}x{W} is not divisible by patch_size {c.patch_size}")
-        w = self.patch_embed.weight.view(c.dim, -1)  # (C, 3*p*p): a patch conv is a matmul over patches
-        x = F.linear(patchify(pixels.to(w.dtype), c.patch_size), w, self.patch_embed.bias)  # (B, N, C)
+        x = self.patch_embed.tokens(pixels)  # (B, N, C)
         x = torch.cat([self.cls_token.expand(B, 1, -1), x], dim=1)  # (B, 1 + N, C)
         x = x + self._positions(H // c.patch_size, W // c.patch_size)
         return self.ln_pre(x) if self.ln_pre is not None else x
@@ -120,11 +113,8 @@ class ViT(nn.Module):
                          output_hidden_states: bool = False):
         """Output tokens (B, 1 + N, C) (class token first); with `output_hidden_states` also the list of
         the input to every block plus the final tokens, as HF's `hidden_states`."""
-        x = self.drop(self.embed(pixels, interpolate))
-        hidden = [x]
-        for block in self.blocks:
-            x = block(x)
-            hidden.append(x)
+        hidden = [] if output_hidden_states else None
+        x = run_blocks(self.blocks, self.drop(self.embed(pixels, interpolate)), BlockInputs(), hidden)
         if self.config.final_norm == "tokens":
             x = self.ln_post(x)
         return (x, hidden) if output_hidden_states else x

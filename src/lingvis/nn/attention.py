@@ -1,4 +1,6 @@
-"""Multi-head attention (self or cross) on top of `scaled_dot_product_attention`."""
+"""Multi-head attention (self or cross) on top of `scaled_dot_product_attention`: grouped-query heads,
+a head width independent of the model width, biases per projection, optional q/k norms and a sliding
+window, all in one class."""
 from __future__ import annotations
 
 import torch
@@ -6,59 +8,95 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import KVCache
+from .context import BlockInputs
+from .norm import make_norm
 from .position import apply_rotary
+
+_NO_INPUTS = BlockInputs()
 
 
 class Attention(nn.Module):
-    """Self-attention uses one fused `qkv` projection; cross-attention projects `q` from the input and a
-    fused `kv` from the memory (encoder output). Masks are built once per forward by the model."""
+    """Self-attention uses one fused `qkv` projection ((H + 2 KV) * D outputs: queries, then keys, then
+    values); cross-attention projects `q` from the input and a fused `kv` from the memory (encoder output).
+    Checkpoints with separate q/k/v weights are fused by the converters (interop), which is why the names
+    are fixed here. `n_kv_heads < n_heads` groups query heads over shared keys/values (GQA, MQA with 1);
+    `qk_norm` ('rmsnorm' or 'layernorm') normalises each head's queries and keys (Qwen3); `window` limits
+    self-attention to the last `window` positions (Mistral). `forward(x, ctx)` reads masks, rotary angles,
+    the KV cache and the memory from the block's `BlockInputs`."""
 
-    def __init__(self, dim: int, n_heads: int, bias: bool = True, dropout: float = 0.0,
-                 cross: bool = False, kv_dim: int | None = None):
+    def __init__(self, dim: int, n_heads: int, bias: bool = True, dropout: float = 0.0, cross: bool = False,
+                 kv_dim: int | None = None, *, n_kv_heads: int | None = None, head_dim: int | None = None,
+                 qkv_bias: bool | None = None, out_bias: bool | None = None, qk_norm: str | None = None,
+                 norm_eps: float = 1e-6, window: int | None = None, out_dim: int | None = None):
         super().__init__()
-        if dim % n_heads:
+        if head_dim is None and dim % n_heads:
             raise ValueError(f"width {dim} is not divisible by n_heads {n_heads}")
-        self.n_heads, self.head_dim, self.cross = n_heads, dim // n_heads, cross
+        kv_heads = n_kv_heads or n_heads
+        if n_heads % kv_heads:
+            raise ValueError(f"n_heads {n_heads} is not a multiple of n_kv_heads {kv_heads}")
+        if window is not None and (cross or window < 1):
+            raise ValueError(f"a sliding window needs self-attention and window >= 1, got {window}")
+        self.n_heads, self.n_kv_heads, self.cross, self.window = n_heads, kv_heads, cross, window
+        self.head_dim = D = head_dim or dim // n_heads
+        qkv_bias = bias if qkv_bias is None else qkv_bias
         if cross:
-            self.q = nn.Linear(dim, dim, bias=bias)
-            self.kv = nn.Linear(kv_dim or dim, 2 * dim, bias=bias)
+            self.q = nn.Linear(dim, n_heads * D, bias=qkv_bias)
+            self.kv = nn.Linear(kv_dim or dim, 2 * kv_heads * D, bias=qkv_bias)
         else:
-            self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.proj = nn.Linear(dim, dim, bias=bias)
+            self.qkv = nn.Linear(dim, (n_heads + 2 * kv_heads) * D, bias=qkv_bias)
+        self.q_norm = make_norm(qk_norm, D, norm_eps) if qk_norm else None
+        self.k_norm = make_norm(qk_norm, D, norm_eps) if qk_norm else None
+        self.proj = nn.Linear(n_heads * D, out_dim or dim, bias=bias if out_bias is None else out_bias)
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def _heads(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, D)
+    def _heads(self, t: torch.Tensor, n: int) -> torch.Tensor:  # (B, T, n*D) -> (B, n, T, D)
         B, T, _ = t.shape
-        return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        return t.view(B, T, n, self.head_dim).transpose(1, 2)
 
     def _memory_kv(self, memory: torch.Tensor, cache: KVCache | None, layer: int):
         if cache is not None and cache.cross[layer] is not None:
             return cache.cross[layer]
-        k, v = self.kv(memory).chunk(2, dim=-1)  # (B, S, C) each
-        kv = (self._heads(k), self._heads(v))
+        k, v = self.kv(memory).chunk(2, dim=-1)  # (B, S, KV*D) each
+        kv = (self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads))
+        if self.k_norm is not None:
+            kv = (self.k_norm(kv[0]), kv[1])
         if cache is not None:
             cache.cross[layer] = kv
         return kv
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None,
-                layer: int = 0, memory: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (B, T, C); attn_mask: bool (B|1, 1, T, S), True = may attend
-        B, T, C = x.shape
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> q (B, H, T, D), k and v (B, KV, T, D), q/k normed when the model has q/k norms."""
+        H, KV, D = self.n_heads, self.n_kv_heads, self.head_dim
+        q, k, v = self.qkv(x).split([H * D, KV * D, KV * D], dim=-1)
+        q, k, v = self._heads(q, H), self._heads(k, KV), self._heads(v, KV)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
+        """x: (B, T, C) -> (B, T, out_dim). Keyword arguments (`is_causal=`, `cache=`, `memory=`...) build the
+        `BlockInputs` when no ctx is given."""
+        ctx = ctx if ctx is not None else (BlockInputs(**inputs) if inputs else _NO_INPUTS)
+        B, T, _ = x.shape
         if self.cross:
-            if memory is None:
+            if ctx.memory is None:
                 raise ValueError("cross-attention needs `memory` (the encoder output)")
-            q = self._heads(self.q(x))
-            k, v = self._memory_kv(memory, cache, layer)  # (B, H, S, D)
+            q = self._heads(self.q(x), self.n_heads)
+            if self.q_norm is not None:
+                q = self.q_norm(q)
+            k, v = self._memory_kv(ctx.memory, ctx.cache, ctx.layer)  # (B, KV, S, D)
+            mask, causal = ctx.memory_mask, False
         else:
-            q, k, v = (self._heads(t) for t in self.qkv(x).split(C, dim=-1))  # (B, H, T, D)
-            if rope is not None:
-                q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-            if cache is not None:
-                k, v = cache.update(layer, k, v)  # (B, H, S, D), S = cached + T
+            q, k, v = self.project_qkv(x)  # (B, H|KV, T, D)
+            if ctx.rope is not None:
+                q, k = apply_rotary(q, *ctx.rope), apply_rotary(k, *ctx.rope)
+            k_index = None
+            if ctx.cache is not None:
+                k, v, k_index = ctx.cache.update(ctx.layer, k, v)  # (B, KV, S, D)
+            mask, causal = ctx.self_mask(T, k_index, self.window)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=is_causal and attn_mask is None,
-            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(self.proj(y))  # (B, T, C)
+            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv_heads != self.n_heads)  # (B, H, T, D)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+        return self.resid_dropout(self.proj(y))

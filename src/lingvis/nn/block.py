@@ -1,60 +1,124 @@
-"""The one Transformer block every lingvis family reuses."""
+"""The one Transformer block every lingvis family reuses: an ordered list of residual branches.
+
+A branch is (norm, sublayer, optional modulation). Pre-norm: `x + gate * sublayer(modulate(norm(x)))`;
+post-norm: `norm(x + sublayer(x))`. Sublayers are built modules with `forward(x, ctx)` (ctx: BlockInputs);
+which branches a family uses is decided by builder functions (nn/builders.py), never by flags in here:
+
+    GPT / BERT / ViT / CLIP        [attn, mlp]
+    decoder over an encoder        [attn, cross_attn, mlp]
+    Llama / Qwen / Mistral         [attn (GQA, q/k norm, window), mlp (SwiGLU)], RMSNorm
+    divided space-time (video)     [temporal_attn, attn, mlp]
+    DiT (adaLN-zero)               [attn, cross_attn, mlp], each modulated by a conditioning vector
+
+Each sublayer and norm is registered under its own name, so parameter names stay those of the family
+(`ln_1`, `attn.qkv`, `ln_2`, `mlp.fc`...) and checkpoint maps stay short.
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .attention import Attention
-from .cache import KVCache
-from .mlp import MLP
-from .norm import make_norm
+from .context import BlockInputs
 
 
 @dataclass
-class BlockConfig:
-    dim: int
-    n_heads: int
-    mlp_hidden: int
-    activation: str = "gelu"
-    norm: str = "layernorm"
-    norm_eps: float = 1e-5
-    prenorm: bool = True          # pre-norm (GPT-2, ViT, CLIP) or post-norm (BERT, original Transformer)
-    bias: bool = True
-    dropout: float = 0.0
-    cross_attention: bool = False  # decoder blocks attend to an encoder output
-    cross_dim: int | None = None
+class Branch:
+    name: str                          # attribute (state-dict prefix) of the sublayer
+    layer: nn.Module                   # forward(x (B, T, C), ctx) -> (B, T, C)
+    norm_name: str | None = None       # attribute of its norm (None: no norm)
+    norm: nn.Module | None = None
+    modulation: nn.Module | None = None  # cond (B, C_cond) -> (shift, scale, gate), each (B, C)
+
+
+class Modulation(nn.Module):
+    """adaLN-zero: SiLU + a zero-initialised linear map from the conditioning vector to the shift and scale
+    of a branch's normed input and the gate of its output (so a new block starts as the identity)."""
+
+    def __init__(self, cond_dim: int, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(cond_dim, 3 * dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # cond: (B, C_cond) -> shift, scale, gate: (B, 1, C) each
+        return self.linear(nn.functional.silu(cond))[:, None].chunk(3, dim=-1)
 
 
 class Block(nn.Module):
-    """Self-attention, optional cross-attention, MLP; each a residual branch with its own norm."""
+    """Residual branches applied in order; `forward(x (B, T, C), ctx) -> (B, T, C)` (k*B rows when a branch
+    tiles the batch, see `_residual`). Keyword arguments
+    (`is_causal=`, `memory=`, ...) build a `BlockInputs` when no ctx is given."""
 
-    def __init__(self, cfg: BlockConfig):
+    def __init__(self, branches: Sequence[Branch], prenorm: bool = True):
         super().__init__()
-        self.prenorm = cfg.prenorm
-        self.ln_1 = make_norm(cfg.norm, cfg.dim, cfg.norm_eps, cfg.bias)
-        self.attn = Attention(cfg.dim, cfg.n_heads, cfg.bias, cfg.dropout)
-        if cfg.cross_attention:
-            self.ln_cross = make_norm(cfg.norm, cfg.dim, cfg.norm_eps, cfg.bias)
-            self.cross_attn = Attention(cfg.dim, cfg.n_heads, cfg.bias, cfg.dropout, cross=True,
-                                        kv_dim=cfg.cross_dim or cfg.dim)
-        else:
-            self.ln_cross = self.cross_attn = None
-        self.ln_2 = make_norm(cfg.norm, cfg.dim, cfg.norm_eps, cfg.bias)
-        self.mlp = MLP(cfg.dim, cfg.mlp_hidden, cfg.activation, cfg.bias, cfg.dropout)
+        if not branches:
+            raise ValueError("a block needs at least one branch")
+        self.prenorm = prenorm
+        self.branches: list[tuple[str | None, str, str | None]] = []
+        for b in branches:
+            if b.norm is not None:
+                self.add_module(b.norm_name, b.norm)
+            self.add_module(b.name, b.layer)
+            mod = None
+            if b.modulation is not None:
+                if not prenorm:
+                    raise ValueError(f"branch {b.name!r}: modulation needs a pre-norm block")
+                mod = f"{b.name}_mod"
+                self.add_module(mod, b.modulation)
+            self.branches.append((b.norm_name if b.norm is not None else None, b.name, mod))
 
-    def _branch(self, x, norm, fn):
-        if self.prenorm:
-            return x + fn(norm(x))
-        return norm(x + fn(x))
+    def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
+        ctx = ctx if ctx is not None else BlockInputs(**inputs)
+        for norm_name, name, mod_name in self.branches:
+            norm = getattr(self, norm_name) if norm_name else None
+            layer = getattr(self, name)
+            if not self.prenorm:
+                y = x + layer(x, ctx)
+                x = norm(y) if norm is not None else y
+                continue
+            h = norm(x) if norm is not None else x
+            if mod_name is None:
+                x = _residual(x, layer(h, ctx))
+                continue
+            if ctx.cond is None:
+                raise ValueError(f"branch {name!r} is modulated: pass the conditioning vector (ctx.cond)")
+            shift, scale, gate = getattr(self, mod_name)(ctx.cond)  # (B, 1, C) each
+            x = _residual(x, gate * layer(h * (1 + scale) + shift, ctx))
+        return x
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False,
-                rope=None, cache: KVCache | None = None, layer: int = 0,
-                memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (B, T, C); memory: (B, S, C_mem)
-        x = self._branch(x, self.ln_1, lambda h: self.attn(h, attn_mask, is_causal, rope, cache, layer))
-        if self.cross_attn is not None:
-            x = self._branch(x, self.ln_cross,
-                             lambda h: self.cross_attn(h, memory_mask, cache=cache, layer=layer, memory=memory))
-        return self._branch(x, self.ln_2, self.mlp)
+
+def _residual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x + y, where a branch may widen the batch to k * B rows (e.g. a guided batch meeting its k prompts in
+    cross-attention): the residual stream is then tiled to match."""
+    if y.shape[0] != x.shape[0]:
+        if y.shape[0] % x.shape[0]:
+            raise ValueError(f"a branch returned {y.shape[0]} rows for a batch of {x.shape[0]}")
+        x = x.repeat(y.shape[0] // x.shape[0], *([1] * (x.dim() - 1)))
+    return x + y
+
+
+TRANSFORMER_LAYERS: list[type] = [Block]  # module types that are one transformer layer (FSDP units, checkpointing)
+
+
+def register_layer_type(cls: type) -> type:
+    """Mark a module type as one transformer layer, for FSDP wrapping and activation checkpointing."""
+    if cls not in TRANSFORMER_LAYERS:
+        TRANSFORMER_LAYERS.append(cls)
+    return cls
+
+
+def transformer_layers(model: nn.Module) -> list[nn.Module]:
+    """The model's transformer layers (outermost ones: a layer inside another is not listed twice)."""
+    kinds = tuple(TRANSFORMER_LAYERS)
+    found, inside = [], set()
+    for m in model.modules():
+        if id(m) in inside:
+            continue
+        if isinstance(m, kinds):
+            found.append(m)
+            inside.update(id(s) for s in m.modules())
+    return found

@@ -29,7 +29,7 @@ class MLP(nn.Module):
         self.proj = nn.Linear(hidden, dim, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+    def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C); ctx: unused (block protocol)
         h = self.fc(x)  # (B, T, H) or (B, T, 2H)
         if self.gated:
             gate, up = h.chunk(2, dim=-1)

@@ -17,6 +17,7 @@ from ..data.image_text import read_records
 from ..data.images import ImageTransform, SafeDataset, SkipCounter
 from ..data.shapes import ShapesDataset
 from ..models import registry
+from ..progress import progress
 from ..tasks.caption import CaptionPairs, CaptionTask
 from ..tasks.seq2seq import cut_at_eos
 from ..tokenizers import Tokenizer, train_bpe
@@ -148,7 +149,7 @@ def caption_images(model, tok: Tokenizer, images: list, num_beams: int = 3, max_
     """Captions for PIL images (beam search by default; `num_beams=1` + sampling keywords otherwise)."""
     tf, device = image_transform(model), next(model.parameters()).device
     out: list[str] = []
-    for i in range(0, len(images), batch_size):
+    for i in progress(range(0, len(images), batch_size), desc="caption", unit="batch", delay=2, leave=False):
         pixels = torch.stack([tf(im) for im in images[i:i + batch_size]]).to(device)
         n = min(max_new_tokens, model.context_length - 1)
         ids = model.generate(pixels, num_beams=num_beams, max_new_tokens=n, **decode)

@@ -19,6 +19,7 @@ from ..generate import SamplingConfig, stream_ids
 from ..data.parallel import ParallelPair, build_parallel_corpus, read_parallel
 from ..data.text import train_val_split
 from ..models import registry
+from ..progress import progress
 from ..tasks.seq2seq import EncodedPairs, Seq2SeqTask, cut_at_eos, pad_right
 from ..tokenizers import Tokenizer, train_bpe
 from ..train.config import TrainConfig
@@ -196,7 +197,7 @@ def translate(model, tok: Tokenizer, texts: list[str], to: str | None = None, me
     device = next(model.parameters()).device
     c = model.config
     out: list[str] = []
-    for i in range(0, len(sources), batch_size):
+    for i in progress(range(0, len(sources), batch_size), desc="translate", unit="batch", delay=2, leave=False):
         ids = [s[:c.max_len] for s in tok.encode_batch(sources[i:i + batch_size], add_special_tokens=True)]
         src = pad_right(ids, c.pad_id).to(device)
         mask = pad_right([[1] * len(s) for s in ids], 0).to(device)

@@ -13,7 +13,7 @@ from torch import nn
 from .. import api
 from ..data.images import SafeDataset, SkipCounter
 from ..models import registry
-from ..models.video_classifier import VideoClassifier
+from ..models.video_classifier import VideoClassifier, is_video_backbone
 from ..tasks.video_classify import VideoClassifyTask
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
@@ -57,6 +57,8 @@ def _new(backbone_family: str, backbone: dict, labels: list[str], args: VideoCla
     for name in ("num_frames", "sampling", "sample_fps"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
+    if "frames" in backbone and args.num_frames is None:
+        fields["num_frames"] = backbone["frames"]  # a space-time Transformer takes clips of exactly its length
     return VideoClassifier(registry.make_config("video_classifier", fields))
 
 
@@ -72,9 +74,13 @@ def make_model(args: VideoClassifyArgs, labels: list[str]) -> VideoClassifier:
             else:
                 model.backbone.load_state_dict(base.backbone.state_dict())  # new labels: a fresh head
             return model.train()
-        if getattr(base, "video_backbone", False):
-            model = _new(fam, dataclasses.asdict(base.config), labels, args)
-            model.backbone.load_state_dict(base.state_dict())
+        if is_video_backbone(type(base)):
+            backbone = dataclasses.asdict(base.config)
+            if backbone.get("labels") is not None:
+                backbone["labels"] = None  # e.g. VideoMAEForVideoClassification: its head is dropped
+            model = _new(fam, backbone, labels, args)
+            state = {k: v for k, v in base.state_dict().items() if not k.startswith("head.")}
+            model.backbone.load_state_dict(state)
             return model.train()
         frame = {"video_clip": lambda m: m.clip.vision, "clip": lambda m: m.vision}.get(fam, lambda m: m)(base)
         if frame.family not in ("vit", "cnn"):
@@ -89,8 +95,9 @@ def make_model(args: VideoClassifyArgs, labels: list[str]) -> VideoClassifier:
                     {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("backbone", "labels")})
     if fam in ("vit", "cnn"):
         return _new("video_frames", {"frame_family": fam, "frame": dataclasses.asdict(cfg)}, labels, args)
-    if getattr(registry.family(fam).model_cls, "video_backbone", False):
-        return _new(fam, dataclasses.asdict(cfg), labels, args)
+    if is_video_backbone(registry.family(fam).model_cls):
+        return _new(fam, {**dataclasses.asdict(cfg), **({"labels": None} if hasattr(cfg, "labels") else {})},
+                    labels, args)
     raise ValueError(f"preset {args.preset!r} is a {fam} model; expected a video classifier, video backbone, "
                      "vit or cnn preset")
 

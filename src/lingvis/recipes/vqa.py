@@ -18,7 +18,8 @@ from ..models.fusion import FusionModel
 from ..tasks.vqa import VQATask, evaluate_vqa
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
-from .fusion_common import ensure_shapes, make_tokenizer
+from .fusion_common import make_tokenizer
+from .vqa_data import load_examples
 
 DEFAULT_PRESET = "fusion-small"
 
@@ -41,21 +42,6 @@ class VQAFinetuneArgs:
     shapes_eval: int = 500
     generative: bool = False         # train the captioner to generate answers instead of a classifier
     overrides: dict = field(default_factory=dict)
-
-
-def load_examples(args: VQAFinetuneArgs) -> tuple[list[VQAExample], list[VQAExample], Path | None]:
-    """(train, val, folder) where folder holds further splits when the data is a split folder."""
-    data = Path(args.data) if args.data else ensure_shapes(Path(args.out) / "data", args.shapes_train,
-                                                          args.shapes_eval)
-    train = read_vqa(data, "train", args.image_root, args.skip_bad)
-    if args.val_data:
-        return train, read_vqa(args.val_data, "val", args.image_root, args.skip_bad), None
-    if data.is_dir():
-        return train, read_vqa(data, "val", args.image_root, args.skip_bad), data
-    g = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(train), generator=g).tolist()
-    n_val = max(1, len(train) // 10)
-    return [train[i] for i in perm[n_val:]], [train[i] for i in perm[:n_val]], None
 
 
 def _fresh_answers_model(base: FusionModel, answers: list[str], overrides: dict) -> FusionModel:

@@ -51,7 +51,7 @@ def make_model(args, tok) -> torch.nn.Module:
 def finetune_generative_vqa(args, cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     """Train the captioner on question -> answer; returns the trainer summary and, for split folders, the
     official VQA accuracy of the best checkpoint on each test split."""
-    from .vqa import load_examples
+    from .vqa_data import load_examples
 
     torch.manual_seed(cfg.seed)
     train, val, folder = load_examples(args)

@@ -24,6 +24,23 @@ Sink = Callable[[list[Event]], None]
 COUNTERS = ("submitted", "rejected", "prefills", "steps", "row_steps", "tokens", "finished", "cancelled", "errors")
 
 
+def hand_out(pairs) -> None:
+    """Hand out one step's (sink, events) pairs: one wake-up per asyncio loop (sinks with `loop` and
+    `deliver_all`, see runs.LoopSink), a direct call for any other sink."""
+    by_loop: dict[int, list] = {}
+    for sink, events in pairs:
+        loop = getattr(sink, "loop", None)
+        if loop is not None:
+            by_loop.setdefault(id(loop), [loop, type(sink).deliver_all, []])[2].append((sink, events))
+        else:
+            sink(events)
+    for loop, deliver, grouped in by_loop.values():
+        try:
+            loop.call_soon_threadsafe(deliver, grouped)
+        except RuntimeError:  # the receiving event loop is gone
+            pass
+
+
 class Ticket:
     """The sequences of one submission; `cancel()` stops them (a disconnected client, a stop string)."""
 
@@ -45,6 +62,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.max_batch, self.max_queue = max_batch, max_queue
         self.counters: Counter = Counter()
+        self.batch_sizes: Counter = Counter()  # rows per decode step -> steps (the /metrics histogram)
         self._waiting: deque[Seq] = deque()
         self._rows: list[Seq] = []
         self._kv = BatchKV(model, self.context)
@@ -142,21 +160,8 @@ class Engine:
         self._out[key][1].append(event)
 
     def _flush(self) -> None:
-        """Hand out this step's events: one wake-up per asyncio loop (sinks with `loop` and
-        `deliver_all`, see runs.LoopSink), a direct call for any other sink."""
         out, self._out = self._out, {}
-        by_loop: dict[int, list] = {}
-        for sink, events in out.values():
-            loop = getattr(sink, "loop", None)
-            if loop is not None:
-                by_loop.setdefault(id(loop), [loop, type(sink).deliver_all, []])[2].append((sink, events))
-            else:
-                sink(events)
-        for loop, deliver, pairs in by_loop.values():
-            try:
-                loop.call_soon_threadsafe(deliver, pairs)
-            except RuntimeError:  # the receiving event loop is gone
-                pass
+        hand_out(out.values())
 
     def _finish(self, seq: Seq, reason: str, error: str | None = None) -> None:
         seq.done = True
@@ -206,9 +211,22 @@ class Engine:
                     self.counters["errors"] += 1
                     self._finish(s, "error", f"{type(e).__name__}: {e}")
 
+    def _image_embeds(self, seqs: list[Seq], ids: torch.Tensor) -> torch.Tensor | None:
+        """(k, P, C) prompt embeddings with image features at the placeholders when any prompt has images
+        (features computed once per image tensor: the choices of a request share theirs), else None."""
+        if all(s.spec.images is None for s in seqs):
+            return None
+        feats: dict[int, torch.Tensor] = {}
+        for s in seqs:
+            if s.spec.images is not None and id(s.spec.images) not in feats:
+                feats[id(s.spec.images)] = self.model.image_features(s.spec.images.to(self.device))  # (N, I, C)
+        rows = [feats[id(s.spec.images)] for s in seqs if s.spec.images is not None]
+        return self.model.embed(ids, torch.cat(rows))  # (k, P, C)
+
     @torch.inference_mode()
     def _prefill_join(self, seqs: list[Seq]) -> None:
-        ids, mask = pad_left([s.spec.prompt for s in seqs])  # (k, P)
+        pad = 1 if getattr(getattr(self.model, "config", None), "image_token_id", None) == 0 else 0
+        ids, mask = pad_left([s.spec.prompt for s in seqs], pad)  # (k, P); padding is never an image slot
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (k, P)
         full = any(s.spec.prompt_logprobs for s in seqs)
@@ -216,8 +234,12 @@ class Engine:
         padded = not bool(mask.all())
         lengths = left_padded_lengths(mask) if padded and not full and \
             getattr(self.model, "row_independent", False) else None
+        embeds = self._image_embeds(seqs, ids)
         if lengths is not None:  # prompts of different lengths: prefill each length group without padding
-            logits = prefill_unpadded(self.model, ids, lengths, cache)[:, None].float()  # (k, 1, V)
+            logits = prefill_unpadded(self.model, ids, lengths, cache, embeds)[:, None].float()  # (k, 1, V)
+        elif embeds is not None:
+            logits = self.model(None, attention_mask=mask if padded else None, position_ids=pos, cache=cache,
+                                last_only=not full, inputs_embeds=embeds).float()  # (k, P or 1, V)
         else:
             logits = self.model(ids, attention_mask=mask if padded else None, position_ids=pos,
                                 cache=cache, last_only=not full).float()  # (k, P or 1, V)
@@ -277,6 +299,7 @@ class Engine:
                             last_only=True)[:, -1].float()  # (B, V)
         self.counters["steps"] += 1
         self.counters["row_steps"] += len(rows)
+        self.batch_sizes[len(rows)] += 1
         tokens = choose(rows, logits)
         keep = [i for i, s in enumerate(rows) if not self._accept(s, logits[i], tokens[i])]
         self._kv.keep(keep)

@@ -1,7 +1,7 @@
 """Server settings shared by the app, the adapters and the CLI."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,17 +17,36 @@ class ServeConfig:
     max_top_logprobs: int = 20
     max_n: int = 16                     # completions per prompt
     image_folder: Path | None = None    # folder searched by /v1/images/search
-    device: str = "cpu"
+    device: str = "auto"                # auto: cuda, then mps, then cpu (lingvis.devices.resolve_device)
     int8: str | None = None             # causal LMs on CPU: "weights" (weight-only) or "w8a8" (dynamic)
+    allowed_origins: list[str] = field(default_factory=list)  # CORS: browser origins allowed to call the API
+    allow_image_hosts: list[str] = field(default_factory=list)  # hosts whose http(s) image URLs chats may use
+    max_image_bytes: int = 8 * 2**20    # fetched remote image limit
+    kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
+
+    def resolved_device(self):
+        """The torch device models load on: `auto` resolves as everywhere in lingvis, except that int8
+        decoding (CPU only) makes `auto` mean the CPU."""
+        from ..devices import AUTO, resolve_device
+
+        return resolve_device("cpu" if self.int8 and str(self.device).lower() == AUTO else self.device)
 
     def validate(self) -> None:
         from ..quant import INT8_MODES
 
         if self.int8 is not None and self.int8 not in INT8_MODES:
             raise ValueError(f"int8 must be one of {sorted(INT8_MODES)}, got {self.int8!r}")
-        if self.int8 and str(self.device) != "cpu":
-            raise ValueError("int8 decoding is for CPU serving: drop --int8 or use --device cpu")
-        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n"):
+        if self.int8 and str(self.device).lower() not in ("auto", "cpu"):
+            raise ValueError(f"int8 decoding is for CPU serving, not {self.device}: drop --int8 or use --device cpu")
+        self.resolved_device()  # an unknown or absent device fails here, before any model loads
+        for origin in self.allowed_origins:
+            if origin != "*" and (not origin.startswith(("http://", "https://")) or origin.endswith("/")):
+                raise ValueError(f"allowed origin {origin!r} must be '*' or scheme://host[:port] without a "
+                                 "trailing slash (as browsers send it)")
+        for host in self.allow_image_hosts:
+            if not host or any(c in host for c in "/:@ ") or host == "*":
+                raise ValueError(f"allowed image host {host!r} must be a bare host name (e.g. images.example.com)")
+        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n", "max_image_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.port < 65536:

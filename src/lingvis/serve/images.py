@@ -18,8 +18,9 @@ def decode_image(data: str, param: str, max_pixels: int) -> Image.Image:
     """A data: URL (or bare base64) -> RGB image. Remote URLs are refused: the server fetches nothing."""
     text = data.strip()
     if text.startswith(("http://", "https://", "file:")):
-        raise bad_request(f"{param}: remote image URLs are not fetched; send the image as a "
-                          "data:image/...;base64 URL", param, "unsupported_image_url")
+        raise bad_request(f"{param}: remote image URLs are not fetched (image chats may use the hosts an operator "
+                          "allows with --allow-image-hosts); send the image as a data:image/...;base64 URL", param,
+                          "unsupported_image_url")
     m = _DATA_URL.match(text)
     if m:
         if not m.group("b64"):

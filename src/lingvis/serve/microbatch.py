@@ -3,6 +3,7 @@ grouped into the next call, up to `max_batch`; at most `max_queue` may wait (429
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -20,6 +21,7 @@ class MicroBatcher:
         self.pending: list[tuple[Hashable, Any, asyncio.Future]] = []
         self.running: asyncio.Task | None = None
         self.batches = self.items = self.largest = 0
+        self.sizes: Counter = Counter()  # items per batch -> batches
 
     async def submit(self, key: Hashable, item: Any) -> Any:
         if len(self.pending) >= self.max_queue:
@@ -53,6 +55,7 @@ class MicroBatcher:
                 continue
             self.batches, self.items = self.batches + 1, self.items + len(batch)
             self.largest = max(self.largest, len(batch))
+            self.sizes[len(batch)] += 1
             for (_, fut), res in zip(batch, results):
                 if not fut.done():
                     fut.set_result(res)

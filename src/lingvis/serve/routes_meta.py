@@ -1,11 +1,12 @@
-"""GET /v1/models, GET /health, and the vLLM-style tokenizer endpoints (/tokenize, /detokenize,
-/tokenizer_info) that lm-evaluation-harness's "remote" tokenizer backend uses."""
+"""GET /v1/models, GET /health, GET /metrics (Prometheus), and the vLLM-style tokenizer endpoints (/tokenize,
+/detokenize, /tokenizer_info) that lm-evaluation-harness's "remote" tokenizer backend uses."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from .adapters.base import TOKENIZE
 from .errors import bad_request, model_not_found
+from .metrics import CONTENT_TYPE
 from .schemas import DetokenizeRequest, TokenizeRequest
 from .security import require_api_key
 
@@ -17,6 +18,12 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 async def health(request: Request):
     hub = request.app.state.hub
     return {"status": "ok", "models": {name: a.stats() for name, a in hub.adapters.items()}}
+
+
+@open_router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request):
+    """Prometheus text format; open like /health (scrapers on the operator's network)."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.get("/v1/models")

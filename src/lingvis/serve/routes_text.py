@@ -7,9 +7,10 @@ from fastapi import APIRouter, Request
 
 from . import responses as R
 from .adapters.base import CHAT, COMPLETIONS
-from .errors import APIError
+from .adapters.text import TRANSLATION_FIELDS, reject_set
+from .errors import APIError, bad_request
 from .runs import ClientGone, unless_disconnected
-from .schemas import ChatCompletionRequest, CompletionRequest
+from .schemas import ChatCompletionRequest, CompletionRequest, SamplingFields, unsupported_field
 from .sse import event_stream
 from .textjob import TextJob
 
@@ -20,12 +21,25 @@ def _gone() -> APIError:
     return APIError(499, "client closed the request", "invalid_request_error", None, "client_closed")
 
 
+def check_supported(req: SamplingFields) -> None:
+    """A 400 naming the first OpenAI field that lingvis does not implement (tools, response_format, ...)."""
+    name = unsupported_field(req)
+    if name is not None:
+        raise bad_request(f"{name} is not supported by lingvis", name, "unsupported_parameter")
+
+
+def _job(request: Request, adapter, run, prompts: list[list[int]], req: SamplingFields) -> TextJob:
+    observer = request.app.state.metrics.observer(adapter.name)
+    return TextJob(adapter.tokenizer, run, prompts, req.n, req.stop_list(), observer)
+
+
 @router.post("/v1/completions")
 async def completions(req: CompletionRequest, request: Request):
+    check_supported(req)
     adapter = request.app.state.hub.get(req.model, COMPLETIONS)
     run, prompts = adapter.completion_run(req)
-    job = TextJob(adapter.tokenizer, run, prompts, req.n, req.stop_list())
-    texts = [adapter.tokenizer.decode(p) for p in prompts]
+    job = _job(request, adapter, run, prompts, req)
+    texts = adapter.echo_texts(req, prompts)
     rid, want_lp = R.new_id("cmpl"), req.logprobs is not None
     if req.stream:
         return event_stream(_completion_chunks(job, adapter, rid, req, texts), run.cancel)
@@ -59,12 +73,16 @@ async def _completion_chunks(job: TextJob, adapter, rid: str, req: CompletionReq
 
 @router.post("/v1/chat/completions")
 async def chat_completions(req: ChatCompletionRequest, request: Request):
-    hub = request.app.state.hub
-    adapter = hub.get(req.model, CHAT)
+    check_supported(req)
+    adapter = request.app.state.hub.get(req.model, CHAT)
     if hasattr(adapter, "chat_answer"):  # vision-language models answer about images in one piece
+        reject_set(req, TRANSLATION_FIELDS, adapter.name, "for translation models")
         return await adapter.chat_answer(req, request)
-    run, prompt = adapter.chat_run(req)
-    job = TextJob(adapter.tokenizer, run, [prompt], req.n, req.stop_list())
+    if hasattr(adapter, "chat_run_async"):  # image chats: images are decoded or fetched off the event loop
+        run, prompt = await adapter.chat_run_async(req)
+    else:
+        run, prompt = adapter.chat_run(req)
+    job = _job(request, adapter, run, [prompt], req)
     rid = R.new_id("chatcmpl")
     if req.stream:
         return event_stream(_chat_chunks(job, adapter, rid, req), run.cancel)

@@ -1,13 +1,35 @@
 """Request bodies in the OpenAI shape (plus the vision endpoints OpenAI has no shape for).
 
-Unknown fields are ignored, as OpenAI-compatible servers do; known fields with values lingvis cannot honour
-are rejected with a 400 naming the field. Responses are built in `responses.py`.
+Fields OpenAI does not define are ignored, as OpenAI-compatible servers do; OpenAI fields that lingvis does not
+implement (`UNSUPPORTED`: tools, response_format, logit_bias, ...) and values lingvis cannot honour are rejected
+with a 400 naming the field, never silently ignored. Responses are built in `responses.py`.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+# OpenAI request fields lingvis does not implement, each with the values that mean "not used" (clients may
+# send those); any other value is a 400 naming the field.
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "tools": (None, []), "tool_choice": (None, "none"), "parallel_tool_calls": (None,),
+    "functions": (None, []), "function_call": (None, "none"),
+    "response_format": (None, {"type": "text"}), "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0),
+    "audio": (None,), "modalities": (None, ["text"]), "prediction": (None,), "reasoning_effort": (None,),
+    "web_search_options": (None,), "store": (None, False), "verbosity": (None,),
+}
+
+
+def unsupported_field(req: BaseModel) -> str | None:
+    """The first OpenAI field of `req` that lingvis does not implement and that is set to a value in use."""
+    extra = req.model_extra or {}
+    for name, neutral in UNSUPPORTED.items():
+        value = extra.get(name, getattr(req, name, None))
+        if value is not None and not any(type(value) is type(n) and value == n for n in neutral):
+            return name
+    return None
 
 TokenIds = list[StrictInt]
 PromptType = Union[StrictStr, list[StrictStr], Annotated[TokenIds, Field(min_length=1)], list[TokenIds]]
@@ -18,6 +40,8 @@ class StreamOptions(BaseModel):
 
 
 class SamplingFields(BaseModel):
+    model_config = ConfigDict(extra="allow")  # kept to check them against UNSUPPORTED
+
     model: str | None = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -31,8 +55,14 @@ class SamplingFields(BaseModel):
     ignore_eos: bool = Field(False, description="vLLM extension: keep generating after the end token")
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
-    logit_bias: dict[str, float] | None = None
     user: str | None = None
+    # extensions for encoder-decoder (translation) models; other models reject them when set
+    num_beams: int | None = Field(None, ge=1, le=32, description="beam search width (translation models)")
+    length_penalty: float | None = Field(None, description="beam search: score / length ** length_penalty")
+    early_stopping: bool | Literal["never"] | None = Field(
+        None, description="beam search: stop once num_beams hypotheses ended (true), heuristically (false), "
+        "or search exhaustively ('never')")
+    target_lang: str | None = Field(None, min_length=1, description="target language of a translation model")
 
     def stop_list(self) -> list[str]:
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])

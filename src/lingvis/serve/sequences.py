@@ -15,11 +15,14 @@ TopList = list[tuple[int, float]]
 @dataclass
 class SeqSpec:
     """One sequence to generate. `logprobs`: None for none, k >= 0 for the chosen token's log-probability
-    plus the k most likely alternatives; `prompt_logprobs` scores the prompt tokens too (echo)."""
+    plus the k most likely alternatives; `prompt_logprobs` scores the prompt tokens too (echo). `images`:
+    (N, 3, H, W) pixels filling the prompt's image placeholder slots (image-chat models; the choices of one
+    request share the tensor, and the engine computes its features once per prefill)."""
     prompt: list[int]
     cfg: SamplingConfig
     logprobs: int | None = None
     prompt_logprobs: bool = False
+    images: torch.Tensor | None = None
 
 
 @dataclass

@@ -25,22 +25,29 @@ class Choice:
 class TextJob:
     """Consume a `Run`; choice i generates from prompt i // n."""
 
-    def __init__(self, tokenizer, run: Run, prompts: list[list[int]], n: int, stop: list[str]):
-        self.run, self.tokenizer = run, tokenizer
+    def __init__(self, tokenizer, run: Run, prompts: list[list[int]], n: int, stop: list[str], observer=None):
+        self.run, self.tokenizer, self.observer = run, tokenizer, observer
         self.choices = [Choice(i, prompts[i // n], TextTracker(tokenizer, stop)) for i in range(len(prompts) * n)]
         self.prompt_tokens = sum(len(p) for p in prompts)
 
     async def updates(self) -> AsyncIterator[list[tuple[Choice, str, bool]]]:
         """Lists of (choice, newly visible text, whether a token arrived); `choice.finish` is set on the
-        update that ends the choice (stop string, end token or length)."""
-        async for batch in self.run.batches():
-            out = []
-            for ev in batch:
-                update = self._apply(ev)
-                if update is not None:
-                    out.append(update)
-            if out:
-                yield out
+        update that ends the choice (stop string, end token or length). The `observer` (metrics.JobObserver)
+        hears of the first token and of the end, also when the client leaves early."""
+        try:
+            async for batch in self.run.batches():
+                out = []
+                for ev in batch:
+                    update = self._apply(ev)
+                    if update is not None:
+                        out.append(update)
+                if out:
+                    if self.observer is not None and any(had for _, _, had in out):
+                        self.observer.first_token()
+                    yield out
+        finally:
+            if self.observer is not None:
+                self.observer.done(self.usage())
 
     def _apply(self, ev) -> tuple[Choice, str, bool] | None:
         ch = self.choices[ev.index]

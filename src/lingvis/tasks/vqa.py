@@ -11,6 +11,7 @@ from torch import nn
 from ..data.vqa import VQAExample, annotations_of
 from ..data.vqa_dataset import FusionImageTransform, VQADataset, pad_images
 from ..eval.vqa import VQAResult, vqa_evaluate
+from ..progress import progress
 from ..train.task import Task, move_to
 
 
@@ -109,7 +110,7 @@ def predict_answers(model: nn.Module, tokenizer, examples: list[VQAExample], bat
     task = VQATask(tokenizer, model.config.max_text_len)
     data = VQADataset(examples, FusionImageTransform.for_model(model.config))
     out = {}
-    for start in range(0, len(data), batch_size):
+    for start in progress(range(0, len(data), batch_size), desc="vqa", unit="batch", delay=2, leave=False):
         batch = move_to(task.collate([data[i] for i in range(start, min(start + batch_size, len(data)))]), device)
         probs = model.vqa_probs(model(**model_inputs(batch)))  # (B, A)
         vals, idx = probs.topk(min(top_k, probs.shape[-1]), dim=-1)

@@ -14,6 +14,7 @@ from ..data.vqa import VQAExample, annotations_of
 from ..eval.vqa import VQAResult, vqa_evaluate
 from ..eval.vqa_normalize import normalize_vqa_answer
 from ..generate import pad_left
+from ..progress import progress
 from ..train.task import Task, move_to
 from .seq2seq import IGNORE, pad_right, smoothed_loss
 
@@ -102,7 +103,7 @@ def generate_answers(model: nn.Module, tokenizer, examples: list[VQAExample], tr
     c = model.config
     task = GenerativeVQATask(tokenizer, c.bos_id, c.eos_id, c.pad_id, model.context_length, max_answer_tokens)
     data, device, out = VQADataset(examples, transform), next(model.parameters()).device, {}
-    for start in range(0, len(data), batch_size):
+    for start in progress(range(0, len(data), batch_size), desc="vqa", unit="batch", delay=2, leave=False):
         items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
         batch = move_to(task.collate([{**s, "answers": []} for s in items]), device)
         out.update(zip(batch["question_id"], task.answer(model, batch)))

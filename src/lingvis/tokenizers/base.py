@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import tokenizers as hf_tok
 
-from lingvis.tokenizers import chat, loading
+from lingvis.tokenizers import chat, chat_mask, loading
 from lingvis.tokenizers.specials import ROLES, resolve_roles, validate_roles
 
 
@@ -31,8 +31,9 @@ class Tokenizer:
         backend: hf_tok.Tokenizer,
         special_tokens: Mapping[str, str] | None = None,
         *,
-        chat_template: str | list | None = None,
+        chat_template: str | list | dict | None = None,
         model_max_length: int | None = None,
+        eos_ids: Sequence[int] = (),
     ):
         if not isinstance(backend, hf_tok.Tokenizer):
             raise TypeError(f"backend must be a tokenizers.Tokenizer, got {type(backend).__name__}")
@@ -44,6 +45,10 @@ class Tokenizer:
         self._register_specials()
         self.chat_template = chat_template
         self.model_max_length = model_max_length
+        self._extra_eos = [int(i) for i in eos_ids]
+        bad = [i for i in self._extra_eos if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"eos id {bad[0]} is out of range for a vocabulary of {self.vocab_size} tokens")
 
     def _register_specials(self) -> None:
         added = {tok.content for tok in self.backend.get_added_tokens_decoder().values() if tok.special}
@@ -112,6 +117,13 @@ class Tokenizer:
         return self._role_id("eos")
 
     @property
+    def eos_ids(self) -> list[int]:
+        """Every id that ends a generation: the eos token and the extra ids of ``generation_config.json``
+        (e.g. Llama 3's ``<|eot_id|>`` and ``<|eom_id|>``)."""
+        ids = ([] if self.eos_id is None else [self.eos_id]) + self._extra_eos
+        return list(dict.fromkeys(ids))
+
+    @property
     def bos_id(self) -> int | None:
         return self._role_id("bos")
 
@@ -148,12 +160,69 @@ class Tokenizer:
         return self.backend.get_vocab(with_added_tokens=True)
 
     # ----- chat -----------------------------------------------------------------------------
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the tokenizer carries its own template (else the default one is used)."""
+        return self.chat_template is not None
+
     def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True
-    ) -> str:
-        """Prompt text for ``messages`` via the config's Jinja template or the default one."""
-        template = chat.select_template(self.chat_template)
-        return chat.render_chat(template, messages, add_generation_prompt, self._special)
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        add_generation_prompt: bool = True,
+        *,
+        tools: Sequence | None = None,
+        documents: Sequence | None = None,
+        chat_template: str | None = None,
+        tokenize: bool = False,
+        return_assistant_mask: bool = False,
+        **kwargs: Any,
+    ) -> str | list[int] | dict[str, list[int]]:
+        """Render ``messages`` with the tokenizer's Jinja template (or the default one) as transformers does.
+
+        ``tools``/``documents`` and extra keyword arguments (``date_string``, ``enable_thinking``...) reach
+        the template; ``chat_template`` names one of several templates or is a template text. Returns the
+        text, its ids with ``tokenize=True``, or ``{"input_ids", "assistant_mask"}`` with
+        ``return_assistant_mask=True`` (1 = the token comes from an assistant turn; see ``encode_chat``).
+        """
+        if return_assistant_mask:
+            enc = self.encode_chat(messages, add_generation_prompt=add_generation_prompt, tools=tools,
+                                   documents=documents, chat_template=chat_template, **kwargs)
+            return {"input_ids": enc.input_ids, "assistant_mask": enc.assistant_mask}
+        template = chat.select_template(self.chat_template, chat_template, tools)
+        text = chat.render_chat(template, messages, add_generation_prompt, self._special, tools=tools,
+                                documents=documents, **kwargs)
+        return self.encode(text) if tokenize else text
+
+    def encode_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = False,
+        completion_from: int | None = None,
+        tools: Sequence | None = None,
+        documents: Sequence | None = None,
+        chat_template: str | None = None,
+        **kwargs: Any,
+    ) -> chat_mask.ChatEncoding:
+        """Render and encode a conversation, marking the tokens of its assistant turns.
+
+        Templates with ``{% generation %}`` blocks mark them directly; for any other template each turn is
+        found by rendering prefixes of the conversation (see ``lingvis.tokenizers.chat_mask``).
+        ``completion_from=k`` marks only what follows the prompt ``messages[:k]``.
+        """
+        template = chat.select_template(self.chat_template, chat_template, tools)
+
+        def render(msgs, gen_prompt):
+            return chat.render_chat_spans(template, msgs, gen_prompt, self._special, tools=tools,
+                                          documents=documents, **kwargs)
+
+        text, spans = chat_mask.assistant_spans(render, messages, chat.has_generation_blocks(template),
+                                                completion_from)
+        if add_generation_prompt:
+            text = render(messages, True)[0]
+        encoding = self.backend.encode(text, add_special_tokens=False)
+        mask = chat_mask.mask_from_offsets(encoding.offsets, spans)
+        return chat_mask.ChatEncoding(text, list(encoding.ids), mask, spans)
 
     # ----- persistence ----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -161,7 +230,7 @@ class Tokenizer:
         config: dict[str, Any] = {
             "tokenizer_class": "PreTrainedTokenizerFast",
             "clean_up_tokenization_spaces": False,
-            "chat_template": chat.select_template(self.chat_template),
+            "chat_template": _template_for_config(self.chat_template),
         }
         for role in ROLES:
             config[f"{role}_token"] = self._special.get(role)
@@ -175,6 +244,8 @@ class Tokenizer:
         directory.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(directory / loading.TOKENIZER_FILE))
         loading.write_config(directory, self.config())
+        if len(self.eos_ids) > 1:
+            loading.write_generation_eos(directory, self.eos_ids)
         return directory
 
     @classmethod
@@ -183,13 +254,22 @@ class Tokenizer:
         ``merges.txt`` or ``vocab.txt``) or a ``tokenizer.json`` file; ``tokenizer_config.json`` beside it
         supplies roles and template."""
         backend, config = loading.read_backend(path)
+        loading.add_config_tokens(backend, config)
         return cls(
             backend,
             resolve_roles(backend, config),
             chat_template=config.get("chat_template"),
             model_max_length=loading.model_max_length(config),
+            eos_ids=loading.generation_eos_ids(path),
         )
 
     def __repr__(self) -> str:
         model = type(self.backend.model).__name__
         return f"Tokenizer({model}, vocab_size={self.vocab_size}, special_tokens={self._special})"
+
+
+def _template_for_config(chat_template: str | list | dict | None) -> str | list:
+    """The ``chat_template`` value of ``tokenizer_config.json``: the text, or HF's list of named templates."""
+    if isinstance(chat_template, (list, dict)):
+        return [{"name": k, "template": v} for k, v in chat.named_templates(chat_template).items()]
+    return chat.select_template(chat_template)

@@ -2,7 +2,8 @@
 
 Formats, in lookup order: ``tokenizer.json``; Marian ``source.spm`` + ``vocab.json``; GPT-2 ``vocab.json`` +
 ``merges.txt``; BERT ``vocab.txt``.
-Each may sit beside ``tokenizer_config.json`` / ``special_tokens_map.json`` / ``chat_template.jinja``.
+Each may sit beside ``tokenizer_config.json`` / ``special_tokens_map.json`` / ``chat_template.jinja``;
+``generation_config.json`` (and the model's ``config.json``) supply extra end-of-generation ids.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_MAP_FILE = "special_tokens_map.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
+GENERATION_CONFIG_FILE = "generation_config.json"
+MODEL_CONFIG_FILE = "config.json"
 GPT2_FILES = ("vocab.json", "merges.txt")
 WORDPIECE_FILE = "vocab.txt"
 HF_UNKNOWN_MAX_LENGTH = int(1e29)  # HF writes 1e30 when a tokenizer has no length limit
@@ -138,3 +141,79 @@ def write_config(folder: Path, config: dict[str, Any]) -> None:
     """Write ``tokenizer_config.json`` (sorted keys, UTF-8)."""
     text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
     (folder / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _folder(path: str | Path) -> Path:
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
+def generation_eos_ids(path: str | Path) -> list[int]:
+    """The ``eos_token_id`` (an int or a list) of ``generation_config.json`` and ``config.json`` beside
+    the tokenizer, in that order, without repeats."""
+    ids: list[int] = []
+    for name in (GENERATION_CONFIG_FILE, MODEL_CONFIG_FILE):
+        file = _folder(path) / name
+        if not file.is_file():
+            continue
+        data = _read_json(file)
+        value = data.get("eos_token_id") if isinstance(data, dict) else None
+        values = value if isinstance(value, list) else [] if value is None else [value]
+        for v in values:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{file}: eos_token_id must be an int or a list of ints, got {value!r}")
+            ids.append(v)
+    return list(dict.fromkeys(ids))
+
+
+def write_generation_eos(folder: Path, eos_ids: list[int]) -> None:
+    """Record the end-of-generation ids in ``generation_config.json`` (other keys of an existing file kept)."""
+    file = folder / GENERATION_CONFIG_FILE
+    data = _read_json(file) if file.is_file() else {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    data["eos_token_id"] = list(eos_ids)
+    file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def add_config_tokens(backend: hf_tok.Tokenizer, config: dict[str, Any]) -> None:
+    """Make the added tokens a ``tokenizer_config.json`` lists real tokens of the backend.
+
+    ``added_tokens_decoder`` (``{"id": {"content", "special", ...}}``) entries missing from the backend are
+    added, and must land on their stated id; an entry whose content has another id is an error.
+    ``additional_special_tokens`` / ``extra_special_tokens`` become special added tokens.
+    """
+    decoder = config.get("added_tokens_decoder") or {}
+    if not isinstance(decoder, dict):
+        raise ValueError(f"tokenizer_config.json: added_tokens_decoder must be an object, got {type(decoder).__name__}")
+    for key in sorted(decoder, key=lambda k: int(k) if str(k).isdigit() else -1):
+        entry = decoder[key]
+        if not str(key).isdigit() or not isinstance(entry, dict) or not isinstance(entry.get("content"), str):
+            raise ValueError(f"tokenizer_config.json: added_tokens_decoder[{key!r}] must map an id to "
+                             f"{{'content': str, ...}}, got {entry!r}")
+        want, content = int(key), entry["content"]
+        have = backend.token_to_id(content)
+        if have is None:
+            token = hf_tok.AddedToken(content, special=bool(entry.get("special", False)),
+                                      normalized=bool(entry.get("normalized", not entry.get("special", False))),
+                                      lstrip=bool(entry.get("lstrip", False)), rstrip=bool(entry.get("rstrip", False)),
+                                      single_word=bool(entry.get("single_word", False)))
+            if entry.get("special"):
+                backend.add_special_tokens([token])
+            else:
+                backend.add_tokens([token])
+            have = backend.token_to_id(content)
+        if have != want:
+            raise ValueError(f"tokenizer_config.json: added token {content!r} has id {want} there but id {have} "
+                             f"in the tokenizer vocabulary of {backend.get_vocab_size()} tokens")
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
+    if isinstance(extra, dict):  # transformers v5 may write {name: token}
+        extra = list(extra.values())
+    names = [tok.content for tok in backend.get_added_tokens_decoder().values() if tok.special]
+    missing = []
+    for value in extra:
+        content = value.get("content") if isinstance(value, dict) else value
+        if isinstance(content, str) and content not in names:
+            missing.append(hf_tok.AddedToken(content, special=True, normalized=False))
+    if missing:
+        backend.add_special_tokens(missing)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..io import atomic_dir, atomic_write_text, load_state, read_safetensors, write_native_files, config_dict
+from ..io import atomic_dir, atomic_write_text, load_state, native_meta, read_safetensors, write_native_files
 
 STATE_FILE = "trainer_state.json"
 
@@ -35,6 +36,19 @@ def set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def write_peft_adapter(folder: Path, model: nn.Module, meta: dict, state: dict[str, torch.Tensor]) -> None:
+    """A LoRA checkpoint also holds its adapters in the PEFT format (adapter_config.json +
+    adapter_model.safetensors) when the family has a Hugging Face twin."""
+    if not meta.get("lora"):
+        return
+    from ..interop.adapters import AdapterError, write_adapter
+
+    try:
+        write_adapter(folder, model.family, model.config, meta["lora"], state)
+    except AdapterError as e:
+        warnings.warn(f"LoRA checkpoint written without a PEFT adapter copy: {e}", stacklevel=3)
+
+
 class CheckpointManager:
     """Saves under `<out>/checkpoints/step-<step, 7 digits>/` and keeps the newest `keep_last` plus the best."""
 
@@ -52,21 +66,25 @@ class CheckpointManager:
     def save(self, step: int, model: nn.Module, optimizer, trainer_state: dict, tokenizer=None,
              is_best: bool = False, extra_meta: dict | None = None) -> Path:
         name = f"step-{step:07d}"
-        meta = {"format": "lingvis", "version": 1, "family": model.family, "config": config_dict(model),
-                **(extra_meta or {})}
         with atomic_dir(self.root / name) as tmp:
+            meta = native_meta(model, extra_meta)
             write_native_files(model, tmp, meta)
+            write_peft_adapter(tmp, model, meta, model.state_dict())
             (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step}, indent=2))
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(rng_state(), tmp / "rng.pt")
             if tokenizer is not None:
                 tokenizer.save(tmp)
+        self._point(name, step, trainer_state, is_best)
+        return self.root / name
+
+    def _point(self, name: str, step: int, trainer_state: dict, is_best: bool) -> None:
+        """Point `last.json` (and `best.json`) at a published step folder, then prune old ones."""
         atomic_write_text(self.root / "last.json", json.dumps({"dir": name, "step": step}))
         if is_best:
             atomic_write_text(self.root / "best.json", json.dumps({"dir": name, "step": step,
                                                                    "metric": trainer_state.get("best_metric")}))
         self._prune()
-        return self.root / name
 
     def _prune(self) -> None:
         steps = sorted(p for p in self.root.glob("step-*") if p.is_dir())

@@ -10,7 +10,6 @@ rank has finished writing; on several machines `--out` must be a shared filesyst
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -23,8 +22,8 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_model_state_dict, set_optimizer_state_dict,
                                                      set_state_dict)
 
-from ..io import META_FILE, WEIGHTS_FILE, atomic_write_text, config_dict, read_safetensors
-from .checkpoint import STATE_FILE, CheckpointManager, rng_state, set_rng_state
+from ..io import META_FILE, WEIGHTS_FILE, native_meta, publish_dir, read_safetensors
+from .checkpoint import STATE_FILE, CheckpointManager, rng_state, set_rng_state, write_peft_adapter
 from .distributed import DistContext
 
 DCP_DIR = "dcp"
@@ -87,30 +86,17 @@ class DistCheckpointManager(CheckpointManager):
         keep = _unique_names(model)
         weights = {k: v.detach().contiguous().cpu() for k, v in full.items() if k in keep}
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        meta = {"format": "lingvis", "version": 1, "family": model.family, "config": config_dict(model),
-                **(extra_meta or {})}
+        meta = native_meta(model, extra_meta)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        write_peft_adapter(tmp, model, meta, weights)
         (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step, "world_size":
                                                   self.ctx.world_size, "distributed": self.ctx.mode}, indent=2))
         if tokenizer is not None:
             tokenizer.save(tmp)
 
     def _publish(self, tmp: Path, final: Path, name: str, step: int, trainer_state: dict, is_best: bool) -> None:
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        old = final.with_name(f".{name}.old")
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-        atomic_write_text(self.root / "last.json", json.dumps({"dir": name, "step": step}))
-        if is_best:
-            atomic_write_text(self.root / "best.json", json.dumps(
-                {"dir": name, "step": step, "metric": trainer_state.get("best_metric")}))
-        self._prune()
+        publish_dir(tmp, final)
+        self._point(name, step, trainer_state, is_best)
 
     # ---- restore ---------------------------------------------------------------------------------
     def restore(self, model: nn.Module, optimizer) -> dict:

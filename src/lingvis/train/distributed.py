@@ -2,7 +2,9 @@
 FSDP2 (`fully_shard` per Block) wrapping, gradient-sync control for accumulation, cross-rank reductions,
 feature gathering for contrastive losses, and activation checkpointing.
 
-Launch: `torchrun --nproc_per_node N -m lingvis pretrain gpt --distributed ddp ...` (see docs/distributed.md).
+Launch: `torchrun --nproc_per_node N -m lingvis pretrain gpt ...` (see docs/distributed.md). The default
+mode `auto` runs DDP under torchrun (FSDP when a full replica would not fit in memory) and nothing in a
+single process.
 """
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import resolve_device
 from .gather import all_gather_with_grad as gather_features  # noqa: F401  (contrastive losses across ranks)
 
-MODES = ("none", "ddp", "fsdp")
+MODES = ("auto", "none", "ddp", "fsdp")
+# a DDP replica may use at most this share of the memory available to its rank; the rest is left for
+# activations, the allocator and the communication buffers
+REPLICA_SHARE = 0.5
 
 
 @dataclass
@@ -72,9 +78,7 @@ def launcher_env() -> tuple[int, int, int]:
 
 
 def _device(name: str, local_rank: int, distributed: bool) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    device = resolve_device(name)
     if device.type == "cuda" and distributed and device.index is None:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
@@ -82,23 +86,65 @@ def _device(name: str, local_rank: int, distributed: bool) -> torch.device:
     return device
 
 
-def setup(mode: str = "none", device: str = "auto") -> DistContext:
-    """Join the process group torchrun prepared (gloo on CPU, nccl on CUDA) and pick this rank's device."""
+def replica_bytes(model: nn.Module, lora: bool = False) -> int:
+    """Memory a full DDP replica of `model` holds besides activations: weights, and for every trained
+    parameter its gradient and two AdamW moments (4x its bytes). With `lora`, the base weights are frozen
+    (adapters are small next to them), so only the weights count."""
+    per_param = 1 if lora else 4
+    return sum(p.numel() * p.element_size() * (per_param if p.requires_grad else 1) for p in model.parameters())
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory one rank may use on `device`: free GPU memory, or on CPU the host's available memory shared
+    by the ranks on this machine (torchrun's LOCAL_WORLD_SIZE). None when unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as fh:
+                kib = next(int(line.split()[1]) for line in fh if line.startswith("MemAvailable:"))
+        except (OSError, StopIteration, ValueError):
+            return None
+        return kib * 1024 // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    return None
+
+
+def resolve_mode(mode: str, world_size: int, need_bytes: int | None = None, have_bytes: int | None = None) -> str:
+    """The data-parallel mode to run: 'none' in a single process whatever was asked; under torchrun
+    (`world_size` > 1) `auto` is DDP, or FSDP when a replica (`need_bytes`) would take more than
+    `REPLICA_SHARE` of the memory a rank has (`have_bytes`)."""
     if mode not in MODES:
         raise ValueError(f"distributed must be one of {', '.join(MODES)}, got {mode!r}")
-    rank, world, local = launcher_env()
+    if world_size <= 1:
+        return "none"
     if mode == "none":
-        if world > 1:
-            raise ValueError(f"launched with WORLD_SIZE={world} (torchrun) but --distributed is 'none'; "
-                             "pass --distributed ddp or --distributed fsdp")
+        raise ValueError(f"launched with WORLD_SIZE={world_size} (torchrun) but --distributed is 'none'; "
+                         "drop it (auto picks DDP or FSDP) or pass --distributed ddp or --distributed fsdp")
+    if mode == "auto":
+        too_big = need_bytes is not None and have_bytes is not None and need_bytes > REPLICA_SHARE * have_bytes
+        return "fsdp" if too_big else "ddp"
+    return mode
+
+
+def setup(mode: str = "auto", device: str = "auto", need_bytes: int | None = None) -> DistContext:
+    """Join the process group torchrun prepared (gloo on CPU, nccl on CUDA) and pick this rank's device.
+    `mode` goes through `resolve_mode`; `need_bytes` is a model replica's size (`replica_bytes`) for `auto`."""
+    rank, world, local = launcher_env()
+    if resolve_mode(mode, world) == "none":  # a single process: no process group, whatever was asked
         return DistContext(device=_device(device, 0, False))
     dev = _device(device, local, True)
     if not dist.is_initialized():
-        if "MASTER_ADDR" not in os.environ:  # a plain `python` launch: a group of one on this machine
+        if "MASTER_ADDR" not in os.environ:  # WORLD_SIZE set by hand, without torchrun: ranks on this machine
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
             os.environ.setdefault("MASTER_PORT", "29500")
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return DistContext(mode, dist.get_rank(), dist.get_world_size(), local, dev)
+    ctx = DistContext("ddp", dist.get_rank(), dist.get_world_size(), local, dev)
+    have = available_bytes(dev) if mode == "auto" and need_bytes is not None else None
+    chosen = resolve_mode(mode, world, need_bytes, have)
+    if mode == "auto":  # ranks measure their own memory: shard when any of them would run short
+        chosen = "fsdp" if ctx.any(chosen == "fsdp") else "ddp"
+    ctx.mode = chosen
+    return ctx
 
 
 def teardown() -> None:
@@ -125,10 +171,10 @@ def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
         return DDP(model, device_ids=ids)
     from torch.distributed.fsdp import fully_shard
 
-    from ..nn import Block
+    from ..nn import transformer_layers
 
     _broadcast_from_main(model)
-    units = [m for m in model.modules() if isinstance(m, Block)]
+    units = transformer_layers(model)
     for block in units:
         fully_shard(block)
     fully_shard(model)
@@ -164,11 +210,11 @@ def _checkpointed_forward(forward, *args, **kwargs):
 def checkpoint_activations(model: nn.Module) -> int:
     """Recompute each Block's activations in backward instead of storing them (less memory, ~1/3 more
     compute). Parameter names are unchanged. Returns the number of blocks affected."""
-    from ..nn import Block
+    from ..nn import transformer_layers
 
-    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    blocks = transformer_layers(model)
     if not blocks:
-        raise ValueError(f"activation checkpointing: {type(model).__name__} has no lingvis.nn.Block layers")
+        raise ValueError(f"activation checkpointing: {type(model).__name__} has no transformer layers (lingvis.nn.TRANSFORMER_LAYERS)")
     for block in blocks:
         block.forward = functools.partial(_checkpointed_forward, block.forward)
     return len(blocks)

@@ -6,19 +6,23 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
+from ..progress import progress
+from ..devices import resolve_device
 from . import distributed
+from .callbacks import Callback, CallbackList, trackers
 from .checkpoint import CheckpointManager
 from .dist_checkpoint import DistCheckpointManager
 from .config import TrainConfig
 from .logging import MetricsLog, plot_losses
 from .optim import lr_at, make_optimizer
+from .run_info import write_run_info
 from .sampler import ResumableBatchSampler
 from .task import Task, move_to
 
@@ -27,23 +31,28 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: CUDA when available, else Apple's MPS when available, else the CPU (lingvis.devices)."""
+    return resolve_device(name)
 
 
 class Trainer:
     """`Trainer(model, task, train_set, val_set, cfg, out_dir).fit()` trains, evaluates every
-    `eval_every` steps, keeps best/last checkpoints and a metrics log, and resumes exactly."""
+    `eval_every` steps, keeps best/last checkpoints and a metrics log, and resumes exactly. `callbacks`
+    (lingvis.train.callbacks.Callback) hear about logs, evaluations, checkpoints and the end; the
+    trackers named in `cfg.log_to` are added on rank 0."""
 
     def __init__(self, model: nn.Module, task: Task, train_set: Dataset, val_set: Dataset | None,
-                 cfg: TrainConfig, out_dir: str | Path, tokenizer=None, meta: dict | None = None):
+                 cfg: TrainConfig, out_dir: str | Path, tokenizer=None, meta: dict | None = None,
+                 callbacks: Sequence[Callback] = ()):
+        self.dist = distributed.setup(cfg.distributed, cfg.device,
+                                      need_bytes=distributed.replica_bytes(model, lora=cfg.lora_rank > 0))
+        cfg = dataclasses.replace(cfg, distributed=self.dist.mode)  # what runs: auto resolved, none alone
         self.task, self.train_set, self.val_set, self.cfg = task, train_set, val_set, cfg
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.tokenizer, self.meta = tokenizer, meta or {}
-        self.dist = distributed.setup(cfg.distributed, cfg.device)
+        self.callbacks = CallbackList([*callbacks, *(trackers(cfg.log_to, self.out) if self.dist.is_main else [])])
         self.device = self.dist.device
         self.model, self.wrapped, self.meta = distributed.prepare_model(model, cfg, self.dist, self.meta)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
@@ -126,15 +135,15 @@ class Trainer:
             return True
         return value > self.best if self.task.greater_is_better else value < self.best
 
-    def _checkpoint(self, metrics: dict) -> None:
+    def _checkpoint(self, metrics: dict) -> Path:
         key = self.task.metric_for_best
         is_best = key in metrics and self._is_better(metrics[key])
         if is_best:
             self.best = metrics[key]
-        self.ckpt.save(self.step, self.model, self.optimizer,
-                       {"best_metric": self.best, "metric_for_best": key, "eval": metrics},
-                       self.tokenizer, is_best=is_best or not (self.out / "checkpoints" / "best.json").exists(),
-                       extra_meta=self.meta)
+        return self.ckpt.save(self.step, self.model, self.optimizer,
+                              {"best_metric": self.best, "metric_for_best": key, "eval": metrics},
+                              self.tokenizer, extra_meta=self.meta,
+                              is_best=is_best or not (self.out / "checkpoints" / "best.json").exists())
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
@@ -145,11 +154,22 @@ class Trainer:
         log = MetricsLog(self.out / "metrics.jsonl", resume_step=resumed_at) if main else distributed.NullLog()
         if main:
             (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+            write_run_info(self.out, cfg, resumed_at, world_size=self.dist.world_size)
+        self.callbacks.on_start(self, self.step)
+        summary = None
+        try:
+            summary = self._loop(log)
+            return summary
+        finally:
+            self.callbacks.on_end(self, summary or {"step": self.step, "stopped_by": "error"})
+
+    def _loop(self, log) -> dict:
+        cfg, main = self.cfg, self.dist.is_main
         batches = self._train_batches()
         self.model.train()
         start = time.perf_counter()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or not main,
-                   dynamic_ncols=True, desc=self.task.name)
+        bar = progress(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or not main,
+                       desc=self.task.name)
         last_eval: dict = {}
         stopped_by = "max_steps"
         while self.step < cfg.max_steps:
@@ -160,14 +180,16 @@ class Trainer:
                    "time": round(time.perf_counter() - start, 3)}
             if self.step % cfg.log_every == 0 or self.step == 1:
                 log.write(row)
+                self.callbacks.on_log(self, row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
             out_of_time = self.dist.any(  # rank 0's clock decides for all ranks
                 main and cfg.max_minutes is not None and time.perf_counter() - start >= cfg.max_minutes * 60)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
                 last_eval = self.evaluate()
                 log.write({"step": self.step, "split": "val", **last_eval})
-                self._checkpoint(last_eval)
+                self.callbacks.on_eval(self, last_eval)
+                self.callbacks.on_checkpoint(self, self._checkpoint(last_eval))
                 if main:
                     plot_losses(log.rows(), self.out / "loss.png", title=f"{self.task.name} loss")
             if out_of_time:

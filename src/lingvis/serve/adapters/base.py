@@ -46,6 +46,14 @@ class Adapter:
     def stats(self) -> dict[str, Any]:
         return {"in_flight": self.gate.in_flight}
 
+    def queue_depth(self) -> int:
+        """Requests (or sequences) waiting for the model: the /metrics queue gauge."""
+        return self.gate.in_flight
+
+    def batch_sizes(self) -> dict[int, int] | None:
+        """Rows per batched model call -> calls so far (the /metrics histogram); None when not batched."""
+        return None
+
     async def blocking(self, fn: Callable[..., T], *args) -> T:
         """Run model work off the event loop, one call at a time per model, at most `max_queue` waiting."""
         return await self.gate.run(fn, *args)

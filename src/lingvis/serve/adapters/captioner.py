@@ -25,6 +25,12 @@ class CaptionerAdapter(Adapter):
     def stats(self) -> dict:
         return self.batcher.stats()
 
+    def queue_depth(self) -> int:
+        return len(self.batcher.pending)
+
+    def batch_sizes(self) -> dict[int, int]:
+        return dict(self.batcher.sizes)
+
     def _caption_batch(self, key: tuple[int, int], images: list) -> list[str]:
         num_beams, max_tokens = key
         return caption_images(self.model, self.tokenizer, images, num_beams=num_beams, max_new_tokens=max_tokens)

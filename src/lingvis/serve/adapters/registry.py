@@ -51,7 +51,7 @@ def open_model(name: str, path: str | Path, config: ServeConfig) -> Adapter:
     from ... import api
 
     path = Path(path)
-    model = api.load(path, device=config.device).eval()
+    model = api.load(path, device=config.resolved_device()).eval()
     if config.int8 and isinstance(model, CausalLM):
         from ...quant import quantize_int8_mode
 

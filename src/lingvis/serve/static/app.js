@@ -1,8 +1,9 @@
-// lingvis web page: chat (streamed over SSE), questions about an uploaded image, text-to-image search.
+// lingvis web page: chat and translation (streamed over SSE), questions about an uploaded image, text-to-image
+// search.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], history: [], image: null, controller: null };
+const state = { models: [], history: [], image: null, chatImage: null, controller: null, translating: false };
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -55,7 +56,10 @@ async function loadModels() {
     status("cannot list models: " + e.message, true);
     return;
   }
-  fillSelect($("chat-model"), state.models.filter((m) => m.kind === "causal_lm"));
+  fillSelect($("chat-model"), state.models.filter((m) => m.kind === "causal_lm" || hasCap("image_chat")(m)));
+  showAttach();
+  fillSelect($("translate-model"), state.models.filter((m) => m.kind === "translation"));
+  showTargets();
   fillSelect($("image-model"), state.models.filter((m) => imageCaps.some((c) => hasCap(c)(m))));
   fillSelect($("search-model"), state.models.filter(hasCap("image_search")));
   showImageActions();
@@ -67,10 +71,18 @@ function currentModel(select) {
 }
 
 // ----- chat -------------------------------------------------------------------------------------
-function bubble(role, text) {
+function bubble(role, text, image) {
   const div = document.createElement("div");
   div.className = "msg " + role;
-  div.textContent = text;
+  if (image) {
+    const img = document.createElement("img");
+    img.src = image;
+    img.alt = "attached image";
+    div.appendChild(img);
+    div.appendChild(document.createTextNode(text));
+  } else {
+    div.textContent = text;
+  }
   $("chat-log").appendChild(div);
   $("chat-log").scrollTop = $("chat-log").scrollHeight;
   return div;
@@ -104,8 +116,12 @@ async function sendChat(event) {
   const text = $("chat-input").value.trim();
   if (!text || state.controller) return;
   $("chat-input").value = "";
-  state.history.push({ role: "user", content: text });
-  bubble("user", text);
+  const image = state.chatImage;
+  // an attached image travels as an OpenAI image_url content part (a data: URL) and stays in the history
+  state.history.push({ role: "user", content: image
+    ? [{ type: "image_url", image_url: { url: image } }, { type: "text", text }] : text });
+  bubble("user", text, image);
+  clearAttachment();
   const reply = bubble("assistant", "");
   state.controller = new AbortController();
   $("chat-send").disabled = true;
@@ -140,6 +156,77 @@ async function sendChat(event) {
     state.controller = null;
     $("chat-send").disabled = false;
     $("chat-stop").disabled = true;
+  }
+}
+
+// The image attachment of the chat: shown for models that read images (capability image_chat).
+function showAttach() {
+  const model = currentModel("chat-model");
+  const can = !!model && hasCap("image_chat")(model);
+  $("chat-attach").hidden = !can;
+  if (!can) clearAttachment();
+}
+
+function clearAttachment() {
+  state.chatImage = null;
+  $("chat-image").value = "";
+  $("chat-image-preview").hidden = true;
+}
+
+function attachImage() {
+  const file = $("chat-image").files[0];
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    state.chatImage = reader.result;
+    $("chat-image-preview").src = state.chatImage;
+    $("chat-image-preview").hidden = false;
+  };
+  reader.readAsDataURL(file);
+}
+
+// ----- translation ------------------------------------------------------------------------------
+// The target languages of the chosen model; a one-target model needs no choice.
+function showTargets() {
+  const model = currentModel("translate-model");
+  const langs = (model && model.target_languages) || [];
+  const select = $("translate-target");
+  select.innerHTML = "";
+  for (const lang of langs) {
+    const opt = document.createElement("option");
+    opt.value = opt.textContent = lang;
+    select.appendChild(opt);
+  }
+  $("translate-target-label").hidden = !(model && model.target_lang_required);
+}
+
+async function translate(event) {
+  event.preventDefault();
+  const text = $("translate-input").value.trim();
+  if (!text || state.translating) return;
+  const model = currentModel("translate-model");
+  const out = $("translate-output");
+  out.textContent = "";
+  out.classList.remove("error");
+  const body = { model: $("translate-model").value, prompt: text, stream: true };
+  if (model && model.target_lang_required) body.target_lang = $("translate-target").value;
+  const beams = Number($("translate-beams").value);
+  if (beams > 1) body.num_beams = beams;
+  state.translating = true;
+  $("translate-run").disabled = true;
+  try {
+    const response = await fetch("/v1/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    if (!response.ok) throw new Error(await errorText(response));
+    await readSSE(response, (chunk) => {
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (chunk.choices.length && chunk.choices[0].text) out.textContent += chunk.choices[0].text;
+    });
+  } catch (e) {
+    out.classList.add("error");
+    out.textContent += (out.textContent ? "\n" : "") + "error: " + e.message;
+  } finally {
+    state.translating = false;
+    $("translate-run").disabled = false;
   }
 }
 
@@ -266,9 +353,17 @@ $("chat-input").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) sendChat(e);
 });
 $("chat-stop").addEventListener("click", () => state.controller && state.controller.abort());
+$("chat-model").addEventListener("change", showAttach);
+$("chat-image").addEventListener("change", attachImage);
 $("chat-reset").addEventListener("click", () => {
   state.history = [];
   $("chat-log").innerHTML = "";
+  clearAttachment();
+});
+$("translate-model").addEventListener("change", showTargets);
+$("translate-form").addEventListener("submit", translate);
+$("translate-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) translate(e);
 });
 $("image-model").addEventListener("change", showImageActions);
 $("image-file").addEventListener("change", readImage);

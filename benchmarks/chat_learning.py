@@ -1,0 +1,143 @@
+"""Learning runs of the chat issue on this CPU. Each stage trains a fixed number of steps (so the cosine
+schedule completes) under a wall-clock cap; wall time and the process CPU time of each stage are reported.
+
+- SFT from scratch: a small Llama-style model (RMSNorm, SwiGLU, rotary; 4 layers, width 128) with a char
+  tokenizer and the ChatML template learns the built-in reverse/sort/count/lookup conversations (packed,
+  loss on assistant tokens); exact match of greedy replies to the last prompt of 500 held-out
+  conversations. Target >= 90 % within 10 CPU-minutes.
+- DPO: the SFT model is first tuned on conversations that answer half of the time verbosely ("The answer is
+  X."), so it prefers neither style; DPO on the built-in preference set (concise chosen, verbose rejected)
+  must lift held-out preference accuracy (the model gives the chosen reply the higher log-probability)
+  from about 50 % to >= 90 %, and >= 80 % of greedy held-out replies must be concise.
+
+Rows compare each score with its target: `ratio` >= 1 passes. `--resume` continues (exactly) the runs
+found under `--out`, so an interrupted benchmark does not start over.
+
+    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.chat_learning [--quick] [--steps 1200] [--resume]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+SFT_TARGET, PREF_TARGET, STYLE_TARGET = 0.90, 0.90, 0.80
+MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_layer": 4}}
+
+
+def _timed(fn):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, round(time.perf_counter() - t0), round(time.process_time() - c0)
+
+
+def per_task(conversations, replies) -> dict[str, float]:
+    """Exact match per task kind of the built-in data."""
+    from lingvis.data.chat_synthetic import final_answer
+
+    hits: dict[str, list[bool]] = {}
+    for c, r in zip(conversations, replies):
+        prompt = c.messages[-2]["content"]
+        kind = prompt.split(":")[0] if prompt.startswith(("reverse", "sort")) else prompt.split()[0] \
+            if prompt.startswith("count") else "lookup"
+        hits.setdefault(kind, []).append(r.strip() == final_answer(c))
+    return {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())}
+
+
+def learn_sft(out: Path, steps: int, minutes: float, quick: bool, resume: bool) -> tuple[list[dict], Path]:
+    import lingvis
+    from lingvis.data.chat_synthetic import chat_split
+    from lingvis.recipes.chat import ChatSFTArgs, evaluate_chat, train_chat
+    from lingvis.train.config import TrainConfig
+
+    args = ChatSFTArgs(out=str(out / "sft"), packing=True, block_size=256, n_train=8000 if quick else 60000,
+                       n_val=128, **MODEL)
+    cfg = TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=16, lr=2e-3, warmup_steps=50,
+                      weight_decay=0.1, eval_every=300, eval_batches=8, log_every=25, progress=False, device="cpu")
+    summary, wall, cpu = _timed(lambda: train_chat(args, cfg, resume=resume and _started(args.out)))
+    model, tok = lingvis.load(args.out), lingvis.load_tokenizer(args.out)
+    held = chat_split("test", 100 if quick else 500)
+    result = evaluate_chat(model, tok, held)
+    row = {"benchmark": f"chat SFT from scratch: held-out exact match ({result['n']} conversations)",
+           "lingvis": round(result["exact_match"], 3), "reference": SFT_TARGET, "unit": "exact match (target)",
+           "ratio": round(result["exact_match"] / SFT_TARGET, 3), "train_seconds": wall, "cpu_seconds": cpu,
+           "steps": summary["step"], "parameters": summary["parameters"], "threads": torch.get_num_threads(),
+           "per_task": per_task(held, result["replies"]), "example": result["examples"][0]}
+    return [row], Path(args.out)
+
+
+def _started(run: str) -> bool:
+    return (Path(run) / "checkpoints" / "last.json").is_file()
+
+
+def learn_dpo(out: Path, sft: Path, steps: int, minutes: float, quick: bool, resume: bool) -> list[dict]:
+    import lingvis
+    from lingvis.data.chat_synthetic import preference_split
+    from lingvis.recipes.chat import ChatSFTArgs, train_chat
+    from lingvis.recipes.dpo import DPOArgs, preference_report, train_dpo
+    from lingvis.train.config import TrainConfig
+
+    # 1. a model that answers in both styles: the SFT model tuned on conversations with mixed answers
+    mixed = ChatSFTArgs(out=str(out / "sft_mixed"), model=str(sft), packing=True, style="mixed",
+                        n_train=4000 if quick else 12000, n_val=64)
+    mcfg = TrainConfig(max_steps=max(steps // 4, 10), max_minutes=minutes, batch_size=16, lr=1e-3, warmup_steps=20,
+                       weight_decay=0.1, eval_every=1000, eval_batches=2, log_every=25, progress=False, device="cpu")
+    _, mixed_wall, mixed_cpu = _timed(lambda: train_chat(mixed, mcfg, resume=resume and _started(mixed.out)))
+    start, tok = lingvis.load(mixed.out), lingvis.load_tokenizer(mixed.out)
+    held = preference_split("test", 100 if quick else 200)
+    before = preference_report(start, tok, held)
+
+    # 2. DPO from it, the frozen start as reference (scored once before training)
+    args = DPOArgs(out=str(out / "dpo"), model=str(mixed.out), beta=0.1, n_train=1000 if quick else 3000, n_val=64)
+    cfg = TrainConfig(max_steps=max(steps // 8, 10), max_minutes=minutes, batch_size=16, lr=5e-4, warmup_steps=10,
+                      weight_decay=0.0, eval_every=50, eval_batches=2, log_every=10, progress=False, device="cpu")
+    summary, wall, cpu = _timed(lambda: train_dpo(args, cfg, resume=resume and _started(args.out)))
+    after = preference_report(lingvis.load(args.out), tok, held, reference=start, beta=args.beta)
+    common = {"train_seconds": wall, "cpu_seconds": cpu, "steps": summary["step"],
+              "mixed_sft_seconds": mixed_wall, "mixed_sft_cpu_seconds": mixed_cpu}
+    return [
+        {"benchmark": f"DPO: held-out preference accuracy before ({before['n']} pairs)",
+         "lingvis": round(before["preference_accuracy"], 3), "reference": 0.5, "unit": "accuracy (about 0.5)",
+         "ratio": round(before["preference_accuracy"] / 0.5, 3), "preferred_style": round(before["preferred_style"], 3),
+         **common},
+        {"benchmark": f"DPO: held-out preference accuracy after ({after['n']} pairs)",
+         "lingvis": round(after["preference_accuracy"], 3), "reference": PREF_TARGET, "unit": "accuracy (target)",
+         "ratio": round(after["preference_accuracy"] / PREF_TARGET, 3),
+         "reward_accuracy": round(after["reward_accuracy"], 3), "reward_margin": round(after["reward_margin"], 3),
+         **common},
+        {"benchmark": f"DPO: greedy held-out replies in the preferred (concise) style ({after['n']} prompts)",
+         "lingvis": round(after["preferred_style"], 3), "reference": STYLE_TARGET, "unit": "share (target)",
+         "ratio": round(after["preferred_style"] / STYLE_TARGET, 3), "before": round(before["preferred_style"], 3),
+         "exact_match": round(after["exact_match"], 3), "example": after["examples"][0], **common},
+    ]
+
+
+def run(quick: bool = False, steps: int | None = None, minutes: float = 60.0, out: str | Path = "runs/chat_learning",
+        resume: bool = False) -> list[dict]:
+    torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
+    steps = steps or (150 if quick else 1200)
+    out = Path(out)
+    rows, sft = learn_sft(out, steps, minutes, quick, resume)
+    return rows + learn_dpo(out, sft, steps, minutes, quick, resume)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short runs on less data (scores below target)")
+    ap.add_argument("--steps", type=int, help="SFT steps (default 1200, quick 150); the mixed-style SFT gets a "
+                    "quarter, DPO an eighth")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock cap per stage")
+    ap.add_argument("--out", default="runs/chat_learning")
+    ap.add_argument("--resume", action="store_true", help="continue the runs found under --out")
+    ns = ap.parse_args()
+    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume):
+        print(f"{r['benchmark']}: {r['lingvis']} vs {r['reference']} -> ratio {r['ratio']:.2f} "
+              f"({r['steps']} steps, {r['train_seconds']} s wall, {r['cpu_seconds']} s CPU)", flush=True)
+        extra = {k: v for k, v in r.items() if k in ("per_task", "example", "reward_accuracy", "reward_margin",
+                                                    "before", "exact_match", "preferred_style", "mixed_sft_seconds",
+                                                    "mixed_sft_cpu_seconds", "threads")}
+        if extra:
+            print(f"    {extra}", flush=True)

@@ -1,0 +1,210 @@
+"""Where the time of one batch-1 decode step goes (GPT-2 124M shape, fp32, random weights, KV cache).
+
+1. The machine: CPU model, BLAS/oneDNN build, and the memory bandwidth a large copy reaches (read + write).
+2. The matrix-vector products alone: every weight shape of the step through F.linear (MKL sgemv for one row),
+   oneDNN with a packed weight, and int8 (`_weight_int8pack_mm`, fbgemm W8A8): time, bytes read, GB/s.
+3. One decode step as `generate.stream_ids` runs it (forward with the KV cache, logits processing, argmax),
+   profiled with torch.profiler: self time per op (GEMV = addmm/mm, attention, norms, elementwise, KV-cache
+   writes inside `KVCache.update`, sampling), wall time per step, and the step's time not spent in any op
+   (Python and dispatch).
+
+    python -m benchmarks.decode_profile [--steps 32] [--threads 2] [--preset gpt2]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def copy_bandwidth(mb: int = 512, repeats: int = 5) -> float:
+    """GB/s of a large tensor copy, counting the bytes read and written."""
+    src = torch.ones(mb * (1 << 20) // 4)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - t0)
+    return 2 * src.numel() * 4 / min(times) / 1e9
+
+
+def gemv_table(model, repeats: int) -> list[tuple]:
+    """(shape, kernel, microseconds per call, GB/s) for each weight shape of the model and each kernel. Each
+    timing runs over all the model's weights of that shape in turn (as a decode step does), so that they are
+    read from memory, not from a cache that one small matrix would fit in."""
+    from lingvis.nn.packed_linear import packed_available
+    from lingvis.quant import QuantLinear
+
+    groups = collections.defaultdict(list)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            groups[tuple(m.weight.shape)].append(m)
+    rows = []
+    for (n, k), mods in sorted(groups.items()):
+        x = torch.randn(1, k)
+        ws = [m.weight.detach() for m in mods]
+        kernels = {"F.linear (MKL sgemv)": ([lambda w=w: F.linear(x, w) for w in ws], 4 * n * k)}
+        if packed_available():
+            packed = [torch.ops.mkldnn._reorder_linear_weight(w, 1) for w in ws]
+            kernels["oneDNN packed"] = ([lambda p=p: torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], "")
+                                         for p in packed], 4 * n * k)
+        for label, act in (("int8 weight-only", "float"), ("int8 W8A8 (fbgemm)", "int8")):
+            qs = [QuantLinear.from_linear(m, activations=act) for m in mods]
+            kernels[label] = ([lambda q=q: q(x) for q in qs], n * k + 4 * n)
+        with torch.inference_mode():
+            for name, (fns, nbytes) in kernels.items():
+                for fn in fns:
+                    fn()
+                ts = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    for fn in fns:
+                        fn()
+                    ts.append((time.perf_counter() - t0) / len(fns))
+                t = statistics.median(ts)
+                rows.append((f"{n}x{k} (x{len(mods)})", name, t * 1e6, nbytes / t / 1e9))
+    return rows
+
+
+CATEGORIES = [  # (category, op-name predicate), first match wins
+    ("GEMV (addmm/mm/linear)", lambda n: n in ("aten::addmm", "aten::mm", "aten::linear", "aten::matmul",
+                                               "mkldnn::_linear_pointwise")),
+    ("attention (SDPA)", lambda n: "attention" in n or n in ("aten::_softmax", "aten::bmm", "aten::baddbmm")),
+    ("norms", lambda n: "norm" in n),
+    ("activations and residual adds", lambda n: n in ("aten::gelu", "aten::add", "aten::add_", "aten::mul",
+                                                      "aten::silu", "aten::tanh")),
+    ("copies, views, indexing", lambda n: n in ("aten::copy_", "aten::slice", "aten::view", "aten::reshape",
+                                                "aten::transpose", "aten::split_with_sizes", "aten::split",
+                                                "aten::select", "aten::contiguous", "aten::clone",
+                                                "aten::index", "aten::embedding", "aten::index_select",
+                                                "aten::as_strided", "aten::unsqueeze", "aten::expand",
+                                                "aten::_reshape_alias", "aten::t", "aten::narrow",
+                                                "aten::empty", "aten::empty_strided", "aten::arange",
+                                                "aten::zeros", "aten::fill_", "aten::zero_", "aten::to",
+                                                "aten::_to_copy", "aten::detach", "aten::alias",
+                                                "aten::_unsafe_view", "aten::lift_fresh", "aten::resolve_conj",
+                                                "aten::resolve_neg", "aten::cat")),
+]
+
+
+def profile_steps(model, steps: int, prompt_len: int = 16) -> dict:
+    """Profile `steps` decode steps after a prompt, with labelled regions for the KV-cache writes and the
+    sampling; returns per-step milliseconds by category."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from lingvis.generate import SamplingConfig, pick, process_logits
+    from lingvis.nn.cache import KVCache
+    from lingvis.nn.packed_linear import packed_linears
+
+    cfg = SamplingConfig(max_new_tokens=steps)
+    ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(0))
+    update = KVCache.update
+
+    def labelled_update(self, *a, **kw):
+        with record_function("kv_cache.update"):
+            return update(self, *a, **kw)
+
+    def run(n, prof=None):
+        cache = model.new_cache(1, prompt_len + n + 1)
+        logits = model(ids, cache=cache, last_only=True)[:, -1]
+        nxt = logits.argmax(-1)
+        walls, cpus = [], []
+        for _ in range(n):
+            t0, c0 = time.perf_counter(), time.process_time()
+            with record_function("forward"):
+                logits = model(nxt[:, None], cache=cache, last_only=True)[:, -1]
+            with record_function("sampling"):
+                nxt = pick(process_logits(logits.float(), None, cfg), cfg, None)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        return walls, cpus
+
+    with torch.inference_mode(), packed_linears(model):
+        run(4)
+        walls, cpus = run(steps)  # per step without the profiler
+        plain, cpu = statistics.median(walls), statistics.median(cpus)
+        KVCache.update = labelled_update
+        try:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                run(steps)
+        finally:
+            KVCache.update = update
+    events = prof.key_averages()
+    by_cat = collections.Counter()
+    per_op = {}
+    labelled = {}
+    for e in events:
+        if e.key in ("forward", "sampling", "kv_cache.update"):
+            labelled[e.key] = e.cpu_time_total / 1e3 / steps  # ms per step, children included
+            continue
+        if e.key.startswith("ProfilerStep") or not e.key.startswith(("aten::", "mkldnn::", "quantized::")):
+            continue
+        cat = next((c for c, pred in CATEGORIES if pred(e.key)), "other ops")
+        by_cat[cat] += e.self_cpu_time_total / 1e3 / steps
+        per_op[e.key] = (e.count / steps, e.self_cpu_time_total / 1e3 / steps)
+    return {"wall_ms": plain * 1e3, "cpu_ms": cpu * 1e3, "categories": dict(by_cat), "labelled": labelled,
+            "per_op": per_op}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="gpt2", help="model shape (random weights)")
+    ap.add_argument("--steps", type=int, default=32, help="decode steps profiled")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--repeats", type=int, default=7, help="timed repeats per GEMV kernel (median)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import lingvis
+
+    torch.manual_seed(0)
+    model = lingvis.build(args.preset).eval()
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} CPUs), torch {torch.__version__}, {args.threads} threads; "
+          f"MKL {torch.backends.mkl.is_available()}, oneDNN {torch.backends.mkldnn.is_available()}; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    bw = copy_bandwidth()
+    print(f"large copy: {bw:.1f} GB/s (read + write)\n")
+    print("| weight (count per step) | kernel | us per call | GB/s of weights |\n|---|---|---:|---:|")
+    for shape, kernel, us, gbs in gemv_table(model, args.repeats):
+        print(f"| {shape} | {kernel} | {us:.0f} | {gbs:.1f} |")
+    r = profile_steps(model, args.steps)
+    wall = r["wall_ms"]
+    ops = sum(r["categories"].values())
+    print(f"\none decode step: {wall:.2f} ms wall, {r['cpu_ms']:.2f} ms CPU time (all threads) without the "
+          f"profiler ({1e3 / wall:.1f} tokens/s); "
+          f"under the profiler the ops' self times add up to {ops:.2f} ms per step\n")
+    print("| part of the step | ms per step | share of the ops' time |\n|---|---:|---:|")
+    for cat, ms in sorted(r["categories"].items(), key=lambda kv: -kv[1]):
+        print(f"| {cat} | {ms:.2f} | {100 * ms / ops:.0f}% |")
+    lab = r["labelled"]
+    print(f"\nlabelled regions (children included, profiler on): forward {lab.get('forward', 0):.2f} ms, "
+          f"KV-cache updates {lab.get('kv_cache.update', 0):.3f} ms, sampling {lab.get('sampling', 0):.3f} ms")
+    print("\ntop ops by self time per step:")
+    for name, (calls, ms) in sorted(r["per_op"].items(), key=lambda kv: -kv[1][1])[:12]:
+        print(f"  {name:<32} {calls:6.1f} calls  {ms:7.3f} ms")
+    weight_bytes = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, torch.nn.Linear))
+    print(f"\nweights read per step {weight_bytes / 1e6:.0f} MB: at the copy bandwidth ({bw:.1f} GB/s, counting "
+          f"read + write) a step could take {weight_bytes / (bw / 2 * 1e9) * 1e3:.1f} ms if reading weights at "
+          f"half the copy rate, or {weight_bytes / (bw * 1e9) * 1e3:.1f} ms at the full rate; measured "
+          f"{wall:.1f} ms ({weight_bytes / (wall / 1e3) / 1e9:.1f} GB/s achieved)")
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""The CPU decoding race: lingvis vs llama.cpp (through llama-cpp-python) vs transformers, batch-1 greedy decode,
+the same weights in every engine.
+
+Shapes (random weights, LM head scaled x4 so that greedy choices are clear): GPT-2 124M (`gpt2` preset) and a
+~1B Llama (`tinyllama-1.1b` preset: 22 layers, width 2048, 32 / 4 kv heads). Each model is exported with lingvis' GGUF writer (`lingvis.interop.gguf_export`) as
+f32 and q8_0; transformers runs the Hugging Face export (GPT-2) or a model whose parameters are views of the
+lingvis weights (the Llama shape, so the 4.4 GB are held once). Engines:
+  lingvis fp32 | llama.cpp f32 | transformers fp32 | lingvis int8 (W8A8 dynamic, `quant.quantize_int8`) |
+  lingvis int8 weight-only | llama.cpp q8_0
+Checks: the first 16 greedy tokens of lingvis fp32 equal llama.cpp f32's and transformers'; int8 vs q8_0
+(different quantisers: per-channel vs blocks of 32) reports how many tokens agree before they diverge.
+Speed: `--new` tokens from a 16-token prompt, median of `--repeats` interleaved runs, tokens/s by wall time
+and by the process's CPU time (the fair measure when other jobs share the cores: see `timed`), the ratios
+to llama.cpp (wall / CPU), and the achieved bandwidth = bytes read per token (every weight matrix once, the
+LM head included, plus the KV cache at the mean length) / time per token.
+
+    python -m benchmarks.llamacpp_decode [--shapes gpt2,llama-1b] [--new 48] [--repeats 3] [--threads 2]
+
+Needs `pip install llama-cpp-python` (it compiles llama.cpp: `python -m benchmarks.llamacpp --install`).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PROMPT_LEN, CHECK = 16, 16
+SHAPES = {"gpt2": "gpt2", "llama-1b": "tinyllama-1.1b"}
+
+
+@dataclass
+class Engine:
+    name: str
+    run: object          # (prompt ids list, n new) -> list of new ids
+    bytes_per_token: float
+
+
+# ---- bytes read per decode step ------------------------------------------------------------------------
+def kv_bytes(cfg, length: int, elem: int = 4) -> int:
+    return 2 * cfg.n_layer * (cfg.n_kv_head or cfg.n_head) * cfg.head_size * length * elem
+
+
+def lingvis_weight_bytes(model) -> int:
+    """Bytes of every matrix a decode step multiplies by (linear layers and the LM head); embedding tables
+    are read one row per token and not counted."""
+    from lingvis.quant import QuantLinear
+
+    total = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            total += m.weight.numel() * m.weight.element_size()
+        elif isinstance(m, QuantLinear):
+            total += m.weight_int8.numel() + m.scales.numel() * 4
+    return total
+
+
+def gguf_weight_bytes(path: Path) -> int:
+    import gguf
+
+    tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    skip = {"position_embd.weight"} | ({"token_embd.weight"} if "output.weight" in tensors else set())
+    return sum(int(t.n_bytes) for n, t in tensors.items() if n not in skip and len(t.shape) > 1)
+
+
+# ---- engines -------------------------------------------------------------------------------------------
+def lingvis_engine(name: str, model, kv: int) -> Engine:
+    def run(prompt, n):
+        ids = torch.tensor([prompt])
+        return model.generate(ids, max_new_tokens=n)[0, len(prompt):].tolist()
+    return Engine(name, run, lingvis_weight_bytes(model) + kv)
+
+
+EXTRA_BUFFERS = False  # --extra-buffers: llama.cpp's AMX / repacked weight buffers (see open_llama)
+
+
+def open_llama(path: Path, threads: int, ctx: int):
+    """A llama_cpp.Llama on `path`. Unless EXTRA_BUFFERS, llama.cpp's extra weight buffer types are off
+    (`use_extra_bufts = False`): on the Xeon this was measured on, llama.cpp 0.3.36's AMX int8 kernels
+    (which take q8_0 weights when the CPU has AMX) crash with SIGSEGV in ggml_backend_amx_mul_mat. q8_0 then
+    runs llama.cpp's AVX-512 VNNI dot products (x86 has no q8_0 repacking), f32 is unaffected."""
+    import llama_cpp.llama_cpp as lc
+    from llama_cpp import Llama
+
+    default = lc.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = EXTRA_BUFFERS
+        return p
+
+    lc.llama_model_default_params = params
+    try:
+        return Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
+                     verbose=False, seed=0)
+    finally:
+        lc.llama_model_default_params = default
+
+
+def llama_cpp_engine(name: str, path: Path, threads: int, ctx: int, kv: int) -> Engine:
+    llm = open_llama(path, threads, ctx)
+
+    def run(prompt, n):
+        out = []
+        for t in llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+            out.append(int(t))
+            if len(out) == n:
+                break
+        return out
+    e = Engine(name, run, gguf_weight_bytes(path) + kv)
+    e.llm = llm
+    return e
+
+
+def transformers_engine(ours, tmp: Path, kv: int) -> Engine:
+    """transformers fp32 with the same weights: GPT-2 from lingvis' HF export; the Llama shape with parameters
+    that are views of the lingvis tensors (no second copy)."""
+    import transformers
+
+    import lingvis
+
+    cfg = ours.config
+    if cfg.position == "learned":
+        lingvis.save(ours, tmp / "hf", format="hf")
+        hf = transformers.GPT2LMHeadModel.from_pretrained(tmp / "hf", dtype=torch.float32).eval()
+    else:
+        from lingvis.interop.llama import hf_config, hf_model_type, weight_map
+
+        kind = hf_model_type(cfg)
+        hcfg = transformers.AutoConfig.for_model(**hf_config(cfg, kind))
+        with torch.device("meta"):
+            hf = transformers.AutoModelForCausalLM.from_config(hcfg, dtype=torch.float32)
+        own = dict(ours.named_parameters(remove_duplicate=False))
+        D, H, KV = cfg.head_size, cfg.n_head, cfg.n_kv_head or cfg.n_head
+        for mine, theirs in weight_map(cfg):
+            t = own[mine].detach()
+            sizes = [t.shape[0]] if len(theirs) == 1 else (
+                [H * D, KV * D, KV * D] if "qkv" in mine else [t.shape[0] // 2] * 2)
+            for hname, part in zip(theirs, t.split(sizes)):
+                mod_name, pname = hname.rsplit(".", 1)
+                setattr(hf.get_submodule(mod_name), pname, torch.nn.Parameter(part, requires_grad=False))
+        if cfg.tie_embeddings:
+            hf.lm_head.weight = hf.model.embed_tokens.weight
+        hf.model.rotary_emb = type(hf.model.rotary_emb)(hcfg)  # its frequencies were built on meta
+        meta = [n for n, t in [*hf.named_parameters(), *hf.named_buffers()] if t.is_meta]
+        assert not meta, f"transformers tensors left on meta: {meta[:3]}"
+        hf.eval()
+
+    def run(prompt, n):
+        ids = torch.tensor([prompt])
+        with torch.inference_mode():
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                              do_sample=False, pad_token_id=0)
+        return out[0, len(prompt):].tolist()
+    return Engine("transformers fp32", run, lingvis_weight_bytes(ours) + kv)
+
+
+def tokenizer(cache: Path):
+    """A byte-level BPE trained on the embedded Shakespeare (cached): llama.cpp gets a real vocabulary (the
+    model's embedding is larger; the GGUF pads it with unused tokens). The race itself runs on token ids."""
+    import lingvis
+    from lingvis.recipes.gpt import GPTPretrainArgs, load_corpus
+    from lingvis.tokenizers.train import train_bpe
+
+    folder = cache / "llamacpp-bpe-4096"
+    if not (folder / "tokenizer.json").is_file():
+        train_texts, _ = load_corpus(GPTPretrainArgs(out=""))
+        train_bpe(train_texts, vocab_size=4096).save(folder)
+    return lingvis.load_tokenizer(folder)
+
+
+# ---- the race ------------------------------------------------------------------------------------------
+def agree(a: list[int], b: list[int]) -> int:
+    """Tokens before the first difference."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall seconds, CPU seconds) per new token of each engine; runs interleaved (a, b, c, a, b, c...).
+    CPU time is the process's (every thread, llama.cpp's included): on a machine shared with other jobs a
+    process waits for a core much of the wall time, and its CPU time per token is what the step costs."""
+    for e in engines:
+        e.run(prompt, 4)  # warm-up
+    times = {e.name: [] for e in engines}
+    cpus = {e.name: [] for e in engines}
+    for _ in range(repeats):
+        for e in engines:
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = e.run(prompt, new)
+            times[e.name].append((time.perf_counter() - t0) / len(out))
+            cpus[e.name].append((time.process_time() - c0) / len(out))
+    return {k: (statistics.median(times[k]), statistics.median(cpus[k])) for k in times}
+
+
+def report(shape: str, engines: list[Engine], spt: dict[str, tuple[float, float]], ref: dict[str, str]) -> None:
+    for e in engines:
+        if e.name not in spt:
+            continue
+        (wall, cpu), vs = spt[e.name], ref.get(e.name)
+        ratio = f" | {spt[vs][0] / wall:.2f}x / {spt[vs][1] / cpu:.2f}x {vs}" if vs else ""
+        print(f"{shape:>9} | {e.name:<26} | {1 / wall:7.1f} tok/s wall | {1 / cpu:7.1f} tok/CPU-s | "
+              f"{e.bytes_per_token / 1e6:7.1f} MB/token | {e.bytes_per_token / wall / 1e9:5.1f} GB/s wall, "
+              f"{e.bytes_per_token / cpu / 1e9:5.1f} GB/CPU-s{ratio}", flush=True)
+
+
+def w8a8_from(q):
+    """A W8A8 copy of a weight-only int8 model: the same int8 weights and scales (one int8-sized copy, not an
+    fp32 one), activations quantised at run time (fbgemm)."""
+    from lingvis.quant import QuantLinear
+
+    twin = copy.deepcopy(q)
+    for m in twin.modules():
+        if isinstance(m, QuantLinear):
+            m.activations, m._fbgemm = "int8", None
+    return twin
+
+
+def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path,
+         sequential: bool = False) -> list[dict]:
+    """Export the shape to GGUF, check greedy agreement and time every engine. Interleaved by default; with
+    `sequential` one model is in memory at a time (llama.cpp's from its files first, then lingvis' own fp32
+    model read back from the f32 GGUF, which transformers shares, then its int8 versions), so engines are timed
+    one after the other and load changes between them go into the ratios (the CPU-time ratios less so)."""
+    import lingvis
+    from lingvis.interop.gguf_export import export_gguf
+    from lingvis.quant import quantize_int8
+
+    torch.manual_seed(0)
+    t0 = time.time()
+    ours = lingvis.build(SHAPES[shape]).eval()
+    cfg = ours.config
+    with torch.no_grad():  # clear winners among random logits: rounding differences cannot flip greedy choices
+        (ours.wte.weight if cfg.tie_embeddings else ours.lm_head.weight).mul_(4.0)
+    ctx = PROMPT_LEN + new + 8
+    kv = kv_bytes(cfg, PROMPT_LEN + new // 2)
+    prompt = torch.randint(0, cfg.vocab_size, (PROMPT_LEN,), generator=torch.Generator().manual_seed(1)).tolist()
+    tok = tokenizer(cache)
+    paths = {d: export_gguf(ours, workdir / f"{shape}.{d}.gguf", tokenizer=tok, dtype=d) for d in ("f32", "q8_0")}
+    print(f"[{shape}] {sum(p.numel() for p in ours.parameters()):,} parameters; built and exported in "
+          f"{time.time() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}"
+          f"{'; engines one at a time' if sequential else ''}", flush=True)
+    check, spt, done = {}, {}, []
+
+    def measure(engines: list[Engine]) -> None:
+        for e in engines:
+            check[e.name] = e.run(prompt, CHECK)
+        spt.update(timed(engines, prompt, new, repeats))
+        done.extend(Engine(e.name, None, e.bytes_per_token) for e in engines)
+        print(f"[{shape}] timed {', '.join(e.name for e in engines)}; load average {os.getloadavg()[0]:.1f}",
+              flush=True)
+
+    if sequential:
+        del ours
+        gc.collect()
+        for d in ("f32", "q8_0"):
+            measure([llama_cpp_engine(f"llama.cpp {d}", paths[d], threads, ctx, kv)])
+            gc.collect()
+        ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
+        measure([lingvis_engine("lingvis fp32", ours, kv)])
+        measure([transformers_engine(ours, workdir, kv)])
+    else:
+        measure([lingvis_engine("lingvis fp32", ours, kv),
+                 llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
+                 transformers_engine(ours, workdir, kv)])
+    gc.collect()
+    wonly = quantize_int8(ours, activations="float")  # in place: the fp32 weights go
+    del ours
+    gc.collect()
+    w8a8 = w8a8_from(wonly)
+    int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv), lingvis_engine("lingvis int8 (weight-only)", wonly, kv)]
+    if sequential:
+        for e in int8:
+            measure([e])
+    else:
+        measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
+    for a, b in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
+                 ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)")):
+        n = agree(check[a], check[b])
+        note = " (different quantisers)" if "q8_0" in a else ""
+        print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
+              f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
+    order = ["lingvis fp32", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)", "lingvis int8 (weight-only)",
+             "llama.cpp q8_0"]
+    report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
+           {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
+            "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"})
+    size = {e.name: e.bytes_per_token for e in done}
+    rows = []
+    for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
+                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (weight-only)", "llama.cpp q8_0")):
+        (w, c), (rw, rc) = spt[ours], spt[ref]
+        rows.append({"benchmark": f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens, 1 thread)"
+                     if threads == 1 else f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens)",
+                     "lingvis": round(1 / w, 2), "reference": round(1 / rw, 2), "unit": "tokens/s",
+                     "ratio": round(rw / w, 3), "cpu_time_ratio": round(rc / c, 3),
+                     "greedy_16_identical": agree(check[ours], check[ref]) == CHECK,
+                     "lingvis_GBps": round(size[ours] / w / 1e9, 2), "reference_GBps": round(size[ref] / rw / 1e9, 2)})
+    return rows
+
+
+def run(quick: bool = False, threads: int = 2) -> list[dict]:
+    """`make bench` entry: GPT-2 (and with the full run the ~1B Llama, engines one at a time) against
+    llama.cpp and transformers; needs llama-cpp-python."""
+    import llama_cpp  # noqa: F401  (ImportError: the suite records this module as not run)
+
+    torch.set_num_threads(threads)
+    rows = []
+    shapes = [("gpt2", 16, 1, False)] if quick else [("gpt2", 48, 3, False), ("llama-1b", 16, 1, True)]
+    for shape, new, repeats, sequential in shapes:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += race(shape, new, repeats, threads, Path(tmp), Path(tempfile.gettempdir()), sequential)
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", default="gpt2,llama-1b", help=f"comma-separated: {', '.join(SHAPES)}")
+    ap.add_argument("--new", type=int, default=48, help="new tokens per timed run")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per engine (median)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of every engine")
+    ap.add_argument("--workdir", help="where the GGUF files (temporary) and the cached tokenizer go (default: the "
+                    "system temporary folder)")
+    ap.add_argument("--sequential", default="llama-1b", help="comma-separated shapes whose engines run one at "
+                    "a time instead of interleaved (memory: the ~1B shape's fp32 weights held by two engines at once "
+                    "left too little RAM on a 24 GB machine shared with other jobs); '' for none")
+    ap.add_argument("--extra-buffers", action="store_true", help="let llama.cpp use its AMX / repacked weight "
+                    "buffers (off by default: its AMX q8_0 kernels crashed on the machine this was written on)")
+    args = ap.parse_args(argv)
+    global EXTRA_BUFFERS
+    EXTRA_BUFFERS = args.extra_buffers
+    torch.set_num_threads(args.threads)
+    print(f"[llamacpp] torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    for shape in args.shapes.split(","):
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            race(shape, args.new, args.repeats, args.threads, Path(tmp), Path(args.workdir or tempfile.gettempdir()),
+                 sequential=shape in args.sequential.split(","))
+    print(f"[llamacpp] load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

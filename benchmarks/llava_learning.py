@@ -1,0 +1,111 @@
+"""LLaVA-style image chat learned on a CPU from scratch, on the built-in shapes world, through the regular
+files and recipes (`lingvis.recipes.llava_shapes`): the shapes files, a CLIP (its ViT is the vision tower),
+a small GPT on the instruction set's text without images (the "pretrained LLM"), stage 1 (projector only, on
+captions) and stage 2 (projector + LM, on the multi-turn instruction set with text-only rows mixed in); and a
+dedicated captioner (`captioner-tiny`) on the same captions, for the description baseline.
+
+Held out (the `test` scenes): free-form answers scored by their key word (target >= 85% overall, >= 75% on
+position questions), POPE-style yes/no on present and absent objects (balanced; target >= 90% accuracy),
+scene descriptions scored with CIDEr-D against the scenes' captions (target: at least the captioner's on the
+same scenes, greedy both). Baselines: the stage-1 model (projector only) and the stage-2 model asked without
+the image. Every stage has a step budget; CPU seconds, wall seconds and the load average are reported (the
+machine is shared: wall time depends on the load, CPU time much less).
+
+    python -m benchmarks.llava_learning [--quick] [--out runs/llava_learning] [--threads 1] [--reuse]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+KEYWORD_TARGET, POSITION_TARGET, POPE_TARGET = 85.0, 75.0, 90.0
+CAPTIONER = dict(steps=1000, batch=32, lr=1e-3)
+
+
+def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse: bool = False, plan=None) -> dict:
+    import lingvis
+    from lingvis.recipes.caption import CaptionArgs, evaluate_captions, shapes_split, train_captioner
+    from lingvis.recipes.llava_eval import evaluate_shapes_chat
+    from lingvis.recipes.llava_shapes import ShapesPlan, Stage, stage_config, timed, train_chain
+
+    plan = plan or ShapesPlan(n_test=n_test)
+    if quick:
+        plan = dataclasses.replace(plan.scaled(0.25), n_train=1000)
+    log: dict = {"threads": torch.get_num_threads(), "quick": quick, "plan": dataclasses.asdict(plan)}
+    train_chain(out, plan, reuse, log)
+    if not (reuse and (out / "captioner" / "checkpoints" / "last.json").is_file()):
+        data = out / "shapes"
+        steps = CAPTIONER["steps"] // 4 if quick else CAPTIONER["steps"]
+        timed("captioner", lambda: train_captioner(CaptionArgs(
+            out=str(out / "captioner"), data=str(data / "captions_train.json"),
+            val_data=str(data / "captions_val.json"), preset="captioner-tiny"),
+            stage_config(Stage(steps, CAPTIONER["batch"], CAPTIONER["lr"]))), log)
+    results = {}
+    for name, run_dir, with_image in (("stage2", "stage2", True), ("stage2_no_image", "stage2", False),
+                                      ("stage1_only", "stage1", True)):
+        model, tok = lingvis.load(out / run_dir), lingvis.load_tokenizer(out / run_dir)
+        results[name] = timed(f"eval {name}", lambda: evaluate_shapes_chat(model, tok, "test", plan.n_test,
+                                                                           with_image=with_image), log)
+    cap_model, cap_tok = lingvis.load(out / "captioner"), lingvis.load_tokenizer(out / "captioner")
+    results["captioner"] = evaluate_captions(cap_model, cap_tok, shapes_split("test", plan.n_test), num_beams=1)
+    return {"log": log, "results": results}
+
+
+def report(r: dict) -> list[dict]:
+    """Rows: each target with the stage-2 score, the stage-1-only and no-image baselines beside it."""
+    res = r["results"]
+    s2, cap = res["stage2"], res["captioner"]
+    rows = [
+        ("keyword accuracy, all free-form answers", s2["keyword_overall"], KEYWORD_TARGET, "keyword_overall"),
+        ("keyword accuracy, position questions", s2["position"], POSITION_TARGET, "position"),
+        ("POPE accuracy (present/absent objects, balanced)", s2["pope"]["accuracy"], POPE_TARGET, None),
+        ("description CIDEr-D vs the captioner's", s2["cider"], cap["cider"], "cider"),
+    ]
+    out = []
+    for name, value, target, key in rows:
+        base = {b: (res[b]["pope"]["accuracy"] if key is None else res[b][key])
+                for b in ("stage1_only", "stage2_no_image")}
+        out.append({"benchmark": f"llava shapes test: {name}", "lingvis": round(value, 3),
+                    "reference": round(target, 3), "unit": "score (target)",
+                    "ratio": round(value / max(target, 1e-9), 3),
+                    **{k: round(v, 3) for k, v in base.items()}, "train_cpu_s": r["log"].get("all_train_cpu_s")})
+    return out
+
+
+def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False
+        ) -> list[dict]:
+    """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    r = train_and_evaluate(out, quick, n_test, reuse)
+    rows = report(r)
+    (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a quarter of the steps on a third of the scenes")
+    ap.add_argument("--out", default="runs/llava_learning", help="run folders and results.json")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is best on a busy shared machine)")
+    ap.add_argument("--n-test", type=int, default=200, help="held-out test scenes")
+    ap.add_argument("--reuse", action="store_true", help="keep finished runs in --out and only run what is missing")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = run(args.quick, args.out, args.n_test, args.reuse)
+    for row in rows:
+        print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
+              f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)
+    r = json.loads((Path(args.out) / "results.json").read_text())
+    s2 = r["results"]["stage2"]
+    print("per kind:", s2["per_kind"], "POPE:", {k: round(v, 1) for k, v in s2["pope"].items()})
+    print("descriptions:", s2["descriptions"][:2])
+    print("CPU seconds:", {k: v["cpu_s"] for k, v in r["log"].items() if isinstance(v, dict) and "cpu_s" in v})
+
+
+if __name__ == "__main__":
+    main()

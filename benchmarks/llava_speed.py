@@ -1,0 +1,134 @@
+"""Image chat speed, lingvis vs transformers' `LlavaForConditionalGeneration`, on the same small LLaVA (random
+weights built by transformers, loaded by lingvis through the production converter): CLIP ViT-B/16-style
+tower at 224px (196 patch tokens, 6 layers of width 384 here), mlp2x_gelu projector, a Llama decoder (8
+layers, width 512, GQA 8/4 heads, 32k vocabulary); fp32, KV cache on both sides, greedy.
+
+- time to first token: one image + a 24-token prompt -> the first generated token (tower, projector,
+  prefill of 220 positions, one token picked);
+- decode tokens/s at batch 1 and batch 8 (one image per row): (generate N tokens - generate 1 token) / (N - 1)
+  per row, so the rate counts only decode steps.
+
+The generated tokens are checked identical on both sides. Ratios are lingvis / transformers (higher is better
+for both: TTFT is reported as first tokens per second); `cpu_ratio` compares the process CPU time of the same
+calls (transformers / lingvis), which a busy shared machine disturbs much less than the wall time.
+
+    python -m benchmarks.llava_speed [--quick] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+
+from ._timing import print_rows, row
+
+PROMPT = 24
+VISION = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, image_size=224,
+              patch_size=16, hidden_act="quick_gelu", projection_dim=256)
+TEXT = dict(vocab_size=32064, hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8,
+            num_key_value_heads=4, max_position_embeddings=1024, rms_norm_eps=1e-5, tie_word_embeddings=False)
+IMAGE_ID = 32000
+
+
+def build_pair(tmp: str):
+    import transformers
+
+    import lingvis
+
+    torch.manual_seed(0)
+    cfg = transformers.LlavaConfig(vision_config=transformers.CLIPVisionConfig(**VISION),
+                                   text_config=transformers.LlamaConfig(**TEXT), image_token_index=IMAGE_ID)
+    ref = transformers.LlavaForConditionalGeneration(cfg).eval()
+    ref.generation_config.eos_token_id = None
+    ref.generation_config.pad_token_id = 0
+    ref.save_pretrained(tmp)
+    ours = lingvis.load(tmp)
+    return ours, ref
+
+
+def inputs(ours, batch: int):
+    g = torch.Generator().manual_seed(batch)
+    n = ours.tokens_per_image
+    text = torch.randint(3, IMAGE_ID, (batch, PROMPT), generator=g)
+    ids = torch.cat([text[:, :4], torch.full((batch, n), IMAGE_ID), text[:, 4:]], dim=1)  # (B, 4 + n + 20)
+    pixels = torch.randn(batch, 3, 224, 224, generator=g)
+    return ids, pixels
+
+
+def median_wall_and_cpu(fns: dict, repeats: int, warmup: int = 1) -> tuple[dict, dict]:
+    """Median wall and process-CPU seconds of each callable, calls interleaved (a, b, a, b, ...). On a shared
+    machine the wall time depends on the load; the CPU time (the work done, with 1 thread) much less."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    wall: dict = {k: [] for k in fns}
+    cpu: dict = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - w)
+            cpu[k].append(time.process_time() - c)
+    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, dict], torch.Tensor, torch.Tensor]:
+    ids, pixels = inputs(ours, batch)
+    mask = torch.ones_like(ids)
+    out = {}
+
+    def run_ours():
+        out["ours"] = ours.generate(ids, new, pixel_values=pixels)
+
+    def run_ref():
+        with torch.inference_mode():
+            out["ref"] = ref.generate(input_ids=ids, pixel_values=pixels, attention_mask=mask, max_new_tokens=new,
+                                      min_new_tokens=new, do_sample=False, use_cache=True)
+
+    return median_wall_and_cpu({"ours": run_ours, "ref": run_ref}, repeats), out["ours"], out["ref"]
+
+
+def run(quick: bool = False, threads: int | None = None) -> list[dict]:
+    if threads:
+        torch.set_num_threads(threads)
+    new = 16 if quick else 64
+    repeats = 3 if quick else 5
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, ref = build_pair(tmp)
+        (t1, c1), a, b = timed(ours, ref, 1, 1, repeats)
+        r = row("llava time to first token, 1 image + 24 tokens (first tokens/s)", 1 / t1["ours"], 1 / t1["ref"],
+                "1/s")
+        r.update(ttft_ms_lingvis=round(1000 * t1["ours"], 1), ttft_ms_transformers=round(1000 * t1["ref"], 1),
+                 cpu_ratio=round(c1["ref"] / c1["ours"], 3), identical=bool(torch.equal(a, b)))
+        rows.append(r)
+        for batch in (1, 8):
+            (first, cfirst) = (t1, c1) if batch == 1 else timed(ours, ref, batch, 1, repeats)[0]
+            (full, cfull), a, b = timed(ours, ref, batch, new, repeats)
+            n = batch * (new - 1)
+            r = row(f"llava greedy decode batch {batch} ({new} new tokens, one image per row)",
+                    n / (full["ours"] - first["ours"]), n / (full["ref"] - first["ref"]), "tokens/s")
+            r.update(identical_rows=float((a == b).all(dim=1).float().mean()), batch=batch, sweep="batch",
+                     series="llava decode",
+                     cpu_ratio=round((cfull["ref"] - cfirst["ref"]) / (cfull["ours"] - cfirst["ours"]), 3))
+            rows.append(r)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="16 new tokens, 3 repeats")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = ap.parse_args()
+    rows = run(args.quick, args.threads)
+    print_rows(rows)
+    for r in rows:
+        extra = {k: v for k, v in r.items() if k not in ("benchmark", "lingvis", "reference", "unit", "ratio")}
+        print(f"  {r['benchmark']}: {extra}")
+
+
+if __name__ == "__main__":
+    main()

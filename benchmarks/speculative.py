@@ -1,0 +1,168 @@
+"""Speculative decoding vs plain fp32 greedy decoding, same model, same prompts, tokens checked identical.
+
+Random weights neither copy their prompt nor agree with a draft, so this benchmark first trains (once,
+cached in `--workdir`) a char-level target GPT (4 layers x 256, the gpt-micro shape, context 256) and a draft
+GPT (1 layer x 128) on the embedded Shakespeare corpus with the same tokenizer, for a fixed number of steps.
+Then, batch 1, `--new` new tokens per prompt, on held-out text:
+- repeated spans ("extraction"): a held-out passage, a blank line, then the passage's first 48 characters
+  again: continuing means copying. Plain greedy vs prompt lookup, and vs the draft model;
+- open text: the first 96 characters of a held-out passage. Plain greedy vs the draft model, and vs prompt
+  lookup.
+Prints tokens/s, the ratio to plain greedy, tokens per forward pass of the target, and whether every
+continuation is token-identical to plain greedy decoding.
+
+    python -m benchmarks.speculative [--quick] [--workdir runs/bench-speculative] [--steps 600]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+TARGET = dict(preset="gpt-micro", overrides={"dropout": 0.0})
+DRAFT = dict(preset="gpt-nano", overrides={"dropout": 0.0, "n_embd": 128, "n_head": 4, "n_layer": 1})
+BLOCK = 256
+
+
+def train(out: Path, spec: dict, steps: int, tokenizer: str) -> None:
+    from lingvis.recipes.gpt import GPTPretrainArgs, pretrain_gpt
+    from lingvis.train.config import TrainConfig
+
+    if (out / "checkpoints" / "last.json").is_file():
+        return
+    args = GPTPretrainArgs(out=str(out), preset=spec["preset"], tokenizer=tokenizer, block_size=BLOCK,
+                           overrides=spec["overrides"])
+    cfg = TrainConfig(max_steps=steps, batch_size=8, lr=2e-3, warmup_steps=30, eval_every=10 ** 6,
+                      eval_batches=4, progress=False, seed=1337, device="cpu")
+    t0 = time.time()
+    summary = pretrain_gpt(args, cfg)
+    print(f"[speculative] trained {out.name}: {summary['parameters']:,} parameters, {summary['step']} steps, "
+          f"{(time.time() - t0) / 60:.1f} min", flush=True)
+
+
+def models(workdir: Path, steps: int):
+    import lingvis
+
+    train(workdir / "target", TARGET, steps, "char")
+    if not (workdir / "tokenizer" / "tokenizer.json").is_file():  # the draft trains with the target's tokenizer
+        lingvis.load_tokenizer(workdir / "target").save(workdir / "tokenizer")
+    train(workdir / "draft", DRAFT, steps, str(workdir / "tokenizer"))
+    target, draft = lingvis.load(workdir / "target"), lingvis.load(workdir / "draft")
+    tok = lingvis.load_tokenizer(workdir / "target")
+    assert lingvis.load_tokenizer(workdir / "draft").get_vocab() == tok.get_vocab()
+    return target.eval(), draft.eval(), tok
+
+
+def prompt_sets(tok, n: int) -> dict[str, list[torch.Tensor]]:
+    from lingvis.recipes.gpt import GPTPretrainArgs, load_corpus
+
+    _, val = load_corpus(GPTPretrainArgs(out=""))
+    text = "\n".join(val)
+    starts = [i * (len(text) // (n + 1)) for i in range(n)]
+    passages = [text[s:s + 120] for s in starts]
+    rep = [p + "\n\n" + p[:48] for p in passages]
+    open_ = [text[s + 500:s + 596] for s in starts]
+    enc = lambda ts: [torch.tensor([tok.encode(t)]) for t in ts]  # noqa: E731
+    return {"repeated spans": enc(rep), "open text": enc(open_)}
+
+
+def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) -> list[dict]:
+    from lingvis.generate import SamplingConfig
+    from lingvis.speculative import stream_speculative
+
+    cfg = SamplingConfig(max_new_tokens=new)
+    outs: dict[str, list] = {}
+    stats: dict[str, dict] = {}
+
+    def plain():
+        outs["plain"] = [target.generate(p, max_new_tokens=new)[0, p.shape[1]:].tolist() for p in prompts]
+
+    def spec(name, proposer, k):
+        def fn():
+            res, total = [], {"steps": 0, "accepted": 0, "proposed": 0}
+            for p in prompts:
+                st = {}
+                res.append([int(t) for t in stream_speculative(target, p, cfg, proposer, k, stats=st)])
+                for key in total:
+                    total[key] += st[key]
+            outs[name], stats[name] = res, total
+        return fn
+
+    fns = {"plain": plain, "prompt lookup (k=8)": spec("prompt lookup (k=8)", "prompt-lookup", 8),
+           "draft model (k=4)": spec("draft model (k=4)", draft, 4)}
+    t, c = timed(fns, repeats)
+    n_tok = sum(len(o) for o in outs["plain"])
+    rows = []
+    for name in fns:
+        if name == "plain":
+            continue
+        s = stats[name]
+        rows.append({"method": name, "tokens_per_s": n_tok / t[name], "plain_tokens_per_s": n_tok / t["plain"],
+                     "ratio": t["plain"] / t[name], "cpu_ratio": c["plain"] / c[name],
+                     "tokens_per_forward": n_tok / s["steps"],
+                     "accepted_pct": 100 * s["accepted"] / max(s["proposed"], 1),
+                     "identical": outs[name] == outs["plain"]})
+    return rows
+
+
+def timed(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU seconds of each callable, calls interleaved. CPU time (the process's) is the fair
+    measure on cores shared with other jobs: wall time there is mostly waiting for a core."""
+    for fn in fns.values():
+        fn()
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def run(quick: bool = False, threads: int = 2) -> list[dict]:
+    """`make bench` entry (trains the two small models on first use, into runs/bench-speculative)."""
+    torch.set_num_threads(threads)
+    target, draft, tok = models(Path("runs/bench-speculative"), 300)
+    n, repeats = (4, 1) if quick else (8, 3)
+    rows = []
+    for kind, prompts in prompt_sets(tok, n).items():
+        for r in bench(target, draft, prompts, 64, repeats):
+            rows.append({"benchmark": f"speculative decoding, {kind}: {r['method']} vs plain greedy (char GPT 4x256, "
+                         f"{n} prompts x 64 tokens)", "lingvis": round(r["tokens_per_s"], 1),
+                         "reference": round(r["plain_tokens_per_s"], 1), "unit": "tokens/s",
+                         "ratio": round(r["ratio"], 3), "cpu_time_ratio": round(r["cpu_ratio"], 3),
+                         "tokens_per_forward": round(r["tokens_per_forward"], 2), "identical": r["identical"]})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer prompts and repeats")
+    ap.add_argument("--workdir", default="runs/bench-speculative", help="where the trained models are cached")
+    ap.add_argument("--steps", type=int, default=300, help="training steps of each model (first run only)")
+    ap.add_argument("--new", type=int, default=64, help="new tokens per prompt")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    target, draft, tok = models(Path(args.workdir), args.steps)
+    n, repeats = (4, 1) if args.quick else (8, 3)
+    print(f"[speculative] target {sum(p.numel() for p in target.parameters()):,} params, draft "
+          f"{sum(p.numel() for p in draft.parameters()):,}; batch 1, {args.new} new tokens x {n} prompts; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    for kind, prompts in prompt_sets(tok, n).items():
+        for r in bench(target, draft, prompts, args.new, repeats):
+            print(f"{kind:>15} | {r['method']:<20} | {r['tokens_per_s']:7.1f} tok/s vs plain "
+                  f"{r['plain_tokens_per_s']:7.1f} -> {r['ratio']:.2f}x wall, {r['cpu_ratio']:.2f}x CPU time | "
+                  f"{r['tokens_per_forward']:.2f} tokens/forward"
+                  f" | {r['accepted_pct']:.0f}% drafts kept | identical tokens: {r['identical']}", flush=True)
+    print(f"[speculative] load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

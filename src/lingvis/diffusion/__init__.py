@@ -1,0 +1,1 @@
+"""Text-to-image diffusion: schedulers, the sampling loop with classifier-free guidance, training."""

@@ -1,0 +1,151 @@
+"""DiT: a diffusion Transformer denoiser on the shared block (adaLN-zero).
+
+Latent or pixel patches are tokens; every block is [self-attention, cross-attention to the text tokens, MLP],
+each branch's normed input scaled and shifted, and its output gated, by a conditioning vector = timestep
+embedding + pooled text (`Modulation`, zero-initialised, so every block starts as the identity and the model
+predicts zeros). `forward(x_t (B, C, H, W), t (B,), text_states (B, L, D_txt), text_mask (B, L))` returns
+the prediction (B, C, H, W) (noise, v or flow velocity: the objective is the pipeline's choice).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..nn import BlockConfig, BlockInputs, run_blocks, transformer_block
+from ..nn.vision import PatchEmbed
+from .registry import register_family, register_preset
+
+
+@dataclass
+class DiTConfig:
+    sample_size: int = 32      # side in pixels (pixel space) or latents (latent space)
+    in_channels: int = 3
+    patch_size: int = 2
+    dim: int = 384
+    depth: int = 12
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    text_dim: int = 512        # width of the text encoder's states
+    dropout: float = 0.0
+    learn_sigma: bool = False  # also predict a variance (2x output channels)
+
+    def __post_init__(self):
+        if self.sample_size % self.patch_size:
+            raise ValueError(f"sample_size {self.sample_size} is not divisible by patch_size {self.patch_size}")
+
+    @property
+    def grid(self) -> int:
+        return self.sample_size // self.patch_size
+
+    @property
+    def out_channels(self) -> int:
+        return self.in_channels * (2 if self.learn_sigma else 1)
+
+    def block_config(self) -> BlockConfig:
+        return BlockConfig(dim=self.dim, n_heads=self.heads, mlp_hidden=int(self.mlp_ratio * self.dim),
+                           activation="gelu_tanh", norm_eps=1e-6, prenorm=True, dropout=self.dropout,
+                           cross_attention=True, cross_dim=self.dim, cond_dim=self.dim)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(B,) timesteps (floats allowed) -> (B, dim) sinusoidal features (cos first, as DiT / diffusers)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    ang = t.float()[:, None] * freqs[None]  # (B, D/2)
+    emb = torch.cat([torch.cos(ang), torch.sin(ang)], dim=-1)
+    return torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1) if dim % 2 else emb
+
+
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(grid*grid, dim) fixed 2-D sine-cosine positions (half the width for rows, half for columns)."""
+    def one_d(pos: torch.Tensor, d: int) -> torch.Tensor:
+        omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2))
+        out = pos.double()[:, None] * omega[None]
+        return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
+
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    return torch.cat([one_d(ys.flatten(), dim // 2), one_d(xs.flatten(), dim // 2)], dim=1).float()
+
+
+class DiT(nn.Module):
+    """Patchify -> adaLN-zero blocks with text cross-attention -> adaLN final layer -> unpatchify."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.config = c = config
+        self.patch_embed = PatchEmbed(c.in_channels, c.dim, c.patch_size)
+        self.register_buffer("pos", sincos_2d(c.grid, c.dim), persistent=False)  # (N, D)
+        self.t_embed = nn.Sequential(nn.Linear(c.dim, c.dim), nn.SiLU(), nn.Linear(c.dim, c.dim))
+        self.text_proj = nn.Linear(c.text_dim, c.dim)      # text tokens -> cross-attention memory
+        self.text_pool = nn.Linear(c.text_dim, c.dim)      # pooled text -> conditioning vector
+        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.depth))
+        self.norm_out = nn.LayerNorm(c.dim, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(c.dim, 2 * c.dim)         # final shift and scale
+        self.proj_out = nn.Linear(c.dim, c.patch_size ** 2 * c.out_channels)
+        for m in self.modules():
+            if isinstance(m, nn.Linear) and m not in (self.ada_out, self.proj_out):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.xavier_uniform_(self.patch_embed.weight.view(c.dim, -1))
+        for m in (self.ada_out, self.proj_out):  # adaLN-zero: the model starts predicting zeros
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+        for block in self.blocks:
+            for name, m in block.named_children():
+                if name.endswith("_mod"):
+                    nn.init.zeros_(m.linear.weight)
+                    nn.init.zeros_(m.linear.bias)
+
+    @property
+    def text_dim(self) -> int:
+        """Width of the text states the denoiser reads (the text tower's width)."""
+        return self.config.text_dim
+
+    def condition(self, t: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B,) timesteps + (B, L, D_txt) text -> (B, D) conditioning vector."""
+        m = torch.ones(text_states.shape[:2], device=text_states.device) if text_mask is None else text_mask
+        m = m.to(text_states.dtype)[..., None]  # (B, L, 1)
+        pooled = (text_states * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, D_txt)
+        return self.t_embed(timestep_embedding(t, self.config.dim).to(text_states.dtype)) + self.text_pool(pooled)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, N, p*p*C) -> (B, C, H, W)
+        c = self.config
+        B, g, p = x.shape[0], c.grid, c.patch_size
+        x = x.reshape(B, g, g, p, p, c.out_channels).permute(0, 5, 1, 3, 2, 4)
+        return x.reshape(B, c.out_channels, g * p, g * p)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor,
+                text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.config
+        if x_t.shape[1:] != (c.in_channels, c.sample_size, c.sample_size):
+            raise ValueError(f"expected x_t (B, {c.in_channels}, {c.sample_size}, {c.sample_size}), got "
+                             f"{tuple(x_t.shape)}")
+        t = torch.as_tensor(t, device=x_t.device)
+        if t.dim() == 0:
+            t = t.expand(x_t.shape[0])
+        x = self.patch_embed.tokens(x_t) + self.pos.to(x_t.dtype)  # (B, N, D)
+        cond = self.condition(t, text_states, text_mask)  # (B, D)
+        memory_mask = None if text_mask is None else text_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
+        if memory_mask is not None:  # a row with no text (CFG's unconditional pass) attends to everything
+            memory_mask = memory_mask | ~memory_mask.any(-1, keepdim=True)
+        ctx = BlockInputs(memory=self.text_proj(text_states), memory_mask=memory_mask, cond=cond)
+        x = run_blocks(self.blocks, x, ctx)
+        shift, scale = self.ada_out(nn.functional.silu(cond))[:, None].chunk(2, dim=-1)  # (B, 1, D) each
+        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)  # (B, N, p*p*C)
+        return self.unpatchify(x)
+
+
+register_family("dit", DiTConfig, DiT, "diffusion Transformer denoiser (adaLN-zero, text cross-attention)")
+register_preset("dit-s-2", "dit", "DiT-S/2 shape: 12 layers, width 384, 6 heads, patch 2", depth=12, dim=384,
+                heads=6, patch_size=2)
+register_preset("dit-b-2", "dit", "DiT-B/2 shape: 12 layers, width 768, 12 heads, patch 2", depth=12, dim=768,
+                heads=12, patch_size=2)
+register_preset("dit-tiny", "dit", "CPU size for 32px shapes: 6 layers, width 192, 4px patches",
+                sample_size=32, patch_size=4, dim=192, depth=6, heads=4, text_dim=128)
+register_preset("dit-nano", "dit", "tests: 2 layers, width 48, 16px, 4px patches", sample_size=16, patch_size=4,
+                dim=48, depth=2, heads=4, text_dim=32)

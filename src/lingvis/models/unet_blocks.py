@@ -1,0 +1,211 @@
+"""Parts of the diffusers-compatible UNet: timestep embedding, ResNet block, spatial transformer (the shared
+attention and GEGLU MLP over the pixels of a feature map, with cross-attention to text tokens), down/up
+sampling and the down/mid/up stages."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn import MLP, Attention, Block, BlockInputs, Branch
+
+ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "mish": F.mish}
+_INPLACE = {"silu": lambda x: F.silu(x, inplace=True), "swish": lambda x: F.silu(x, inplace=True),
+            "gelu": F.gelu, "mish": lambda x: F.mish(x, inplace=True)}
+
+
+def _fresh(act: str):
+    """The activation, applied in place when no gradient is recorded (inference): the input is always a fresh
+    tensor (a norm's or a layer's output), so this saves an allocation and a memory pass."""
+    plain, inplace = ACTIVATIONS[act], _INPLACE[act]
+    return lambda x: inplace(x) if not torch.is_grad_enabled() else plain(x)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, flip_sin_to_cos: bool = True, freq_shift: float = 0.0,
+                       max_period: int = 10000) -> torch.Tensor:
+    """(B,) timesteps (ints or floats) -> (B, dim) sinusoidal features (DDPM / diffusers `Timesteps`)."""
+    half = dim // 2
+    exponent = -math.log(max_period) * torch.arange(0, half, dtype=torch.float32, device=t.device)
+    freqs = torch.exp(exponent / (half - freq_shift))  # (half,)
+    args = t[:, None].float() * freqs[None, :]  # (B, half)
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    if flip_sin_to_cos:
+        emb = torch.cat([emb[:, half:], emb[:, :half]], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1, 0, 0))
+    return emb  # (B, dim)
+
+
+def grow(a: torch.Tensor, n: int) -> torch.Tensor:
+    """Tile a (b, ...) batch to n = k * b rows: the text-independent part of a guided batch is computed once
+    for the b images and tiled when it meets the k prompts per image (unconditional, conditional)."""
+    b = a.shape[0]
+    if b == n:
+        return a
+    if n % b:
+        raise ValueError(f"a batch of {b} cannot be tiled to {n} rows")
+    return a.repeat(n // b, *([1] * (a.dim() - 1)))
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal features -> MLP (Linear, act, Linear)."""
+
+    def __init__(self, in_dim: int, dim: int, act: str = "silu"):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(in_dim, dim), nn.Linear(dim, dim)
+        self.act = ACTIVATIONS[act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in_dim) -> (B, dim)
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-act-conv twice, the time embedding added (or scale/shift) between them; 1x1 shortcut when
+    the width changes."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int | None, groups: int, eps: float, act: str = "silu",
+                 time_norm: str = "default", dropout: float = 0.0, out_scale: float = 1.0):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in, eps=eps)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time_norm = time_norm
+        self.time_proj = None if t_dim is None else nn.Linear(t_dim, c_out * (2 if time_norm == "scale_shift" else 1))
+        self.norm2 = nn.GroupNorm(groups, c_out, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
+        self.act, self.act_fresh = ACTIVATIONS[act], _fresh(act)
+        self.out_scale = out_scale
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, C_in, H, W); temb: (B, T)
+        h = self.conv1(self.act_fresh(self.norm1(x)))  # (B, C_out, H, W)
+        if self.time_proj is not None:
+            emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
+            if self.time_norm == "scale_shift":
+                scale, shift = emb.chunk(2, dim=1)
+                h = self.norm2(h) * (1 + scale) + shift
+            else:
+                h = self.norm2(h + emb)
+        else:
+            h = self.norm2(h)
+        h = self.conv2(self.dropout(self.act_fresh(h)))
+        skip = self.shortcut(x) if self.shortcut is not None else x
+        h = h + skip if torch.is_grad_enabled() else h.add_(skip)
+        return h / self.out_scale if self.out_scale != 1.0 else h
+
+
+def _attention(dim: int, heads: int, kv_dim: int | None = None, dropout: float = 0.0) -> Attention:
+    """The shared attention in diffusers' layout: q/k/v projections without bias, output projection with bias."""
+    return Attention(dim, heads, bias=False, dropout=dropout, cross=kv_dim is not None, kv_dim=kv_dim, out_bias=True)
+
+
+class TilingCrossAttention(Attention):
+    """Cross-attention whose queries are tiled to the text batch first (see `grow`): a guided batch meets its
+    k prompts per image here."""
+
+    def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
+        ctx = ctx if ctx is not None else BlockInputs(**inputs)
+        return super().forward(grow(x, ctx.memory.shape[0]), ctx)
+
+
+def transformer_block(dim: int, heads: int, cross_dim: int, dropout: float = 0.0) -> Block:
+    """The shared block in diffusers' BasicTransformerBlock layout: pre-norm [self-attention (`norm1`, `attn`),
+    cross-attention to the text (`norm2`, `cross_attn`), GEGLU MLP (`norm3`, `mlp`)] over (B, N, C) pixels."""
+    cross = TilingCrossAttention(dim, heads, bias=False, dropout=dropout, cross=True, kv_dim=cross_dim, out_bias=True)
+    return Block([Branch("attn", _attention(dim, heads, dropout=dropout), "norm1", nn.LayerNorm(dim)),
+                  Branch("cross_attn", cross, "norm2", nn.LayerNorm(dim)),
+                  Branch("mlp", MLP(dim, 4 * dim, "geglu", bias=True, dropout=dropout), "norm3", nn.LayerNorm(dim))])
+
+
+class SpatialTransformer(nn.Module):
+    """GroupNorm, 1x1 conv (or linear) in, transformer blocks over the H*W pixels, projection out, residual."""
+
+    def __init__(self, channels: int, heads: int, depth: int, cross_dim: int, groups: int, linear: bool = False,
+                 dropout: float = 0.0):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"{channels} channels do not split into {heads} attention heads")
+        self.linear = linear
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        make = (lambda: nn.Linear(channels, channels)) if linear else (lambda: nn.Conv2d(channels, channels, 1))
+        self.proj_in = make()
+        self.blocks = nn.ModuleList(transformer_block(channels, heads, cross_dim, dropout) for _ in range(depth))
+        self.proj_out = make()
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
+        B, C, H, W = x.shape
+        h = self.norm(x)
+        if not self.linear:
+            h = self.proj_in(h)
+        h = h.permute(0, 2, 3, 1).reshape(B, H * W, C)  # (B, N, C)
+        if self.linear:
+            h = self.proj_in(h)
+        ctx = BlockInputs(memory=text, memory_mask=text_bias)
+        for block in self.blocks:
+            h = block(h, ctx)
+        if self.linear:
+            h = self.proj_out(h)
+        h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W)
+        if not self.linear:
+            h = self.proj_out(h)
+        return h + grow(x, h.shape[0])
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 convolution (padding 0 pads right/bottom by one first, as diffusers)."""
+
+    def __init__(self, channels: int, padding: int = 1):
+        super().__init__()
+        self.padding = padding
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding == 0:
+            x = F.pad(x, (0, 1, 0, 1))
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2 (or to `size`) then a 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest") if size is None else F.interpolate(x, size=size,
+                                                                                                  mode="nearest")
+        return self.conv(x)
+
+
+class Stage(nn.Module):
+    """One resolution level: ResBlocks, each optionally followed by a SpatialTransformer, then an optional
+    down- or upsampler. Up stages concatenate a skip connection before each ResBlock."""
+
+    def __init__(self, res: list[ResBlock], attn: list[SpatialTransformer] | None, sampler: nn.Module | None):
+        super().__init__()
+        self.res = nn.ModuleList(res)
+        self.attn = nn.ModuleList(attn) if attn else None
+        self.sampler = sampler
+
+    def _layer(self, i, h, temb, text, text_bias):
+        h = self.res[i](h, temb)
+        return self.attn[i](h, text, text_bias) if self.attn is not None else h
+
+    def down(self, h, temb, text, text_bias) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for i in range(len(self.res)):
+            h = self._layer(i, h, temb, text, text_bias)
+            skips.append(h)
+        if self.sampler is not None:
+            h = self.sampler(h)
+            skips.append(h)
+        return h, skips
+
+    def up(self, h, skips: list[torch.Tensor], temb, text, text_bias, size=None) -> torch.Tensor:
+        for i in range(len(self.res)):
+            h = self._layer(i, torch.cat([h, grow(skips.pop(), h.shape[0])], dim=1), temb, text, text_bias)
+        return self.sampler(h, size) if self.sampler is not None else h

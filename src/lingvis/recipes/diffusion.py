@@ -1,0 +1,187 @@
+"""Text-to-image diffusion pretraining: captioned images (COCO captions JSON or any image-text format; the
+synthetic shapes set by default) -> tokenizer -> TextToImage (pixel space, or latent space over a frozen
+autoencoder) -> the Trainer with the diffusion task."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .. import api
+from ..data.images import ImageTransform, SafeDataset, SkipCounter
+from ..diffusion.sampling import prompt_tokens
+from ..models import registry
+from ..models.text_to_image import TextToImage
+from ..tasks.diffusion import DiffusionTask
+from ..tokenizers import Tokenizer
+from ..train.config import TrainConfig
+from ..train.trainer import Trainer
+from .clip import default_shapes_data
+from .clip_data import CaptionedImages, load_groups, split_groups, train_word_tokenizer
+
+DEFAULT_PRESET = "t2i-shapes"
+OBJECTIVES = {
+    "epsilon": {"_class_name": "DDIMScheduler", "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
+                "clip_sample": False, "timestep_spacing": "trailing"},
+    "v_prediction": {"_class_name": "DDIMScheduler", "beta_schedule": "squaredcos_cap_v2",
+                     "prediction_type": "v_prediction", "clip_sample": False, "timestep_spacing": "trailing"},
+    "flow": {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0},
+}
+
+
+@dataclass
+class DiffusionPretrainArgs:
+    out: str
+    data: str | None = None            # captioned images (COCO captions JSON, JSONL, CSV, tar); None = shapes
+    val_data: str | None = None
+    preset: str | None = None          # a text_to_image preset
+    model: str | None = None           # continue from a text_to_image checkpoint or diffusers pipeline folder
+    text_encoder: str | None = None    # lingvis CLIP run, HF CLIP folder or CLIP text-encoder folder (frozen)
+    unlock_text: bool = False          # fine-tune the --text-encoder too
+    vae: str | None = None             # an AutoencoderKL (lingvis run or diffusers vae/ folder): latent space
+    objective: str | None = None       # epsilon | v_prediction | flow (default: the preset's)
+    text_dropout: float = 0.1          # captions dropped for classifier-free guidance
+    snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
+    ema_decay: float | None = None
+    image_size: int | None = None      # pixels (default: the preset's)
+    image_root: str | None = None
+    val_fraction: float = 0.05
+    max_val: int = 256
+    shapes_train: int = 5000
+    sample_prompts: list[str] | None = None  # fixed prompts of the sample grids (default: 4 validation captions)
+    sample_steps: int = 20
+    overrides: dict = field(default_factory=dict)  # extra TextToImage config fields
+
+
+def _text_tower(path: str):
+    tower = api.load(path)
+    if tower.family == "clip":
+        tower = tower.text
+    if not hasattr(tower, "encode"):
+        raise ValueError(f"{path} holds a {tower.family} model with no text `encode`; pass a CLIP run or CLIP text "
+                         "encoder folder")
+    return tower
+
+
+def _autoencoder(path: str):
+    vae = api.load(path)
+    vae = vae.vae if vae.family == "text_to_image" and vae.vae is not None else vae
+    if vae.family != "vae":
+        raise ValueError(f"{path} holds a {vae.family} model, not an AutoencoderKL")
+    return vae
+
+
+def make_tokenizer(args: DiffusionPretrainArgs, texts: list[str], resume: bool) -> Tokenizer:
+    out = Path(args.out)
+    if resume and (out / "checkpoints").is_dir():
+        return api.load_tokenizer(out)
+    for source in (args.model, args.text_encoder):
+        if source:
+            return api.load_tokenizer(source)
+    return train_word_tokenizer(texts)
+
+
+def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage:
+    if args.model:
+        model = api.load(args.model)
+        if model.family != "text_to_image":
+            raise ValueError(f"{args.model} holds a {model.family} model, not text_to_image")
+        return model.train()
+    fam, base = registry.preset_config(args.preset or DEFAULT_PRESET)
+    if fam != "text_to_image":
+        raise ValueError(f"preset {args.preset!r} is a {fam} model, not text_to_image")
+    f = dataclasses.asdict(base)
+    f["denoiser"] = dict(f["denoiser"])
+    if f["vae"] is not None and not args.vae:
+        raise ValueError(f"preset {args.preset!r} works in an autoencoder's latent space: pass --vae (a lingvis vae "
+                         "run, `lingvis pretrain vae`, or a diffusers vae/ folder)")
+    tower = _text_tower(args.text_encoder) if args.text_encoder else None
+    if tower is not None:
+        f.update(text_family=tower.family, text=dataclasses.asdict(tower.config), lock_text=not args.unlock_text)
+        f["denoiser"]["cross_attention_dim"] = tower.out_dim
+    else:
+        f["text"] = {**f["text"], "vocab_size": tokenizer.vocab_size}
+    vae = _autoencoder(args.vae) if args.vae else None
+    if vae is not None:
+        f["vae"] = dataclasses.asdict(vae.config)
+    if f["vae"] is not None:
+        z = f["vae"]["latent_channels"]
+        f["denoiser"].update(in_channels=z, out_channels=z)
+    down = 2 ** (len(f["vae"]["block_out_channels"]) - 1) if f["vae"] is not None else 1
+    if args.image_size:
+        f["denoiser"]["sample_size"] = args.image_size // down
+    elif vae is not None:  # the size the autoencoder was trained at
+        f["denoiser"]["sample_size"] = vae.config.sample_size // down
+    if args.objective:
+        if args.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {args.objective!r}")
+        f["scheduler"] = dict(OBJECTIVES[args.objective])
+    if args.ema_decay is not None:
+        f["ema_decay"] = args.ema_decay
+    for k, v in args.overrides.items():
+        f[k] = {**f[k], **v} if isinstance(v, dict) and isinstance(f.get(k), dict) else v
+    model = TextToImage(registry.make_config("text_to_image", f))
+    if tower is not None:
+        model.text_encoder.load_state_dict(tower.state_dict())
+    if vae is not None:
+        model.vae.load_state_dict(vae.state_dict())
+    if model.ema is not None:
+        model.ema.load_state_dict(model.denoiser.state_dict())
+    return model.train()
+
+
+def image_transform(size: int) -> ImageTransform:
+    """Resize (box filter: clean edges for drawn shapes) and map to [-1, 1]; no flips (captions say left/right)."""
+    return ImageTransform(size=size, crop=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resample=Image.BOX)
+
+
+def make_datasets(args: DiffusionPretrainArgs, seed: int):
+    data, val_data = args.data, args.val_data
+    if data is None:
+        data, val_data = default_shapes_data(Path(args.out), args.shapes_train)
+    kw = {"image_root": args.image_root} if args.image_root else {}
+    groups, info = load_groups(data, **kw)
+    if val_data:
+        train_groups, val_groups = groups, load_groups(val_data, **kw)[0][:args.max_val]
+    else:
+        train_groups, val_groups = split_groups(groups, args.val_fraction, seed, args.max_val)
+    return train_groups, val_groups, info
+
+
+def default_prompts(val_groups, n: int = 4) -> list[str]:
+    seen: list[str] = []
+    for g in val_groups:
+        if g[0].text not in seen:
+            seen.append(g[0].text)
+        if len(seen) == n:
+            break
+    return seen
+
+
+def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) a text-to-image model; returns the trainer summary plus data/parameter counts."""
+    torch.manual_seed(cfg.seed)
+    train_groups, val_groups, info = make_datasets(args, cfg.seed)
+    tokenizer = make_tokenizer(args, [r.text for g in train_groups for r in g], resume)
+    model = make_model(args, tokenizer)
+    size = model.image_size
+    skipped = SkipCounter()
+    train_set = SafeDataset(CaptionedImages(train_groups, image_transform(size), seed=cfg.seed, cache=True), skipped)
+    val_set = SafeDataset(CaptionedImages(val_groups, image_transform(size), random_caption=False, cache=True),
+                          skipped)
+    length = model.text_length
+    task = DiffusionTask(lambda texts: prompt_tokens(tokenizer, texts, length), model.config.scheduler,
+                         args.text_dropout, cfg.seed, cfg.grad_accum,
+                         sample_prompts=args.sample_prompts or default_prompts(val_groups),
+                         sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
+                         snr_gamma=args.snr_gamma)
+    trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
+    summary = trainer.fit(resume=resume)
+    summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),
+                   image_size=size, space="latent" if model.vae is not None else "pixel",
+                   skipped_samples=skipped.count, parameters=sum(p.numel() for p in model.denoiser.parameters()),
+                   trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return summary

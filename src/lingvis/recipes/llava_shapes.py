@@ -1,0 +1,120 @@
+"""The whole LLaVA chain on the built-in shapes world, from nothing, through the regular files and recipes
+(shared by `benchmarks/llava_learning.py` and the `lingvis demo llava` step):
+
+1. the shapes files (COCO captions, the LLaVA instruction set, PNG images);
+2. a CLIP with a ViT tower on the captions (the vision tower) and a small GPT on the instruction set's text
+   with the images left out (the "pretrained LLM": it knows the words and the chat template, not the pictures);
+3. stage 1 (projector only, on captions) and stage 2 (projector + LM, on the multi-turn instruction set with
+   text-only rows mixed in).
+Each stage has a step budget; CPU seconds, wall seconds and the load average are recorded per stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data.llava_json import read_llava_json
+from ..data.shapes import generate_shapes
+from ..tokenizers.chat import DEFAULT_CHAT_TEMPLATE, render_chat
+from ..tokenizers.specials import GPT_SPECIAL_TOKENS
+from ..train.config import TrainConfig
+from .clip import CLIPPretrainArgs, pretrain_clip
+from .gpt import GPTPretrainArgs, pretrain_gpt
+from .llava import LlavaArgs, finetune_llava, pretrain_llava
+
+
+@dataclass
+class Stage:
+    steps: int
+    batch: int
+    lr: float
+
+
+@dataclass
+class ShapesPlan:
+    n_train: int = 3000               # training scenes
+    n_val: int = 100
+    n_test: int = 200
+    clip: Stage = field(default_factory=lambda: Stage(700, 64, 2e-3))
+    lm: Stage = field(default_factory=lambda: Stage(500, 32, 2e-3))
+    stage1: Stage = field(default_factory=lambda: Stage(300, 32, 2e-3))
+    stage2: Stage = field(default_factory=lambda: Stage(1000, 32, 1e-3))
+    vision: dict = field(default_factory=lambda: {"patch_size": 8})  # clip-shapes tower: 48px -> 6 x 6 patches
+    llm: dict = field(default_factory=lambda: dict(n_layer=4, n_head=4, n_embd=128))
+    block_size: int = 128
+    vocab_size: int = 400
+    vision_feature_layer: int | list[int] = -2
+
+    def scaled(self, factor: float) -> "ShapesPlan":
+        """The same plan with every stage's steps scaled (at least 20)."""
+        stages = {k: dataclasses.replace(getattr(self, k), steps=max(20, int(getattr(self, k).steps * factor)))
+                  for k in ("clip", "lm", "stage1", "stage2")}
+        return dataclasses.replace(self, **stages)
+
+
+def stage_config(stage: Stage, **kw) -> TrainConfig:
+    return TrainConfig(max_steps=stage.steps, batch_size=stage.batch, lr=stage.lr,
+                       warmup_steps=min(50, stage.steps // 5), eval_every=stage.steps, eval_batches=2, log_every=25,
+                       weight_decay=0.01, progress=False, **kw)
+
+
+def timed(name: str, fn, log: dict, echo: bool = True):
+    """Run `fn`, recording its CPU and wall seconds and the load average around it in `log[name]`."""
+    cpu, wall, load = time.process_time(), time.perf_counter(), os.getloadavg()[0]
+    out = fn()
+    log[name] = {"cpu_s": round(time.process_time() - cpu, 1), "wall_s": round(time.perf_counter() - wall, 1),
+                 "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2)}
+    if isinstance(out, dict) and "step" in out:
+        log[name]["steps"] = out["step"]
+    if echo:
+        print(f"[{name}] {log[name]}", flush=True)
+    return out
+
+
+def lm_corpus(data: Path) -> Path:
+    """The instruction set's conversations as chat-template text without images, plus every caption."""
+    out = data / "lm_corpus.jsonl"
+    with open(out, "w") as f:
+        for conv in read_llava_json(data / "llava_train.json"):
+            msgs = [{**m, "content": m["content"].replace("<image>\n", "")} for m in conv.messages]
+            f.write(json.dumps({"text": render_chat(DEFAULT_CHAT_TEMPLATE, msgs, False, GPT_SPECIAL_TOKENS)}) + "\n")
+        for ann in json.loads((data / "captions_train.json").read_text())["annotations"]:
+            f.write(json.dumps({"text": ann["caption"]}) + "\n")
+    return out
+
+
+def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | None = None) -> dict:
+    """Every stage into `out`/{shapes, clip, lm, stage1, stage2}; with `reuse`, finished runs are kept.
+    Returns the per-stage log."""
+    log = {} if log is None else log
+    data = out / "shapes"
+    done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
+    if not (reuse and (data / "llava_test.json").is_file()):
+        timed("data", lambda: generate_shapes(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test,
+                                              n_test_unseen=0), log)
+    if not done("clip"):
+        timed("clip", lambda: pretrain_clip(CLIPPretrainArgs(
+            out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
+            preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
+            log)
+    if not done("lm"):
+        corpus = lm_corpus(data)
+        timed("lm", lambda: pretrain_gpt(GPTPretrainArgs(
+            out=str(out / "lm"), data=str(corpus), tokenizer="bpe", vocab_size=plan.vocab_size, preset="gpt-micro",
+            block_size=plan.block_size, overrides=dict(plan.llm), val_fraction=0.02), stage_config(plan.lm)), log)
+    if not done("stage1"):
+        timed("stage1", lambda: pretrain_llava(LlavaArgs(
+            out=str(out / "stage1"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
+            vision=str(out / "clip"), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer),
+            stage_config(plan.stage1)), log)
+    if not done("stage2"):
+        timed("stage2", lambda: finetune_llava(LlavaArgs(
+            out=str(out / "stage2"), data=str(data / "llava_train.json"), val_data=str(data / "llava_val.json"),
+            model=str(out / "stage1")), stage_config(plan.stage2)), log)
+    log["llava_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("stage1", "stage2") if k in log), 1)
+    log["all_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("clip", "lm", "stage1", "stage2") if k in log), 1)
+    return log

@@ -1,0 +1,100 @@
+"""Text-to-image diffusion training: noise an image (or its autoencoder latents) at a random timestep and
+regress the scheduler's target (noise, velocity or flow) from the noisy input and the caption. Captions are
+dropped at `text_dropout` for classifier-free guidance; the EMA of the denoiser is updated once per
+optimizer step; `snr_gamma` weights the loss by min(SNR, gamma) (min-SNR, for noise-prediction objectives);
+evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..diffusion.sampling import generate_images, image_grid
+from ..diffusion.schedulers import make_scheduler
+from ..train.task import Task
+
+Tokenize = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DDP / FSDP wrappers keep the model in .module
+
+
+class DiffusionTask(Task):
+    """Samples are {"image": (3, H, W) in [-1, 1], "text": str}."""
+
+    name = "diffusion"
+    metric_for_best = "loss"
+
+    def __init__(self, tokenize: Tokenize, scheduler_config: dict, text_dropout: float = 0.1, seed: int = 0,
+                 grad_accum: int = 1, sample_prompts: list[str] | None = None, sample_dir: str | Path | None = None,
+                 tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0, snr_gamma: float | None = None):
+        if not 0.0 <= text_dropout < 1.0:
+            raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
+        self.tokenize, self.text_dropout = tokenize, text_dropout
+        self.scheduler = make_scheduler(scheduler_config, source="the model's scheduler config")
+        self.rng = random.Random(seed)
+        self.grad_accum, self._calls = grad_accum, 0
+        self.sample_prompts, self.sample_dir, self.tokenizer = sample_prompts or [], sample_dir, tokenizer
+        self.sample_steps, self.guidance_scale = sample_steps, guidance_scale
+        if snr_gamma is not None and not hasattr(self.scheduler, "min_snr_weight"):
+            raise ValueError("snr_gamma (min-SNR loss weighting) needs a noise-prediction objective, not flow matching")
+        self.snr_gamma = snr_gamma
+
+    def collate(self, samples: list[dict]) -> dict:
+        samples = [s for s in samples if s is not None]
+        if not samples:
+            raise ValueError("a batch has no loadable samples")
+        texts = [s["text"] if self.rng.random() >= self.text_dropout else "" for s in samples]
+        ids, mask = self.tokenize(texts)
+        return {"pixel_values": torch.stack([s["image"] for s in samples]), "input_ids": ids, "attention_mask": mask}
+
+    def _loss(self, model: nn.Module, batch: dict, generator: torch.Generator | None = None):
+        core = _unwrap(model)
+        x0 = core.to_latents(batch["pixel_values"], generator)  # (B, C, h, w)
+        states, mask = core.encode_text(batch["input_ids"], batch["attention_mask"])  # (B, L, D)
+        B = x0.shape[0]
+        t = self.scheduler.sample_training_timesteps(B, generator, x0.device)  # (B,)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device) if generator is not None \
+            else torch.randn_like(x0)
+        x_t = self.scheduler.q_sample(x0, noise, t)
+        pred = model(x_t, t, states, mask)  # (B, C, h, w)
+        target = self.scheduler.training_target(x0, noise, t)
+        if self.snr_gamma is None:
+            return F.mse_loss(pred.float(), target.float())
+        per_sample = (pred.float() - target.float()).square().mean(dim=(1, 2, 3))  # (B,)
+        return (per_sample * self.scheduler.min_snr_weight(t, self.snr_gamma)).mean()
+
+    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        core = _unwrap(model)
+        if core.training and self._calls % self.grad_accum == 0:
+            core.update_ema()  # once per optimizer step, with the weights of the step before
+        if core.training:
+            self._calls += 1
+        return self._loss(model, batch), {}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
+        """Validation loss with seeded timesteps and noise (comparable across evaluations), and a sample grid."""
+        g = torch.Generator().manual_seed(0)
+        losses = [float(self._loss(model, b, g)) for b in batches]
+        if not losses:
+            raise ValueError("evaluation got no batches: the validation set is empty")
+        if self.sample_prompts and self.sample_dir is not None and self.tokenizer is not None:
+            self.sample_grid(_unwrap(model))
+        return {"loss": sum(losses) / len(losses)}
+
+    def sample_grid(self, model: nn.Module) -> Path:
+        """Save `samples/step-N.png`: four images (seed 0, EMA weights) per fixed prompt, one row each."""
+        step = int(getattr(model, "ema_updates", torch.tensor(self._calls // self.grad_accum)))
+        images = generate_images(model, self.tokenizer, self.sample_prompts, n=4, steps=self.sample_steps,
+                                 guidance_scale=self.guidance_scale, seed=0, progress=False)
+        folder = Path(self.sample_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step-{step:07d}.png"
+        image_grid(images, cols=4).save(path)
+        return path

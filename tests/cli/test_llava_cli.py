@@ -1,0 +1,85 @@
+"""The llava command line: `pretrain llava` -> `finetune llava --lora` -> `chat --image` (multi-turn, /image,
+/reset) -> `evaluate llava-shapes`, and clear errors."""
+import io
+import json
+import string
+import sys
+
+import pytest
+import torch
+
+import lingvis
+from lingvis.cli import main
+from lingvis.data.shapes import make_split_scenes, render_scene
+from lingvis.tokenizers import train_char
+
+
+def cli(capsys, *argv, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llava-cli")
+    torch.manual_seed(0)
+    tok = train_char(string.printable)
+    lingvis.save(lingvis.build("gpt-nano", vocab_size=tok.vocab_size, block_size=256), root / "lm", tokenizer=tok)
+    lingvis.save(lingvis.build("clip-nano"), root / "clip")
+    common = ["--max-steps", 2, "--batch-size", 4, "--eval-every", 2, "--eval-batches", 1, "--no-progress",
+              "--n-train", 6, "--device", "cpu"]
+    assert main([str(a) for a in ["pretrain", "llava", "--vision", root / "clip", "--llm", root / "lm",
+                                  "--out", root / "s1", *common]]) == 0
+    assert main([str(a) for a in ["finetune", "llava", "--model", root / "s1", "--out", root / "s2", "--lora",
+                                  *common]]) == 0
+    for i, scene in enumerate(make_split_scenes("test", 2)):
+        render_scene(scene, 64).save(root / f"img{i}.png")
+    return root
+
+
+def test_stages_write_runs(runs):
+    meta = json.loads(next((runs / "s2" / "checkpoints").glob("step-*/lingvis.json")).read_text())
+    assert meta["family"] == "llava" and meta["lora"]["rank"] == 8 and meta["task"] == "llava-finetune"
+    assert lingvis.load(runs / "s2").family == "llava"
+
+
+def test_chat_with_images_streams_multi_turn(runs, capsys, monkeypatch):
+    model, tok = lingvis.load(runs / "s2"), lingvis.load_tokenizer(runs / "s2")
+    args = ["chat", "--model", runs / "s2", "--image", runs / "img0.png", "--max-new-tokens", 6, "--temperature", 0]
+    stdin = f"What is it?\n/image {runs / 'img1.png'}\nAnd this?\n/reset\nWhat is it?\n/quit\n"
+    code, out, err = cli(capsys, *args, stdin=stdin, monkeypatch=monkeypatch)
+    replies = [chunk[:-1] for chunk in out.split("assistant> ")[1:]]
+    assert code == 0 and len(replies) == 3 and "image attached" in err
+    from lingvis.data.images import load_image
+
+    img0, img1 = load_image(runs / "img0.png"), load_image(runs / "img1.png")
+    first = [{"role": "user", "content": "<image>\nWhat is it?"}]
+    prompt = tok.apply_chat_template(first, add_generation_prompt=True)
+    want = lingvis.generate(model, tok, prompt, max_new_tokens=6, images=[img0], overflow="slide")
+    assert replies[0] == want
+    second = first + [{"role": "assistant", "content": replies[0]}, {"role": "user", "content": "<image>\nAnd this?"}]
+    prompt = tok.apply_chat_template(second, add_generation_prompt=True)
+    assert replies[1] == lingvis.generate(model, tok, prompt, max_new_tokens=6, images=[img0, img1], overflow="slide")
+    # after /reset the first image is gone: the same question now has no image
+    prompt = tok.apply_chat_template([{"role": "user", "content": "What is it?"}], add_generation_prompt=True)
+    assert replies[2] == lingvis.generate(model, tok, prompt, max_new_tokens=6, overflow="slide")
+
+
+def test_evaluate_shapes_prints_scores(runs, capsys):
+    code, out, _ = cli(capsys, "evaluate", "llava-shapes", "--model", runs / "s2", "--n", 3)
+    r = json.loads(out)
+    assert code == 0 and r["scenes"] == 3 and "exists" in r["per_kind"] and 0 <= r["pope"]["accuracy"] <= 100
+
+
+def test_errors(runs, capsys, monkeypatch):
+    code, _, err = cli(capsys, "chat", "--model", runs / "lm", "--image", runs / "img0.png", stdin="hi\n",
+                       monkeypatch=monkeypatch)
+    assert code == 2 and "needs an image-chat model (llava)" in err
+    code, _, err = cli(capsys, "pretrain", "llava", "--llm", runs / "lm", "--out", runs / "x", "--no-progress")
+    assert code == 2 and "--vision" in err
+    code, _, err = cli(capsys, "finetune", "llava", "--model", runs / "s1", "--preset", "gpt-nano", "--out",
+                       runs / "y")
+    assert code == 2 and "no --preset" in err

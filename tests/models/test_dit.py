@@ -1,0 +1,55 @@
+"""DiT on the shared block: adaLN-zero starts as the identity (predicts zeros), conditioning reaches every
+branch, text padding and the empty (unconditional) text are handled, and it learns a denoising step."""
+import pytest
+import torch
+
+import lingvis
+from lingvis.models.dit import DiT, DiTConfig, timestep_embedding
+
+
+def test_zero_init_predicts_zeros_and_blocks_are_modulated_branches():
+    model = lingvis.build("dit-nano").eval()
+    x = torch.randn(2, 3, 16, 16)
+    out = model(x, torch.tensor([1, 500]), torch.randn(2, 4, 32))
+    assert out.shape == x.shape and torch.equal(out, torch.zeros_like(out))
+    block = model.blocks[0]
+    assert [b[1] for b in block.branches] == ["attn", "cross_attn", "mlp"]
+    assert all(b[2] is not None for b in block.branches)  # every branch has its modulation
+
+
+def test_conditioning_and_text_reach_the_output_after_training_a_step():
+    torch.manual_seed(0)
+    model = lingvis.build("dit-nano")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x0 = torch.randn(4, 3, 16, 16)
+    text = torch.randn(4, 4, 32)
+    for _ in range(30):
+        t = torch.randint(0, 1000, (4,))
+        noise = torch.randn_like(x0)
+        loss = (model(x0 + noise, t, text) - noise).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 16, 16)
+        a = model(x, torch.tensor([10]), text[:1])
+        assert not torch.allclose(a, model(x, torch.tensor([900]), text[:1]), atol=1e-4)  # timestep matters
+        assert not torch.allclose(a, model(x, torch.tensor([10]), text[1:2]), atol=1e-4)  # text matters
+        mask = torch.tensor([[1, 1, 0, 0]])
+        other = text[:1].clone()
+        other[:, 2:] = 100.0  # padded text tokens do not matter
+        assert torch.allclose(model(x, torch.tensor([10]), text[:1], mask), model(x, torch.tensor([10]), other, mask),
+                              atol=1e-5)
+        empty = torch.zeros(1, 4, dtype=torch.long)  # an unconditional row: finite output
+        assert torch.isfinite(model(x, torch.tensor([10]), text[:1], empty)).all()
+
+
+def test_timestep_embedding_and_bad_shapes():
+    e = timestep_embedding(torch.tensor([0.0, 10.0]), 8)
+    assert e.shape == (2, 8) and torch.equal(e[0, :4], torch.ones(4))
+    with pytest.raises(ValueError, match="not divisible"):
+        DiTConfig(sample_size=30, patch_size=4)
+    with pytest.raises(ValueError, match=r"x_t \(B, 3, 16, 16\)"):
+        DiT(DiTConfig(sample_size=16, patch_size=4, dim=32, depth=1, heads=2, text_dim=8))(
+            torch.randn(1, 3, 8, 8), torch.tensor([1]), torch.randn(1, 2, 8))

@@ -1,0 +1,109 @@
+"""The LLaVA recipe on the one trainer, tiny: stage 1 trains only the projector (tower and LM unchanged),
+stage 2 the projector and LM (or LoRA adapters on the LM only), exact resume, and data from files
+(COCO captions, LLaVA JSON) as well as the built-in shapes."""
+import string
+
+import pytest
+import torch
+
+import lingvis
+from lingvis.data.shapes import generate_shapes
+from lingvis.recipes.llava import LlavaArgs, finetune_llava, pretrain_llava
+from lingvis.tokenizers import train_char
+from lingvis.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llava")
+    torch.manual_seed(0)
+    tok = train_char(string.printable)
+    lm = lingvis.build("gpt-nano", vocab_size=tok.vocab_size, block_size=256)
+    lingvis.save(lm, root / "lm", tokenizer=tok)
+    lingvis.save(lingvis.build("clip-nano"), root / "clip")
+    return root
+
+
+def cfg(steps=3, **kw):
+    return TrainConfig(max_steps=steps, batch_size=4, lr=1e-2, warmup_steps=1, eval_every=steps, eval_batches=1,
+                       log_every=1, progress=False, device="cpu", **kw)
+
+
+def state(path, prefix):
+    return {k: v for k, v in lingvis.load(path).state_dict().items() if k.startswith(prefix)}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def stage1(parts):
+    args = LlavaArgs(out=str(parts / "stage1"), vision=str(parts / "clip"), llm=str(parts / "lm"), n_train=8, n_val=2)
+    summary = pretrain_llava(args, cfg())
+    return parts / "stage1", summary
+
+
+def test_stage_one_trains_only_the_projector(parts, stage1):
+    run, summary = stage1
+    model, tok = lingvis.load(run), lingvis.load_tokenizer(run)
+    assert model.family == "llava" and tok.token_to_id("<image>") == model.config.image_token_id
+    assert summary["trainable_parameters"] == sum(p.numel() for p in model.projector.parameters())
+    clip, lm = lingvis.load(parts / "clip"), lingvis.load(parts / "lm")
+    assert same({k: v for k, v in model.vision.state_dict().items()}, clip.vision.state_dict())
+    grown = model.llm.state_dict()
+    for k, v in lm.state_dict().items():  # the LM gained one row (<image>) and is otherwise unchanged
+        assert torch.equal(grown[k][:v.shape[0]], v)
+    assert (run / "metrics.jsonl").is_file() and (run / "loss.png").is_file()
+
+
+def test_stage_two_trains_projector_and_lm(parts, stage1):
+    run = parts / "stage2"
+    summary = finetune_llava(LlavaArgs(out=str(run), model=str(stage1[0]), n_train=8, n_val=2), cfg())
+    assert summary["step"] == 3 and summary["train_conversations"] >= 8
+    assert same(state(run, "vision."), state(stage1[0], "vision."))
+    assert not same(state(run, "llm."), state(stage1[0], "llm."))
+    assert not same(state(run, "projector."), state(stage1[0], "projector."))
+
+
+def test_lora_adapts_the_lm_only(parts, stage1):
+    run = parts / "lora"
+    finetune_llava(LlavaArgs(out=str(run), model=str(stage1[0]), n_train=8, n_val=2), cfg(lora_rank=4))
+    from lingvis.io import read_safetensors
+    from lingvis.api import resolve_checkpoint
+
+    keys = read_safetensors(resolve_checkpoint(run) / "model.safetensors").keys()
+    lora = [k for k in keys if ".lora_" in k]
+    assert lora and all(k.startswith("llm.") for k in lora)
+    assert same(state(run, "vision."), state(stage1[0], "vision."))
+    assert not same(state(run, "projector."), state(stage1[0], "projector."))  # the projector trains too
+
+
+def test_resume_is_exact(parts, stage1):
+    args = lambda out: LlavaArgs(out=str(parts / out), model=str(stage1[0]), n_train=8, n_val=2)  # noqa: E731
+    c = cfg(4).__dict__
+    finetune_llava(args("straight"), TrainConfig(**{**c, "eval_every": 2}))
+    finetune_llava(args("resumed"), TrainConfig(**{**c, "eval_every": 2, "max_steps": 2}))
+    finetune_llava(args("resumed"), TrainConfig(**{**c, "eval_every": 2}), resume=True)
+    a, b = lingvis.load(parts / "straight" / "checkpoints" / "step-0000004"), \
+        lingvis.load(parts / "resumed" / "checkpoints" / "step-0000004")
+    assert same(a.state_dict(), b.state_dict())
+
+
+def test_data_from_files(parts, tmp_path):
+    data = tmp_path / "shapes"
+    generate_shapes(data, n_train=6, n_val=2, n_test=1, n_test_unseen=0, image_size=32)
+    s1 = pretrain_llava(LlavaArgs(out=str(tmp_path / "s1"), data=str(data / "captions_train.json"),
+                                  val_data=str(data / "captions_val.json"), vision=str(parts / "clip"),
+                                  llm=str(parts / "lm")), cfg(2))
+    assert s1["train_conversations"] >= 6 * 4  # every caption of every image
+    s2 = finetune_llava(LlavaArgs(out=str(tmp_path / "s2"), data=str(data / "llava_train.json"),
+                                  model=str(tmp_path / "s1")), cfg(2))
+    assert s2["val_conversations"] >= 1 and s2["step"] == 2
+
+
+def test_missing_inputs_are_named(tmp_path, parts):
+    with pytest.raises(ValueError, match="--vision"):
+        pretrain_llava(LlavaArgs(out=str(tmp_path / "x")), cfg())
+    with pytest.raises(ValueError, match="not llava"):
+        finetune_llava(LlavaArgs(out=str(tmp_path / "y"), model=str(parts / "lm")), cfg())
