@@ -45,26 +45,10 @@ def _timed(fn):
                  "load_avg_start": load0, "load_avg_end": os.getloadavg()[0]}
 
 
-def order_accuracy(model, records, clips: int = 1) -> float:
-    """Share of videos whose true class scores above its time reversal (0.5 = blind to order)."""
-    from lingvis.video.motion import REVERSE
-    from lingvis.video_predict import video_batches
-
-    labels = model.config.labels
-    hits = total = 0
-    with torch.no_grad():
-        for idx, batch in video_batches(model, [r.path for r in records], clips):
-            probs = model.probabilities(batch)
-            for i, p in zip(idx, probs):
-                true = records[i].label
-                hits += int(p[labels.index(true)] > p[labels.index(REVERSE[true])])
-                total += 1
-    return hits / total
-
-
 def classify_run(root: Path, steps: int, minutes: float | None, temporal: str, preset: str) -> dict:
     import lingvis
     from lingvis.recipes.video_classify import VideoClassifyArgs, finetune_video_classifier
+    from lingvis.video.motion import REVERSE
     from lingvis.video.readers import read_video_csv
     from lingvis.video_predict import evaluate_video_classifier
 
@@ -75,9 +59,9 @@ def classify_run(root: Path, steps: int, minutes: float | None, temporal: str, p
     model = lingvis.load(out)
     test, _ = read_video_csv(root / "data" / "test.csv")
     with torch.no_grad():
-        ev = evaluate_video_classifier(model, test)
+        ev = evaluate_video_classifier(model, test, reverse=REVERSE)
     return {"temporal": temporal, "preset": preset, "steps": summary["step"], **info, "test_top1": ev["top1"],
-            "test_top5": ev["top5"], "test_order_accuracy": order_accuracy(model, test), "test_videos": ev["videos"]}
+            "test_top5": ev["top5"], "test_order_accuracy": ev["order_accuracy"], "test_videos": ev["videos"]}
 
 
 def write_retrieval_test(root: Path) -> Path:

@@ -2,7 +2,7 @@
 and evaluate classification (top-1/top-5) and text<->video retrieval (R@K, median rank)."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -61,8 +61,11 @@ def classify_videos(model, paths: Sequence[str | Path], clips: int = 1, top_k: i
 
 
 @torch.no_grad()
-def evaluate_video_classifier(model, records: Sequence[VideoRecord], clips: int = 1, batch_size: int = 8) -> dict:
-    """Top-1 / top-5 accuracy and macro-F1 over labelled videos (unreadable ones are counted and skipped)."""
+def evaluate_video_classifier(model, records: Sequence[VideoRecord], clips: int = 1, batch_size: int = 8,
+                              reverse: Mapping[str, str] | None = None) -> dict:
+    """Top-1 / top-5 accuracy and macro-F1 over labelled videos (unreadable ones are counted and skipped).
+    `reverse` (label -> its time-reversed label) adds "order_accuracy": the share of videos whose true class
+    scores above its time reversal (0.5 = blind to order)."""
     index = {name: i for i, name in enumerate(model.config.labels)}
     unknown = sorted({r.label for r in records if r.label not in index})
     if unknown:
@@ -75,7 +78,11 @@ def evaluate_video_classifier(model, records: Sequence[VideoRecord], clips: int 
     if not golds:
         raise ValueError("none of the videos could be read: " + "; ".join(errors[:3]))
     p, y = torch.cat(probs), torch.tensor(golds)
-    return {**topk_accuracy(p, y, (1, 5)),
+    order = {}
+    if reverse is not None:
+        rev = torch.tensor([index[reverse[model.config.labels[g]]] for g in golds])
+        order["order_accuracy"] = float((p.gather(1, y[:, None]) > p.gather(1, rev[:, None])).float().mean())
+    return {**topk_accuracy(p, y, (1, 5)), **order,
             "macro_f1": float(precision_recall_f1(golds, p.argmax(-1).tolist(), average="macro").f1),
             "videos": len(golds), "clips_per_video": clips, "skipped": len(errors), "skip_reasons": errors[:5]}
 

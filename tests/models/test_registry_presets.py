@@ -154,6 +154,7 @@ INPUTS = {
     "video_frames": lambda m: m(video(m)),
     "video_classifier": lambda m: m(video(m)),
     "video_clip": lambda m: m(video(m), ids()),
+    "video_captioner": lambda m: m(video(m), ids()),
 }
 
 

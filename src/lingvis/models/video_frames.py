@@ -57,8 +57,12 @@ class VideoFrames(nn.Module):
         B, T = video.shape[:2]
         return self.frame_encoder(video.flatten(0, 1)).view(B, T, -1)  # (B, T, D)
 
+    def forward_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """One token per frame after temporal mixing (B, T, D): the memory a caption decoder reads."""
+        return self.temporal(self.forward_frames(video))
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.temporal(self.forward_frames(video)).mean(dim=1)  # (B, D)
+        return self.forward_tokens(video).mean(dim=1)  # (B, D)
 
 
 register_family("video_frames", VideoFramesConfig, VideoFrames,
