@@ -20,27 +20,28 @@ from . import step
 VARIANTS = ("transformer", "mean")
 
 
-def train_variant(root: Path, temporal: str, steps: int, minutes: float) -> tuple[Path, dict]:
+def train_variant(root: Path, temporal: str, steps: int, minutes: float, batch_size: int = 32) -> tuple[Path, dict]:
     run = root / f"classify-{temporal}"
     args = VideoClassifyArgs(out=str(run), data=str(root / "clips" / "train.csv"), preset="video-classifier-tiny",
                              temporal=temporal, cache_frames=True, val_fraction=0.05)
-    cfg = TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=32, lr=2e-3, warmup_steps=steps // 10,
+    cfg = TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=batch_size, lr=2e-3, warmup_steps=steps // 10,
                       weight_decay=0.05, eval_every=10_000, eval_batches=1, log_every=50, beta2=0.98,
                       progress=False)
     return run, finetune_video_classifier(args, cfg)
 
 
 @step("video")
-def demo_video(out: Path, steps: int = 260, minutes: float = 0.9, n_train: int = 50) -> dict:
+def demo_video(out: Path, steps: int = 260, minutes: float = 0.9, n_train: int = 50, test_groups: int = 5,
+               batch_size: int = 32) -> dict:
     """`steps` sets the cosine schedule; it should end within `minutes` per variant on 2 cores."""
     root = out / "video"
     data = root / "clips"
     if not (data / "test.csv").is_file():
-        generate_videos(data, n_train=n_train, n_val=0, n_test_groups=5, size=32, num_frames=16, fps=8.0)
+        generate_videos(data, n_train=n_train, n_val=0, n_test_groups=test_groups, size=32, num_frames=16, fps=8.0)
     test, _ = read_video_csv(data / "test.csv")
     result = {}
     for temporal in VARIANTS:
-        run, summary = train_variant(root, temporal, steps, minutes)
+        run, summary = train_variant(root, temporal, steps, minutes, batch_size)
         model = api.load(run)
         ev = evaluate_video_classifier(model, test, reverse=REVERSE)
         result[temporal] = {"top1": ev["top1"], "order_accuracy": ev["order_accuracy"], "steps": summary["step"],
