@@ -131,3 +131,32 @@ def test_pretrain_video_clip_from_a_clip_folder(data, tmp_path):
     assert model.config.num_frames == 4 and model.config.temporal_heads == 4
     assert main(["pretrain", "video-clip", "--data", str(data / "captions_train.json"), "--model",
                  str(tmp_path / "run"), "--clip", str(tmp_path / "clip"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_video_caption_and_qa_commands(data, tmp_path, capsys):
+    cap = tmp_path / "cap"
+    assert main(["finetune", "video-caption", "--data", str(data / "captions_train.json"), "--val-data",
+                 str(data / "captions_val.json"), "--out", str(cap), "--preset", "video-captioner-nano",
+                 "--vocab-size", "300", *TRAIN]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"junk")
+    video = next((data / "test").rglob("*.mp4"))
+    assert main(["caption-video", "--model", str(cap), str(video), str(bad), "--beams", "2",
+                 "--max-new-tokens", "4"]) == 0
+    rows = lines(capsys)
+    assert rows[0]["file"] == str(video) and isinstance(rows[0]["caption"], str)
+    assert rows[1]["file"] == str(bad) and "bad.mp4" in rows[1]["error"]
+    assert main(["evaluate", "video-caption", "--model", str(cap), "--data", str(data / "captions_test.json"),
+                 "--beams", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["videos"] == 12
+    qa = tmp_path / "qa"
+    assert main(["finetune", "video-caption", "--qa", "--data", str(data / "qa_train.json"), "--val-data",
+                 str(data / "qa_val.json"), "--out", str(qa), "--preset", "video-captioner-nano",
+                 "--vocab-size", "300", *TRAIN]) == 0
+    capsys.readouterr()
+    assert main(["caption-video", "--model", str(qa), str(video), "--question", "which way does it move?"]) == 0
+    assert lines(capsys)[0]["question"] == "which way does it move?"
+    assert main(["evaluate", "video-qa", "--model", str(qa), "--data", str(data / "qa_test.json")]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["questions"] > 0 and 0 <= ev["accuracy"] <= 1

@@ -102,7 +102,7 @@ register_family("video_captioner", VideoCaptionerConfig, VideoCaptioner,
                 "video backbone tokens + GPT decoder with cross-attention: video captioning and QA")
 register_preset("video-captioner-nano", "video_captioner", "32px ViT per frame (width 32) + 1 temporal layer + "
                 "2-layer width-32 decoder: tests", backbone=dict(frame=NANO_VIT, temporal_depth=1, max_frames=16),
-                decoder=_fields("gpt-nano", block_size=32), num_frames=4)
+                decoder=_fields("gpt-nano", block_size=64), num_frames=4)
 register_preset("video-captioner-tiny", "video_captioner", "32px ResNet per frame + 2-layer temporal transformer "
                 "+ 2-layer width-128 decoder: CPU training",
                 backbone=dict(frame_family="cnn", frame=TINY_FRAME, temporal_depth=2, temporal_heads=4, max_frames=32),

@@ -6,6 +6,7 @@ continuing the question (greedy), so accuracy is the share of exact answers. A B
 the texts; unreadable videos are skipped and counted."""
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,9 @@ class VideoCaptionArgs:
     label_smoothing: float = 0.1
     val_fraction: float = 0.05
     max_val: int = 64
-    num_frames: int | None = None
+    num_frames: int | None = None    # sampling overrides (default: the preset's)
+    sampling: str | None = None
+    sample_fps: float | None = None
     short: str = "error"
     augment: bool = False
     cache_frames: bool = False
@@ -109,9 +112,10 @@ def make_model(args: VideoCaptionArgs, tok: Tokenizer) -> VideoCaptioner:
         raise ValueError(f"preset {args.preset!r} is a {fam} model, not a video captioner")
     cfg.decoder = {**cfg.decoder, "vocab_size": tok.vocab_size}
     cfg.bos_id, cfg.eos_id, cfg.pad_id = tok.bos_id, tok.eos_id, tok.pad_id
-    if args.num_frames is not None:
-        cfg.num_frames = args.num_frames
-    return VideoCaptioner(cfg)
+    for name in ("num_frames", "sampling", "sample_fps"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    return VideoCaptioner(registry.make_config("video_captioner", dataclasses.asdict(cfg)))
 
 
 def train_video_captioner(args: VideoCaptionArgs, cfg: TrainConfig, resume: bool = False) -> dict:
