@@ -44,7 +44,9 @@ def register(sub, groups) -> None:
     e.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     e.set_defaults(func=run_evaluate_caption)
     q = groups["evaluate"].add_parser("video-qa", help="answer accuracy of a video QA model (exact match)")
-    q.add_argument("--model", required=True, help="video captioner run trained with --qa")
+    q.add_argument("--model", required=True, help="video captioner run trained with --qa, or an image-chat (llava) "
+                   "run that sees --frames frames of each video as images")
+    q.add_argument("--frames", type=int, default=4, help="frames shown to an image-chat model")
     q.add_argument("--data", required=True, help="video QA JSON (list of {video_id, path, question, answer})")
     q.add_argument("--video-root", help="folder that the videos are under")
     q.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
@@ -104,7 +106,7 @@ def run_evaluate_qa(args) -> int:
     from ..recipes.video_caption import evaluate_video_qa
     from ..video.readers import read_video_qa
 
-    model = _load(args.model, args.device, ("video_captioner",))
+    model = _load(args.model, args.device, ("video_captioner", "llava"))
     questions = read_video_qa(args.data, args.video_root)
-    print_json(evaluate_video_qa(model, api.load_tokenizer(args.model), questions))
+    print_json(evaluate_video_qa(model, api.load_tokenizer(args.model), questions, args.frames))
     return 0

@@ -200,6 +200,31 @@ def answer_questions(model, tok: Tokenizer, items: Sequence[tuple[str | Path, st
     return out
 
 
+@torch.inference_mode()
+def chat_video_answers(model, tok: Tokenizer, items: Sequence[tuple[str | Path, str]], frames: int = 4,
+                       max_new_tokens: int = 8, errors: dict[int, str] | None = None) -> dict[int, str]:
+    """{position: answer} from an image-chat (llava) model that sees `frames` evenly sampled frames of each
+    video as images (one `<image>` per frame, in time order) before the question; greedy decoding."""
+    from ..data.llava_inputs import image_token
+    from ..text_generation import generate
+    from ..video.clips import frame_images
+
+    placeholder, out = image_token(tok, model), {}
+    cache: dict[str, list] = {}
+    for k, (path, question) in enumerate(items):
+        try:
+            images = cache.setdefault(str(path), frame_images(path, frames))
+        except VIDEO_ERRORS as e:
+            if errors is None:
+                raise
+            errors[k] = str(e)
+            continue
+        prompt = tok.apply_chat_template([{"role": "user", "content": f"{placeholder}\n" * frames + question}],
+                                         add_generation_prompt=True)
+        out[k] = generate(model, tok, prompt, max_new_tokens=max_new_tokens, images=images).strip()
+    return out
+
+
 def evaluate_video_captions(model, tok: Tokenizer, records: Sequence[VideoRecord], num_beams: int = 3) -> dict:
     """CIDEr-D and BLEU-4 of the model's captions against every reference caption of each video."""
     from ..eval.captioning import caption_scores
@@ -214,16 +239,21 @@ def evaluate_video_captions(model, tok: Tokenizer, records: Sequence[VideoRecord
             "examples": examples}
 
 
-def evaluate_video_qa(model, tok: Tokenizer, questions: Sequence[dict]) -> dict:
-    """Exact-match accuracy (case and surrounding space ignored) over {"path", "question", "answer"} items,
-    overall and per "answer_type" when the items have one."""
+def evaluate_video_qa(model, tok: Tokenizer, questions: Sequence[dict], frames: int = 4) -> dict:
+    """Exact-match accuracy (case, surrounding space and a final full stop ignored) over {"path", "question",
+    "answer"} items, overall and per "answer_type" when the items have one. A video captioner answers by
+    continuing the question; an image-chat (llava) model sees `frames` frames of the video as images."""
     errors: dict[int, str] = {}
-    answers = answer_questions(model, tok, [(q["path"], q["question"]) for q in questions], errors=errors)
+    items = [(q["path"], q["question"]) for q in questions]
+    if getattr(model, "reads_images", False):
+        answers = chat_video_answers(model, tok, items, frames, errors=errors)
+    else:
+        answers = answer_questions(model, tok, items, errors=errors)
     if not answers:
         raise ValueError("none of the videos could be read: " + "; ".join(list(errors.values())[:3]))
     hits: dict[str, list[int]] = defaultdict(list)
     for k, a in answers.items():
-        ok = int(a.lower() == questions[k]["answer"].strip().lower())
+        ok = int(a.lower().rstrip(".").strip() == questions[k]["answer"].strip().lower())
         hits["all"].append(ok)
         if questions[k].get("answer_type"):
             hits[questions[k]["answer_type"]].append(ok)

@@ -43,3 +43,13 @@ def load_video(path: str | Path, spec: SamplingSpec | None = None, transform: Vi
     if spec.clips != 1:
         raise ValueError(f"load_video reads one clip; the spec asks for {spec.clips} (use load_clips)")
     return load_clips(path, spec, transform, train, rng, folder_fps)[0]
+
+
+def frame_images(path: str | Path, num_frames: int = 4, folder_fps: float = DEFAULT_FOLDER_FPS) -> list:
+    """`num_frames` PIL images from the centres of equal segments of the video (a short video repeats its
+    last frame): how an image-chat model sees a video, one image per frame, in time order."""
+    from PIL import Image
+
+    spec = SamplingSpec(num_frames=num_frames, mode="segments", short="repeat")
+    _, clips = sample_frames(path, spec, folder_fps=folder_fps)
+    return [Image.fromarray(f) for f in clips[0]]
