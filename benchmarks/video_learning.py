@@ -13,7 +13,11 @@ held-out clips:
   circle moving left") differ only in the motion within a group (target >= 60%); the mean-pooling baseline
   beside it.
 
-    python -m benchmarks.video_learning [--only classify|retrieval] [--steps N] [--threads 1] [--quick]
+* qa: `video-captioner-tiny` trained on the training QA JSON (direction, colour, shape, count questions; the
+  decoder continues the question with the answer), exact-match accuracy on the held-out QA (target >= 85%).
+
+    python -m benchmarks.video_learning [--only classify|retrieval|qa] [--temporal transformer|mean]
+                                        [--steps N] [--threads 1] [--quick] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-CLASSIFY_TARGET, RETRIEVAL_TARGET = 0.95, 0.60
-CLASSIFY_STEPS, RETRIEVAL_STEPS = 800, 1200
+CLASSIFY_TARGET, RETRIEVAL_TARGET, QA_TARGET = 0.95, 0.60, 0.85
+CLASSIFY_STEPS, RETRIEVAL_STEPS, QA_STEPS = 800, 1200, 800
 
 
 def _cfg(steps: int, minutes: float | None, batch: int, lr: float):
@@ -101,11 +105,32 @@ def retrieval_run(root: Path, steps: int, minutes: float | None, temporal: str, 
     return {"temporal": temporal, "preset": preset, "steps": summary["step"], **info, **{k: ev[k] for k in keep}}
 
 
+def qa_run(root: Path, steps: int, minutes: float | None, temporal: str, preset: str = "video-captioner-tiny") -> dict:
+    """Video QA with the video captioner (question as the decoder's prompt, the answer its continuation):
+    exact-match accuracy on the held-out QA JSON, per answer type."""
+    import lingvis
+    from lingvis.recipes.video_caption import VideoCaptionArgs, evaluate_video_qa, train_video_captioner
+    from lingvis.video.readers import read_video_qa
+
+    out = root / f"video-qa-{temporal}"
+    args = VideoCaptionArgs(out=str(out), data=str(root / "data" / "qa_train.json"),
+                            val_data=str(root / "data" / "qa_val.json"), qa=True, preset=preset, cache_frames=True,
+                            overrides={} if temporal == "transformer" else {"backbone": {
+                                **lingvis.models.registry.PRESETS[preset][1]["backbone"], "temporal": "mean"}})
+    summary, info = _timed(lambda: train_video_captioner(args, _cfg(steps, minutes, 32, 2e-3)))
+    model, tok = lingvis.load(out), lingvis.load_tokenizer(out)
+    with torch.no_grad():
+        ev = evaluate_video_qa(model, tok, read_video_qa(root / "data" / "qa_test.json"))
+    return {"temporal": temporal, "preset": preset, "steps": summary["step"], **info, "qa_accuracy": ev["accuracy"],
+            "per_type": ev["per_type"], "questions": ev["questions"]}
+
+
 def _rows(kind: str, res: dict) -> list[dict]:
     """Rows for the variants that ran: the temporal model against its target, the baseline against it."""
-    metric, target, what = ("test_top1", CLASSIFY_TARGET, "video order classify top-1 (12 classes, 120 held-out "
-                            "clips)") if kind == "classify" else ("t2v_R@1", RETRIEVAL_TARGET, "text->video R@1 "
-                                                                  "(100 clips, captions differ only in motion)")
+    metric, target, what = {
+        "classify": ("test_top1", CLASSIFY_TARGET, "video order classify top-1 (12 classes, 120 held-out clips)"),
+        "retrieval": ("t2v_R@1", RETRIEVAL_TARGET, "text->video R@1 (100 clips, captions differ only in motion)"),
+        "qa": ("qa_accuracy", QA_TARGET, "video QA exact-match accuracy (held-out clips)")}[kind]
     rows = []
     if "transformer" in res:
         seq = res["transformer"]
@@ -121,7 +146,7 @@ def _rows(kind: str, res: dict) -> list[dict]:
 
 def run(quick: bool = False, steps: int | None = None, only: str | None = None, threads: int = 1,
         minutes: float | None = None, keep: str | None = None, temporal: str | None = None) -> list[dict]:
-    """`only`: classify | retrieval (default both); `temporal`: transformer | mean (default both)."""
+    """`only`: classify | retrieval | qa (default all); `temporal`: transformer | mean (default both)."""
     from lingvis.video.synthetic import generate_videos
 
     torch.set_num_threads(threads)
@@ -140,6 +165,9 @@ def run(quick: bool = False, steps: int | None = None, only: str | None = None, 
                 write_retrieval_test(root)
             s = steps or (100 if quick else RETRIEVAL_STEPS)
             rows += _rows("retrieval", {t: retrieval_run(root, s, minutes, t, "video-clip-tiny") for t in variants})
+        if only in (None, "qa"):
+            s = steps or (100 if quick else QA_STEPS)
+            rows += _rows("qa", {t: qa_run(root, s, minutes, t) for t in variants})
     return rows
 
 
@@ -148,7 +176,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer clips and 100 steps per run")
     ap.add_argument("--steps", type=int, help="steps per training run (default 1200)")
     ap.add_argument("--minutes", type=float, help="wall-clock cap per training run")
-    ap.add_argument("--only", choices=["classify", "retrieval"])
+    ap.add_argument("--only", choices=["classify", "retrieval", "qa"], help="one benchmark (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on an oversubscribed machine)")
     ap.add_argument("--keep", help="work folder to keep (data and runs) instead of a temporary one")
     ap.add_argument("--temporal", choices=["transformer", "mean"], help="train only this variant (default both)")
