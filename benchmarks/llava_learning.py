@@ -37,6 +37,14 @@ def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse:
         plan = dataclasses.replace(plan.scaled(0.25), n_train=1000)
     log: dict = {"threads": torch.get_num_threads(), "quick": quick, "plan": dataclasses.asdict(plan)}
     train_chain(out, plan, reuse, log)
+    results = {}
+    for name, run_dir, with_image in (("stage2", "stage2", True), ("stage2_no_image", "stage2", False),
+                                      ("stage1_only", "stage1", True)):
+        model, tok = lingvis.load(out / run_dir), lingvis.load_tokenizer(out / run_dir)
+        results[name] = timed(f"eval {name}", lambda: evaluate_shapes_chat(model, tok, "test", plan.n_test,
+                                                                           with_image=with_image), log)
+    # the image-chat scores are kept before the captioner baseline trains: an interrupted run keeps them
+    (out / "results_llava.json").write_text(json.dumps({"log": log, "results": results}, indent=2, default=str))
     if not (reuse and (out / "captioner" / "checkpoints" / "last.json").is_file()):
         data = out / "shapes"
         steps = CAPTIONER["steps"] // 4 if quick else CAPTIONER["steps"]
@@ -44,12 +52,6 @@ def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse:
             out=str(out / "captioner"), data=str(data / "captions_train.json"),
             val_data=str(data / "captions_val.json"), preset="captioner-tiny"),
             stage_config(Stage(steps, CAPTIONER["batch"], CAPTIONER["lr"]))), log)
-    results = {}
-    for name, run_dir, with_image in (("stage2", "stage2", True), ("stage2_no_image", "stage2", False),
-                                      ("stage1_only", "stage1", True)):
-        model, tok = lingvis.load(out / run_dir), lingvis.load_tokenizer(out / run_dir)
-        results[name] = timed(f"eval {name}", lambda: evaluate_shapes_chat(model, tok, "test", plan.n_test,
-                                                                           with_image=with_image), log)
     cap_model, cap_tok = lingvis.load(out / "captioner"), lingvis.load_tokenizer(out / "captioner")
     results["captioner"] = evaluate_captions(cap_model, cap_tok, shapes_split("test", plan.n_test), num_beams=1)
     return {"log": log, "results": results}

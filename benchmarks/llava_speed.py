@@ -91,6 +91,12 @@ def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, di
     return median_wall_and_cpu({"ours": run_ours, "ref": run_ref}, repeats), out["ours"], out["ref"]
 
 
+def rate(n: int, full: float, first: float) -> float:
+    """Decode tokens per second from the time of N tokens minus the time of the first one; NaN when a loaded
+    machine made the longer call the faster one (the difference of two medians is then noise)."""
+    return n / (full - first) if full > first else float("nan")
+
+
 def run(quick: bool = False, threads: int | None = None) -> list[dict]:
     if threads:
         torch.set_num_threads(threads)
@@ -110,9 +116,11 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
             (full, cfull), a, b = timed(ours, ref, batch, new, repeats)
             n = batch * (new - 1)
             r = row(f"llava greedy decode batch {batch} ({new} new tokens, one image per row)",
-                    n / (full["ours"] - first["ours"]), n / (full["ref"] - first["ref"]), "tokens/s")
+                    rate(n, full["ours"], first["ours"]), rate(n, full["ref"], first["ref"]), "tokens/s")
             r.update(identical_rows=float((a == b).all(dim=1).float().mean()), batch=batch, sweep="batch",
                      series="llava decode",
+                     cpu_tokens_per_s_lingvis=round(rate(n, cfull["ours"], cfirst["ours"]), 2),
+                     cpu_tokens_per_s_transformers=round(rate(n, cfull["ref"], cfirst["ref"]), 2),
                      cpu_ratio=round((cfull["ref"] - cfirst["ref"]) / (cfull["ours"] - cfirst["ours"]), 3))
             rows.append(r)
     return rows

@@ -116,3 +116,22 @@ def test_every_eos_id_of_the_tokenizer_stops_generation(lm):
     assert lingvis.generate(model, multi, "To be", **kw) == want
     assert "".join(lingvis.generate(model, multi, "To be", stream=True, **kw)) == want
     assert lingvis.generate(model, multi, ["To be"], **kw) == [want]
+
+
+def test_tokenizer_larger_than_the_embedding_is_named(lm, tmp_path, capsys):
+    model, _ = lm
+    big = train_char([TEXT + "XYZQJK0123456789"])  # more characters: more ids than the model has rows
+    assert big.vocab_size > model.config.vocab_size
+    msg = f"the tokenizer has {big.vocab_size} tokens but the model's embedding has only {model.config.vocab_size}"
+    with pytest.raises(ValueError, match=msg):
+        lingvis.generate(model, big, "To be", max_new_tokens=2)
+    from lingvis.cli import main
+
+    lingvis.save(model, tmp_path / "m", tokenizer=big)
+    assert main(["generate", "--model", str(tmp_path / "m"), "--prompt", "To be", "--max-new-tokens", "2"]) == 2
+    assert msg in capsys.readouterr().err
+    from lingvis.serve.adapters.registry import open_model
+    from lingvis.serve.config import ServeConfig
+
+    with pytest.raises(ValueError, match=msg):  # the server refuses the pair when it opens the model
+        open_model("m", tmp_path / "m", ServeConfig())

@@ -68,6 +68,16 @@ def stream_text(model, tokenizer, prompt: str, cfg: SamplingConfig, stop: Sequen
         yield text[sent:end]
 
 
+def check_vocab(model, tokenizer) -> None:
+    """A tokenizer with more ids than the model has embedding rows is an error naming both sizes (a model paired
+    with the wrong tokenizer would otherwise fail on an out-of-range id, or silently read the wrong rows)."""
+    cfg = getattr(getattr(model, "llm", model), "config", None)  # image-chat models keep their LM in .llm
+    rows = getattr(cfg, "vocab_size", None)
+    if tokenizer is not None and isinstance(rows, int) and tokenizer.vocab_size > rows:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model's embedding has only "
+                         f"{rows} rows: load the tokenizer that belongs to this model")
+
+
 def stop_ids(tokenizer) -> list[int]:
     """Ids that end a generation: every eos id of the tokenizer (generation_config.json may list several,
     e.g. Llama 3's <|eot_id|>), or its single eos id."""
@@ -90,6 +100,7 @@ def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int 
     gives (greedy) or is distributed as it (sampling). It cannot slide past the context.
     `images` (image-chat models such as llava): PIL images filling the prompt's `<image>` placeholders in
     order (a list per prompt for a list of prompts); their count must match the placeholders."""
+    check_vocab(model, tokenizer)
     stop = [stop] if isinstance(stop, str) else list(stop)
     eos = stop_ids(tokenizer)
     cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,

@@ -129,3 +129,15 @@ def test_bad_input_errors(files, tmp_path, capsys):
     assert "bad.jsonl:1: messages[1] has no 'content'" in capsys.readouterr().err
     assert main(["finetune", "dpo", "--data", str(prefs), "--out", str(tmp_path / "y")]) == 2
     assert "--model is required" in capsys.readouterr().err
+
+
+def test_a_tokenizer_larger_than_the_embedding_is_named(files, tmp_path, capsys):
+    from lingvis.tokenizers import train_char
+
+    conv, _, _ = files
+    tok = train_char(["reverse: abc count sort 0123456789 x=y? The answer is"])
+    lingvis.save(lingvis.build("gpt-nano", vocab_size=tok.vocab_size - 3), tmp_path / "m", tokenizer=tok)
+    assert main(["finetune", "chat", "--model", str(tmp_path / "m"), "--data", str(conv), "--out",
+                 str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"has {tok.vocab_size} tokens but the model's embedding only {tok.vocab_size - 3}" in err

@@ -96,3 +96,17 @@ def test_clip_bpe_tokenizer_matches_transformers(clip_tokenizer_dir):
     for text in ["A small  RED circle, above 2 stars!", "purple triangle's   background", "zebra xylophone"]:
         assert ours.encode(text, add_special_tokens=True) == ref(text).input_ids
     assert ours.bos_id == ref.bos_token_id and ours.eos_id == ref.eos_token_id and ours.model_max_length == 77
+
+
+def test_progress_bar_counts_the_sampling_steps(capsys):
+    from lingvis.recipes.clip_data import train_word_tokenizer
+
+    tok = train_word_tokenizer(["a red circle"])
+    torch.manual_seed(0)
+    model = lingvis.build("t2i-nano", text=dict(vocab_size=tok.vocab_size, context_length=8, dim=32, depth=1, heads=4,
+                                                 mlp_hidden=64)).eval()
+    generate_images(model, tok, "a red circle", steps=3, guidance_scale=2.0, seed=0, progress=True)
+    err = capsys.readouterr().err  # not a terminal: whole log lines, the last one at 3 of 3 steps
+    assert "sampling" in err and "3/3" in err and "\r" not in err
+    generate_images(model, tok, "a red circle", steps=3, guidance_scale=2.0, seed=0, progress=False)
+    assert "sampling" not in capsys.readouterr().err

@@ -436,6 +436,10 @@ def test_cli_convert_to_gguf(tmp_path, capsys):
     fields, tensors = read(tmp_path / "out.gguf")
     assert fields["general.file_type"] == 7 and "blk.1.ffn_down.weight" in tensors
     assert main(["convert", str(tmp_path / "out.gguf"), str(tmp_path / "back"), "--to", "lingvis"]) == 0
+    assert main(["convert", str(tmp_path / "run"), str(tmp_path / "named.bin"), "--to", "gguf", "--dtype", "f16"]) == 0
+    assert read(tmp_path / "named.bin")[0]["general.file_type"] == 1  # --to gguf whatever the file is called
+    assert main(["convert", str(tmp_path / "run"), str(tmp_path / "hf"), "--dtype", "q8_0"]) == 2
+    assert "--dtype applies to --to gguf only" in capsys.readouterr().err
     x = torch.randint(0, 97, (1, 9))
     with torch.no_grad():
         assert (lingvis.load(tmp_path / "back")(x) - model(x)).abs().max() < 0.05

@@ -153,3 +153,16 @@ def test_unsupported_config_values_are_named(tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="pretraining_tp"):
         lingvis.load(tmp_path / "hf")
+
+
+def test_fp16_checkpoint_loads_as_fp32(tmp_path):
+    hf = hf_model("llama").to(torch.float16)
+    hf.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    ours = lingvis.load(tmp_path / "hf")
+    assert all(p.dtype == torch.float32 for p in ours.parameters())
+    assert torch.equal(ours.wte.weight, hf.model.embed_tokens.weight.float())
+    assert torch.equal(ours.lm_head.weight, hf.lm_head.weight.float())
+    ids, mask = batch()
+    want = hf_logits(hf.float(), ids, mask)  # the fp16 weights, computed in fp32 on both sides
+    got = ours(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+    assert (got - want)[mask.bool()].abs().max() <= 1e-4

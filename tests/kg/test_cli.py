@@ -90,6 +90,21 @@ def test_build_needs_a_model_for_each_input(shapes, tmp_path, capsys):
     assert code == 2 and "--captions, --images or both" in capsys.readouterr().err
 
 
+def test_train_tagger_and_build_with_it(shapes, models, tmp_path, capsys):
+    tagger = tmp_path / "tagger"
+    assert main(["kg", "train-tagger", "--out", str(tagger), "--n-train", "12", "--max-steps", "3", "--eval-every",
+                 "3", "--batch-size", "8", "--no-progress"]) == 0
+    res = _json_out(capsys)
+    assert res["step"] == 3 and "B-circle" in res["labels"]
+    kg = tmp_path / "kg"
+    assert main(["kg", "build", "--captions", str(shapes["captions_test"]), "--out", str(kg), "--text-model",
+                 str(models / "text"), "--tagger", str(tagger)]) == 0
+    assert _json_out(capsys)["scenes"] == 6
+    code = main(["kg", "build", "--captions", str(shapes["captions_test"]), "--out", str(kg), "--text-model",
+                 str(models / "text"), "--tagger", str(models / "text")])
+    assert code == 2 and "no BERT token classifier" in capsys.readouterr().err
+
+
 def test_complete_on_a_tsv_folder(tmp_path, capsys):
     from lingvis.kg.completion import rules_graph
 

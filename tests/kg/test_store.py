@@ -125,6 +125,20 @@ def test_export_import_round_trip(store, tmp_path, fmt):
     fresh.close()
 
 
+def test_bulk_and_lenient_import(store, tmp_path):
+    src = open_store(tmp_path / "src")
+    src.add_docs(scene_docs())
+    path = src.export(tmp_path / "kg.nq")
+    store.import_file(path, bulk=True, lenient=True)  # the bulk loader, IRIs unchecked (trusted: our own export)
+    assert len(store) == len(src) and store.statements() == src.statements()
+    bad = tmp_path / "bad.nt"
+    bad.write_text("<http://example.org/a b> <http://example.org/p> <http://example.org/o> .\n")
+    with pytest.raises(ValueError, match="bad.nt: not valid nt"):
+        store.import_file(bad, bulk=True)  # strict by default
+    assert len(store) == len(src)
+    src.close()
+
+
 def test_jsonl_shape(store, tmp_path):
     store.add_docs(scene_docs())
     path = store.export(tmp_path / "kg.jsonl")

@@ -1,7 +1,7 @@
 """Every registered preset (timm's test_models.py is the model): build it, run forward and backward on a tiny
 input, check that every parameter gets a finite gradient, and that save -> load round-trips the outputs
-exactly. Large presets keep their widths, heads and image sizes but are cut to 2 layers (and a 1,000-token
-vocabulary) so the suite stays fast; every preset is also built at full size on the meta device, and
+exactly. Large presets keep their widths, heads and image sizes but are cut to 2 layers (a 1,000-token
+vocabulary, 4 video frames) so the suite stays fast; every preset is also built at full size on the meta device, and
 parameter counts stated in a preset's description are checked there. A new preset is covered without
 writing a test; a new family needs an entry in INPUTS below."""
 from __future__ import annotations
@@ -29,6 +29,8 @@ def _cut(fields: dict, top: bool) -> dict:
             v = 1
         elif k == "sample_size" and isinstance(v, int) and v > 32:  # convolutional denoisers/autoencoders
             v = 32
+        elif k == "frames" and isinstance(v, int) and v > 4:  # video clips: 4 frames (tubelets of 1 or 2)
+            v = 4
         elif k == "depths" and isinstance(v, list):
             v = [min(d, 1) for d in v]
         elif top and k in ("vocab_size", "tgt_vocab_size") and isinstance(v, int) and v > 1000:

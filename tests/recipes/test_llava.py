@@ -69,8 +69,8 @@ def test_stage_two_trains_projector_and_lm(parts, stage1):
 def test_lora_adapts_the_lm_only(parts, stage1):
     run = parts / "lora"
     finetune_llava(LlavaArgs(out=str(run), model=str(stage1[0]), n_train=8, n_val=2), cfg(lora_rank=4))
-    from lingvis.io import read_safetensors
     from lingvis.api import resolve_checkpoint
+    from lingvis.io import read_safetensors
 
     keys = read_safetensors(resolve_checkpoint(run) / "model.safetensors").keys()
     lora = [k for k in keys if ".lora_" in k]
@@ -107,3 +107,34 @@ def test_missing_inputs_are_named(tmp_path, parts):
         pretrain_llava(LlavaArgs(out=str(tmp_path / "x")), cfg())
     with pytest.raises(ValueError, match="not llava"):
         finetune_llava(LlavaArgs(out=str(tmp_path / "y"), model=str(parts / "lm")), cfg())
+
+
+def test_stage_one_from_hugging_face_folders(parts, tmp_path):
+    """--vision an HF CLIP folder, --llm an HF Llama folder (GQA) whose tokenizer has no <image>: the tower and
+    the LM keep their weights, the vocabulary grows by the placeholder, only the projector trains."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    clip_cfg = transformers.CLIPConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
+                           image_size=32, patch_size=8, hidden_act="quick_gelu"),
+        text_config=dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                         num_attention_heads=4, max_position_embeddings=16), projection_dim=16)
+    transformers.CLIPModel(clip_cfg).save_pretrained(tmp_path / "hf_clip", safe_serialization=True)
+    tok = train_char(string.printable)
+    llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=tok.vocab_size, hidden_size=40, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False))
+    llama.save_pretrained(tmp_path / "hf_llama", safe_serialization=True)
+    tok.save(tmp_path / "hf_llama")
+    summary = pretrain_llava(LlavaArgs(out=str(tmp_path / "s1"), vision=str(tmp_path / "hf_clip"),
+                                       llm=str(tmp_path / "hf_llama"), n_train=8, n_val=2), cfg())
+    assert summary["step"] == 3 and summary["trainable_parameters"] < summary["parameters"] / 2
+    model = lingvis.load(tmp_path / "s1")
+    hf_tower = lingvis.load(tmp_path / "hf_clip").vision
+    assert same(state(tmp_path / "s1", "vision."), {"vision." + k: v for k, v in hf_tower.state_dict().items()})
+    lm, hf_lm = model.llm.state_dict(), lingvis.load(tmp_path / "hf_llama").state_dict()
+    image_id = lingvis.load_tokenizer(tmp_path / "s1").token_to_id("<image>")
+    assert image_id == tok.vocab_size and model.config.image_token_id == image_id
+    assert model.llm.config.vocab_size == tok.vocab_size + 1 and model.llm.config.n_kv_head == 2
+    assert all(torch.equal(lm[k][:tok.vocab_size] if k in ("wte.weight", "lm_head.weight") else lm[k], hf_lm[k])
+               for k in hf_lm)

@@ -1,4 +1,4 @@
-"""`lingvis kg build | query | export | import | complete | ask`: multimodal knowledge graphs."""
+"""`lingvis kg build | query | export | import | train-* | complete | ask | serve`: multimodal knowledge graphs."""
 from __future__ import annotations
 
 import json
@@ -21,6 +21,7 @@ def register(sub, groups) -> None:
     _register_import(cmds)
     _register_train_text(cmds)
     _register_train_scenes(cmds)
+    _register_train_tagger(cmds)
     _register_complete(cmds)
     _register_ask(cmds)
     _register_serve(cmds)
@@ -39,6 +40,8 @@ def _register_build(cmds) -> None:
     b.add_argument("--text-model", help="caption -> triples seq2seq run (lingvis kg train-text)")
     b.add_argument("--scene-model", help="image -> scene graph run (lingvis kg train-scenes)")
     b.add_argument("--clip", help="CLIP checkpoint: adds image-text similarity to entity linking")
+    b.add_argument("--tagger", help="BERT mention tagger run (lingvis kg train-tagger): adds the caption mentions "
+                   "the text model missed")
     b.add_argument("--train-models", metavar="DIR",
                    help="train the missing default models on the built-in shapes world into DIR/text and "
                    "DIR/scene (reused when already there)")
@@ -71,6 +74,19 @@ def _register_train_scenes(cmds) -> None:
     t.add_argument("--images", help="image folder for --data")
     t.add_argument("--n-train", type=int, default=4000, help="built-in data: training scenes")
     t.set_defaults(func=run_train_scenes)
+
+
+def _register_train_tagger(cmds) -> None:
+    t = cmds.add_parser("train-tagger", help="train the BERT entity-mention tagger (BIO tags from mention spans)",
+                        description="Token classification over words; --data: CONLL04/SpERT JSON or JSONL sentences "
+                        "with mention spans; default: the built-in shapes captions. --model fine-tunes a BERT "
+                        "checkpoint (with its tokenizer); otherwise a WordPiece tokenizer is trained here.")
+    add_train_args(t, max_steps=600, batch_size=32, lr=3e-3, eval_every=200, warmup=30)
+    t.set_defaults(preset="bert-tiny")
+    t.add_argument("--val-data", help="held-out sentences (default: a split of --data)")
+    t.add_argument("--vocab-size", type=int, default=600, help="WordPiece vocabulary size of a new tokenizer")
+    t.add_argument("--n-train", type=int, default=600, help="built-in data: training scenes (4-5 captions each)")
+    t.set_defaults(func=run_train_tagger)
 
 
 def _register_complete(cmds) -> None:
@@ -130,6 +146,8 @@ def _register_serve(cmds) -> None:
     s.add_argument("--allow-updates", action="store_true", help="accept SPARQL updates (the graph opens writable)")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds a query may run")
     s.add_argument("--max-results", type=int, default=10000, help="rows (or triples) per answer")
+    s.add_argument("--images", help="folder of the graph's images (the one given to kg build): entity pages show "
+                   "crops of their image mentions")
     s.set_defaults(func=run_serve)
 
 
@@ -164,34 +182,15 @@ def _register_import(cmds) -> None:
     i.add_argument("files", nargs="+", help="files to load (format from the extension unless --format)")
     i.add_argument("--format", choices=["jsonl", "ttl", "nt", "nq", "trig", "jsonld"], help="format of the files")
     i.add_argument("--graph", help="named graph IRI for triples-only formats")
+    i.add_argument("--bulk", action="store_true",
+                   help="the store's bulk loader: fastest for big files, but not one transaction (an error can "
+                   "leave part of a file loaded)")
+    i.add_argument("--lenient", action="store_true",
+                   help="skip IRI validation while parsing (faster; for trusted files such as kg export's)")
     i.set_defaults(func=run_import)
 
 
 # ---- runners ---------------------------------------------------------------------------------------------
-
-def _short(term: dict | None) -> str:
-    from ..kg.vocab import PREFIXES
-
-    if term is None:
-        return ""
-    v = term["value"]
-    if term["type"] == "uri":
-        for p, ns in sorted(PREFIXES.items(), key=lambda kv: -len(kv[1])):
-            if v.startswith(ns):
-                return f"{p}:{v[len(ns):]}"
-        return f"<{v}>"
-    if term["type"] == "bnode":
-        return f"_:{v}"
-    return v
-
-
-def format_table(vars_: list[str], rows: list[dict]) -> str:
-    cells = [[_short(r.get(v)) for v in vars_] for r in rows]
-    widths = [max([len(v)] + [len(c[i]) for c in cells]) for i, v in enumerate(vars_)]
-    line = lambda vals: "  ".join(x.ljust(w) for x, w in zip(vals, widths)).rstrip()  # noqa: E731
-    out = [line(vars_), line(["-" * w for w in widths])] + [line(c) for c in cells]
-    return "\n".join(out)
-
 
 def _read_query(text: str) -> str:
     if text.startswith("@"):
@@ -216,7 +215,7 @@ def run_query(args) -> int:
     elif res.kind == "graph":
         sys.stdout.write(res.graph)
     else:
-        print(format_table(res.vars, res.rows))
+        print(res.table())
         print(f"({len(res.rows)} row{'s' if len(res.rows) != 1 else ''}{', truncated' if res.truncated else ''})",
               file=sys.stderr)
     return 0
@@ -244,7 +243,7 @@ def run_import(args) -> int:
     with open_store(args.kg) as store:
         before = len(store)
         for f in args.files:
-            store.import_file(f, args.format, args.graph)
+            store.import_file(f, args.format, args.graph, bulk=args.bulk, lenient=args.lenient)
         print_json({"kg": store.location, "files": len(args.files), "quads_before": before, "quads": len(store)})
     return 0
 
@@ -286,7 +285,7 @@ def run_build(args) -> int:
     scenes = read_coco_scenes(args.captions, args.images)
     if args.train_models:
         _default_models(args, any(s.captions for s in scenes), args.images is not None)
-    models = load_models(args.text_model, args.scene_model, args.clip, args.device)
+    models = load_models(args.text_model, args.scene_model, args.clip, args.device, tagger=args.tagger)
     with open_store(args.out or args.store) as store:
         def progress(done, total):
             print(f"\r{done}/{total} scenes", end="", file=sys.stderr, flush=True)
@@ -314,6 +313,15 @@ def run_train_scenes(args) -> int:
     sargs = SceneGraphArgs(out=args.out, preset=args.preset, model=args.model, data=args.data, images=args.images,
                            n_train=args.n_train)
     print_json(train_scene_graph(sargs, train_config(args), resume=args.resume))
+    return 0
+
+
+def run_train_tagger(args) -> int:
+    from ..kg.mention_tagger import TaggerArgs, train_mention_tagger
+
+    targs = TaggerArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset, model=args.model,
+                       vocab_size=args.vocab_size, n_train=args.n_train)
+    print_json(train_mention_tagger(targs, train_config(args), resume=args.resume))
     return 0
 
 
@@ -389,13 +397,13 @@ def run_serve(args) -> int:
     from ..serve import ServeConfig, create_app, load_models
     from ..serve.routes_kg import KGEndpointConfig
 
-    kg = KGEndpointConfig(args.kg, args.allow_updates, args.timeout, args.max_results)
+    kg = KGEndpointConfig(args.kg, args.allow_updates, args.timeout, args.max_results, args.images)
     config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get("LINGVIS_API_KEY"),
                          kg=kg)
     config.validate()
     app = create_app(load_models(args.model, config) if args.model else [], config)
     mode = "read-write" if args.allow_updates else "read-only"
-    print(f"serving the knowledge graph {args.kg} ({mode}) at http://{args.host}:{args.port}/v1/kg/sparql",
-          file=sys.stderr, flush=True)
+    print(f"serving the knowledge graph {args.kg} ({mode}) at http://{args.host}:{args.port}/v1/kg/sparql; "
+          f"entity pages: http://{args.host}:{args.port}/#kg", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
+from ..progress import progress as progress_bar
 from .schedulers import Scheduler, make_scheduler
 
 MAX_STEPS = 1000
@@ -76,7 +76,8 @@ def sample_latents(model, text: torch.Tensor, text_mask: torch.Tensor | None, un
         mask = torch.cat([uncond_mask, text_mask]) if guided else text_mask
     shared = guided and getattr(denoiser, "shares_guidance_input", False)  # one input row per image
     x = latents
-    for i, t in enumerate(tqdm(scheduler.timesteps, disable=not progress, desc="sampling", leave=False)):
+    steps_bar = progress_bar(scheduler.timesteps, desc="sampling", unit="step", leave=False, disable=not progress)
+    for i, t in enumerate(steps_bar):
         inp = scheduler.scale_model_input(x if shared or not guided else torch.cat([x, x]), i)
         pred = denoiser(inp, t.to(x.device), states, mask)
         if guided:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 from . import linking
+from .mention_tagger import TaggedMention
 from .records import TYPE, Entity, Mention, SourceDoc, Statement
 from .scene_graph import SceneGraph
 from .text_triples import mention_attributes
@@ -37,9 +38,12 @@ class Models:
     scene: object | None = None                   # scene-graph model
     clip: object | None = None
     clip_tokenizer: object | None = None
+    tagger: object | None = None                  # BERT BIO tagger: more caption mentions
+    tagger_tokenizer: object | None = None
     text_name: str = "text-triples"
     scene_name: str = "scene-graph"
     link_name: str = "linker"
+    tagger_name: str = "mention-tagger"
 
 
 def read_coco_scenes(captions: str | Path | None, images: str | Path | None) -> list[SceneInput]:
@@ -186,9 +190,10 @@ def _caption_doc(sc, source, text, triples, ments, stated, ids, links, models: M
         if eid not in ents:
             ents[eid] = Entity(eid, m.type, m.text, attrs, [source], sc.scene)
         conf = round(conf_of.get(m.span or m.text.lower(), 1.0), 6)
-        sts.append(Statement(eid, TYPE, m.type, source, conf, models.text_name, span=m.span))
+        by = models.tagger_name if isinstance(m, TaggedMention) else models.text_name
+        sts.append(Statement(eid, TYPE, m.type, source, conf, by, span=m.span))
         for k, v in attrs.items():
-            sts.append(Statement(eid, k, v, source, conf, models.text_name, span=m.span, literal=True))
+            sts.append(Statement(eid, k, v, source, conf, by, span=m.span, literal=True))
         out_m.append(Mention(eid, source, m.text, m.span, None, round(l.score if l.candidate is not None else 1.0, 6),
                              models.link_name))
     for t in triples:
@@ -258,7 +263,8 @@ def build(store, scenes: Iterable[SceneInput], models: Models, batch_size: int =
                                          names=[s.scene for s in with_img])
             graphs = {s.scene: g for s, g in zip(with_img, preds)}
         texts = [t for s in batch for _, t in s.captions]
-        extracted = iter(extract_triples(models.text, models.tokenizer, texts) if texts else [])
+        extracted = iter(with_tagged_mentions(extract_triples(models.text, models.tokenizer, texts), texts, models)
+                         if texts else [])
         existing = stored_scene_entities(store, [s.scene for s in batch])
         docs = []
         for s in batch:
@@ -279,8 +285,23 @@ def build(store, scenes: Iterable[SceneInput], models: Models, batch_size: int =
             "quads": len(store)}
 
 
+def with_tagged_mentions(extracted: list, texts: list[str], models: Models) -> list:
+    """(triples, mentions) per text, the tagger's mentions added where their spans overlap none of the
+    generator's (so each entity is mentioned once per span)."""
+    if models.tagger is None:
+        return extracted
+    from .mention_tagger import tag_mentions
+
+    out = []
+    for (triples, mentions), tagged in zip(extracted, tag_mentions(models.tagger, models.tagger_tokenizer, texts)):
+        spans = [m.span for m in [x for t in triples for x in (t.head, t.tail)] + list(mentions) if m.span]
+        extra = [m for m in tagged if not any(m.span[0] < b and a < m.span[1] for a, b in spans)]
+        out.append((triples, list(mentions) + extra))
+    return out
+
+
 def load_models(text_model: str | None, scene_model: str | None, clip: str | None = None,
-                device: str = "cpu") -> Models:
+                device: str = "cpu", tagger: str | None = None) -> Models:
     from .. import api
     from ..models import scene_graph as _sg  # noqa: F401  (registers the family for api.load)
 
@@ -301,4 +322,10 @@ def load_models(text_model: str | None, scene_model: str | None, clip: str | Non
         if not hasattr(m.clip, "encode_image"):
             raise ValueError(f"--clip {clip} holds a {getattr(m.clip, 'family', '?')} model, not a CLIP")
         m.link_name = f"linker+clip:{Path(clip).resolve().name}"
+    if tagger:
+        m.tagger, m.tagger_tokenizer = api.load(tagger, device=device), api.load_tokenizer(tagger)
+        m.tagger_name = f"mention-tagger:{Path(tagger).resolve().name}"
+        if getattr(m.tagger.config, "head", None) != "tag":
+            raise ValueError(f"--tagger {tagger} holds no BERT token classifier (head "
+                             f"{getattr(m.tagger.config, 'head', '?')!r}); train one with `lingvis kg train-tagger`")
     return m

@@ -78,6 +78,30 @@ class QueryResult:
         """SELECT rows as {var: python value} (unbound variables are None)."""
         return [{v: rdf.term_value(r.get(v)) for v in self.vars} for r in self.rows]
 
+    def table(self) -> str:
+        """SELECT rows as an aligned text table, IRIs shortened with the kg prefixes (kg:, kgd:, rdf: ...)."""
+        cells = [[_short(r.get(v)) for v in self.vars] for r in self.rows]
+        widths = [max([len(v)] + [len(c[i]) for c in cells]) for i, v in enumerate(self.vars)]
+
+        def line(vals):
+            return "  ".join(x.ljust(w) for x, w in zip(vals, widths)).rstrip()
+
+        return "\n".join([line(self.vars), line(["-" * w for w in widths])] + [line(c) for c in cells])
+
+
+def _short(term: dict | None) -> str:
+    if term is None:
+        return ""
+    v = term["value"]
+    if term["type"] == "uri":
+        for p, ns in sorted(V.PREFIXES.items(), key=lambda kv: -len(kv[1])):
+            if v.startswith(ns):
+                return f"{p}:{v[len(ns):]}"
+        return f"<{v}>"
+    if term["type"] == "bnode":
+        return f"_:{v}"
+    return v
+
 
 class KGStore(ABC):
     """What both stores do. Subclasses implement the five primitives; records go in and out through
@@ -95,9 +119,11 @@ class KGStore(ABC):
         """Run a SPARQL update (one transaction)."""
 
     @abstractmethod
-    def load(self, data: bytes, fmt: str, graph: str | None = None, bulk: bool = False) -> None:
+    def load(self, data: bytes, fmt: str, graph: str | None = None, bulk: bool = False,
+             lenient: bool = False) -> None:
         """Add RDF in `fmt` (see FORMATS); triples-only formats go into `graph` (default graph if None).
-        `bulk`: the fastest path for big loads (not transactional)."""
+        `bulk`: the fastest path for big loads (not transactional). `lenient`: skip IRI validation (faster; for
+        trusted data such as this library's own exports)."""
 
     @abstractmethod
     def dump(self, fmt: str) -> bytes:
@@ -213,9 +239,10 @@ class KGStore(ABC):
         atomic_write_text(path, data.decode("utf-8"))
         return path
 
-    def import_file(self, path: str | Path, fmt: str | None = None, graph: str | None = None) -> None:
+    def import_file(self, path: str | Path, fmt: str | None = None, graph: str | None = None, bulk: bool = False,
+                    lenient: bool = False) -> None:
         """Load a file: JSONL records (grouped into their source graphs), a dataset format (graphs kept), or a
-        graph format into `graph` (default: a graph named after the file)."""
+        graph format into `graph` (default: a graph named after the file). `bulk`, `lenient`: see `load`."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"file to import not found: {path}")
@@ -227,8 +254,8 @@ class KGStore(ABC):
         name = format_name(fmt) if fmt else format_from_path(path)
         target = None if FORMATS[name][2] else (graph or V.source_iri("import:" + path.name))
         try:
-            self.load(path.read_bytes(), name, target)
-        except SyntaxError as e:
+            self.load(path.read_bytes(), name, target, bulk=bulk, lenient=lenient)
+        except (SyntaxError, ValueError) as e:  # the embedded parser's error, or the server's 400
             raise ValueError(f"{path}: not valid {name}: {e}") from e
 
 
@@ -318,10 +345,12 @@ class EmbeddedStore(KGStore):
         except SyntaxError as e:
             raise ValueError(f"invalid SPARQL update: {e}") from e
 
-    def load(self, data: bytes, fmt: str, graph: str | None = None, bulk: bool = False) -> None:
+    def load(self, data: bytes, fmt: str, graph: str | None = None, bulk: bool = False,
+             lenient: bool = False) -> None:
         if self.read_only:
             raise StoreError(f"{self.location} is open read-only: loading is refused")
         kw = {"to_graph": self._ox.NamedNode(graph)} if graph else {}
+        kw["lenient"] = lenient
         (self._store.bulk_load if bulk else self._store.load)(data, self._rdf_format(fmt), **kw)
 
     def dump(self, fmt: str) -> bytes:

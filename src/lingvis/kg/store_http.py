@@ -74,7 +74,8 @@ class HTTPStore(KGStore):
         self._check_writable()
         self._request(self.update_url, sparql.encode("utf-8"), {"Content-Type": "application/sparql-update"})
 
-    def load(self, data: bytes, fmt: str, graph: str | None = None, bulk: bool = False) -> None:
+    def load(self, data: bytes, fmt: str, graph: str | None = None, bulk: bool = False,
+             lenient: bool = False) -> None:
         self._check_writable()
         name = format_name(fmt)
         params = []
@@ -84,6 +85,8 @@ class HTTPStore(KGStore):
             params.append("default")
         if bulk:
             params.append("no_transaction")  # Oxigraph's bulk loader (other servers ignore the flag)
+        if lenient:
+            params.append("lenient")  # Oxigraph: skip IRI validation
         url = self.data_url + ("?" + "&".join(params) if params else "")
         self._request(url, data, {"Content-Type": FORMATS[name][1]})
 

@@ -78,7 +78,8 @@ class TextTripleArgs:
     overrides: dict = field(default_factory=dict)
 
 
-def _corpus(args: TextTripleArgs) -> tuple[list[Sentence], list[Sentence]]:
+def load_corpus(args: TextTripleArgs) -> tuple[list[Sentence], list[Sentence]]:
+    """(training, validation) sentences: the built-in shapes captions, or --data (and --val-data, else a split)."""
     if not args.data:
         return shapes_caption_sentences("train", args.n_train, args.seed), \
             shapes_caption_sentences("val", args.n_val, args.seed)
@@ -96,7 +97,7 @@ def train_text_triples(args: TextTripleArgs, cfg: TrainConfig, resume: bool = Fa
     from .. import api
 
     torch.manual_seed(cfg.seed)
-    train, val = _corpus(args)
+    train, val = load_corpus(args)
     sources = [s.text for s in train]
     targets = [linearize(s) for s in train]
     if args.model or (resume and (__import__("pathlib").Path(args.out) / "checkpoints").is_dir()):

@@ -24,12 +24,17 @@ RELATIVE = ("left", "right", "above", "below")
 def answer_chats(model, tok, chats: list[tuple[list[dict], list]], max_new_tokens: int = 40,
                  batch_size: int = 32) -> list[str]:
     """Greedy replies to chats [(messages, images)] (messages may hold `<image>` placeholders), batched with
-    left padding; each reply is cut at the end-of-turn token."""
+    left padding; each reply is cut at the end-of-turn token. A chat that fills the model's context is an error
+    naming both lengths."""
     pad = tok.pad_id if tok.pad_id is not None else (tok.eos_id or 0)
     out: list[str] = []
     for i in progress(range(0, len(chats), batch_size), desc="answer", unit="batch", delay=2, leave=False):
         part = chats[i:i + batch_size]
         prompts = [chat_prompt_ids(tok, model, msgs, len(imgs)) for msgs, imgs in part]
+        longest = max(len(p) for p in prompts)
+        if longest >= model.context_length:
+            raise ValueError(f"a chat of {longest} prompt tokens (image tokens included) leaves no room for an answer "
+                             f"in the model's context of {model.context_length} tokens")
         ids, mask = pad_left(prompts, pad)
         device = next(model.parameters()).device
         n = min(max_new_tokens, model.context_length - ids.shape[1])
@@ -46,11 +51,17 @@ def _has(text: str, word: str) -> bool:
     return re.search(rf"\b{re.escape(word)}\b", text) is not None
 
 
+def _says_yes_no(text: str) -> str | None:
+    """'yes' / 'no' when the answer starts with that word ("Not sure" is neither), else None."""
+    m = re.match(r"\s*(yes|no)\b", text.lower())
+    return m.group(1) if m else None
+
+
 def keyword_correct(answer: str, probe: Probe) -> bool:
-    """The answer holds the probe's key word (yes/no: starts with it) and no rival of the same kind."""
+    """The answer holds the probe's key word (yes/no: starts with that word) and no rival of the same kind."""
     text = answer.lower()
     if probe.kind == "exists":
-        return text.startswith(probe.key)
+        return _says_yes_no(text) == probe.key
     if probe.kind == "position":
         rivals = RELATIVE if probe.relative else tuple(p for p in GROUPS["position"] if p not in RELATIVE)
     else:
@@ -60,7 +71,7 @@ def keyword_correct(answer: str, probe: Probe) -> bool:
 
 def pope_metrics(pairs: list[tuple[str, str]]) -> dict:
     """Accuracy, precision, recall, F1 and yes-ratio of (answer, gold yes/no) pairs (POPE's metrics)."""
-    said = [a.lower().startswith("yes") for a, _ in pairs]
+    said = [_says_yes_no(a) == "yes" for a, _ in pairs]
     gold = [g == "yes" for _, g in pairs]
     tp = sum(s and g for s, g in zip(said, gold))
     fp = sum(s and not g for s, g in zip(said, gold))

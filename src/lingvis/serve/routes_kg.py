@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from .errors import APIError, bad_request
+from .routes_kg_entities import kg_store
+from .routes_kg_entities import router as entities_router
 
 RESULTS_JSON = "application/sparql-results+json"
 
@@ -26,10 +29,13 @@ class KGEndpointConfig:
     allow_updates: bool = False
     timeout_s: float = 10.0            # per query
     max_results: int = 10_000          # SELECT rows / CONSTRUCT triples per answer
+    images: str | None = None          # folder of the graph's images: entity pages show crops cut from them
 
     def validate(self) -> None:
         if self.timeout_s <= 0 or self.max_results < 1:
             raise ValueError(f"kg timeout must be > 0 and max results >= 1, got {self.timeout_s}, {self.max_results}")
+        if self.images is not None and not Path(self.images).is_dir():
+            raise FileNotFoundError(f"--images {self.images} is not a folder")
 
 
 router = APIRouter()
@@ -40,14 +46,6 @@ def open_kg(cfg: KGEndpointConfig):
 
     cfg.validate()
     return open_store(cfg.store, read_only=not cfg.allow_updates, create=False)
-
-
-def _store(request: Request):
-    store = getattr(request.app.state, "kg_store", None)
-    if store is None:
-        raise APIError(404, "this server has no knowledge graph (start it with one)", "invalid_request_error",
-                       None, "not_found")
-    return store
 
 
 async def _read(request: Request) -> tuple[str | None, str | None]:
@@ -71,7 +69,7 @@ async def _read(request: Request) -> tuple[str | None, str | None]:
 async def sparql(request: Request):
     from ..kg.store import QueryTimeout, StoreError
 
-    store = _store(request)
+    store = kg_store(request)
     cfg: KGEndpointConfig = request.app.state.config.kg
     query, update = await _read(request)
     if update is not None:
@@ -105,10 +103,11 @@ async def sparql(request: Request):
 
 
 def mount_kg(app, cfg: KGEndpointConfig) -> None:
-    """Open the graph and add the endpoint (behind the API key when one is set)."""
+    """Open the graph and add the endpoint and the entity-page routes (behind the API key when one is set)."""
     from fastapi import Depends
 
     from .security import require_api_key
 
     app.state.kg_store = open_kg(cfg)
-    app.include_router(router, dependencies=[Depends(require_api_key)])
+    for r in (router, entities_router):
+        app.include_router(r, dependencies=[Depends(require_api_key)])

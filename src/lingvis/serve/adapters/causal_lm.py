@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from ...generate import SamplingConfig
 from ...models.causal_lm import CausalLM
+from ...text_generation import check_vocab
 from ..batching import Engine
 from ..errors import APIError, bad_request
 from ..runs import Run
@@ -20,6 +21,7 @@ class CausalLMAdapter(TextAdapter):
     capabilities = frozenset({COMPLETIONS, CHAT, TOKENIZE})
 
     def __init__(self, name, model, tokenizer, path, config):
+        check_vocab(model, tokenizer)
         super().__init__(name, model, tokenizer, path, config)
         self.context_length = int(model.context_length)
         self.engine = Engine(model, config.max_batch, config.max_queue, name)

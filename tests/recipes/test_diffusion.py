@@ -1,0 +1,91 @@
+"""`pretrain_diffusion` with a pretrained text tower (`--text-encoder`): a lingvis CLIP run or a Hugging Face CLIP
+folder gives the text encoder and its tokenizer, the denoiser's cross-attention takes the tower's width, and the
+tower stays frozen unless `unlock_text`; a model without a text `encode` is refused by name."""
+import json
+
+import pytest
+import torch
+
+import lingvis
+from lingvis.data.shapes import generate_shapes
+from lingvis.recipes.clip_data import train_word_tokenizer
+from lingvis.recipes.diffusion import DiffusionPretrainArgs, pretrain_diffusion
+from lingvis.train.config import TrainConfig
+
+
+def cfg():
+    return TrainConfig(max_steps=2, batch_size=4, lr=1e-2, warmup_steps=1, eval_every=2, eval_batches=1,
+                       log_every=1, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("t2i_text")
+    generate_shapes(root / "shapes", n_train=12, n_val=4, n_test=0, n_test_unseen=0, image_size=16)
+    captions = json.loads((root / "shapes" / "captions_train.json").read_text())["annotations"]
+    tok = train_word_tokenizer([a["caption"] for a in captions])
+    torch.manual_seed(0)
+    clip = lingvis.build("clip-nano", text=dict(vocab_size=tok.vocab_size, context_length=24, dim=48, depth=1,
+                                                heads=4, mlp_hidden=64), eos_token_id=tok.eos_id)
+    lingvis.save(clip, root / "clip", tokenizer=tok)
+    return root, tok
+
+
+def train(root, out, text_encoder, unlock=False):
+    args = DiffusionPretrainArgs(out=str(out), data=str(root / "shapes" / "captions_train.json"),
+                                 val_data=str(root / "shapes" / "captions_val.json"), preset="t2i-nano",
+                                 text_encoder=str(text_encoder), unlock_text=unlock, sample_prompts=["a red circle"],
+                                 sample_steps=1)
+    summary = pretrain_diffusion(args, cfg())
+    return summary, lingvis.load(out)
+
+
+def texts_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_lingvis_clip_run_is_a_frozen_text_encoder(data, tmp_path):
+    root, tok = data
+    summary, model = train(root, tmp_path / "run", root / "clip")
+    clip = lingvis.load(root / "clip")
+    assert texts_equal(model.text_encoder, clip.text)  # frozen through two optimizer steps
+    assert model.config.denoiser["cross_attention_dim"] == 48 and model.text_length == 24
+    assert summary["trainable"] == sum(p.numel() for p in model.denoiser.parameters())
+    assert lingvis.load_tokenizer(tmp_path / "run").get_vocab() == tok.get_vocab()  # the tower's own tokenizer
+
+
+def test_unlock_text_fine_tunes_the_tower(data, tmp_path):
+    root, _ = data
+    summary, model = train(root, tmp_path / "run", root / "clip", unlock=True)
+    assert not texts_equal(model.text_encoder, lingvis.load(root / "clip").text)
+    assert summary["trainable"] > sum(p.numel() for p in model.denoiser.parameters())
+
+
+def test_hugging_face_clip_folder(data, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    root, tok = data
+    torch.manual_seed(0)
+    hf = transformers.CLIPModel(transformers.CLIPConfig(
+        text_config=dict(vocab_size=tok.vocab_size, hidden_size=40, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=20, eos_token_id=tok.eos_id,
+                         bos_token_id=tok.bos_id, pad_token_id=tok.pad_id),
+        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
+                           image_size=32, patch_size=8), projection_dim=16))
+    hf.save_pretrained(tmp_path / "hf_clip", safe_serialization=True)
+    tok.save(tmp_path / "hf_clip")
+    _, model = train(root, tmp_path / "run", tmp_path / "hf_clip")
+    assert texts_equal(model.text_encoder, lingvis.load(tmp_path / "hf_clip").text)
+    assert model.config.denoiser["cross_attention_dim"] == 40 and model.text_length == 20
+    ids = torch.tensor([tok.encode("a small red circle")])
+    with torch.no_grad():
+        want = hf.text_model(input_ids=ids).last_hidden_state
+        got, _ = model.encode_text(ids, torch.ones_like(ids))
+    assert (got - want).abs().max() <= 1e-4  # the trained model encodes text as the HF tower does
+
+
+def test_a_model_without_a_text_tower_is_named(data, tmp_path):
+    root, tok = data
+    lingvis.save(lingvis.build("gpt-nano", vocab_size=tok.vocab_size), tmp_path / "lm", tokenizer=tok)
+    with pytest.raises(ValueError, match="no text `encode`"):
+        train(root, tmp_path / "run", tmp_path / "lm")

@@ -1,0 +1,50 @@
+"""The whole shapes chain (`lingvis.recipes.llava_shapes`), tiny: shapes files, CLIP tower, LM on the
+instruction set's text, stage 1 and stage 2, each stage logged with its CPU time and steps; `reuse` keeps
+finished runs; the LM corpus holds the conversations without image placeholders."""
+import json
+
+import pytest
+
+import lingvis
+from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, train_chain
+
+STAGES = ("clip", "lm", "stage1", "stage2")
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    out = tmp_path_factory.mktemp("chain")
+    tiny = Stage(2, 4, 1e-3)
+    plan = ShapesPlan(n_train=30, n_val=2, n_test=1, clip=tiny, lm=tiny, stage1=tiny, stage2=tiny,
+                      llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=64, vocab_size=300)
+    return out, plan, train_chain(out, plan)
+
+
+def test_every_stage_runs_and_is_logged(chain):
+    out, _, log = chain
+    for name in STAGES:
+        assert log[name]["steps"] == 2 and log[name]["cpu_s"] >= 0 and "load_start" in log[name]
+        assert (out / name / "checkpoints" / "last.json").is_file()
+    assert log["all_train_cpu_s"] >= log["llava_train_cpu_s"]
+    model = lingvis.load(out / "stage2")
+    assert model.family == "llava" and model.llm.config.n_layer == 1
+    stage2 = json.loads((out / "stage2" / "train_config.json").read_text())
+    assert stage2["max_steps"] == 2 and stage2["batch_size"] == 4
+
+
+def test_lm_corpus_has_conversations_without_images(chain):
+    out, _, _ = chain
+    rows = [json.loads(x)["text"] for x in (out / "shapes" / "lm_corpus.jsonl").read_text().splitlines()]
+    assert rows and not any("<image>" in r for r in rows)
+    convs = [r for r in rows if r.startswith("<|user|>\n")]  # lingvis's default chat template
+    assert convs and all("<|assistant|>\n" in r for r in convs)
+    assert len(rows) > len(convs)  # the captions follow the conversations
+    assert lm_corpus(out / "shapes") == out / "shapes" / "lm_corpus.jsonl"
+
+
+def test_reuse_keeps_finished_runs(chain):
+    out, plan, _ = chain
+    before = {s: (out / s / "checkpoints" / "last.json").stat().st_mtime_ns for s in STAGES}
+    log = train_chain(out, plan, reuse=True)
+    assert not set(STAGES) & set(log) and log["all_train_cpu_s"] == 0
+    assert before == {s: (out / s / "checkpoints" / "last.json").stat().st_mtime_ns for s in STAGES}
