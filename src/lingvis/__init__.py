@@ -1,5 +1,6 @@
 """lingvis: Transformer language and vision-language models in one small codebase."""
 from . import models  # noqa: F401  (registers families)
+from .models import video_captioner, video_classifier, video_clip, video_frames  # noqa: F401  (video families)
 from ._version import __version__
 from .api import load, load_tokenizer, resolve_checkpoint, save
 from .embeddings import embed

@@ -83,3 +83,37 @@ def test_errors(runs, capsys, monkeypatch):
     code, _, err = cli(capsys, "finetune", "llava", "--model", runs / "s1", "--preset", "gpt-nano", "--out",
                        runs / "y")
     assert code == 2 and "no --preset" in err
+
+
+def test_chat_with_a_video_sees_its_frames_as_images(runs, capsys, monkeypatch, tmp_path):
+    pytest.importorskip("av")
+    from lingvis.video.clips import frame_images
+    from lingvis.video.motion import motion_clips
+    from lingvis.video.write import write_video
+
+    video = write_video(tmp_path / "clip.mp4", motion_clips(1, "chat", ("move_left",), 8)[0].frames(32), fps=8.0)
+    frames = frame_images(video, 3)
+    assert len(frames) == 3 and frames[0].size == (32, 32)
+    assert frames[0].tobytes() != frames[-1].tobytes()  # the shape moved
+    model, tok = lingvis.load(runs / "s2"), lingvis.load_tokenizer(runs / "s2")
+    code, out, err = cli(capsys, "chat", "--model", runs / "s2", "--video", video, "--video-frames", 3,
+                         "--max-new-tokens", 5, "--temperature", 0, stdin="Which way?\n/quit\n",
+                         monkeypatch=monkeypatch)
+    assert code == 0, err
+    reply = out.split("assistant> ")[1][:-1]
+    prompt = tok.apply_chat_template([{"role": "user", "content": "<image>\n" * 3 + "Which way?"}],
+                                     add_generation_prompt=True)
+    assert reply == lingvis.generate(model, tok, prompt, max_new_tokens=5, images=frames, overflow="slide")
+
+
+def test_evaluate_video_qa_with_an_image_chat_model(runs, capsys, tmp_path):
+    pytest.importorskip("av")
+    from lingvis.video.synthetic import generate_videos
+
+    data = tmp_path / "clips"
+    generate_videos(data, n_train=0, n_val=0, n_test_groups=1, size=32, num_frames=8, kinds=("move_left",))
+    code, out, _ = cli(capsys, "evaluate", "video-qa", "--model", runs / "s2", "--data", data / "qa_test.json",
+                       "--frames", 2)
+    r = json.loads(out)
+    n = len(json.loads((data / "qa_test.json").read_text()))
+    assert code == 0 and r["questions"] == n and 0 <= r["accuracy"] <= 1 and len(r["examples"]) >= 1

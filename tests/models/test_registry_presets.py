@@ -114,6 +114,14 @@ def llava_ids(model, B=2, T=6):
     return torch.stack(rows)
 
 
+def video(model, B=2):
+    """(B, T, 3, S, S) clips: the model's trained clip length (video_frames: any, here 3)."""
+    c = model.config
+    T = getattr(c, "num_frames", None) or getattr(c, "frames", None) or 3
+    s = image_size(model)
+    return torch.randn(B, T, 3, s, s, generator=torch.Generator().manual_seed(2))
+
+
 def pad_mask(x):
     m = torch.ones_like(x)
     m[1, -2:] = 0
@@ -145,6 +153,10 @@ INPUTS = {
     "video_transformer": lambda m: m(torch.randn(2, m.config.frames, 3, m.config.image_size, m.config.image_size,
                                                  generator=torch.Generator().manual_seed(2))),
     "llava": lambda m: m(llava_ids(m), pixel_values=pixels(m, B=3)),
+    "video_frames": lambda m: m(video(m)),
+    "video_classifier": lambda m: m(video(m)),
+    "video_clip": lambda m: m(video(m), ids()),
+    "video_captioner": lambda m: m(video(m), ids()),
 }
 
 

@@ -39,6 +39,10 @@ def register(sub, groups) -> None:
     c.add_argument("--image", action="append", default=[], metavar="PATH",
                    help="image for an image-chat (llava) model, attached to your first message (repeatable; "
                    "/image PATH attaches one later)")
+    c.add_argument("--video", action="append", default=[], metavar="PATH",
+                   help="video for an image-chat (llava) model: --video-frames frames sampled evenly across it "
+                   "become images attached to your first message, in time order (repeatable; /video PATH later)")
+    c.add_argument("--video-frames", type=int, default=4, help="frames taken from each --video / /video")
     c.set_defaults(func=run_chat)
 
 
@@ -157,7 +161,7 @@ def run_chat(args) -> int:
     from ..data.llava_inputs import reads_images
 
     model, tok = _load(args)
-    if args.image or reads_images(model):
+    if args.image or args.video or reads_images(model):
         from .image_chat import run_image_chat
 
         return run_image_chat(model, tok, args, _sampling(args))

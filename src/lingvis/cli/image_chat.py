@@ -19,6 +19,12 @@ def chat_prompt(tok, model, history: list[dict], images: list[list], budget: int
             del history[keep], images[keep]
 
 
+def _video_images(path: str, n: int) -> list:
+    from ..video.clips import frame_images
+
+    return frame_images(path, n)
+
+
 def run_image_chat(model, tok, args, sampling: dict) -> int:
     from .. import generate
     from ..data.images import load_image
@@ -28,14 +34,17 @@ def run_image_chat(model, tok, args, sampling: dict) -> int:
         raise ValueError(f"--image needs an image-chat model (llava); {args.model} holds a "
                          f"{getattr(model, 'family', type(model).__name__)} model")
     placeholder = image_token(tok, model)
-    pending = [load_image(p) for p in args.image]
+    n_frames = getattr(args, "video_frames", 4)
+    pending = [load_image(p) for p in args.image] + [im for v in getattr(args, "video", []) for im in
+                                                     _video_images(v, n_frames)]
     history = [{"role": "system", "content": args.system}] if args.system else []
     images: list[list] = [[] for _ in history]
     keep = len(history)
     reserve = args.max_new_tokens if args.overflow == "error" else 1
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"{len(pending)} image(s) attached to your first message; /image PATH attaches another, /reset "
+        print(f"{len(pending)} image(s) attached to your first message; /image PATH attaches another, /video PATH "
+              "its frames, /reset "
               "starts over, /quit leaves", file=sys.stderr)
     while True:
         if interactive:
@@ -46,6 +55,10 @@ def run_image_chat(model, tok, args, sampling: dict) -> int:
         text = line.rstrip("\n")
         if text.strip() == "/reset":
             del history[keep:], images[keep:]
+            continue
+        if text.startswith("/video "):
+            pending += _video_images(text[len("/video "):].strip(), n_frames)
+            print(f"(video frames attached to your next message: {len(pending)} pending)", file=sys.stderr)
             continue
         if text.startswith("/image "):
             pending.append(load_image(text[len("/image "):].strip()))

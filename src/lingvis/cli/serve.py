@@ -21,6 +21,9 @@ def register(sub, groups) -> None:
     p.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB")
     p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="decoded image limit (w*h)")
     p.add_argument("--image-folder", help="folder of images for text-to-image search (CLIP models)")
+    p.add_argument("--video-folder", help="folder of videos for text-to-video search (video CLIP models)")
+    p.add_argument("--video-frames", type=int, default=4,
+                   help="frames an image-chat model sees of each video_url part in chat (evenly sampled)")
     p.add_argument("--device", default="auto",
                    help="device for the models: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps "
                    "(default: auto; with --int8, auto means cpu)")
@@ -58,7 +61,9 @@ def run_serve(args) -> int:
                          image_folder=Path(args.image_folder) if args.image_folder else None, device=args.device,
                          int8=args.int8, allowed_origins=split_origins(args.allowed_origins),
                          allow_image_hosts=split_origins(args.allow_image_hosts),
-                         max_image_bytes=int(args.max_image_mb * 2**20))
+                         max_image_bytes=int(args.max_image_mb * 2**20),
+                         video_folder=Path(args.video_folder) if args.video_folder else None,
+                         video_frames=args.video_frames)
     config.validate()
     if args.threads:
         import torch

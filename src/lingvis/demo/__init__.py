@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 STEPS: dict[str, Callable[[Path], dict]] = {}
-MODULES = ["gpt", "bert", "translate", "caption", "vqa", "clip", "chat", "llava", "text_to_image", "kg"]  # run in this order
+MODULES = ["gpt", "bert", "translate", "caption", "vqa", "clip", "chat", "llava", "text_to_image", "kg",
+           "video"]  # run in this order
 
 
 def step(name: str):

@@ -61,10 +61,11 @@ def create_app(adapters: list[Adapter], config: ServeConfig | None = None) -> Fa
     from .routes_text import router as text_router
     from .routes_images import router as images_router
     from .routes_vision import router as vision_router
+    from .routes_video import router as video_router
 
     app.include_router(open_router)
     app.include_router(meta_router)
-    for r in (text_router, vision_router, images_router):
+    for r in (text_router, vision_router, images_router, video_router):
         app.include_router(r, dependencies=[Depends(require_api_key)])
     if config.kg is not None:
         from .routes_kg import mount_kg
@@ -78,7 +79,8 @@ def create_app(adapters: list[Adapter], config: ServeConfig | None = None) -> Fa
 
     # the last added runs first: CORS headers go on every answer (401, 413 included), and refused bodies count
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    paths = {r.path for router in (open_router, meta_router, text_router, vision_router) for r in router.routes}
+    paths = {r.path for router in (open_router, meta_router, text_router, vision_router, video_router)
+             for r in router.routes}
     app.add_middleware(RequestMetrics, metrics=app.state.metrics, paths=paths)
     if config.allowed_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.allowed_origins, allow_methods=["GET", "POST"],

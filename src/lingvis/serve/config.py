@@ -22,6 +22,9 @@ class ServeConfig:
     allowed_origins: list[str] = field(default_factory=list)  # CORS: browser origins allowed to call the API
     allow_image_hosts: list[str] = field(default_factory=list)  # hosts whose http(s) image URLs chats may use
     max_image_bytes: int = 8 * 2**20    # fetched remote image limit
+    video_folder: Path | None = None    # folder searched by /v1/videos/search (video CLIP models)
+    max_video_bytes: int = 64 * 2**20   # decoded video_url / video request limit (data URLs count against the body)
+    video_frames: int = 4               # frames an image-chat model sees of each video_url part
     kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
 
     def resolved_device(self):
@@ -46,10 +49,13 @@ class ServeConfig:
         for host in self.allow_image_hosts:
             if not host or any(c in host for c in "/:@ ") or host == "*":
                 raise ValueError(f"allowed image host {host!r} must be a bare host name (e.g. images.example.com)")
-        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n", "max_image_bytes"):
+        for name in ("max_queue", "max_batch", "max_body_bytes", "max_image_pixels", "max_n", "max_image_bytes",
+                     "max_video_bytes", "video_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.image_folder is not None and not Path(self.image_folder).is_dir():
             raise FileNotFoundError(f"--image-folder {self.image_folder} is not a folder")
+        if self.video_folder is not None and not Path(self.video_folder).is_dir():
+            raise FileNotFoundError(f"--video-folder {self.video_folder} is not a folder")

@@ -92,7 +92,16 @@ class ImagePart(BaseModel):
     image_url: ImageURL
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]
+class VideoURL(BaseModel):
+    url: str = Field(description="a data:video/...;base64 URL (http(s) only from hosts the operator allows)")
+
+
+class VideoPart(BaseModel):
+    type: Literal["video_url"]
+    video_url: VideoURL
+
+
+ContentPart = Annotated[Union[TextPart, ImagePart, VideoPart], Field(discriminator="type")]
 
 
 class ChatMessage(BaseModel):
@@ -125,6 +134,19 @@ class ZeroShotRequest(BaseModel):
 
 
 class ImageSearchRequest(BaseModel):
+    model: str | None = None
+    query: str = Field(min_length=1)
+    top_k: int = Field(8, ge=1, le=100)
+
+
+class VideoClassifyRequest(BaseModel):
+    model: str | None = None
+    video: str = Field(description="a data:video/...;base64 URL (or bare base64) of an mp4/webm/... file")
+    top_k: int = Field(5, ge=1, le=100)
+    clips: int = Field(1, ge=1, le=16, description="clips sampled across the video (scores averaged)")
+
+
+class VideoSearchRequest(BaseModel):
     model: str | None = None
     query: str = Field(min_length=1)
     top_k: int = Field(8, ge=1, le=100)

@@ -1,4 +1,5 @@
-"""Image-chat models (llava): /v1/chat/completions with OpenAI image_url content parts, through the same
+"""Image-chat models (llava): /v1/chat/completions with OpenAI image_url content parts (and video_url parts:
+`video_frames` frames sampled evenly across the video, each an image, in time order), through the same
 continuous-batching engine as text chats. The request's images are decoded (or fetched from an allowed
 host) and preprocessed off the event loop; the engine computes their features once, at the prefill, and
 the sequence then decodes with the other requests' rows."""
@@ -9,7 +10,7 @@ import anyio.to_thread
 from ...data.llava_inputs import chat_prompt_ids, image_token, pixel_values
 from ..errors import bad_request
 from ..image_fetch import load_image_part
-from ..images import image_parts
+from ..videos import load_video_part, media_parts, video_frame_images
 from ..runs import Run
 from ..schemas import ChatCompletionRequest
 from ..sequences import SeqSpec
@@ -41,8 +42,14 @@ class LlavaAdapter(CausalLMAdapter):
         return out
 
     def _messages(self, req: ChatCompletionRequest) -> list[dict]:
-        return [{"role": "system" if m.role == "developer" else m.role,
-                 "content": m.content if m.content is not None else ""} for m in req.messages]
+        """Chat messages for the template; a video part stands for its frames, one image part each."""
+        n, out = self.config.video_frames, []
+        for m in req.messages:
+            content = m.content if m.content is not None else ""
+            if isinstance(content, list):
+                content = [q for p in content for q in ([{"type": "image"}] * n if p.type == "video_url" else [p])]
+            out.append({"role": "system" if m.role == "developer" else m.role, "content": content})
+        return out
 
     def _prepare(self, req: ChatCompletionRequest, images: list) -> tuple[list[int], object]:
         """Prompt ids (placeholders expanded) and pixels; bad input is a 400 naming it."""
@@ -55,17 +62,30 @@ class LlavaAdapter(CausalLMAdapter):
     async def chat_run_async(self, req: ChatCompletionRequest) -> tuple[Run, list[int]]:
         self.check_n(req.n)
         self.check_top(req.top_logprobs, "top_logprobs")
-        images = [await load_image_part(url, param, self.config) for param, url in image_parts(req.messages)]
+        images = []
+        for kind, param, url in media_parts(req.messages):
+            if kind == "image":
+                images.append(await load_image_part(url, param, self.config))
+            else:
+                raw = await load_video_part(url, param, self.config)
+                images += await anyio.to_thread.run_sync(video_frame_images, raw, param, self.config.video_frames)
         ids, pixels = await anyio.to_thread.run_sync(self._prepare, req, images)
         return self._submit_chat(req, ids, pixels), ids
 
     def chat_run(self, req: ChatCompletionRequest) -> tuple[Run, list[int]]:
         """Synchronous variant for data: URLs only (remote images need `chat_run_async`)."""
         from ..images import decode_image
+        from ..videos import decode_video_bytes
 
         self.check_n(req.n)
         self.check_top(req.top_logprobs, "top_logprobs")
-        images = [decode_image(url, param, self.config.max_image_pixels) for param, url in image_parts(req.messages)]
+        images = []
+        for kind, param, url in media_parts(req.messages):
+            if kind == "image":
+                images.append(decode_image(url, param, self.config.max_image_pixels))
+            else:
+                raw = decode_video_bytes(url, param, self.config.max_video_bytes)
+                images += video_frame_images(raw, param, self.config.video_frames)
         ids, pixels = self._prepare(req, images)
         return self._submit_chat(req, ids, pixels), ids
 

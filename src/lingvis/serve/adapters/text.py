@@ -91,8 +91,8 @@ class TextAdapter(Adapter):
     def message_text(self, m: ChatMessage, i: int) -> str:
         """A message's text; images are refused (text-only models)."""
         if isinstance(m.content, list):
-            if any(p.type == "image_url" for p in m.content):
-                raise bad_request(f"model {self.name!r} is a text-only model; messages[{i}] holds an image",
+            if any(p.type in ("image_url", "video_url") for p in m.content):
+                raise bad_request(f"model {self.name!r} is a text-only model; messages[{i}] holds an image or video",
                                   f"messages[{i}].content", "unsupported_content")
             return "".join(p.text for p in m.content)
         return m.content or ""

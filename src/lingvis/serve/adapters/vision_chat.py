@@ -22,6 +22,9 @@ def last_user_text(req: ChatCompletionRequest) -> str:
 
 async def chat_reply(adapter, req: ChatCompletionRequest, produce: Callable[..., Awaitable[str]]) -> object:
     """`produce(image, text)` returns the assistant's reply for the conversation's last image."""
+    if any(p.type == "video_url" for m in req.messages if isinstance(m.content, list) for p in m.content):
+        raise bad_request(f"model {adapter.name!r} reads images, not videos: send image_url parts (video_url "
+                          "parts need a video model or an image-chat model)", "messages", "unsupported_content")
     images = image_parts(req.messages)
     if not images:
         raise bad_request(f"model {adapter.name!r} answers about images: add an image_url part "
