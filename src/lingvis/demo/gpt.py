@@ -1,4 +1,4 @@
-"""Demo step: a small char-level GPT on the embedded Shakespeare corpus (about 2.5 minutes on 2 cores)."""
+"""Demo step: a small char-level GPT on the embedded Shakespeare corpus (about 2 minutes on 2 cores)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from . import step
 
 
 @step("gpt")
-def demo_gpt(out: Path, minutes: float = 2.5) -> dict:
+def demo_gpt(out: Path, minutes: float = 2.0) -> dict:
     run = out / "gpt"
     args = GPTPretrainArgs(out=str(run), preset="gpt-micro", tokenizer="char")
     cfg = TrainConfig(max_steps=1200, max_minutes=minutes, batch_size=16, lr=2e-3, warmup_steps=50,
