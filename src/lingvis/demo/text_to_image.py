@@ -18,7 +18,7 @@ PROMPTS = ("a small red circle", "a large blue square to the left of a small gre
 
 
 @step("text_to_image")
-def demo_text_to_image(out: Path, minutes: float = 3.0, steps: int = 300) -> dict:
+def demo_text_to_image(out: Path, minutes: float = 2.6, steps: int = 300) -> dict:
     run, data = out / "text_to_image", out / "text_to_image" / "shapes"
     if not (data / "captions_train.json").is_file():
         generate_shapes(data, n_train=3000, n_val=100, n_test=0, image_size=32)

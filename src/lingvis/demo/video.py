@@ -1,4 +1,4 @@
-"""Demo step: video classification where the label is the order of the frames (about 2 minutes on 2 cores).
+"""Demo step: video classification where the label is the order of the frames (about 3 minutes on 2 cores).
 Synthetic motion clips (12 classes in time-reversed pairs: left/right, appear/disappear, clockwise/counter-
 clockwise, speeding up/slowing down, ...), a small ResNet per frame with a temporal Transformer over the
 frame embeddings against the same model with mean pooling over frames (blind to order); held-out top-1 and
@@ -31,7 +31,7 @@ def train_variant(root: Path, temporal: str, steps: int, minutes: float, batch_s
 
 
 @step("video")
-def demo_video(out: Path, steps: int = 260, minutes: float = 0.9, n_train: int = 50, test_groups: int = 5,
+def demo_video(out: Path, steps: int = 400, minutes: float = 1.3, n_train: int = 50, test_groups: int = 5,
                batch_size: int = 32) -> dict:
     """`steps` sets the cosine schedule; it should end within `minutes` per variant on 2 cores."""
     root = out / "video"
