@@ -3,15 +3,15 @@
 (x - mean) / std). Every frame of a clip gets the same crop box and the same flip."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import (BICUBIC, CLIP_MEAN, CLIP_STD, center_crop, normalize, random_resized_crop_box,
-                           resize_shortest, to_rgb)
+from ..data.images import (ImageTransform, center_crop, normalize, random_resized_crop_box, resize_shortest,
+                           to_rgb)
 
 
 def _pil(frame) -> Image.Image:
@@ -23,38 +23,17 @@ def _array(frame) -> np.ndarray:
 
 
 @dataclass
-class VideoTransform:
+class VideoTransform(ImageTransform):
     """Callable: frames (each an (H, W, 3) uint8 array or a PIL image) -> (T, 3, crop, crop) float tensor.
 
-    Eval: resize the shortest side to `size`, centre crop `crop`. Train: one random resized crop box
-    (`scale`, `ratio`, drawn from frame 0) and one horizontal flip decision (`hflip`, off by default: a
-    flip turns "moving left" into "moving right") for the whole clip, from a generator seeded with `seed`.
+    The fields and checks of `ImageTransform`, applied to a clip. Eval: resize the shortest side to `size`,
+    centre crop `crop`. Train: one random resized crop box (`scale`, `ratio`, drawn from frame 0) and one
+    horizontal flip decision (`hflip`, off by default: a flip turns "moving left" into "moving right") for
+    the whole clip, from a generator seeded with `seed`.
     """
 
-    size: int = 224
-    crop: int | None = None
-    mean: Sequence[float] = CLIP_MEAN
-    std: Sequence[float] = CLIP_STD
-    train: bool = False
     scale: tuple[float, float] = (0.5, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip: float = 0.0
-    seed: int = 0
-    resample: int = BICUBIC
-    _gen: torch.Generator = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.crop = self.size if self.crop is None else self.crop
-        if self.size <= 0 or self.crop <= 0:
-            raise ValueError(f"size and crop must be positive, got size={self.size} crop={self.crop}")
-        if not (0 < self.scale[0] <= self.scale[1] <= 1.0):
-            raise ValueError(f"scale must satisfy 0 < lo <= hi <= 1, got {self.scale}")
-        if not 0.0 <= self.hflip <= 1.0:
-            raise ValueError(f"hflip must be a probability, got {self.hflip}")
-        self.reseed(self.seed)
-
-    def reseed(self, seed: int) -> None:
-        self._gen = torch.Generator().manual_seed(seed)
 
     def _eval_frame(self, frame) -> np.ndarray:
         arr = _array(frame)
