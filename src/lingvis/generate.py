@@ -160,7 +160,6 @@ class _Live:
             cache.reorder(keep)
 
 
-@torch.inference_mode()
 def _will_slide(input_ids: torch.Tensor, cfg: SamplingConfig, context: int, mask: torch.Tensor | None,
                 inputs_embeds: torch.Tensor | None, use_cache: bool) -> bool:
     """Whether generation must slide past the context window; raises for inputs that cannot."""
@@ -188,6 +187,7 @@ def _prefill(model, input_ids: torch.Tensor, live: _Live, cache, lengths: torch.
                  last_only=True)[:, -1]
 
 
+@torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True,
                finished: Callable[[torch.Tensor], torch.Tensor] | None = None,
