@@ -1,11 +1,11 @@
-"""Learning runs of the chat issue on this CPU. SFT trains for a CPU-time budget that the trainer turns into
-a step horizon (its schedule ends there); the DPO stages train fixed step counts under a wall-clock cap.
-Wall time and the process CPU time of each stage are reported.
+"""Learning runs of the chat issue on this CPU. Each stage trains a fixed number of steps (so the schedule
+completes) under a wall-clock cap, or SFT with `--cpu-minutes` the steps that fit in that CPU time; wall
+time and the process CPU time of each stage are reported.
 
 - SFT from scratch: a small Llama-style model (RMSNorm, SwiGLU, rotary; 4 layers, width 128) with a char
   tokenizer and the ChatML template learns the built-in reverse/sort/count/lookup conversations (packed,
   loss on assistant tokens); exact match of greedy replies to the last prompt of 500 held-out
-  conversations. Target >= 90 % within 10 CPU-minutes (8.5 of them training, the rest data and scoring).
+  conversations. Target >= 90 % within 10 CPU-minutes.
 - DPO: the SFT model is first tuned on conversations that answer half of the time verbosely ("The answer is
   X."), so it prefers neither style; DPO on the built-in preference set (concise chosen, verbose rejected)
   must lift held-out preference accuracy (the model gives the chosen reply the higher log-probability)
@@ -15,7 +15,7 @@ Wall time and the process CPU time of each stage are reported.
 Rows compare each score with its target: `ratio` >= 1 passes. `--resume` continues (exactly) the runs
 found under `--out`, so an interrupted benchmark does not start over.
 
-    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.chat_learning [--quick] [--resume]
+    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.chat_learning [--quick] [--steps 1200 | --cpu-minutes 8.5] [--resume]
 """
 from __future__ import annotations
 
@@ -30,10 +30,12 @@ SFT_TARGET, PREF_TARGET, STYLE_TARGET = 0.90, 0.90, 0.80
 MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_layer": 4}}
 # DPO with an NLL term on the chosen replies (RPO, TRL's rpo_alpha): plain DPO at this lr and step count
 # reaches the preference targets but its greedy replies degrade (exact match 0.0, reward margin 17.5)
-# SFT: the trainer plans the steps that fit in a CPU-time budget (budget_clock="cpu"; data preparation and
-# the final scoring come on top) and ends its warmup-stable-decay schedule there
-SFT_CPU_MINUTES = 8.5
-SFT_TRAIN = {"batch_size": 8, "lr": 3e-3, "schedule": "wsd", "warmup_steps": 100, "weight_decay": 0.1}
+# SFT: a fixed step count (the cosine schedule completes), or with --cpu-minutes a CPU-time budget that the
+# trainer turns into a step horizon (budget_clock="cpu"; data preparation and the final scoring come on top).
+# Tried on a CPU budget of 8.5 minutes (docs/chat.md): batch 8 + wsd at lr 3e-3 and a width-96 model learn
+# slower per CPU-second than this recipe.
+SFT_STEPS = 1200
+SFT_TRAIN = {"batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "weight_decay": 0.1}
 MIXED_STEPS = 300
 DPO_ARGS = {"beta": 0.1, "rpo_alpha": 1.0}
 DPO_TRAIN = {"lr": 5e-4}
@@ -59,7 +61,8 @@ def per_task(conversations, replies) -> dict[str, float]:
     return {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())}
 
 
-def learn_sft(out: Path, steps: int, minutes: float, quick: bool, resume: bool) -> tuple[list[dict], Path]:
+def learn_sft(out: Path, steps: int | None, minutes: float, quick: bool, resume: bool,
+              cpu_minutes: float | None = None) -> tuple[list[dict], Path]:
     import lingvis
     from lingvis.data.chat_synthetic import chat_split
     from lingvis.recipes.chat import ChatSFTArgs, evaluate_chat, train_chat
@@ -67,10 +70,11 @@ def learn_sft(out: Path, steps: int, minutes: float, quick: bool, resume: bool) 
 
     args = ChatSFTArgs(out=str(out / "sft"), packing=True, block_size=256, n_train=8000 if quick else 60000,
                        n_val=128, **MODEL)
-    if steps:  # a fixed step count (wall-clock cap `minutes`) instead of the CPU budget
-        budget = {"max_steps": steps, "max_minutes": minutes}
-    else:
-        budget = {"max_steps": 100_000, "max_minutes": SFT_CPU_MINUTES / (4 if quick else 1), "budget_clock": "cpu"}
+    if cpu_minutes:  # the steps that fit in a CPU-time budget
+        budget = {"max_steps": 100_000, "max_minutes": cpu_minutes, "budget_clock": "cpu"}
+    else:  # a fixed step count under a wall-clock cap
+        budget = {"max_steps": steps or (150 if quick else SFT_STEPS), "max_minutes": minutes,
+                  "eval_every": 300, "eval_batches": 8}
     cfg = TrainConfig(**budget, **SFT_TRAIN, log_every=25, progress=False, device="cpu")
     summary, wall, cpu = _timed(lambda: train_chat(args, cfg, resume=resume and _started(args.out)))
     model, tok = lingvis.load(args.out), lingvis.load_tokenizer(args.out)
@@ -137,23 +141,24 @@ def learn_dpo(out: Path, sft: Path, steps: int, minutes: float, quick: bool, res
 
 
 def run(quick: bool = False, steps: int | None = None, minutes: float = 60.0, out: str | Path = "runs/chat_learning",
-        resume: bool = False) -> list[dict]:
+        resume: bool = False, cpu_minutes: float | None = None) -> list[dict]:
     torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
     out = Path(out)
-    rows, sft = learn_sft(out, steps, minutes, quick, resume)
+    rows, sft = learn_sft(out, steps, minutes, quick, resume, cpu_minutes)
     return rows + learn_dpo(out, sft, steps, minutes, quick, resume)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs on less data (scores below target)")
-    ap.add_argument("--steps", type=int, help="SFT: train this many steps (wall-clock cap --minutes) instead of "
-                    f"the CPU budget ({SFT_CPU_MINUTES} CPU-minutes, quick a quarter)")
-    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock cap per stage (SFT: with --steps)")
+    ap.add_argument("--steps", type=int, help=f"SFT steps (default {SFT_STEPS}, quick 150)")
+    ap.add_argument("--cpu-minutes", type=float, help="SFT: train the steps that fit in this much CPU time instead "
+                    "(the schedule ends there)")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock cap per stage")
     ap.add_argument("--out", default="runs/chat_learning")
     ap.add_argument("--resume", action="store_true", help="continue the runs found under --out")
     ns = ap.parse_args()
-    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume):
+    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume, ns.cpu_minutes):
         print(f"{r['benchmark']}: {r['lingvis']} vs {r['reference']} -> ratio {r['ratio']:.2f} "
               f"({r['steps']} steps, {r['train_seconds']} s wall, {r['cpu_seconds']} s CPU)", flush=True)
         extra = {k: v for k, v in r.items() if k in ("per_task", "example", "reward_accuracy", "reward_margin",
