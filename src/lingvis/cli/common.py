@@ -95,6 +95,10 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    help="wsd: share of the steps after warmup spent decaying")
     t.add_argument("--weight-decay", type=float, default=0.1,
                    help="AdamW weight decay of matrices and embeddings (not of biases and norms)")
+    t.add_argument("--optimizer", choices=["adamw", "muon"],
+                   help="adamw, or muon: Muon (orthogonalised momentum) on the hidden matrices and AdamW on "
+                   "embeddings, biases and norms, at the same learning rate (default: adamw, or the command's "
+                   "choice for the budget)")
     t.add_argument("--beta2", type=float, help="AdamW's second-moment decay (default: 0.95, or the command's "
                    "choice, e.g. 0.99 for `pretrain gpt`)")
     t.add_argument("--grad-clip", type=float, default=1.0,

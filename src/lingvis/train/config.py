@@ -17,6 +17,7 @@ class TrainConfig:
     schedule: str = "cosine"           # cosine | linear | wsd (warmup-stable-decay), ending at the horizon
     decay_fraction: float = 0.2        # wsd: share of the post-warmup steps spent decaying
     weight_decay: float = 0.1
+    optimizer: str = "adamw"           # adamw | muon (Muon on hidden matrices, AdamW on embeddings, biases, norms)
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float | None = 1.0
@@ -58,6 +59,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be cosine, linear or wsd, got {self.schedule!r}")
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be adamw or muon, got {self.optimizer!r}")
+        if self.optimizer == "muon" and (self.precision == "fp16" or self.distributed == "fsdp"):
+            raise ValueError("optimizer muon does not run with precision fp16 (loss scaling) or FSDP; use adamw")
         if self.budget_clock not in ("wall", "cpu"):
             raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
