@@ -43,3 +43,36 @@ def test_warmup_then_cosine_to_min_lr():
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     assert lr_at(110, TrainConfig(lr=1.0, warmup_steps=0, max_steps=110)) == pytest.approx(0.1)  # lr / 10
     assert not math.isnan(lr_at(0, TrainConfig(warmup_steps=5, max_steps=3)))
+
+
+def test_lr_scale_splits_groups_by_prefix():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    groups = param_groups(model, 0.1, {"ln_f": 10.0, "wte": 3.0})
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert scale[id(model.ln_f.weight)] == 10.0 and scale[id(model.ln_f.bias)] == 10.0
+    assert scale[id(model.wte.weight)] == 3.0
+    others = [n for n, p in model.named_parameters() if not n.startswith(("ln_f.", "wte."))]
+    assert others and all(scale[id(p)] == 1.0 for n, p in model.named_parameters() if n in others)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay[id(model.ln_f.bias)] == 0.0 and decay[id(model.wte.weight)] == 0.1
+
+
+def test_lr_scale_longest_prefix_wins_and_whole_name_parts():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    name = next(n for n, _ in model.named_parameters() if n.startswith("blocks.0."))
+    groups = param_groups(model, 0.1, {"blocks": 2.0, "blocks.0": 5.0})
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert scale[id(params[name])] == 5.0
+    assert all(scale[id(p)] == 2.0 for n, p in params.items() if n.startswith("blocks.1."))
+    with pytest.raises(ValueError, match="'block'"):  # a prefix matches whole name parts only
+        param_groups(model, 0.1, {"block": 2.0})
+
+
+def test_lr_scale_config_parsing():
+    assert TrainConfig(lr_scale="vqa_head=10, image.stem=2.5").lr_scale == {"vqa_head": 10.0, "image.stem": 2.5}
+    for bad in ("vqa_head", "vqa_head=x", "vqa_head=0"):
+        with pytest.raises(ValueError, match="lr_scale"):
+            TrainConfig(lr_scale=bad)
+
