@@ -32,6 +32,7 @@ import torch
 
 CLASSIFY_TARGET, RETRIEVAL_TARGET, QA_TARGET = 0.95, 0.60, 0.85
 CLASSIFY_STEPS, RETRIEVAL_STEPS, QA_STEPS = 800, 1200, 800
+HARD_NEGATIVES = int(os.environ.get("LINGVIS_HN", 8))
 
 
 def _cfg(steps: int, minutes: float | None, batch: int, lr: float):
@@ -39,7 +40,7 @@ def _cfg(steps: int, minutes: float | None, batch: int, lr: float):
 
     return TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=batch, lr=lr, warmup_steps=min(100, steps // 10),
                        weight_decay=0.05, eval_every=max(steps // 2, 1), eval_batches=4, log_every=50, beta2=0.98,
-                       progress=False)
+                       progress=False, budget_clock="cpu")
 
 
 def _timed(fn):
@@ -95,7 +96,7 @@ def retrieval_run(root: Path, steps: int, minutes: float | None, temporal: str, 
     out = root / f"video-clip-{temporal}"
     args = VideoCLIPArgs(out=str(out), data=str(root / "data" / "captions_train.json"),
                          val_data=str(root / "data" / "captions_val.json"), preset=preset, temporal=temporal,
-                         cache_frames=True)
+                         cache_frames=True, hard_negatives=HARD_NEGATIVES)
     summary, info = _timed(lambda: pretrain_video_clip(args, _cfg(steps, minutes, 64, 2e-3)))
     model, tok = lingvis.load(out), lingvis.load_tokenizer(out)
     records = read_msrvtt(root / "retrieval_test" / "captions.json")
@@ -175,7 +176,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer clips and 100 steps per run")
     ap.add_argument("--steps", type=int, help="steps per training run (default 1200)")
-    ap.add_argument("--minutes", type=float, help="wall-clock cap per training run")
+    ap.add_argument("--minutes", type=float, help="CPU-minute budget per training run (the schedule spans the steps that fit)")
     ap.add_argument("--only", choices=["classify", "retrieval", "qa"], help="one benchmark (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on an oversubscribed machine)")
     ap.add_argument("--keep", help="work folder to keep (data and runs) instead of a temporary one")
