@@ -22,7 +22,7 @@ def _batch(task):
 
 def test_collate_masks_the_question_and_shares_the_video():
     task = VideoQATask(BOS, EOS, PAD)
-    b, v1, v2 = _batch(task)
+    b, _, v2 = _batch(task)
     assert b["pixels"].shape == (2, 4, 3, 32, 32) and torch.equal(b["pixels"][1], v2)
     assert b["video_index"].tolist() == [0, 0, 1]
     assert b["tgt_in"][0].tolist() == [BOS, 5, 6, 7, 8]
