@@ -4,7 +4,8 @@
 - accuracy on "where is X?" (absolute: one box read out), "is X to the left or to the right of Y?" and
   "is X above or below Y?" (relations: two referents compared);
 - binding: the share of the subject words' attention ("is the RED CIRCLE ...") that goes to the region of
-  the object they name, per layer (chance: 1 / number of regions, about 0.4 on these scenes);
+  the object they name, per layer, over all heads and in the best head (`attention_chance`: the mean of
+  1 / number of regions);
 - role sensitivity: how much the answer distribution of a relation question moves when subject and object
   are swapped in the question (0 = the model cannot tell them apart).
 
@@ -73,8 +74,8 @@ def probe(run: str | Path, data: str | Path, split: str = "test", n: int = 60) -
     scenes = _scenes(data, split)
     tf, task = FusionImageTransform.for_model(model.config), VQATask(tok, model.config.max_text_len)
     stem = model.image.stem
-    share = [[] for _ in range(model.config.n_layer)]
-    moved = []
+    share = [[] for _ in range(model.config.n_layer)]  # per question: (H,) share of each head
+    moved, chance = [], []
     examples = [e for e in read_vqa(data, split) if RELATION.fullmatch(e.question)][:n]
     for e in examples:
         c1, s1, phrase, c2, s2 = RELATION.fullmatch(e.question).groups()
@@ -94,13 +95,16 @@ def probe(run: str | Path, data: str | Path, split: str = "test", n: int = 60) -
             probs = model.vqa_probs(model(**model_inputs(batch)))  # (2, A)
         T = batch["input_ids"].shape[1]
         for layer, w in enumerate(spy.weights):  # (2, H, S, S)
-            a = w[0, :, subject, T + 1:T + 1 + R].mean((0, 1))  # (R,) subject words -> regions
-            share[layer].append(float(a[region] / a.sum()))
+            a = w[0, :, subject, T + 1:T + 1 + R].mean(1)  # (H, R) subject words -> regions
+            share[layer].append(a[:, region] / a.sum(-1))
         moved.append(float((probs[0] - probs[1]).abs().sum()))
+        chance.append(1 / R)
     if not examples:
         raise ValueError(f"{data}: no relation questions in split {split!r}")
     return {"questions": len(examples),
-            "subject_to_referent_attention": [round(sum(s) / len(s), 3) for s in share],
+            "subject_to_referent_attention": [round(float(torch.stack(s).mean()), 3) for s in share],
+            "best_head_share": [round(float(torch.stack(s).mean(0).max()), 3) for s in share],
+            "attention_chance": round(sum(chance) / len(chance), 3),
             "role_swap_l1": round(sum(moved) / len(moved), 4)}
 
 

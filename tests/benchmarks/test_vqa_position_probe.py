@@ -37,3 +37,5 @@ def test_probe_of_a_short_run(tmp_path):
     res = probe.probe(run, data, n=4)
     assert res["questions"] >= 1 and len(res["subject_to_referent_attention"]) == 4  # fusion-small layers
     assert all(0.0 <= s <= 1.0 for s in res["subject_to_referent_attention"]) and res["role_swap_l1"] >= 0.0
+    assert 1 / 6 <= res["attention_chance"] <= 1.0  # 1 / regions, at most 6
+    assert all(a <= b + 1e-6 for a, b in zip(res["subject_to_referent_attention"], res["best_head_share"]))
