@@ -28,15 +28,14 @@ import torch
 
 SFT_TARGET, PREF_TARGET, STYLE_TARGET = 0.90, 0.90, 0.80
 MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_layer": 4}}
-# DPO with an NLL term on the chosen replies (RPO, TRL's rpo_alpha): plain DPO at this lr and step count
-# reaches the preference targets but its greedy replies degrade (exact match 0.0, reward margin 17.5)
 # SFT: a fixed step count (the cosine schedule completes), or with --cpu-minutes a CPU-time budget that the
 # trainer turns into a step horizon (budget_clock="cpu"; data preparation and the final scoring come on top).
-# Tried on a CPU budget of 8.5 minutes (docs/chat.md): batch 8 + wsd at lr 3e-3 and a width-96 model learn
-# slower per CPU-second than this recipe.
+# Tried on a CPU budget of 8.5 minutes (docs/chat.md): batch 8 + wsd at lr 3e-3 (0.686) did not beat it.
 SFT_STEPS = 1200
 SFT_TRAIN = {"batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "weight_decay": 0.1}
 MIXED_STEPS = 300
+# DPO with an NLL term on the chosen replies (RPO, TRL's rpo_alpha): plain DPO at this lr and step count
+# reaches the preference targets but its greedy replies degrade (exact match 0.0, reward margin 17.5)
 DPO_ARGS = {"beta": 0.1, "rpo_alpha": 1.0}
 DPO_TRAIN = {"lr": 5e-4}
 DPO_STEPS = 150
