@@ -28,7 +28,8 @@ from . import step
 PRESET = "bert-tiny-preln"  # 2 layers, width 128, 4 heads, pre-norm, no dropout
 VOCAB = 1000  # WordPiece trained on the plays: each embedding row gets more updates than with 4000
 # the steps the minute shares reached in one run of the whole step at load average 5 on 2 cores (benchmarks/
-# bert_learning.py: 1317, 149 and 23 steps; 220 s in all), so the schedules end within the shares
+# bert_learning.py: 1317, 149 and 23 steps; 220 s in all), so the schedules end within the shares (with the
+# 33-play corpus at load 6.4: 1090, 140 and 24 steps, 229 s)
 PRETRAIN = {"max_steps": 1300, "batch_size": 16, "lr": 2e-3, "warmup_steps": 100, "weight_decay": 0.01}
 # lr 3e-3: 0.52 on the unseen plays where 1e-3 reached 0.40 and 1e-2 collapsed to one class (docs/bert.md)
 FINETUNE = {"max_steps": 140, "batch_size": 16, "lr": 3e-3, "warmup_steps": 15, "weight_decay": 0.01}
