@@ -17,6 +17,14 @@ def test_genre_split_keeps_each_play_on_one_side():
     texts = [ex.text for ex in split["train"][:200]]
     assert all(40 <= len(t.split()) <= 120 for t in texts)
     assert not any("SCENE" in t or "[Exit" in t for t in texts)  # headings and stage directions dropped
+    assert len(plays["train"]) == 33  # the whole Folio but the test plays
+
+
+def test_genre_split_of_the_nine_plays_has_the_same_test_set():
+    nine, canon = genre_passages(canon=False), genre_passages()
+    assert len({ex.source.split(".txt")[0] for ex in nine["train"]}) == 6
+    assert [ex.text for ex in nine["test"]] == [ex.text for ex in canon["test"]]
+    assert len(canon["train"]) > 5 * len(nine["train"])
 
 
 def test_templated_squad_is_valid_and_v2_has_unanswerable():

@@ -40,7 +40,7 @@ def test_canon_adds_the_other_27_folio_plays():
 
 
 def test_broken_compressed_play_is_named(tmp_path, monkeypatch):
-    import lingvis.data.corpus as corpus
+    from lingvis.data import corpus
 
     (tmp_path / "shakespeare").mkdir()
     manifest = [{"play": "hamlet", "title": "Hamlet", "genre": "tragedy", "file": "hamlet.txt.gz"}]

@@ -20,7 +20,8 @@ def _subgroup(sub, name: str, help_: str):
 def register(sub, groups) -> None:
     p = groups["pretrain"].add_parser("bert", help="pretrain BERT (masked LM + next-sentence prediction)",
                                       description="Pretrain a BERT encoder with MLM (+ NSP). Without --data it "
-                                      "uses the embedded Shakespeare plays; without --preset, bert-mini.")
+                                      "uses 33 embedded Shakespeare plays (validation: the 3 test plays of the "
+                                      "built-in genre task); without --preset, bert-mini.")
     add_train_args(p, max_steps=2000, batch_size=32, lr=5e-4, eval_every=250, warmup=100)
     p.add_argument("--text-field", default="text", help="JSONL field holding each document")
     p.add_argument("--tokenizer", help="tokenizer folder/file (default: train WordPiece on --data)")
