@@ -24,8 +24,8 @@ def data(tmp_path_factory):
     return root
 
 
-def _cfg(steps, lr=3e-3):
-    return TrainConfig(max_steps=steps, batch_size=6, lr=lr, warmup_steps=1, eval_every=steps, eval_batches=1,
+def _cfg(steps, lr=3e-3, batch_size=6):
+    return TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=1, eval_every=steps, eval_batches=1,
                        log_every=steps, progress=False)
 
 
@@ -62,7 +62,8 @@ def test_nano_qa_model_learns_the_training_answers(data, tmp_path):
     args = VideoCaptionArgs(out=str(out), data=str(data / "qa_train.json"), val_data=str(data / "qa_val.json"),
                             qa=True, preset="video-captioner-nano", vocab_size=300, label_smoothing=0.0,
                             cache_frames=True)
-    train_video_captioner(args, _cfg(200, lr=5e-3))
+    summary = train_video_captioner(args, _cfg(200, lr=5e-3, batch_size=2))  # QA batches count videos
+    assert summary["train_pairs"] == 2 and summary["eval"]["qa_accuracy"] >= 0  # items: videos; answer accuracy
     model, tok = api.load(out), api.load_tokenizer(out)
     qa = read_video_qa(data / "qa_train.json")
     ev = evaluate_video_qa(model, tok, qa)

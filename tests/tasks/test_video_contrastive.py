@@ -27,3 +27,10 @@ def test_collate_loss_and_retrieval_metrics():
     assert ev["pairs"] == 8.0 and {"t2v_R@1", "v2t_R@10", "t2v_MdR", "v2t_MnR", "mean_R@1"} <= set(ev)
     # every video appears twice with identical embeddings: a tie, which counts against the model
     assert ev["t2v_R@1"] == 0.0 and ev["t2v_MdR"] >= 2
+
+
+def test_collate_flattens_hard_negative_groups():
+    task = VideoContrastiveTask(_tokenize)
+    groups = [[{"video": torch.randn(4, 3, 32, 32), "text": f"clip {g} {i}"} for i in range(3)] for g in range(2)]
+    batch = task.collate([groups[0], None, groups[1][:1]])
+    assert batch["pixel_values"].shape == (4, 4, 3, 32, 32) and batch["input_ids"].shape[0] == 4

@@ -91,3 +91,48 @@ def test_muon_is_refused_where_it_cannot_run():
         TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="fp16"):
         TrainConfig(optimizer="muon", precision="fp16")
+
+
+def test_lr_scale_splits_groups_by_prefix():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    groups = param_groups(model, 0.1, {"ln_f": 10.0, "wte": 3.0})
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert scale[id(model.ln_f.weight)] == 10.0 and scale[id(model.ln_f.bias)] == 10.0
+    assert scale[id(model.wte.weight)] == 3.0
+    others = [n for n, p in model.named_parameters() if not n.startswith(("ln_f.", "wte."))]
+    assert others and all(scale[id(p)] == 1.0 for n, p in model.named_parameters() if n in others)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay[id(model.ln_f.bias)] == 0.0 and decay[id(model.wte.weight)] == 0.1
+
+
+def test_lr_scale_longest_prefix_wins_and_whole_name_parts():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    name = next(n for n, _ in model.named_parameters() if n.startswith("blocks.0."))
+    groups = param_groups(model, 0.1, {"blocks": 2.0, "blocks.0": 5.0})
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert scale[id(params[name])] == 5.0
+    assert all(scale[id(p)] == 2.0 for n, p in params.items() if n.startswith("blocks.1."))
+    with pytest.raises(ValueError, match="'block'"):  # a prefix matches whole name parts only
+        param_groups(model, 0.1, {"block": 2.0})
+
+
+def test_lr_scale_config_parsing():
+    assert TrainConfig(lr_scale="vqa_head=10, image.stem=2.5").lr_scale == {"vqa_head": 10.0, "image.stem": 2.5}
+    for bad in ("vqa_head", "vqa_head=x", "vqa_head=0"):
+        with pytest.raises(ValueError, match="lr_scale"):
+            TrainConfig(lr_scale=bad)
+
+
+
+def test_lr_scale_reaches_muon_and_adamw_groups():
+    model = lingvis.build("gpt-nano", vocab_size=11)
+    opt = make_optimizer(model, TrainConfig(lr=1e-3, optimizer="muon", lr_scale={"blocks.0": 4.0, "wte": 2.0}),
+                         torch.device("cpu"))
+    scale = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert all(scale[id(p)] == 4.0 for n, p in params.items() if n.startswith("blocks.0."))
+    assert scale[id(model.wte.weight)] == 2.0
+    assert all(scale[id(p)] == 1.0 for n, p in params.items() if n.startswith("blocks.1."))
+    assert len(scale) == len(params)

@@ -98,6 +98,13 @@ def _register_pretrain(group) -> None:
                    help="frame pooling: temporal transformer (seqTransf) or mean pooling (meanP, the baseline)")
     p.add_argument("--temporal-depth", type=int, help="temporal transformer layers")
     p.add_argument("--temporal-heads", type=int, help="temporal transformer heads (must divide projection_dim)")
+    p.add_argument("--hard-negatives", type=int,
+                   help="videos per batch group sharing --group-field (hard negatives: captions that differ only "
+                   "in what the field leaves out, e.g. the motion); 1 turns it off; default: up to 8, at least 8 "
+                   "groups per batch, when the videos have the field")
+    p.add_argument("--group-field", default="subject",
+                   help="field of the captions JSON's videos that groups hard negatives (the synthetic clips' "
+                   "'subject', e.g. 'red circle')")
     _add_sampling_args(p, eval_clips=False)
     p.set_defaults(func=run_pretrain)
 
@@ -172,7 +179,8 @@ def run_pretrain(args) -> int:
                           temporal=args.temporal, temporal_depth=args.temporal_depth,
                           temporal_heads=args.temporal_heads, num_frames=args.frames, sampling=args.sampling,
                           sample_fps=args.sample_fps, augment=args.augment, val_fraction=args.val_fraction,
-                          short=args.short, cache_frames=args.cache_frames)
+                          short=args.short, cache_frames=args.cache_frames, hard_negatives=args.hard_negatives,
+                          group_field=args.group_field)
     print_json(pretrain_video_clip(pargs, train_config(args), resume=args.resume))
     return 0
 

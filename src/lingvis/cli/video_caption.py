@@ -19,7 +19,8 @@ def register(sub, groups) -> None:
     add_train_args(f, max_steps=1000, batch_size=32, lr=1e-3, eval_every=200, warmup=50)
     f.add_argument("--val-data", help="held-out file of the same kind (default: a split of --data by video)")
     f.add_argument("--val-fraction", type=float, default=0.05, help="share of --data held out when no --val-data")
-    f.add_argument("--qa", action="store_true", help="--data is video QA JSON: learn to answer the questions")
+    f.add_argument("--qa", action="store_true", help="--data is video QA JSON: learn to answer the questions (the loss is on "
+                   "the answers; a batch counts videos, each with all of its questions, encoded once)")
     f.add_argument("--vocab-size", type=int, default=400, help="BPE vocabulary size for a new tokenizer")
     f.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the caption loss")
     _add_sampling_args(f, eval_clips=False)

@@ -1,8 +1,10 @@
 """Video captioning and video QA with one model (`video_captioner`): video tokens -> cross-attending GPT decoder.
 
 Captioning: MSR-VTT-style JSON or WebVid CSV, every caption of a video a training target, CIDEr-D / BLEU-4 on
-held-out videos. QA (`qa=True`): MSRVTT-QA-style JSON; the decoder learns "question answer" and answers by
-continuing the question (greedy), so accuracy is the share of exact answers. A BPE tokenizer is trained on
+held-out videos. QA (`qa=True`): MSRVTT-QA-style JSON; the decoder learns the answer as the continuation of the
+question (loss on the answer only; `tasks.video_qa`), a training item is a video with all of its questions (the
+batch size counts videos), and it answers by continuing the question greedily; validation (and the best
+checkpoint) is exact-answer accuracy. A BPE tokenizer is trained on
 the texts; unreadable videos are skipped and counted."""
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ..models import registry
 from ..models.video_captioner import VideoCaptioner
 from ..tasks.caption import CaptionSample, CaptionTask
 from ..tasks.seq2seq import cut_at_eos
+from ..tasks.video_qa import QASample, VideoQATask
 from ..tokenizers import Tokenizer, train_bpe
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
@@ -63,12 +66,13 @@ def qa_text(question: str, answer: str) -> str:
 
 def qa_records(path: str | Path, video_root: str | None = None) -> list[VideoRecord]:
     """Video QA JSON -> one record per video whose "captions" are its "question answer" texts."""
-    groups: dict[str, list[str]] = defaultdict(list)
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for q in read_video_qa(path, video_root):
-        groups[str(q["path"])].append(qa_text(q["question"], q["answer"]))
+        groups[str(q["path"])].append((q["question"].strip(), q["answer"].strip()))
     if not groups:
         raise ValueError(f"{path}: no questions")
-    return [VideoRecord(Path(p), captions=texts) for p, texts in groups.items()]
+    return [VideoRecord(Path(p), captions=[qa_text(*qa) for qa in pairs], meta={"qa": pairs})
+            for p, pairs in groups.items()]
 
 
 def load_records(path: str, args: VideoCaptionArgs) -> list[VideoRecord]:
@@ -101,15 +105,44 @@ class VideoCaptionPairs(Dataset):
         return CaptionSample(self.clips[i]["video"], self.ids[self.captions[i][j]], self.captions[i])
 
 
+class VideoQAPairs(Dataset):
+    """Video QA items from `qa_records`: with `per_video` one item per video holding a `QASample` for each of
+    its questions (the clip is encoded once per step; training), else one item per question. The question
+    and the answer are tokenized apart, as at inference (prompt = the question's ids)."""
+
+    def __init__(self, clips: VideoClips, tokenizer: Tokenizer, max_len: int, per_video: bool = True):
+        self.clips, self.per_video = clips, per_video
+        self.pairs = [list(r.meta["qa"]) for r in clips.records]
+        texts = sorted({t for ps in self.pairs for qa in ps for t in qa})
+        enc = dict(zip(texts, tokenizer.encode_batch(texts)))
+        self.ids: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+        for r, ps in zip(clips.records, self.pairs):
+            for q, a in ps:
+                if not enc[q] or not enc[a]:
+                    raise ValueError(f"{r.path}: empty question or answer in {(q, a)!r}")
+                if len(enc[q]) + len(enc[a]) > max_len - 1:
+                    raise ValueError(f"{r.path}: question + answer {q!r} {a!r} is {len(enc[q]) + len(enc[a])} "
+                                     f"tokens, over the decoder's {max_len - 1}")
+                self.ids[(q, a)] = (enc[q], enc[a])
+        self.index = [(i, None) for i in range(len(self.pairs))] if per_video else \
+            [(i, j) for i, ps in enumerate(self.pairs) for j in range(len(ps))]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int):
+        i, j = self.index[k]
+        video = self.clips[i]["video"]  # (T, C, H, W)
+        qas = self.pairs[i] if j is None else [self.pairs[i][j]]
+        items = [QASample(video, *self.ids[qa]) for qa in qas]
+        return items if j is None else items[0]
+
+
 def make_model(args: VideoCaptionArgs, tok: Tokenizer) -> VideoCaptioner:
     if args.model:
-        model = api.load(args.model)
-        if getattr(model, "family", None) != "video_captioner":
-            raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not a video captioner")
-        return model.train()
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, **args.overrides)
-    if fam != "video_captioner":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not a video captioner")
+        return api.load_as(args.model, "video_captioner", "a video captioner").train()
+    _, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "video_captioner", "a video captioner",
+                                **args.overrides)
     cfg.decoder = {**cfg.decoder, "vocab_size": tok.vocab_size}
     cfg.bos_id, cfg.eos_id, cfg.pad_id = tok.bos_id, tok.eos_id, tok.pad_id
     for name in ("num_frames", "sampling", "sample_fps"):
@@ -139,11 +172,19 @@ def train_video_captioner(args: VideoCaptionArgs, cfg: TrainConfig, resume: bool
                              cache_frames=args.cache_frames)
     val_clips = VideoClips(val, sampling_for(model, short=args.short), transform_for_video(model),
                            cache_frames=args.cache_frames)
-    train_set = SafeDataset(VideoCaptionPairs(train_clips, tok, ctx), skipped, errors=VIDEO_ERRORS)
-    val_set = SafeDataset(VideoCaptionPairs(val_clips, tok, ctx, all_captions=False), skipped, errors=VIDEO_ERRORS)
-    longest = max(len(ids) for ids in train_set.dataset.ids.values())
-    task = CaptionTask(tok, model.config.bos_id, model.config.eos_id, model.config.pad_id, args.label_smoothing,
-                       max_new_tokens=min(ctx - 1, longest + 2))
+    if args.qa:
+        train_set = SafeDataset(VideoQAPairs(train_clips, tok, ctx), skipped, errors=VIDEO_ERRORS)
+        val_set = SafeDataset(VideoQAPairs(val_clips, tok, ctx, per_video=False), skipped, errors=VIDEO_ERRORS)
+        longest = max(len(a) for _, a in train_set.dataset.ids.values())
+        task = VideoQATask(model.config.bos_id, model.config.eos_id, model.config.pad_id, args.label_smoothing,
+                           max_new_tokens=longest + 2)
+    else:
+        train_set = SafeDataset(VideoCaptionPairs(train_clips, tok, ctx), skipped, errors=VIDEO_ERRORS)
+        val_set = SafeDataset(VideoCaptionPairs(val_clips, tok, ctx, all_captions=False), skipped,
+                              errors=VIDEO_ERRORS)
+        longest = max(len(ids) for ids in train_set.dataset.ids.values())
+        task = CaptionTask(tok, model.config.bos_id, model.config.eos_id, model.config.pad_id, args.label_smoothing,
+                           max_new_tokens=min(ctx - 1, longest + 2))
     summary = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tok,
                       meta={"task": "video-qa" if args.qa else "video-caption"}).fit(resume)
     summary.update(train_pairs=len(train_set), train_videos=len(train), val_videos=len(val),

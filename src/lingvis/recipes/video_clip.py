@@ -17,6 +17,7 @@ from ..tokenizers import Tokenizer
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from ..video.dataset import VIDEO_ERRORS, VideoClips
+from ..video.hard_negatives import HardNegativeGroups, group_keys
 from ..video.readers import read_captioned_videos
 from .clip_data import train_word_tokenizer
 from .video_data import sampling_for, split_videos, transform_for_video
@@ -46,6 +47,22 @@ class VideoCLIPArgs:
     max_val: int = 1000
     short: str = "error"
     cache_frames: bool = False       # keep decoded frames in memory (small sets of short clips)
+    hard_negatives: int | None = None  # videos per group sharing `group_field` (1: off; None: auto, see below)
+    group_field: str = "subject"     # the videos' field that groups hard negatives (synthetic data: "red circle")
+
+
+def hard_negative_size(args: VideoCLIPArgs, records, cfg: TrainConfig) -> int:
+    """Group size: `args.hard_negatives`, or by default (None), when the training videos carry `group_field`,
+    the largest size <= batch_size // 8 (at least 2, at most 8) that divides the (micro) batch, so a step holds
+    at least 8 groups; else 1 (random batches)."""
+    if args.hard_negatives is not None:
+        if args.hard_negatives < 1:
+            raise ValueError(f"hard_negatives must be >= 1, got {args.hard_negatives}")
+        return args.hard_negatives
+    if not any(args.group_field in r.meta for r in records):
+        return 1
+    top = max(2, min(8, cfg.batch_size // 8))
+    return next((k for k in range(top, 1, -1) if cfg.batch_size % (k * cfg.grad_accum) == 0), 1)
 
 
 def _overrides(args: VideoCLIPArgs) -> dict:
@@ -113,11 +130,19 @@ def pretrain_video_clip(args: VideoCLIPArgs, cfg: TrainConfig, resume: bool = Fa
     train_set = SafeDataset(VideoClips(train, sampling_for(model, short=args.short),
                                        transform_for_video(model, train=args.augment, seed=cfg.seed), train=True,
                                        seed=cfg.seed, cache_frames=args.cache_frames), skipped, errors=VIDEO_ERRORS)
+    k = hard_negative_size(args, train, cfg)
+    if k > 1:  # items are groups of k videos: batch_size // k of them make a step of batch_size videos
+        if cfg.batch_size % (k * cfg.grad_accum):
+            raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of hard_negatives {k} x grad_accum "
+                             f"{cfg.grad_accum}")
+        train_set = HardNegativeGroups(train_set, group_keys(train, args.group_field), k,
+                                       labels=[r.label for r in train], seed=cfg.seed)
+        cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // k)
     val_set = SafeDataset(VideoClips(val, sampling_for(model, short=args.short), transform_for_video(model),
                                      cache_frames=args.cache_frames), skipped, errors=VIDEO_ERRORS)
     task = VideoContrastiveTask(lambda texts: model.tokenize(tokenizer, texts))
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
-    summary.update(train_videos=len(train), val_videos=len(val), skipped_videos=skipped.count,
+    summary.update(hard_negatives=k, train_videos=len(train), val_videos=len(val), skipped_videos=skipped.count,
                    skip_reasons=skipped.reasons[:5], parameters=sum(p.numel() for p in model.parameters()))
     return summary

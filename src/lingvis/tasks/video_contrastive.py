@@ -20,6 +20,11 @@ class VideoContrastiveTask(ContrastiveTask):
 
     noun = "videos"
 
+    def collate(self, samples: list) -> dict:
+        """Samples, or lists of samples (hard-negative groups, `video.hard_negatives`), flattened."""
+        flat = [x for s in samples for x in (s if isinstance(s, list) else [s])]
+        return super().collate(flat)
+
     def stack(self, samples: list[dict]) -> torch.Tensor:
         return stack_videos(samples)  # (B, T, C, H, W)
 

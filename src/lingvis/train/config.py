@@ -1,7 +1,7 @@
 """Training hyper-parameters shared by every task."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -12,6 +12,7 @@ class TrainConfig:
     batch_size: int = 16               # global batch per optimizer step (before accumulation split)
     grad_accum: int = 1                # micro-batches per step; micro batch = batch_size // grad_accum
     lr: float = 1e-3
+    lr_scale: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier (new heads)
     min_lr: float | None = None        # learning rate at the end of the decay; default lr / 10
     warmup_steps: int = 100            # linear warmup (at most a fifth of a budget-derived horizon)
     schedule: str = "cosine"           # cosine | linear | wsd (warmup-stable-decay), ending at the horizon
@@ -55,6 +56,7 @@ class TrainConfig:
         unknown = [t for t in self.log_to if t not in ("tensorboard", "wandb")]
         if unknown:
             raise ValueError(f"log_to: unknown tracker(s) {unknown}; choose from tensorboard, wandb")
+        self.lr_scale = parse_lr_scale(self.lr_scale)
         if self.schedule not in ("cosine", "linear", "wsd"):
             raise ValueError(f"schedule must be cosine, linear or wsd, got {self.schedule!r}")
         if not 0.0 < self.decay_fraction <= 1.0:
@@ -76,3 +78,23 @@ class TrainConfig:
     @property
     def micro_batch(self) -> int:
         return self.batch_size // self.grad_accum
+
+
+def parse_lr_scale(spec: dict | str | None) -> dict[str, float]:
+    """{prefix: factor} from a dict or "vqa_head=10,image.stem.geometry=5" (CLI / config files)."""
+    if not spec:
+        return {}
+    if isinstance(spec, str):
+        pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"lr_scale must be PREFIX=FACTOR[,PREFIX=FACTOR...], got {spec!r}")
+        spec = {k.strip(): v for k, v in pairs}
+    out = {}
+    for k, v in spec.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"lr_scale[{k!r}] must be a number, got {v!r}") from None
+        if not out[str(k)] > 0:
+            raise ValueError(f"lr_scale[{k!r}] must be > 0, got {v!r}")
+    return out

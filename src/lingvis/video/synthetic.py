@@ -30,7 +30,9 @@ def _write_split(out: Path, split: str, clips: list[MotionClip], size: int, fps:
         rel = Path(split) / clip.kind / f"{vid}{ext}"
         write_video(out / rel, (f for f in clip.frames(size)), fps=fps)
         rows.append((rel.as_posix(), clip.kind))
-        entry = {"video_id": vid, "path": rel.as_posix(), "label": clip.kind, "split": split}
+        main = clip.tracks[0]
+        entry = {"video_id": vid, "path": rel.as_posix(), "label": clip.kind, "split": split,
+                 "subject": f"{main.colour} {main.shape}"}  # clips sharing it differ in motion (hard negatives)
         if per_group:
             entry["group"] = i // per_group
         videos.append(entry)
