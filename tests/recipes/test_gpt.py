@@ -46,6 +46,10 @@ def test_cli_fills_only_the_options_left_unset():
     assert args.lr == 0.01  # given on the command line
     assert (args.batch_size, args.warmup_steps, args.beta2, args.stride) == (d.batch_size, d.warmup_steps, d.beta2,
                                                                              d.stride)
+    assert args.optimizer == d.optimizer == "muon"  # the sweep's choice for short budgets
+    adamw = build_parser().parse_args(["pretrain", "gpt", "--out", "x", "--max-minutes", "1.8", "--optimizer", "adamw"])
+    apply_budget_defaults(adamw)
+    assert adamw.optimizer == "adamw"
     steps_only = build_parser().parse_args(["pretrain", "gpt", "--out", "x"])
     apply_budget_defaults(steps_only)
     assert steps_only.batch_size == defaults_for(None).batch_size and steps_only.lr == defaults_for(None).lr
