@@ -8,6 +8,13 @@ Rows compare each score with its target (`ratio` >= 1 passes): MLM accuracy >= 0
 >= 0.70 from scratch (issue 19); MiniLM's genre accuracy is printed against the same 0.70.
 
     OMP_WAIT_POLICY=PASSIVE python -m benchmarks.bert_learning [--out runs/bert_learning] [--minutes 3]
+    python -m benchmarks.bert_learning --baselines   # count-based references only (seconds, scikit-learn)
+
+`--baselines` prints what simple count models reach on the same held-out data, the yardsticks of
+docs/bert.md: genre accuracy of TF-IDF + logistic regression and of naive Bayes trained on the six plays
+of the nine-play selection vs the 33 training plays of the whole Folio (the cause of the low genre
+scores: six plays are too few), and masked-token accuracy of count predictors that see the left
+neighbour (bigram) or both neighbours (gap trigram) of every token of the held-out plays.
 """
 from __future__ import annotations
 
@@ -36,11 +43,74 @@ def run(quick: bool = False, out: str | Path = "runs/bert_learning", minutes: fl
              "unit": "accuracy (target)", "ratio": (score or 0.0) / target, **extra} for name, score, target in rows]
 
 
+def genre_baselines() -> list[dict]:
+    """TF-IDF + logistic regression and multinomial naive Bayes on the genre split, 6 vs 33 training plays."""
+    from lingvis._optional import require
+
+    require("sklearn", "the count-based genre references")
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import MultinomialNB
+
+    from lingvis.data.builtin_text import genre_passages
+
+    rows = []
+    for canon, plays in ((False, "6 training plays"), (True, "33 training plays")):
+        split = genre_passages(canon=canon)
+        train = split["train"] + split["val"]
+        for name, vec, clf in (("TF-IDF + logistic regression", TfidfVectorizer(sublinear_tf=True, min_df=2),
+                                LogisticRegression(C=10, max_iter=2000, class_weight="balanced")),
+                               ("naive Bayes", CountVectorizer(min_df=2), MultinomialNB())):
+            clf.fit(vec.fit_transform([e.text for e in train]), [e.label for e in train])
+            pred = clf.predict(vec.transform([e.text for e in split["test"]]))
+            acc = sum(p == e.label for p, e in zip(pred, split["test"])) / len(split["test"])
+            rows.append({"case": f"genre, {name}, {plays}", "accuracy": acc})
+    return rows
+
+
+def mlm_baselines(vocab_size: int = 1000) -> list[dict]:
+    """Masked-token accuracy of count predictors on the held-out plays (WordPiece of the demo's size trained
+    on the training plays): most frequent token, left bigram, gap trigram (both neighbours; backs off to the
+    bigram, then the unigram)."""
+    from collections import Counter, defaultdict
+
+    from lingvis.data.builtin_text import TEST_PLAYS
+    from lingvis.data.corpus import shakespeare_plays
+    from lingvis.tokenizers import train_wordpiece
+
+    rows = []
+    for canon, plays in ((False, "6 training plays"), (True, "33 training plays")):
+        train = [p.text for p in shakespeare_plays(canon=canon) if p.name not in TEST_PLAYS]
+        held = [p.text for p in shakespeare_plays() if p.name in TEST_PLAYS]
+        tok = train_wordpiece(train, vocab_size, lowercase=True)
+        ids = lambda texts: [i for t in texts for i in tok.encode(t)]  # noqa: E731
+        tr, te = ids(train), ids(held)
+        left, gap = defaultdict(Counter), defaultdict(Counter)
+        for a, b, c in zip(tr, tr[1:], tr[2:]):
+            left[a][b] += 1
+            gap[a, c][b] += 1
+        top = Counter(tr).most_common(1)[0][0]
+        best = lambda counts, fallback: counts.most_common(1)[0][0] if counts else fallback  # noqa: E731
+        n = len(te) - 2
+        triples = list(zip(te, te[1:], te[2:]))
+        rows += [{"case": f"MLM, most frequent token, {plays}", "accuracy": sum(b == top for _, b, _ in triples) / n},
+                 {"case": f"MLM, left bigram, {plays}",
+                  "accuracy": sum(best(left[a], top) == b for a, b, _ in triples) / n},
+                 {"case": f"MLM, gap trigram, {plays}",
+                  "accuracy": sum(best(gap[a, c], best(left[a], top)) == b for a, b, c in triples) / n}]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/bert_learning", help="folder for the run folders")
     ap.add_argument("--minutes", type=float, default=3.0, help="wall-clock cap of the whole step (busy machines)")
+    ap.add_argument("--baselines", action="store_true", help="only the count-based references (seconds)")
     args = ap.parse_args()
+    if args.baselines:
+        for r in genre_baselines() + mlm_baselines():
+            print(f"{r['case']}: {r['accuracy']:.3f}")
+        return
     for r in run(out=args.out, minutes=args.minutes):
         print(f"{r['case']}: {r['lingvis']:.3f} vs target {r['reference']:.2f} -> ratio {r['ratio']:.2f}")
     print(f"NSP {r['nsp_acc']:.3f}; {r['pretrain_steps']} pretraining steps at {r['s_per_pretrain_step']:.3f} s/step; "

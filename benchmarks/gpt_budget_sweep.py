@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, lr=2e-3, warmup_steps=50,
-            min_lr=None, schedule="cosine", activation="gelu", weight_decay=0.1, beta2=0.99, stride=None)
+            min_lr=None, schedule="cosine", activation="gelu", weight_decay=0.1, beta2=0.99, stride=None,
+            beta1=0.9, decay_fraction=0.2, optimizer="adamw", model={})  # model: further GPTConfig fields (position, bias, ...)
 
 # named grids: each a list of overrides of BASE
 GRIDS = {
@@ -57,7 +58,7 @@ def run_point(point: dict, minutes: float, clock: str) -> dict:
     tok = train_char(train_texts)
     _, mcfg = registry.preset_config("gpt-micro", vocab_size=tok.vocab_size, n_layer=p["n_layer"],
                                      n_head=p["n_head"], n_embd=p["n_embd"], block_size=p["block_size"],
-                                     activation=p["activation"], dropout=0.0)
+                                     activation=p["activation"], dropout=0.0, **p["model"])
     model = registry.family("gpt").model_cls(mcfg)
     T = p["block_size"]
     train_set = PackedLMDataset(encode_documents(tok, train_texts), T)
@@ -68,7 +69,8 @@ def run_point(point: dict, minutes: float, clock: str) -> dict:
     val_set = PackedLMDataset(encode_documents(tok, val_texts), T)
     cfg = TrainConfig(max_steps=10 ** 7, max_minutes=minutes, batch_size=p["batch_size"], lr=p["lr"],
                       min_lr=p["min_lr"], warmup_steps=p["warmup_steps"], schedule=p["schedule"],
-                      weight_decay=p["weight_decay"], beta2=p["beta2"], progress=False, device="cpu", keep_last=1,
+                      weight_decay=p["weight_decay"], beta1=p["beta1"], beta2=p["beta2"],
+                      decay_fraction=p["decay_fraction"], optimizer=p["optimizer"], progress=False, device="cpu", keep_last=1,
                       log_every=50)
     tick = time.process_time if clock == "cpu" else time.perf_counter
     wall0 = time.perf_counter()

@@ -16,13 +16,17 @@ Both final models are scored the same way outside their timed runs: mean next-ch
 context. Timings sit next to the load average, since the machine may be shared. Run as a script, the
 race sets OMP_WAIT_POLICY=PASSIVE unless the environment sets it (before torch starts its threads): on an
 oversubscribed machine, OpenMP threads that spin while waiting slow both sides down many times over.
+`--budgets 1.8,5,15` races each budget in turn: lingvis with `--max-minutes M`, the reference for
+2,000 x M / 1.8 iterations (its warmup stays at 100, its cosine spans the longer run), so the reference gets
+as many more iterations as lingvis gets minutes; the two validation curves of each budget are printed side
+by side at the reference's evaluation times.
 `--half-of-reference` runs the reference first and gives lingvis half of its time as the budget.
 `--clock cpu` measures both sides in CPU seconds of this process (`time.process_time`, all threads): lingvis
 runs with `--budget-clock cpu`, and the curves, times and ratio are CPU seconds. On a machine shared with
 other jobs that is the compute each side received, where the wall clock mostly measures the neighbours;
 wall times are printed beside them either way. `--threads N` sets torch's threads for both sides.
 
-    python -m benchmarks.recipe_race [--minutes 1.8] [--out DIR] [--budgets 5,15] [--half-of-reference]
+    python -m benchmarks.recipe_race [--budgets 1.8,5,15] [--out DIR] [--half-of-reference]
                                      [--clock cpu] [--threads 1]
 """
 from __future__ import annotations
@@ -45,6 +49,14 @@ NANOGPT = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr
                warmup=100, iters=2000, beta2=0.99, weight_decay=0.1, grad_clip=1.0, eval_interval=250,
                eval_iters=20)
 GOAL, AIM = 1.86, 1.75
+BASE_MINUTES = 1.8  # the budget the reference's 2,000 iterations are raced against
+
+
+def reference_recipe(minutes: float) -> dict:
+    """nanoGPT's recipe for a race at `minutes`: 2,000 iterations at 1.8 minutes, proportionally more (cosine
+    to the last one) for longer budgets."""
+    iters = max(NANOGPT["iters"], round(NANOGPT["iters"] * minutes / BASE_MINUTES))
+    return {**NANOGPT, "iters": iters}
 
 
 def load() -> str:
@@ -55,6 +67,7 @@ def load() -> str:
 @dataclass
 class Result:
     name: str
+    budget: float = math.nan              # the race's budget in minutes (lingvis's --max-minutes)
     heldout: float = math.nan             # nats per character on the held-out play
     seconds: float = math.nan             # the timed run, on the race's clock (wall or CPU seconds)
     wall: float = math.nan                # wall clock of the timed run
@@ -136,7 +149,7 @@ def run_reference(vocab: int, train_ids: torch.Tensor, heldout: torch.Tensor, h:
         model.train()
         return out
 
-    res = Result("nanoGPT recipe (transformers GPT2LMHeadModel)", load_before=load())
+    res = Result(f"nanoGPT recipe, {h['iters']} iterations (transformers GPT2LMHeadModel)", load_before=load())
     tick = time.process_time if clock == "cpu" else time.perf_counter
     start, wall0, cpu0 = tick(), time.perf_counter(), time.process_time()
     for it in range(h["iters"] + 1):
@@ -173,7 +186,7 @@ def run_lingvis(minutes: float, out: Path, heldout: torch.Tensor, extra: list[st
 
     argv = ["pretrain", "gpt", "--max-minutes", str(minutes), "--out", str(out), "--samples", "0",
             "--no-progress", "--budget-clock", clock, *extra]
-    res = Result(f"lingvis pretrain gpt --max-minutes {minutes}", load_before=load())
+    res = Result(f"lingvis pretrain gpt --max-minutes {minutes}", budget=minutes, load_before=load())
     printed = io.StringIO()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(printed):
@@ -197,20 +210,27 @@ def run_lingvis(minutes: float, out: Path, heldout: torch.Tensor, extra: list[st
 
 
 def plot(results: list[Result], path: Path, clock: str = "wall") -> None:
+    """Every run's validation curve against time: one colour per budget, lingvis solid, the reference dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    budgets = sorted({r.budget for r in results if not math.isnan(r.budget)})
+    colours = {b: f"C{i}" for i, b in enumerate(budgets)}
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     for r in results:
         if r.curve:
             t, v = zip(*r.curve)
-            ax.plot(t, v, "o-", ms=3, label=f"{r.name}: held-out {r.heldout:.3f}")
+            ref = r.name.startswith("nanoGPT")
+            ax.plot(t, v, "s--" if ref else "o-", ms=3, color=colours.get(r.budget, "k"),
+                    label=f"{r.name}: held-out {r.heldout:.3f}")
     ax.axhline(GOAL, color="grey", ls="--", lw=0.8, label=f"goal {GOAL}")
     ax.set_xlabel("CPU seconds (all threads)" if clock == "cpu" else "wall clock (s)")
     ax.set_ylabel("validation loss (nats/char)")
     ax.set_ylim(top=3.5)
+    if len(budgets) > 1:
+        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Shakespeare char-level: loss against time")
@@ -232,30 +252,88 @@ def compare(ours: Result, ref: Result, clock: str) -> str:
             f"{ref.heldout:.4f} (goal <= {GOAL}, aim <= {AIM}): {'GOAL MET' if met else 'goal not met'}")
 
 
+def at(curve: list[tuple[float, float]], t: float) -> float:
+    """The curve's loss at time t, linearly interpolated (NaN outside the curve)."""
+    for (t0, v0), (t1, v1) in zip(curve, curve[1:]):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return math.nan
+
+
+def curves_side_by_side(ours: Result, ref: Result, clock: str) -> str:
+    """The two validation curves of one budget at the reference's evaluation times (lingvis interpolated;
+    '-' where its run had ended or not evaluated yet), then lingvis's own points."""
+    unit = "CPU s" if clock == "cpu" else "s"
+    rows = [f"  val loss vs time, budget {ours.budget:g} min ({unit}: lingvis | reference)"]
+    for t, v in ref.curve:
+        mine = at(ours.curve, t)
+        rows.append(f"    {t:8.1f}  {'-' if math.isnan(mine) else f'{mine:.3f}':>6} | {v:.3f}")
+    rows.append("  lingvis's own points: " + " | ".join(f"{t:.0f} {v:.3f}" for t, v in ours.curve))
+    return "\n".join(rows)
+
+
+def summary(results: list[Result], clock: str) -> None:
+    """Per budget: each lingvis run against the reference of the same budget, and the curves side by side."""
+    for b in sorted({r.budget for r in results}):
+        runs = [r for r in results if r.budget == b]
+        ref = next((r for r in runs if r.name.startswith("nanoGPT")), None)
+        print(f"== budget {b:g} min")
+        for r in runs:
+            print(report(r))
+        for r in runs:
+            if ref is not None and r is not ref:
+                print("  " + compare(r, ref, clock))
+                print(curves_side_by_side(r, ref, clock))
+
+
 def combine(files: list[Path], out: Path, clock: str) -> None:
     results = [Result(**r) for f in files for r in json.loads(f.read_text())]
-    ref = next((r for r in results if r.name.startswith("nanoGPT")), None)
     out.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        print(report(r))
-        if ref is not None and r is not ref:
-            print("  " + compare(r, ref, clock))
+    for r in results:  # race files written before budgets were recorded: the 2,000-iteration race at 1.8 minutes
+        if math.isnan(r.budget):
+            r.budget = BASE_MINUTES
+    summary(results, clock)
     plot(results, out / "race.png", clock)
     (out / "race.json").write_text(json.dumps([r.__dict__ for r in results], indent=2))
     print(f"wrote {out / 'race.png'} and {out / 'race.json'}")
 
 
+def race(minutes: float, args, tok, train_ids, heldout, out: Path) -> list[Result]:
+    """One budget: lingvis (unless --reference-only) and the reference of that budget (unless --skip-reference)."""
+    h = reference_recipe(minutes)
+    extra = args.lingvis_args.split()
+    ref = ours = None
+    if args.reference_only or args.half_of_reference:
+        ref = run_reference(tok.vocab_size, train_ids, heldout, h, clock=args.clock)
+        ref.budget = minutes
+        print(report(ref), flush=True)
+    if not args.reference_only:
+        lingvis_minutes = round(ref.seconds / 2 / 60, 3) if args.half_of_reference else minutes
+        ours = run_lingvis(lingvis_minutes, out / f"lingvis-{lingvis_minutes}m", heldout, extra, args.clock)
+        ours.budget = minutes
+        print(report(ours), flush=True)
+    if ref is None and not args.skip_reference:
+        ref = run_reference(tok.vocab_size, train_ids, heldout, h, clock=args.clock)
+        ref.budget = minutes
+        print(report(ref), flush=True)
+    if ours is not None and ref is not None:
+        print(compare(ours, ref, args.clock), flush=True)
+    return [r for r in (ours, ref) if r is not None]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=1.8, help="lingvis budget (--max-minutes)")
-    ap.add_argument("--budgets", default="", help="extra lingvis budgets to run after the race, e.g. 5,15")
+    ap.add_argument("--budgets", default=str(BASE_MINUTES),
+                    help="comma-separated lingvis budgets in minutes (--max-minutes), e.g. 1.8,5,15; each is raced "
+                    f"against the reference at 2,000 x M / {BASE_MINUTES} iterations")
+    ap.add_argument("--minutes", type=float, help="a single budget (the same as --budgets M)")
     ap.add_argument("--out", default="race_out", help="folder for the runs, race.json and race.png")
     ap.add_argument("--skip-reference", action="store_true", help="only the lingvis runs")
     ap.add_argument("--reference-only", action="store_true",
-                    help="only the reference run (to run both sides in parallel processes on a CPU clock)")
+                    help="only the reference runs (to run both sides in parallel processes on a CPU clock)")
     ap.add_argument("--lingvis-args", default="", help="extra CLI flags for the lingvis runs (a sweep point)")
     ap.add_argument("--half-of-reference", action="store_true",
-                    help="run the reference first; lingvis's budget is half of its wall time (instead of --minutes)")
+                    help="run each reference first; lingvis's budget is half of its time (instead of the budget)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="what budgets, curves and the ratio measure: wall clock or CPU seconds of this process")
     ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
@@ -266,6 +344,9 @@ def main() -> None:
     if args.combine:
         combine([Path(f) for f in args.combine], Path(args.out), args.clock)
         return
+    budgets = [args.minutes] if args.minutes else [float(x) for x in args.budgets.split(",") if x]
+    if not budgets or min(budgets) <= 0:
+        ap.error(f"--budgets needs positive minutes, got {args.budgets!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -273,34 +354,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}, load {load()}", flush=True)
     tok, train_ids, heldout = race_data()
-    extra = args.lingvis_args.split()
-    ref = None
-    if args.reference_only:
-        ref = run_reference(tok.vocab_size, train_ids, heldout, clock=args.clock)
-        print(report(ref), flush=True)
-        plot([ref], out / "race.png", args.clock)
-        (out / "race.json").write_text(json.dumps([ref.__dict__], indent=2))
-        return
-    if args.half_of_reference:
-        ref = run_reference(tok.vocab_size, train_ids, heldout, clock=args.clock)
-        print(report(ref), flush=True)
-        minutes = round(ref.seconds / 2 / 60, 3)
-    else:
-        minutes = args.minutes
-    ours = run_lingvis(minutes, out / f"lingvis-{minutes}m", heldout, extra, args.clock)
-    print(report(ours), flush=True)
-    if ref is None and not args.skip_reference:
-        ref = run_reference(tok.vocab_size, train_ids, heldout, clock=args.clock)
-        print(report(ref), flush=True)
-    results = [ours] + ([ref] if ref else [])
-    if ref is not None:
-        print(compare(ours, ref, args.clock), flush=True)
-    for b in [float(x) for x in args.budgets.split(",") if x]:
-        r = run_lingvis(b, out / f"lingvis-{b}m", heldout, extra, args.clock)
-        print(report(r), flush=True)
-        results.append(r)
-    plot(results, out / "race.png", args.clock)
-    (out / "race.json").write_text(json.dumps([r.__dict__ for r in results], indent=2))
+    results: list[Result] = []
+    for minutes in budgets:
+        results += race(minutes, args, tok, train_ids, heldout, out)
+        (out / "race.json").write_text(json.dumps([r.__dict__ for r in results], indent=2))  # kept if interrupted
+        plot(results, out / "race.png", args.clock)
+    summary(results, args.clock)
     print(f"wrote {out / 'race.png'} and {out / 'race.json'}")
 
 

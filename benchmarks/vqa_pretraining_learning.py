@@ -30,26 +30,51 @@ TYPES = ("colour", "shape", "count", "position", "yes/no")
 PRETRAIN = {"mlm_prob": 0.3, "whole_word": True, "mif_prob": 0.3, "itc": False}
 
 
-def _cfg(steps: int, evals: int = 3):
+def _cfg(steps: int, evals: int = 3, lr_scale: dict | None = None):
     from lingvis.train.config import TrainConfig
 
     return TrainConfig(max_steps=steps, batch_size=BATCH, lr=LR, warmup_steps=min(100, max(1, steps // 10)),
                        weight_decay=0.05, eval_every=max(50, steps // evals), eval_batches=6, log_every=50,
-                       seed=1337, progress=False)
+                       seed=1337, progress=False, lr_scale=lr_scale or {})
 
 
-def finetune(out: Path, data: Path, steps: int, model: str | None = None) -> dict:
+def finetune(out: Path, data: Path, steps: int, model: str | None = None, overrides: dict | None = None,
+             lr_scale: dict | None = None) -> dict:
     from lingvis.recipes.vqa import VQAFinetuneArgs, finetune_vqa
 
-    return finetune_vqa(VQAFinetuneArgs(out=str(out), data=str(data), model=model, preset="fusion-small"),
-                        _cfg(steps))
+    return finetune_vqa(VQAFinetuneArgs(out=str(out), data=str(data), model=model, preset="fusion-small",
+                                        overrides=dict(overrides or {})), _cfg(steps, lr_scale=lr_scale))
 
 
-def pretrain(out: Path, data: Path, steps: int) -> dict:
+def pretrain(out: Path, data: Path, steps: int, overrides: dict | None = None) -> dict:
     from lingvis.recipes.fusion import FusionPretrainArgs, pretrain_fusion
 
-    args = FusionPretrainArgs(out=str(out), data=str(data), preset="fusion-small", **PRETRAIN)
+    args = FusionPretrainArgs(out=str(out), data=str(data), preset="fusion-small", overrides=dict(overrides or {}),
+                              **PRETRAIN)
     return pretrain_fusion(args, _cfg(steps, 2))
+
+
+def position_kind(question: str) -> str:
+    """Sub-type of a shapes position question: where (absolute), left/right or above/below (relations)."""
+    return "where" if question.startswith("where") else "left/right" if " left or " in question else "above/below"
+
+
+def position_subtypes(run: Path, data: Path, split: str = "test") -> dict[str, float]:
+    """VQA accuracy (%) of the run's best checkpoint on each position sub-type of `split`."""
+    from lingvis import api
+    from lingvis.data.vqa import annotations_of, read_vqa
+    from lingvis.eval.vqa import vqa_evaluate
+    from lingvis.tasks.vqa import predict_answers
+
+    examples = [e for e in read_vqa(data, split) if e.question_type == "position"]
+    preds = predict_answers(api.load(run), api.load_tokenizer(run), examples)
+    out = {}
+    for kind in ("where", "left/right", "above/below"):
+        sub = [e for e in examples if position_kind(e.question) == kind]
+        if sub:
+            out[kind] = round(vqa_evaluate({e.question_id: preds[e.question_id] for e in sub},
+                                           annotations_of(sub)).overall, 1)
+    return out
 
 
 def _timed(fn, *args, **kw) -> tuple[dict, float, float]:
@@ -86,7 +111,8 @@ def table(rows: list[dict]) -> str:
 
 
 def run(quick: bool = False, steps: int | None = None, pretrain_steps: int | None = None,
-        out: str | Path = "runs/vqa_pretraining", only: str | None = None, scenes: int | None = None) -> list[dict]:
+        out: str | Path = "runs/vqa_pretraining", only: str | None = None, scenes: int | None = None,
+        overrides: dict | None = None, lr_scale: dict | None = None) -> list[dict]:
     from lingvis.recipes.fusion_common import ensure_shapes
 
     torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
@@ -97,12 +123,13 @@ def run(quick: bool = False, steps: int | None = None, pretrain_steps: int | Non
     data = ensure_shapes(out / "data", scenes, max(50, scenes // 8))
     rows: list[dict] = []
     if only in (None, "scratch"):
-        tuned, wall, cpu = _timed(finetune, out / "scratch", data, steps)
-        rows += rows_of("scratch", tuned, wall, cpu)
+        tuned, wall, cpu = _timed(finetune, out / "scratch", data, steps, None, overrides, lr_scale)
+        rows += rows_of("scratch", tuned, wall, cpu, {"position_subtypes": position_subtypes(out / "scratch", data)})
     if only in (None, "pretrained"):
-        pre, pwall, pcpu = _timed(pretrain, out / "pretrain", data, pretrain_steps)
-        tuned, wall, cpu = _timed(finetune, out / "pretrained", data, steps, model=str(out / "pretrain"))
+        pre, pwall, pcpu = _timed(pretrain, out / "pretrain", data, pretrain_steps, overrides)
+        tuned, wall, cpu = _timed(finetune, out / "pretrained", data, steps, str(out / "pretrain"), overrides, lr_scale)
         rows += rows_of("pretrained", tuned, wall, cpu, {
+            "position_subtypes": position_subtypes(out / "pretrained", data),
             "pretrain_steps": pre["step"], "pretrain_wall_seconds": round(pwall), "pretrain_cpu_seconds": round(pcpu),
             "pretrain_eval": {k: round(v, 3) for k, v in pre["eval"].items() if isinstance(v, (int, float))}})
     return rows
@@ -116,13 +143,19 @@ def main() -> None:
     p.add_argument("--scenes", type=int, help="training scenes (default 4000; held-out splits get 1/8 as many)")
     p.add_argument("--only", choices=["scratch", "pretrained"], help="run one arm (e.g. both side by side)")
     p.add_argument("--out", default="runs/vqa_pretraining", help="run folders, data and rows.json")
+    p.add_argument("--overrides", type=json.loads, default={},
+                   help='fusion-small config overrides of both arms as JSON, e.g. \'{"pool": "cls"}\'')
+    p.add_argument("--lr-scale", default="", help="fine-tuning learning-rate multipliers, e.g. vqa_head=5")
     a = p.parse_args()
-    rows = run(a.quick, a.steps, a.pretrain_steps, a.out, a.only, a.scenes)
+    from lingvis.train.config import parse_lr_scale
+
+    rows = run(a.quick, a.steps, a.pretrain_steps, a.out, a.only, a.scenes, a.overrides, parse_lr_scale(a.lr_scale))
     for r in rows:
         extra = f"; pretraining {r['pretrain_steps']} steps, {r['pretrain_wall_seconds']} s wall, " \
                 f"eval {r['pretrain_eval']}" if "pretrain_steps" in r else ""
         print(f"{r['benchmark']}: {r['lingvis']}% ({r['finetune_steps']} fine-tuning steps, {r['wall_seconds']} s "
-              f"wall, {r['cpu_seconds']} s CPU{extra})", flush=True)
+              f"wall, {r['cpu_seconds']} s CPU{extra}); position sub-types on test {r['position_subtypes']}",
+              flush=True)
     print(table(rows))
     Path(a.out).mkdir(parents=True, exist_ok=True)
     name = f"rows_{a.only}.json" if a.only else "rows.json"

@@ -80,3 +80,16 @@ def test_save_refuses_to_wipe_a_folder_that_is_not_a_model(tmp_path, nano):
     lingvis.save(nano, tmp_path / "m")
     lingvis.save(nano, tmp_path / "m", format="lingvis")  # an existing model folder is replaced
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["lingvis.json", "model.safetensors"]
+
+
+def test_load_as_checks_the_family(tmp_path, nano):
+    from lingvis.api import load_as
+    from lingvis.models.registry import preset_of
+
+    lingvis.save(nano, tmp_path / "m")
+    assert load_as(tmp_path / "m", ("gpt", "bert")).family == "gpt"
+    with pytest.raises(ValueError, match=r"m holds a gpt model, not a captioner"):
+        load_as(tmp_path / "m", "captioner", "a captioner")
+    assert preset_of("gpt-nano", "gpt")[0] == "gpt"
+    with pytest.raises(ValueError, match=r"preset 'gpt-nano' is a gpt model, not clip or vae"):
+        preset_of("gpt-nano", ("clip", "vae"))

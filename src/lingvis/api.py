@@ -55,6 +55,18 @@ def load(path: str | Path, device: str | torch.device | None = None) -> nn.Modul
     return model.to(device) if device is not None else model
 
 
+def load_as(path: str | Path, families: str | tuple[str, ...], what: str | None = None,
+            device: str | torch.device | None = None) -> nn.Module:
+    """`load(path)`, checking the model belongs to one of `families` (ValueError naming the folder, the family
+    it holds and `what` was expected otherwise)."""
+    model = load(path, device)
+    allowed = (families,) if isinstance(families, str) else families
+    fam = getattr(model, "family", None)
+    if fam not in allowed:
+        raise ValueError(f"{path} holds a {fam or type(model).__name__} model, not {what or ' or '.join(allowed)}")
+    return model
+
+
 def load_tokenizer(path: str | Path):
     from .tokenizers import Tokenizer
 

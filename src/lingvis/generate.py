@@ -160,6 +160,33 @@ class _Live:
             cache.reorder(keep)
 
 
+def _will_slide(input_ids: torch.Tensor, cfg: SamplingConfig, context: int, mask: torch.Tensor | None,
+                inputs_embeds: torch.Tensor | None, use_cache: bool) -> bool:
+    """Whether generation must slide past the context window; raises for inputs that cannot."""
+    slide = input_ids.shape[1] + cfg.max_new_tokens > context
+    if slide and mask is not None:
+        raise ValueError("sliding-window generation past the context needs prompts of equal length")
+    if slide and inputs_embeds is not None:
+        raise ValueError("generation from inputs_embeds cannot slide past the context (the prompt cannot be "
+                         "re-embedded); lower max_new_tokens")
+    if inputs_embeds is not None and (inputs_embeds.shape[:2] != input_ids.shape or not use_cache):
+        raise ValueError(f"inputs_embeds {tuple(inputs_embeds.shape)} must match input_ids "
+                         f"{tuple(input_ids.shape)} in (B, T), and needs the KV cache")
+    return slide
+
+
+def _prefill(model, input_ids: torch.Tensor, live: _Live, cache, lengths: torch.Tensor | None,
+             inputs_embeds: torch.Tensor | None) -> torch.Tensor:
+    """(B, V) last-position logits of the prompt: unpadded per length group when `lengths` is given."""
+    if lengths is not None:
+        return prefill_unpadded(model, input_ids, lengths, cache, inputs_embeds)
+    if inputs_embeds is not None:
+        return model(inputs_embeds=inputs_embeds, attention_mask=live.mask, position_ids=live.step_pos,
+                     cache=cache, last_only=True)[:, -1]
+    return model(input_ids, attention_mask=live.mask, position_ids=live.step_pos, cache=cache,
+                 last_only=True)[:, -1]
+
+
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True,
@@ -180,15 +207,7 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     gen = torch.Generator(device=input_ids.device).manual_seed(cfg.seed) if cfg.seed is not None else None
     mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
     pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
-    slide = T + cfg.max_new_tokens > context
-    if slide and mask is not None:
-        raise ValueError("sliding-window generation past the context needs prompts of equal length")
-    if slide and inputs_embeds is not None:
-        raise ValueError("generation from inputs_embeds cannot slide past the context (the prompt cannot be "
-                         "re-embedded); lower max_new_tokens")
-    if inputs_embeds is not None and (inputs_embeds.shape[:2] != input_ids.shape or not use_cache):
-        raise ValueError(f"inputs_embeds {tuple(inputs_embeds.shape)} must match input_ids "
-                         f"{tuple(input_ids.shape)} in (B, T), and needs the KV cache")
+    slide = _will_slide(input_ids, cfg, context, mask, inputs_embeds, use_cache)
     cache = model.new_cache(B, min(context, T + cfg.max_new_tokens)) if use_cache else None
     independent = bool(getattr(model, "row_independent", False))
     lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None \
@@ -204,14 +223,11 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
                 step_in, cache = live.seq[:, -(3 * context // 4):], model.new_cache(len(live.rows), context)
             elif slide and cache is None and step_in.shape[1] > context:
                 step_in = live.seq[:, -context:]
-            if step == 0 and lengths is not None:
-                logits = prefill_unpadded(model, input_ids, lengths, cache, inputs_embeds)  # (B, V)
-            elif step == 0 and inputs_embeds is not None:
-                logits = model(inputs_embeds=inputs_embeds, attention_mask=live.mask, position_ids=live.step_pos,
-                               cache=cache, last_only=True)[:, -1]
+            if step == 0:
+                logits = _prefill(model, step_in, live, cache, lengths, inputs_embeds)  # (B, V)
             else:
                 logits = model(step_in, attention_mask=live.mask, position_ids=live.step_pos, cache=cache,
-                               last_only=True)[:, -1]
+                               last_only=True)[:, -1]  # (B', V)
             nxt = pick(process_logits(logits.float(), _seen(live.seq, live.mask, cfg), cfg), cfg, gen)  # (B',)
             nxt = torch.where(live.done, fill.expand_as(nxt), nxt)
             live.done = live.done | torch.isin(nxt, eos)

@@ -115,6 +115,17 @@ def test_dpo_logs_rewards_and_accuracy(sft_run, files, tmp_path, capsys, mode):
     assert val["reward_margin"] > 0 and val["loss"] < 0.6931  # the chosen answers gained on the rejected ones
 
 
+def test_dpo_rpo_alpha_adds_the_chosen_nll(sft_run, files, tmp_path, capsys):
+    _, prefs, _ = files
+    out = tmp_path / "rpo"
+    _run(capsys, "finetune", "dpo", "--model", sft_run, "--data", prefs, "--val-data", prefs, "--out", out,
+         "--max-steps", "2", "--eval-every", "2", "--batch-size", "3", "--lr", "1e-3", "--warmup-steps", "1",
+         "--no-progress", "--rpo-alpha", "0.5")
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["nll_loss"] > 0
+    assert first["loss"] == pytest.approx(0.693147 + 0.5 * first["nll_loss"], abs=1e-4)  # DPO at the start + NLL
+
+
 def test_data_chat_writes_readable_files(tmp_path, capsys):
     paths = _run(capsys, "data", "chat", "--out", tmp_path, "--n-train", "30", "--n-test", "5", "--n-pairs", "6",
                  "--n-test-pairs", "2")

@@ -112,3 +112,41 @@ def test_lora_disabled_model_is_the_reference(tok):
     assert (policy(x) - base(x)).abs().max() > 1e-3  # the scales are restored afterwards
     with pytest.raises(ValueError, match="DPO needs reference log-probabilities"):
         DPOTask(tok.pad_id, BETA).loss(base, batch)
+
+
+def _completion_token_logps(model, tok, pair, side) -> list[float]:
+    """log p(token | prefix) of each completion token, one forward per token, in float64 math."""
+    prompt = tok.apply_chat_template(pair.prompt, add_generation_prompt=True, tokenize=True)
+    full = tok.apply_chat_template(pair.prompt + getattr(pair, side), add_generation_prompt=False, tokenize=True)
+    out = []
+    with torch.no_grad():
+        for t in range(len(prompt), len(full)):
+            logits = model(torch.tensor([full[:t]]))[0, -1].double()
+            out.append(float(logits[full[t]] - torch.logsumexp(logits, 0)))
+    return out
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_rpo_loss_adds_chosen_nll_computed_independently(tok, alpha):
+    """RPO (TRL's rpo_alpha): DPO loss + alpha * NLL of the chosen completions averaged over their tokens."""
+    policy, reference = _model(tok, 0), _model(tok, 1)
+    items = encode_preferences(tok, PAIRS).examples
+    task = DPOTask(tok.pad_id, beta=BETA, reference=reference, rpo_alpha=alpha)
+    loss, metrics = task.loss(policy, task.collate(items))
+
+    dpo, chosen_tokens = [], []
+    for pair in PAIRS:
+        pc = _completion_token_logps(policy, tok, pair, "chosen")
+        pr = sum(_completion_token_logps(policy, tok, pair, "rejected"))
+        rc, rr = _completion_logp(reference, tok, pair, "chosen"), _completion_logp(reference, tok, pair, "rejected")
+        z = BETA * ((sum(pc) - rc) - (pr - rr))
+        dpo.append(math.log1p(math.exp(-z)))
+        chosen_tokens += pc
+    nll = -sum(chosen_tokens) / len(chosen_tokens)  # token mean over the batch, not a mean of per-pair means
+    assert metrics["nll_loss"] == pytest.approx(nll, abs=1e-5)
+    assert float(loss.detach()) == pytest.approx(sum(dpo) / 2 + alpha * nll, abs=1e-5)
+    # the NLL term is added only when alpha > 0
+    plain = DPOTask(tok.pad_id, beta=BETA, reference=reference).loss(policy, task.collate(items))[0]
+    assert (float(loss) - float(plain) > 1e-3) == (alpha > 0)
+    with pytest.raises(ValueError, match="rpo_alpha must be >= 0"):
+        DPOTask(tok.pad_id, rpo_alpha=-1.0)

@@ -134,14 +134,15 @@ def test_budgeted_run_decays_to_min_lr_at_the_end_of_the_budget(tmp_path):
     assert len(val) >= 2 and all("time" in r for r in val)
 
 
-def test_budgeted_run_resumes_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_budgeted_run_resumes_bit_for_bit(tmp_path, optimizer):
     ref = Clocked()
-    budgeted(tmp_path / "ref", ref).fit()
+    budgeted(tmp_path / "ref", ref, optimizer=optimizer).fit()
     with pytest.raises(KeyboardInterrupt):
-        budgeted(tmp_path / "run", Clocked(interrupt_at=40)).fit()
+        budgeted(tmp_path / "run", Clocked(interrupt_at=40), optimizer=optimizer).fit()
     ckpt = json.loads((tmp_path / "run" / "checkpoints" / "last.json").read_text())
     assert 10 < ckpt["step"] < 39  # resumed from a checkpoint written after the horizon was fixed
-    summary = budgeted(tmp_path / "run", Clocked()).fit(resume=True)
+    summary = budgeted(tmp_path / "run", Clocked(), optimizer=optimizer).fit(resume=True)
     assert logged(tmp_path / "run", "train") == logged(tmp_path / "ref", "train")
     assert logged(tmp_path / "run", "val") == logged(tmp_path / "ref", "val")
     assert summary["horizon"] == json.loads((tmp_path / "ref" / "checkpoints" / "last.json").read_text())["step"]

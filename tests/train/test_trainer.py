@@ -143,3 +143,13 @@ def test_training_reduces_loss(tmp_path):
     summary = Trainer(model, CausalLMTask(), PackedLMDataset(ids[:1600], 16), PackedLMDataset(ids[1600:], 16),
                       cfg, tmp_path).fit()
     assert summary["eval"]["loss"] < 0.5 < torch.log(torch.tensor(float(V)))
+
+
+def test_lr_scale_gives_a_parameter_group_its_own_learning_rate(tmp_path):
+    trainer = make_trainer(tmp_path, dropout=0.0, max_steps=4, eval_every=4, lr_scale={"wte": 1e-6, "ln_f": 2.0})
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.fit()
+    lrs = {g["lr_scale"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert lrs[2.0] == pytest.approx(2 * lrs[1.0]) and lrs[1e-6] == pytest.approx(1e-6 * lrs[1.0])
+    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in trainer.model.named_parameters()}
+    assert moved["wte.weight"] < 1e-7 and min(moved["wpe.weight"], moved["ln_f.weight"]) > 1e-4

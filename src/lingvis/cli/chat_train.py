@@ -56,6 +56,8 @@ def _register_dpo(group) -> None:
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of --data held out")
     p.add_argument("--beta", type=float, default=0.1, help="DPO temperature: strength of the pull to the reference")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="conservative DPO: assumed label noise")
+    p.add_argument("--rpo-alpha", type=float, default=None, help="add this weight times the NLL of the chosen "
+                   "completions (RPO, as TRL's rpo_alpha): keeps the replies correct while the style moves")
     p.add_argument("--reference", choices=["precompute", "live"], default="precompute",
                    help="score pairs with the frozen reference once before training, or every batch (with "
                    "--lora: the adapter-free model, no copy)")
@@ -123,7 +125,7 @@ def run_dpo(args) -> int:
         raise ValueError("--model is required: the checkpoint (or run folder) to preference-tune")
     dargs = DPOArgs(out=args.out, model=args.model, data=args.data, val_data=args.val_data,
                     val_fraction=args.val_fraction, beta=args.beta, label_smoothing=args.label_smoothing,
-                    reference=args.reference, reference_model=args.reference_model, n_train=args.builtin_train,
+                    rpo_alpha=args.rpo_alpha, reference=args.reference, reference_model=args.reference_model, n_train=args.builtin_train,
                     n_val=args.builtin_val)
     print_json(train_dpo(dargs, _train_config(args), resume=args.resume))
     return 0

@@ -85,6 +85,9 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     t.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW), reached after the warmup"
                    + ("" if lr else BY_BUDGET))
     t.add_argument("--min-lr", type=float, help="learning rate at the end of the decay (default: lr / 10)")
+    t.add_argument("--lr-scale", default="", metavar="PREFIX=FACTOR[,...]",
+                   help="learning-rate multipliers by parameter-name prefix, e.g. vqa_head=10 for a new head "
+                   "(names as in the model's state dict; the schedule applies to every group)")
     t.add_argument("--warmup-steps", type=int, default=warmup,
                    help="steps of linear learning-rate warmup (with --max-minutes at most a fifth of the steps)"
                    + ("" if warmup else BY_BUDGET))
@@ -95,6 +98,10 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    help="wsd: share of the steps after warmup spent decaying")
     t.add_argument("--weight-decay", type=float, default=0.1,
                    help="AdamW weight decay of matrices and embeddings (not of biases and norms)")
+    t.add_argument("--optimizer", choices=["adamw", "muon"],
+                   help="adamw, or muon: Muon (orthogonalised momentum) on the hidden matrices and AdamW on "
+                   "embeddings, biases and norms, at the same learning rate (default: adamw, or the command's "
+                   "choice for the budget)")
     t.add_argument("--beta2", type=float, help="AdamW's second-moment decay (default: 0.95, or the command's "
                    "choice, e.g. 0.99 for `pretrain gpt`)")
     t.add_argument("--grad-clip", type=float, default=1.0,

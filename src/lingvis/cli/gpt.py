@@ -110,12 +110,12 @@ def _sampling(args) -> dict:
 
 
 def apply_budget_defaults(args) -> None:
-    """Fill the options left unset (batch size, lr, warmup, min lr, beta2, stride) from the defaults the sweep
+    """Fill the options left unset (batch size, lr, warmup, min lr, beta2, optimizer, stride) from the defaults the sweep
     chose for the --max-minutes budget (lingvis.recipes.gpt.BUDGET_DEFAULTS)."""
     from ..recipes.gpt import defaults_for
 
     d = defaults_for(args.max_minutes)
-    for name in ("batch_size", "lr", "warmup_steps", "min_lr", "beta2", "stride"):
+    for name in ("batch_size", "lr", "warmup_steps", "min_lr", "beta2", "optimizer", "stride"):
         if getattr(args, name, None) is None:
             setattr(args, name, getattr(d, name))
 

@@ -53,6 +53,16 @@ def preset_config(name: str, **overrides: Any):
     return fam, make_config(fam, {**fields, **overrides})
 
 
+def preset_of(name: str, families: str | tuple[str, ...], what: str | None = None, **overrides: Any):
+    """Config of preset `name`, which must belong to one of `families` (ValueError naming the preset, its
+    family and `what` was expected otherwise). Returns (family name, config)."""
+    fam, cfg = preset_config(name, **overrides)
+    allowed = (families,) if isinstance(families, str) else families
+    if fam not in allowed:
+        raise ValueError(f"preset {name!r} is a {fam} model, not {what or ' or '.join(allowed)}")
+    return fam, cfg
+
+
 def build(name: str, **overrides: Any) -> nn.Module:
     """A randomly initialised model from a preset name (or a family name with its default config)."""
     if name in PRESETS:

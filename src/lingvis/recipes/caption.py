@@ -101,13 +101,8 @@ def image_transform(model) -> ImageTransform:
 
 def make_model(args: CaptionArgs, tok: Tokenizer) -> torch.nn.Module:
     if args.model:
-        model = api.load(args.model)
-        if getattr(model, "family", None) != "captioner":
-            raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not a captioner")
-        return model.train()
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, **args.overrides)
-    if fam != "captioner":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not a captioner")
+        return api.load_as(args.model, "captioner", "a captioner").train()
+    fam, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "captioner", "a captioner", **args.overrides)
     cfg.decoder = {**cfg.decoder, "vocab_size": tok.vocab_size}
     cfg.bos_id, cfg.eos_id, cfg.pad_id = tok.bos_id, tok.eos_id, tok.pad_id
     return registry.family(fam).model_cls(cfg)

@@ -73,13 +73,8 @@ def _text_tower_fields(tower) -> dict:
 
 def make_model(args: CLIPPretrainArgs, tokenizer: Tokenizer) -> CLIP:
     if args.model:
-        model = api.load(args.model)
-        if model.family != "clip":
-            raise ValueError(f"{args.model} holds a {model.family} model, not clip")
-        return model.train()
-    fam, base = registry.preset_config(args.preset or DEFAULT_PRESET)
-    if fam != "clip":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not clip")
+        return api.load_as(args.model, "clip").train()
+    _, base = registry.preset_of(args.preset or DEFAULT_PRESET, "clip")
     fields = dataclasses.asdict(base)
     tower = None
     if args.text_tower:

@@ -86,13 +86,8 @@ def make_tokenizer(args: DiffusionPretrainArgs, texts: list[str], resume: bool) 
 
 def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage:
     if args.model:
-        model = api.load(args.model)
-        if model.family != "text_to_image":
-            raise ValueError(f"{args.model} holds a {model.family} model, not text_to_image")
-        return model.train()
-    fam, base = registry.preset_config(args.preset or DEFAULT_PRESET)
-    if fam != "text_to_image":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not text_to_image")
+        return api.load_as(args.model, "text_to_image").train()
+    _, base = registry.preset_of(args.preset or DEFAULT_PRESET, "text_to_image")
     f = dataclasses.asdict(base)
     f["denoiser"] = dict(f["denoiser"])
     if f["vae"] is not None and not args.vae:

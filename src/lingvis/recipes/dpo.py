@@ -17,7 +17,7 @@ import torch
 from .. import api
 from ..data.chat import PreferencePair, read_preferences
 from ..data.chat_dataset import ListDataset, encode_preferences
-from ..data.chat_synthetic import is_verbose, preference_split
+from ..data.chat_synthetic import VERBOSE, is_verbose, preference_split
 from ..data.text import train_val_split
 from ..tasks.chat_sft import greedy_replies
 from ..tasks.dpo import DPOTask, pair_logps, precompute_reference
@@ -37,6 +37,7 @@ class DPOArgs:
     val_fraction: float = 0.05
     beta: float = 0.1
     label_smoothing: float = 0.0
+    rpo_alpha: float | None = None      # weight of the NLL of the chosen completions added to the loss (RPO)
     reference: str = "precompute"       # precompute | live
     reference_model: str | None = None  # frozen reference (default: the starting model)
     n_train: int = 2000                 # built-in data sizes
@@ -83,8 +84,8 @@ def train_dpo(args: DPOArgs, cfg: TrainConfig, resume: bool = False) -> dict:
                              batch_size=cfg.micro_batch)
     elif reference is not None or not cfg.lora_rank:
         live_reference = reference if reference is not None else copy.deepcopy(policy)
-    task = DPOTask(pad, args.beta, live_reference, args.label_smoothing)
-    meta = {"dpo": {"beta": args.beta, "reference": args.reference, "data": args.data or "builtin"}}
+    task = DPOTask(pad, args.beta, live_reference, args.label_smoothing, args.rpo_alpha)
+    meta = {"dpo": {"beta": args.beta, "rpo_alpha": args.rpo_alpha, "reference": args.reference, "data": args.data or "builtin"}}
     trainer = Trainer(policy, task, ListDataset(tr.examples), ListDataset(va.examples), cfg, args.out,
                       tokenizer=tokenizer, meta=meta)
     summary = trainer.fit(resume=resume)
@@ -97,7 +98,8 @@ def preference_report(model, tokenizer, pairs: list[PreferencePair], batch_size:
                       max_new_tokens: int = 32, reference=None, beta: float = 0.1) -> dict:
     """Held-out preference accuracy (the model gives chosen the higher log-probability), reward accuracy
     and margin against `reference` (if given), and for the built-in set the share of greedy replies in
-    the preferred (concise) style and their exact match."""
+    the preferred (concise) style, their exact match (right answer, concise) and the share that give the
+    right answer in either style (`correct`)."""
     enc = encode_preferences(tokenizer, pairs, max_len=model.context_length + 1)
     pad = _pad(tokenizer)
     items = enc.examples
@@ -115,5 +117,6 @@ def preference_report(model, tokenizer, pairs: list[PreferencePair], batch_size:
                                       tokenizer.eos_ids, pad, max_new_tokens)
         report["preferred_style"] = sum(not is_verbose(r) for r in replies) / len(replies)
         report["exact_match"] = sum(r.strip() == a for r, a in zip(replies, answers)) / len(replies)
+        report["correct"] = sum(r.strip() in (a, VERBOSE.format(a)) for r, a in zip(replies, answers)) / len(replies)
         report["examples"] = [{"prompt": p.prompt[-1]["content"], "reply": r} for p, r in zip(pairs[:3], replies)]
     return report

@@ -37,6 +37,7 @@ class GPTDefaults:
     warmup_steps: int
     min_lr: float | None = None
     beta2: float = 0.99        # AdamW (nanoGPT's choice for small character models)
+    optimizer: str = "adamw"   # adamw | muon (lingvis.train.optim)
     stride: int | None = None  # training windows start every `stride` tokens (None: non-overlapping blocks)
 
 

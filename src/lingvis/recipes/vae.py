@@ -35,9 +35,7 @@ class VAEPretrainArgs:
 
 def pretrain_vae(args: VAEPretrainArgs, cfg: TrainConfig, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
-    fam, config = registry.preset_config(args.preset or DEFAULT_PRESET)
-    if fam != "vae":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not vae")
+    _, config = registry.preset_of(args.preset or DEFAULT_PRESET, "vae")
     size = args.image_size or config.sample_size
     if size % config.downscale:
         raise ValueError(f"image_size {size} is not a multiple of the autoencoder's factor {config.downscale}")

@@ -141,13 +141,9 @@ class VideoQAPairs(Dataset):
 
 def make_model(args: VideoCaptionArgs, tok: Tokenizer) -> VideoCaptioner:
     if args.model:
-        model = api.load(args.model)
-        if getattr(model, "family", None) != "video_captioner":
-            raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not a video captioner")
-        return model.train()
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, **args.overrides)
-    if fam != "video_captioner":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not a video captioner")
+        return api.load_as(args.model, "video_captioner", "a video captioner").train()
+    _, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "video_captioner", "a video captioner",
+                                **args.overrides)
     cfg.decoder = {**cfg.decoder, "vocab_size": tok.vocab_size}
     cfg.bos_id, cfg.eos_id, cfg.pad_id = tok.bos_id, tok.eos_id, tok.pad_id
     for name in ("num_frames", "sampling", "sample_fps"):

@@ -8,89 +8,36 @@ leave the batch at once, so new requests never wait for a whole batch to end.
 """
 from __future__ import annotations
 
-import threading
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import deque
 
 import torch
 
 from ..generate import left_padded_lengths, pad_left, prefill_unpadded
 from ..nn.packed_linear import packed_linears
 from .batch_cache import BatchKV
-from .errors import QueueFull
+from .engine_base import EngineBase, Sink, Ticket, hand_out
 from .sequences import Event, Seq, SeqSpec, choose, prompt_scores, top_list
 
-Sink = Callable[[list[Event]], None]
-COUNTERS = ("submitted", "rejected", "prefills", "steps", "row_steps", "tokens", "finished", "cancelled", "errors")
+__all__ = ["Engine", "Sink", "Ticket", "hand_out"]
 
 
-def hand_out(pairs) -> None:
-    """Hand out one step's (sink, events) pairs: one wake-up per asyncio loop (sinks with `loop` and
-    `deliver_all`, see runs.LoopSink), a direct call for any other sink."""
-    by_loop: dict[int, list] = {}
-    for sink, events in pairs:
-        loop = getattr(sink, "loop", None)
-        if loop is not None:
-            by_loop.setdefault(id(loop), [loop, type(sink).deliver_all, []])[2].append((sink, events))
-        else:
-            sink(events)
-    for loop, deliver, grouped in by_loop.values():
-        try:
-            loop.call_soon_threadsafe(deliver, grouped)
-        except RuntimeError:  # the receiving event loop is gone
-            pass
-
-
-class Ticket:
-    """The sequences of one submission; `cancel()` stops them (a disconnected client, a stop string)."""
-
-    def __init__(self, engine: "Engine", seqs: list[Seq]):
-        self.engine, self.seqs = engine, seqs
-
-    def cancel(self, index: int | None = None) -> None:
-        self.engine.cancel([s for s in self.seqs if index is None or s.index == index])
-
-
-class Engine:
+class Engine(EngineBase):
     """`submit(specs, sink)` queues sequences; `sink(events)` is called from the engine thread."""
 
+    COUNTERS = ("submitted", "rejected", "prefills", "steps", "row_steps", "tokens", "finished", "cancelled",
+                "errors")
+    MEAN_BATCH = ("row_steps", "steps")
+
     def __init__(self, model, max_batch: int = 32, max_queue: int = 64, name: str = "model"):
-        if max_batch < 1 or max_queue < 1:
-            raise ValueError(f"max_batch and max_queue must be >= 1, got {max_batch} and {max_queue}")
-        self.model, self.name = model.eval(), name
-        self.context = int(model.context_length)
-        self.device = next(model.parameters()).device
-        self.max_batch, self.max_queue = max_batch, max_queue
-        self.counters: Counter = Counter()
-        self.batch_sizes: Counter = Counter()  # rows per decode step -> steps (the /metrics histogram)
+        super().__init__(model, max_batch, max_queue, name)
         self._waiting: deque[Seq] = deque()
         self._rows: list[Seq] = []
         self._kv = BatchKV(model, self.context)
-        self._out: dict[int, tuple[Sink, list[Event]]] = {}
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread: threading.Thread | None = None
 
     # ----- public, any thread -----------------------------------------------------------------
-    def start(self) -> "Engine":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"lingvis-engine-{self.name}", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
     def submit(self, specs: list[SeqSpec], sink: Sink) -> Ticket:
         """Queue `specs` (all or none). Raises ValueError for a bad spec, QueueFull over the bound."""
-        if len(specs) > self.max_queue:
-            raise ValueError(f"{len(specs)} sequences in one request exceed the queue bound {self.max_queue}; "
-                             "split the request")
+        self._check_request_size(len(specs))
         for i, spec in enumerate(specs):
             spec.cfg.validate()
             if not spec.prompt:
@@ -99,16 +46,7 @@ class Engine:
                 raise ValueError(f"sequence {i}: {len(spec.prompt)} prompt tokens + {spec.cfg.max_new_tokens} "
                                  f"new tokens exceed the context length {self.context}")
         seqs = [Seq(spec, i, sink) for i, spec in enumerate(specs)]
-        with self._cond:
-            if self._stop:
-                raise RuntimeError(f"the engine of {self.name} is shut down")
-            if len(self._waiting) + len(seqs) > self.max_queue:
-                self.counters["rejected"] += 1
-                raise QueueFull(f"{self.name}: {len(self._waiting)} sequences are already waiting "
-                                f"(queue bound {self.max_queue}); retry later")
-            self._waiting.extend(seqs)
-            self.counters["submitted"] += len(seqs)
-            self._cond.notify_all()
+        self._enqueue(self._waiting, seqs, len(seqs))
         return Ticket(self, seqs)
 
     def cancel(self, seqs: list[Seq]) -> None:
@@ -123,15 +61,14 @@ class Engine:
                     self.counters["cancelled"] += 1
             self._cond.notify_all()
 
-    def stats(self) -> dict:
-        c = self.counters
-        return {"active": len(self._rows), "waiting": len(self._waiting), "max_batch": self.max_batch,
-                "max_queue": self.max_queue, "context_length": self.context,
-                "mean_batch": round(c["row_steps"] / c["steps"], 2) if c["steps"] else 0.0,
-                **{k: c[k] for k in COUNTERS}}
+    def _waiting_count(self) -> int:
+        return len(self._waiting)
+
+    def _active_count(self) -> int:
+        return len(self._rows)
 
     # ----- engine thread ----------------------------------------------------------------------
-    def _run(self) -> None:
+    def _serve(self) -> None:
         with packed_linears(self.model):  # oneDNN packed weights for the batched decode steps
             self._loop()
 
@@ -152,21 +89,6 @@ class Engine:
             self._flush()
         self._fail(RuntimeError("the server is shutting down"), include_waiting=True)
         self._flush()
-
-    def _emit(self, seq: Seq, event: Event) -> None:
-        key = id(seq.sink)
-        if key not in self._out:
-            self._out[key] = (seq.sink, [])
-        self._out[key][1].append(event)
-
-    def _flush(self) -> None:
-        out, self._out = self._out, {}
-        hand_out(out.values())
-
-    def _finish(self, seq: Seq, reason: str, error: str | None = None) -> None:
-        seq.done = True
-        self.counters["cancelled" if reason == "cancelled" else "finished"] += 1
-        self._emit(seq, Event(seq.index, finish=reason, error=error))
 
     def _fail(self, err: Exception, include_waiting: bool = False) -> None:
         with self._cond:

@@ -11,19 +11,15 @@ causal-LM engine's (`sequences.Event`), so `runs.Run` and `textjob.TextJob` serv
 from __future__ import annotations
 
 import itertools
-import threading
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, replace
 
 import torch
 
 from ..generate import SamplingConfig, stream_ids
 from ..tasks.seq2seq import pad_right
-from .batching import Sink, Ticket, hand_out
-from .errors import QueueFull
+from .engine_base import EngineBase, Sink, Ticket
 from .sequences import Event, Seq
-
-COUNTERS = ("submitted", "rejected", "batches", "rows", "steps", "tokens", "finished", "cancelled", "errors")
 
 
 @dataclass(frozen=True)
@@ -73,48 +69,26 @@ def unit_key(spec: TranslationSpec, n: int, submission: int) -> tuple:
             None if c.seed is None else (submission, c.seed))
 
 
-class Seq2SeqEngine:
+class Seq2SeqEngine(EngineBase):
     """`submit(specs, sink)` queues sequences (all or none); `sink(events)` is called from the engine thread.
     The interface of `batching.Engine`, so `runs.Run` drives both."""
 
+    COUNTERS = ("submitted", "rejected", "batches", "rows", "steps", "tokens", "finished", "cancelled", "errors")
+    MEAN_BATCH = ("rows", "batches")
+    THREAD_PREFIX = "lingvis-seq2seq"
+
     def __init__(self, model, max_batch: int = 32, max_queue: int = 64, name: str = "model"):
-        if max_batch < 1 or max_queue < 1:
-            raise ValueError(f"max_batch and max_queue must be >= 1, got {max_batch} and {max_queue}")
-        self.model, self.name = model.eval(), name
+        super().__init__(model, max_batch, max_queue, name)
         c = model.config
-        self.context, self.eos, self.pad = int(model.context_length), c.eos_id, c.pad_id
-        self.device = next(model.parameters()).device
-        self.max_batch, self.max_queue = max_batch, max_queue
-        self.counters: Counter = Counter()
-        self.batch_sizes: Counter = Counter()  # rows per batch -> batches (the /metrics histogram)
+        self.eos, self.pad = c.eos_id, c.pad_id
         self.active = 0
         self._waiting: deque[Unit] = deque()
         self._submissions = itertools.count()
-        self._out: dict[int, tuple[Sink, list[Event]]] = {}
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread: threading.Thread | None = None
 
     # ----- public, any thread -----------------------------------------------------------------
-    def start(self) -> "Seq2SeqEngine":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name=f"lingvis-seq2seq-{self.name}", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
     def submit(self, specs: list[TranslationSpec], sink: Sink) -> Ticket:
         """Queue `specs`. Raises ValueError for a bad spec, QueueFull when too many sequences wait."""
-        if len(specs) > self.max_queue:
-            raise ValueError(f"{len(specs)} sequences in one request exceed the queue bound {self.max_queue}; "
-                             "split the request")
+        self._check_request_size(len(specs))
         for i, spec in enumerate(specs):
             spec.cfg.validate()
             if not spec.source:
@@ -126,17 +100,7 @@ class Seq2SeqEngine:
                 raise ValueError(f"sequence {i}: at most {self.context - 1} new tokens, got "
                                  f"{spec.cfg.max_new_tokens}")
         seqs = [Seq(spec, i, sink) for i, spec in enumerate(specs)]
-        units = self._units(seqs, next(self._submissions))
-        with self._cond:
-            if self._stop:
-                raise RuntimeError(f"the engine of {self.name} is shut down")
-            if self.waiting + len(seqs) > self.max_queue:
-                self.counters["rejected"] += 1
-                raise QueueFull(f"{self.name}: {self.waiting} sequences are already waiting "
-                                f"(queue bound {self.max_queue}); retry later")
-            self._waiting.extend(units)
-            self.counters["submitted"] += len(seqs)
-            self._cond.notify_all()
+        self._enqueue(self._waiting, self._units(seqs, next(self._submissions)), len(seqs))
         return Ticket(self, seqs)
 
     def cancel(self, seqs: list[Seq]) -> None:
@@ -154,12 +118,11 @@ class Seq2SeqEngine:
     def waiting(self) -> int:
         return sum(len(u.seqs) for u in self._waiting)
 
-    def stats(self) -> dict:
-        c = self.counters
-        return {"active": self.active, "waiting": self.waiting, "max_batch": self.max_batch,
-                "max_queue": self.max_queue, "context_length": self.context,
-                "mean_batch": round(c["rows"] / c["batches"], 2) if c["batches"] else 0.0,
-                **{k: c[k] for k in COUNTERS}}
+    def _waiting_count(self) -> int:
+        return self.waiting
+
+    def _active_count(self) -> int:
+        return self.active
 
     # ----- grouping ---------------------------------------------------------------------------
     @staticmethod
@@ -192,7 +155,7 @@ class Seq2SeqEngine:
             return batch
 
     # ----- engine thread ----------------------------------------------------------------------
-    def _loop(self) -> None:
+    def _serve(self) -> None:
         while True:
             with self._cond:
                 while not self._stop and not self._waiting:
@@ -216,21 +179,6 @@ class Seq2SeqEngine:
         for s in left:
             self._finish(s, "error", "RuntimeError: the server is shutting down")
         self._flush()
-
-    def _emit(self, seq: Seq, event: Event) -> None:
-        key = id(seq.sink)
-        if key not in self._out:
-            self._out[key] = (seq.sink, [])
-        self._out[key][1].append(event)
-
-    def _flush(self) -> None:
-        out, self._out = self._out, {}
-        hand_out(out.values())
-
-    def _finish(self, seq: Seq, reason: str, error: str | None = None) -> None:
-        seq.done = True
-        self.counters["cancelled" if reason == "cancelled" else "finished"] += 1
-        self._emit(seq, Event(seq.index, finish=reason, error=error))
 
     def _token(self, seq: Seq, token: int) -> None:
         seq.tokens.append(token)

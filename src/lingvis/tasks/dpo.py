@@ -7,7 +7,12 @@ The reference log-probabilities come from the batch (precomputed once with the f
 from a frozen `reference` module, or, for a LoRA policy, from the same model with its adapters disabled.
 Logged: rewards beta * (log pi - log ref) of both completions, their margin, the reward accuracy
 (chosen reward > rejected reward) and the preference accuracy (the policy itself gives the chosen
-completion the higher log-probability)."""
+completion the higher log-probability).
+
+`rpo_alpha` (named as in TRL; RPO, Pang et al., 2024) adds `rpo_alpha` times the NLL of the chosen
+completions, averaged over their tokens, to the DPO loss: the policy keeps producing the chosen answers
+instead of only pushing the rejected ones down, which keeps DPO from over-optimising into degenerate
+replies."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,11 +27,16 @@ from ..train.task import Task, move_to
 from .chat_sft import pad_right
 
 
-def sequence_logps(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B,) sum over positions with labels != -100 of log p(labels[t] | input_ids[:t+1])."""
+def token_logps(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) log p(labels[t] | input_ids[:t+1]), 0 where labels == -100."""
     logits = model(input_ids).float()  # (B, T, V)
     logp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)  # (B, T)
-    return (logp * (labels != IGNORE)).sum(-1)
+    return logp * (labels != IGNORE)
+
+
+def sequence_logps(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) sum over positions with labels != -100 of log p(labels[t] | input_ids[:t+1])."""
+    return token_logps(model, input_ids, labels).sum(-1)
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
@@ -50,9 +60,12 @@ class DPOTask(Task):
     metric_for_best = "loss"
 
     def __init__(self, pad_id: int, beta: float = 0.1, reference: nn.Module | None = None,
-                 label_smoothing: float = 0.0):
+                 label_smoothing: float = 0.0, rpo_alpha: float | None = None):
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
+        if rpo_alpha is not None and rpo_alpha < 0:
+            raise ValueError(f"rpo_alpha must be >= 0 (or None), got {rpo_alpha}")
+        self.rpo_alpha = rpo_alpha
         if not 0 <= label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
         self.pad_id, self.beta, self.label_smoothing = pad_id, beta, label_smoothing
@@ -82,17 +95,23 @@ class DPOTask(Task):
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         ref = self.reference_logps(model, batch)
-        policy = sequence_logps(model, batch["input_ids"], batch["labels"])  # (2B,)
+        tokens = token_logps(model, batch["input_ids"], batch["labels"])  # (2B, T)
+        policy = tokens.sum(-1)  # (2B,)
         B = policy.shape[0] // 2
         loss, chosen, rejected = dpo_loss(policy[:B], policy[B:], ref[:B], ref[B:], self.beta, self.label_smoothing)
         p = policy.detach()
-        return loss, {
+        metrics = {
             "reward_chosen": float(chosen.mean()), "reward_rejected": float(rejected.mean()),
             "reward_margin": float((chosen - rejected).mean()),
             "reward_accuracy": float((chosen > rejected).float().mean()),
             "preference_accuracy": float((p[:B] > p[B:]).float().mean()),
             "logp_chosen": float(p[:B].mean()), "logp_rejected": float(p[B:].mean()),
         }
+        if self.rpo_alpha is not None:  # NLL of the chosen completions, mean over their tokens
+            nll = -tokens[:B].sum() / (batch["labels"][:B] != IGNORE).sum().clamp(min=1)
+            loss = loss + self.rpo_alpha * nll
+            metrics["nll_loss"] = float(nll.detach())
+        return loss, metrics
 
     def tokens_in(self, batch: dict) -> int:
         return int((batch["labels"] != IGNORE).sum())

@@ -1,7 +1,7 @@
 """Training hyper-parameters shared by every task."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -12,11 +12,13 @@ class TrainConfig:
     batch_size: int = 16               # global batch per optimizer step (before accumulation split)
     grad_accum: int = 1                # micro-batches per step; micro batch = batch_size // grad_accum
     lr: float = 1e-3
+    lr_scale: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier (new heads)
     min_lr: float | None = None        # learning rate at the end of the decay; default lr / 10
     warmup_steps: int = 100            # linear warmup (at most a fifth of a budget-derived horizon)
     schedule: str = "cosine"           # cosine | linear | wsd (warmup-stable-decay), ending at the horizon
     decay_fraction: float = 0.2        # wsd: share of the post-warmup steps spent decaying
     weight_decay: float = 0.1
+    optimizer: str = "adamw"           # adamw | muon (Muon on hidden matrices, AdamW on embeddings, biases, norms)
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float | None = 1.0
@@ -54,10 +56,15 @@ class TrainConfig:
         unknown = [t for t in self.log_to if t not in ("tensorboard", "wandb")]
         if unknown:
             raise ValueError(f"log_to: unknown tracker(s) {unknown}; choose from tensorboard, wandb")
+        self.lr_scale = parse_lr_scale(self.lr_scale)
         if self.schedule not in ("cosine", "linear", "wsd"):
             raise ValueError(f"schedule must be cosine, linear or wsd, got {self.schedule!r}")
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be adamw or muon, got {self.optimizer!r}")
+        if self.optimizer == "muon" and (self.precision == "fp16" or self.distributed == "fsdp"):
+            raise ValueError("optimizer muon does not run with precision fp16 (loss scaling) or FSDP; use adamw")
         if self.budget_clock not in ("wall", "cpu"):
             raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -71,3 +78,23 @@ class TrainConfig:
     @property
     def micro_batch(self) -> int:
         return self.batch_size // self.grad_accum
+
+
+def parse_lr_scale(spec: dict | str | None) -> dict[str, float]:
+    """{prefix: factor} from a dict or "vqa_head=10,image.stem.geometry=5" (CLI / config files)."""
+    if not spec:
+        return {}
+    if isinstance(spec, str):
+        pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"lr_scale must be PREFIX=FACTOR[,PREFIX=FACTOR...], got {spec!r}")
+        spec = {k.strip(): v for k, v in pairs}
+    out = {}
+    for k, v in spec.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"lr_scale[{k!r}] must be a number, got {v!r}") from None
+        if not out[str(k)] > 0:
+            raise ValueError(f"lr_scale[{k!r}] must be > 0, got {v!r}")
+    return out

@@ -108,7 +108,7 @@ class Trainer:
         cfg = self.cfg
         lr = lr_at(self.step, cfg, self.budget.lr_horizon)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         total, metrics, tokens = 0.0, {}, 0
         for i in range(cfg.grad_accum):
             batch = move_to(next(batches), self.device)
