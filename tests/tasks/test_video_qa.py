@@ -48,3 +48,17 @@ def test_loss_matches_per_question_decoding_and_learns_answers():
     model.eval()
     ev = task.evaluate(model, [b])
     assert ev["qa_accuracy"] == 1.0 and ev["loss"] < 0.1, ev
+
+
+def test_question_weight_adds_the_question_tokens_loss_in_training():
+    model = _model()
+    b, _, _ = _batch(VideoQATask(BOS, EOS, PAD))
+    assert b["question_labels"][0].tolist() == [5, 6, 7, IGNORE, IGNORE]
+    plain = VideoQATask(BOS, EOS, PAD, label_smoothing=0.0)
+    weighted = VideoQATask(BOS, EOS, PAD, label_smoothing=0.0, question_weight=0.5)
+    model.train()
+    base, _ = plain.loss(model, b)
+    total, m = weighted.loss(model, b)
+    assert torch.allclose(total, base + 0.5 * m["question_loss"], atol=1e-5) and m["question_loss"] > 0
+    model.eval()
+    assert torch.allclose(weighted.loss(model, b)[0], plain.loss(model, b)[0])  # evaluation: answers only

@@ -23,6 +23,9 @@ def register(sub, groups) -> None:
                    "the answers; a batch counts videos, each with all of its questions, encoded once)")
     f.add_argument("--vocab-size", type=int, default=400, help="BPE vocabulary size for a new tokenizer")
     f.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the caption loss")
+    f.add_argument("--question-weight", type=float, default=0.3,
+                   help="--qa: weight of the question tokens' loss beside the answer's (they name what the video "
+                   "shows; 0: answers only)")
     _add_sampling_args(f, eval_clips=False)
     f.set_defaults(func=run_finetune)
 
@@ -61,7 +64,8 @@ def run_finetune(args) -> int:
         raise ValueError("--data is required: captions JSON / CSV, or video QA JSON with --qa")
     fargs = VideoCaptionArgs(out=args.out, data=args.data, val_data=args.val_data, video_root=args.video_root,
                              qa=args.qa, preset=args.preset, model=args.model, vocab_size=args.vocab_size,
-                             label_smoothing=args.label_smoothing, val_fraction=args.val_fraction,
+                             label_smoothing=args.label_smoothing, question_weight=args.question_weight,
+                             val_fraction=args.val_fraction,
                              num_frames=args.frames, sampling=args.sampling, sample_fps=args.sample_fps,
                              short=args.short, augment=args.augment, cache_frames=args.cache_frames)
     print_json(train_video_captioner(fargs, train_config(args), resume=args.resume))

@@ -105,5 +105,6 @@ register_preset("video-captioner-nano", "video_captioner", "32px ViT per frame (
                 decoder=_fields("gpt-nano", block_size=64), num_frames=4)
 register_preset("video-captioner-tiny", "video_captioner", "32px ResNet per frame + 2-layer temporal transformer "
                 "+ 2-layer width-128 decoder: CPU training",
-                backbone=dict(frame_family="cnn", frame=TINY_FRAME, temporal_depth=2, temporal_heads=4, max_frames=32),
+                backbone=dict(frame_family="cnn", frame={**TINY_FRAME, "norm": "batchnorm"}, temporal_depth=2,
+                              temporal_heads=4, max_frames=32),
                 decoder=_fields("gpt-micro", n_layer=2, n_head=4, n_embd=128, block_size=40), num_frames=8)

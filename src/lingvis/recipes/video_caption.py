@@ -48,6 +48,7 @@ class VideoCaptionArgs:
     model: str | None = None         # continue a video captioner (its tokenizer too)
     vocab_size: int = 400
     label_smoothing: float = 0.1
+    question_weight: float = 0.3     # QA: weight of the question tokens' loss (the answer's is 1)
     val_fraction: float = 0.05
     max_val: int = 64
     num_frames: int | None = None    # sampling overrides (default: the preset's)
@@ -177,7 +178,7 @@ def train_video_captioner(args: VideoCaptionArgs, cfg: TrainConfig, resume: bool
         val_set = SafeDataset(VideoQAPairs(val_clips, tok, ctx, per_video=False), skipped, errors=VIDEO_ERRORS)
         longest = max(len(a) for _, a in train_set.dataset.ids.values())
         task = VideoQATask(model.config.bos_id, model.config.eos_id, model.config.pad_id, args.label_smoothing,
-                           max_new_tokens=longest + 2)
+                           max_new_tokens=longest + 2, question_weight=args.question_weight)
     else:
         train_set = SafeDataset(VideoCaptionPairs(train_clips, tok, ctx), skipped, errors=VIDEO_ERRORS)
         val_set = SafeDataset(VideoCaptionPairs(val_clips, tok, ctx, all_captions=False), skipped,

@@ -1,6 +1,7 @@
 """Video QA with a captioner: the decoder continues the question with the answer. The loss is on the answer
-(and its end) only: the question is the prompt, given at inference, so learning to predict it spends the model
-on text the video does not determine. A training item may be every question of one video: the video is
+(and its end): the question is the prompt, given at inference. `question_weight` > 0 adds the loss of the question
+tokens at that weight: they name the objects (colour, shape) the video shows, a cheap extra signal for the
+video encoder. A training item may be every question of one video: the video is
 encoded once and its tokens repeated for each question. Evaluation: exact-match accuracy of greedy answers."""
 from __future__ import annotations
 
@@ -31,8 +32,11 @@ class VideoQATask(Task):
     greater_is_better = True
 
     def __init__(self, bos_id: int, eos_id: int, pad_id: int, label_smoothing: float = 0.1,
-                 max_new_tokens: int = 8):
+                 max_new_tokens: int = 8, question_weight: float = 0.0):
+        if question_weight < 0:
+            raise ValueError(f"question_weight must be >= 0, got {question_weight}")
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        self.question_weight = question_weight
         self.label_smoothing, self.max_new_tokens = label_smoothing, max_new_tokens
 
     def collate(self, items: list) -> dict:
@@ -44,16 +48,22 @@ class VideoQATask(Task):
         samples = [s for g in groups for s in g]
         tgt_in, labels = teacher_forcing([s.prompt + s.answer for s in samples], self.bos_id, self.eos_id,
                                          self.pad_id)
+        question = torch.full_like(labels, IGNORE)
         for row, s in enumerate(samples):
+            question[row, :len(s.prompt)] = labels[row, :len(s.prompt)]
             labels[row, :len(s.prompt)] = IGNORE  # labels[t] is token t: the question's are given
         index = torch.tensor([v for v, g in enumerate(groups) for _ in g])
         return {"pixels": torch.stack([g[0].pixels for g in groups]), "video_index": index, "tgt_in": tgt_in,
-                "labels": labels, "prompts": [s.prompt for s in samples], "answers": [s.answer for s in samples]}
+                "labels": labels, "question_labels": question, "prompts": [s.prompt for s in samples], "answers": [s.answer for s in samples]}
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         memory = model.encode(batch["pixels"])[batch["video_index"]]  # (B, N, C): each question's video tokens
         logits = model.decode(batch["tgt_in"], memory)  # (B, L, V)
-        loss, acc = smoothed_loss(logits, batch["labels"], self.label_smoothing if model.training else 0.0)
+        smoothing = self.label_smoothing if model.training else 0.0
+        loss, acc = smoothed_loss(logits, batch["labels"], smoothing)
+        if self.question_weight and model.training:  # the question's words (objects, colours) from the video
+            q_loss, _ = smoothed_loss(logits, batch["question_labels"], smoothing)
+            return loss + self.question_weight * q_loss, {"token_acc": acc, "question_loss": float(q_loss.detach())}
         return loss, {"token_acc": acc}
 
     def tokens_in(self, batch: dict) -> int:
