@@ -32,7 +32,7 @@ MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_l
 # trainer turns into a step horizon (budget_clock="cpu"; data preparation and the final scoring come on top).
 # Tried on a CPU budget of 8.5 minutes (docs/chat.md): batch 8 + wsd at lr 3e-3 (0.686) did not beat it.
 SFT_STEPS = 1200
-SFT_TRAIN = {"batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "weight_decay": 0.1}
+SFT_TRAIN = {"batch_size": 16, "lr": 2e-3, "optimizer": "adamw", "warmup_steps": 50, "weight_decay": 0.1}
 MIXED_STEPS = 300
 # DPO with an NLL term on the chosen replies (RPO, TRL's rpo_alpha): plain DPO at this lr and step count
 # reaches the preference targets but its greedy replies degrade (exact match 0.0, reward margin 17.5)
@@ -61,7 +61,7 @@ def per_task(conversations, replies) -> dict[str, float]:
 
 
 def learn_sft(out: Path, steps: int | None, minutes: float, quick: bool, resume: bool,
-              cpu_minutes: float | None = None) -> tuple[list[dict], Path]:
+              cpu_minutes: float | None = None, train: dict | None = None) -> tuple[list[dict], Path]:
     import lingvis
     from lingvis.data.chat_synthetic import chat_split
     from lingvis.recipes.chat import ChatSFTArgs, evaluate_chat, train_chat
@@ -74,7 +74,7 @@ def learn_sft(out: Path, steps: int | None, minutes: float, quick: bool, resume:
     else:  # a fixed step count under a wall-clock cap
         budget = {"max_steps": steps or (150 if quick else SFT_STEPS), "max_minutes": minutes,
                   "eval_every": 300, "eval_batches": 8}
-    cfg = TrainConfig(**budget, **SFT_TRAIN, log_every=25, progress=False, device="cpu")
+    cfg = TrainConfig(**budget, **{**SFT_TRAIN, **(train or {})}, log_every=25, progress=False, device="cpu")
     summary, wall, cpu = _timed(lambda: train_chat(args, cfg, resume=resume and _started(args.out)))
     model, tok = lingvis.load(args.out), lingvis.load_tokenizer(args.out)
     held = chat_split("test", 100 if quick else 500)
@@ -140,10 +140,10 @@ def learn_dpo(out: Path, sft: Path, steps: int, minutes: float, quick: bool, res
 
 
 def run(quick: bool = False, steps: int | None = None, minutes: float = 60.0, out: str | Path = "runs/chat_learning",
-        resume: bool = False, cpu_minutes: float | None = None) -> list[dict]:
+        resume: bool = False, cpu_minutes: float | None = None, sft_train: dict | None = None) -> list[dict]:
     torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
     out = Path(out)
-    rows, sft = learn_sft(out, steps, minutes, quick, resume, cpu_minutes)
+    rows, sft = learn_sft(out, steps, minutes, quick, resume, cpu_minutes, sft_train)
     return rows + learn_dpo(out, sft, steps, minutes, quick, resume)
 
 
@@ -156,8 +156,11 @@ if __name__ == "__main__":
     ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock cap per stage")
     ap.add_argument("--out", default="runs/chat_learning")
     ap.add_argument("--resume", action="store_true", help="continue the runs found under --out")
+    ap.add_argument("--optimizer", choices=("adamw", "muon"), help=f"SFT optimizer (default {SFT_TRAIN['optimizer']})")
+    ap.add_argument("--lr", type=float, help=f"SFT peak learning rate (default {SFT_TRAIN['lr']})")
     ns = ap.parse_args()
-    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume, ns.cpu_minutes):
+    sft_train = {k: v for k, v in (("optimizer", ns.optimizer), ("lr", ns.lr)) if v is not None}
+    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume, ns.cpu_minutes, sft_train):
         print(f"{r['benchmark']}: {r['lingvis']} vs {r['reference']} -> ratio {r['ratio']:.2f} "
               f"({r['steps']} steps, {r['train_seconds']} s wall, {r['cpu_seconds']} s CPU)", flush=True)
         extra = {k: v for k, v in r.items() if k in ("per_task", "example", "reward_accuracy", "reward_margin",

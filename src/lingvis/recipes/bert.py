@@ -60,9 +60,7 @@ def build_model(preset: str | None, model: str | None, tokenizer: Tokenizer, hea
                 labels: list[str] | None = None, no_answer: bool = False, overrides: dict | None = None) -> Bert:
     """A fresh preset model sized to the tokenizer, or a checkpoint re-headed for `head`."""
     if model:
-        base = api.load(model)
-        if getattr(base, "family", None) != "bert":
-            raise ValueError(f"{model} holds a {getattr(base, 'family', type(base).__name__)} model, not BERT")
+        base = api.load_as(model, "bert", "BERT")
         if base.config.vocab_size < tokenizer.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {base.config.vocab_size}")
         if max_len > base.config.max_positions:
@@ -71,9 +69,7 @@ def build_model(preset: str | None, model: str | None, tokenizer: Tokenizer, hea
     fields = {"vocab_size": tokenizer.vocab_size, "head": head, "labels": labels, "no_answer": no_answer,
               "pad_id": tokenizer.pad_id or 0, "pooler": head in ("none", "pretraining", "classify"),
               **(overrides or {})}
-    fam, cfg = registry.preset_config(preset or DEFAULT_PRESET, **fields)
-    if fam != "bert":
-        raise ValueError(f"preset {preset!r} is a {fam} model, not bert")
+    _, cfg = registry.preset_of(preset or DEFAULT_PRESET, "bert", **fields)
     if max_len > cfg.max_positions:
         cfg.max_positions = max_len
     return Bert(cfg)

@@ -89,10 +89,8 @@ def make_model(args: FusionPretrainArgs, tokenizer) -> FusionModel:
                    allow_missing=tuple(k for k in own if k.split(".")[0] in ("mlm", "itm", "mif", "itc", "pooler")
                                        or k in ("image.mask_token", "logit_scale")))
         return model.train()
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, vocab_size=tokenizer.vocab_size,
-                                      pad_token_id=tokenizer.pad_id, **heads, **args.overrides)
-    if fam != "fusion":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not fusion")
+    _, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "fusion", vocab_size=tokenizer.vocab_size,
+                                pad_token_id=tokenizer.pad_id, **heads, **args.overrides)
     return FusionModel(cfg)
 
 

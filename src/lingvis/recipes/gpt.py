@@ -105,9 +105,7 @@ def make_model(args: GPTPretrainArgs, tokenizer: Tokenizer, max_minutes: float |
     fields.update(vocab_size=tokenizer.vocab_size, **args.overrides)
     if args.block_size:
         fields["block_size"] = args.block_size
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, **fields)
-    if fam != "gpt":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not gpt")
+    fam, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "gpt", **fields)
     if cfg.activation == "gelu_tanh" and "activation" not in args.overrides:
         cfg = dataclasses.replace(cfg, activation="gelu")
     return registry.family(fam).model_cls(cfg)

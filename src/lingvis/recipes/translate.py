@@ -126,9 +126,7 @@ def make_tokenizer(args: TranslateArgs, corpus: Corpus, resume: bool) -> Tokeniz
 
 def make_model(args: TranslateArgs, tok: Tokenizer) -> torch.nn.Module:
     if args.model:
-        model = api.load(args.model)
-        if getattr(model, "family", None) != "seq2seq":
-            raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not seq2seq")
+        model = api.load_as(args.model, "seq2seq")
         if model.config.vocab_size < tok.vocab_size:
             raise ValueError(f"tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
         return model.train()
@@ -137,9 +135,7 @@ def make_model(args: TranslateArgs, tok: Tokenizer) -> torch.nn.Module:
         raise ValueError(f"the tokenizer needs {missing} special tokens for translation")
     fields = {"vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eos_id": tok.eos_id,
               "decoder_start_id": tok.bos_id, **args.overrides}
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, **fields)
-    if fam != "seq2seq":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not seq2seq")
+    fam, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "seq2seq", **fields)
     return registry.family(fam).model_cls(cfg)
 
 

@@ -84,9 +84,7 @@ def make_model(args: VideoCLIPArgs, tokenizer: Tokenizer) -> VideoCLIP:
     if args.model and args.clip:
         raise ValueError("pass either --model (a video CLIP run to continue) or --clip (a CLIP to start from)")
     if args.model:
-        model = api.load(args.model)
-        if model.family != "video_clip":
-            raise ValueError(f"{args.model} holds a {model.family} model, not video_clip (use --clip for a CLIP)")
+        model = api.load_as(args.model, "video_clip", "video_clip (use --clip for a CLIP)")
         arch = sorted(k for k in _overrides(args) if k.startswith("temporal"))
         if arch:
             raise ValueError(f"--model continues {args.model} as it is; {arch} change the temporal head: start from "
@@ -96,9 +94,7 @@ def make_model(args: VideoCLIPArgs, tokenizer: Tokenizer) -> VideoCLIP:
             model = VideoCLIP(dataclasses.replace(model.config, **_overrides(args)))
             model.load_state_dict(state)
         return model.train()
-    fam, base = registry.preset_config(args.preset or DEFAULT_PRESET)
-    if fam != "video_clip":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not video_clip")
+    _, base = registry.preset_of(args.preset or DEFAULT_PRESET, "video_clip")
     fields = {k: v for k, v in dataclasses.asdict(base).items() if k != "clip"}
     fields.update(_overrides(args))
     if args.clip:

@@ -68,10 +68,8 @@ def make_model(args: VQAFinetuneArgs, tokenizer, vocab: AnswerVocab) -> FusionMo
         if base.config.answers == vocab.answers and not args.overrides:
             return base.train()
         return _fresh_answers_model(base, vocab.answers, args.overrides).train()
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, vocab_size=tokenizer.vocab_size,
-                                      answers=vocab.answers, pad_token_id=tokenizer.pad_id, **args.overrides)
-    if fam != "fusion":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model, not fusion")
+    _, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "fusion", vocab_size=tokenizer.vocab_size,
+                                answers=vocab.answers, pad_token_id=tokenizer.pad_id, **args.overrides)
     return FusionModel(cfg)
 
 

@@ -32,14 +32,10 @@ def make_tokenizer(args, train: list[VQAExample], resume: bool):
 
 def make_model(args, tok) -> torch.nn.Module:
     if args.model:
-        model = api.load(args.model)
-        if getattr(model, "family", None) != "captioner":
-            raise ValueError(f"{args.model} holds a {getattr(model, 'family', '?')} model, not a captioner "
-                             "(generative VQA trains the captioner's decoder)")
-        return model.train()
-    fam, cfg = registry.preset_config(args.preset or DEFAULT_PRESET, **args.overrides)
-    if fam != "captioner":
-        raise ValueError(f"preset {args.preset!r} is a {fam} model; generative VQA needs a captioner preset")
+        what = "a captioner (generative VQA trains the captioner's decoder)"
+        return api.load_as(args.model, "captioner", what).train()
+    fam, cfg = registry.preset_of(args.preset or DEFAULT_PRESET, "captioner",
+                                  "a captioner (generative VQA needs a captioner preset)", **args.overrides)
     missing = [r for r in ("bos", "eos", "pad") if getattr(tok, f"{r}_id") is None]
     if missing:
         raise ValueError(f"generative VQA needs a tokenizer with {', '.join(missing)} tokens")
