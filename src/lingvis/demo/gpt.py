@@ -1,10 +1,11 @@
-"""Demo step: a small char-level GPT on the embedded Shakespeare corpus (about 2 minutes on 2 cores)."""
+"""Demo step: a small char-level GPT on the embedded Shakespeare corpus (about 2 minutes on 2 cores), with the
+defaults `lingvis pretrain gpt --max-minutes` picks for the budget (Muon; docs/training.md has the sweep)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import api, generate
-from ..recipes.gpt import GPTPretrainArgs, pretrain_gpt
+from ..recipes.gpt import GPTPretrainArgs, defaults_for, pretrain_gpt
 from ..train.config import TrainConfig
 from . import step
 
@@ -12,8 +13,11 @@ from . import step
 @step("gpt")
 def demo_gpt(out: Path, minutes: float = 2.0) -> dict:
     run = out / "gpt"
-    args = GPTPretrainArgs(out=str(run), preset="gpt-micro", tokenizer="char")
-    cfg = TrainConfig(max_steps=1200, max_minutes=minutes, batch_size=16, lr=2e-3, warmup_steps=50,
+    d = defaults_for(minutes)
+    args = GPTPretrainArgs(out=str(run), tokenizer="char", stride=d.stride)  # the budget's model shape
+    # the budget sets the step horizon (measured step time); evaluation every 200 steps costs ~2% of it
+    cfg = TrainConfig(max_steps=100_000, max_minutes=minutes, batch_size=d.batch_size, lr=d.lr,
+                      warmup_steps=d.warmup_steps, min_lr=d.min_lr, beta2=d.beta2, optimizer=d.optimizer,
                       eval_every=200, eval_batches=10, log_every=20, seed=1337)
     summary = pretrain_gpt(args, cfg)
     model, tok = api.load(run), api.load_tokenizer(run)
