@@ -57,6 +57,19 @@ def test_eval_batches_grow_with_the_budget_and_user_settings_are_kept():
     assert (user.eval_every, user.eval_batches, user.next_eval) == (7, 3, 7)
 
 
+def test_a_user_cadence_counts_only_the_evaluations_within_the_budget():
+    """eval_every set by the user and a far max_steps: the plan reserves time for the evaluations that fit
+    in the budget, not for those up to max_steps (which once left a 2-minute run 10 steps)."""
+    b = RunBudget.from_config(TrainConfig(max_steps=100_000, max_minutes=2, eval_every=200, eval_batches=10))
+    b.record_step(0.1)
+    b.record_step(0.1)
+    b.fix(step=9, used=1.0, first_step_s=0.2)
+    cycle = 10 * 0.1 / 3 + b.checkpoint_guess
+    evals = b._evals_left(9, b.horizon)
+    assert 1000 < b.horizon <= 9 + int(119 / 0.1)
+    assert abs(9 + (119 - evals * cycle) / 0.1 - b.horizon) <= cycle / 0.1 + 1  # within one evaluation's time
+
+
 def test_replan_moves_the_horizon_when_steps_get_slower_and_thins_costly_evaluations():
     b = RunBudget.from_config(TrainConfig(max_steps=10 ** 6, max_minutes=1.0))
     b.record_step(0.1)

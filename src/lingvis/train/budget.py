@@ -126,7 +126,12 @@ class RunBudget:
             fit = int(per_eval / max(self._eval_batch_seconds(step_s), 1e-9))
             self.eval_batches = max(MIN_AUTO_EVAL_BATCHES, min(MAX_AUTO_EVAL_BATCHES, fit))
         cycle = self._cycle_guess(step_s)
-        evals = PERIODIC_EVALS if self.auto_every else self._evals_left(step, self.max_steps)
+        if self.auto_every:
+            evals = PERIODIC_EVALS
+        else:  # the evaluations that fall before the horizon the budget allows (not those up to max_steps)
+            per_step = step_s + (cycle / self.eval_every if self.eval_every else 0.0)
+            reach = min(self.max_steps, step + int(max(0.0, self.seconds - used) / max(per_step, 1e-9)))
+            evals = self._evals_left(step, reach)
         left = max(0.0, self.seconds - used - evals * cycle)
         self.horizon = max(step + 1, min(self.max_steps, step + int(left / max(step_s, 1e-9))))
         if self.auto_every:
