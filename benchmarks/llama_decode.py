@@ -120,7 +120,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="4 layers, 16 new tokens, one timed repeat")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    print_rows(run(args.quick, args.threads))
+    rows = run(args.quick, args.threads)
+    print_rows(rows)
+    for r in rows:
+        if r.get("bandwidth_bound"):
+            frac = f", lingvis at {r['fraction_of_bound']:.2f}x of it" if r.get("fraction_of_bound") else ""
+            print(f"  {r['benchmark']}: weight-read bound at {r['copy_bandwidth_GBs']} GB/s copy bandwidth "
+                  f"{r['bandwidth_bound']} tokens/s{frac}", flush=True)
 
 
 if __name__ == "__main__":
