@@ -61,6 +61,15 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    lr: float | None = 1e-3, eval_every: int = 200, warmup: int | None = 100) -> None:
     """The flags every `pretrain`/`finetune` command takes. A None default (batch size, lr, warmup) means
     the command picks one for the budget (its `run` function fills it in)."""
+    _add_data_args(p)
+    t = p.add_argument_group("training")
+    _add_budget_args(t, max_steps)
+    _add_optimizer_args(t, batch_size, lr, warmup)
+    _add_run_args(p, t, eval_every)
+    add_scale_args(p)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and model")
     g.add_argument("--data", help="training data path (default: built-in data)")
     g.add_argument("--out", help="run folder: checkpoints, metrics.jsonl, loss.png (required here or in --config)")
@@ -68,7 +77,9 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     g.add_argument("--preset", help="model size preset (see `lingvis presets`)")
     g.add_argument("--model", help="start from this checkpoint folder instead of a preset")
     g.add_argument("--config", help="YAML/JSON file of option values; flags given on the command line win")
-    t = p.add_argument_group("training")
+
+
+def _add_budget_args(t, max_steps: int) -> None:
     t.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps to train for")
     t.add_argument("--max-minutes", type=float,
                    help="wall-clock budget: the learning-rate schedule spans the steps that fit in it (measured "
@@ -77,6 +88,9 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    help="what --max-minutes measures: wall-clock time, or this process's CPU time (all its "
                    "threads; the compute a run received on a shared machine)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
+
+def _add_optimizer_args(t, batch_size: int | None, lr: float | None, warmup: int | None) -> None:
     t.add_argument("--batch-size", type=int, default=batch_size,
                    help="global batch: examples per optimizer step, over all accumulation steps and ranks"
                    + ("" if batch_size else BY_BUDGET))
@@ -106,6 +120,9 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
                    "choice, e.g. 0.99 for `pretrain gpt`)")
     t.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip the global gradient norm to this (0: no clipping)")
+
+
+def _add_run_args(p: argparse.ArgumentParser, t, eval_every: int) -> None:
     t.add_argument("--eval-every", type=int,
                    help=f"evaluate and save a checkpoint every N steps (default: {eval_every}; with --max-minutes: "
                    "about 8 times over the run, fewer when that would cost over 3%% of the budget)")
@@ -123,7 +140,6 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     t.add_argument("--log-to", nargs="+", choices=["tensorboard", "wandb"], default=[],
                    help="also write metrics to TensorBoard event files (OUT/tensorboard) and/or an offline "
                    "Weights & Biases run (OUT/wandb); needs pip install 'lingvis[track]'")
-    add_scale_args(p)
 
 
 def add_scale_args(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ what they queue.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 
@@ -44,7 +45,7 @@ class Ticket:
         self.engine.cancel([s for s in self.seqs if index is None or s.index == index])
 
 
-class EngineBase:
+class EngineBase(ABC):
     """Thread, queue bound, counters and event delivery of a serving engine."""
 
     COUNTERS: tuple[str, ...] = ()
@@ -89,15 +90,18 @@ class EngineBase:
                 "mean_batch": round(c[rows] / c[passes], 2) if c[passes] else 0.0,
                 **{k: c[k] for k in self.COUNTERS}}
 
-    # ----- hooks ------------------------------------------------------------------------------
+    # ----- what each engine supplies ---------------------------------------------------------
+    @abstractmethod
     def _serve(self) -> None:
-        raise NotImplementedError
+        """The engine thread's loop: admit, decode and report until `close()`."""
 
+    @abstractmethod
     def _waiting_count(self) -> int:
-        raise NotImplementedError
+        """Sequences queued and not started."""
 
+    @abstractmethod
     def _active_count(self) -> int:
-        raise NotImplementedError
+        """Sequences being decoded now."""
 
     # ----- helpers for subclasses -------------------------------------------------------------
     def _check_request_size(self, n: int) -> None:
