@@ -35,3 +35,12 @@ def test_unknown_key_is_named(tmp_path):
     cfg.write_text("max_step: 7\n")
     with pytest.raises(SystemExit, match="unknown option 'max_step'"):
         parse(["--out", "o", "--config", str(cfg)], cfg)
+
+
+def test_budget_alone_sets_the_horizon_and_explicit_max_steps_caps_it():
+    from lingvis.cli.common import BUDGET_ONLY_MAX_STEPS
+
+    assert train_config(parse(["--out", "o"])).max_steps == 100  # the command's default
+    assert train_config(parse(["--out", "o", "--max-minutes", "2"])).max_steps == BUDGET_ONLY_MAX_STEPS
+    tc = train_config(parse(["--out", "o", "--max-minutes", "2", "--max-steps", "50"]))
+    assert (tc.max_steps, tc.max_minutes) == (50, 2.0)

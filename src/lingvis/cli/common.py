@@ -64,6 +64,7 @@ def add_train_args(p: argparse.ArgumentParser, max_steps: int = 1000, batch_size
     _add_data_args(p)
     t = p.add_argument_group("training")
     _add_budget_args(t, max_steps)
+    p.set_defaults(default_max_steps=max_steps)
     _add_optimizer_args(t, batch_size, lr, warmup)
     _add_run_args(p, t, eval_every)
     add_scale_args(p)
@@ -80,10 +81,13 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_budget_args(t, max_steps: int) -> None:
-    t.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps to train for")
+    t.add_argument("--max-steps", type=int,
+                   help=f"optimizer steps to train for (default: {max_steps}, or as many as fit in --max-minutes "
+                   "when only a budget is given)")
     t.add_argument("--max-minutes", type=float,
                    help="wall-clock budget: the learning-rate schedule spans the steps that fit in it (measured "
-                   "over the first steps; --max-steps still caps them), then a final evaluation and checkpoint")
+                   "over the first steps; an explicit --max-steps caps them), then a final evaluation and "
+                   "checkpoint")
     t.add_argument("--budget-clock", choices=["wall", "cpu"], default="wall",
                    help="what --max-minutes measures: wall-clock time, or this process's CPU time (all its "
                    "threads; the compute a run received on a shared machine)")
@@ -209,9 +213,23 @@ def _given_options(args: argparse.Namespace, argv: list[str]) -> set[str]:
     return given
 
 
+BUDGET_ONLY_MAX_STEPS = 10 ** 7  # the cap of a run bounded by --max-minutes alone: the budget sets the horizon
+
+
+def max_steps_of(args: argparse.Namespace) -> int:
+    """--max-steps as given; without it, the command's default step count, or (with --max-minutes alone)
+    a cap far beyond any budget, so that the budget alone fixes the schedule's horizon."""
+    if getattr(args, "max_steps", None) is not None:
+        return args.max_steps
+    if getattr(args, "max_minutes", None) is not None:
+        return BUDGET_ONLY_MAX_STEPS
+    return getattr(args, "default_max_steps", None) or 1000
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    values["max_steps"] = max_steps_of(args)
     values["progress"] = not getattr(args, "no_progress", False)
     if values.get("max_minutes") is None:  # no budget: the command's fixed evaluation cadence
         values.setdefault("eval_every", getattr(args, "default_eval_every", None) or 200)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import print_json, train_config
+from .common import max_steps_of, print_json, train_config
 
 
 def _read_query(text: str) -> str:
@@ -165,7 +165,7 @@ def run_complete(args) -> int:
 
     cargs = CompletionArgs(out=args.out or tempfile.mkdtemp(prefix="lingvis-kge-"), model=args.model, dim=args.dim,
                            negatives=args.negatives, margin=args.margin, seed=args.seed)
-    cfg = TrainConfig(max_steps=args.max_steps, max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
+    cfg = TrainConfig(max_steps=max_steps_of(args), max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
                       warmup_steps=args.warmup_steps, weight_decay=0.0, grad_clip=None, eval_every=args.eval_every,
                       eval_batches=50, seed=args.seed, device=args.device, progress=not args.no_progress)
     model, result = train_completion(data, cargs, cfg, features)
