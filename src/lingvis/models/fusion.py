@@ -20,6 +20,7 @@ from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_bl
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
 from .fusion_heads import Pooler, vqa_classifier
+from .fusion_readout import RegionReadout
 from .heads import MLMHead
 from .init import init_normal
 from .fusion_regions import RegionConfig, RegionStem, RegionTokens
@@ -57,6 +58,9 @@ class FusionConfig:
     itc_head: bool = False            # image-text contrastive projections over unimodal passes (ALBEF ITC)
     itc_dim: int = 128
     answers: list[str] = field(default_factory=list)  # VQA answer vocabulary; empty = no VQA head
+    vqa_readout: str = "pooled"       # pooled (ViLT: classifier on the pooled vector) | regions (+ question-
+                                      # conditioned region readings, `fusion_readout`: subject/object apart)
+    vqa_queries: int = 4              # region readers of vqa_readout="regions"
     vqa_loss: str = "bce"             # bce (ViLT: one sigmoid per answer) | softmax (one distribution)
     classifier_eps: float = 1e-5
 
@@ -71,6 +75,10 @@ class FusionConfig:
                 raise ValueError(f"cnn image_size {self.cnn['image_size']} != image_size {self.image_size}")
         if self.image_size % self.stride:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the image stride {self.stride}")
+        if self.vqa_readout not in ("pooled", "regions"):
+            raise ValueError(f"vqa_readout must be 'pooled' or 'regions', got {self.vqa_readout!r}")
+        if self.vqa_queries < 1:
+            raise ValueError(f"vqa_queries must be >= 1, got {self.vqa_queries}")
         if self.vqa_loss not in ("bce", "softmax"):
             raise ValueError(f"vqa_loss must be 'bce' or 'softmax', got {self.vqa_loss!r}")
         if (self.itm_head or self.answers) and not self.pooler:
@@ -140,7 +148,10 @@ class FusionModel(nn.Module):
         self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps, decoder_bias=True) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
-        self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps) if c.answers else None
+        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps) \
+            if c.answers and c.vqa_readout == "regions" else None
+        width = c.dim * (self.vqa_readout.out_dim_factor if self.vqa_readout is not None else 1)
+        self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps, width) if c.answers else None
         self.itc = nn.ModuleDict({"text": nn.Linear(c.dim, c.itc_dim), "image": nn.Linear(c.dim, c.itc_dim)}) \
             if c.itc_head else None
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07))) if c.itc_head else None
@@ -225,8 +236,15 @@ class FusionModel(nn.Module):
     def mif_predictions(self, out: FusionOutput) -> torch.Tensor:  # (B, N, F)
         return self._need(self.mif, "masked image-feature")(out.grid_hidden)
 
+    def vqa_features(self, out: FusionOutput) -> torch.Tensor:
+        """The classifier's input: the pooled vector (B, C), or with the region readout (B, (K + 1) C)."""
+        if self.vqa_readout is None:
+            return out.pooled
+        T = out.text_len
+        return self.vqa_readout(out.text_hidden, out.mask[:, :T], out.grid_hidden, out.mask[:, T + 1:], out.pooled)
+
     def vqa_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, A)
-        return self._need(self.vqa_head, "VQA classifier")(out.pooled)
+        return self._need(self.vqa_head, "VQA classifier")(self.vqa_features(out))
 
     def vqa_probs(self, out: FusionOutput) -> torch.Tensor:  # (B, A): sigmoid scores or a softmax distribution
         logits = self.vqa_logits(out).float()

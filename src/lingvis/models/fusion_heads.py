@@ -27,7 +27,8 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(h))
 
 
-def vqa_classifier(dim: int, n_answers: int, eps: float) -> nn.Sequential:
-    """ViLT's VQA head: Linear(C, 2C) -> LayerNorm -> GELU -> Linear(2C, A) (indices 0, 1, 3 as in HF)."""
-    return nn.Sequential(nn.Linear(dim, 2 * dim), nn.LayerNorm(2 * dim, eps=eps), nn.GELU(),
+def vqa_classifier(dim: int, n_answers: int, eps: float, in_dim: int | None = None) -> nn.Sequential:
+    """ViLT's VQA head: Linear(C_in, 2C) -> LayerNorm -> GELU -> Linear(2C, A) (indices 0, 1, 3 as in HF);
+    C_in = `in_dim` (default C, the pooled vector)."""
+    return nn.Sequential(nn.Linear(in_dim or dim, 2 * dim), nn.LayerNorm(2 * dim, eps=eps), nn.GELU(),
                          nn.Linear(2 * dim, n_answers))

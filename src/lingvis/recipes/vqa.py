@@ -51,9 +51,9 @@ def _fresh_answers_model(base: FusionModel, answers: list[str], overrides: dict)
     model = FusionModel(cfg)
     own = model.state_dict()
     state = {k: v for k, v in base.state_dict().items() if k in own and not k.startswith("vqa_head.")}
-    load_state(model, state, source="pretrained fusion model", allow_missing=("vqa_head.0.weight",
-               "vqa_head.0.bias", "vqa_head.1.weight", "vqa_head.1.bias", "vqa_head.3.weight", "vqa_head.3.bias",
-               "pooler.dense.weight", "pooler.dense.bias"))
+    new_head = tuple(k for k in own if k.startswith(("vqa_head.", "vqa_readout.")))
+    load_state(model, state, source="pretrained fusion model",
+               allow_missing=(*new_head, "pooler.dense.weight", "pooler.dense.bias"))
     return model
 
 

@@ -1,0 +1,58 @@
+"""Question-conditioned region readout for the fusion VQA head (`FusionConfig.vqa_readout="regions"`).
+
+A pooled question vector mixes the subject's and the object's information into one sum, so "is the red
+square left of the blue circle?" and its swap look alike to the classifier. Here K learned queries each
+pick question words (attention over the real text tokens: e.g. the subject phrase, the object phrase), the
+picked words look up their region (attention over the real image tokens: content decides the match), and the
+K region readings are concatenated beside the pooled vector, so the subject's and the object's boxes land
+in different coordinates and the classifier can compare them."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis with `mask` (broadcastable, 1 = real) zeroing padded keys exactly; a row
+    with no real key gives all zeros instead of NaN."""
+    real = mask.bool()
+    p = scores.float().masked_fill(~real, float("-inf")).softmax(-1)
+    return torch.where(real, p, torch.zeros_like(p)).nan_to_num(0.0).to(scores.dtype)
+
+
+class RegionReadout(nn.Module):
+    """(text (B, T, C), text mask (B, T), image tokens (B, N, C), image mask (B, N), pooled (B, C))
+    -> (B, (K + 1) * C): the pooled vector and K question-conditioned region readings."""
+
+    def __init__(self, dim: int, n_queries: int, eps: float):
+        super().__init__()
+        if n_queries < 1:
+            raise ValueError(f"vqa_queries must be >= 1, got {n_queries}")
+        self.n_queries, self.scale = n_queries, 1.0 / math.sqrt(dim)
+        self.queries = nn.Parameter(torch.randn(n_queries, dim))  # (K, C) what each reader looks for
+        self.word_key = nn.Linear(dim, dim)
+        self.region_query = nn.Linear(dim, dim)
+        self.region_key = nn.Linear(dim, dim)
+        self.region_value = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim, eps=eps)
+
+    @property
+    def out_dim_factor(self) -> int:
+        return self.n_queries + 1
+
+    def attention(self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor,
+                  image_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word weights (B, K, T) and region weights (B, K, N) of each query (rows sum to 1 over real keys)."""
+        words = masked_softmax(torch.einsum("kc,btc->bkt", self.queries, self.word_key(text)) * self.scale,
+                               text_mask[:, None, :])  # (B, K, T)
+        phrase = words @ text  # (B, K, C) the words query k picked
+        scores = self.region_query(phrase) @ self.region_key(image).transpose(1, 2) * self.scale  # (B, K, N)
+        return words, masked_softmax(scores, image_mask[:, None, :])
+
+    def forward(self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor, image_mask: torch.Tensor,
+                pooled: torch.Tensor) -> torch.Tensor:
+        _, regions = self.attention(text, text_mask, image, image_mask)
+        read = self.norm(regions @ self.region_value(image))  # (B, K, C)
+        return torch.cat([pooled, read.flatten(1)], dim=-1)  # (B, (K + 1) C)

@@ -1,0 +1,90 @@
+"""Question-conditioned region readout of the fusion VQA head (`vqa_readout="regions"`)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lingvis.models import build
+from lingvis.models.fusion_readout import RegionReadout, masked_softmax
+
+CNN = {"stem_width": 8, "stem_stride": 1, "widths": [8, 16], "depths": [1, 1]}
+
+
+def scene(H=32, W=32):
+    """White image (mean = std = 0.5 normalisation) with a red block on the right and a blue one on the left."""
+    img = torch.ones(3, H, W)
+    img[:, 10:16, 20:28] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    img[:, 12:18, 3:9] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]
+    return (img - 0.5) / 0.5
+
+
+def readout_model(**kw):
+    torch.manual_seed(0)
+    return build("fusion-tiny", image_encoder="regions", cnn=CNN, regions={"max_regions": 4, "crop": 8, "norm": True},
+                 prenorm=False, pool="text_mean", answers=["left", "right", "yes"], vqa_readout="regions",
+                 vqa_queries=3, **kw)
+
+
+def test_masked_softmax_zeroes_padding_and_empty_rows():
+    scores = torch.randn(2, 3, 5)
+    mask = torch.tensor([[1, 1, 0, 1, 0], [0, 0, 0, 0, 0]])[:, None, :]
+    p = masked_softmax(scores, mask)
+    assert torch.allclose(p[0].sum(-1), torch.ones(3)) and (p[0][:, [2, 4]] == 0).all()
+    assert (p[1] == 0).all() and torch.isfinite(p).all()
+
+
+def test_readout_shapes_and_padding_invariance():
+    torch.manual_seed(0)
+    r = RegionReadout(16, 3, 1e-5)
+    text, image, pooled = torch.randn(2, 7, 16), torch.randn(2, 5, 16), torch.randn(2, 16)
+    tmask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    imask = torch.tensor([[1] * 5, [1, 1, 0, 0, 0]])
+    out = r(text, tmask, image, imask, pooled)
+    assert out.shape == (2, 4 * 16) and torch.equal(out[:, :16], pooled)
+    words, regions = r.attention(text, tmask, image, imask)
+    assert words.shape == (2, 3, 7) and regions.shape == (2, 3, 5)
+    assert (words[1, :, 4:] == 0).all() and (regions[1, :, 2:] == 0).all()
+    assert torch.allclose(regions.sum(-1), torch.ones(2, 3), atol=1e-6)
+    text2, image2 = text.clone(), image.clone()
+    text2[1, 4:] = 100.0  # padded words and regions may hold anything
+    image2[1, 2:] = -100.0
+    assert torch.allclose(r(text2, tmask, image2, imask, pooled), out, atol=1e-6)
+    assert not torch.allclose(r(text, tmask, image2, imask.new_ones(2, 5), pooled), out)  # real ones count
+    empty = r(text, tmask, image, torch.zeros_like(imask), pooled)  # no region at all: finite
+    assert torch.isfinite(empty).all()
+    with pytest.raises(ValueError, match="vqa_queries"):
+        RegionReadout(16, 0, 1e-5)
+
+
+def test_model_with_readout_shapes_and_bad_config():
+    m = readout_model().eval()
+    ids, px = torch.randint(5, 128, (2, 6)), torch.stack([scene(), scene().flip(-1)])
+    out = m(ids, px)
+    assert m.vqa_features(out).shape == (2, 4 * 32) and m.vqa_logits(out).shape == (2, 3)
+    assert m.vqa_head[0].in_features == 4 * 32
+    with pytest.raises(ValueError, match="vqa_readout"):
+        build("fusion-tiny", answers=["a"], vqa_readout="max")
+    pooled = build("fusion-tiny", answers=["a"])
+    assert pooled.vqa_readout is None and pooled.vqa_head[0].in_features == 32  # ViLT layout unchanged
+
+
+def test_readout_overfits_a_relation_that_needs_roles():
+    """'is RED left or right of BLUE?' and its swap on a scene and its mirror image: the answer flips with
+    either the words' order or the image (an XOR), so it needs the subject told from the object."""
+    m = readout_model().train()
+    red_blue = [1, 10, 11, 20, 21, 22, 12, 13, 2]  # [CLS] red block left-or-right-of blue block [SEP]
+    blue_red = [1, 12, 13, 20, 21, 22, 10, 11, 2]
+    ids = torch.tensor([red_blue, blue_red, red_blue, blue_red])
+    px = torch.stack([scene(), scene(), scene().flip(-1), scene().flip(-1)])
+    target = torch.tensor([1, 0, 0, 1])  # right, left, left, right
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    for _ in range(150):
+        logits = m.vqa_logits(m(ids, px))
+        loss = F.cross_entropy(logits, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.vqa_readout.parameters())
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m.vqa_logits(m(ids, px)).argmax(-1), target)
+    assert loss.item() < 0.1
