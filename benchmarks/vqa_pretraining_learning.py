@@ -12,6 +12,7 @@ a shared machine; wall and CPU seconds of each arm are printed beside the scores
 
     python -m benchmarks.vqa_pretraining_learning [--quick] [--steps 1500] [--pretrain-steps 1500] [--scenes 4000]
                                                   [--only scratch|pretrained] [--out runs/vqa_pretraining]
+                                                  [--readouts pooled,regions]
 """
 from __future__ import annotations
 
@@ -96,23 +97,34 @@ def rows_of(arm: str, summary: dict, wall: float, cpu: float, extra: dict | None
 
 
 def table(rows: list[dict]) -> str:
-    """Question types down, (split, arm) across, with the pretrained-minus-scratch gain."""
+    """Question types down, (split, arm) across, with the pretrained-minus-scratch gain of each readout."""
     lines = []
     for split in dict.fromkeys(r["split"] for r in rows):
         by_arm = {r["arm"]: r for r in rows if r["split"] == split}
         arms = list(by_arm)
-        lines.append(f"{split:<12}" + "".join(f"{a:>12}" for a in arms) + ("        gain" if len(arms) == 2 else ""))
+        pairs = [(a, "pretrained" + a[len("scratch"):]) for a in arms
+                 if a.startswith("scratch") and "pretrained" + a[len("scratch"):] in by_arm]
+        gains = [f"gain{a[len('scratch'):]}" for a, _ in pairs]
+        lines.append(f"{split:<12}" + "".join(f"{a:>20}" for a in [*arms, *gains]))
         for t in (*TYPES, "overall"):
-            vals = [by_arm[a]["lingvis"] if t == "overall" else by_arm[a]["per_question_type"].get(t) for a in arms]
-            cells = "".join(f"{v:>12.1f}" if v is not None else f"{'-':>12}" for v in vals)
-            gain = f"{vals[1] - vals[0]:>+12.1f}" if len(vals) == 2 and None not in vals else ""
-            lines.append(f"  {t:<10}{cells}{gain}")
+            def val(a):
+                return by_arm[a]["lingvis"] if t == "overall" else by_arm[a]["per_question_type"].get(t)
+
+            vals = [val(a) for a in arms]
+            cells = "".join(f"{v:>20.1f}" if v is not None else f"{'-':>20}" for v in vals)
+            for s_arm, p_arm in pairs:
+                a, b = val(s_arm), val(p_arm)
+                cells += f"{b - a:>+20.1f}" if None not in (a, b) else f"{'-':>20}"
+            lines.append(f"  {t:<10}{cells}")
     return "\n".join(lines)
 
 
 def run(quick: bool = False, steps: int | None = None, pretrain_steps: int | None = None,
         out: str | Path = "runs/vqa_pretraining", only: str | None = None, scenes: int | None = None,
-        overrides: dict | None = None, lr_scale: dict | None = None) -> list[dict]:
+        overrides: dict | None = None, lr_scale: dict | None = None,
+        readouts: tuple[str, ...] = ("pooled",)) -> list[dict]:
+    """Each arm fine-tuned once per VQA readout (`FusionConfig.vqa_readout`); the pretrained arms share one
+    pretraining run. Arms are named `scratch` / `pretrained`, with `+READOUT` for a readout other than pooled."""
     from lingvis.recipes.fusion_common import ensure_shapes
 
     torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
@@ -122,16 +134,27 @@ def run(quick: bool = False, steps: int | None = None, pretrain_steps: int | Non
     scenes = scenes or (300 if quick else 4000)
     data = ensure_shapes(out / "data", scenes, max(50, scenes // 8))
     rows: list[dict] = []
-    if only in (None, "scratch"):
-        tuned, wall, cpu = _timed(finetune, out / "scratch", data, steps, None, overrides, lr_scale)
-        rows += rows_of("scratch", tuned, wall, cpu, {"position_subtypes": position_subtypes(out / "scratch", data)})
-    if only in (None, "pretrained"):
-        pre, pwall, pcpu = _timed(pretrain, out / "pretrain", data, pretrain_steps, overrides)
-        tuned, wall, cpu = _timed(finetune, out / "pretrained", data, steps, str(out / "pretrain"), overrides, lr_scale)
-        rows += rows_of("pretrained", tuned, wall, cpu, {
-            "position_subtypes": position_subtypes(out / "pretrained", data),
-            "pretrain_steps": pre["step"], "pretrain_wall_seconds": round(pwall), "pretrain_cpu_seconds": round(pcpu),
-            "pretrain_eval": {k: round(v, 3) for k, v in pre["eval"].items() if isinstance(v, (int, float))}})
+    base = dict(overrides or {})
+    pre_info = None
+    for readout in readouts:
+        tag = "" if readout == "pooled" else f"+{readout}"
+        tuned_over = {**base, "vqa_readout": readout}
+        if only in (None, "scratch"):
+            run_dir = out / f"scratch{tag}"
+            tuned, wall, cpu = _timed(finetune, run_dir, data, steps, None, tuned_over, lr_scale)
+            rows += rows_of(f"scratch{tag}", tuned, wall, cpu,
+                            {"position_subtypes": position_subtypes(run_dir, data)})
+        if only in (None, "pretrained"):
+            if pre_info is None:
+                pre, pwall, pcpu = _timed(pretrain, out / "pretrain", data, pretrain_steps, base)
+                pre_info = {"pretrain_steps": pre["step"], "pretrain_wall_seconds": round(pwall),
+                            "pretrain_cpu_seconds": round(pcpu),
+                            "pretrain_eval": {k: round(v, 3) for k, v in pre["eval"].items()
+                                              if isinstance(v, (int, float))}}
+            run_dir = out / f"pretrained{tag}"
+            tuned, wall, cpu = _timed(finetune, run_dir, data, steps, str(out / "pretrain"), tuned_over, lr_scale)
+            rows += rows_of(f"pretrained{tag}", tuned, wall, cpu,
+                            {"position_subtypes": position_subtypes(run_dir, data), **pre_info})
     return rows
 
 
@@ -145,11 +168,15 @@ def main() -> None:
     p.add_argument("--out", default="runs/vqa_pretraining", help="run folders, data and rows.json")
     p.add_argument("--overrides", type=json.loads, default={},
                    help='fusion-small config overrides of both arms as JSON, e.g. \'{"pool": "cls"}\'')
+    p.add_argument("--readouts", default="pooled",
+                   help="VQA readouts to fine-tune each arm with, comma-separated: pooled (ViLT) and/or regions "
+                        "(question-conditioned region readings); e.g. pooled,regions")
     p.add_argument("--lr-scale", default="", help="fine-tuning learning-rate multipliers, e.g. vqa_head=5")
     a = p.parse_args()
     from lingvis.train.config import parse_lr_scale
 
-    rows = run(a.quick, a.steps, a.pretrain_steps, a.out, a.only, a.scenes, a.overrides, parse_lr_scale(a.lr_scale))
+    rows = run(a.quick, a.steps, a.pretrain_steps, a.out, a.only, a.scenes, a.overrides, parse_lr_scale(a.lr_scale),
+               tuple(r.strip() for r in a.readouts.split(",") if r.strip()))
     for r in rows:
         extra = f"; pretraining {r['pretrain_steps']} steps, {r['pretrain_wall_seconds']} s wall, " \
                 f"eval {r['pretrain_eval']}" if "pretrain_steps" in r else ""

@@ -17,3 +17,15 @@ def test_rows_and_table_put_both_arms_side_by_side_with_the_gain():
     position = next(line for line in lines if line.split()[0] == "position").split()
     assert position[1:] == ["40.0", "85.5", "+45.5"]
     assert next(line for line in lines if line.split()[0] == "overall").split()[1:] == ["50.0", "60.0", "+10.0"]
+
+
+def test_table_gives_each_readout_its_own_gain():
+    rows = bench.rows_of("scratch", summary(50.0, 40.0), 1.0, 2.0) + \
+        bench.rows_of("pretrained", summary(52.0, 41.0), 3.0, 4.0) + \
+        bench.rows_of("scratch+regions", summary(70.0, 90.0), 1.0, 2.0) + \
+        bench.rows_of("pretrained+regions", summary(75.0, 92.5), 3.0, 4.0)
+    lines = bench.table(rows).splitlines()
+    assert lines[0].split() == ["test", "scratch", "pretrained", "scratch+regions", "pretrained+regions",
+                                "gain", "gain+regions"]
+    position = next(line for line in lines if line.split()[0] == "position").split()
+    assert position[1:] == ["40.0", "41.0", "90.0", "92.5", "+1.0", "+2.5"]
