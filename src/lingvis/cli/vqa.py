@@ -40,6 +40,11 @@ def register(sub, groups) -> None:
                    "instead of classifying over an answer vocabulary")
     f.add_argument("--skip-bad", action="store_true",
                    help="drop questions with missing images or empty text (with a warning) instead of failing")
+    f.add_argument("--readout", choices=["pooled", "regions"],
+                   help="VQA head input: pooled (ViLT: the pooled question vector) or regions (plus question-"
+                   "conditioned region readings that keep subject and object apart); default: the preset's")
+    f.add_argument("--readout-queries", type=int,
+                   help="region readers of --readout regions (default: the preset's, 4)")
     f.set_defaults(func=run_finetune)
 
     q = sub.add_parser("vqa", help="answer a question about an image",
@@ -81,7 +86,11 @@ def run_pretrain(args) -> int:
 def run_finetune(args) -> int:
     from ..recipes.vqa import VQAFinetuneArgs, finetune_vqa
 
-    fargs = VQAFinetuneArgs(**_common(args), min_answer_count=args.min_answer_count,
+    common = _common(args)
+    for flag, field in (("readout", "vqa_readout"), ("readout_queries", "vqa_queries")):
+        if getattr(args, flag) is not None:
+            common["overrides"][field] = getattr(args, flag)
+    fargs = VQAFinetuneArgs(**common, min_answer_count=args.min_answer_count,
                             max_answers=args.max_answers, skip_bad=args.skip_bad, generative=args.generative)
     summary = finetune_vqa(fargs, train_config(args), resume=args.resume)
     print_json(summary)
