@@ -76,7 +76,7 @@ def test_readout_overfits_a_relation_that_needs_roles():
     ids = torch.tensor([red_blue, blue_red, red_blue, blue_red])
     px = torch.stack([scene(), scene(), scene().flip(-1), scene().flip(-1)])
     target = torch.tensor([1, 0, 0, 1])  # right, left, left, right
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(m.parameters(), lr=2e-3)
     for _ in range(150):
         logits = m.vqa_logits(m(ids, px))
         loss = F.cross_entropy(logits, target)

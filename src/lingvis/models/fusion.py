@@ -117,6 +117,7 @@ class FusionOutput:
     text_len: int                        # T
     mask: torch.Tensor                   # (B, T + 1 + N) 1 = real token
     image_features: torch.Tensor | None  # (B, N, F) regression targets when asked for
+    inputs: torch.Tensor | None = None   # (B, T + 1 + N, C) the stack's input tokens (word / region embeddings)
 
     @property
     def text_hidden(self) -> torch.Tensor:  # (B, T, C)
@@ -148,7 +149,7 @@ class FusionModel(nn.Module):
         self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps, decoder_bias=True) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
-        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps) \
+        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps, 2 * c.dim) \
             if c.answers and c.vqa_readout == "regions" else None
         width = c.dim * (self.vqa_readout.out_dim_factor if self.vqa_readout is not None else 1)
         self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps, width) if c.answers else None
@@ -204,11 +205,11 @@ class FusionModel(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         img, img_mask, feats = self.embed_image(pixel_values, pixel_mask, image_token_mask, with_image_features,
                                                 boxes, box_mask)
-        x = torch.cat([self.embed_text(input_ids, token_type_ids), img], dim=1)  # (B, S, C)
+        x0 = torch.cat([self.embed_text(input_ids, token_type_ids), img], dim=1)  # (B, S, C)
         mask = torch.cat([attention_mask.long(), img_mask], dim=1)  # (B, S)
-        x = self.encode(x, mask)
+        x = self.encode(x0, mask)
         pooled = self.pooler(x, attention_mask) if self.pooler is not None else None
-        return FusionOutput(x, pooled, T, mask, feats)
+        return FusionOutput(x, pooled, T, mask, feats, x0)
 
     def contrastive_embeddings(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
                                attention_mask: torch.Tensor | None = None, pixel_mask: torch.Tensor | None = None):
@@ -241,7 +242,8 @@ class FusionModel(nn.Module):
         if self.vqa_readout is None:
             return out.pooled
         T = out.text_len
-        return self.vqa_readout(out.text_hidden, out.mask[:, :T], out.grid_hidden, out.mask[:, T + 1:], out.pooled)
+        both = torch.cat([out.hidden, out.inputs], dim=-1)  # (B, S, 2C): what the stack made and what it read
+        return self.vqa_readout(both[:, :T], out.mask[:, :T], both[:, T + 1:], out.mask[:, T + 1:], out.pooled)
 
     def vqa_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, A)
         return self._need(self.vqa_head, "VQA classifier")(self.vqa_features(out))

@@ -23,19 +23,23 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class RegionReadout(nn.Module):
-    """(text (B, T, C), text mask (B, T), image tokens (B, N, C), image mask (B, N), pooled (B, C))
-    -> (B, (K + 1) * C): the pooled vector and K question-conditioned region readings."""
+    """(text (B, T, D), text mask (B, T), image tokens (B, N, D), image mask (B, N), pooled (B, C))
+    -> (B, (K + 1) * C): the pooled vector and K question-conditioned region readings. The fusion model feeds
+    D = 2C: each token's final hidden state beside its stack input (word / region embedding), so words can
+    be matched to regions by what they name (colour, shape) directly, and the box geometry is read where it
+    is still clean."""
 
-    def __init__(self, dim: int, n_queries: int, eps: float):
+    def __init__(self, dim: int, n_queries: int, eps: float, in_dim: int | None = None):
         super().__init__()
         if n_queries < 1:
             raise ValueError(f"vqa_queries must be >= 1, got {n_queries}")
         self.n_queries, self.scale = n_queries, 1.0 / math.sqrt(dim)
+        d = in_dim or dim
         self.queries = nn.Parameter(torch.randn(n_queries, dim))  # (K, C) what each reader looks for
-        self.word_key = nn.Linear(dim, dim)
-        self.region_query = nn.Linear(dim, dim)
-        self.region_key = nn.Linear(dim, dim)
-        self.region_value = nn.Linear(dim, dim)
+        self.word_key = nn.Linear(d, dim)
+        self.region_query = nn.Linear(d, dim)
+        self.region_key = nn.Linear(d, dim)
+        self.region_value = nn.Linear(d, dim)
         self.norm = nn.LayerNorm(dim, eps=eps)
 
     @property
@@ -47,7 +51,7 @@ class RegionReadout(nn.Module):
         """Word weights (B, K, T) and region weights (B, K, N) of each query (rows sum to 1 over real keys)."""
         words = masked_softmax(torch.einsum("kc,btc->bkt", self.queries, self.word_key(text)) * self.scale,
                                text_mask[:, None, :])  # (B, K, T)
-        phrase = words @ text  # (B, K, C) the words query k picked
+        phrase = words @ text  # (B, K, D) the words query k picked
         scores = self.region_query(phrase) @ self.region_key(image).transpose(1, 2) * self.scale  # (B, K, N)
         return words, masked_softmax(scores, image_mask[:, None, :])
 
