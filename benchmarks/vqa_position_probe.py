@@ -7,7 +7,9 @@
   the object they name, per layer, over all heads and in the best head (`attention_chance`: the mean of
   1 / number of regions);
 - role sensitivity: how much the answer distribution of a relation question moves when subject and object
-  are swapped in the question (0 = the model cannot tell them apart).
+  are swapped in the question (0 = the model cannot tell them apart);
+- with the region readout (`vqa_readout="regions"`): the weight each readout query puts on the subject's
+  and on the object's region (binding in the head).
 
     python -m benchmarks.vqa_position_probe RUN DATA [--n 60]
 """
@@ -76,11 +78,14 @@ def probe(run: str | Path, data: str | Path, split: str = "test", n: int = 60) -
     stem = model.image.stem
     share = [[] for _ in range(model.config.n_layer)]  # per question: (H,) share of each head
     moved, chance = [], []
+    readout = model.vqa_readout
+    read_share = {"subject": [], "object": []}  # per question: (K,) region-readout weight of each query
     examples = [e for e in read_vqa(data, split) if RELATION.fullmatch(e.question)][:n]
     for e in examples:
         c1, s1, phrase, c2, s2 = RELATION.fullmatch(e.question).groups()
         objs = scenes[e.image_id]
         target = next(o for o in objs if (o["colour"], o["shape"]) == (c1, s1))
+        other = next(o for o in objs if (o["colour"], o["shape"]) == (c2, s2))
         px = tf(Image.open(e.image).convert("RGB"))
         swapped = f"is the {c2} {s2} {phrase} the {c1} {s1}?"
         batch = task.collate([{"pixel_values": px, "question": q, "answers": [], "question_id": i,
@@ -89,10 +94,16 @@ def probe(run: str | Path, data: str | Path, split: str = "test", n: int = 60) -
         R = int(bm.sum())
         cx, cy = (boxes[0, :R, 0] + boxes[0, :R, 2]) / 2, (boxes[0, :R, 1] + boxes[0, :R, 3]) / 2
         region = int(((cx - target["cx"]) ** 2 + (cy - target["cy"]) ** 2).argmin())
+        obj_region = int(((cx - other["cx"]) ** 2 + (cy - other["cy"]) ** 2).argmin())
         subject = [i for i, t in enumerate(batch["input_ids"][0].tolist())
                    if t in set(tok.encode_batch([f"{c1} {s1}"])[0])][:2]  # first mention: the subject
         with AttentionSpy() as spy:
-            probs = model.vqa_probs(model(**model_inputs(batch)))  # (2, A)
+            out = model(**model_inputs(batch))
+        probs = model.vqa_probs(out)  # (2, A)
+        if readout is not None:
+            _, regions = readout.attention(*model.readout_inputs(out))  # (2, K, N)
+            read_share["subject"].append(regions[0, :, region])
+            read_share["object"].append(regions[0, :, obj_region])
         T = batch["input_ids"].shape[1]
         for layer, w in enumerate(spy.weights):  # (2, H, S, S)
             a = w[0, :, subject, T + 1:T + 1 + R].mean(1)  # (H, R) subject words -> regions
@@ -101,11 +112,15 @@ def probe(run: str | Path, data: str | Path, split: str = "test", n: int = 60) -
         chance.append(1 / R)
     if not examples:
         raise ValueError(f"{data}: no relation questions in split {split!r}")
+    # readout_subject_share / readout_object_share (vqa_readout="regions"): mean weight each readout query
+    # puts on the subject's / the object's region (binding in the head: one query per role near 1)
     return {"questions": len(examples),
             "subject_to_referent_attention": [round(float(torch.stack(s).mean()), 3) for s in share],
             "best_head_share": [round(float(torch.stack(s).mean(0).max()), 3) for s in share],
             "attention_chance": round(sum(chance) / len(chance), 3),
-            "role_swap_l1": round(sum(moved) / len(moved), 4)}
+            "role_swap_l1": round(sum(moved) / len(moved), 4),
+            **({f"readout_{k}_share": [round(float(x), 3) for x in torch.stack(v).mean(0)]
+                for k, v in read_share.items()} if readout is not None else {})}
 
 
 def main() -> None:

@@ -32,10 +32,13 @@ def test_probe_of_a_short_run(tmp_path):
 
     data = ensure_shapes(tmp_path / "data", 24, 12)
     run = tmp_path / "run"
-    finetune_vqa(VQAFinetuneArgs(out=str(run), data=str(data), preset="fusion-small", test_splits=[]),
+    finetune_vqa(VQAFinetuneArgs(out=str(run), data=str(data), preset="fusion-small", test_splits=[],
+                                 overrides={"vqa_readout": "regions", "vqa_queries": 3}),
                  TrainConfig(max_steps=2, batch_size=4, eval_every=2, eval_batches=1, progress=False))
     res = probe.probe(run, data, n=4)
     assert res["questions"] >= 1 and len(res["subject_to_referent_attention"]) == 4  # fusion-small layers
     assert all(0.0 <= s <= 1.0 for s in res["subject_to_referent_attention"]) and res["role_swap_l1"] >= 0.0
     assert 1 / 6 <= res["attention_chance"] <= 1.0  # 1 / regions, at most 6
+    for role in ("subject", "object"):  # one weight per readout query
+        assert len(res[f"readout_{role}_share"]) == 3 and all(0.0 <= w <= 1.0 for w in res[f"readout_{role}_share"])
     assert all(a <= b + 1e-6 for a, b in zip(res["subject_to_referent_attention"], res["best_head_share"]))

@@ -237,13 +237,18 @@ class FusionModel(nn.Module):
     def mif_predictions(self, out: FusionOutput) -> torch.Tensor:  # (B, N, F)
         return self._need(self.mif, "masked image-feature")(out.grid_hidden)
 
+    def readout_inputs(self, out: FusionOutput) -> tuple[torch.Tensor, ...]:
+        """Text (B, T, 2C), text mask (B, T), image tokens without the image CLS (B, N, 2C), their mask (B, N):
+        each token's final state beside its stack input (what the stack made and what it read)."""
+        T = out.text_len
+        both = torch.cat([out.hidden, out.inputs], dim=-1)  # (B, S, 2C)
+        return both[:, :T], out.mask[:, :T], both[:, T + 1:], out.mask[:, T + 1:]
+
     def vqa_features(self, out: FusionOutput) -> torch.Tensor:
         """The classifier's input: the pooled vector (B, C), or with the region readout (B, (K + 1) C)."""
         if self.vqa_readout is None:
             return out.pooled
-        T = out.text_len
-        both = torch.cat([out.hidden, out.inputs], dim=-1)  # (B, S, 2C): what the stack made and what it read
-        return self.vqa_readout(both[:, :T], out.mask[:, :T], both[:, T + 1:], out.mask[:, T + 1:], out.pooled)
+        return self.vqa_readout(*self.readout_inputs(out), out.pooled)
 
     def vqa_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, A)
         return self._need(self.vqa_head, "VQA classifier")(self.vqa_features(out))
