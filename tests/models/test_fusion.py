@@ -4,7 +4,7 @@ import torch
 
 import lingvis
 from lingvis.models import build, preset_config
-from lingvis.models.fusion import FusionModel
+from lingvis.models.fusion import FusionConfig, FusionModel
 
 ANSWERS = ["yes", "no", "red", "1"]
 
@@ -145,6 +145,7 @@ def test_presets():
     regions = preset_config("fusion-small")[1]
     assert regions.image_encoder == "regions" and regions.regions["max_regions"] == 6
     assert regions.image_token_count(64, 64) == 6 and not regions.prenorm and regions.pool == "text_mean"
+    assert regions.vqa_readout == "regions" and FusionConfig().vqa_readout == "pooled"  # ViLT layout by default
 
 
 def test_native_checkpoint_roundtrip_keeps_answers(tmp_path):

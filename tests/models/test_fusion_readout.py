@@ -88,3 +88,17 @@ def test_readout_overfits_a_relation_that_needs_roles():
     with torch.no_grad():
         assert torch.equal(m.vqa_logits(m(ids, px)).argmax(-1), target)
     assert loss.item() < 0.1
+
+
+def test_readout_checkpoints_roundtrip_natively_not_as_vilt(tmp_path):
+    import lingvis
+    from lingvis.interop.vilt import exportable
+
+    m = build("fusion-tiny", answers=["a", "b"], vqa_readout="regions", vqa_queries=2).eval()
+    assert not exportable(m.config)  # HF ViLT has no readout: a ViLT twin would drop it
+    lingvis.save(m, tmp_path / "m")
+    back = lingvis.load(tmp_path / "m").eval()
+    assert back.config.vqa_readout == "regions" and back.vqa_readout.n_queries == 2
+    ids, px = torch.randint(5, 128, (2, 5)), torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(m.vqa_logits(m(ids, px)), back.vqa_logits(back(ids, px)))

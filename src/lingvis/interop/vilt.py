@@ -128,7 +128,7 @@ def exportable(cfg: FusionConfig) -> bool:
     """Configs with a ViLT twin: patch stem, pre-norm, CLS pooler, no heads HF ViLT lacks."""
     return (cfg.image_encoder == "patch" and cfg.prenorm and cfg.pooler and cfg.pool == "cls"
             and cfg.activation in ACT_TO_HF and not (cfg.itm_head or cfg.mif_head or cfg.itc_head)
-            and not (cfg.mlm_head and cfg.answers))
+            and not (cfg.mlm_head and cfg.answers) and cfg.vqa_readout == "pooled")
 
 
 def _export_state(model: FusionModel) -> dict[str, torch.Tensor]:
