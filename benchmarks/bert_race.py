@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # noqa: E402  (read when torch starts OpenMP)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import copy
@@ -44,11 +44,20 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from benchmarks._race import Clock, Side, bert_lr, horizon, load, plot, run_cli, val_curve
+from benchmarks._race import (
+    Clock,
+    Side,
+    bert_lr,
+    horizon,
+    load,
+    plot,
+    run_cli,
+    val_curve,
+)
 
 DEMO_MINUTES = 3.0 * 0.55  # the demo's pretraining share of its 3-minute bert step
-BERT = dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, warmup_share=0.01, grad_clip=1.0,
-            batch_size=32, max_len=128, dropout=0.1)
+BERT = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.01, "warmup_share": 0.01, "grad_clip": 1.0,
+        "batch_size": 32, "max_len": 128, "dropout": 0.1}
 VOCAB = 1000
 
 
@@ -74,7 +83,7 @@ def race_data(tokenizer, max_len: int):
     from lingvis.tasks.mlm import PretrainTask
 
     train_texts, val_texts = load_corpus(BertPretrainArgs(out=""))
-    make = lambda texts, seed, dupe: SentencePairDataset(  # noqa: E731
+    make = lambda texts, seed, dupe: SentencePairDataset(
         tokenize_documents(tokenizer, texts), tokenizer.cls_id, tokenizer.sep_id, max_len, True, dupe, seed=seed)
     train_set, val_set = make(train_texts, 0, 2), make(val_texts, 1, 1)
     collator = mlm_collator(tokenizer, MaskingConfig(mlm_prob=0.15))
@@ -113,7 +122,7 @@ def run_reference(budget_s: float, tokenizer, train_set, held, collator, task, o
     model = HFPretraining(hf)
     decay = [p for n, p in hf.named_parameters() if p.dim() >= 2 and "LayerNorm" not in n]
     rest = [p for n, p in hf.named_parameters() if not (p.dim() >= 2 and "LayerNorm" not in n)]
-    make_opt = lambda params: torch.optim.AdamW(  # noqa: E731
+    make_opt = lambda params: torch.optim.AdamW(
         params, lr=BERT["lr"], betas=BERT["betas"], eps=BERT["eps"])
     opt = make_opt([{"params": decay, "weight_decay": BERT["weight_decay"]}, {"params": rest, "weight_decay": 0.0}])
     loader = torch.utils.data.DataLoader(train_set, batch_size=BERT["batch_size"], shuffle=True,
@@ -143,7 +152,6 @@ def run_reference(budget_s: float, tokenizer, train_set, held, collator, task, o
         probe_batches = [collator([train_set[j] for j in range(i * 32, i * 32 + 32)]) for i in range(11)]
         it = iter(probe_batches)
         total, per_step = horizon(budget_s, lambda: train_step(probe_model, probe_opt, next(it)), 10, clock)
-        del probe_model, probe_opt
     if max_steps:
         total = min(total, max_steps)
     side = Side("transformers BertForPreTraining, original BERT recipe (plain loop)", load_before=load())

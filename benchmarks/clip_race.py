@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # noqa: E402  (read when torch starts OpenMP)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import copy
@@ -38,12 +38,21 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._race import Clock, Side, horizon, load, open_clip_lr, plot, run_cli, val_curve
+from benchmarks._race import (
+    Clock,
+    Side,
+    horizon,
+    load,
+    open_clip_lr,
+    plot,
+    run_cli,
+    val_curve,
+)
 
 DEMO_MINUTES = 2.0  # the demo's clip step
 PRESET = "clip-cnn-shapes"
-OPEN_CLIP = dict(batch_size=64, lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2, warmup_share=0.025,
-                 max_logit_scale=100.0)
+OPEN_CLIP = {"batch_size": 64, "lr": 5e-4, "betas": (0.9, 0.98), "eps": 1e-6, "weight_decay": 0.2,
+             "warmup_share": 0.025, "max_logit_scale": 100.0}
 
 
 def shapes_data(folder: Path) -> Path:
@@ -131,7 +140,6 @@ def run_reference(budget_s: float, tokenizer, data: Path, out: Path, clock: str,
         probe_opt = make_opt(probe_model)
         probe = iter([task.collate([train_set[j] for j in range(i * 64, i * 64 + 64)]) for i in range(11)])
         total, per_step = horizon(budget_s, lambda: train_step(probe_model, probe_opt, next(probe)), 10, clock)
-        del probe_model, probe_opt
     if max_steps:
         total = min(total, max_steps)
     side = Side("same CLIP, open_clip default hyperparameters (plain loop)", load_before=load())
