@@ -56,6 +56,16 @@ def horizon(budget_s: float, step_fn, probe_steps: int, clock: str) -> tuple[int
     return max(10, int(budget_s / per_step)), per_step
 
 
+def wait_for(path: Path, minutes: float = 30) -> Path:
+    """`path` once it exists (the JSON of a race still running beside this one), waiting up to `minutes`."""
+    end = time.monotonic() + minutes * 60
+    while not path.is_file():
+        if time.monotonic() > end:
+            raise SystemExit(f"{path} did not appear within {minutes:g} minutes")
+        time.sleep(10)
+    return path
+
+
 def bert_lr(step: int, total: int, peak: float, warmup_share: float = 0.01) -> float:
     """The original BERT schedule scaled to `total` steps: linear warmup over `warmup_share` of them (10k of
     1M steps), then linear decay to 0 at `total`."""

@@ -53,6 +53,7 @@ from benchmarks._race import (
     plot,
     run_cli,
     val_curve,
+    wait_for,
 )
 
 DEMO_MINUTES = 3.0 * 0.55  # the demo's pretraining share of its 3-minute bert step
@@ -181,7 +182,7 @@ def run_reference(budget_s: float, tokenizer, train_set, held, collator, task, o
 
 def run_lingvis(minutes: float, out: Path, clock: str, extra: list[str], max_steps: int | None) -> tuple[Side, dict]:
     argv = ["pretrain", "bert", "--preset", "bert-tiny-preln", "--vocab-size", str(VOCAB), "--max-minutes",
-            str(minutes), "--budget-clock", clock, "--out", str(out), "--no-progress", *extra]
+            f"{minutes:g}", "--budget-clock", clock, "--out", str(out), "--no-progress", *extra]
     if max_steps:
         argv += ["--max-steps", str(max_steps)]
     side = Side(f"lingvis pretrain bert --preset bert-tiny-preln --vocab-size {VOCAB} --max-minutes {minutes:g}"
@@ -215,6 +216,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
     ap.add_argument("--lingvis-args", default="", help="extra flags for `lingvis pretrain bert`")
     ap.add_argument("--smoke", action="store_true", help="a few steps per side (checks the script, scores nothing)")
+    ap.add_argument("--reference-from", metavar="BERT_RACE_JSON",
+                    help="reuse the reference side of an earlier race's bert_race.json (same budget and clock)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
@@ -232,11 +235,15 @@ def main() -> None:
     model = lingvis.load(out / "lingvis").eval()
     ours.scores = score(task, model, held)
     print(ours.report(), flush=True)
-    ref = run_reference(args.minutes * 60, tokenizer, train_set, held,
-                        collator, task, out / "reference", args.clock, max_steps=max_steps)
+    if args.reference_from:  # the reference side of an earlier race (same data, tokenizer and budget)
+        ref = Side(**json.loads(wait_for(Path(args.reference_from)).read_text())[1])
+    else:
+        ref = run_reference(args.minutes * 60, tokenizer, train_set, held,
+                            collator, task, out / "reference", args.clock, max_steps=max_steps)
     print(ref.report(), flush=True)
     for side, folder in ((ours, out / "lingvis"), (ref, out / "reference")):
-        side.scores.update(finetune(folder, out / f"{folder.name}-genre", args.smoke))
+        if "genre_acc" not in side.scores:
+            side.scores.update(finetune(folder, out / f"{folder.name}-genre", args.smoke))
         print(f"{side.name}: genre accuracy on the unseen plays {side.scores['genre_acc']:.4f}", flush=True)
     unit = "CPU s" if args.clock == "cpu" else "wall s"
     print(f"\ntime ({unit}) lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training loop; "

@@ -47,6 +47,7 @@ from benchmarks._race import (
     plot,
     run_cli,
     val_curve,
+    wait_for,
 )
 
 DEMO_MINUTES = 2.0  # the demo's clip step
@@ -167,7 +168,7 @@ def run_reference(budget_s: float, tokenizer, data: Path, out: Path, clock: str,
 
 def run_lingvis(minutes: float, data: Path, out: Path, clock: str, extra: list[str], max_steps: int | None) -> Side:
     argv = ["pretrain", "clip", "--data", str(data / "captions_train.json"), "--val-data",
-            str(data / "captions_val.json"), "--preset", PRESET, "--max-minutes", str(minutes), "--budget-clock",
+            str(data / "captions_val.json"), "--preset", PRESET, "--max-minutes", f"{minutes:g}", "--budget-clock",
             clock, "--out", str(out), "--no-progress", *extra]
     if max_steps:
         argv += ["--max-steps", str(max_steps)]
@@ -193,6 +194,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
     ap.add_argument("--lingvis-args", default="", help="extra flags for `lingvis pretrain clip`")
     ap.add_argument("--smoke", action="store_true", help="a few steps per side (checks the script, scores nothing)")
+    ap.add_argument("--reference-from", metavar="CLIP_RACE_JSON",
+                    help="reuse the reference side of an earlier race's clip_race.json (same budget and clock)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
@@ -209,7 +212,10 @@ def main() -> None:
     tokenizer = lingvis.api.load_tokenizer(out / "lingvis")
     ours.scores = scores(lingvis.load(out / "lingvis"), tokenizer, data)
     print(ours.report(), flush=True)
-    ref = run_reference(args.minutes * 60, tokenizer, data, out / "reference", args.clock, max_steps=max_steps)
+    if args.reference_from:  # the reference side of an earlier race (same data, tokenizer and budget)
+        ref = Side(**json.loads(wait_for(Path(args.reference_from)).read_text())[1])
+    else:
+        ref = run_reference(args.minutes * 60, tokenizer, data, out / "reference", args.clock, max_steps=max_steps)
     print(ref.report(), flush=True)
     unit = "CPU s" if args.clock == "cpu" else "wall s"
     print(f"\ntime ({unit}) lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training loop; "
