@@ -159,6 +159,8 @@ def hf_layout_problem(cfg: BertConfig) -> str | None:
     if cfg.position != "learned":
         return (f"a BERT with position={cfg.position!r} has no Hugging Face BertModel layout (BertModel has "
                 "a learned position table only)")
+    if cfg.token_shift:
+        return "a BERT with token_shift=True has no Hugging Face BertModel layout"
     if cfg.prenorm:
         return "a pre-norm BERT (prenorm=True) has no Hugging Face BertModel layout"
     if cfg.activation not in ACT_TO_HF:

@@ -12,6 +12,7 @@ from torch import nn
 from ..nn import BlockConfig, BlockInputs, LearnedPositions, Rotary, run_blocks, transformer_block
 from ..nn.masks import combine, padding_mask
 from .bert_heads import HEADS, BertOutput, MLMHead, QAHead
+from .bert_local import TokenShift, token_groups
 from .registry import register_family, register_preset
 
 POOLINGS = ("cls", "mean", "max", "mean_sqrt_len")
@@ -46,6 +47,7 @@ class BertConfig:
     prenorm: bool = False             # pre-norm blocks + final LayerNorm (trains from scratch faster); not HF BERT
     position: str = "learned"         # learned (HF BERT) | rotary (relative: rotary q/k angles, no table; not HF BERT)
     rope_theta: float = 10000.0       # rotary base
+    token_shift: bool = False         # add a learned projection of both neighbours to each embedding (not HF BERT)
 
     def __post_init__(self):
         if self.head not in HEADS:
@@ -85,6 +87,7 @@ class Bert(nn.Module):
         self.rope = Rotary(c.n_embd // c.n_head, c.max_positions, c.rope_theta) if c.position == "rotary" else None
         self.seg_emb = nn.Embedding(c.type_vocab_size, c.n_embd)
         self.emb_ln = nn.LayerNorm(c.n_embd, eps=c.norm_eps)
+        self.shift = TokenShift(c.n_embd) if c.token_shift else None
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd, eps=c.norm_eps) if c.prenorm else None  # after the last block
@@ -146,6 +149,8 @@ class Bert(nn.Module):
         mask = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             mask = combine(padding_mask(attention_mask))  # (B, 1, 1, T) key mask, True = attend
+        if self.shift is not None:
+            x = self.shift(x, token_groups(attention_mask, x.shape[0], x.shape[1], x.device))
         rope = self._rope(position_ids, x.shape[0], x.shape[1], x.device)
         return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask, rope=rope)))
 
@@ -169,6 +174,8 @@ class Bert(nn.Module):
         mask = torch.zeros(same.shape, device=dev).masked_fill_(~same, float("-inf"))
         types = None if token_type_ids is None else token_type_ids[None]
         x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
+        if self.shift is not None:
+            x = self.shift(x, seq[None])
         rope = self._rope(positions[None], 1, x.shape[1], dev)
         return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask, rope=rope))[0])
 
@@ -213,7 +220,8 @@ def with_head(model: Bert, head: str, labels: list[str] | None = None, no_answer
     cfg = replace(model.config, head=head, labels=labels, pooler=pooler, no_answer=no_answer,
                   num_labels=len(labels) if labels else model.config.num_labels, **overrides)
     new = Bert(cfg)
-    keep = ("tok_emb.", "pos_emb.", "seg_emb.", "emb_ln.", "blocks.", "ln_f.") + (("pooler.",) if pooler else ())
+    keep = ("tok_emb.", "pos_emb.", "seg_emb.", "emb_ln.", "shift.", "blocks.", "ln_f.")
+    keep += ("pooler.",) if pooler else ()
     own = new.state_dict()
     for k, v in model.state_dict().items():
         if k.startswith(keep) and k in own:
@@ -241,6 +249,6 @@ register_preset("bert-tiny", "bert", "2 layers, width 128: tests and quick demos
 register_preset("bert-tiny-preln", "bert", "bert-tiny shape, 4 heads, pre-norm, no dropout: learns from scratch in "
                 "CPU minutes (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
                 max_positions=128, prenorm=True, dropout=0.0)
-register_preset("bert-tiny-rope", "bert", "bert-tiny-preln with rotary (relative) positions instead of a learned table: "
-                "from-scratch runs (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
+register_preset("bert-tiny-rope", "bert", "bert-tiny-preln with rotary (relative) positions instead of a learned "
+                "table: from-scratch runs (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
                 max_positions=128, prenorm=True, dropout=0.0, position="rotary")
