@@ -50,6 +50,42 @@ def run(quick: bool = False, out: str | Path = "runs/bert_learning", minutes: fl
              "unit": "accuracy (target)", "ratio": (score or 0.0) / target, **extra} for name, score, target in rows]
 
 
+# pretraining variants of `--variants` (the demo's pretraining otherwise: 1300 steps of 16 x 64, vocabulary 1000,
+# MLM + NSP, warmup 100), as (name, preset, lr, model overrides)
+VARIANTS = {
+    "learned": ("bert-tiny-preln", 2e-3, {}),
+    "rotary": ("bert-tiny-rope", 2e-3, {}),
+    "rotary-lr4e-3": ("bert-tiny-rope", 4e-3, {}),
+    "rotary+shift": ("bert-tiny-rope", 2e-3, {"token_shift": True}),
+    "rotary+shift-lr4e-3": ("bert-tiny-rope", 4e-3, {"token_shift": True}),
+    "learned+shift": ("bert-tiny-preln", 2e-3, {"token_shift": True}),
+}
+
+
+def pretrain_variant(name: str, out: str | Path = "runs/bert_learning", steps: int = 1300,
+                     eval_batches: int = 30) -> dict:
+    """Pretrain one of `VARIANTS` like the demo step (one thread) and score MLM/NSP on the three held-out plays
+    (`eval_batches` batches of 16, masks from a fixed seed)."""
+    import torch
+
+    from lingvis.demo.bert import PRETRAIN, VOCAB
+    from lingvis.recipes.bert import BertPretrainArgs, pretrain_bert
+    from lingvis.train.config import TrainConfig
+
+    torch.set_num_threads(1)
+    preset, lr, overrides = VARIANTS[name]
+    args = BertPretrainArgs(out=str(Path(out) / f"variant-{name}"), preset=preset, vocab_size=VOCAB, max_len=64,
+                            overrides=overrides)
+    cfg = TrainConfig(**{**PRETRAIN, "max_steps": steps, "lr": lr}, eval_every=steps, eval_batches=eval_batches,
+                      log_every=100, seed=1337)
+    t0, c0 = time.perf_counter(), time.process_time()
+    ev = pretrain_bert(args, cfg)["eval"]
+    return {"case": f"pretraining variant {name} ({preset}, lr {lr:g}, {overrides or 'no overrides'})",
+            "mlm_acc": ev.get("mlm_acc"), "mlm_loss": ev.get("mlm_loss"), "nsp_acc": ev.get("nsp_acc"),
+            "note": f"wall {time.perf_counter() - t0:.0f}s, CPU {time.process_time() - c0:.0f}s, "
+                    f"load {os.getloadavg()[0]:.1f}"}
+
+
 def genre_baselines() -> list[dict]:
     """TF-IDF + logistic regression and multinomial naive Bayes on the genre split, 6 vs 33 training plays."""
     from lingvis._optional import require
@@ -112,7 +148,15 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bert_learning", help="folder for the run folders")
     ap.add_argument("--minutes", type=float, default=3.0, help="wall-clock cap of the whole step (busy machines)")
     ap.add_argument("--baselines", action="store_true", help="only the count-based references (seconds)")
+    ap.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), metavar="NAME",
+                    help=f"only pretrain these variants (none named: all) and print held-out MLM; {sorted(VARIANTS)}")
     args = ap.parse_args()
+    if args.variants is not None:
+        for name in args.variants or sorted(VARIANTS):
+            r = pretrain_variant(name, args.out)
+            print(f"{r['case']}: held-out MLM accuracy {r['mlm_acc']:.3f} (loss {r['mlm_loss']:.2f}) vs target "
+                  f"{MLM_TARGET:.2f}, NSP {r['nsp_acc']:.3f}; {r['note']}")
+        return
     if args.baselines:
         for r in genre_baselines() + mlm_baselines():
             print(f"{r['case']}: {r['accuracy']:.3f}")

@@ -26,6 +26,11 @@ def test_token_groups_mark_padding():
     assert token_groups(None, 2, 3, None).shape == (2, 3)
 
 
+def test_demo_preset_is_rotary_with_token_shift():
+    cfg = lingvis.build("bert-tiny-rope-shift", vocab_size=V).config
+    assert cfg.position == "rotary" and cfg.token_shift and cfg.prenorm and cfg.dropout == 0.0
+
+
 @pytest.mark.parametrize("preset", ["bert-tiny-preln", "bert-tiny-rope"])
 def test_token_shift_bert_ignores_padding_packs_and_sees_neighbours(preset, tmp_path):
     torch.manual_seed(0)

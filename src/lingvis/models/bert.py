@@ -252,3 +252,7 @@ register_preset("bert-tiny-preln", "bert", "bert-tiny shape, 4 heads, pre-norm, 
 register_preset("bert-tiny-rope", "bert", "bert-tiny-preln with rotary (relative) positions instead of a learned "
                 "table: from-scratch runs (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
                 max_positions=128, prenorm=True, dropout=0.0, position="rotary")
+register_preset("bert-tiny-rope-shift", "bert", "bert-tiny-rope + token shift (each embedding gains both neighbours): "
+                "the demo's from-scratch model, leaves the MLM plateau in CPU minutes (no Hugging Face layout)",
+                n_layer=2, n_head=4, n_embd=128, mlp_hidden=512, max_positions=128, prenorm=True, dropout=0.0,
+                position="rotary", token_shift=True)
