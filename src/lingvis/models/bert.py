@@ -134,11 +134,11 @@ class Bert(nn.Module):
         return self.drop(self.emb_ln(x))
 
     def _rope(self, position_ids: torch.Tensor | None, B: int, T: int, dev) -> tuple | None:
-        """Rotary (cos, sin), each (B, 1, T, D), for position="rotary"; None with learned positions."""
+        """Rotary (cos, sin), each (B|1, 1, T, D), for position="rotary"; None with learned positions."""
         if self.rope is None:
             return None
-        if position_ids is None:
-            position_ids = torch.arange(T, device=dev)[None].expand(B, T)
+        if position_ids is None:  # one row of angles broadcast over the batch
+            position_ids = torch.arange(T, device=dev)[None]  # (1, T)
         return self.rope(position_ids)
 
     def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
