@@ -17,11 +17,14 @@ scores: six plays are too few), and masked-token accuracy of count predictors th
 neighbour (bigram) or both neighbours (gap trigram) of every token of the held-out plays.
 
 Measured on 2 shared cores (docs/bert.md has every run): genre TF-IDF 0.545 / naive Bayes 0.539 with six
-training plays, 0.743 / 0.816 with 33; gap trigram 0.285 (6 plays) / 0.354 (33). The old step (bert-tiny-preln, fine-tuning batch 16), with
---minutes 15 at load 7-10: MLM 0.136, NSP 0.492, from-scratch genre 0.485, all-MiniLM-L6-v2 + LoRA 0.758;
-349 s wall, 144 s CPU; with the default 3 minutes at load 6.4: 1090 pretraining steps, MLM 0.132, genre
-0.463, MiniLM 0.781, 229 s wall, 135 s CPU. Tried without moving the MLM plateau (all 0.12-0.14): 40 % masking, no NSP, 32 or
-128 tokens, vocabulary 500 / 4000, lr 6e-3, sinusoidal position start, 700 steps (all with learned positions).
+training plays, 0.743 / 0.816 with 33; gap trigram 0.285 (6 plays) / 0.354 (33). The old step (bert-tiny-preln,
+fine-tuning batch 16), with --minutes 15 at load 7-10: MLM 0.136, NSP 0.492, from-scratch genre 0.485,
+all-MiniLM-L6-v2 + LoRA 0.758; 349 s wall, 144 s CPU; with the default 3 minutes at load 6.4: 1090 pretraining
+steps, MLM 0.132, genre 0.463, MiniLM 0.781, 229 s wall, 135 s CPU. Tried without moving the MLM plateau (all
+0.12-0.14): 40 % masking, no NSP, 32 or 128 tokens, vocabulary 500 / 4000, lr 6e-3, sinusoidal position start,
+700 steps (all with learned positions). The new step (--minutes 20, load 12-17): 851 pretraining steps (cut
+by the share), MLM 0.254, genre 0.603, MiniLM 0.761, 775 s wall, 182 s CPU; with 1300 steps and batch-16
+fine-tuning: MLM 0.294, genre 0.562.
 
 `--variants [NAME ...]` pretrains the position/locality variants of `VARIANTS` like the demo and prints held-out
 MLM (30 batches): at load 21-25, one thread, learned positions 0.138, rotary 0.237 (lr 4e-3: 0.223), learned +
