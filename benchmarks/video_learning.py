@@ -8,7 +8,8 @@ held-out clips:
   pair but not the direction, so it stays near 50% top-1 and near chance (50%) on "order accuracy", the
   share of test clips whose true class scores above its time reversal. Test: 10 colour x shape groups x 12
   classes = 120 clips.
-* retrieval: `video-clip-tiny` trained with the contrastive loss on the training captions; text -> video R@1
+* retrieval: `video-clip-tiny` (batchnorm frame CNN fed each frame and its difference from the previous frame)
+  trained with the contrastive loss on the training captions; text -> video R@1
   among 100 held-out clips (10 colour x shape groups x the 10 one-shape motions) whose captions ("a red
   circle moving left") differ only in the motion within a group (target >= 60%); the mean-pooling baseline
   beside it. Training batches are 8 groups of 8 clips sharing colour and shape with different motions (hard

@@ -115,6 +115,28 @@ def test_video_clip_from_a_lingvis_clip_and_save_load(tmp_path):
         VideoCLIP.from_clip(clip, temporal_heads=3)
 
 
+def test_video_clip_frame_differences_show_motion_direction():
+    """frame_input 'rgb+diff': the tower gets [frame, frame - previous frame] (6 channels; zero difference for the
+    first frame and for a still image); a frozen clip and the same clip moving differ only through the difference."""
+    torch.manual_seed(0)
+    nano6 = {**NANO_CLIP, "vision": {**NANO_CLIP.get("vision", {}), "channels": 6}}
+    model = registry.build("video-clip-nano", clip=nano6, frame_input="rgb+diff", temporal="mean").eval()
+    video = _video(B=2, T=3)
+    px = model.frame_pixels(video)  # (B, T, 6, H, W)
+    assert px.shape == (2, 3, 6, 32, 32)
+    assert torch.equal(px[:, :, :3], video) and not px[:, 0, 3:].any()
+    assert torch.allclose(px[:, 2, 3:], video[:, 2] - video[:, 1])
+    still = video[:, :1].expand(-1, 3, -1, -1, -1)
+    assert torch.allclose(model.encode_video(still), model.encode_image(video[:, 0]), atol=1e-5)
+    assert not torch.allclose(model.encode_video(video.flip(1)), model.encode_video(video), atol=1e-3)
+    with pytest.raises(ValueError, match="frame_input 'rgb\\+diff' needs an image tower with 6 input channels"):
+        registry.build("video-clip-nano", clip=NANO_CLIP, frame_input="rgb+diff")
+    with pytest.raises(ValueError, match="frame_input must be one of"):
+        registry.build("video-clip-nano", clip=NANO_CLIP, frame_input="flow")
+    tiny = registry.build("video-clip-tiny")
+    assert tiny.config.frame_input == "rgb+diff" and tiny.clip.vision.config.norm == "batchnorm"
+
+
 def test_video_clip_from_a_hugging_face_clip_folder(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)

@@ -86,6 +86,9 @@ def make_model(args: VideoClassifyArgs, labels: list[str]) -> VideoClassifier:
         if frame.family not in ("vit", "cnn"):
             raise ValueError(f"{args.model} holds a {fam} model; expected a video classifier, video backbone, "
                              "video CLIP, CLIP, ViT or CNN")
+        if frame.config.channels != 3:
+            raise ValueError(f"{args.model}: its frame encoder takes {frame.config.channels} channels (a video CLIP "
+                             "with frame_input 'rgb+diff'); a video classifier's frame encoder takes RGB frames")
         model = _new("video_frames", _frames_backbone(frame), labels, args)
         model.backbone.frame_encoder.load_state_dict(frame.state_dict())
         return model.train()

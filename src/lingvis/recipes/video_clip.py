@@ -99,6 +99,8 @@ def make_model(args: VideoCLIPArgs, tokenizer: Tokenizer) -> VideoCLIP:
     fields.update(_overrides(args))
     if args.clip:
         clip = api.load(args.clip)
+        if getattr(clip, "family", None) == "clip":  # an RGB CLIP sees frames; a 6-channel one frames + differences
+            fields["frame_input"] = "rgb+diff" if clip.vision.config.channels == 6 else "rgb"
         return VideoCLIP.from_clip(clip, **fields).train()
     clip_fields = dict(base.clip)
     clip_fields["text"] = {**clip_fields.get("text", {}), "vocab_size": tokenizer.vocab_size}
