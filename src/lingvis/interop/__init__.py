@@ -11,7 +11,8 @@ from . import video  # noqa: F401
 from . import clip_text  # noqa: F401
 from . import diffusers  # noqa: F401
 from . import llava  # noqa: F401  (also registers the llava model family)
-from .registry import EXPORTERS, LOADERS, export_hf, load_hf, read_hf_weights, register_exporter, register_loader
+from .registry import (EXPORTERS, LOADERS, export_hf, export_problem, load_hf, read_hf_weights, register_exporter,
+                       register_loader)
 
-__all__ = ["EXPORTERS", "LOADERS", "export_hf", "load_hf", "read_hf_weights", "register_exporter",
+__all__ = ["EXPORTERS", "LOADERS", "export_hf", "export_problem", "load_hf", "read_hf_weights", "register_exporter",
            "register_loader"]

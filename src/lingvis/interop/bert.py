@@ -154,9 +154,26 @@ def load_bert(hf_config: dict, hf_state: dict[str, torch.Tensor], path: Path) ->
     return model
 
 
-def hf_config(cfg: BertConfig) -> dict:
+def hf_layout_problem(cfg: BertConfig) -> str | None:
+    """The config field that keeps this BERT out of Hugging Face's BertModel layout, or None."""
+    if cfg.position != "learned":
+        return (f"a BERT with position={cfg.position!r} has no Hugging Face BertModel layout (BertModel has "
+                "a learned position table only)")
+    if cfg.token_shift:
+        return "a BERT with token_shift=True has no Hugging Face BertModel layout"
     if cfg.prenorm:
-        raise ValueError("a pre-norm BERT (prenorm=True) has no Hugging Face BertModel layout; it cannot be exported")
+        return "a pre-norm BERT (prenorm=True) has no Hugging Face BertModel layout"
+    if cfg.activation not in ACT_TO_HF:
+        return f"activation={cfg.activation!r} has no Hugging Face hidden_act"
+    if cfg.classifier_pooling != "cls":
+        return f"classifier_pooling={cfg.classifier_pooling!r}: BertForSequenceClassification pools [CLS]"
+    return None
+
+
+def hf_config(cfg: BertConfig) -> dict:
+    problem = hf_layout_problem(cfg)
+    if problem is not None:
+        raise ValueError(f"{problem}; it cannot be exported")
     hf = {"model_type": "bert", "architectures": [HEAD_TO_ARCH[cfg.head]], "vocab_size": cfg.vocab_size,
           "hidden_size": cfg.n_embd, "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head,
           "intermediate_size": cfg.mlp_hidden, "hidden_act": ACT_TO_HF[cfg.activation],
@@ -199,7 +216,7 @@ def state_to_hf(model: Bert) -> dict[str, torch.Tensor]:
 
 def hf_layout(cfg: BertConfig) -> bool:
     """Whether Hugging Face BERT classes hold this model (else it is saved in the lingvis format)."""
-    return cfg.activation in ACT_TO_HF and cfg.classifier_pooling == "cls" and not cfg.prenorm
+    return hf_layout_problem(cfg) is None
 
 
 @register_exporter("bert")
@@ -213,6 +230,9 @@ def save_bert(model: Bert, folder: Path) -> bool:
     (folder / "config.json").write_text(json.dumps(hf_config(cfg), indent=2))
     write_st_files(cfg, folder)
     return True
+
+
+save_bert.why_not = lambda model: hf_layout_problem(model.config)
 
 
 PEFT_TASKS = {"none": "FEATURE_EXTRACTION", "classify": "SEQ_CLS", "tag": "TOKEN_CLS", "qa": "QUESTION_ANS"}

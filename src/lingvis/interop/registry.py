@@ -201,3 +201,12 @@ def export_hf(model: nn.Module, folder: Path, tokenizer=None) -> tuple[bool, boo
         if writer(model, folder, tokenizer) if own else writer(model, folder):
             return True, own and tokenizer is not None
     return False, False
+
+
+def export_problem(model: nn.Module) -> str | None:
+    """Why `model` has no HF files (exporters may carry `why_not(model) -> str | None` naming the config field)."""
+    for writer in EXPORTERS.get(getattr(model, "family", ""), []):
+        reason = getattr(writer, "why_not", lambda m: None)(model)
+        if reason:
+            return reason
+    return None

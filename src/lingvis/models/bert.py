@@ -1,4 +1,7 @@
-"""BERT: token + segment + position embeddings, post-norm bidirectional blocks, pooler, task heads."""
+"""BERT: token + segment + position embeddings, post-norm bidirectional blocks, pooler, task heads.
+
+`position="rotary"` replaces the learned position table by rotary angles on every self-attention's queries
+and keys (relative positions, as the GPT/Llama family): not a Hugging Face BertModel layout."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -6,12 +9,14 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..nn import BlockConfig, BlockInputs, LearnedPositions, run_blocks, transformer_block
+from ..nn import BlockConfig, BlockInputs, LearnedPositions, Rotary, run_blocks, transformer_block
 from ..nn.masks import combine, padding_mask
 from .bert_heads import HEADS, BertOutput, MLMHead, QAHead
+from .bert_local import TokenShift, token_groups
 from .registry import register_family, register_preset
 
 POOLINGS = ("cls", "mean", "max", "mean_sqrt_len")
+POSITIONS = ("learned", "rotary")
 
 
 @dataclass
@@ -40,10 +45,15 @@ class BertConfig:
     embed_max_length: int | None = None  # truncate texts for embeddings (sentence-transformers max_seq_length)
     init_std: float = 0.02
     prenorm: bool = False             # pre-norm blocks + final LayerNorm (trains from scratch faster); not HF BERT
+    position: str = "learned"         # learned (HF BERT) | rotary (relative: rotary q/k angles, no table; not HF BERT)
+    rope_theta: float = 10000.0       # rotary base
+    token_shift: bool = False         # add a learned projection of both neighbours to each embedding (not HF BERT)
 
     def __post_init__(self):
         if self.head not in HEADS:
             raise ValueError(f"unknown BERT head {self.head!r}; choose from {', '.join(HEADS)}")
+        if self.position not in POSITIONS:
+            raise ValueError(f"unknown BERT position {self.position!r}; choose from {', '.join(POSITIONS)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose from {', '.join(POOLINGS)}")
         if self.labels is not None:
@@ -73,9 +83,11 @@ class Bert(nn.Module):
         super().__init__()
         self.config = c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.n_embd)
-        self.pos_emb = LearnedPositions(c.max_positions, c.n_embd)
+        self.pos_emb = LearnedPositions(c.max_positions, c.n_embd) if c.position == "learned" else None
+        self.rope = Rotary(c.n_embd // c.n_head, c.max_positions, c.rope_theta) if c.position == "rotary" else None
         self.seg_emb = nn.Embedding(c.type_vocab_size, c.n_embd)
         self.emb_ln = nn.LayerNorm(c.n_embd, eps=c.norm_eps)
+        self.shift = TokenShift(c.n_embd) if c.token_shift else None
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd, eps=c.norm_eps) if c.prenorm else None  # after the last block
@@ -116,8 +128,18 @@ class Bert(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros(B, T, dtype=torch.long, device=dev)
         words = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds
-        x = words + self.seg_emb(token_type_ids) + self.pos_emb(position_ids)  # (B, T, C)
+        x = words + self.seg_emb(token_type_ids)  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(position_ids)
         return self.drop(self.emb_ln(x))
+
+    def _rope(self, position_ids: torch.Tensor | None, B: int, T: int, dev) -> tuple | None:
+        """Rotary (cos, sin), each (B|1, 1, T, D), for position="rotary"; None with learned positions."""
+        if self.rope is None:
+            return None
+        if position_ids is None:  # one row of angles broadcast over the batch
+            position_ids = torch.arange(T, device=dev)[None]  # (1, T)
+        return self.rope(position_ids)
 
     def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
@@ -127,7 +149,10 @@ class Bert(nn.Module):
         mask = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             mask = combine(padding_mask(attention_mask))  # (B, 1, 1, T) key mask, True = attend
-        return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask)))
+        if self.shift is not None:
+            x = self.shift(x, token_groups(attention_mask, x.shape[0], x.shape[1], x.device))
+        rope = self._rope(position_ids, x.shape[0], x.shape[1], x.device)
+        return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask, rope=rope)))
 
     def _final_norm(self, h: torch.Tensor) -> torch.Tensor:
         return h if self.ln_f is None else self.ln_f(h)
@@ -149,7 +174,10 @@ class Bert(nn.Module):
         mask = torch.zeros(same.shape, device=dev).masked_fill_(~same, float("-inf"))
         types = None if token_type_ids is None else token_type_ids[None]
         x = self.embed(input_ids[None], types, positions[None])  # (1, N, C)
-        return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask))[0])
+        if self.shift is not None:
+            x = self.shift(x, seq[None])
+        rope = self._rope(positions[None], 1, x.shape[1], dev)
+        return self._final_norm(run_blocks(self.blocks, x, BlockInputs(attn_mask=mask, rope=rope))[0])
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """tanh(dense(x)) of the [CLS] vector, or of the mean over real tokens (classifier_pooling='mean')."""
@@ -192,7 +220,8 @@ def with_head(model: Bert, head: str, labels: list[str] | None = None, no_answer
     cfg = replace(model.config, head=head, labels=labels, pooler=pooler, no_answer=no_answer,
                   num_labels=len(labels) if labels else model.config.num_labels, **overrides)
     new = Bert(cfg)
-    keep = ("tok_emb.", "pos_emb.", "seg_emb.", "emb_ln.", "blocks.", "ln_f.") + (("pooler.",) if pooler else ())
+    keep = ("tok_emb.", "pos_emb.", "seg_emb.", "emb_ln.", "shift.", "blocks.", "ln_f.")
+    keep += ("pooler.",) if pooler else ()
     own = new.state_dict()
     for k, v in model.state_dict().items():
         if k.startswith(keep) and k in own:
@@ -220,3 +249,10 @@ register_preset("bert-tiny", "bert", "2 layers, width 128: tests and quick demos
 register_preset("bert-tiny-preln", "bert", "bert-tiny shape, 4 heads, pre-norm, no dropout: learns from scratch in "
                 "CPU minutes (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
                 max_positions=128, prenorm=True, dropout=0.0)
+register_preset("bert-tiny-rope", "bert", "bert-tiny-preln with rotary (relative) positions instead of a learned "
+                "table: from-scratch runs (no Hugging Face layout)", n_layer=2, n_head=4, n_embd=128, mlp_hidden=512,
+                max_positions=128, prenorm=True, dropout=0.0, position="rotary")
+register_preset("bert-tiny-rope-shift", "bert", "bert-tiny-rope + token shift (each embedding gains both neighbours): "
+                "the demo's from-scratch model, leaves the MLM plateau in CPU minutes (no Hugging Face layout)",
+                n_layer=2, n_head=4, n_embd=128, mlp_hidden=512, max_positions=128, prenorm=True, dropout=0.0,
+                position="rotary", token_shift=True)
