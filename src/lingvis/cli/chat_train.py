@@ -30,7 +30,7 @@ def _register_sft(group) -> None:
                          "trained from scratch with a "
                          "char tokenizer and the ChatML template. Defaults from scratch on the built-in data: the "
                          "recipe of benchmarks/chat_learning.py (packed rows of 256, Muon at lr 4e-3, batch 16, "
-                         "warmup 50, training conversations weighted toward lookup and count); otherwise AdamW at "
+                         "warmup 50); otherwise AdamW at "
                          "lr 2e-3, batch 32, warmup 100, no packing.")
     add_train_args(p, max_steps=3000, batch_size=None, lr=None, eval_every=250, warmup=None)
     for action in p._actions:  # the None defaults above are the recipe's, not a budget's
@@ -50,8 +50,7 @@ def _register_sft(group) -> None:
                    help="built-in data: answer style (mixed = half 'The answer is X.')")
     p.add_argument("--builtin-mix", type=_task_mix, metavar="TASK=W,...",
                    help="built-in data: task weights of the training conversations, e.g. lookup=3,count=1.5 "
-                   "(unnamed tasks weigh 1; default from scratch: reverse=1,sort=1,count=1.5,lookup=3, "
-                   "otherwise uniform; the held-out data keeps the uniform mix)")
+                   "(unnamed tasks weigh 1; default: uniform; the held-out data keeps the uniform mix)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="reply length for held-out exact match")
     p.add_argument("--samples", type=int, default=3, help="held-out replies to print after training")
     _lora_flag(p)
@@ -136,8 +135,7 @@ def _train_config(args):
 def run_sft(args) -> int:
     from .. import api
     from ..recipes.chat import (
-        BUILTIN_MIX,
-        SCRATCH_BLOCK_SIZE,
+                SCRATCH_BLOCK_SIZE,
         SCRATCH_OVERRIDES,
         SCRATCH_TRAIN,
         ChatSFTArgs,
@@ -155,7 +153,7 @@ def run_sft(args) -> int:
                         packing=scratch if args.packing is None else args.packing,
                         block_size=args.block_size or (SCRATCH_BLOCK_SIZE if scratch else None),
                         n_train=args.builtin_train, n_val=args.builtin_val, style=args.builtin_style,
-                        mix=args.builtin_mix or (BUILTIN_MIX if scratch else None), max_new_tokens=args.max_new_tokens,
+                        mix=args.builtin_mix, max_new_tokens=args.max_new_tokens,
                         overrides=SCRATCH_OVERRIDES if scratch and not args.preset else {})
     summary = train_chat(cargs, _train_config(args), resume=args.resume)
     if args.samples:

@@ -8,8 +8,7 @@ from pathlib import Path
 from .. import api
 from ..data.chat_synthetic import chat_split
 from ..recipes.chat import (
-    BUILTIN_MIX,
-    SCRATCH_BLOCK_SIZE,
+        SCRATCH_BLOCK_SIZE,
     SCRATCH_OVERRIDES,
     SCRATCH_TRAIN,
     ChatSFTArgs,
@@ -39,7 +38,7 @@ def demo_chat(out: Path, minutes: float = 2.5) -> dict:
     run = out / "chat"
     # the from-scratch recipe of benchmarks/chat_learning.py (docs/chat.md) on a shorter schedule
     args = ChatSFTArgs(out=str(run), preset="llama-micro", overrides=SCRATCH_OVERRIDES, packing=True,
-                       block_size=SCRATCH_BLOCK_SIZE, n_train=12000, n_val=64, mix=BUILTIN_MIX)
+                       block_size=SCRATCH_BLOCK_SIZE, n_train=12000, n_val=64)
     cfg = TrainConfig(max_steps=600, max_minutes=minutes, **SCRATCH_TRAIN, eval_every=250, eval_batches=4,
                       log_every=25, seed=1337)
     summary = train_chat(args, cfg)
