@@ -135,7 +135,7 @@ def _train_config(args):
 def run_sft(args) -> int:
     from .. import api
     from ..recipes.chat import (
-                SCRATCH_BLOCK_SIZE,
+        SCRATCH_BLOCK_SIZE,
         SCRATCH_OVERRIDES,
         SCRATCH_TRAIN,
         ChatSFTArgs,

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import api
 from ..data.chat_synthetic import chat_split
 from ..recipes.chat import (
-        SCRATCH_BLOCK_SIZE,
+    SCRATCH_BLOCK_SIZE,
     SCRATCH_OVERRIDES,
     SCRATCH_TRAIN,
     ChatSFTArgs,
