@@ -2,7 +2,10 @@
 `LlamaForCausalLM` folder loaded by lingvis through the production converter), fp32, KV cache on both sides:
 batch-1 and batch-16 greedy decode tokens/s, prefill of 512 tokens, and lingvis int8 (W8A8-dynamic) batch-1
 decode against transformers fp32. Each row also prints the memory-bandwidth bound: bytes of weights read per
-decode step divided by the measured copy bandwidth of this machine (a `copy_` of a 512 MB buffer).
+decode step divided by the measured copy bandwidth of this machine (a `copy_` of a 512 MB buffer), and by the
+weight-read rate of one matrix-vector product over a 512 MB fp32 matrix (what a batch-1 decode step does). The
+prefill row prints the FLOP rate both sides reach against this machine's fp32 GEMM peak measured in the same run
+(`F.linear` on the model's largest projection, 512 rows), and the largest ratio over transformers that peak allows.
 
 The full run uses the TinyLlama shape (22 layers, width 2048, 32 heads / 4 kv heads, 1.1B parameters: 8.8 GB
 for both models); `--quick` a 4-layer slice of it.
@@ -32,6 +35,38 @@ def bandwidth_gbs() -> float:
     for _ in range(3):
         b.copy_(a)
     return 3 * 2 * a.numel() * 4 / (time.perf_counter() - t0) / 1e9
+
+
+def gemv_bandwidth_gbs() -> float:
+    """Weight bytes read per second by one fp32 matrix-vector product over a 512 MB matrix, GB/s."""
+    w = torch.randn(65536, 2048)  # 512 MB
+    x = torch.randn(1, 2048)
+    torch.nn.functional.linear(x, w)
+    best = min(_seconds(lambda: torch.nn.functional.linear(x, w)) for _ in range(5))
+    return w.numel() * 4 / best / 1e9
+
+
+def gemm_peak_gflops(rows: int = 512, d_in: int = 2048, d_out: int = 5632) -> float:
+    """fp32 GEMM rate of this machine on the Llama shape's largest projection (`F.linear`), GFLOP/s, best of 5."""
+    x, w = torch.randn(rows, d_in), torch.randn(d_out, d_in)
+    torch.nn.functional.linear(x, w)
+    best = min(_seconds(lambda: torch.nn.functional.linear(x, w)) for _ in range(5))
+    return 2 * rows * d_in * d_out / best / 1e9
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def prefill_flops(model, T: int) -> float:
+    """FLOPs of a prefill of T tokens with `last_only` logits: 2 x T x (block matrices) + causal attention
+    (QK^T and AV, 2 x T^2 x width per layer) + the output head for one row."""
+    blocks = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and n.startswith("blocks."))
+    head = model.lm_head.weight.numel() if hasattr(model, "lm_head") else 0
+    width = model.config.n_embd
+    return 2 * T * blocks + 2 * T * T * width * len(model.blocks) + 2 * head
 
 
 def build_pair(tmp: str, layers: int):
@@ -82,7 +117,7 @@ def bench_decode(ours, ref, batch: int, new_tokens: int, repeats: int, bw: float
     return r
 
 
-def bench_prefill(ours, ref, T: int, repeats: int) -> dict:
+def bench_prefill(ours, ref, T: int, repeats: int, peak: float) -> dict:
     ids = torch.randint(0, 32000, (1, T), generator=torch.Generator().manual_seed(2))
 
     def run_ours():
@@ -94,7 +129,12 @@ def bench_prefill(ours, ref, T: int, repeats: int) -> dict:
             ref(input_ids=ids, logits_to_keep=1)
 
     t = median_seconds({"ours": run_ours, "ref": run_ref}, repeats=repeats, warmup=1)
-    return row(f"llama {len(ours.blocks)}x2048 prefill of {T} tokens", T / t["ours"], T / t["ref"], "tokens/s")
+    r = row(f"llama {len(ours.blocks)}x2048 prefill of {T} tokens", T / t["ours"], T / t["ref"], "tokens/s")
+    flops = prefill_flops(ours, T)
+    r["gemm_peak_GFLOPs"] = round(peak, 1)
+    r["lingvis_GFLOPs"], r["transformers_GFLOPs"] = round(flops / t["ours"] / 1e9, 1), round(flops / t["ref"] / 1e9, 1)
+    r["largest_ratio_at_peak"] = round(peak / r["transformers_GFLOPs"], 3)
+    return r
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:
@@ -102,16 +142,21 @@ def run(quick: bool = False, threads: int = 2) -> list[dict]:
 
     torch.set_num_threads(threads)
     layers, new_tokens, repeats = (4, 16, 1) if quick else (22, 32, 2)
-    bw = bandwidth_gbs()
-    print(f"measured copy bandwidth: {bw:.1f} GB/s", flush=True)
+    bw, gemv_bw, peak = bandwidth_gbs(), gemv_bandwidth_gbs(), gemm_peak_gflops()
+    print(f"measured copy bandwidth: {bw:.1f} GB/s; matrix-vector weight reads {gemv_bw:.1f} GB/s; "
+          f"fp32 GEMM peak {peak:.0f} GFLOP/s ({threads} threads)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp, layers)
         rows = [bench_decode(ours, ref, b, new_tokens, repeats, bw) for b in (1, 16)]
-        rows.append(bench_prefill(ours, ref, 512 if not quick else 128, repeats))
+        rows.append(bench_prefill(ours, ref, 512 if not quick else 128, repeats, peak))
         quantize_int8(ours, activations="int8")
         rows.append(bench_decode(ours, ref, 1, new_tokens, repeats, bw, label="int8 W8A8"))
     for r in rows:
         r["copy_bandwidth_GBs"] = round(bw, 1)
+        if r.get("bandwidth_bound"):
+            r["gemv_bandwidth_GBs"] = round(gemv_bw, 1)
+            # weights read per decode step x steps per second (bound = bw / weight bytes per token)
+            r["lingvis_weight_GBs"] = round(r["lingvis"] * bw / r["bandwidth_bound"], 1)
     return rows
 
 
@@ -125,8 +170,14 @@ def main() -> None:
     for r in rows:
         if r.get("bandwidth_bound"):
             frac = f", lingvis at {r['fraction_of_bound']:.2f}x of it" if r.get("fraction_of_bound") else ""
+            frac += (f"; lingvis reads weights at {r['lingvis_weight_GBs']} GB/s, the matrix-vector probe at "
+                     f"{r['gemv_bandwidth_GBs']} GB/s")
             print(f"  {r['benchmark']}: weight-read bound at {r['copy_bandwidth_GBs']} GB/s copy bandwidth "
                   f"{r['bandwidth_bound']} tokens/s{frac}", flush=True)
+        if r.get("gemm_peak_GFLOPs"):
+            print(f"  {r['benchmark']}: lingvis {r['lingvis_GFLOPs']} GFLOP/s, transformers {r['transformers_GFLOPs']} "
+                  f"of the {r['gemm_peak_GFLOPs']} GFLOP/s fp32 GEMM peak: at most {r['largest_ratio_at_peak']}x "
+                  "transformers is possible in fp32", flush=True)
 
 
 if __name__ == "__main__":

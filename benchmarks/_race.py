@@ -1,0 +1,148 @@
+"""Pieces the BERT and CLIP races share: a pausable clock (CPU or wall seconds), the step horizon that fits a
+budget, the reference recipes' learning-rate schedules, running a lingvis CLI command in this process, and
+the plot of both sides' curves against time."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def load() -> str:
+    """'1-, 5-, 15-minute load averages' of the machine."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+class Clock:
+    """Seconds on the race's clock (`cpu`: this process's CPU time, all threads; `wall`), minus paused spans
+    (the reference's periodic evaluations, which the original recipes do not run while training)."""
+
+    def __init__(self, kind: str = "wall"):
+        self.tick = time.process_time if kind == "cpu" else time.perf_counter
+        self.start, self.paused, self.wall0, self.cpu0 = self.tick(), 0.0, time.perf_counter(), time.process_time()
+
+    def __call__(self) -> float:
+        return self.tick() - self.start - self.paused
+
+    @contextlib.contextmanager
+    def pause(self):
+        t = self.tick()
+        try:
+            yield
+        finally:
+            self.paused += self.tick() - t
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.wall0
+
+    def cpu(self) -> float:
+        return time.process_time() - self.cpu0
+
+
+def horizon(budget_s: float, step_fn, probe_steps: int, clock: str) -> tuple[int, float]:
+    """(steps that fit in `budget_s`, seconds per step) from `probe_steps` calls of `step_fn` after one
+    warm-up call. The caller runs the probe on a throwaway copy of model and optimizer, outside the budget."""
+    c = Clock(clock)
+    step_fn()
+    t0 = c()
+    for _ in range(probe_steps):
+        step_fn()
+    per_step = (c() - t0) / probe_steps
+    return max(10, int(budget_s / per_step)), per_step
+
+
+def wait_for(path: Path, minutes: float = 30) -> Path:
+    """`path` once it exists (the JSON of a race still running beside this one), waiting up to `minutes`."""
+    end = time.monotonic() + minutes * 60
+    while not path.is_file():
+        if time.monotonic() > end:
+            raise SystemExit(f"{path} did not appear within {minutes:g} minutes")
+        time.sleep(10)
+    return path
+
+
+def bert_lr(step: int, total: int, peak: float, warmup_share: float = 0.01) -> float:
+    """The original BERT schedule scaled to `total` steps: linear warmup over `warmup_share` of them (10k of
+    1M steps), then linear decay to 0 at `total`."""
+    warm = max(1, round(warmup_share * total))
+    if step < warm:
+        return peak * (step + 1) / warm
+    return peak * max(0.0, (total - step) / max(1, total - warm))
+
+
+def open_clip_lr(step: int, total: int, peak: float, warmup_share: float) -> float:
+    """open_clip's `cosine_lr`: linear warmup `peak * (step + 1) / warmup`, then cosine from peak to 0 at
+    `total`, the warmup scaled to `warmup_share` of the run."""
+    warm = max(1, round(warmup_share * total))
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm))) * peak
+
+
+@dataclass
+class Side:
+    """One side of a race: scores after the run, the timed run's seconds and its curve."""
+    name: str
+    scores: dict = field(default_factory=dict)
+    seconds: float = math.nan             # the timed run, on the race's clock
+    wall: float = math.nan
+    cpu: float = math.nan
+    steps: int = 0
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (seconds, validation metric)
+    load_before: str = ""
+    load_after: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def report(self) -> str:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in self.scores.items())
+        return (f"{self.name}: {scores}; {self.steps} steps in {self.seconds:.1f} s on the race clock "
+                f"({self.wall:.1f} s wall, {self.cpu:.1f} CPU s; load {self.load_before} -> {self.load_after}) "
+                f"{json.dumps(self.detail)}")
+
+
+def run_cli(argv: list[str]) -> tuple[dict, float, float]:
+    """Run `lingvis ARGV` in this process; (its printed JSON summary, wall s, CPU s)."""
+    from lingvis.cli import main
+
+    printed = io.StringIO()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(printed):
+        rc = main(argv)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if rc:
+        raise SystemExit(f"lingvis {' '.join(argv)} exited with {rc}:\n{printed.getvalue()[-2000:]}")
+    text = printed.getvalue()
+    return json.loads(text[text.index("{"):text.rindex("}") + 1]), wall, cpu
+
+
+def val_curve(run: Path, metric: str) -> list[tuple[float, float]]:
+    """(time, metric) of the validation rows of a lingvis run's metrics.jsonl."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(r["time"], r[metric]) for r in rows if r.get("split") == "val" and "time" in r and metric in r]
+
+
+def plot(sides: list[Side], path: Path, ylabel: str, title: str, clock: str) -> None:
+    """Each side's validation curve against time: lingvis solid, the reference dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for i, s in enumerate(sides):
+        if s.curve:
+            t, v = zip(*s.curve)
+            ax.plot(t, v, "o-" if s.name.startswith("lingvis") else "s--", ms=3, color=f"C{i}", label=s.name)
+    ax.set_xlabel("CPU seconds (all threads)" if clock == "cpu" else "wall clock (s)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,237 @@
+"""The CLIP race: `lingvis pretrain clip` (CLI defaults, on the demo's data and model) against the same model
+trained with open_clip's default hyperparameters by a plain PyTorch loop, one after the other in this process,
+on the same budget.
+
+Data and model (the demo's clip step): the synthetic shapes scenes (3,000 train, 200 val, 300 test images of
+48 px, `generate_shapes` as the demo calls it), the `clip-cnn-shapes` preset (ResNet image tower, small text
+transformer) and the word tokenizer the lingvis run trains on the training captions (both sides use it).
+
+lingvis: `lingvis pretrain clip --data captions_train.json --val-data captions_val.json --preset
+clip-cnn-shapes --max-minutes M`, every other flag at its default.
+
+Reference: the same lingvis CLIP (built by the recipe's `make_model`, same data pipeline and loss) trained
+with open_clip's `main.py` defaults: batch 64, AdamW lr 5e-4, betas (0.9, 0.98), eps 1e-6, weight decay 0.2
+on matrices only (open_clip's exclusion: no decay for parameters under 2 dimensions, biases and the logit
+scale), cosine to 0 after a linear warmup of 10k steps scaled to the run (open_clip's LAION-400M ViT-B/32
+run: 10k of about 400k steps, 2.5%), the learnable logit scale from ln(1/0.07), clamped at ln(100) after each
+step, no gradient clipping. Its step horizon is the number of steps that fit in the budget, measured on a
+throwaway copy before the run (outside the budget); its periodic evaluations are outside its clock too.
+
+Scores (the demo's scorers, the same for both): zero-shot accuracy over the 30 colour x shape classes on
+the test split's single-shape images, text -> image and image -> text R@1 on 300 test pairs with distinct
+captions; the curve is the validation mean R@1 (both directions) against time.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.clip_race [--minutes 2] [--clock cpu] [--threads 1]
+                                                     [--out runs/clip_race] [--lingvis-args "..."] [--smoke]
+                                                     [--reference-from runs/clip_race/clip_race.json]
+
+Measured 2026-12-06 (docs/training.md, "The CLIP race"; 1 thread, CPU clock, 2 CPU minutes each, load 13-25):
+lingvis zero-shot 0.766, R@1 t2i 0.722 / i2t 0.708 (246 x 128) vs the reference's 0.745, 0.671 / 0.688
+(462 x 64).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import copy
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from benchmarks._race import (
+    Clock,
+    Side,
+    horizon,
+    load,
+    open_clip_lr,
+    plot,
+    run_cli,
+    val_curve,
+    wait_for,
+)
+
+DEMO_MINUTES = 2.0  # the demo's clip step
+PRESET = "clip-cnn-shapes"
+OPEN_CLIP = {"batch_size": 64, "lr": 5e-4, "betas": (0.9, 0.98), "eps": 1e-6, "weight_decay": 0.2,
+             "warmup_share": 0.025, "max_logit_scale": 100.0}
+
+
+def shapes_data(folder: Path) -> Path:
+    """The demo's shapes set (generated once)."""
+    from lingvis.data.shapes import generate_shapes
+
+    if not (folder / "captions_train.json").is_file():
+        generate_shapes(folder, n_train=3000, n_val=200, n_test=300, image_size=48)
+    return folder
+
+
+def scores(model, tokenizer, data: Path) -> dict:
+    from lingvis.recipes.shapes_eval import shapes_retrieval, shapes_zero_shot
+
+    model.eval()
+    zs = shapes_zero_shot(model, tokenizer, data)
+    ret = shapes_retrieval(model, tokenizer, data, n=300)
+    return {"zero_shot_top1": zs["top1"], "t2i_R@1": ret["t2i_R@1"], "i2t_R@1": ret["i2t_R@1"]}
+
+
+@torch.no_grad()
+def val_r1(task, model, val_batches: list[dict]) -> float:
+    """Mean R@1 of both directions over the whole validation set (ContrastiveTask's evaluation)."""
+    was = model.training
+    model.eval()
+    r = task.evaluate(model, val_batches)["mean_R@1"]
+    model.train(was)
+    return r
+
+
+def no_decay(name: str, p: torch.Tensor) -> bool:
+    """open_clip's exclusion from weight decay (`main.py`): gains, biases, norms and the logit scale."""
+    return p.ndim < 2 or "bias" in name or "logit_scale" in name
+
+
+def run_reference(budget_s: float, tokenizer, data: Path, out: Path, clock: str, evals: int = 8, seed: int = 1337,
+                  max_steps: int | None = None) -> Side:
+    from lingvis import api
+    from lingvis.recipes.clip import CLIPPretrainArgs, make_datasets, make_model
+    from lingvis.recipes.clip_data import CaptionedImages, transform_for
+    from lingvis.tasks.contrastive import ContrastiveTask
+
+    torch.manual_seed(seed)
+    args = CLIPPretrainArgs(out=str(out), data=str(data / "captions_train.json"),
+                            val_data=str(data / "captions_val.json"), preset=PRESET)
+    train_groups, val_groups, _ = make_datasets(args, seed)
+    model = make_model(args, tokenizer).train()
+    h = OPEN_CLIP
+    train_set = CaptionedImages(train_groups, transform_for(model), seed=seed, cache=True)
+    val_set = CaptionedImages(val_groups, transform_for(model), random_caption=False, cache=True)
+    task = ContrastiveTask(lambda texts: model.tokenize(tokenizer, texts))
+    val_batches = [task.collate([val_set[j] for j in range(i, min(i + 128, len(val_set)))])
+                   for i in range(0, len(val_set), 128)]
+
+    def make_opt(m):
+        named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
+        return torch.optim.AdamW([{"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0},
+                                  {"params": [p for n, p in named if not no_decay(n, p)],
+                                   "weight_decay": h["weight_decay"]}], lr=h["lr"], betas=h["betas"], eps=h["eps"])
+
+    def train_step(m, o, batch):
+        loss, _ = task.loss(m, batch)
+        loss.backward()
+        o.step()
+        o.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            m.logit_scale.clamp_(0, math.log(h["max_logit_scale"]))
+
+    opt = make_opt(model)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=h["batch_size"], shuffle=True,
+                                         collate_fn=task.collate, drop_last=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    batches = iter(())
+
+    def next_batch():
+        nonlocal batches
+        try:
+            return next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            return next(batches)
+
+    with torch.random.fork_rng():  # the horizon, timed on a throwaway copy outside the budget
+        probe_model = copy.deepcopy(model)
+        probe_opt = make_opt(probe_model)
+        probe = iter([task.collate([train_set[j] for j in range(i * 64, i * 64 + 64)]) for i in range(11)])
+        total, per_step = horizon(budget_s, lambda: train_step(probe_model, probe_opt, next(probe)), 10, clock)
+    if max_steps:
+        total = min(total, max_steps)
+    side = Side("same CLIP, open_clip default hyperparameters (plain loop)", load_before=load())
+    every = max(1, total // evals)
+    c = Clock(clock)
+    for step in range(total):
+        if step % every == 0:
+            with c.pause():
+                side.curve.append((c(), val_r1(task, model, val_batches)))
+        for g in opt.param_groups:
+            g["lr"] = open_clip_lr(step, total, h["lr"], h["warmup_share"])
+        train_step(model, opt, next_batch())
+        if c() >= budget_s:
+            total = step + 1
+            break
+    side.seconds, side.wall, side.cpu, side.steps = c(), c.wall(), c.cpu(), total
+    side.curve.append((side.seconds, val_r1(task, model, val_batches)))
+    side.load_after = load()
+    side.detail = {"horizon": total, "probe_s_per_step": round(per_step, 4), "eval_s_excluded": round(c.paused, 1),
+                   "logit_scale": round(float(model.scale().detach()), 2), **h}
+    side.scores = scores(model, tokenizer, data)
+    api.save(model, out / "model", tokenizer=tokenizer)
+    return side
+
+
+def run_lingvis(minutes: float, data: Path, out: Path, clock: str, extra: list[str], max_steps: int | None) -> Side:
+    argv = ["pretrain", "clip", "--data", str(data / "captions_train.json"), "--val-data",
+            str(data / "captions_val.json"), "--preset", PRESET, "--max-minutes", f"{minutes:g}", "--budget-clock",
+            clock, "--out", str(out), "--no-progress", *extra]
+    if max_steps:
+        argv += ["--max-steps", str(max_steps)]
+    side = Side(f"lingvis pretrain clip --preset {PRESET} --max-minutes {minutes:g}"
+                + (f" {' '.join(extra)}" if extra else ""), load_before=load())
+    summary, side.wall, side.cpu = run_cli(argv)
+    side.seconds = side.cpu if clock == "cpu" else side.wall
+    side.load_after, side.steps = load(), summary["step"]
+    side.curve = val_curve(out, "mean_R@1")
+    side.detail = {k: summary.get(k) for k in ("seconds", "train_seconds", "eval_seconds", "final_eval_seconds",
+                                               "horizon", "stopped_by", "parameters")}
+    side.detail["argv"] = " ".join(argv)
+    return side
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=DEMO_MINUTES,
+                    help=f"budget of each side (default {DEMO_MINUTES:g}: the demo's clip step)")
+    ap.add_argument("--out", default="runs/clip_race", help="folder for the runs, clip_race.json and clip_race.png")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="what budgets, curves and the ratio measure: wall clock or CPU seconds of this process")
+    ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
+    ap.add_argument("--lingvis-args", default="", help="extra flags for `lingvis pretrain clip`")
+    ap.add_argument("--smoke", action="store_true", help="a few steps per side (checks the script, scores nothing)")
+    ap.add_argument("--reference-from", metavar="CLIP_RACE_JSON",
+                    help="reuse the reference side of an earlier race's clip_race.json (same budget and clock)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    max_steps = 4 if args.smoke else None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load()}", flush=True)
+
+    import lingvis
+
+    data = shapes_data(out / "shapes")
+    ours = run_lingvis(args.minutes, data, out / "lingvis", args.clock, args.lingvis_args.split(), max_steps)
+    tokenizer = lingvis.api.load_tokenizer(out / "lingvis")
+    ours.scores = scores(lingvis.load(out / "lingvis"), tokenizer, data)
+    print(ours.report(), flush=True)
+    if args.reference_from:  # the reference side of an earlier race (same data, tokenizer and budget)
+        ref = Side(**json.loads(wait_for(Path(args.reference_from)).read_text())[1])
+    else:
+        ref = run_reference(args.minutes * 60, tokenizer, data, out / "reference", args.clock, max_steps=max_steps)
+    print(ref.report(), flush=True)
+    unit = "CPU s" if args.clock == "cpu" else "wall s"
+    print(f"\ntime ({unit}) lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training loop; "
+          f"lingvis's training alone {ours.detail['seconds'] / ref.seconds:.3f})")
+    for k in ("zero_shot_top1", "t2i_R@1", "i2t_R@1"):
+        print(f"  {k:<15} lingvis {ours.scores[k]:.4f}  reference {ref.scores[k]:.4f}")
+    (out / "clip_race.json").write_text(json.dumps([s.__dict__ for s in (ours, ref)], indent=2))
+    plot([ours, ref], out / "clip_race.png", "validation mean R@1 (both directions)",
+         "CLIP at demo scale: retrieval against time", args.clock)
+    print(f"wrote {out / 'clip_race.json'} and {out / 'clip_race.png'}")
+
+
+if __name__ == "__main__":
+    main()
