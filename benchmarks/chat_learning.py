@@ -33,6 +33,10 @@ MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_l
 # Tried on a CPU budget of 8.5 minutes (docs/chat.md): batch 8 + wsd at lr 3e-3 (0.686) did not beat it.
 SFT_STEPS = 1200
 # Muon at lr 4e-3: held-out 0.796 (count 0.40 -> 1.00, lookup 0.42 -> 0.44) where AdamW at 2e-3 reached 0.704
+# Task weights of the training conversations (None: uniform; the held-out data is always uniform). Weighting
+# toward lookup (reverse=1,sort=1,count=1.5,lookup=3, --mix) left lookup at 0.40 on a 9 CPU-minute budget:
+# 0.774 overall (docs/chat.md)
+SFT_MIX = None
 SFT_TRAIN = {"batch_size": 16, "lr": 4e-3, "optimizer": "muon", "warmup_steps": 50, "weight_decay": 0.1}
 MIXED_STEPS = 300
 # DPO with an NLL term on the chosen replies (RPO, TRL's rpo_alpha): plain DPO at this lr and step count
@@ -62,14 +66,16 @@ def per_task(conversations, replies) -> dict[str, float]:
 
 
 def learn_sft(out: Path, steps: int | None, minutes: float, quick: bool, resume: bool,
-              cpu_minutes: float | None = None, train: dict | None = None) -> tuple[list[dict], Path]:
+              cpu_minutes: float | None = None, train: dict | None = None,
+              model: dict | None = None, mix: dict | None = None) -> tuple[list[dict], Path]:
     import lingvis
     from lingvis.data.chat_synthetic import chat_split
     from lingvis.recipes.chat import ChatSFTArgs, evaluate_chat, train_chat
     from lingvis.train.config import TrainConfig
 
     args = ChatSFTArgs(out=str(out / "sft"), packing=True, block_size=256, n_train=8000 if quick else 60000,
-                       n_val=128, **MODEL)
+                       n_val=128, mix=mix or SFT_MIX, preset=MODEL["preset"],
+                       overrides={**MODEL["overrides"], **(model or {})})
     if cpu_minutes:  # the steps that fit in a CPU-time budget
         budget = {"max_steps": 100_000, "max_minutes": cpu_minutes, "budget_clock": "cpu"}
     else:  # a fixed step count under a wall-clock cap
@@ -141,14 +147,17 @@ def learn_dpo(out: Path, sft: Path, steps: int, minutes: float, quick: bool, res
 
 
 def run(quick: bool = False, steps: int | None = None, minutes: float = 60.0, out: str | Path = "runs/chat_learning",
-        resume: bool = False, cpu_minutes: float | None = None, sft_train: dict | None = None) -> list[dict]:
+        resume: bool = False, cpu_minutes: float | None = None, sft_train: dict | None = None,
+        sft_model: dict | None = None, sft_mix: dict | None = None) -> list[dict]:
     torch.set_num_threads(int(os.environ.get("LINGVIS_THREADS", "2")))
     out = Path(out)
-    rows, sft = learn_sft(out, steps, minutes, quick, resume, cpu_minutes, sft_train)
+    rows, sft = learn_sft(out, steps, minutes, quick, resume, cpu_minutes, sft_train, sft_model, sft_mix)
     return rows + learn_dpo(out, sft, steps, minutes, quick, resume)
 
 
 if __name__ == "__main__":
+    from lingvis.cli.chat_train import _task_mix
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs on less data (scores below target)")
     ap.add_argument("--steps", type=int, help=f"SFT steps (default {SFT_STEPS}, quick 150)")
@@ -159,9 +168,13 @@ if __name__ == "__main__":
     ap.add_argument("--resume", action="store_true", help="continue the runs found under --out")
     ap.add_argument("--optimizer", choices=("adamw", "muon"), help=f"SFT optimizer (default {SFT_TRAIN['optimizer']})")
     ap.add_argument("--lr", type=float, help=f"SFT peak learning rate (default {SFT_TRAIN['lr']})")
+    ap.add_argument("--n-head", type=int, help=f"SFT model heads (default {MODEL['overrides']['n_head']})")
+    ap.add_argument("--n-layer", type=int, help=f"SFT model layers (default {MODEL['overrides']['n_layer']})")
+    ap.add_argument("--mix", type=_task_mix, help="SFT training task weights, e.g. lookup=3,count=1.5 (default uniform)")
     ns = ap.parse_args()
+    sft_model = {k: v for k, v in (("n_head", ns.n_head), ("n_layer", ns.n_layer)) if v is not None}
     sft_train = {k: v for k, v in (("optimizer", ns.optimizer), ("lr", ns.lr)) if v is not None}
-    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume, ns.cpu_minutes, sft_train):
+    for r in run(ns.quick, ns.steps, ns.minutes, ns.out, ns.resume, ns.cpu_minutes, sft_train, sft_model, ns.mix):
         print(f"{r['benchmark']}: {r['lingvis']} vs {r['reference']} -> ratio {r['ratio']:.2f} "
               f"({r['steps']} steps, {r['train_seconds']} s wall, {r['cpu_seconds']} s CPU)", flush=True)
         extra = {k: v for k, v in r.items() if k in ("per_task", "example", "reward_accuracy", "reward_margin",

@@ -152,3 +152,15 @@ def test_a_tokenizer_larger_than_the_embedding_is_named(files, tmp_path, capsys)
                  str(tmp_path / "x"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"has {tok.vocab_size} tokens but the model's embedding only {tok.vocab_size - 3}" in err
+
+
+def test_builtin_mix_flag():
+    import argparse
+
+    from lingvis.cli.chat_train import _task_mix
+
+    assert _task_mix("lookup=3,count=1.5") == {"reverse": 1.0, "sort": 1.0, "count": 1.5, "lookup": 3.0}
+    with pytest.raises(argparse.ArgumentTypeError, match="'add=2': expected TASK=WEIGHT"):
+        _task_mix("add=2")
+    with pytest.raises(argparse.ArgumentTypeError, match="weight 'x' is not a number"):
+        _task_mix("lookup=x")

@@ -71,3 +71,30 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="style must be plain, verbose or mixed"):
         chat_split("train", 3, style="loud")
     assert {task_example(__import__("random").Random(i))[0] for i in range(40)} == set(TASKS)
+
+
+def test_weighted_training_mix_keeps_held_out_prompts_out():
+    from collections import Counter
+
+    def kind(prompt: str) -> str:
+        return prompt.split()[0].rstrip(":") if prompt.startswith(("reverse", "sort", "count")) else "lookup"
+
+    mix = {"reverse": 1, "sort": 1, "count": 1, "lookup": 3}
+    convs = chat_split("train", 3000, mix=mix)
+    kinds = Counter(kind(m["content"]) for c in convs for m in c.messages if m["role"] == "user")
+    assert 0.45 < kinds["lookup"] / sum(kinds.values()) < 0.55 and min(kinds.values()) > 0
+    for q, a in zip(*[[m["content"] for c in convs for m in c.messages if m["role"] == r]
+                      for r in ("user", "assistant")]):
+        assert a == _solve(q)
+    held = {c.messages[-2]["content"] for c in chat_split("test", 5000)}
+    assert not held & {m["content"] for c in convs for m in c.messages if m["role"] == "user"}
+    # the uniform stream is unchanged, and only lookups with a zero weight elsewhere
+    assert [c.messages for c in chat_split("train", 30)] == [c.messages for c in chat_split("train", 30, mix=None)]
+    only = chat_split("train", 50, mix={"lookup": 1})
+    assert {kind(m["content"]) for c in only for m in c.messages if m["role"] == "user"} == {"lookup"}
+    with pytest.raises(ValueError, match=r"mix: unknown chat task\(s\) \['add'\]"):
+        chat_split("train", 3, mix={"add": 1})
+    with pytest.raises(ValueError, match="positive sum"):
+        chat_split("train", 3, mix={"lookup": 0})
+    with pytest.raises(ValueError, match="train split only"):
+        chat_split("test", 3, mix={"lookup": 2})

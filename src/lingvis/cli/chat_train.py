@@ -1,6 +1,7 @@
 """`lingvis finetune chat`, `finetune dpo`, `data chat`, `evaluate chat`."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -25,20 +26,31 @@ def _register_sft(group) -> None:
                          "(OpenAI/TRL), {\"conversations\": [{\"from\", \"value\"}]} (ShareGPT) or "
                          "{\"prompt\", \"completion\"}, rendered with the model's chat template; only assistant "
                          "tokens carry loss. Without --data: built-in reverse/sort/count/lookup conversations. "
-                         "Without --model: a --preset (default llama-micro) trained from scratch with a "
-                         "char tokenizer and the ChatML template.")
-    add_train_args(p, max_steps=3000, batch_size=32, lr=2e-3, eval_every=250, warmup=100)
+                         "Without --model: a --preset (default llama-micro, at width 128 on the built-in data) "
+                         "trained from scratch with a "
+                         "char tokenizer and the ChatML template. Defaults from scratch on the built-in data: the "
+                         "recipe of benchmarks/chat_learning.py (packed rows of 256, Muon at lr 4e-3, batch 16, "
+                         "warmup 50); otherwise AdamW at "
+                         "lr 2e-3, batch 32, warmup 100, no packing.")
+    add_train_args(p, max_steps=3000, batch_size=None, lr=None, eval_every=250, warmup=None)
+    for action in p._actions:  # the None defaults above are the recipe's, not a budget's
+        if action.dest in ("batch_size", "lr", "warmup_steps") and action.help:
+            action.help = action.help.split(" (default: chosen")[0] + " (default: see the description)"
     p.add_argument("--val-data", help="held-out conversations (default: a --val-fraction split of --data)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of --data held out")
-    p.add_argument("--packing", action="store_true",
+    p.add_argument("--packing", action=argparse.BooleanOptionalAction,
                    help="pack whole conversations into full rows (block-diagonal attention, positions per "
-                   "conversation)")
+                   "conversation; default: on from scratch on the built-in data, else off)")
     p.add_argument("--chat-template", help="a .jinja file (or template text) to use instead of the tokenizer's")
-    p.add_argument("--block-size", type=int, help="context of a model trained from scratch (default: fits the data)")
+    p.add_argument("--block-size", type=int, help="context of a model trained from scratch (default: 256 on the "
+                   "built-in data, else fits the data)")
     p.add_argument("--builtin-train", type=int, default=20_000, help="built-in data: training conversations")
     p.add_argument("--builtin-val", type=int, default=500, help="built-in data: held-out conversations")
     p.add_argument("--builtin-style", choices=["plain", "verbose", "mixed"], default="plain",
                    help="built-in data: answer style (mixed = half 'The answer is X.')")
+    p.add_argument("--builtin-mix", type=_task_mix, metavar="TASK=W,...",
+                   help="built-in data: task weights of the training conversations, e.g. lookup=3,count=1.5 "
+                   "(unnamed tasks weigh 1; default: uniform; the held-out data keeps the uniform mix)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="reply length for held-out exact match")
     p.add_argument("--samples", type=int, default=3, help="held-out replies to print after training")
     _lora_flag(p)
@@ -94,6 +106,26 @@ def _register_evaluate(group) -> None:
     e.set_defaults(func=run_evaluate)
 
 
+def _task_mix(text: str) -> dict[str, float]:
+    """`lookup=3,count=1.5` -> every built-in task with its weight (1 where not named)."""
+    from ..data.chat_synthetic import TASKS
+
+    mix = dict.fromkeys(TASKS, 1.0)
+    for part in filter(None, text.split(",")):
+        name, eq, value = part.partition("=")
+        if not eq or name.strip() not in TASKS:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected TASK=WEIGHT with TASK one of {', '.join(TASKS)}")
+        try:
+            mix[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: the weight {value!r} is not a number") from None
+    return mix
+
+
+# fine-tuning a --model (the defaults this command had before the from-scratch recipe)
+FINETUNE_TRAIN = {"batch_size": 32, "lr": 2e-3, "optimizer": "adamw", "warmup_steps": 100}
+
+
 def _train_config(args):
     if args.lora and not args.lora_rank:
         args.lora_rank = 8
@@ -102,12 +134,27 @@ def _train_config(args):
 
 def run_sft(args) -> int:
     from .. import api
-    from ..recipes.chat import ChatSFTArgs, evaluate_chat, load_conversations, train_chat
+    from ..recipes.chat import (
+        SCRATCH_BLOCK_SIZE,
+        SCRATCH_OVERRIDES,
+        SCRATCH_TRAIN,
+        ChatSFTArgs,
+        evaluate_chat,
+        load_conversations,
+        train_chat,
+    )
 
+    scratch = not args.model and not args.data  # the measured recipe: from scratch on the built-in data
+    for key, value in (SCRATCH_TRAIN if scratch else FINETUNE_TRAIN).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     cargs = ChatSFTArgs(out=args.out, data=args.data, val_data=args.val_data, val_fraction=args.val_fraction,
-                        model=args.model, preset=args.preset, chat_template=args.chat_template, packing=args.packing,
-                        block_size=args.block_size, n_train=args.builtin_train, n_val=args.builtin_val,
-                        style=args.builtin_style, max_new_tokens=args.max_new_tokens)
+                        model=args.model, preset=args.preset, chat_template=args.chat_template,
+                        packing=scratch if args.packing is None else args.packing,
+                        block_size=args.block_size or (SCRATCH_BLOCK_SIZE if scratch else None),
+                        n_train=args.builtin_train, n_val=args.builtin_val, style=args.builtin_style,
+                        mix=args.builtin_mix, max_new_tokens=args.max_new_tokens,
+                        overrides=SCRATCH_OVERRIDES if scratch and not args.preset else {})
     summary = train_chat(cargs, _train_config(args), resume=args.resume)
     if args.samples:
         model, tok = api.load(args.out), api.load_tokenizer(args.out)

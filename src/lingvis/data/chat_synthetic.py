@@ -52,9 +52,10 @@ MAKERS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "reverse": _reverse, "sort": _sort, "count": _count, "lookup": _lookup}
 
 
-def task_example(rng: random.Random, tasks: tuple[str, ...] = TASKS) -> tuple[str, str, str]:
-    """(task name, prompt, answer) drawn from ``tasks``."""
-    name = rng.choice(tasks)
+def task_example(rng: random.Random, tasks: tuple[str, ...] = TASKS,
+                 weights: tuple[float, ...] | None = None) -> tuple[str, str, str]:
+    """(task name, prompt, answer) drawn from ``tasks`` (uniformly, or by ``weights``)."""
+    name = rng.choices(tasks, weights)[0] if weights else rng.choice(tasks)
     return (name, *MAKERS[name](rng))
 
 
@@ -69,33 +70,64 @@ def _answer(answer: str, rng: random.Random, style: str) -> str:
     raise ValueError(f"style must be plain, verbose or mixed, got {style!r}")
 
 
-def _conversation(rng: random.Random, max_turns: int, style: str, tasks: tuple[str, ...]) -> tuple[list, str, str]:
+def _conversation(rng: random.Random, max_turns: int, style: str, tasks: tuple[str, ...],
+                  weights: tuple[float, ...] | None = None) -> tuple[list, str, str]:
     messages = [{"role": "system", "content": SYSTEM_PROMPT}] if rng.random() < 0.25 else []
     for _ in range(rng.randint(1, max_turns)):
-        name, prompt, answer = task_example(rng, tasks)
+        name, prompt, answer = task_example(rng, tasks, weights)
         messages += [{"role": "user", "content": prompt},
                      {"role": "assistant", "content": _answer(answer, rng, style)}]
     return messages, name, answer
 
 
 def chat_split(split: str, n: int, *, style: str = "plain", max_turns: int = 3,
-               tasks: tuple[str, ...] = TASKS) -> list[Conversation]:
+               tasks: tuple[str, ...] = TASKS, mix: dict[str, float] | None = None) -> list[Conversation]:
     """``n`` conversations of ``split`` (train | test). Test conversations never end with a prompt that
-    occurs in the first 50,000 training conversations (far more than any run here uses)."""
+    occurs in the first 50,000 training conversations (far more than any run here uses).
+
+    ``mix`` (train only) draws the tasks of the training conversations by these weights instead of
+    uniformly (a training curriculum; the held-out split keeps the uniform mix). Such a training stream
+    skips every conversation holding a final prompt of the first 5,000 held-out conversations."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
         raise ValueError(f"unknown chat task(s) {unknown or '(none)'}; choose from {list(TASKS)}")
+    weights = _weights(mix, tasks) if mix else None
+    if weights and split != "train":
+        raise ValueError("mix (task weights) is for the train split only; the held-out split keeps the uniform mix")
     rng = random.Random(SPLIT_SEEDS[split])
     blocked = _train_prompts(max_turns, tasks) if split == "test" else frozenset()
+    held = _held_out_prompts(max_turns, tasks) if weights else frozenset()
     out = []
     while len(out) < n:
-        messages, _, _ = _conversation(rng, max_turns, style, tasks)
-        if messages[-2]["content"] in blocked:
+        messages, _, _ = _conversation(rng, max_turns, style, tasks, weights)
+        if messages[-2]["content"] in blocked or (held and any(m["content"] in held for m in messages)):
             continue
         out.append(Conversation(messages, f"builtin:{split}:{len(out)}"))
     return out
+
+
+def _weights(mix: dict[str, float], tasks: tuple[str, ...]) -> tuple[float, ...]:
+    unknown = sorted(set(mix) - set(tasks))
+    if unknown:
+        raise ValueError(f"mix: unknown chat task(s) {unknown}; choose from {list(tasks)}")
+    weights = tuple(float(mix.get(t, 0.0)) for t in tasks)
+    if any(w < 0 for w in weights) or not sum(weights) > 0:
+        raise ValueError(f"mix: weights must be >= 0 with a positive sum, got {mix}")
+    return weights
+
+
+_HELD_OUT_PROMPTS: dict[tuple, frozenset[str]] = {}
+
+
+def _held_out_prompts(max_turns: int, tasks: tuple[str, ...], n: int = 5_000) -> frozenset[str]:
+    """The final prompts of the first ``n`` held-out conversations (what a re-weighted training stream avoids)."""
+    key = (max_turns, tasks, n)
+    if key not in _HELD_OUT_PROMPTS:
+        _HELD_OUT_PROMPTS[key] = frozenset(c.messages[-2]["content"]
+                                           for c in chat_split("test", n, max_turns=max_turns, tasks=tasks))
+    return _HELD_OUT_PROMPTS[key]
 
 
 _TRAIN_PROMPTS: dict[tuple, frozenset[str]] = {}

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from .. import api
 from ..data.chat_synthetic import chat_split
-from ..recipes.chat import ChatSFTArgs, evaluate_chat, train_chat
+from ..recipes.chat import (
+    SCRATCH_BLOCK_SIZE,
+    SCRATCH_OVERRIDES,
+    SCRATCH_TRAIN,
+    ChatSFTArgs,
+    evaluate_chat,
+    train_chat,
+)
 from ..tasks.chat_sft import greedy_replies
 from ..train.config import TrainConfig
 from . import step
@@ -29,11 +36,11 @@ def dialogue(model, tok, prompts: list[str], system: str | None = None) -> list[
 @step("chat")
 def demo_chat(out: Path, minutes: float = 2.5) -> dict:
     run = out / "chat"
-    args = ChatSFTArgs(out=str(run), preset="llama-micro", overrides={"n_embd": 128}, packing=True,
-                       block_size=256, n_train=12000, n_val=64)
-    # Muon (lingvis.train.optim): in benchmarks/chat_learning.py it lifts counting from 0.40 to 1.00 (docs/chat.md)
-    cfg = TrainConfig(max_steps=600, max_minutes=minutes, batch_size=16, lr=4e-3, optimizer="muon", warmup_steps=50,
-                      eval_every=250, eval_batches=4, log_every=25, seed=1337)
+    # the from-scratch recipe of benchmarks/chat_learning.py (docs/chat.md) on a shorter schedule
+    args = ChatSFTArgs(out=str(run), preset="llama-micro", overrides=SCRATCH_OVERRIDES, packing=True,
+                       block_size=SCRATCH_BLOCK_SIZE, n_train=12000, n_val=64)
+    cfg = TrainConfig(max_steps=600, max_minutes=minutes, **SCRATCH_TRAIN, eval_every=250, eval_batches=4,
+                      log_every=25, seed=1337)
     summary = train_chat(args, cfg)
     model, tok = api.load(run), api.load_tokenizer(run)
     result = evaluate_chat(model, tok, chat_split("test", 200))
