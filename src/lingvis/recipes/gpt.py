@@ -46,6 +46,8 @@ BUDGET_DEFAULTS = (
                 optimizer="muon"),
     GPTDefaults(8.0, dict(n_layer=4, n_head=4, n_embd=128), block_size=64, batch_size=32, lr=8e-3, warmup_steps=50,
                 optimizer="muon"),
+    GPTDefaults(20.0, dict(n_layer=4, n_head=4, n_embd=256), block_size=128, batch_size=16, lr=4e-3, warmup_steps=50,
+                optimizer="muon"),
     GPTDefaults(math.inf, dict(n_layer=4, n_head=4, n_embd=256), block_size=128, batch_size=16, lr=1e-3,
                 warmup_steps=100),
 )
