@@ -10,6 +10,7 @@ with the step index `i` passed explicitly (no search by timestep value). Trainin
 `sample_training_timesteps`, `q_sample` (the forward process) and `training_target` (what the model predicts)."""
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import math
@@ -25,7 +26,7 @@ SPACINGS = ("linspace", "leading", "trailing")
 DIFFUSERS_VERSION = "0.30.0"  # written into configs we save; diffusers reads any version
 
 
-class Scheduler:
+class Scheduler(abc.ABC):
     """Base class: `config_cls` names the diffusers fields it reads; `class_name` is diffusers' class."""
 
     class_name: ClassVar[str] = ""
@@ -73,15 +74,17 @@ class Scheduler:
     def init_noise_sigma(self) -> float | torch.Tensor:
         return 1.0
 
+    @abc.abstractmethod
     def set_timesteps(self, num_inference_steps: int) -> None:
-        raise NotImplementedError
+        """Fix the sampling timesteps for `num_inference_steps` steps."""
 
     def scale_model_input(self, sample: torch.Tensor, index: int) -> torch.Tensor:
         return sample
 
+    @abc.abstractmethod
     def step(self, model_output: torch.Tensor, index: int, sample: torch.Tensor,
              generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """One sampling step from `sample` at timestep `index` given the model output; the previous sample."""
 
     def _check_steps(self, n: int) -> None:
         if not isinstance(n, int) or n < 1:
@@ -95,15 +98,18 @@ class Scheduler:
             raise RuntimeError("call set_timesteps(n) before step()")
 
     # ---- training ------------------------------------------------------------------------------
+    @abc.abstractmethod
     def sample_training_timesteps(self, batch: int, generator: torch.Generator | None = None,
                                   device: torch.device | str = "cpu") -> torch.Tensor:
-        raise NotImplementedError
+        """Random training timesteps, (batch,)."""
 
+    @abc.abstractmethod
     def q_sample(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The noised input at timesteps t."""
 
+    @abc.abstractmethod
     def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """What the model learns to predict at timesteps t (epsilon, v or velocity)."""
 
 
 def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
