@@ -147,6 +147,12 @@ def test_budgeted_run_decays_to_min_lr_at_the_end_of_the_budget(tmp_path):
     assert len(val) >= 2 and all("time" in r for r in val)
 
 
+def test_a_budgeted_run_that_ends_while_calibrating_still_evaluates(tmp_path):
+    summary = budgeted(tmp_path, Clocked(), max_steps=3).fit()  # fewer steps than the calibration times
+    assert summary["step"] == 3 and summary["stopped_by"] == "max_steps"
+    assert any('"val"' in line for line in (tmp_path / "metrics.jsonl").read_text().splitlines())
+
+
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
 def test_budgeted_run_resumes_bit_for_bit(tmp_path, optimizer):
     ref = Clocked()

@@ -103,6 +103,12 @@ class RunBudget:
         return None if self.seconds is None else self.horizon
 
     @property
+    def batches_per_eval(self) -> int:
+        """Validation batches of an evaluation; a run that ends before its plan is fixed (fewer steps than the
+        calibration) evaluates as a run without a budget does."""
+        return self.eval_batches if self.eval_batches is not None else DEFAULT_EVAL_BATCHES
+
+    @property
     def calibrating(self) -> bool:
         return self.horizon is None
 

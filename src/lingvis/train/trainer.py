@@ -97,7 +97,7 @@ class Trainer:
                                generator=torch.Generator()))
 
     def _val_batches(self):
-        n = self.budget.eval_batches * self.cfg.micro_batch
+        n = self.budget.batches_per_eval * self.cfg.micro_batch
         idx = list(range(min(len(self.val_set), n)))
         subset = torch.utils.data.Subset(self.val_set, idx)
         return DataLoader(subset, batch_size=self.cfg.micro_batch, collate_fn=self.task.collate,
