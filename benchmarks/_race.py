@@ -3,6 +3,7 @@ budget, the reference recipes' learning-rate schedules, running a lingvis CLI co
 the plot of both sides' curves against time."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -146,3 +147,46 @@ def plot(sides: list[Side], path: Path, ylabel: str, title: str, clock: str) -> 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def race_args(doc: str, name: str, command: str, default_minutes: float, minutes_help: str) -> tuple:
+    """Parse the flags both races take, set threads and HF offline mode, make --out; (args, out folder)."""
+    import torch
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=default_minutes,
+                    help=f"budget of each side{minutes_help} (default {default_minutes:g}: the demo's share)")
+    ap.add_argument("--out", default=f"runs/{name}", help=f"folder for the runs, {name}.json and {name}.png")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="what budgets, curves and the ratio measure: wall clock or CPU seconds of this process")
+    ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
+    ap.add_argument("--lingvis-args", default="", help=f"extra flags for `lingvis {command}`")
+    ap.add_argument("--smoke", action="store_true", help="a few steps per side (checks the script, scores nothing)")
+    ap.add_argument("--reference-from", metavar=f"{name.upper()}_JSON",
+                    help=f"reuse the reference side of an earlier race's {name}.json (same budget and clock)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load()}", flush=True)
+    return args, out
+
+
+def earlier_reference(race_json: str) -> Side:
+    """The reference side of an earlier race's JSON (same data, tokenizer and budget)."""
+    return Side(**json.loads(wait_for(Path(race_json)).read_text())[1])
+
+
+def finish(ours: Side, ref: Side, keys: tuple[str, ...], out: Path, name: str, ylabel: str, title: str,
+           clock: str) -> None:
+    """Print the time ratio and the scores side by side; write NAME.json and the plot NAME.png."""
+    unit = "CPU s" if clock == "cpu" else "wall s"
+    print(f"\ntime ({unit}) lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training loop; "
+          f"lingvis's training alone {ours.detail['seconds'] / ref.seconds:.3f})")
+    for k in keys:
+        print(f"  {k:<15} lingvis {ours.scores[k]:.4f}  reference {ref.scores[k]:.4f}")
+    (out / f"{name}.json").write_text(json.dumps([s.__dict__ for s in (ours, ref)], indent=2))
+    plot([ours, ref], out / f"{name}.png", ylabel, title, clock)
+    print(f"wrote {out / f'{name}.json'} and {out / f'{name}.png'}")

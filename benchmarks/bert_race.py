@@ -40,9 +40,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse
 import copy
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,12 +51,13 @@ from benchmarks._race import (
     Clock,
     Side,
     bert_lr,
+    earlier_reference,
+    finish,
     horizon,
     load,
-    plot,
+    race_args,
     run_cli,
     val_curve,
-    wait_for,
 )
 
 DEMO_MINUTES = 3.0 * 0.55  # the demo's pretraining share of its 3-minute bert step
@@ -212,25 +211,8 @@ def finetune(folder: Path, out: Path, smoke: bool) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=DEMO_MINUTES,
-                    help=f"budget of each side's pretraining (default {DEMO_MINUTES:g}: the demo's share)")
-    ap.add_argument("--out", default="runs/bert_race", help="folder for the runs, bert_race.json and bert_race.png")
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="what budgets, curves and the ratio measure: wall clock or CPU seconds of this process")
-    ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
-    ap.add_argument("--lingvis-args", default="", help="extra flags for `lingvis pretrain bert`")
-    ap.add_argument("--smoke", action="store_true", help="a few steps per side (checks the script, scores nothing)")
-    ap.add_argument("--reference-from", metavar="BERT_RACE_JSON",
-                    help="reuse the reference side of an earlier race's bert_race.json (same budget and clock)")
-    args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = race_args(__doc__, "bert_race", "pretrain bert", DEMO_MINUTES, "'s pretraining")
     max_steps = 6 if args.smoke else None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load()}", flush=True)
 
     import lingvis
 
@@ -240,8 +222,8 @@ def main() -> None:
     model = lingvis.load(out / "lingvis").eval()
     ours.scores = score(task, model, held)
     print(ours.report(), flush=True)
-    if args.reference_from:  # the reference side of an earlier race (same data, tokenizer and budget)
-        ref = Side(**json.loads(wait_for(Path(args.reference_from)).read_text())[1])
+    if args.reference_from:
+        ref = earlier_reference(args.reference_from)
     else:
         ref = run_reference(args.minutes * 60, tokenizer, train_set, held,
                             collator, task, out / "reference", args.clock, max_steps=max_steps)
@@ -250,15 +232,8 @@ def main() -> None:
         if "genre_acc" not in side.scores:
             side.scores.update(finetune(folder, out / f"{folder.name}-genre", args.smoke))
         print(f"{side.name}: genre accuracy on the unseen plays {side.scores['genre_acc']:.4f}", flush=True)
-    unit = "CPU s" if args.clock == "cpu" else "wall s"
-    print(f"\ntime ({unit}) lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training loop; "
-          f"lingvis's training alone {ours.detail['seconds'] / ref.seconds:.3f})")
-    for k in ("mlm_acc", "nsp_acc", "genre_acc", "genre_macro_f1"):
-        print(f"  {k:<15} lingvis {ours.scores[k]:.4f}  reference {ref.scores[k]:.4f}")
-    (out / "bert_race.json").write_text(json.dumps([s.__dict__ for s in (ours, ref)], indent=2))
-    plot([ours, ref], out / "bert_race.png", "held-out MLM accuracy", "BERT at demo scale: MLM accuracy against time",
-         args.clock)
-    print(f"wrote {out / 'bert_race.json'} and {out / 'bert_race.png'}")
+    finish(ours, ref, ("mlm_acc", "nsp_acc", "genre_acc", "genre_macro_f1"), out, "bert_race",
+           "held-out MLM accuracy", "BERT at demo scale: MLM accuracy against time", args.clock)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -46,13 +44,14 @@ import torch
 from benchmarks._race import (
     Clock,
     Side,
+    earlier_reference,
+    finish,
     horizon,
     load,
     open_clip_lr,
-    plot,
+    race_args,
     run_cli,
     val_curve,
-    wait_for,
 )
 
 DEMO_MINUTES = 2.0  # the demo's clip step
@@ -190,25 +189,8 @@ def run_lingvis(minutes: float, data: Path, out: Path, clock: str, extra: list[s
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=DEMO_MINUTES,
-                    help=f"budget of each side (default {DEMO_MINUTES:g}: the demo's clip step)")
-    ap.add_argument("--out", default="runs/clip_race", help="folder for the runs, clip_race.json and clip_race.png")
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="what budgets, curves and the ratio measure: wall clock or CPU seconds of this process")
-    ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
-    ap.add_argument("--lingvis-args", default="", help="extra flags for `lingvis pretrain clip`")
-    ap.add_argument("--smoke", action="store_true", help="a few steps per side (checks the script, scores nothing)")
-    ap.add_argument("--reference-from", metavar="CLIP_RACE_JSON",
-                    help="reuse the reference side of an earlier race's clip_race.json (same budget and clock)")
-    args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = race_args(__doc__, "clip_race", "pretrain clip", DEMO_MINUTES, "")
     max_steps = 4 if args.smoke else None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load()}", flush=True)
 
     import lingvis
 
@@ -217,20 +199,13 @@ def main() -> None:
     tokenizer = lingvis.api.load_tokenizer(out / "lingvis")
     ours.scores = scores(lingvis.load(out / "lingvis"), tokenizer, data)
     print(ours.report(), flush=True)
-    if args.reference_from:  # the reference side of an earlier race (same data, tokenizer and budget)
-        ref = Side(**json.loads(wait_for(Path(args.reference_from)).read_text())[1])
+    if args.reference_from:
+        ref = earlier_reference(args.reference_from)
     else:
         ref = run_reference(args.minutes * 60, tokenizer, data, out / "reference", args.clock, max_steps=max_steps)
     print(ref.report(), flush=True)
-    unit = "CPU s" if args.clock == "cpu" else "wall s"
-    print(f"\ntime ({unit}) lingvis/reference {ours.seconds / ref.seconds:.3f} (whole command vs training loop; "
-          f"lingvis's training alone {ours.detail['seconds'] / ref.seconds:.3f})")
-    for k in ("zero_shot_top1", "t2i_R@1", "i2t_R@1"):
-        print(f"  {k:<15} lingvis {ours.scores[k]:.4f}  reference {ref.scores[k]:.4f}")
-    (out / "clip_race.json").write_text(json.dumps([s.__dict__ for s in (ours, ref)], indent=2))
-    plot([ours, ref], out / "clip_race.png", "validation mean R@1 (both directions)",
-         "CLIP at demo scale: retrieval against time", args.clock)
-    print(f"wrote {out / 'clip_race.json'} and {out / 'clip_race.png'}")
+    finish(ours, ref, ("zero_shot_top1", "t2i_R@1", "i2t_R@1"), out, "clip_race",
+           "validation mean R@1 (both directions)", "CLIP at demo scale: retrieval against time", args.clock)
 
 
 if __name__ == "__main__":
