@@ -22,6 +22,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ._probes import copy_bandwidth
+
 
 def cpu_name() -> str:
     try:
@@ -31,18 +33,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
-
-
-def copy_bandwidth(mb: int = 512, repeats: int = 5) -> float:
-    """GB/s of a large tensor copy, counting the bytes read and written."""
-    src = torch.ones(mb * (1 << 20) // 4)
-    dst = torch.empty_like(src)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        times.append(time.perf_counter() - t0)
-    return 2 * src.numel() * 4 / min(times) / 1e9
 
 
 def gemv_table(model, repeats: int) -> list[tuple]:

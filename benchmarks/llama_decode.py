@@ -16,48 +16,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
+from ._probes import copy_bandwidth, gemv_bandwidth, linear_gflops
 from ._timing import median_seconds, print_rows, row
 
 PROMPT_LEN = 16
-
-
-def bandwidth_gbs() -> float:
-    """Measured memory bandwidth (read + write) of one large copy, GB/s."""
-    a = torch.empty(128 << 20)  # 512 MB
-    b = torch.empty_like(a)
-    a.fill_(1.0)
-    b.copy_(a)
-    t0 = time.perf_counter()
-    for _ in range(3):
-        b.copy_(a)
-    return 3 * 2 * a.numel() * 4 / (time.perf_counter() - t0) / 1e9
-
-
-def gemv_bandwidth_gbs() -> float:
-    """Weight bytes read per second by one fp32 matrix-vector product over a 512 MB matrix, GB/s."""
-    w = torch.randn(65536, 2048)  # 512 MB
-    x = torch.randn(1, 2048)
-    torch.nn.functional.linear(x, w)
-    best = min(_seconds(lambda: torch.nn.functional.linear(x, w)) for _ in range(5))
-    return w.numel() * 4 / best / 1e9
-
-
-def gemm_peak_gflops(rows: int = 512, d_in: int = 2048, d_out: int = 5632) -> float:
-    """fp32 GEMM rate of this machine on the Llama shape's largest projection (`F.linear`), GFLOP/s, best of 5."""
-    x, w = torch.randn(rows, d_in), torch.randn(d_out, d_in)
-    torch.nn.functional.linear(x, w)
-    best = min(_seconds(lambda: torch.nn.functional.linear(x, w)) for _ in range(5))
-    return 2 * rows * d_in * d_out / best / 1e9
-
-
-def _seconds(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def prefill_flops(model, T: int) -> float:
@@ -143,7 +108,7 @@ def run(quick: bool = False, threads: int = 2) -> list[dict]:
     torch.set_num_threads(threads)
     layers, new_tokens, repeats = (4, 16, 1) if quick else (22, 32, 2)
     T = 512 if not quick else 128
-    bw, gemv_bw, peak = bandwidth_gbs(), gemv_bandwidth_gbs(), gemm_peak_gflops(rows=T)
+    bw, gemv_bw, peak = copy_bandwidth(), gemv_bandwidth(), linear_gflops(T, 2048, 5632)  # the largest projection
     print(f"measured copy bandwidth: {bw:.1f} GB/s; matrix-vector weight reads {gemv_bw:.1f} GB/s; "
           f"fp32 GEMM peak {peak:.0f} GFLOP/s ({T} rows, {threads} threads)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
