@@ -79,6 +79,20 @@ def test_lora_adapts_the_lm_only(parts, stage1):
     assert not same(state(run, "projector."), state(stage1[0], "projector."))  # the projector trains too
 
 
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_train_vision_tunes_the_tower_in_stage_two(parts, stage1, lora_rank):
+    run = parts / f"tower-{lora_rank}"
+    summary = finetune_llava(LlavaArgs(out=str(run), model=str(stage1[0]), n_train=8, n_val=2, train_vision=True),
+                             cfg(lora_rank=lora_rank))
+    before, after = state(stage1[0], "vision."), state(run, "vision.")
+    unread = set(lingvis.load(run).unused_parameters())  # blocks past the feature layer: never read, unchanged
+    assert all(torch.equal(before[k], after[k]) for k in unread)
+    assert not torch.equal(before["vision.patch_embed.weight"], after["vision.patch_embed.weight"])
+    assert not torch.equal(before["vision.pos_embed"], after["vision.pos_embed"])
+    assert summary["trainable_parameters"] > sum(v.numel() for v in before.values()) // 2
+    assert not same(state(run, "projector."), state(stage1[0], "projector."))
+
+
 def test_resume_is_exact(parts, stage1):
     args = lambda out: LlavaArgs(out=str(parts / out), model=str(stage1[0]), n_train=8, n_val=2)  # noqa: E731
     c = cfg(4).__dict__

@@ -31,11 +31,13 @@ def register(sub, groups) -> None:
         description="Fine-tune a LLaVA model (--model: the stage-1 run or a llava folder) on LLaVA conversation JSON "
         "([{id, image, conversations: [{from: human|gpt, value}]}], '<image>\\n' in the first human turn; rows "
         "without image are text-only). The loss covers assistant tokens only. Projector and LM train (with --lora "
-        "or --lora-rank: projector and LoRA adapters on the LM); the tower stays frozen. Without --data: the "
+        "or --lora-rank: projector and LoRA adapters on the LM); the tower stays frozen unless --train-vision. Without --data: the "
         "built-in shapes instruction set.")
     add_train_args(f, max_steps=1000, batch_size=32, lr=1e-3, eval_every=250, warmup=50)
     f.add_argument("--lora", action="store_true", help="train LoRA adapters of rank 8 on the LM instead of all of "
                    "its weights (same as --lora-rank 8)")
+    f.add_argument("--train-vision", action="store_true", help="train the vision tower too (LLaVA-NeXT style; "
+                   "default: frozen)")
     _data_args(f)
     f.set_defaults(func=run_finetune)
 
@@ -81,7 +83,7 @@ def run_finetune(a) -> int:
 
     if a.lora and not a.lora_rank:
         a.lora_rank = 8
-    print_json(finetune_llava(_args(a), train_config(a), resume=a.resume))
+    print_json(finetune_llava(_args(a, train_vision=a.train_vision), train_config(a), resume=a.resume))
     return 0
 
 

@@ -6,7 +6,8 @@ projector learns to caption: image-caption pairs (any `lingvis.data.image_text` 
 become one-turn conversations "<image>\\n<describe request>" -> caption.
 Stage 2 (`finetune_llava`): the stage-1 model is tuned on LLaVA conversation JSON (multi-turn, text-only rows
 mixed in) with the loss on assistant tokens only; projector + LM train (or projector + LoRA adapters on the
-LM with `lora_rank`), the tower stays frozen.
+LM with `lora_rank`); the tower stays frozen unless `train_vision` (LLaVA-NeXT style: the tower learns what the
+answers need, e.g. where an object is and which shape it has, that its caption-contrastive training left out).
 Without data both stages use the built-in shapes scenes (captions; the shapes instruction set).
 Conversations are rendered with the tokenizer's chat template (lingvis's default template when it has none).
 """
@@ -54,6 +55,7 @@ class LlavaArgs:
     n_val: int = 100
     val_fraction: float = 0.02
     seed: int = 0
+    train_vision: bool = False       # stage 2: the vision tower trains too (else frozen)
 
 
 # ----- data ---------------------------------------------------------------------------------------------
@@ -221,13 +223,15 @@ def pretrain_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
 
 
 def finetune_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> dict:
-    """Stage 2: projector + LM (or projector + LoRA adapters), on conversations."""
+    """Stage 2: projector + LM (or projector + LoRA adapters), and the tower with `train_vision`, on
+    conversations."""
     torch.manual_seed(cfg.seed)
     if not args.model:
         raise ValueError("stage 2 needs --model (the stage-1 run or a llava folder)")
-    model = load_llava(args.model).set_stage(freeze_vision=True, freeze_llm=False).train()
+    model = load_llava(args.model).set_stage(freeze_vision=not args.train_vision, freeze_llm=False).train()
     tok = api.load_tokenizer(args.out if resume and (Path(args.out) / "checkpoints").is_dir() else args.model)
-    if cfg.lora_rank and "projector" not in cfg.lora_train.split(","):
-        cfg = dataclasses.replace(cfg, lora_train=",".join(t for t in (cfg.lora_train, "projector") if t))
+    if cfg.lora_rank:
+        keep = cfg.lora_train.split(",") + ["projector"] + (["vision."] if args.train_vision else [])
+        cfg = dataclasses.replace(cfg, lora_train=",".join(dict.fromkeys(t for t in keep if t)))
     train, val = stage_data(args, 2)
     return _fit(model, tok, train, val, cfg, args.out, "llava-finetune", resume)

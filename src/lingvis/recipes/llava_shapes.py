@@ -48,6 +48,7 @@ class ShapesPlan:
     block_size: int = 128
     vocab_size: int = 400
     vision_feature_layer: int | list[int] = -2
+    train_vision: bool = False        # stage 2 trains the tower too
 
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
@@ -114,7 +115,7 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if not done("stage2"):
         timed("stage2", lambda: finetune_llava(LlavaArgs(
             out=str(out / "stage2"), data=str(data / "llava_train.json"), val_data=str(data / "llava_val.json"),
-            model=str(out / "stage1")), stage_config(plan.stage2)), log)
+            model=str(out / "stage1"), train_vision=plan.train_vision), stage_config(plan.stage2)), log)
     log["llava_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("stage1", "stage2") if k in log), 1)
     log["all_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("clip", "lm", "stage1", "stage2") if k in log), 1)
     return log

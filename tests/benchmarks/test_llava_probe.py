@@ -1,0 +1,31 @@
+"""The llava patch probes: labels land in the patch holding each centre, the probe fits what is linear, and
+a random tiny llava folder runs end to end."""
+import torch
+
+import lingvis
+from benchmarks import llava_probe as probe
+from lingvis.data.shapes_scene import Scene, ShapeObject
+
+
+def test_labels_mark_the_centre_patch():
+    scene = Scene([ShapeObject("star", "blue", "small", 0.9, 0.1, 0.1),
+                   ShapeObject("circle", "red", "large", 0.2, 0.6, 0.18)])
+    shape, colour = probe.patch_labels([scene], 3)
+    assert shape[0, 2] == 1 + probe.SHAPES.index("star") and shape[0, 3] == 1 + probe.SHAPES.index("circle")
+    assert colour[0, 2] == 3 and colour[0, 3] == 1 and int((shape > 0).sum()) == 2
+
+
+def test_probe_fits_a_linear_rule():
+    torch.manual_seed(0)
+    x = torch.randn(400, 5)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long() * 2
+    pred = probe.probe(x[:300], y[:300], x[300:], y[300:])
+    assert (pred == y[300:]).float().mean() > 0.9
+
+
+def test_run_on_a_tiny_model(tmp_path):
+    torch.manual_seed(0)
+    lingvis.save(lingvis.build("llava-nano"), tmp_path / "m")
+    out = probe.run([str(tmp_path / "m")], n_train=12, n_test=4)
+    assert set(out) == {"pixels", str(tmp_path / "m")}
+    assert all(0 <= v <= 100 for r in out.values() for v in r.values())
