@@ -16,7 +16,7 @@ def chain(tmp_path_factory):
     out = tmp_path_factory.mktemp("chain")
     tiny = Stage(2, 4, 1e-3)
     plan = ShapesPlan(n_train=30, n_val=2, n_test=1, clip=tiny, lm=tiny, stage1=tiny, stage2=tiny,
-                      llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=64, vocab_size=300)
+                      llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=64, vocab_size=300, train_vision=True)
     return out, plan, train_chain(out, plan)
 
 
@@ -30,6 +30,8 @@ def test_every_stage_runs_and_is_logged(chain):
     assert model.family == "llava" and model.llm.config.n_layer == 1
     stage2 = json.loads((out / "stage2" / "train_config.json").read_text())
     assert stage2["max_steps"] == 2 and stage2["batch_size"] == 4
+    tower = {k: lingvis.load(out / s).vision.patch_embed.weight for k, s in (("1", "stage1"), ("2", "stage2"))}
+    assert not tower["1"].equal(tower["2"])  # plan.train_vision: stage 2 tuned the tower
 
 
 def test_lm_corpus_has_conversations_without_images(chain):
