@@ -29,3 +29,14 @@ def test_run_on_a_tiny_model(tmp_path):
     out = probe.run([str(tmp_path / "m")], n_train=12, n_test=4)
     assert set(out) == {"pixels", str(tmp_path / "m")}
     assert all(0 <= v <= 100 for r in out.values() for v in r.values())
+
+
+def test_dense_tower_tunes_and_saves_a_vit(tmp_path):
+    from benchmarks.llava_dense_tower import tune_tower
+
+    torch.manual_seed(0)
+    lingvis.save(lingvis.build("llava-nano"), tmp_path / "m")
+    r = tune_tower(str(tmp_path / "m"), str(tmp_path / "tower"), steps=3, n_scenes=8, batch=4)
+    tower = lingvis.load(tmp_path / "tower")
+    assert tower.family == "vit" and r["steps"] == 3
+    assert not tower.patch_embed.weight.equal(lingvis.load(tmp_path / "m").vision.patch_embed.weight)
