@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 
 SFT_TARGET, PREF_TARGET, STYLE_TARGET = 0.90, 0.90, 0.80
-# token_shift=2: each token embedding mixes in a gated projection of the two before it (models/causal_shift.py),
-# so lookup's value tokens see their key directly (docs/chat.md, "Token shift")
-MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_layer": 4, "token_shift": 2}}
+# token_shift=7: each token embedding mixes in a gated projection of the seven before it (models/causal_shift.py):
+# lookup's value token then holds its key (2 back) and the answer position the asked key (6 back, behind the
+# turn header), so the key match is one attention layer (docs/chat.md, "Token shift"; 2 did not lift lookup)
+MODEL = {"preset": "llama-micro", "overrides": {"n_embd": 128, "n_head": 4, "n_layer": 4, "token_shift": 7}}
 # SFT: a fixed step count (the cosine schedule completes), or with --cpu-minutes a CPU-time budget that the
 # trainer turns into a step horizon (budget_clock="cpu"; data preparation and the final scoring come on top).
 # Tried on a CPU budget of 8.5 minutes (docs/chat.md): batch 8 + wsd at lr 3e-3 (0.686) did not beat it.
