@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from pathlib import Path
 
 import torch
+
+from ._timing import timed
 
 TARGET = dict(preset="gpt-micro", overrides={"dropout": 0.0})
 DRAFT = dict(preset="gpt-nano", overrides={"dropout": 0.0, "n_embd": 128, "n_head": 4, "n_layer": 1})
@@ -107,22 +108,6 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
                      "accepted_pct": 100 * s["accepted"] / max(s["proposed"], 1),
                      "identical": outs[name] == outs["plain"]})
     return rows
-
-
-def timed(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall and CPU seconds of each callable, calls interleaved. CPU time (the process's) is the fair
-    measure on cores shared with other jobs: wall time there is mostly waiting for a core."""
-    for fn in fns.values():
-        fn()
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            wall[k].append(time.perf_counter() - t0)
-            cpu[k].append(time.process_time() - c0)
-    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:

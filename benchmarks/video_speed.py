@@ -21,7 +21,7 @@ import tempfile
 import torch
 
 from ._probes import attention_gflops, linear_gflops
-from .vit_encode import timed
+from ._timing import timed
 
 
 def build(kind: str, tmp: str):
