@@ -106,3 +106,24 @@ def test_hf_and_gguf_export_refuse_the_shift(tmp_path):
         lingvis.save(m, tmp_path / "hf", format="hf")
     with pytest.raises(CheckpointError, match="token_shift"):
         arch_of(m.config)
+
+
+def test_speculative_decoding_rolls_the_shift_cache_back():
+    from lingvis.generate import SamplingConfig
+    from lingvis.speculative import stream_speculative
+
+    m = _model(k=3)
+    with torch.no_grad():
+        m.lm_head.weight.mul_(20.0)  # confident logits, so that drafts get accepted and rejected
+    g = torch.Generator().manual_seed(3)
+    accepted = 0
+    for i in range(6):
+        base = torch.randint(0, 37, (1, 3 + i), generator=g)
+        p = torch.cat([base, base], dim=1)  # a repeated span: prompt lookup finds matches
+        plain = m.generate(p, max_new_tokens=25)
+        stats = {}
+        got = [int(t) for t in stream_speculative(m, p, SamplingConfig(max_new_tokens=25), "prompt-lookup",
+                                                  num_draft_tokens=2 + i % 4, stats=stats)]
+        assert got == plain[0, p.shape[1]:].tolist(), i
+        accepted += stats["accepted"]
+    assert accepted > 0
