@@ -20,7 +20,7 @@ from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_bl
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
 from .fusion_heads import Pooler, vqa_classifier
-from .fusion_readout import RegionReadout
+from .fusion_readout import ROLES, RegionReadout
 from .heads import MLMHead
 from .init import init_normal
 from .fusion_regions import RegionConfig, RegionStem, RegionTokens
@@ -61,6 +61,8 @@ class FusionConfig:
     vqa_readout: str = "pooled"       # pooled (ViLT: classifier on the pooled vector) | regions (+ question-
                                       # conditioned region readings, `fusion_readout`: subject/object apart)
     vqa_queries: int = 4              # region readers of vqa_readout="regions"
+    vqa_roles: str = "none"           # none | order (readers' word weights biased by word index from the
+                                      # question's start / end: subject and object readers, `fusion_readout`)
     vqa_loss: str = "bce"             # bce (ViLT: one sigmoid per answer) | softmax (one distribution)
     classifier_eps: float = 1e-5
 
@@ -77,6 +79,8 @@ class FusionConfig:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the image stride {self.stride}")
         if self.vqa_readout not in ("pooled", "regions"):
             raise ValueError(f"vqa_readout must be 'pooled' or 'regions', got {self.vqa_readout!r}")
+        if self.vqa_roles not in ROLES:
+            raise ValueError(f"vqa_roles must be one of {ROLES}, got {self.vqa_roles!r}")
         if self.vqa_queries < 1:
             raise ValueError(f"vqa_queries must be >= 1, got {self.vqa_queries}")
         if self.vqa_loss not in ("bce", "softmax"):
@@ -149,7 +153,7 @@ class FusionModel(nn.Module):
         self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps, decoder_bias=True) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
-        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps, 2 * c.dim) \
+        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps, 2 * c.dim, c.vqa_roles, c.max_text_len) \
             if c.answers and c.vqa_readout == "regions" else None
         width = c.dim * (self.vqa_readout.out_dim_factor if self.vqa_readout is not None else 1)
         self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps, width) if c.answers else None
