@@ -67,11 +67,11 @@ def test_model_with_readout_shapes_and_bad_config():
     assert pooled.vqa_readout is None and pooled.vqa_head[0].in_features == 32  # ViLT layout unchanged
 
 
-@pytest.mark.parametrize("roles", ["none", "order"])
-def test_readout_overfits_a_relation_that_needs_roles(roles):
+@pytest.mark.parametrize("roles,geometry", [("none", False), ("order", True)])
+def test_readout_overfits_a_relation_that_needs_roles(roles, geometry):
     """'is RED left or right of BLUE?' and its swap on a scene and its mirror image: the answer flips with
     either the words' order or the image (an XOR), so it needs the subject told from the object."""
-    m = readout_model(vqa_roles=roles).train()
+    m = readout_model(vqa_roles=roles, vqa_geometry=geometry).train()
     red_blue = [1, 10, 11, 20, 21, 22, 12, 13, 2]  # [CLS] red block left-or-right-of blue block [SEP]
     blue_red = [1, 12, 13, 20, 21, 22, 10, 11, 2]
     ids = torch.tensor([red_blue, blue_red, red_blue, blue_red])
@@ -147,3 +147,44 @@ def test_order_roles_checkpoint_roundtrip(tmp_path):
     ids, px = torch.randint(5, 128, (2, 5)), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(m.vqa_logits(m(ids, px)), back.vqa_logits(back(ids, px)))
+
+
+def test_geometry_slot_reads_expected_boxes_and_pair_offsets():
+    torch.manual_seed(0)
+    r = RegionReadout(16, 3, 1e-5, geometry=True)
+    assert r.out_dim_factor == 5
+    regions = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]])  # (1, K=3, N=3)
+    boxes = torch.tensor([[[0.0, 0.0, 0.2, 0.4], [0.6, 0.2, 1.0, 0.4], [0.3, 0.3, 0.5, 0.5]]])  # (1, N, 4)
+    f = r.box_features(regions, boxes)[0]
+    assert f.shape == (4 * 3 + 2 * 3 * 2,)
+    read = f[:12].view(3, 4)  # (K, 4) centre x, centre y, width, height
+    assert torch.allclose(read[0], torch.tensor([0.1, 0.2, 0.2, 0.4]))
+    assert torch.allclose(read[2], torch.tensor([0.45, 0.25, 0.3, 0.3]))
+    offsets = f[12:18].view(3, 2)  # pairs (0, 1), (0, 2), (1, 2)
+    assert torch.allclose(offsets[0], torch.tensor([0.1 - 0.8, 0.2 - 0.3])) and torch.allclose(f[18:], -f[12:18])
+    text, image, pooled = torch.randn(2, 6, 16), torch.randn(2, 5, 16), torch.randn(2, 16)
+    tmask, imask = torch.ones(2, 6, dtype=torch.long), torch.tensor([[1] * 5, [1, 1, 0, 0, 0]])
+    bx = torch.rand(2, 5, 4)
+    out = r(text, tmask, image, imask, pooled, bx)
+    assert out.shape == (2, 5 * 16)
+    bx2 = bx.clone()
+    bx2[1, 2:] = 7.0  # boxes of padded regions never count
+    assert torch.allclose(r(text, tmask, image, imask, pooled, bx2), out, atol=1e-6)
+    bx2[0, 0] = 0.9  # a real box does
+    assert not torch.allclose(r(text, tmask, image, imask, pooled, bx2)[0], out[0])
+    with pytest.raises(ValueError, match="boxes"):
+        r(text, tmask, image, imask, pooled)
+    with pytest.raises(ValueError, match="vqa_geometry"):
+        build("fusion-tiny", answers=["a"], vqa_readout="regions", vqa_geometry=True)  # patch model: no boxes
+
+
+def test_model_output_carries_the_boxes_its_regions_came_from():
+    m = readout_model(vqa_geometry=True, vqa_roles="order").eval()
+    ids, px = torch.randint(5, 128, (2, 6)), torch.stack([scene(), scene().flip(-1)])
+    with torch.no_grad():
+        out = m(ids, px)
+        given = m(ids, px, boxes=out.boxes, box_mask=out.mask[:, 7:])  # the same boxes given explicitly
+    assert out.boxes.shape == (2, 4, 4) and torch.equal(out.hidden, given.hidden)
+    assert torch.allclose(out.boxes[1, :2, 0].sort().values, 1 - out.boxes[0, :2, 2].sort(descending=True).values,
+                          atol=1 / 32 + 1e-6)  # the mirror image mirrors the boxes
+    assert m.vqa_features(out).shape == (2, 5 * 32)

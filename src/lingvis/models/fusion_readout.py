@@ -12,7 +12,12 @@ word's index counted from the question's first real token and from its last one,
 first-named object" (the subject) and another "the last-named one" (the object) whatever their words say:
 content alone finds the objects a question names, not which of them is the subject. Even readers start
 leaning to the front of the question, odd ones to its back (a ramp of `ROLE_RAMP` per word; learned from
-there), so the roles are apart from the first step."""
+there), so the roles are apart from the first step.
+
+With `geometry=True` (`FusionConfig.vqa_geometry`) the region boxes themselves join the readings: each
+reader's expected box (its region weights over the boxes' centre and size) and the centre offsets between
+every two readers go through a small MLP into one more C-wide slot, so "A left of B" is a sign of one input
+(the subject reader's x minus the object reader's) instead of something to decode from mixed embeddings."""
 from __future__ import annotations
 
 import math
@@ -40,7 +45,7 @@ class RegionReadout(nn.Module):
     is still clean."""
 
     def __init__(self, dim: int, n_queries: int, eps: float, in_dim: int | None = None, roles: str = "none",
-                 max_len: int = 0):
+                 max_len: int = 0, geometry: bool = False):
         super().__init__()
         if n_queries < 1:
             raise ValueError(f"vqa_queries must be >= 1, got {n_queries}")
@@ -57,6 +62,9 @@ class RegionReadout(nn.Module):
         self.region_value = nn.Linear(d, dim)
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.roles = roles
+        k = n_queries
+        self.relation = nn.Sequential(nn.Linear(4 * k + 2 * k * (k - 1), dim), nn.GELU(), nn.Linear(dim, dim),
+                                      nn.LayerNorm(dim, eps=eps)) if geometry else None
         if roles == "order":
             ramp = -ROLE_RAMP * torch.arange(max_len, dtype=torch.float)  # (L,) 0, -r, -2r, ...
             front = torch.arange(n_queries) % 2 == 0  # (K,) even readers lean to the front, odd to the back
@@ -65,7 +73,7 @@ class RegionReadout(nn.Module):
 
     @property
     def out_dim_factor(self) -> int:
-        return self.n_queries + 1
+        return self.n_queries + 1 + (self.relation is not None)
 
     def attention(self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor,
                   image_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +95,26 @@ class RegionReadout(nn.Module):
         end = (real.sum(1, keepdim=True) - 1 - (real.cumsum(1) - 1)).clamp(0, L - 1)  # (B, T)
         return self.from_start[:, start].permute(1, 0, 2) + self.from_end[:, end].permute(1, 0, 2)  # (B, K, T)
 
+    def box_features(self, regions: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Region weights (B, K, N), boxes (B, N, 4) as (x0, y0, x1, y1) -> (B, 4K + 2K(K - 1)): each reader's
+        expected centre and size, then the centre offset (dx, dy) of every ordered pair of readers."""
+        x0, y0, x1, y1 = boxes.to(regions.dtype).unbind(-1)  # (B, N) each
+        geo = torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)  # (B, N, 4)
+        read = regions @ geo  # (B, K, 4) padded regions weigh 0
+        K = read.shape[1]
+        i, j = torch.triu_indices(K, K, 1).unbind(0)
+        offsets = read[:, i, :2] - read[:, j, :2]  # (B, P, 2) for the pairs i < j
+        return torch.cat([read.flatten(1), offsets.flatten(1), -offsets.flatten(1)], dim=-1)
+
     def forward(self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor, image_mask: torch.Tensor,
-                pooled: torch.Tensor) -> torch.Tensor:
+                pooled: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """-> (B, (K + 1) C), or (B, (K + 2) C) with the geometry slot (needs `boxes` (B, N, 4))."""
         _, regions = self.attention(text, text_mask, image, image_mask)
         read = self.norm(regions @ self.region_value(image))  # (B, K, C)
-        return torch.cat([pooled, read.flatten(1)], dim=-1)  # (B, (K + 1) C)
+        parts = [pooled, read.flatten(1)]
+        if self.relation is not None:
+            if boxes is None or boxes.shape[:2] != image.shape[:2] or boxes.shape[-1] != 4:
+                got = None if boxes is None else tuple(boxes.shape)
+                raise ValueError(f"the geometry readout needs boxes (B, N, 4) = {(*image.shape[:2], 4)}, got {got}")
+            parts.append(self.relation(self.box_features(regions, boxes)))  # (B, C)
+        return torch.cat(parts, dim=-1)
