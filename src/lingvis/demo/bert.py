@@ -35,7 +35,8 @@ VOCAB = 1000  # WordPiece trained on the plays: each embedding row gets more upd
 # step counts sized for 2 idle cores; on a busy machine the minute shares stop a phase early (its schedule's
 # horizon moves with the budget)
 # Muon (AdamW on embeddings, biases, norms) at lr 4e-3: held-out MLM 0.333 where AdamW at 2e-3 reached 0.288 in
-# 1300 steps; its steps cost about 1.4x the CPU, so 1100 of them fit the pretraining share on idle cores
+# 1300 steps (0.324 in 1100 with another seed); 1300 Muon steps took 127 CPU s against AdamW's 97, so 1100 of
+# them are planned to fit the pretraining share on idle cores
 PRETRAIN = {"max_steps": 1100, "batch_size": 16, "lr": 4e-3, "warmup_steps": 100, "weight_decay": 0.01,
             "optimizer": "muon"}
 EVAL_BATCHES = 30  # held-out MLM over about 4,300 masked tokens (8 batches: +-0.013 between runs)
@@ -45,7 +46,7 @@ EVAL_BATCHES = 30  # held-out MLM over about 4,300 masked tokens (8 batches: +-0
 FINETUNE = {"max_steps": 280, "batch_size": 32, "lr": 3e-3, "warmup_steps": 15, "weight_decay": 0.01}
 # minute shares of the step (the whole step's 3 minutes are unchanged). The idle `make demo` of round 3 (2 threads)
 # used 68.5 s for 1300 AdamW steps, 17.3 s for 140 fine-tuning steps, 25.9 s for MiniLM's 24 (134 s in all):
-# 1100 Muon steps (about 1.4x the CPU per step) take about 81 s of 90, 280 fine-tuning steps about 35 s of 45
+# 1100 Muon steps (1.3-1.4x the CPU per step) should take about 80 s of 90, 280 fine-tuning steps about 35 of 45
 SHARES = {"pretrain": 0.50, "finetune": 0.25, "minilm": 0.25}
 # LoRA (rank 8) + the new classifier and pooler at lr 4e-3: 0.757 on the unseen plays (1e-3: 0.711, 2e-3: 0.733);
 # full fine-tuning reached 0.685 at lr 1e-4 and 0.545 at 3e-4 in the same 24 steps (docs/bert.md)
