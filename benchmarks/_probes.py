@@ -36,3 +36,11 @@ def linear_gflops(rows: int, d_in: int, d_out: int, repeats: int = 5) -> float:
     """fp32 GFLOP/s of `F.linear` with `rows` inputs on a (d_out, d_in) weight."""
     x, w = torch.randn(rows, d_in), torch.randn(d_out, d_in)
     return 2 * rows * d_in * d_out / best_seconds(lambda: F.linear(x, w), repeats) / 1e9
+
+
+def attention_gflops(batch_heads: int, tokens: int, head_dim: int, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of `scaled_dot_product_attention` (no mask) over `batch_heads` sequences of `tokens`
+    (4 * tokens^2 * head_dim FLOPs each: the two matrix products)."""
+    q = torch.randn(1, batch_heads, tokens, head_dim)
+    seconds = best_seconds(lambda: F.scaled_dot_product_attention(q, q, q), repeats)
+    return 4 * batch_heads * tokens ** 2 * head_dim / seconds / 1e9

@@ -1,4 +1,4 @@
-"""Timing helpers shared by the GPT benchmarks: warm up, then the median of several timed calls."""
+"""Timing helpers shared by the benchmarks: warm up, then the median of several timed calls."""
 from __future__ import annotations
 
 import statistics
@@ -6,19 +6,27 @@ import time
 from collections.abc import Callable
 
 
-def median_seconds(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time of each callable. Calls are interleaved (a, b, a, b, ...) so that a change in
-    machine load during the run hits both sides alike."""
+def timed(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> tuple[dict, dict]:
+    """Median wall and CPU seconds of each callable. Calls are interleaved (a, b, a, b, ...) so that a change
+    in machine load during the run hits both sides alike; CPU time (the process's, every thread) is the fair
+    measure on cores shared with other jobs, where wall time is mostly waiting for a core."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def median_seconds(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each callable (calls interleaved, see `timed`)."""
+    return timed(fns, repeats, warmup)[0]
 
 
 def row(benchmark: str, ours: float, ref: float, unit: str) -> dict:

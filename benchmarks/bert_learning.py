@@ -28,8 +28,13 @@ fine-tuning: MLM 0.294, genre 0.562.
 
 `--variants [NAME ...]` pretrains the position/locality variants of `VARIANTS` like the demo and prints held-out
 MLM (30 batches): at load 21-25, one thread, learned positions 0.138, rotary 0.237 (lr 4e-3: 0.223), learned +
-token shift 0.261, rotary + token shift 0.295 (lr 4e-3: 0.277), about 67-84 CPU s each; the demo now pretrains
-rotary + token shift (`bert-tiny-rope-shift`) and fine-tunes at batch 32 (genre 0.638 on that encoder).
+token shift 0.261, rotary + token shift 0.295 (lr 4e-3: 0.277), about 67-84 CPU s each. Round 4 (load 7-10):
+rotary + token shift with AdamW 0.288, with Muon at lr 4e-3 (`rotary+shift-muon`, the demo's setting) 0.333
+(1300 steps) and 0.324 (1100 steps, `--seed 2`). `--genre` (or `--genre-from FOLDER`, `--genre-steps N`)
+fine-tunes the pretrained encoder on the genre task like the demo: from the AdamW encoder 0.666 after 140 steps
+of 32, 0.723 after 280; from the Muon encoder 0.765 after 280 (the demo's setting). The whole step with
+--minutes 20 at load 8.3, one thread: MLM 0.327 (1079 pretraining steps), genre 0.737, MiniLM 0.761; 687 s
+wall, 230 s CPU.
 """
 from __future__ import annotations
 
@@ -59,19 +64,20 @@ def run(quick: bool = False, out: str | Path = "runs/bert_learning", minutes: fl
 
 
 # pretraining variants of `--variants` (the demo's pretraining otherwise: 1300 steps of 16 x 64, vocabulary 1000,
-# MLM + NSP, warmup 100), as (name, preset, lr, model overrides)
+# MLM + NSP, warmup 100, AdamW), as (preset, lr, model overrides, training-config overrides)
 VARIANTS = {
-    "learned": ("bert-tiny-preln", 2e-3, {}),
-    "rotary": ("bert-tiny-rope", 2e-3, {}),
-    "rotary-lr4e-3": ("bert-tiny-rope", 4e-3, {}),
-    "rotary+shift": ("bert-tiny-rope", 2e-3, {"token_shift": True}),
-    "rotary+shift-lr4e-3": ("bert-tiny-rope", 4e-3, {"token_shift": True}),
-    "learned+shift": ("bert-tiny-preln", 2e-3, {"token_shift": True}),
+    "learned": ("bert-tiny-preln", 2e-3, {}, {}),
+    "rotary": ("bert-tiny-rope", 2e-3, {}, {}),
+    "rotary-lr4e-3": ("bert-tiny-rope", 4e-3, {}, {}),
+    "rotary+shift": ("bert-tiny-rope", 2e-3, {"token_shift": True}, {}),
+    "rotary+shift-lr4e-3": ("bert-tiny-rope", 4e-3, {"token_shift": True}, {}),
+    "learned+shift": ("bert-tiny-preln", 2e-3, {"token_shift": True}, {}),
+    "rotary+shift-muon": ("bert-tiny-rope-shift", 4e-3, {}, {"optimizer": "muon"}),  # the demo's setting
 }
 
 
 def pretrain_variant(name: str, out: str | Path = "runs/bert_learning", steps: int = 1300,
-                     eval_batches: int = 30) -> dict:
+                     eval_batches: int = 30, seed: int = 1337) -> dict:
     """Pretrain one of `VARIANTS` like the demo step (one thread) and score MLM/NSP on the three held-out plays
     (`eval_batches` batches of 16, masks from a fixed seed)."""
     import torch
@@ -81,15 +87,33 @@ def pretrain_variant(name: str, out: str | Path = "runs/bert_learning", steps: i
     from lingvis.train.config import TrainConfig
 
     torch.set_num_threads(1)
-    preset, lr, overrides = VARIANTS[name]
-    args = BertPretrainArgs(out=str(Path(out) / f"variant-{name}"), preset=preset, vocab_size=VOCAB, max_len=64,
-                            overrides=overrides)
-    cfg = TrainConfig(**{**PRETRAIN, "max_steps": steps, "lr": lr}, eval_every=steps, eval_batches=eval_batches,
-                      log_every=100, seed=1337)
+    preset, lr, overrides, train = VARIANTS[name]
+    args = BertPretrainArgs(out=str(Path(out) / f"variant-{name}-seed{seed}"), preset=preset, vocab_size=VOCAB,
+                            max_len=64, overrides=overrides)
+    cfg = TrainConfig(**{**PRETRAIN, "max_steps": steps, "lr": lr, "optimizer": "adamw", **train}, eval_every=steps,
+                      eval_batches=eval_batches, log_every=100, seed=seed)
     t0, c0 = time.perf_counter(), time.process_time()
     ev = pretrain_bert(args, cfg)["eval"]
-    return {"case": f"pretraining variant {name} ({preset}, lr {lr:g}, {overrides or 'no overrides'})",
+    return {"case": f"pretraining variant {name} ({preset}, lr {lr:g}, {overrides or 'no overrides'}, "
+                    f"{cfg.optimizer}, seed {seed})",
             "mlm_acc": ev.get("mlm_acc"), "mlm_loss": ev.get("mlm_loss"), "nsp_acc": ev.get("nsp_acc"),
+            "folder": args.out, "note": f"wall {time.perf_counter() - t0:.0f}s, CPU {time.process_time() - c0:.0f}s, "
+                                        f"load {os.getloadavg()[0]:.1f}"}
+
+
+def genre_from(encoder: str | Path, out: str | Path = "runs/bert_learning", **hp) -> dict:
+    """Fine-tune a pretrained encoder folder on the genre passages like the demo step (its FINETUNE settings,
+    `hp` overriding them; one thread, no minute cap) and score the three held-out plays."""
+    import torch
+
+    from lingvis.demo.bert import FINETUNE, finetune_genre
+
+    torch.set_num_threads(1)
+    hp = {**FINETUNE, **hp}
+    t0, c0 = time.perf_counter(), time.process_time()
+    f = finetune_genre(str(encoder), Path(out) / f"genre-{Path(encoder).name}-{hp['max_steps']}x{hp['batch_size']}",
+                       None, hp)
+    return {"case": f"genre from {encoder} ({hp})", **f["test_metrics"], "steps": f["step"],
             "note": f"wall {time.perf_counter() - t0:.0f}s, CPU {time.process_time() - c0:.0f}s, "
                     f"load {os.getloadavg()[0]:.1f}"}
 
@@ -140,7 +164,7 @@ def mlm_baselines(vocab_size: int = 1000) -> list[dict]:
             left[a][b] += 1
             gap[a, c][b] += 1
         top = Counter(tr).most_common(1)[0][0]
-        best = lambda counts, fallback: counts.most_common(1)[0][0] if counts else fallback  # noqa: E731
+        best = lambda counts, fallback: counts.most_common(1)[0][0] if counts else fallback
         n = len(te) - 2
         triples = list(zip(te, te[1:], te[2:]))
         rows += [{"case": f"MLM, most frequent token, {plays}", "accuracy": sum(b == top for _, b, _ in triples) / n},
@@ -158,12 +182,28 @@ def main() -> None:
     ap.add_argument("--baselines", action="store_true", help="only the count-based references (seconds)")
     ap.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), metavar="NAME",
                     help=f"only pretrain these variants (none named: all) and print held-out MLM; {sorted(VARIANTS)}")
+    ap.add_argument("--seed", type=int, default=1337, help="--variants: training seed (init, data order, masks)")
+    ap.add_argument("--genre", action="store_true",
+                    help="--variants: also fine-tune each pretrained variant on the genre task and score it")
+    ap.add_argument("--genre-from", metavar="FOLDER", help="only fine-tune this pretrained BERT folder on the genre "
+                    "task like the demo step and print the held-out accuracy")
+    ap.add_argument("--genre-steps", type=int, help="genre fine-tuning steps (default: the demo's)")
     args = ap.parse_args()
+    hp = {"max_steps": args.genre_steps} if args.genre_steps else {}
+    if args.genre_from:
+        g = genre_from(args.genre_from, args.out, **hp)
+        print(f"{g['case']}: held-out genre accuracy {g['accuracy']:.3f} (macro-F1 {g['macro_f1']:.3f}) vs target "
+              f"{GENRE_TARGET:.2f}, {g['steps']} steps; {g['note']}")
+        return
     if args.variants is not None:
         for name in args.variants or sorted(VARIANTS):
-            r = pretrain_variant(name, args.out)
+            r = pretrain_variant(name, args.out, seed=args.seed)
             print(f"{r['case']}: held-out MLM accuracy {r['mlm_acc']:.3f} (loss {r['mlm_loss']:.2f}) vs target "
                   f"{MLM_TARGET:.2f}, NSP {r['nsp_acc']:.3f}; {r['note']}")
+            if args.genre:
+                g = genre_from(r["folder"], args.out, **hp)
+                print(f"  genre: {g['accuracy']:.3f} (macro-F1 {g['macro_f1']:.3f}) vs target {GENRE_TARGET:.2f}, "
+                      f"{g['steps']} steps; {g['note']}")
         return
     if args.baselines:
         for r in genre_baselines() + mlm_baselines():

@@ -81,7 +81,7 @@ def lingvis_engine(name: str, model, kv: int) -> Engine:
 EXTRA_BUFFERS = False  # --extra-buffers: llama.cpp's AMX / repacked weight buffers (see open_llama)
 
 
-def open_llama(path: Path, threads: int, ctx: int):
+def open_llama(path: Path, threads: int, ctx: int, **kw):
     """A llama_cpp.Llama on `path`. Unless EXTRA_BUFFERS, llama.cpp's extra weight buffer types are off
     (`use_extra_bufts = False`): on the Xeon this was measured on, llama.cpp 0.3.36's AMX int8 kernels
     (which take q8_0 weights when the CPU has AMX) crash with SIGSEGV in ggml_backend_amx_mul_mat. q8_0 then
@@ -99,7 +99,7 @@ def open_llama(path: Path, threads: int, ctx: int):
     lc.llama_model_default_params = params
     try:
         return Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
-                     verbose=False, seed=0)
+                     verbose=False, seed=0, **kw)
     finally:
         lc.llama_model_default_params = default
 

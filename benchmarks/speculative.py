@@ -9,7 +9,8 @@ Then, batch 1, `--new` new tokens per prompt, on held-out text:
 - open text: the first 96 characters of a held-out passage. Plain greedy vs the draft model, and vs prompt
   lookup.
 Prints tokens/s, the ratio to plain greedy, tokens per forward pass of the target, and whether every
-continuation is token-identical to plain greedy decoding.
+continuation is token-identical to plain greedy decoding. The server rows send the same prompts one request at a
+time through the batching engine, without and with `Speculation("prompt-lookup")` (serve/speculation.py).
 
     python -m benchmarks.speculative [--quick] [--workdir runs/bench-speculative] [--steps 600]
 """
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import threading
 import time
 from pathlib import Path
 
 import torch
+
+from ._timing import timed
 
 TARGET = dict(preset="gpt-micro", overrides={"dropout": 0.0})
 DRAFT = dict(preset="gpt-nano", overrides={"dropout": 0.0, "n_embd": 128, "n_head": 4, "n_layer": 1})
@@ -72,6 +75,9 @@ def prompt_sets(tok, n: int) -> dict[str, list[torch.Tensor]]:
 
 def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) -> list[dict]:
     from lingvis.generate import SamplingConfig
+    from lingvis.serve.batching import Engine
+    from lingvis.serve.sequences import SeqSpec
+    from lingvis.serve.speculation import Speculation
     from lingvis.speculative import stream_speculative
 
     cfg = SamplingConfig(max_new_tokens=new)
@@ -92,37 +98,48 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
             outs[name], stats[name] = res, total
         return fn
 
+    def served(name, speculation):
+        """One request at a time through the server's batching engine (serve/speculation.py)."""
+        def fn():
+            eng = Engine(target, max_batch=8, speculation=speculation).start()
+            try:
+                res = []
+                for p in prompts:
+                    done, toks = threading.Event(), []
+
+                    def sink(events, toks=toks, done=done):
+                        toks += [e.token for e in events if e.token is not None]
+                        if any(e.finish for e in events):
+                            done.set()
+                    eng.submit([SeqSpec(p[0].tolist(), cfg)], sink)
+                    done.wait()
+                    res.append(toks)
+                st = eng.stats()
+            finally:
+                eng.close()
+            outs[name] = res
+            stats[name] = {"steps": st["steps"], "accepted": st["draft_accepted"], "proposed": st["draft_proposed"]}
+        return fn
+
     fns = {"plain": plain, "prompt lookup (k=8)": spec("prompt lookup (k=8)", "prompt-lookup", 8),
-           "draft model (k=4)": spec("draft model (k=4)", draft, 4)}
+           "draft model (k=4)": spec("draft model (k=4)", draft, 4),
+           "server engine, plain": served("server engine, plain", None),
+           "server engine, prompt lookup (k=8)": served("server engine, prompt lookup (k=8)",
+                                                        Speculation("prompt-lookup", 8))}
     t, c = timed(fns, repeats)
     n_tok = sum(len(o) for o in outs["plain"])
     rows = []
     for name in fns:
-        if name == "plain":
+        if name in ("plain", "server engine, plain"):
             continue
+        base = "server engine, plain" if name.startswith("server") else "plain"
         s = stats[name]
-        rows.append({"method": name, "tokens_per_s": n_tok / t[name], "plain_tokens_per_s": n_tok / t["plain"],
-                     "ratio": t["plain"] / t[name], "cpu_ratio": c["plain"] / c[name],
+        rows.append({"method": name, "tokens_per_s": n_tok / t[name], "plain_tokens_per_s": n_tok / t[base],
+                     "ratio": t[base] / t[name], "cpu_ratio": c[base] / c[name],
                      "tokens_per_forward": n_tok / s["steps"],
                      "accepted_pct": 100 * s["accepted"] / max(s["proposed"], 1),
                      "identical": outs[name] == outs["plain"]})
     return rows
-
-
-def timed(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall and CPU seconds of each callable, calls interleaved. CPU time (the process's) is the fair
-    measure on cores shared with other jobs: wall time there is mostly waiting for a core."""
-    for fn in fns.values():
-        fn()
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            wall[k].append(time.perf_counter() - t0)
-            cpu[k].append(time.process_time() - c0)
-    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:

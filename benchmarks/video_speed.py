@@ -4,6 +4,11 @@ compared first. VideoMAE-Base shape (16 frames of 224px, 2x16x16 tubelets: 1568 
 TimeSformer-Base (8 frames of 224px, 16px patches, divided space-time attention), batch 1, 400 classes.
 Wall and process CPU time (interleaved calls, median); on a shared machine the CPU-time ratio is steadier.
 
+The physical limit, measured in the same run: the forward's matrix-product FLOPs (counted with torch's
+FlopCounterMode) at this machine's fp32 `F.linear` rate for the model's MLP shape, plus its attention FLOPs at
+the `scaled_dot_product_attention` rate of its attention shape, give the fastest fp32 forward these kernels
+allow (every other op free); `largest_ratio_at_peak` is transformers' time over that floor.
+
     python -m benchmarks.video_speed [--repeats 3] [--threads 2] [--only videomae|timesformer]
 """
 from __future__ import annotations
@@ -15,7 +20,8 @@ import tempfile
 
 import torch
 
-from .vit_encode import timed
+from ._probes import attention_gflops, linear_gflops
+from ._timing import timed
 
 
 def build(kind: str, tmp: str):
@@ -34,6 +40,33 @@ def build(kind: str, tmp: str):
     return lingvis.load(tmp).eval(), ref, cfg.num_frames
 
 
+def attention_shapes(c, batch: int) -> list[tuple[int, int, int]]:
+    """(sequences, tokens, head_dim) of every attention call of one forward (all layers)."""
+    hd, N, T, cls = c.dim // c.heads, c.grid ** 2, c.time_steps, int(c.cls_token)
+    if c.attention == "joint":
+        return [(batch * c.heads, N * T + cls, hd)] * c.depth
+    return [(batch * c.heads * N, T, hd), (batch * c.heads * T, N + cls, hd)] * c.depth  # time, then space
+
+
+def roofline(ours, x: torch.Tensor) -> dict:
+    """FLOPs of one forward and the fastest fp32 time this machine's GEMM and attention kernels allow."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = ours.config
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        ours(x)
+    matmul = sum(counter.get_flop_counts()["Global"].values())  # linears and the patch embedding
+    shapes = attention_shapes(c, x.shape[0])
+    rates = {s: attention_gflops(*s) for s in set(shapes)}
+    attn = sum(4 * n * t * t * d for n, t, d in shapes)
+    gemm = linear_gflops(x.shape[0] * (c.grid ** 2 * c.time_steps + int(c.cls_token)), c.dim, c.mlp_hidden)
+    floor = matmul / gemm / 1e9 + sum(4 * n * t * t * d / rates[(n, t, d)] / 1e9 for n, t, d in shapes)
+    return {"GFLOP": round((matmul + attn) / 1e9, 1), "gemm_peak_GFLOPs": round(gemm, 1),
+            "attention_GFLOPs": {f"{n}x{t}x{d}": round(r, 1) for (n, t, d), r in rates.items()},
+            "floor_s": round(floor, 3)}
+
+
 def bench(kind: str, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref, frames = build(kind, tmp)
@@ -49,11 +82,15 @@ def bench(kind: str, repeats: int) -> dict:
 
         diff = float((run_ours() - run_ref()).abs().max())
         wall, cpu = timed({"lingvis": run_ours, "transformers": run_ref}, repeats)
+        limit = roofline(ours, x)
+    flop = limit["GFLOP"]
     return {"benchmark": f"{kind} base forward, batch 1, {frames} frames of 224px",
             "lingvis_s": round(wall["lingvis"], 3), "transformers_s": round(wall["transformers"], 3),
             "ratio_wall": round(wall["transformers"] / wall["lingvis"], 3),
             "lingvis_cpu_s": round(cpu["lingvis"], 3), "transformers_cpu_s": round(cpu["transformers"], 3),
             "ratio_cpu": round(cpu["transformers"] / cpu["lingvis"], 3), "logits_max_abs_diff": diff,
+            "lingvis_GFLOPs": round(flop / wall["lingvis"], 1), "transformers_GFLOPs": round(flop / wall["transformers"], 1),
+            **limit, "largest_ratio_at_peak": round(wall["transformers"] / limit["floor_s"], 3),
             "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
 
 

@@ -13,14 +13,12 @@ median): on a shared machine the CPU-time ratio is the steadier one.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
 import torch.nn.functional as F
 
-from ._timing import print_rows, row
+from ._timing import print_rows, row, timed
 
 
 def build_pair(tmp: str):
@@ -34,21 +32,6 @@ def build_pair(tmp: str):
     ref = transformers.CLIPVisionModel(cfg).eval()
     ref.save_pretrained(tmp)
     return lingvis.load(tmp).eval(), ref
-
-
-def timed(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median wall and CPU seconds per callable, calls interleaved, one warm-up each."""
-    for fn in fns.values():
-        fn()
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            w, c = time.perf_counter(), time.process_time()
-            fn()
-            cpu[k].append(time.process_time() - c)
-            wall[k].append(time.perf_counter() - w)
-    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def bench_batch(ours, fast, ref, batch: int, repeats: int) -> list[dict]:

@@ -13,6 +13,9 @@ a shared machine; wall and CPU seconds of each arm are printed beside the scores
     python -m benchmarks.vqa_pretraining_learning [--quick] [--steps 1500] [--pretrain-steps 1500] [--scenes 4000]
                                                   [--only scratch|pretrained] [--out runs/vqa_pretraining]
                                                   [--readouts pooled,regions]
+
+The readout options go in `--overrides`, e.g. subject/object readers and the boxes they read (docs/vqa.md,
+"Roles and box geometry"): `--readouts regions --overrides '{"vqa_roles": "order", "vqa_geometry": true}'`.
 """
 from __future__ import annotations
 

@@ -22,12 +22,14 @@ def test_pretrain_finetune_and_answer(shapes, tmp_path, capsys):
     assert main(["pretrain", "fusion", "--data", str(shapes), "--out", str(tmp_path / "pre"), *TINY]) == 0
     assert "itm_accuracy" in capsys.readouterr().out
     assert main(["finetune", "vqa", "--data", str(shapes), "--out", str(tmp_path / "vqa"),
-                 "--model", str(tmp_path / "pre"), "--readout", "regions", "--readout-queries", "2", *TINY[2:]]) == 0
+                 "--model", str(tmp_path / "pre"), "--readout", "regions", "--readout-queries", "2",
+                 "--readout-roles", "order", *TINY[2:]]) == 0
     out = capsys.readouterr().out
     from lingvis import api
 
     tuned = api.load(tmp_path / "vqa")  # the pretrained trunk with the region readout head
     assert tuned.config.vqa_readout == "regions" and tuned.vqa_readout.n_queries == 2
+    assert tuned.config.vqa_roles == "order" and tuned.vqa_readout.roles == "order"
     assert "[vqa] test_unseen: VQA accuracy" in out and "yes/no" in out
     image = next((shapes / "images").glob("test_*.png"))
     assert main(["vqa", "--model", str(tmp_path / "vqa"), "--image", str(image), "--question", "is there a star?",

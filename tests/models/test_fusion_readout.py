@@ -67,10 +67,11 @@ def test_model_with_readout_shapes_and_bad_config():
     assert pooled.vqa_readout is None and pooled.vqa_head[0].in_features == 32  # ViLT layout unchanged
 
 
-def test_readout_overfits_a_relation_that_needs_roles():
+@pytest.mark.parametrize("roles,geometry", [("none", False), ("order", True)])
+def test_readout_overfits_a_relation_that_needs_roles(roles, geometry):
     """'is RED left or right of BLUE?' and its swap on a scene and its mirror image: the answer flips with
     either the words' order or the image (an XOR), so it needs the subject told from the object."""
-    m = readout_model().train()
+    m = readout_model(vqa_roles=roles, vqa_geometry=geometry).train()
     red_blue = [1, 10, 11, 20, 21, 22, 12, 13, 2]  # [CLS] red block left-or-right-of blue block [SEP]
     blue_red = [1, 12, 13, 20, 21, 22, 10, 11, 2]
     ids = torch.tensor([red_blue, blue_red, red_blue, blue_red])
@@ -102,3 +103,88 @@ def test_readout_checkpoints_roundtrip_natively_not_as_vilt(tmp_path):
     ids, px = torch.randint(5, 128, (2, 5)), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(m.vqa_logits(m(ids, px)), back.vqa_logits(back(ids, px)))
+
+
+def test_order_roles_bias_by_index_from_both_ends_and_skip_padding():
+    torch.manual_seed(0)
+    r = RegionReadout(16, 4, 1e-5, roles="order", max_len=12)
+    with torch.no_grad():
+        r.from_start.normal_()
+        r.from_end.normal_()
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [0] * 3 + [1] * 4])  # full, right- and left-padded
+    bias = r.order_bias(mask)  # (B, K, T)
+    assert bias.shape == (3, 4, 7)
+    expect = r.from_start[:, :4] + r.from_end[:, :4].flip(-1)  # 4 real words: indices 0..3 and 3..0
+    assert torch.allclose(bias[1, :, :4], expect) and torch.allclose(bias[2, :, 3:], expect)
+    assert torch.allclose(bias[0], r.from_start[:, :7] + r.from_end[:, :7].flip(-1))
+    text, image, pooled = torch.randn(3, 7, 16), torch.randn(3, 5, 16), torch.randn(3, 16)
+    imask = torch.ones(3, 5, dtype=torch.long)
+    words, _ = r.attention(text, mask, image, imask)
+    assert (words[1, :, 4:] == 0).all() and (words[2, :, :3] == 0).all()
+    moved = text.clone()  # the same 4 words right- or left-padded read the same regions
+    moved[2, 3:] = text[1, :4]
+    out = r(moved, mask, image[[1, 1, 1]], imask, pooled[[1, 1, 1]])
+    assert torch.allclose(out[1], out[2], atol=1e-5)
+    # at initialisation even readers lean to the front of the question, odd ones to its back
+    fresh = RegionReadout(16, 2, 1e-5, roles="order", max_len=12).order_bias(torch.ones(1, 9))[0]  # (K, T)
+    assert fresh[0].argmax() == 0 and fresh[1].argmax() == 8
+    with pytest.raises(ValueError, match="vqa_roles"):
+        RegionReadout(16, 2, 1e-5, roles="syntax", max_len=12)
+    with pytest.raises(ValueError, match="max_len"):
+        RegionReadout(16, 2, 1e-5, roles="order")
+    with pytest.raises(ValueError, match="vqa_roles"):
+        build("fusion-tiny", answers=["a"], vqa_readout="regions", vqa_roles="syntax")
+
+
+def test_order_roles_checkpoint_roundtrip(tmp_path):
+    import lingvis
+
+    m = build("fusion-tiny", answers=["a", "b"], vqa_readout="regions", vqa_queries=2, vqa_roles="order").eval()
+    lingvis.save(m, tmp_path / "m")
+    back = lingvis.load(tmp_path / "m").eval()
+    assert back.config.vqa_roles == "order"
+    assert torch.equal(back.vqa_readout.from_start, m.vqa_readout.from_start)
+    ids, px = torch.randint(5, 128, (2, 5)), torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(m.vqa_logits(m(ids, px)), back.vqa_logits(back(ids, px)))
+
+
+def test_geometry_slot_reads_expected_boxes_and_pair_offsets():
+    torch.manual_seed(0)
+    r = RegionReadout(16, 3, 1e-5, geometry=True)
+    assert r.out_dim_factor == 5
+    regions = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]])  # (1, K=3, N=3)
+    boxes = torch.tensor([[[0.0, 0.0, 0.2, 0.4], [0.6, 0.2, 1.0, 0.4], [0.3, 0.3, 0.5, 0.5]]])  # (1, N, 4)
+    f = r.box_features(regions, boxes)[0]
+    assert f.shape == (4 * 3 + 2 * 3 * 2,)
+    read = f[:12].view(3, 4)  # (K, 4) centre x, centre y, width, height
+    assert torch.allclose(read[0], torch.tensor([0.1, 0.2, 0.2, 0.4]))
+    assert torch.allclose(read[2], torch.tensor([0.45, 0.25, 0.3, 0.3]))
+    offsets = f[12:18].view(3, 2)  # pairs (0, 1), (0, 2), (1, 2)
+    assert torch.allclose(offsets[0], torch.tensor([0.1 - 0.8, 0.2 - 0.3])) and torch.allclose(f[18:], -f[12:18])
+    text, image, pooled = torch.randn(2, 6, 16), torch.randn(2, 5, 16), torch.randn(2, 16)
+    tmask, imask = torch.ones(2, 6, dtype=torch.long), torch.tensor([[1] * 5, [1, 1, 0, 0, 0]])
+    bx = torch.rand(2, 5, 4)
+    out = r(text, tmask, image, imask, pooled, bx)
+    assert out.shape == (2, 5 * 16)
+    bx2 = bx.clone()
+    bx2[1, 2:] = 7.0  # boxes of padded regions never count
+    assert torch.allclose(r(text, tmask, image, imask, pooled, bx2), out, atol=1e-6)
+    bx2[0, 0] = 0.9  # a real box does
+    assert not torch.allclose(r(text, tmask, image, imask, pooled, bx2)[0], out[0])
+    with pytest.raises(ValueError, match="boxes"):
+        r(text, tmask, image, imask, pooled)
+    with pytest.raises(ValueError, match="vqa_geometry"):
+        build("fusion-tiny", answers=["a"], vqa_readout="regions", vqa_geometry=True)  # patch model: no boxes
+
+
+def test_model_output_carries_the_boxes_its_regions_came_from():
+    m = readout_model(vqa_geometry=True, vqa_roles="order").eval()
+    ids, px = torch.randint(5, 128, (2, 6)), torch.stack([scene(), scene().flip(-1)])
+    with torch.no_grad():
+        out = m(ids, px)
+        given = m(ids, px, boxes=out.boxes, box_mask=out.mask[:, 7:])  # the same boxes given explicitly
+    assert out.boxes.shape == (2, 4, 4) and torch.equal(out.hidden, given.hidden)
+    assert torch.allclose(out.boxes[1, :2, 0].sort().values, 1 - out.boxes[0, :2, 2].sort(descending=True).values,
+                          atol=1 / 32 + 1e-6)  # the mirror image mirrors the boxes
+    assert m.vqa_features(out).shape == (2, 5 * 32)

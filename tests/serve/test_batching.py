@@ -48,10 +48,14 @@ def run_staggered(model, jobs, max_batch=8, gap=0.002):
         eng.close()
 
 
-@pytest.mark.parametrize("preset", ["gpt-nano", "llama-micro"])
-def test_staggered_greedy_equals_one_at_a_time(preset):
+@pytest.mark.parametrize("preset,shift", [("gpt-nano", 0), ("llama-micro", 0), ("llama-micro", 3)])
+def test_staggered_greedy_equals_one_at_a_time(preset, shift):
     torch.manual_seed(0)
-    model = lingvis.build(preset, vocab_size=50, block_size=64, n_layer=2, n_embd=64, n_head=4).eval()
+    model = lingvis.build(preset, vocab_size=50, block_size=64, n_layer=2, n_embd=64, n_head=4,
+                          token_shift=shift).eval()  # shift: the cache's embedding layer joins and leaves too
+    if shift:  # large enough that the neighbours decide tokens
+        for p in model.shift.parameters():
+            torch.nn.init.normal_(p, std=0.5)
     g = torch.Generator().manual_seed(1)
     jobs = [(torch.randint(0, 50, (n,), generator=g).tolist(), SamplingConfig(max_new_tokens=m))
             for n, m in [(3, 20), (9, 12), (1, 30), (15, 25), (4, 5), (20, 40), (2, 1), (6, 33)]]

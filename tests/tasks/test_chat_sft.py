@@ -67,11 +67,13 @@ def test_task_loss_is_cross_entropy_on_assistant_tokens_only(tok):
     assert abs(float(task.loss(model, batch)[0].detach()) - float(loss.detach())) > 1e-4
 
 
-@pytest.mark.parametrize("preset", ["gpt-nano", "llama-micro"])
-def test_packed_rows_do_not_contaminate(tok, preset):
-    """Each conversation in a packed row gets exactly the logits (and so the loss) it gets alone."""
+@pytest.mark.parametrize("preset,shift", [("gpt-nano", 0), ("llama-micro", 0), ("llama-micro", 7)])
+def test_packed_rows_do_not_contaminate(tok, preset, shift):
+    """Each conversation in a packed row gets exactly the logits (and so the loss) it gets alone (a token shift
+    must not reach over a document start either)."""
     torch.manual_seed(0)
-    model = registry.build(preset, vocab_size=tok.vocab_size, block_size=256, n_layer=2, n_embd=32, n_head=4).eval()
+    model = registry.build(preset, vocab_size=tok.vocab_size, block_size=256, n_layer=2, n_embd=32, n_head=4,
+                           token_shift=shift).eval()
     examples = encode_conversations(tok, CONVERSATIONS).examples
     rows = pack_examples(examples, 256)
     assert len(rows) == 1 and rows[0]["doc_ids"].max() == 2

@@ -36,6 +36,13 @@ def register(sub, groups) -> None:
     p.add_argument("--max-image-mb", type=float, default=8.0, help="size limit of a fetched remote image in MiB")
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="serve causal LMs with int8 CPU decoding: int8 weights, or weights and activations")
+    spec = p.add_mutually_exclusive_group()
+    spec.add_argument("--speculative", choices=["prompt-lookup"], help="causal LMs: speculative decoding with "
+                      "prompt-lookup proposals whenever one request decodes alone (greedy output unchanged)")
+    spec.add_argument("--draft", metavar="MODEL", help="causal LMs: speculative decoding with this smaller draft "
+                      "model (same tokenizer) whenever one request decodes alone")
+    p.add_argument("--draft-tokens", type=int, help="tokens proposed per verifying forward pass with --draft / "
+                   "--speculative (default: 4 for a draft model, 8 for prompt lookup)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level")
@@ -63,7 +70,8 @@ def run_serve(args) -> int:
                          allow_image_hosts=split_origins(args.allow_image_hosts),
                          max_image_bytes=int(args.max_image_mb * 2**20),
                          video_folder=Path(args.video_folder) if args.video_folder else None,
-                         video_frames=args.video_frames)
+                         video_frames=args.video_frames, speculative=args.speculative,
+                         draft=Path(args.draft) if args.draft else None, draft_tokens=args.draft_tokens)
     config.validate()
     if args.threads:
         import torch

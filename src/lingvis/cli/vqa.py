@@ -45,6 +45,10 @@ def register(sub, groups) -> None:
                    "conditioned region readings that keep subject and object apart); default: the preset's")
     f.add_argument("--readout-queries", type=int,
                    help="region readers of --readout regions (default: the preset's, 4)")
+    f.add_argument("--readout-roles", choices=["none", "order"],
+                   help="region readers' word weights: none (content only) or order (plus a learned bias by the "
+                   "word's index from the question's start and end, so readers take the subject and the object "
+                   "apart); default: the preset's")
     f.set_defaults(func=run_finetune)
 
     q = sub.add_parser("vqa", help="answer a question about an image",
@@ -87,7 +91,8 @@ def run_finetune(args) -> int:
     from ..recipes.vqa import VQAFinetuneArgs, finetune_vqa
 
     common = _common(args)
-    for flag, field in (("readout", "vqa_readout"), ("readout_queries", "vqa_queries")):
+    for flag, field in (("readout", "vqa_readout"), ("readout_queries", "vqa_queries"),
+                        ("readout_roles", "vqa_roles")):
         if getattr(args, flag) is not None:
             common["overrides"][field] = getattr(args, flag)
     fargs = VQAFinetuneArgs(**common, min_answer_count=args.min_answer_count,

@@ -47,6 +47,8 @@ def arch_of(cfg: GPTConfig) -> str:
     """The llama.cpp architecture of a GPT config; a CheckpointError names what has no counterpart."""
     if cfg.cross_attention:
         raise CheckpointError("GGUF export: a GPT with cross-attention has no llama.cpp architecture")
+    if cfg.token_shift:
+        raise CheckpointError("GGUF export: the causal token shift (token_shift) has no llama.cpp counterpart")
     if cfg.position == "learned":
         if not gpt2_exportable(cfg):
             raise CheckpointError("GGUF export: this learned-position GPT is not GPT-2 shaped (LayerNorm, biases, "

@@ -72,7 +72,7 @@ GPT2_EOT = 50256  # <|endoftext|> in the GPT-2 byte-level BPE vocabulary
 def exportable(cfg: GPTConfig) -> bool:
     bc = cfg.block_config()
     return (cfg.position == "learned" and cfg.norm == "layernorm" and cfg.bias and cfg.activation in ACT_TO_HF
-            and not cfg.cross_attention and cfg.n_kv_head in (None, cfg.n_head)
+            and not cfg.cross_attention and cfg.n_kv_head in (None, cfg.n_head) and not cfg.token_shift
             and cfg.head_size * cfg.n_head == cfg.n_embd and not cfg.qk_norm and cfg.sliding_window is None
             and all(b in (None, True) for b in (bc.qkv_bias, bc.attn_out_bias, bc.mlp_bias))
             and float(bc.mlp_hidden).is_integer())

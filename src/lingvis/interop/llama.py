@@ -161,7 +161,7 @@ def hf_model_type(cfg: GPTConfig) -> str | None:
     """The HF family a GPT config exports to, or None when it has no Llama-family twin."""
     bc = cfg.block_config()
     if not (cfg.position == "rotary" and cfg.norm == "rmsnorm" and cfg.activation in ("swiglu", "geglu")
-            and not cfg.cross_attention and not bc.bias):
+            and not cfg.cross_attention and not bc.bias and not cfg.token_shift):
         return None
     qkv_bias, out_bias, mlp_bias = bool(bc.qkv_bias), bool(bc.attn_out_bias), bool(bc.mlp_bias)
     if cfg.qk_norm:

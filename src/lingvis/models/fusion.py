@@ -20,10 +20,10 @@ from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_bl
 from ..nn.masks import combine, padding_mask
 from .fusion_embed import CNNStem, ImageTokens, PatchStem, TextEmbeddings
 from .fusion_heads import Pooler, vqa_classifier
-from .fusion_readout import RegionReadout
+from .fusion_readout import ROLES, RegionReadout
 from .heads import MLMHead
 from .init import init_normal
-from .fusion_regions import RegionConfig, RegionStem, RegionTokens
+from .fusion_regions import RegionConfig, RegionStem, RegionTokens, propose_boxes
 from .registry import register_family, register_preset
 
 
@@ -61,6 +61,9 @@ class FusionConfig:
     vqa_readout: str = "pooled"       # pooled (ViLT: classifier on the pooled vector) | regions (+ question-
                                       # conditioned region readings, `fusion_readout`: subject/object apart)
     vqa_queries: int = 4              # region readers of vqa_readout="regions"
+    vqa_roles: str = "none"           # none | order (readers' word weights biased by word index from the
+                                      # question's start / end: subject and object readers, `fusion_readout`)
+    vqa_geometry: bool = False        # + the boxes the readers read and their pairwise offsets (regions models)
     vqa_loss: str = "bce"             # bce (ViLT: one sigmoid per answer) | softmax (one distribution)
     classifier_eps: float = 1e-5
 
@@ -77,6 +80,10 @@ class FusionConfig:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the image stride {self.stride}")
         if self.vqa_readout not in ("pooled", "regions"):
             raise ValueError(f"vqa_readout must be 'pooled' or 'regions', got {self.vqa_readout!r}")
+        if self.vqa_roles not in ROLES:
+            raise ValueError(f"vqa_roles must be one of {ROLES}, got {self.vqa_roles!r}")
+        if self.vqa_geometry and (self.vqa_readout != "regions" or self.image_encoder != "regions"):
+            raise ValueError("vqa_geometry needs vqa_readout='regions' and image_encoder='regions' (it reads boxes)")
         if self.vqa_queries < 1:
             raise ValueError(f"vqa_queries must be >= 1, got {self.vqa_queries}")
         if self.vqa_loss not in ("bce", "softmax"):
@@ -118,6 +125,7 @@ class FusionOutput:
     mask: torch.Tensor                   # (B, T + 1 + N) 1 = real token
     image_features: torch.Tensor | None  # (B, N, F) regression targets when asked for
     inputs: torch.Tensor | None = None   # (B, T + 1 + N, C) the stack's input tokens (word / region embeddings)
+    boxes: torch.Tensor | None = None    # (B, N, 4) region boxes (x0, y0, x1, y1) in [0, 1]: regions models only
 
     @property
     def text_hidden(self) -> torch.Tensor:  # (B, T, C)
@@ -149,7 +157,8 @@ class FusionModel(nn.Module):
         self.mlm = MLMHead(c.dim, c.vocab_size, c.activation, c.norm_eps, decoder_bias=True) if c.mlm_head else None
         self.itm = nn.Linear(c.dim, 2) if c.itm_head else None
         self.mif = nn.Linear(c.dim, stem.feature_dim) if c.mif_head else None
-        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps, 2 * c.dim) \
+        self.vqa_readout = RegionReadout(c.dim, c.vqa_queries, c.classifier_eps, 2 * c.dim, c.vqa_roles, c.max_text_len,
+                                         c.vqa_geometry) \
             if c.answers and c.vqa_readout == "regions" else None
         width = c.dim * (self.vqa_readout.out_dim_factor if self.vqa_readout is not None else 1)
         self.vqa_head = vqa_classifier(c.dim, len(c.answers), c.classifier_eps, width) if c.answers else None
@@ -203,13 +212,16 @@ class FusionModel(nn.Module):
             raise ValueError(f"batch of {B} texts but {pixel_values.shape[0]} images")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if self.config.image_encoder == "regions" and boxes is None:  # proposed here so the heads can see them
+            stem = self.image.stem
+            boxes, box_mask = propose_boxes(pixel_values, pixel_mask, stem.cfg, stem.mean, stem.std)
         img, img_mask, feats = self.embed_image(pixel_values, pixel_mask, image_token_mask, with_image_features,
                                                 boxes, box_mask)
         x0 = torch.cat([self.embed_text(input_ids, token_type_ids), img], dim=1)  # (B, S, C)
         mask = torch.cat([attention_mask.long(), img_mask], dim=1)  # (B, S)
         x = self.encode(x0, mask)
         pooled = self.pooler(x, attention_mask) if self.pooler is not None else None
-        return FusionOutput(x, pooled, T, mask, feats, x0)
+        return FusionOutput(x, pooled, T, mask, feats, x0, boxes)
 
     def contrastive_embeddings(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
                                attention_mask: torch.Tensor | None = None, pixel_mask: torch.Tensor | None = None):
@@ -248,7 +260,7 @@ class FusionModel(nn.Module):
         """The classifier's input: the pooled vector (B, C), or with the region readout (B, (K + 1) C)."""
         if self.vqa_readout is None:
             return out.pooled
-        return self.vqa_readout(*self.readout_inputs(out), out.pooled)
+        return self.vqa_readout(*self.readout_inputs(out), out.pooled, out.boxes)
 
     def vqa_logits(self, out: FusionOutput) -> torch.Tensor:  # (B, A)
         return self._need(self.vqa_head, "VQA classifier")(self.vqa_features(out))

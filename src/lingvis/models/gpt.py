@@ -11,6 +11,7 @@ from ..nn import (BlockConfig, BlockInputs, KVCache, LearnedPositions, Rotary, S
                   make_norm, run_blocks, transformer_block)
 from ..nn.losses import linear_cross_entropy
 from .causal_lm import CausalLM
+from .causal_shift import CausalTokenShift
 from .init import init_normal
 from .registry import register_family, register_preset
 
@@ -44,6 +45,7 @@ class GPTConfig:
     rope_scaling: dict | None = None  # transformers' rope_scaling: linear | dynamic | yarn | llama3 (+ fields)
     sliding_window: int | None = None  # attend to the last `sliding_window` positions (Mistral)
     layer_types: list[str] | None = None  # per layer "sliding_attention" | "full_attention" (default: all sliding)
+    token_shift: int = 0            # mix a gated projection of the k previous token embeddings into each (0: off)
 
     def __post_init__(self):
         if self.position not in ("learned", "sinusoidal", "rotary"):
@@ -93,6 +95,7 @@ class GPT(CausalLM):
         self.sin = SinusoidalPositions(c.block_size, c.n_embd) if c.position == "sinusoidal" else None
         self.rope = Rotary(c.head_size, c.block_size, c.rope_theta, c.rope_scaling) if c.position == "rotary" \
             else None
+        self.shift = CausalTokenShift(c.n_embd, c.token_shift) if c.token_shift else None
         self.drop = nn.Dropout(c.dropout)
         bc = c.block_config()
         self.blocks = nn.ModuleList(transformer_block(bc, c.layer_window(i)) for i in range(c.n_layer))
@@ -125,7 +128,9 @@ class GPT(CausalLM):
         """A cache for `batch_size` rows of up to `max_len` columns; sliding-window layers keep a ring of
         `sliding_window` columns unless `ring=False` (callers that splice cache columns themselves)."""
         c = self.config
-        windows = [c.layer_window(i) for i in range(c.n_layer)] if ring else None
+        windows = [c.layer_window(i) for i in range(c.n_layer)] if ring else [None] * c.n_layer
+        if c.token_shift:  # one more slot: the token embeddings the shift reads back
+            return KVCache(c.n_layer + 1, max_len or c.block_size, windows + [None])
         return KVCache(c.n_layer, max_len or c.block_size, windows)
 
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -157,6 +162,8 @@ class GPT(CausalLM):
             raise ValueError(f"sequence of {S} tokens exceeds the context length {self.config.block_size}")
         if position_ids is None:
             position_ids = torch.arange(past, S, device=x.device)[None].expand(B, T)
+        if self.shift is not None:
+            x = self.shift(x, position_ids, cache, self.config.n_layer)  # (B, T, C)
         if self.wpe is not None:
             x = x + self.wpe(position_ids)
         elif self.sin is not None:

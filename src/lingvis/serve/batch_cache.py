@@ -77,6 +77,19 @@ class BatchKV:
             return
         self.cache.reorder(torch.tensor(rows, dtype=torch.long, device=self.cache.k[0].device))
 
+    def compact(self) -> None:
+        """Drop the columns before the earliest row's start (left after rows left the batch), so that the
+        earliest row starts at column 0; positions are unchanged (they count from each row's start)."""
+        drop = min(self.starts, default=0)
+        if not drop:
+            return
+        n = self.length - drop
+        for store in (self.cache.k, self.cache.v):
+            for layer, t in enumerate(store):
+                t[:, :, :n] = t[:, :, drop:self.length].clone()  # (B, H, n, D)
+        self.cache.length = n
+        self.starts = [s - drop for s in self.starts]
+
     def step_inputs(self, device) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(B, L + 1) attention mask (None when no row is padded) and (B, 1) positions for one new token."""
         L = self.length

@@ -4,7 +4,8 @@ Requests wait in a bounded queue (`QueueFull` beyond it). At every step the engi
 sequences (prefilling the new arrivals together, left-padded) into the running batch, then runs ONE
 forward pass of shape (B, 1) for all active rows over a shared, spliced key/value cache (`BatchKV`),
 and picks each row's next token with that request's sampling settings. Finished and cancelled rows
-leave the batch at once, so new requests never wait for a whole batch to end.
+leave the batch at once, so new requests never wait for a whole batch to end. With a `Speculation`, a row
+decoding alone verifies several proposed tokens per forward pass instead (serve/speculation.py).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import torch
 
 from ..generate import left_padded_lengths, pad_left, prefill_unpadded
 from ..nn.packed_linear import packed_linears
+from ..speculative import _verify
 from .batch_cache import BatchKV
 from .engine_base import EngineBase, Sink, Ticket, hand_out
 from .sequences import Event, Seq, SeqSpec, choose, prompt_scores, top_list
+from .speculation import Speculation
 
 __all__ = ["Engine", "Sink", "Ticket", "hand_out"]
 
@@ -25,14 +28,19 @@ class Engine(EngineBase):
     """`submit(specs, sink)` queues sequences; `sink(events)` is called from the engine thread."""
 
     COUNTERS = ("submitted", "rejected", "prefills", "steps", "row_steps", "tokens", "finished", "cancelled",
-                "errors")
+                "errors", "speculative_steps", "draft_proposed", "draft_accepted")
     MEAN_BATCH = ("row_steps", "steps")
 
-    def __init__(self, model, max_batch: int = 32, max_queue: int = 64, name: str = "model"):
+    def __init__(self, model, max_batch: int = 32, max_queue: int = 64, name: str = "model",
+                 speculation: Speculation | None = None):
         super().__init__(model, max_batch, max_queue, name)
         self._waiting: deque[Seq] = deque()
         self._rows: list[Seq] = []
         self._kv = BatchKV(model, self.context)
+        if speculation is not None:
+            speculation.check(model)
+        self.speculation = speculation
+        self._proposers: dict[int, object] = {}  # id(seq) -> its proposer (speculation only)
 
     # ----- public, any thread -----------------------------------------------------------------
     def submit(self, specs: list[SeqSpec], sink: Sink) -> Ticket:
@@ -83,7 +91,8 @@ class Engine(EngineBase):
                 self._drop_cancelled()
                 self._admit()
                 if self._rows:
-                    self._step()
+                    alone = self._speculative_row()
+                    self._speculative_step(alone) if alone is not None else self._step()
             except Exception as e:  # a failed forward pass must not kill the server: fail those rows
                 self._fail(e)
             self._flush()
@@ -96,6 +105,7 @@ class Engine(EngineBase):
             if include_waiting:
                 self._waiting.clear()
         self._rows, self._kv = [], BatchKV(self.model, self.context)
+        self._proposers.clear()
         self.counters["errors"] += len(victims)
         for s in victims:
             if not s.done:
@@ -226,3 +236,50 @@ class Engine(EngineBase):
         keep = [i for i, s in enumerate(rows) if not self._accept(s, logits[i], tokens[i])]
         self._kv.keep(keep)
         self._rows = [rows[i] for i in keep]
+
+    # ----- speculative decoding of a row that is alone (serve/speculation.py) -------------------
+    def _speculative_row(self) -> Seq | None:
+        if self.speculation is None or len(self._rows) != 1 or self._waiting_count():
+            return None
+        s = self._rows[0]
+        if s.spec.logprobs is not None or s.spec.images is not None or s.remaining < 2 or self._kv.cache.has_ring:
+            return None
+        return s
+
+    @torch.inference_mode()
+    def _speculative_step(self, s: Seq) -> None:
+        """One round for the lone row `s`: propose up to k tokens, verify them in one (1, k + 1) forward over
+        the batch cache, keep the agreed prefix plus the model's own next token, drop the rest's columns."""
+        proposer = self._proposers.get(id(s))
+        if proposer is None:
+            proposer = self._proposers[id(s)] = self.speculation.new(
+                self.model, len(s.spec.prompt) + s.spec.cfg.max_new_tokens)
+        seq = s.spec.prompt + s.tokens
+        prop = proposer.propose(seq, min(self.speculation.k, s.remaining - 1), s.spec.cfg, s.gen)
+        if not prop.tokens:  # nothing to propose: a plain step
+            self._step()
+            return
+        self._kv.compact()  # the row's columns start at 0, so positions are column indices
+        L, k = self._kv.length, len(prop.tokens)
+        x = torch.tensor([[seq[-1], *prop.tokens]], dtype=torch.long, device=self.device)  # (1, k + 1)
+        pos = torch.arange(L, L + k + 1, device=self.device)[None]  # (1, k + 1)
+        logits = self.model(x, position_ids=pos, cache=self._kv.cache)[0].float()  # (k + 1, V)
+        new, kept = _verify(logits, seq, prop, s.spec.cfg, s.gen)
+        self._kv.cache.length = L + 1 + kept  # columns of the last token and the kept drafts
+        proposer.rollback(len(seq) + len(new) - 1)
+        c = self.counters
+        c["steps"] += 1
+        c["row_steps"] += 1
+        c["speculative_steps"] += 1
+        c["draft_proposed"] += k
+        c["draft_accepted"] += kept
+        self.batch_sizes[1] += 1
+        for i, t in enumerate(new):
+            if self._accept(s, logits[i], t):
+                self._kv.keep([])
+                self._rows = []
+                return
+
+    def _finish(self, seq: Seq, reason: str, error: str | None = None) -> None:
+        self._proposers.pop(id(seq), None)
+        super()._finish(seq, reason, error)

@@ -26,6 +26,9 @@ class ServeConfig:
     max_video_bytes: int = 64 * 2**20   # decoded video_url / video request limit (data URLs count against the body)
     video_frames: int = 4               # frames an image-chat model sees of each video_url part
     kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
+    speculative: str | None = None      # causal LMs: "prompt-lookup" proposals for a row decoding alone
+    draft: Path | None = None           # causal LMs: a smaller model (same tokenizer) proposing for a row alone
+    draft_tokens: int | None = None     # tokens proposed per verifying forward pass (default: 8 lookup, 4 draft)
 
     def resolved_device(self):
         """The torch device models load on: `auto` resolves as everywhere in lingvis, except that int8
@@ -53,6 +56,16 @@ class ServeConfig:
                      "max_video_bytes", "video_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.speculative is not None and self.speculative != "prompt-lookup":
+            raise ValueError(f"speculative must be 'prompt-lookup', got {self.speculative!r}")
+        if self.speculative and self.draft:
+            raise ValueError("--speculative prompt-lookup and --draft are alternatives: pick one")
+        if self.draft_tokens is not None and not (self.speculative or self.draft):
+            raise ValueError("--draft-tokens goes with --draft or --speculative")
+        if self.draft_tokens is not None and self.draft_tokens < 1:
+            raise ValueError(f"draft_tokens must be >= 1, got {self.draft_tokens}")
+        if self.draft is not None and not Path(self.draft).exists():
+            raise FileNotFoundError(f"--draft {self.draft} does not exist")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.image_folder is not None and not Path(self.image_folder).is_dir():

@@ -10,27 +10,21 @@ from torch import nn
 
 from ..eval.classification import precision_recall_f1
 from ..eval.video import topk_accuracy
-from ..train.task import Task
 from ..video.dataset import stack_videos
+from .image_classify import ImageClassifyTask
 
 
-class VideoClassifyTask(Task):
-    """Samples are {"video": (T, C, H, W) or (K, T, C, H, W) tensor, "label": int}."""
+class VideoClassifyTask(ImageClassifyTask):
+    """Samples are {"video": (T, C, H, W) or (K, T, C, H, W) tensor, "label": int}; the training loss is the
+    image task's (cross-entropy over the logits of `pixel_values`)."""
 
     name = "video-classify"
-    metric_for_best = "accuracy"
-    greater_is_better = True
 
     def collate(self, samples: list[dict]) -> dict:
         samples = [s for s in samples if s is not None]
         if not samples:
             raise ValueError("a batch has no loadable videos")
         return {"pixel_values": stack_videos(samples), "labels": torch.tensor([int(s["label"]) for s in samples])}
-
-    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(batch["pixel_values"])  # (B, L)
-        loss = F.cross_entropy(logits.float(), batch["labels"])
-        return loss, {"accuracy": float((logits.argmax(-1) == batch["labels"]).float().mean())}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:

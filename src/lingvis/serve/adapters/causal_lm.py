@@ -11,9 +11,23 @@ from ..errors import APIError, bad_request
 from ..runs import Run
 from ..schemas import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
 from ..sequences import SeqSpec
+from ..speculation import Speculation
 from .base import CHAT, COMPLETIONS, TOKENIZE
 from .registry import register_adapter
 from .text import TRANSLATION_FIELDS, TextAdapter
+
+
+def speculation(model, tokenizer, config) -> Speculation | None:
+    """The server's `--speculative` / `--draft` setting for this model (None: plain batched decoding)."""
+    if config.draft is not None:
+        from ...api import load
+
+        draft = load(config.draft).to(next(model.parameters()).device).eval()
+        check_vocab(draft, tokenizer)
+        return Speculation(draft, config.draft_tokens)
+    if config.speculative:
+        return Speculation(config.speculative, config.draft_tokens)
+    return None
 
 
 @register_adapter("causal_lm", lambda m: isinstance(m, CausalLM) and not getattr(m, "reads_images", False))
@@ -24,7 +38,7 @@ class CausalLMAdapter(TextAdapter):
         check_vocab(model, tokenizer)
         super().__init__(name, model, tokenizer, path, config)
         self.context_length = int(model.context_length)
-        self.engine = Engine(model, config.max_batch, config.max_queue, name)
+        self.engine = Engine(model, config.max_batch, config.max_queue, name, speculation(model, tokenizer, config))
 
     def describe(self) -> dict:
         return {**super().describe(), "context_length": self.context_length, "max_model_len": self.context_length}
