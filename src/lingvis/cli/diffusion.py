@@ -33,6 +33,8 @@ def _register_pretrain(group) -> None:
     p.add_argument("--text-dropout", type=float, default=0.1,
                    help="fraction of captions replaced by the empty prompt (classifier-free guidance)")
     p.add_argument("--snr-gamma", type=float, help="min-SNR-gamma loss weighting, e.g. 5 (epsilon/v objectives)")
+    p.add_argument("--timesteps", choices=["uniform", "logit_normal"], default="uniform",
+                   help="training noise levels: uniform, or logit-normal (sigmoid of a standard normal, SD3)")
     p.add_argument("--ema-decay", type=float, help="decay of the weight EMA used for sampling (default 0.999)")
     p.add_argument("--image-size", type=int, help="training image side in pixels (default: the preset's)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction when --val-data is absent")
@@ -102,7 +104,7 @@ def run_pretrain(args) -> int:
     pargs = DiffusionPretrainArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset,
                                   model=args.model, text_encoder=args.text_encoder, unlock_text=args.unlock_text,
                                   vae=args.vae, objective=args.objective, text_dropout=args.text_dropout,
-                                  snr_gamma=args.snr_gamma,
+                                  snr_gamma=args.snr_gamma, timesteps=args.timesteps,
                                   ema_decay=args.ema_decay, image_size=args.image_size, image_root=args.image_root,
                                   val_fraction=args.val_fraction, shapes_train=args.shapes_train,
                                   sample_prompts=args.sample_prompt, sample_steps=args.sample_steps)
