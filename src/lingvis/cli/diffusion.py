@@ -33,7 +33,7 @@ def _register_pretrain(group) -> None:
     p.add_argument("--text-dropout", type=float, default=0.1,
                    help="fraction of captions replaced by the empty prompt (classifier-free guidance)")
     p.add_argument("--snr-gamma", type=float, help="min-SNR-gamma loss weighting, e.g. 5 (epsilon/v objectives)")
-    p.add_argument("--timesteps", choices=["uniform", "logit_normal"], default="uniform",
+    p.add_argument("--timesteps", choices=["uniform", "logit_normal"], default="logit_normal",
                    help="training noise levels: uniform, or logit-normal (sigmoid of a standard normal, SD3)")
     p.add_argument("--ema-decay", type=float, help="decay of the weight EMA used for sampling (default 0.999)")
     p.add_argument("--image-size", type=int, help="training image side in pixels (default: the preset's)")
