@@ -1,5 +1,6 @@
-"""Text-to-image learning run on a CPU, from scratch: the t2i-shapes UNet (32px pixel space, v-prediction with
-min-SNR-5 loss weights, text tower trained with it) on the synthetic shapes train split, then `lingvis eval text-to-image`:
+"""Text-to-image learning run on a CPU, from scratch: the built-in shapes recipe (`shapes_recipe`: the
+t2i-shapes-dit DiT, 32px pixel space, 4px patches, flow matching with logit-normal noise levels, text tower
+trained with it) for 15 CPU-minutes on the synthetic shapes train split, then `lingvis eval text-to-image`:
 
 * GenEval-style compositional scores (single object, two objects, counting, colours, position, attribute
   binding; detector validated on ground-truth renders first) at guidance 4 and at guidance 1 (no guidance);
@@ -9,11 +10,12 @@ min-SNR-5 loss weights, text tower trained with it) on the synthetic shapes trai
   against 500 held-out real renders;
 * overall score against sampling steps (10 / 25 / 50) for DDIM, DPM-Solver++ and Euler -> `steps.png`.
 
-The training budget is a step cap (`--steps`, the cosine schedule's length) and optionally wall-clock
-minutes; process CPU time, wall time and the load average are reported, because on a shared machine the
-wall time of a fixed CPU budget varies several-fold. Results go to OUT/results.json and OUT/results.md.
+The training budget is `--minutes` of this process's CPU time (the cosine schedule spans the steps that fit;
+`--steps` caps them); process CPU time, wall time and the load average are reported, because on a shared
+machine the wall time of a fixed CPU budget varies several-fold. Results go to OUT/results.json and
+OUT/results.md. `--clip-steps 0` skips the CLIP score and FID.
 
-    python -m benchmarks.t2i_learning --out DIR [--steps 700] [--minutes M] [--threads 1] [--quick]
+    python -m benchmarks.t2i_learning --out DIR [--minutes 15] [--steps N] [--threads 1] [--quick]
         [--model RUN --clip RUN]   # evaluate existing runs instead of training
 """
 from __future__ import annotations

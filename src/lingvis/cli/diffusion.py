@@ -21,7 +21,8 @@ def _register_pretrain(group) -> None:
                          "captions JSON, JSONL {image,text}, CSV/TSV or webdataset .tar shards; without it the "
                          "synthetic shapes set is generated under OUT/shapes. Sample grids of fixed prompts go to "
                          "OUT/samples at every evaluation.")
-    add_train_args(p, max_steps=3000, batch_size=32, lr=1e-3, eval_every=500, warmup=100)
+    add_train_args(p, max_steps=3000, batch_size=32, lr=1e-3, eval_every=500, warmup=50)
+    p.set_defaults(weight_decay=0.0)  # the shapes recipe's optimizer (with beta2 0.99, set in run_pretrain)
     p.add_argument("--val-data", help="held-out captioned images (default: a split of --data by image)")
     p.add_argument("--image-root", help="folder that relative image paths in --data are under")
     p.add_argument("--text-encoder", help="frozen text tower: a lingvis CLIP run, an HF CLIP folder or a CLIP "
@@ -101,6 +102,8 @@ def _register_evaluate(group) -> None:
 def run_pretrain(args) -> int:
     from ..recipes.diffusion import DiffusionPretrainArgs, pretrain_diffusion
 
+    if args.beta2 is None:
+        args.beta2 = 0.99
     pargs = DiffusionPretrainArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset,
                                   model=args.model, text_encoder=args.text_encoder, unlock_text=args.unlock_text,
                                   vae=args.vae, objective=args.objective, text_dropout=args.text_dropout,
