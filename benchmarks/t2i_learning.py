@@ -1,5 +1,6 @@
-"""Text-to-image learning run on a CPU, from scratch: the t2i-shapes UNet (32px pixel space, v-prediction with
-min-SNR-5 loss weights, text tower trained with it) on the synthetic shapes train split, then `lingvis eval text-to-image`:
+"""Text-to-image learning run on a CPU, from scratch: the built-in shapes recipe (`shapes_recipe`: the
+t2i-shapes UNet, 32px pixel space, v-prediction with min-SNR-5 loss weights, text tower trained with it) for
+15 CPU-minutes on the synthetic shapes train split, then `lingvis eval text-to-image`:
 
 * GenEval-style compositional scores (single object, two objects, counting, colours, position, attribute
   binding; detector validated on ground-truth renders first) at guidance 4 and at guidance 1 (no guidance);
@@ -9,11 +10,12 @@ min-SNR-5 loss weights, text tower trained with it) on the synthetic shapes trai
   against 500 held-out real renders;
 * overall score against sampling steps (10 / 25 / 50) for DDIM, DPM-Solver++ and Euler -> `steps.png`.
 
-The training budget is a step cap (`--steps`, the cosine schedule's length) and optionally wall-clock
-minutes; process CPU time, wall time and the load average are reported, because on a shared machine the
-wall time of a fixed CPU budget varies several-fold. Results go to OUT/results.json and OUT/results.md.
+The training budget is `--minutes` of this process's CPU time (the cosine schedule spans the steps that fit;
+`--steps` caps them); process CPU time, wall time and the load average are reported, because on a shared
+machine the wall time of a fixed CPU budget varies several-fold. Results go to OUT/results.json and
+OUT/results.md. `--clip-steps 0` skips the CLIP score and FID.
 
-    python -m benchmarks.t2i_learning --out DIR [--steps 700] [--minutes M] [--threads 1] [--quick]
+    python -m benchmarks.t2i_learning --out DIR [--minutes 15] [--steps N] [--threads 1] [--quick]
         [--model RUN --clip RUN]   # evaluate existing runs instead of training
 """
 from __future__ import annotations
@@ -40,19 +42,16 @@ def _budget(fn):
 
 
 def train_t2i(root: Path, data: Path, steps: int, minutes: float | None) -> dict:
-    from lingvis.recipes.diffusion import DiffusionPretrainArgs, pretrain_diffusion
-    from lingvis.train.config import TrainConfig
+    """The built-in shapes recipe (`lingvis.recipes.diffusion.shapes_recipe`) on a CPU-time budget."""
+    from lingvis.recipes.diffusion import pretrain_diffusion, shapes_recipe
 
-    args = DiffusionPretrainArgs(out=str(root / "t2i"), data=str(data / "captions_train.json"),
-                                 val_data=str(data / "captions_val.json"), preset="t2i-shapes",
-                                 objective="v_prediction", snr_gamma=5.0, max_val=64,
-                                 sample_prompts=["a small red circle", "a large blue square to the left of a small green star",
-                                                 "three shapes: a yellow cross, a purple triangle and an orange circle"])
-    cfg = TrainConfig(max_steps=steps, max_minutes=minutes, batch_size=32, lr=1e-3, warmup_steps=50, beta2=0.99,
-                      weight_decay=0.0, eval_every=max(steps // 2, 25), eval_batches=2, log_every=25, progress=False)
+    args, cfg = shapes_recipe(str(root / "t2i"), str(data / "captions_train.json"), str(data / "captions_val.json"),
+                              minutes=minutes, max_steps=steps)
+    args.sample_prompts = ["a small red circle", "a large blue square to the left of a small green star",
+                           "three shapes: a yellow cross, a purple triangle and an orange circle"]
     summary, cost = _budget(lambda: pretrain_diffusion(args, cfg))
     return {"steps": summary["step"], "parameters": summary["parameters"], "val_loss": summary["eval"].get("loss"),
-            **cost}
+            "preset": args.preset, "objective": args.objective, "timesteps": args.timesteps, **cost}
 
 
 def train_clip(root: Path, data: Path, steps: int) -> dict:
@@ -128,12 +127,12 @@ def run_all(out: Path, steps: int, minutes: float | None, clip_steps: int, per_c
         res["train"] = train_t2i(out, data, steps, minutes)
         model = str(out / "t2i")
         save()
-    if clip is None:
+    if clip is None and clip_steps > 0:
         res["clip_train"] = train_clip(out, data, clip_steps)
         clip = str(out / "clip")
         save()
     t2i, tok = lingvis.load(model), lingvis.load_tokenizer(model)
-    clip_model, clip_tok = lingvis.load(clip), lingvis.load_tokenizer(clip)
+    clip_model, clip_tok = (lingvis.load(clip), lingvis.load_tokenizer(clip)) if clip else (None, None)
     for g in (4.0, 1.0) if "tables" in parts else ():
         r, cost = _budget(lambda: evaluate_text_to_image(t2i, tok, per_category=per_category, steps=25,
                                                           guidance_scale=g, clip=clip_model, clip_tokenizer=clip_tok,
@@ -161,7 +160,7 @@ def run(quick: bool = False) -> list[dict]:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        res = run_all(Path(tmp), 60 if quick else 700, None, 100 if quick else 800, 5 if quick else 40,
+        res = run_all(Path(tmp), 60 if quick else None, None if quick else 15.0, 100 if quick else 800, 5 if quick else 40,
                       3 if quick else 20, quick=quick)
     g = res["guidance_4"]["geneval"]
     return [{"benchmark": f"t2i shapes {c} (guidance 4)", "lingvis": round(g[c], 3), "reference": t,
@@ -171,9 +170,10 @@ def run(quick: bool = False) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="results folder (data, runs, results.json/md, grids, steps.png)")
-    ap.add_argument("--steps", type=int, default=700, help="training steps (cosine schedule length)")
-    ap.add_argument("--minutes", type=float, help="optional wall-clock cap on training")
-    ap.add_argument("--clip-steps", type=int, default=800, help="steps of the CLIP used for CLIP score and FID")
+    ap.add_argument("--steps", type=int, help="cap on training steps (default: as many as fit in --minutes)")
+    ap.add_argument("--minutes", type=float, default=15.0, help="training budget in CPU minutes of this process")
+    ap.add_argument("--clip-steps", type=int, default=800,
+                    help="steps of the CLIP used for CLIP score and FID (0: no CLIP score or FID)")
     ap.add_argument("--per-category", type=int, default=40, help="prompts per category (main tables)")
     ap.add_argument("--sweep-per-category", type=int, default=20, help="prompts per category (steps sweep)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on an oversubscribed machine)")

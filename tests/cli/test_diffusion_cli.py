@@ -47,6 +47,15 @@ def test_pretrain_writes_a_loadable_model_with_ema_and_samples(run):
     assert [g.name for g in grids] == ["step-0000002.png", "step-0000004.png"]
     assert Image.open(grids[0]).size == (4 * 16 + 3 * 2, 2 * 16 + 2)  # 4 images per prompt, one row per prompt
     assert (root / "run" / "loss.png").is_file()
+    tc = json.loads((root / "run" / "train_config.json").read_text())
+    assert (tc["beta2"], tc["weight_decay"], tc["warmup_steps"]) == (0.99, 0.0, 1)  # the recipe's optimizer
+
+
+def test_timesteps_flag_is_checked(run, capsys):
+    root, data = run
+    with pytest.raises(SystemExit):
+        main(["pretrain", "diffusion", *data, "--out", str(root / "bad"), "--timesteps", "cosine", *TRAIN])
+    assert "--timesteps" in capsys.readouterr().err
 
 
 def test_generate_image_is_seeded(run, tmp_path, capsys):

@@ -21,7 +21,8 @@ def _register_pretrain(group) -> None:
                          "captions JSON, JSONL {image,text}, CSV/TSV or webdataset .tar shards; without it the "
                          "synthetic shapes set is generated under OUT/shapes. Sample grids of fixed prompts go to "
                          "OUT/samples at every evaluation.")
-    add_train_args(p, max_steps=3000, batch_size=32, lr=1e-3, eval_every=500, warmup=100)
+    add_train_args(p, max_steps=3000, batch_size=32, lr=1e-3, eval_every=500, warmup=50)
+    p.set_defaults(weight_decay=0.0)  # the shapes recipe's optimizer (with beta2 0.99, set in run_pretrain)
     p.add_argument("--val-data", help="held-out captioned images (default: a split of --data by image)")
     p.add_argument("--image-root", help="folder that relative image paths in --data are under")
     p.add_argument("--text-encoder", help="frozen text tower: a lingvis CLIP run, an HF CLIP folder or a CLIP "
@@ -29,10 +30,13 @@ def _register_pretrain(group) -> None:
     p.add_argument("--unlock-text", action="store_true", help="fine-tune the --text-encoder instead of freezing it")
     p.add_argument("--vae", help="AutoencoderKL (lingvis vae run or diffusers vae/ folder): train in its latent space")
     p.add_argument("--objective", choices=["epsilon", "v_prediction", "flow"],
-                   help="what the denoiser predicts (default: the preset's)")
+                   help="what the denoiser predicts (default: v_prediction with --snr-gamma 5 for the default preset, else "
+                   "the preset's)")
     p.add_argument("--text-dropout", type=float, default=0.1,
                    help="fraction of captions replaced by the empty prompt (classifier-free guidance)")
     p.add_argument("--snr-gamma", type=float, help="min-SNR-gamma loss weighting, e.g. 5 (epsilon/v objectives)")
+    p.add_argument("--timesteps", choices=["uniform", "logit_normal"], default="uniform",
+                   help="training noise levels: uniform, or logit-normal (sigmoid of a standard normal, SD3)")
     p.add_argument("--ema-decay", type=float, help="decay of the weight EMA used for sampling (default 0.999)")
     p.add_argument("--image-size", type=int, help="training image side in pixels (default: the preset's)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction when --val-data is absent")
@@ -99,10 +103,14 @@ def _register_evaluate(group) -> None:
 def run_pretrain(args) -> int:
     from ..recipes.diffusion import DiffusionPretrainArgs, pretrain_diffusion
 
+    if args.beta2 is None:
+        args.beta2 = 0.99
+    if args.preset is None and args.model is None and args.objective is None and args.snr_gamma is None:
+        args.objective, args.snr_gamma = "v_prediction", 5.0  # the shapes recipe (recipes.diffusion.shapes_recipe)
     pargs = DiffusionPretrainArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset,
                                   model=args.model, text_encoder=args.text_encoder, unlock_text=args.unlock_text,
                                   vae=args.vae, objective=args.objective, text_dropout=args.text_dropout,
-                                  snr_gamma=args.snr_gamma,
+                                  snr_gamma=args.snr_gamma, timesteps=args.timesteps,
                                   ema_decay=args.ema_decay, image_size=args.image_size, image_root=args.image_root,
                                   val_fraction=args.val_fraction, shapes_train=args.shapes_train,
                                   sample_prompts=args.sample_prompt, sample_steps=args.sample_steps)

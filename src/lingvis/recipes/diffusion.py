@@ -22,7 +22,7 @@ from ..train.trainer import Trainer
 from .clip import default_shapes_data
 from .clip_data import CaptionedImages, load_groups, split_groups, train_word_tokenizer
 
-DEFAULT_PRESET = "t2i-shapes"
+DEFAULT_PRESET = "t2i-shapes"  # the shapes recipe's UNet (docs/text_to_image.md: learned more per CPU-second than the DiT)
 OBJECTIVES = {
     "epsilon": {"_class_name": "DDIMScheduler", "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
                 "clip_sample": False, "timestep_spacing": "trailing"},
@@ -45,6 +45,7 @@ class DiffusionPretrainArgs:
     objective: str | None = None       # epsilon | v_prediction | flow (default: the preset's)
     text_dropout: float = 0.1          # captions dropped for classifier-free guidance
     snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
+    timesteps: str = "uniform"         # training noise levels: uniform | logit_normal
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -172,7 +173,7 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          args.text_dropout, cfg.seed, cfg.grad_accum,
                          sample_prompts=args.sample_prompts or default_prompts(val_groups),
                          sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
-                         snr_gamma=args.snr_gamma)
+                         snr_gamma=args.snr_gamma, timesteps=args.timesteps)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),
@@ -180,3 +181,16 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                    skipped_samples=skipped.count, parameters=sum(p.numel() for p in model.denoiser.parameters()),
                    trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
     return summary
+
+
+def shapes_recipe(out: str, data: str | None = None, val_data: str | None = None, minutes: float | None = 15.0,
+                  max_steps: int | None = None) -> tuple[DiffusionPretrainArgs, TrainConfig]:
+    """The best measured recipe for the built-in shapes (docs/text_to_image.md): the 32px pixel-space t2i-shapes
+    UNet with a text tower trained with it, v-prediction with min-SNR-5 loss weights, Adam at 1e-3, batch 32, on
+    a budget of `minutes` of this process's CPU time."""
+    args = DiffusionPretrainArgs(out=out, data=data, val_data=val_data, preset=DEFAULT_PRESET,
+                                 objective="v_prediction", snr_gamma=5.0, max_val=64)
+    cfg = TrainConfig(max_steps=max_steps or 100_000, max_minutes=minutes, budget_clock="cpu", batch_size=32,
+                      lr=1e-3, warmup_steps=50, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=2,
+                      log_every=50, progress=False)
+    return args, cfg
