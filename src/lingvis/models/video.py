@@ -122,10 +122,12 @@ class VideoTransformer(nn.Module):
                              f"{c.image_size}x{c.image_size}")
         x = self.patch_embed(pixel_values.transpose(1, 2))  # (B, D, T, g, g)
         T, N = x.shape[2], x.shape[3] * x.shape[4]
+        # contiguous: the conv's channel-first output, only transposed, would keep the whole residual stream
+        # in a strided layout (slower adds and norms, a copy before every linear)
         if c.attention == "joint":
-            x = x.flatten(2).transpose(1, 2)  # (B, T*N, D) time-major (VideoMAE's layout)
+            x = x.flatten(2).transpose(1, 2).contiguous()  # (B, T*N, D) time-major (VideoMAE's layout)
         else:
-            x = x.flatten(3).permute(0, 3, 2, 1)  # (B, N, T, D) patch-major (TimeSformer's layout)
+            x = x.flatten(3).permute(0, 3, 2, 1).contiguous()  # (B, N, T, D) patch-major (TimeSformer's layout)
         if c.positions == "sinusoidal":
             x = x + self.pos_table.to(x.dtype)
         else:
