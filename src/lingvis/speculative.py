@@ -180,6 +180,21 @@ def _verify(logits: torch.Tensor, seq: list[int], prop: Proposal, cfg: SamplingC
     raise AssertionError("unreachable")
 
 
+def speculative_round(model: nn.Module, cache, seq: list[int], proposer, k: int, cfg: SamplingConfig,
+                      gen) -> tuple[list[int], int, int, torch.Tensor]:
+    """One round over `cache`, which holds every token of `seq` but the last (at columns 0..len(seq) - 2):
+    propose up to k tokens, score [last, d1..dk] in one forward pass, keep the agreed prefix plus one token of
+    the model's own, and drop the rejected columns (cache and proposer). Returns (new tokens, number proposed,
+    number kept, the (k' + 1, V) logits)."""
+    prop = proposer.propose(seq, k, cfg, gen)
+    x = torch.tensor([[seq[-1], *prop.tokens]], dtype=torch.long, device=next(model.parameters()).device)  # (1, k' + 1)
+    logits = model(x, cache=cache)[0].float()  # (k' + 1, V)
+    new, kept = _verify(logits, seq, prop, cfg, gen)
+    cache.length = len(seq) + kept  # columns of `last` and the kept drafts
+    proposer.rollback(len(seq) + len(new) - 1)
+    return new, len(prop.tokens), kept, logits
+
+
 @torch.inference_mode()
 def stream_speculative(model: nn.Module, input_ids: torch.Tensor, cfg: SamplingConfig, speculative,
                        num_draft_tokens: int | None = None, max_ngram: int = 3,
@@ -212,16 +227,12 @@ def stream_speculative(model: nn.Module, input_ids: torch.Tensor, cfg: SamplingC
         if T > 1:  # the cache holds every token but the last, which opens each round
             model(input_ids[:, :-1], cache=cache, last_only=True)
         while emitted < cfg.max_new_tokens:
-            prop = proposer.propose(seq, min(k, cfg.max_new_tokens - emitted - 1), cfg, gen)
-            x = torch.tensor([[seq[-1], *prop.tokens]], dtype=torch.long, device=input_ids.device)
-            logits = model(x, cache=cache)[0].float()  # (k' + 1, V)
-            new, kept = _verify(logits, seq, prop, cfg, gen)
+            new, proposed, kept, _ = speculative_round(model, cache, seq, proposer,
+                                                       min(k, cfg.max_new_tokens - emitted - 1), cfg, gen)
             counts["steps"] += 1
-            counts["proposed"] += len(prop.tokens)
+            counts["proposed"] += proposed
             counts["accepted"] += kept
-            cache.length = len(seq) + kept  # columns of `last` and the kept drafts
             seq += new
-            proposer.rollback(len(seq) - 1)
             for t in new:
                 yield torch.tensor([t], dtype=torch.long, device=input_ids.device)
                 emitted += 1

@@ -15,7 +15,7 @@ import torch
 
 from ..generate import left_padded_lengths, pad_left, prefill_unpadded
 from ..nn.packed_linear import packed_linears
-from ..speculative import _verify
+from ..speculative import speculative_round
 from .batch_cache import BatchKV
 from .engine_base import EngineBase, Sink, Ticket, hand_out
 from .sequences import Event, Seq, SeqSpec, choose, prompt_scores, top_list
@@ -248,30 +248,19 @@ class Engine(EngineBase):
 
     @torch.inference_mode()
     def _speculative_step(self, s: Seq) -> None:
-        """One round for the lone row `s`: propose up to k tokens, verify them in one (1, k + 1) forward over
-        the batch cache, keep the agreed prefix plus the model's own next token, drop the rest's columns."""
+        """One round for the lone row `s` over the batch cache (`speculative.speculative_round`)."""
         proposer = self._proposers.get(id(s))
         if proposer is None:
             proposer = self._proposers[id(s)] = self.speculation.new(
                 self.model, len(s.spec.prompt) + s.spec.cfg.max_new_tokens)
-        seq = s.spec.prompt + s.tokens
-        prop = proposer.propose(seq, min(self.speculation.k, s.remaining - 1), s.spec.cfg, s.gen)
-        if not prop.tokens:  # nothing to propose: a plain step
-            self._step()
-            return
-        self._kv.compact()  # the row's columns start at 0, so positions are column indices
-        L, k = self._kv.length, len(prop.tokens)
-        x = torch.tensor([[seq[-1], *prop.tokens]], dtype=torch.long, device=self.device)  # (1, k + 1)
-        pos = torch.arange(L, L + k + 1, device=self.device)[None]  # (1, k + 1)
-        logits = self.model(x, position_ids=pos, cache=self._kv.cache)[0].float()  # (k + 1, V)
-        new, kept = _verify(logits, seq, prop, s.spec.cfg, s.gen)
-        self._kv.cache.length = L + 1 + kept  # columns of the last token and the kept drafts
-        proposer.rollback(len(seq) + len(new) - 1)
+        self._kv.compact()  # the row's columns start at 0: the cache then holds its tokens as a 1-row cache does
+        new, proposed, kept, logits = speculative_round(self.model, self._kv.cache, s.spec.prompt + s.tokens, proposer,
+                                                        min(self.speculation.k, s.remaining - 1), s.spec.cfg, s.gen)
         c = self.counters
         c["steps"] += 1
         c["row_steps"] += 1
         c["speculative_steps"] += 1
-        c["draft_proposed"] += k
+        c["draft_proposed"] += proposed
         c["draft_accepted"] += kept
         self.batch_sizes[1] += 1
         for i, t in enumerate(new):
