@@ -16,42 +16,14 @@ import argparse
 import copy
 import math
 import os
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ._small_gpt import train_small_gpt
+
 BLOCK = 256
-
-
-def train(out: Path, steps: int) -> None:
-    from lingvis.recipes.gpt import GPTPretrainArgs, pretrain_gpt
-    from lingvis.train.config import TrainConfig
-
-    if (out / "checkpoints" / "last.json").is_file():
-        return
-    args = GPTPretrainArgs(out=str(out), preset="gpt-micro", tokenizer="bpe", vocab_size=2048, block_size=BLOCK,
-                           overrides={"dropout": 0.0, "activation": "gelu_tanh"})  # llama.cpp's gpt2 GELU
-    cfg = TrainConfig(max_steps=steps, batch_size=8, lr=2e-3, warmup_steps=30, eval_every=10 ** 6,
-                      eval_batches=4, progress=False, seed=1337, device="cpu")
-    t0 = time.process_time()
-    summary = pretrain_gpt(args, cfg)
-    print(f"[quant-ppl] trained {summary['parameters']:,} parameters for {summary['step']} steps "
-          f"({time.process_time() - t0:.0f} CPU s)", flush=True)
-
-
-def tanh_gelu(model):
-    """Run the model with GELU's tanh form (llama.cpp's gpt2 graph has no exact GELU): every engine then scores
-    the same function (a model trained with exact GELU changes by at most ~1e-3 per activation)."""
-    from lingvis.nn.mlp import MLP
-
-    if model.config.activation == "gelu":
-        model.config.activation = "gelu_tanh"
-        for m in model.modules():
-            if isinstance(m, MLP):
-                m.activation = "gelu_tanh"
-    return model
 
 
 def windows(tok, n: int) -> list[list[int]]:
@@ -104,8 +76,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
-    train(work / "model", args.steps)
-    model, tok = tanh_gelu(lingvis.load(work / "model").eval()), lingvis.load_tokenizer(work / "model")
+    train_small_gpt(work / "model", args.steps, "quant-ppl", preset="gpt-micro", tokenizer="bpe", vocab_size=2048,
+                    block_size=BLOCK, overrides={"dropout": 0.0, "activation": "gelu_tanh"})  # llama.cpp's gpt2 GELU
+    model, tok = lingvis.load(work / "model").eval(), lingvis.load_tokenizer(work / "model")
     wins = windows(tok, args.windows)
     ppl = {"lingvis fp32": lingvis_ppl(model, wins),
            "lingvis int8 weight-only": lingvis_ppl(quantize_int8(copy.deepcopy(model)), wins),

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-import time
 from pathlib import Path
 
 import torch
 
+from ._small_gpt import train_small_gpt
 from ._timing import timed
 
 TARGET = dict(preset="gpt-micro", overrides={"dropout": 0.0})
@@ -31,29 +31,14 @@ DRAFT = dict(preset="gpt-nano", overrides={"dropout": 0.0, "n_embd": 128, "n_hea
 BLOCK = 256
 
 
-def train(out: Path, spec: dict, steps: int, tokenizer: str) -> None:
-    from lingvis.recipes.gpt import GPTPretrainArgs, pretrain_gpt
-    from lingvis.train.config import TrainConfig
-
-    if (out / "checkpoints" / "last.json").is_file():
-        return
-    args = GPTPretrainArgs(out=str(out), preset=spec["preset"], tokenizer=tokenizer, block_size=BLOCK,
-                           overrides=spec["overrides"])
-    cfg = TrainConfig(max_steps=steps, batch_size=8, lr=2e-3, warmup_steps=30, eval_every=10 ** 6,
-                      eval_batches=4, progress=False, seed=1337, device="cpu")
-    t0 = time.time()
-    summary = pretrain_gpt(args, cfg)
-    print(f"[speculative] trained {out.name}: {summary['parameters']:,} parameters, {summary['step']} steps, "
-          f"{(time.time() - t0) / 60:.1f} min", flush=True)
-
-
 def models(workdir: Path, steps: int):
     import lingvis
 
-    train(workdir / "target", TARGET, steps, "char")
+    train_small_gpt(workdir / "target", steps, "speculative", tokenizer="char", block_size=BLOCK, **TARGET)
     if not (workdir / "tokenizer" / "tokenizer.json").is_file():  # the draft trains with the target's tokenizer
         lingvis.load_tokenizer(workdir / "target").save(workdir / "tokenizer")
-    train(workdir / "draft", DRAFT, steps, str(workdir / "tokenizer"))
+    train_small_gpt(workdir / "draft", steps, "speculative", tokenizer=str(workdir / "tokenizer"), block_size=BLOCK,
+                    **DRAFT)
     target, draft = lingvis.load(workdir / "target"), lingvis.load(workdir / "draft")
     tok = lingvis.load_tokenizer(workdir / "target")
     assert lingvis.load_tokenizer(workdir / "draft").get_vocab() == tok.get_vocab()
