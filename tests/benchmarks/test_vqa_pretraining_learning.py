@@ -29,3 +29,27 @@ def test_table_gives_each_readout_its_own_gain():
                                 "gain", "gain+regions"]
     position = next(line for line in lines if line.split()[0] == "position").split()
     assert position[1:] == ["40.0", "41.0", "90.0", "92.5", "+1.0", "+2.5"]
+
+
+def test_seeds_table_reads_the_runs_and_averages_each_arm(tmp_path):
+    import json
+
+    import pytest
+
+    for seed, (s_pos, p_pos) in {"1": (40.0, 86.0), "2": (50.0, 90.0)}.items():
+        d = tmp_path / seed
+        d.mkdir()
+        rows = bench.rows_of("scratch", summary(50.0, s_pos), 1.0, 2.0, {"position_subtypes": {"where": s_pos}})
+        (d / "rows_scratch.json").write_text(json.dumps(rows))
+        rows = bench.rows_of("pretrained", summary(60.0, p_pos), 1.0, 2.0, {"position_subtypes": {"where": 70.0}})
+        (d / "rows_pretrained.json").write_text(json.dumps(rows))
+    lines = bench.seeds_table({s: bench.load_rows(tmp_path / s) for s in ("1", "2")}).splitlines()
+    assert lines[0].split() == ["test", "pretrained", "1", "scratch", "1", "pretrained", "2", "scratch", "2",
+                                "pretrained", "mean", "scratch", "mean"]
+    position = next(line for line in lines if line.split()[0] == "position").split()
+    assert position[1:] == ["86.0", "40.0", "90.0", "50.0", "88.0", "45.0"]
+    where = next(line for line in lines if line.split()[0] == "where").split()
+    assert where[1:] == ["70.0", "40.0", "70.0", "50.0", "70.0", "45.0"]
+    assert lines[-1].startswith("fine-tuning time: pretrained 1: 2 s CPU / 1 s wall")
+    with pytest.raises(FileNotFoundError, match="rows"):
+        bench.load_rows(tmp_path / "none")

@@ -51,3 +51,20 @@ def test_missing_image_is_a_clear_error(tmp_path, capsys):
     code = main(["finetune", "vqa", "--data", str(tmp_path / "vqa.jsonl"), "--out", str(tmp_path / "run"), *TINY])
     err = capsys.readouterr().err
     assert code == 2 and "vqa.jsonl:2: question 'q2' refers to missing image" in err and "--skip-bad" in err
+
+
+def test_roles_preset_carries_its_readout_through_pretraining(shapes, tmp_path):
+    """`pretrain fusion --preset fusion-small-roles` then `finetune vqa --model`: the fine-tuned head has the
+    order roles and the geometry slot without flags; --no-readout-geometry takes the slot off."""
+    from lingvis import api
+
+    small = ["--preset", "fusion-small-roles", *TINY[2:]]
+    assert main(["pretrain", "fusion", "--data", str(shapes), "--out", str(tmp_path / "pre"), *small]) == 0
+    assert main(["finetune", "vqa", "--data", str(shapes), "--out", str(tmp_path / "vqa"),
+                 "--model", str(tmp_path / "pre"), *TINY[2:]]) == 0
+    tuned = api.load(tmp_path / "vqa")
+    assert tuned.config.vqa_roles == "order" and tuned.vqa_readout.relation is not None
+    assert main(["finetune", "vqa", "--data", str(shapes), "--out", str(tmp_path / "plain"),
+                 "--model", str(tmp_path / "pre"), "--no-readout-geometry", *TINY[2:]]) == 0
+    plain = api.load(tmp_path / "plain")
+    assert not plain.config.vqa_geometry and plain.vqa_readout.relation is None

@@ -162,6 +162,12 @@ def test_geometry_slot_reads_expected_boxes_and_pair_offsets():
     assert torch.allclose(read[2], torch.tensor([0.45, 0.25, 0.3, 0.3]))
     offsets = f[12:18].view(3, 2)  # pairs (0, 1), (0, 2), (1, 2)
     assert torch.allclose(offsets[0], torch.tensor([0.1 - 0.8, 0.2 - 0.3])) and torch.allclose(f[18:], -f[12:18])
+    g = RegionReadout.normalise_box_features(f[None], 3)[0]  # what the MLP sees: centred, scaled, same layout
+    assert g.shape == f.shape
+    assert torch.allclose(g[:12].view(3, 4)[0], (torch.tensor([0.1, 0.2, 0.2, 0.4]) - torch.tensor([0.5, 0.5, 0, 0])) * 4)
+    assert torch.allclose(g[12:], 4 * f[12:])  # offsets are only scaled: dx and dy alike
+    mid = r.box_features(torch.eye(3)[None], torch.tensor([[[0.4, 0.4, 0.6, 0.6]] * 3]))  # (1, .) all centred
+    assert torch.allclose(RegionReadout.normalise_box_features(mid, 3)[0, [0, 1, 4, 5, 8, 9]], torch.zeros(6), atol=1e-6)
     text, image, pooled = torch.randn(2, 6, 16), torch.randn(2, 5, 16), torch.randn(2, 16)
     tmask, imask = torch.ones(2, 6, dtype=torch.long), torch.tensor([[1] * 5, [1, 1, 0, 0, 0]])
     bx = torch.rand(2, 5, 4)

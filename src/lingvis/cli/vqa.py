@@ -1,6 +1,8 @@
 """`lingvis pretrain fusion`, `lingvis finetune vqa`, `lingvis vqa --model DIR --image IMG --question Q`."""
 from __future__ import annotations
 
+import argparse
+
 from .common import add_device_arg, add_train_args, device_for, print_json, train_config
 
 
@@ -49,6 +51,9 @@ def register(sub, groups) -> None:
                    help="region readers' word weights: none (content only) or order (plus a learned bias by the "
                    "word's index from the question's start and end, so readers take the subject and the object "
                    "apart); default: the preset's")
+    f.add_argument("--readout-geometry", action=argparse.BooleanOptionalAction, default=None,
+                   help="region readout also reads the boxes of the regions its readers pick and their offsets "
+                   "(position questions; needs --readout regions); default: the preset's or the model's")
     f.set_defaults(func=run_finetune)
 
     q = sub.add_parser("vqa", help="answer a question about an image",
@@ -92,7 +97,7 @@ def run_finetune(args) -> int:
 
     common = _common(args)
     for flag, field in (("readout", "vqa_readout"), ("readout_queries", "vqa_queries"),
-                        ("readout_roles", "vqa_roles")):
+                        ("readout_roles", "vqa_roles"), ("readout_geometry", "vqa_geometry")):
         if getattr(args, flag) is not None:
             common["overrides"][field] = getattr(args, flag)
     fargs = VQAFinetuneArgs(**common, min_answer_count=args.min_answer_count,

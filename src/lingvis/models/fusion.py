@@ -273,13 +273,16 @@ class FusionModel(nn.Module):
 register_family("fusion", FusionConfig, FusionModel, "single-stream image+text Transformer (VL-BERT / ViLT)")
 register_preset("vilt-b-32", "fusion", "ViLT-B/32 sizes: 12 layers, width 768, 384px images, 32px patches",
                 dim=768, n_layer=12, n_head=12, mlp_hidden=3072, image_size=384, patch_size=32)
+FUSION_SMALL = dict(dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="regions",
+                    cnn=dict(stem_width=32, stem_stride=1, widths=[32, 64], depths=[1, 1]),
+                    regions=dict(max_regions=6, crop=16, norm=True, fourier=4), max_text_len=32, norm_eps=1e-6,
+                    prenorm=False, pool="text_mean", vqa_readout="regions")
 register_preset("fusion-small", "fusion", "CPU size, VL-BERT-style region tokens: 4 post-norm layers, width 128, "
                 "64px images, up to 6 proposed regions cropped to 16px for a small ResNet, text-mean pooling, VQA head "
-                "with 4 question-conditioned region readers",
-                dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64, image_encoder="regions",
-                cnn=dict(stem_width=32, stem_stride=1, widths=[32, 64], depths=[1, 1]),
-                regions=dict(max_regions=6, crop=16, norm=True, fourier=4), max_text_len=32, norm_eps=1e-6, prenorm=False,
-                pool="text_mean", vqa_readout="regions")
+                "with 4 question-conditioned region readers", **FUSION_SMALL)
+register_preset("fusion-small-roles", "fusion", "fusion-small whose region readers take subject and object by word "
+                "order and read their boxes (vqa_roles='order', vqa_geometry): position questions; pretrain it first "
+                "(docs/vqa.md)", **FUSION_SMALL, vqa_roles="order", vqa_geometry=True)
 register_preset("fusion-small-grid", "fusion", "CPU size with CNN grid tokens: 4 layers, width 128, 64px images, "
                 "ResNet grid features 4x4", dim=128, n_layer=4, n_head=4, mlp_hidden=512, image_size=64,
                 image_encoder="cnn", cnn=dict(stem_width=32, stem_stride=4, widths=[32, 64, 128], depths=[1, 1, 1]),
