@@ -141,7 +141,7 @@ def seeds_table(runs: dict[str, list[dict]]) -> str:
                 for arm in [r["arm"]]}
         arms = list(dict.fromkeys(c.split(" ")[0] for c in cols))
         head = [*cols, *(f"{a} mean" for a in arms)]
-        lines.append(f"{split:<14}" + "".join(f"{h:>22}" for h in head))
+        lines.append(f"{split:<14}" + "".join(f" {h:>25}" for h in head))
         keys = [*TYPES, "overall"] + (["where", "left/right", "above/below"] if split == "test" else [])
         for t in keys:
             def val(r):
@@ -156,7 +156,7 @@ def seeds_table(runs: dict[str, list[dict]]) -> str:
             for a in arms:
                 got = [val(r) for c, r in cols.items() if c.split(" ")[0] == a and val(r) is not None]
                 means.append(sum(got) / len(got) if got else None)
-            lines.append(f"  {t:<12}" + "".join(f"{v:>22.1f}" if v is not None else f"{'-':>22}"
+            lines.append(f"  {t:<12}" + "".join(f" {v:>25.1f}" if v is not None else f" {'-':>25}"
                                                for v in [*vals, *means]))
     cpu = ", ".join(f"{c}: {r['cpu_seconds']} s CPU / {r['wall_seconds']} s wall"
                     for c, r in {f"{r['arm']} {label}": r for label, rows in runs.items() for r in rows}.items())
