@@ -148,3 +148,15 @@ def test_compiled_step_matches_eager_and_is_reused(monkeypatch):
     for p, e in zip(prompts, eager):
         assert torch.equal(model.generate(p, max_new_tokens=12, compile=True), e)
     assert len(built) == 1  # every prompt length shares the one compiled step (cache rounded to the context)
+
+
+@pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
+def test_compile_of_a_w8a8_model_falls_back_to_the_eager_step():
+    """fbgemm's packed int8 weights cannot be traced by torch.compile: the step warns and runs eagerly."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=67, block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    model = quantize_int8(model, activations="int8")
+    p = torch.randint(0, 67, (1, 5))
+    eager = model.generate(p, max_new_tokens=10)
+    with pytest.warns(UserWarning, match="eager fused step"):
+        assert torch.equal(model.generate(p, max_new_tokens=10, compile=True), eager)

@@ -17,6 +17,7 @@ VM it does not beat the eager fused step (docs/decoding.md), so generation uses 
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 
 import torch
@@ -56,11 +57,12 @@ class FusedStep:
                              "(a GPT without cross-attention, token shift or sliding-window ring)")
         self.model, self.cache = model, cache
         c = model.config
-        self.layers = []
+        self.layers, self.direct = [], []  # modules; and for one row, plain linears/norms as direct functions
         for blk in model.blocks:
             a = blk.attn
-            self.layers.append((blk.ln_1, a.qkv, a.q_norm, a.k_norm, a.proj, blk.ln_2, blk.mlp.fc, blk.mlp.proj,
-                                blk.mlp))
+            mods = (blk.ln_1, a.qkv, a.q_norm, a.k_norm, a.proj, blk.ln_2, blk.mlp.fc, blk.mlp.proj)
+            self.layers.append((*mods, blk.mlp))
+            self.direct.append((*(_direct(m) for m in mods), blk.mlp))
         a0 = model.blocks[0].attn
         self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
         self.gqa = self.H != self.KV
@@ -85,7 +87,8 @@ class FusedStep:
         B = ids.shape[0]
         H, KV, D = self.H, self.KV, self.D
         x, rope = self._positions(m.wte(ids[:, None]), p)  # (B, 1, C)
-        for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(self.layers):
+        layers = self.direct if B == 1 else self.layers  # 2+ rows: the modules (oneDNN packed linears)
+        for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(layers):
             q, k, v = qkv(ln1(x)).view(B, H + 2 * KV, D).split([H, KV, KV], dim=1)  # (B, H|KV, D)
             q, k, v = q[:, :, None], k[:, :, None], v[:, :, None]  # (B, H|KV, 1, D)
             if q_norm is not None:
@@ -97,16 +100,28 @@ class FusedStep:
             cv.narrow(2, p, 1).copy_(v)
             y = F.scaled_dot_product_attention(q, ck.narrow(2, 0, p + 1), cv.narrow(2, 0, p + 1),
                                                enable_gqa=self.gqa)  # (B, H, 1, D)
-            x = x + proj(y.view(B, 1, H * D))
+            x = x + proj(y.view(B, 1, H * D))  # a new tensor: the residual stream is ours to update in place
             h = fc(ln2(x))  # (B, 1, hidden) or (B, 1, 2*hidden)
             if mlp.gated:
                 gate, up = h.chunk(2, dim=-1)
-                h = _gated(mlp.activation)(gate) * up
+                h = _gated(mlp.activation)(gate).mul_(up)
             else:
                 h = _act(mlp.activation)(h)
-            x = x + fc_proj(h)
+            x.add_(fc_proj(h))
         cache.advance(1)
         return m.lm_head(m.ln_f(x))[:, 0]  # (B, V)
+
+
+def _direct(mod):
+    """A plain `nn.Linear` / `nn.LayerNorm` as a direct call of its functional form (no module dispatch, no
+    packed-linear check: one row takes MKL's gemv either way); any other module as itself."""
+    if type(mod) is torch.nn.Linear:
+        w, b = mod.weight, mod.bias
+        return lambda x: F.linear(x, w, b)
+    if type(mod) is torch.nn.LayerNorm:
+        shape, w, b, eps = mod.normalized_shape, mod.weight, mod.bias, mod.eps
+        return lambda x: F.layer_norm(x, shape, w, b, eps)
+    return mod
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -133,6 +148,7 @@ class StaticStep(FusedStep):
         super().__init__(model, cache)
         if any(t is None for t in cache.k):
             raise ValueError("StaticStep needs a prefilled cache")
+        self.compiled = compile
         self.fn = torch.compile(self._step, fullgraph=True, dynamic=False, **compile_kw) if compile else self._step
 
     def _step(self, ids: torch.Tensor, pos: torch.Tensor, ks: list, vs: list) -> torch.Tensor:
@@ -149,7 +165,8 @@ class StaticStep(FusedStep):
         elif m.rope is not None:
             rope = m.rope(pos[None])  # (1, 1, 1, D) each
         mask = (torch.arange(S, device=ids.device) <= pos)[None, None, None]  # (1, 1, 1, S)
-        for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(self.layers):
+        layers = self.direct if B == 1 else self.layers  # 2+ rows: the modules (oneDNN packed linears)
+        for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(layers):
             q, k, v = qkv(ln1(x)).view(B, H + 2 * KV, D).split([H, KV, KV], dim=1)
             q, k, v = q[:, :, None], k[:, :, None], v[:, :, None]  # (B, H|KV, 1, D)
             if q_norm is not None:
@@ -174,8 +191,18 @@ class StaticStep(FusedStep):
         p = cache.length
         if p >= cache.max_len or p >= self.block_size:
             raise ValueError(f"KV cache overflow: {p} cached + 1 > max_len {min(cache.max_len, self.block_size)}")
+        if self.fn is None:  # compiling failed: the eager fused step
+            return super().__call__(ids)
         pos = torch.tensor([p], device=ids.device)
-        out = self.fn(ids, pos, cache.k, cache.v)
+        try:
+            out = self.fn(ids, pos, cache.k, cache.v)
+        except torch._dynamo.exc.Unsupported as e:  # raised while tracing, before the cache is touched
+            if not self.compiled:
+                raise
+            warnings.warn(f"torch.compile cannot trace this model's decode step ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]}); decoding with the eager fused step", stacklevel=2)
+            self.fn = None
+            return super().__call__(ids)
         cache.advance(1)
         return out
 
