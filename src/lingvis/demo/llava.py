@@ -1,5 +1,5 @@
 """Demo step: LLaVA-style image chat on the shapes world, from nothing (about 3 minutes on 2 cores): a ViT
-CLIP (the vision tower), a small GPT on the instruction text (the LLM), stage 1 (projector) and stage 2
+captioner trained on the captions (its ViT is the vision tower), a small GPT on the instruction text (the LLM), stage 1 (projector) and stage 2
 (projector + LM); held-out key-word accuracy, POPE and description CIDEr-D, and a sample dialogue.
 The step budgets here are a fifth of `benchmarks/llava_learning.py`'s, so the scores stay below its targets."""
 from __future__ import annotations
@@ -47,7 +47,8 @@ def demo_llava(out: Path, plan: ShapesPlan = PLAN) -> dict:
     model, tok = api.load(run), api.load_tokenizer(run)
     r = evaluate_shapes_chat(model, tok, "test", plan.n_test)
     blind = evaluate_shapes_chat(model, tok, "test", plan.n_test, with_image=False)
-    print(f"\n[llava] trained CLIP {log['clip']['steps']}, LM {log['lm']['steps']}, stage 1 "
+    tower = "captioner" if plan.tower == "captioner" else "CLIP"
+    print(f"\n[llava] trained {tower} {log[plan.tower]['steps']}, LM {log['lm']['steps']}, stage 1 "
           f"{log['stage1']['steps']} and stage 2 {log['stage2']['steps']} steps "
           f"({log['all_train_cpu_s']:.0f} CPU seconds)")
     print(f"[llava] held-out ({plan.n_test} test scenes, {r['questions']} questions): key-word accuracy "
