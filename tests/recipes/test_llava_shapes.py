@@ -74,3 +74,15 @@ def test_clip_tower(chain, tmp_path):
     assert torch.equal(stage1.vision.patch_embed.weight, clip.vision.patch_embed.weight)
     with pytest.raises(ValueError, match="tower"):
         train_chain(tmp_path, dataclasses.replace(plan, tower="cnn"))
+
+
+def test_tower_from_an_existing_run(chain, tmp_path):
+    """tower_run: the tower comes from that run; no tower is trained."""
+    out, plan, _ = chain
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, tmp_path / part)
+    log = train_chain(tmp_path, dataclasses.replace(plan, tower_run=str(out / "captioner"), train_vision=False),
+                      reuse=True)
+    assert "captioner" not in log and not (tmp_path / "captioner").exists() and log["stage1"]["steps"] == 2
+    assert torch.equal(lingvis.load(tmp_path / "stage1").vision.patch_embed.weight,
+                       lingvis.load(out / "captioner").encoder.patch_embed.weight)

@@ -1,7 +1,8 @@
 """Demo step: LLaVA-style image chat on the shapes world, from nothing (about 3 minutes on 2 cores): a ViT
 captioner trained on the captions (its ViT is the vision tower), a small GPT on the instruction text (the LLM), stage 1 (projector) and stage 2
 (projector + LM); held-out key-word accuracy, POPE and description CIDEr-D, and a sample dialogue.
-The step budgets here are a fifth of `benchmarks/llava_learning.py`'s, so the scores stay below its targets."""
+The step budgets here are a fifth of `benchmarks/llava_learning.py`'s, so the scores stay below its targets.
+When the demo's caption step has run, its captioner is the tower (no second captioner is trained)."""
 from __future__ import annotations
 
 import dataclasses
@@ -42,13 +43,17 @@ def dialogue(run: Path, scene_index: int = 0) -> list[tuple[str, str]]:
 @step("llava")
 def demo_llava(out: Path, plan: ShapesPlan = PLAN) -> dict:
     root = out / "llava"
+    captioner = out / "caption"
+    if plan.tower == "captioner" and plan.tower_run is None and (captioner / "checkpoints" / "last.json").is_file():
+        plan = dataclasses.replace(plan, tower_run=str(captioner))
     log = train_chain(root, plan)
     run = root / "stage2"
     model, tok = api.load(run), api.load_tokenizer(run)
     r = evaluate_shapes_chat(model, tok, "test", plan.n_test)
     blind = evaluate_shapes_chat(model, tok, "test", plan.n_test, with_image=False)
-    tower = "captioner" if plan.tower == "captioner" else "CLIP"
-    print(f"\n[llava] trained {tower} {log[plan.tower]['steps']}, LM {log['lm']['steps']}, stage 1 "
+    tower = f"took the tower of {plan.tower_run}; trained " if plan.tower_run else \
+        f"trained {'captioner' if plan.tower == 'captioner' else 'CLIP'} {log[plan.tower]['steps']}, "
+    print(f"\n[llava] {tower}LM {log['lm']['steps']}, stage 1 "
           f"{log['stage1']['steps']} and stage 2 {log['stage2']['steps']} steps "
           f"({log['all_train_cpu_s']:.0f} CPU seconds)")
     print(f"[llava] held-out ({plan.n_test} test scenes, {r['questions']} questions): key-word accuracy "

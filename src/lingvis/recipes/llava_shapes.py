@@ -55,6 +55,7 @@ class ShapesPlan:
     vocab_size: int = 400
     vision_feature_layer: int | list[int] = -2
     train_vision: bool = False        # stage 2 trains the tower too
+    tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
 
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
@@ -109,12 +110,13 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if not (reuse and (data / "llava_test.json").is_file()):
         timed("data", lambda: generate_shapes(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test,
                                               n_test_unseen=0), log)
-    if plan.tower == "captioner" and not done("captioner"):
+    tower = Path(plan.tower_run) if plan.tower_run else out / plan.tower
+    if plan.tower_run is None and plan.tower == "captioner" and not done("captioner"):
         timed("captioner", lambda: train_captioner(CaptionArgs(
             out=str(out / "captioner"), data=str(data / "captions_train.json"),
             val_data=str(data / "captions_val.json"), preset=plan.captioner_preset), stage_config(plan.captioner)),
             log)
-    if plan.tower == "clip" and not done("clip"):
+    if plan.tower_run is None and plan.tower == "clip" and not done("clip"):
         timed("clip", lambda: pretrain_clip(CLIPPretrainArgs(
             out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
             preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
@@ -127,7 +129,7 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if not done("stage1"):
         timed("stage1", lambda: pretrain_llava(LlavaArgs(
             out=str(out / "stage1"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
-            vision=str(out / plan.tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer),
+            vision=str(tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer),
             stage_config(plan.stage1)), log)
     if not done("stage2"):
         timed("stage2", lambda: finetune_llava(LlavaArgs(
