@@ -59,9 +59,9 @@ def test_conv_head_starts_at_zero_crosses_patch_borders_and_learns():
     torch.manual_seed(0)
     cfg = DiTConfig(sample_size=16, patch_size=4, dim=32, depth=1, heads=2, text_dim=8, conv_out=8)
     model = DiT(cfg)
-    assert model.proj_out.weight.shape == (4 * 4 * 8, 32) and model.conv_out[-1].out_channels == 3
+    assert model.proj_feat.weight.shape == (4 * 4 * 8, 32) and model.conv_out[-1].out_channels == 3
     x, t, text = torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.randn(2, 2, 8)
-    assert torch.equal(model(x, t, text), torch.zeros_like(x))  # the last conv is zero-initialised
+    assert torch.equal(model(x, t, text), torch.zeros_like(x))  # adaLN-zero: the last conv is zero too
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     # a target that is smooth across the 4px patch seams: a blurred blob
     target = torch.nn.functional.avg_pool2d(torch.randn(2, 3, 16, 16), 5, 1, 2)

@@ -31,7 +31,7 @@ class DiTConfig:
     text_dim: int = 512        # width of the text encoder's states
     dropout: float = 0.0
     learn_sigma: bool = False  # also predict a variance (2x output channels)
-    conv_out: int = 0          # > 0: tokens -> this many channels per pixel, then two 3x3 convs (smooth patch seams)
+    conv_out: int = 0          # > 0: + a residual head: tokens -> this many channels per pixel -> two 3x3 convs
 
     def __post_init__(self):
         if self.conv_out < 0:
@@ -87,14 +87,15 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.depth))
         self.norm_out = nn.LayerNorm(c.dim, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(c.dim, 2 * c.dim)         # final shift and scale
-        self.proj_out = nn.Linear(c.dim, c.patch_size ** 2 * (c.conv_out or c.out_channels))
-        self.conv_out = None
-        if c.conv_out:  # U-ViT-style head: pixels see their neighbours across patch borders
+        self.proj_out = nn.Linear(c.dim, c.patch_size ** 2 * c.out_channels)
+        self.proj_feat = self.conv_out = None
+        if c.conv_out:  # U-ViT-style residual head: pixels see their neighbours across patch borders
+            self.proj_feat = nn.Linear(c.dim, c.patch_size ** 2 * c.conv_out)
             self.conv_out = nn.Sequential(nn.Conv2d(c.conv_out, c.conv_out, 3, padding=1), nn.SiLU(),
                                           nn.Conv2d(c.conv_out, c.out_channels, 3, padding=1))
-        zero = (self.ada_out, self.proj_out) if self.conv_out is None else (self.ada_out, self.conv_out[-1])
+        zero = (self.ada_out, self.proj_out) + (() if self.conv_out is None else (self.conv_out[-1],))
         for m in self.modules():
-            if isinstance(m, nn.Linear) and m is not self.ada_out and m not in zero:
+            if isinstance(m, nn.Linear) and m not in zero:
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -145,8 +146,11 @@ class DiT(nn.Module):
         ctx = BlockInputs(memory=self.text_proj(text_states), memory_mask=memory_mask, cond=cond)
         x = run_blocks(self.blocks, x, ctx)
         shift, scale = self.ada_out(nn.functional.silu(cond))[:, None].chunk(2, dim=-1)  # (B, 1, D) each
-        x = self.unpatchify(self.proj_out(self.norm_out(x) * (1 + scale) + shift))  # (B, C or conv_out, H, W)
-        return x if self.conv_out is None else self.conv_out(x)  # (B, C, H, W)
+        x = self.norm_out(x) * (1 + scale) + shift  # (B, N, D)
+        out = self.unpatchify(self.proj_out(x))  # (B, C, H, W)
+        if self.conv_out is not None:
+            out = out + self.conv_out(self.unpatchify(self.proj_feat(x)))  # + (B, conv_out, H, W) -> (B, C, H, W)
+        return out
 
 
 register_family("dit", DiTConfig, DiT, "diffusion Transformer denoiser (adaLN-zero, text cross-attention)")
