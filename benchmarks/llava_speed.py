@@ -102,7 +102,8 @@ def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, di
 def decode_floor(ours) -> dict:
     """Weight bytes one decode step reads (every matrix of the language model: its linears and the LM head, not
     the input embedding table, of which a step reads one row) and the step time at the measured GEMV bandwidth."""
-    nbytes = sum(m.weight.numel() * m.weight.element_size() for m in ours.llm.modules() if isinstance(m, torch.nn.Linear))
+    linears = [m for m in ours.llm.modules() if isinstance(m, torch.nn.Linear)]
+    nbytes = sum(m.weight.numel() * m.weight.element_size() for m in linears)
     bandwidth = gemv_bandwidth()
     return {"step_MB": round(nbytes / 1e6, 1), "gemv_GBs": round(bandwidth, 1), "floor_s": nbytes / bandwidth / 1e9}
 
@@ -144,8 +145,9 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
                      cpu_ratio=round((cfull["ref"] - cfirst["ref"]) / (cfull["ours"] - cfirst["ours"]), 3))
             floor = decode_floor(ours)
             ref_step = (full["ref"] - first["ref"]) / (new - 1)
-            r.update(step_MB=floor["step_MB"], gemv_GBs=floor["gemv_GBs"], floor_step_ms=round(1000 * floor["floor_s"], 2),
-                     ref_step_ms=round(1000 * ref_step, 2), largest_ratio_at_floor=round(ref_step / floor["floor_s"], 3))
+            r.update(step_MB=floor["step_MB"], gemv_GBs=floor["gemv_GBs"],
+                     floor_step_ms=round(1000 * floor["floor_s"], 2), ref_step_ms=round(1000 * ref_step, 2),
+                     largest_ratio_at_floor=round(ref_step / floor["floor_s"], 3))
             rows.append(r)
     return rows
 
