@@ -44,3 +44,37 @@ def attention_gflops(batch_heads: int, tokens: int, head_dim: int, repeats: int 
     q = torch.randn(1, batch_heads, tokens, head_dim)
     seconds = best_seconds(lambda: F.scaled_dot_product_attention(q, q, q), repeats)
     return 4 * batch_heads * tokens ** 2 * head_dim / seconds / 1e9
+
+
+def record_matmuls(fn) -> list[tuple[str, tuple, tuple]]:
+    """(op, shape of a, shape of b) of every matrix product `fn()` runs (mm, addmm, bmm, baddbmm), in order,
+    from the profiler's recorded input shapes (works inside `torch.inference_mode`)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    calls = []
+    for e in prof.events():
+        op = e.name.removeprefix("aten::")
+        if op in ("mm", "bmm"):
+            calls.append((op, tuple(e.input_shapes[0]), tuple(e.input_shapes[1])))
+        elif op in ("addmm", "baddbmm"):
+            calls.append((op, tuple(e.input_shapes[1]), tuple(e.input_shapes[2])))
+    return calls
+
+
+def matmul_floor(calls: list[tuple[str, tuple, tuple]], repeats: int = 5) -> dict:
+    """Seconds the recorded matrix products take when run alone, each shape timed on its own (fresh weights of
+    that shape, the same count of calls): the fastest a forward doing those products can be with these kernels,
+    every other op free. Returns {"floor_s", "GFLOP", "shapes"}."""
+    from collections import Counter
+
+    counts = Counter((op, a, b) for op, a, b in calls)
+    total, flop = 0.0, 0.0
+    for (op, a, b), n in counts.items():
+        x, w = torch.randn(*a), torch.randn(*b)
+        mm = torch.bmm if op in ("bmm", "baddbmm") else torch.mm
+        total += n * best_seconds(lambda: mm(x, w), repeats)  # noqa: B023
+        batch = a[0] if len(a) == 3 else 1
+        flop += n * 2 * batch * a[-2] * a[-1] * b[-1]
+    return {"floor_s": total, "GFLOP": flop / 1e9, "shapes": len(counts)}

@@ -153,18 +153,106 @@ def profile_steps(model, steps: int, prompt_len: int = 16) -> dict:
             "per_op": per_op}
 
 
+def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: bool = True) -> dict:
+    """Per-token (wall ms, CPU ms) of the parts of a decode step, medians over `repeats` interleaved rounds of
+    `steps` tokens: the model's linear layers alone (one row each, as one step calls them), one step through
+    `model.forward` (the general path), the fused step (lingvis/decode_step.py), the compiled static-cache step,
+    and whole `model.generate` calls per new token with the general, fused and compiled steps (the loop's
+    own share = generate minus its step)."""
+    import lingvis.generate as gen
+    from lingvis.decode_step import FusedStep, StaticStep, compiled_cache_len
+    from lingvis.nn.packed_linear import packed_linears
+
+    ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(0))
+    lins = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    xs = [torch.randn(1, 1, m.in_features) for m in lins]
+    cache_len = compiled_cache_len(prompt_len + steps + 1, model.context_length)
+
+    def linears():
+        for _ in range(steps):
+            for m, x in zip(lins, xs):
+                m(x)
+
+    def stepper(kind):
+        def run():
+            cache = model.new_cache(1, cache_len)
+            nxt = model(ids, cache=cache, last_only=True)[:, -1].argmax(-1)  # (1,)
+            step = {"forward": None, "fused": FusedStep, "compiled": compiled_step}[kind]
+            step = step(model, cache) if step is not None else None
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                logits = step(nxt) if step is not None else model(nxt[:, None], cache=cache, last_only=True)[:, -1]
+                nxt = logits.argmax(-1)
+            return time.perf_counter() - t0, time.process_time() - c0
+        return run
+
+    compiled = {}
+
+    def compiled_step(model, cache):
+        if "step" not in compiled:
+            t0 = time.perf_counter()
+            compiled["step"] = StaticStep(model, cache, compile=True, options={"freezing": True})
+            compiled["step"](torch.zeros(1, dtype=torch.long))  # compiles (writes one column: the run rebuilds it)
+            compiled["seconds"] = time.perf_counter() - t0
+        compiled["step"].cache = cache
+        return compiled["step"]
+
+    def generate(kind):
+        def run():
+            os.environ["LINGVIS_FUSED_STEP"] = "0" if kind == "general" else "1"
+            try:
+                model.generate(ids, max_new_tokens=steps, compile=kind == "compiled")
+            finally:
+                os.environ.pop("LINGVIS_FUSED_STEP")
+        return run
+
+    parts = {"linears alone": linears, "step: model.forward": stepper("forward"), "step: fused": stepper("fused"),
+             "generate, general step": generate("general"), "generate, fused step": generate("fused")}
+    if compile:
+        parts["step: compiled"] = stepper("compiled")
+        parts["generate, compiled step"] = generate("compiled")
+    timings = {k: [] for k in parts}
+    with torch.inference_mode(), packed_linears(model):
+        for k, f in parts.items():
+            f()  # warm-up (and compile)
+        for _ in range(repeats):
+            for k, f in parts.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                out = f()
+                w, c = out if isinstance(out, tuple) else (time.perf_counter() - t0, time.process_time() - c0)
+                timings[k].append((w / steps * 1e3, c / steps * 1e3))
+    res = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in timings.items()}
+    res["compile seconds"] = compiled.get("seconds")
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="gpt2", help="model shape (random weights)")
     ap.add_argument("--steps", type=int, default=32, help="decode steps profiled")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per GEMV kernel (median)")
+    ap.add_argument("--split", action="store_true", help="only the split of the step: linears alone, "
+                    "model.forward, the fused and compiled steps and generate's loop (per-token wall and CPU ms)")
+    ap.add_argument("--no-compile", action="store_true", help="with --split: leave out the compiled step")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import lingvis
 
     torch.manual_seed(0)
     model = lingvis.build(args.preset).eval()
+    if args.split:
+        print(f"{args.preset}, {args.threads} threads, {args.steps} tokens per round, median of {args.repeats} "
+              f"rounds; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        r = step_split(model, args.steps, args.repeats, compile=not args.no_compile)
+        secs = r.pop("compile seconds")
+        print("| part | ms per token (wall) | ms per token (CPU) |\n|---|---:|---:|")
+        for k, (w, c) in r.items():
+            print(f"| {k} | {w:.2f} | {c:.2f} |")
+        if secs is not None:
+            print(f"compiling the step took {secs:.1f} s (once per model and cache size)")
+        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return
     print(f"CPU: {cpu_name()} ({os.cpu_count()} CPUs), torch {torch.__version__}, {args.threads} threads; "
           f"MKL {torch.backends.mkl.is_available()}, oneDNN {torch.backends.mkldnn.is_available()}; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -71,10 +71,28 @@ def gguf_weight_bytes(path: Path) -> int:
 
 
 # ---- engines -------------------------------------------------------------------------------------------
-def lingvis_engine(name: str, model, kv: int) -> Engine:
+def lingvis_engine(name: str, model, kv: int, step: str = "fused") -> Engine:
+    """`step`: "fused" (generate's default: the fused one-token step of lingvis/decode_step.py), "general"
+    (every step through `model.forward`, as before the fused step: LINGVIS_FUSED_STEP=0) or "compiled"
+    (`generate(..., compile=True)`; compiled on its first call, which prints the compile time)."""
     def run(prompt, n):
         ids = torch.tensor([prompt])
-        return model.generate(ids, max_new_tokens=n)[0, len(prompt):].tolist()
+        old = os.environ.get("LINGVIS_FUSED_STEP")
+        os.environ["LINGVIS_FUSED_STEP"] = "0" if step == "general" else "1"
+        try:
+            t0 = time.perf_counter()
+            out = model.generate(ids, max_new_tokens=n, compile=step == "compiled")[0, len(prompt):].tolist()
+            if step == "compiled" and not compiled:
+                compiled.append(time.perf_counter() - t0)
+                print(f"[{name}] compiled the decode step in {compiled[0]:.1f} s (once per model and cache size)",
+                      flush=True)
+            return out
+        finally:
+            if old is None:
+                del os.environ["LINGVIS_FUSED_STEP"]
+            else:
+                os.environ["LINGVIS_FUSED_STEP"] = old
+    compiled: list[float] = []
     return Engine(name, run, lingvis_weight_bytes(model) + kv)
 
 
@@ -264,9 +282,12 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
             gc.collect()
         ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
         measure([lingvis_engine("lingvis fp32", ours, kv)])
+        measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
         measure([transformers_engine(ours, workdir, kv)])
     else:
         measure([lingvis_engine("lingvis fp32", ours, kv),
+                 lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
+                 lingvis_engine("lingvis fp32 (general)", ours, kv, "general"),
                  llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
                  transformers_engine(ours, workdir, kv)])
     gc.collect()
@@ -274,27 +295,39 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     del ours
     gc.collect()
     w8a8 = w8a8_from(wonly)
-    int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv), lingvis_engine("lingvis int8 (weight-only)", wonly, kv)]
+    int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
+            lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
+            lingvis_engine("lingvis int8 (weight-only)", wonly, kv)]
     if sequential:
         for e in int8:
             measure([e])
     else:
         measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
     for a, b in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
+                 ("lingvis fp32", "lingvis fp32 (general)"), ("lingvis fp32", "lingvis fp32 (compiled)"),
+                 ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
                  ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)")):
+        if a not in check or b not in check:
+            continue
         n = agree(check[a], check[b])
         note = " (different quantisers)" if "q8_0" in a else ""
         print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
               f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
-    order = ["lingvis fp32", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)", "lingvis int8 (weight-only)",
-             "llama.cpp q8_0"]
+    order = ["lingvis fp32", "lingvis fp32 (compiled)", "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32",
+             "lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)", "lingvis int8 (weight-only)", "llama.cpp q8_0"]
     report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
-           {"lingvis fp32": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
-            "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (weight-only)": "llama.cpp q8_0"})
+           {"lingvis fp32": "llama.cpp f32", "lingvis fp32 (compiled)": "llama.cpp f32",
+            "lingvis fp32 (general)": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
+            "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (W8A8, general)": "llama.cpp q8_0",
+            "lingvis int8 (weight-only)": "llama.cpp q8_0"})
     size = {e.name: e.bytes_per_token for e in done}
     rows = []
-    for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
-                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (weight-only)", "llama.cpp q8_0")):
+    for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32 (compiled)", "llama.cpp f32"),
+                      ("lingvis fp32", "transformers fp32"), ("lingvis fp32", "lingvis fp32 (general)"),
+                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
+                      ("lingvis int8 (weight-only)", "llama.cpp q8_0")):
+        if ours not in spt or ref not in spt:
+            continue
         (w, c), (rw, rc) = spt[ours], spt[ref]
         rows.append({"benchmark": f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens, 1 thread)"
                      if threads == 1 else f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens)",

@@ -1,8 +1,9 @@
 """LLaVA-style image chat learned on a CPU from scratch, on the built-in shapes world, through the regular
-files and recipes (`lingvis.recipes.llava_shapes`): the shapes files, a CLIP (its ViT is the vision tower),
+files and recipes (`lingvis.recipes.llava_shapes`): the shapes files, a captioner (`captioner-tiny`, trained on
+the captions: its ViT is the vision tower; or a CLIP's with the plan's `tower="clip"`),
 a small GPT on the instruction set's text without images (the "pretrained LLM"), stage 1 (projector only, on
-captions) and stage 2 (projector + LM, on the multi-turn instruction set with text-only rows mixed in); and a
-dedicated captioner (`captioner-tiny`) on the same captions, for the description baseline.
+captions) and stage 2 (projector + LM, on the multi-turn instruction set with text-only rows mixed in). The
+dedicated captioner is the description baseline (trained separately when the tower is a CLIP's).
 
 Held out (the `test` scenes): free-form answers scored by their key word (target >= 85% overall, >= 75% on
 position questions), POPE-style yes/no on present and absent objects (balanced; target >= 90% accuracy),
@@ -45,7 +46,8 @@ def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse:
                                                                            with_image=with_image), log)
     # the image-chat scores are kept before the captioner baseline trains: an interrupted run keeps them
     (out / "results_llava.json").write_text(json.dumps({"log": log, "results": results}, indent=2, default=str))
-    if not (reuse and (out / "captioner" / "checkpoints" / "last.json").is_file()):
+    # with the captioner tower (the default) the chain's captioner is the dedicated baseline: the same run
+    if plan.tower != "captioner" and not (reuse and (out / "captioner" / "checkpoints" / "last.json").is_file()):
         data = out / "shapes"
         steps = CAPTIONER["steps"] // 4 if quick else CAPTIONER["steps"]
         timed("captioner", lambda: train_captioner(CaptionArgs(

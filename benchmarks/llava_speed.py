@@ -12,6 +12,13 @@ The generated tokens are checked identical on both sides. Ratios are lingvis / t
 for both: TTFT is reported as first tokens per second); `cpu_ratio` compares the process CPU time of the same
 calls (transformers / lingvis), which a busy shared machine disturbs much less than the wall time.
 
+The limit, measured in the same run: every matrix product lingvis' time-to-first-token call makes (recorded
+with the profiler), each shape timed alone with this machine's kernels, gives the fastest TTFT those
+products allow with everything else free (`floor_ms`); `largest_ratio_at_floor` is transformers' TTFT over it.
+For decoding, the weight bytes one decode step reads (the language model's matrices) over this machine's
+matrix-vector bandwidth (`_probes.gemv_bandwidth`) give the fastest step (`floor_step_ms`) and the largest
+decode ratio over transformers (a batch-8 step reads the weights once for 8 rows, so its floor is lower still).
+
     python -m benchmarks.llava_speed [--quick] [--threads N]
 """
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 
 import torch
 
+from ._probes import gemv_bandwidth, matmul_floor, record_matmuls
 from ._timing import print_rows, row
 
 PROMPT = 24
@@ -91,6 +99,15 @@ def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, di
     return median_wall_and_cpu({"ours": run_ours, "ref": run_ref}, repeats), out["ours"], out["ref"]
 
 
+def decode_floor(ours) -> dict:
+    """Weight bytes one decode step reads (every matrix of the language model: its linears and the LM head, not
+    the input embedding table, of which a step reads one row) and the step time at the measured GEMV bandwidth."""
+    linears = [m for m in ours.llm.modules() if isinstance(m, torch.nn.Linear)]
+    nbytes = sum(m.weight.numel() * m.weight.element_size() for m in linears)
+    bandwidth = gemv_bandwidth()
+    return {"step_MB": round(nbytes / 1e6, 1), "gemv_GBs": round(bandwidth, 1), "floor_s": nbytes / bandwidth / 1e9}
+
+
 def rate(n: int, full: float, first: float) -> float:
     """Decode tokens per second from the time of N tokens minus the time of the first one; NaN when a loaded
     machine made the longer call the faster one (the difference of two medians is then noise)."""
@@ -110,6 +127,10 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
                 "1/s")
         r.update(ttft_ms_lingvis=round(1000 * t1["ours"], 1), ttft_ms_transformers=round(1000 * t1["ref"], 1),
                  cpu_ratio=round(c1["ref"] / c1["ours"], 3), identical=bool(torch.equal(a, b)))
+        ids, pixels = inputs(ours, 1)
+        limit = matmul_floor(record_matmuls(lambda: ours.generate(ids, 1, pixel_values=pixels)))
+        r.update(floor_ms=round(1000 * limit["floor_s"], 1), matmul_GFLOP=round(limit["GFLOP"], 2),
+                 largest_ratio_at_floor=round(t1["ref"] / limit["floor_s"], 3))
         rows.append(r)
         for batch in (1, 8):
             (first, cfirst) = (t1, c1) if batch == 1 else timed(ours, ref, batch, 1, repeats)[0]
@@ -122,6 +143,11 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
                      cpu_tokens_per_s_lingvis=round(rate(n, cfull["ours"], cfirst["ours"]), 2),
                      cpu_tokens_per_s_transformers=round(rate(n, cfull["ref"], cfirst["ref"]), 2),
                      cpu_ratio=round((cfull["ref"] - cfirst["ref"]) / (cfull["ours"] - cfirst["ours"]), 3))
+            floor = decode_floor(ours)
+            ref_step = (full["ref"] - first["ref"]) / (new - 1)
+            r.update(step_MB=floor["step_MB"], gemv_GBs=floor["gemv_GBs"],
+                     floor_step_ms=round(1000 * floor["floor_s"], 2), ref_step_ms=round(1000 * ref_step, 2),
+                     largest_ratio_at_floor=round(ref_step / floor["floor_s"], 3))
             rows.append(r)
     return rows
 

@@ -1,6 +1,6 @@
 """Text-to-image learning run on a CPU, from scratch: the built-in shapes recipe (`shapes_recipe`: the
-t2i-shapes UNet, 32px pixel space, v-prediction with min-SNR-5 loss weights, text tower trained with it) for
-15 CPU-minutes on the synthetic shapes train split, then `lingvis eval text-to-image`:
+t2i-shapes-dit-conv DiT with its residual conv head, 32px pixel space, flow matching at logit-normal noise levels,
+word-level text tower trained with it) for 15 CPU-minutes on the synthetic shapes train split, then `lingvis eval text-to-image`:
 
 * GenEval-style compositional scores (single object, two objects, counting, colours, position, attribute
   binding; detector validated on ground-truth renders first) at guidance 4 and at guidance 1 (no guidance);

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .decode_step import compiled_cache_len, step_for
 from .nn.packed_linear import packed_linears
 
 
@@ -21,6 +22,7 @@ class SamplingConfig:
     eos_ids: list[int] = field(default_factory=list)
     seed: int | None = None
     overflow: str = "error"           # prompt + new tokens over the context: "error", or "slide" the window
+    compile: bool = False             # decode steps through a torch.compile'd static-cache step (decode_step.py)
 
 
     def validate(self) -> None:
@@ -208,7 +210,10 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
     pos = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
     slide = _will_slide(input_ids, cfg, context, mask, inputs_embeds, use_cache)
-    cache = model.new_cache(B, min(context, T + cfg.max_new_tokens)) if use_cache else None
+    cache_len = min(context, T + cfg.max_new_tokens)
+    if cfg.compile:  # one compiled graph per cache length: round it up so prompt lengths share it
+        cache_len = compiled_cache_len(cache_len, context)
+    cache = model.new_cache(B, cache_len) if use_cache else None
     independent = bool(getattr(model, "row_independent", False))
     lengths = left_padded_lengths(mask) if independent and mask is not None and cache is not None \
         and cache.holds_unwrapped(T) else None
@@ -217,6 +222,7 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     live = _Live(torch.arange(B, device=input_ids.device), input_ids, mask, pos,
                  torch.zeros(B, dtype=torch.bool, device=input_ids.device), pos)
     step_in = input_ids
+    fused, fused_cache = None, None  # the fused one-token step (decode_step.py) and the cache it was built for
     with packed_linears(model):  # oneDNN packed weights for the small-batch steps (nn/packed_linear.py)
         for step in range(cfg.max_new_tokens):
             if slide and cache is not None and cache.length + step_in.shape[1] > context:
@@ -225,6 +231,11 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
                 step_in = live.seq[:, -context:]
             if step == 0:
                 logits = _prefill(model, step_in, live, cache, lengths, inputs_embeds)  # (B, V)
+            elif live.mask is None and cache is not None and step_in.shape[1] == 1:
+                if fused_cache is not cache:  # None when the model does not take the fused step
+                    fused, fused_cache = step_for(model, cache, cfg.compile), cache
+                logits = fused(step_in[:, 0]) if fused is not None else \
+                    model(step_in, cache=cache, last_only=True)[:, -1]  # (B', V)
             else:
                 logits = model(step_in, attention_mask=live.mask, position_ids=live.step_pos, cache=cache,
                                last_only=True)[:, -1]  # (B', V)

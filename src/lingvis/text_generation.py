@@ -90,7 +90,8 @@ def stop_ids(tokenizer) -> list[int]:
 def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
              stop: Sequence[str] | str = (), seed: int | None = None, stream: bool = False,
-             overflow: str = "error", speculative=None, num_draft_tokens: int | None = None, images=None):
+             overflow: str = "error", speculative=None, num_draft_tokens: int | None = None, images=None,
+             compile: bool = False):
     """Continue `prompt`. Returns the continuation text (a list for a list of prompts), or with
     `stream=True` a generator of text pieces (single prompt only). A prompt plus `max_new_tokens` longer
     than the model's context raises ValueError naming both numbers, unless `overflow="slide"`, which keeps
@@ -99,12 +100,15 @@ def generate(model, tokenizer, prompt: str | Sequence[str], max_new_tokens: int 
     proposals are checked per forward pass, prompts run one at a time, and the text is what plain decoding
     gives (greedy) or is distributed as it (sampling). It cannot slide past the context.
     `images` (image-chat models such as llava): PIL images filling the prompt's `<image>` placeholders in
-    order (a list per prompt for a list of prompts); their count must match the placeholders."""
+    order (a list per prompt for a list of prompts); their count must match the placeholders.
+    `compile=True`: decode steps through a `torch.compile`d static-cache step (GPT-family models; compiled
+    once per model and cache size; lingvis/decode_step.py)."""
     check_vocab(model, tokenizer)
     stop = [stop] if isinstance(stop, str) else list(stop)
     eos = stop_ids(tokenizer)
     cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                         repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, overflow=overflow)
+                         repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, overflow=overflow,
+                         compile=compile)
     model.eval()
     spec = dict(speculative=speculative, num_draft_tokens=num_draft_tokens)
     if stream:

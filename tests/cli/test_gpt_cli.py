@@ -73,6 +73,9 @@ def test_generate_prints_the_continuation(run, capsys):
     code, streamed, _ = cli(capsys, "generate", "--model", out, "--prompt", "KING", "--max-new-tokens", 12,
                             "--stream")
     assert streamed == text
+    code, compiled, _ = cli(capsys, "generate", "--model", out, "--prompt", "KING", "--max-new-tokens", 12,
+                            "--compile")  # the torch.compile'd static-cache decode step: the same greedy text
+    assert code == 0 and compiled == text
     code, two, _ = cli(capsys, "generate", "--model", out, "--prompt", "KING", "--prompt", "To be",
                        "--max-new-tokens", 12)
     assert two == lingvis.generate(model, tok, ["KING", "To be"], max_new_tokens=12)[0] + "\n" + \

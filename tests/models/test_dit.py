@@ -53,3 +53,33 @@ def test_timestep_embedding_and_bad_shapes():
     with pytest.raises(ValueError, match=r"x_t \(B, 3, 16, 16\)"):
         DiT(DiTConfig(sample_size=16, patch_size=4, dim=32, depth=1, heads=2, text_dim=8))(
             torch.randn(1, 3, 8, 8), torch.tensor([1]), torch.randn(1, 2, 8))
+
+
+def test_conv_head_starts_at_zero_crosses_patch_borders_and_learns():
+    torch.manual_seed(0)
+    cfg = DiTConfig(sample_size=16, patch_size=4, dim=32, depth=1, heads=2, text_dim=8, conv_out=8)
+    model = DiT(cfg)
+    assert model.proj_feat.weight.shape == (4 * 4 * 8, 32) and model.conv_out[-1].out_channels == 3
+    x, t, text = torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.randn(2, 2, 8)
+    assert torch.equal(model(x, t, text), torch.zeros_like(x))  # adaLN-zero: the last conv is zero too
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    # a target that is smooth across the 4px patch seams: a blurred blob
+    target = torch.nn.functional.avg_pool2d(torch.randn(2, 3, 16, 16), 5, 1, 2)
+    first = None
+    for _ in range(60):
+        loss = (model(x, t, text) - target).square().mean()
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    # without blocks, a pixel sees its neighbouring patch only through the conv head
+    for conv_out, crosses in ((0, False), (8, True)):
+        head = DiT(DiTConfig(sample_size=16, patch_size=4, dim=32, depth=0, heads=2, text_dim=8, conv_out=conv_out))
+        for p in head.parameters():  # no zero-initialised layers, so gradients flow
+            torch.nn.init.normal_(p, std=0.1)
+        xi = x[:1].clone().requires_grad_(True)
+        head(xi, t[:1], text[:1])[0, :, 4, 3].sum().backward()  # pixel (4, 3): patch (1, 0), next to patch (1, 1)
+        assert (xi.grad[0, :, 4:8, 4:8].abs().sum() > 0) == crosses
+    with pytest.raises(ValueError, match="conv_out"):
+        DiTConfig(conv_out=-1)

@@ -92,19 +92,22 @@ def test_a_model_without_a_text_tower_is_named(data, tmp_path):
 
 
 def test_shapes_recipe_is_a_cpu_budgeted_flow_dit_that_trains(data, tmp_path):
-    from lingvis.recipes.diffusion import DEFAULT_PRESET, shapes_recipe
+    from lingvis.recipes.diffusion import DEFAULT_PRESET, SHAPES_RECIPE, shapes_recipe
 
     root, _ = data
     args, tc = shapes_recipe(str(tmp_path / "run"), str(root / "shapes" / "captions_train.json"),
                              str(root / "shapes" / "captions_val.json"), minutes=15)
-    assert (args.preset, args.objective, args.snr_gamma) == (DEFAULT_PRESET, "v_prediction", 5.0)
+    assert (args.preset, args.objective, args.snr_gamma, args.timesteps) == (
+        DEFAULT_PRESET, SHAPES_RECIPE["objective"], SHAPES_RECIPE["snr_gamma"], SHAPES_RECIPE["timesteps"])
+    assert DEFAULT_PRESET == "t2i-shapes-dit-conv" and SHAPES_RECIPE["objective"] == "flow"
     assert (tc.max_minutes, tc.budget_clock) == (15, "cpu")
-    # the same recipe on a tiny denoiser for two steps, with the logit-normal noise levels: a run that loads
-    args.preset, args.timesteps = "t2i-nano", "logit_normal"
+    # the same recipe (DiT with the conv head, flow matching) cut to a tiny size for two steps: a run that loads
+    args.overrides = {"denoiser": dict(sample_size=16, dim=32, depth=1, heads=2, text_dim=32, conv_out=8),
+                      "text": dict(dim=32, depth=1, heads=4, mlp_hidden=64)}
     args.sample_prompts, args.sample_steps = ["a red circle"], 1
     tc.max_steps, tc.batch_size, tc.warmup_steps, tc.eval_every = 2, 4, 1, 2
     summary = pretrain_diffusion(args, tc)
     model = lingvis.load(tmp_path / "run")
-    assert summary["step"] == 2 and model.config.denoiser_family == "unet"
-    assert model.config.scheduler["prediction_type"] == "v_prediction"
+    assert summary["step"] == 2 and model.config.denoiser_family == "dit" and model.denoiser.config.conv_out == 8
+    assert model.config.scheduler["_class_name"] == "FlowMatchEulerDiscreteScheduler"
     assert model.image_size == 16 and (tmp_path / "run" / "samples").is_dir()

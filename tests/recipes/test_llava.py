@@ -152,3 +152,21 @@ def test_stage_one_from_hugging_face_folders(parts, tmp_path):
     assert model.llm.config.vocab_size == tok.vocab_size + 1 and model.llm.config.n_kv_head == 2
     assert all(torch.equal(lm[k][:tok.vocab_size] if k in ("wte.weight", "lm_head.weight") else lm[k], hf_lm[k])
                for k in hf_lm)
+
+
+def test_stage_one_takes_the_tower_of_a_captioner_run(parts, tmp_path):
+    """--vision a lingvis captioner run: its ViT encoder (trained on captions) becomes the frozen tower, as it
+    was; a captioner with a CNN encoder is refused by name."""
+    torch.manual_seed(0)
+    cap = lingvis.build("captioner-nano", decoder={"vocab_size": 64})
+    lingvis.save(cap, tmp_path / "cap")
+    summary = pretrain_llava(LlavaArgs(out=str(tmp_path / "s1"), vision=str(tmp_path / "cap"), llm=str(parts / "lm"),
+                                       n_train=8, n_val=2), cfg(2))
+    assert summary["step"] == 2
+    model = lingvis.load(tmp_path / "s1")
+    assert model.config.vision["image_size"] == cap.encoder.config.image_size
+    assert same(state(tmp_path / "s1", "vision."), {"vision." + k: v for k, v in cap.encoder.state_dict().items()})
+    lingvis.save(lingvis.build("captioner-cnn-tiny", decoder={"vocab_size": 64}), tmp_path / "cnn")
+    with pytest.raises(ValueError, match="not a ViT"):
+        pretrain_llava(LlavaArgs(out=str(tmp_path / "s2"), vision=str(tmp_path / "cnn"), llm=str(parts / "lm"),
+                                 n_train=8, n_val=2), cfg(2))

@@ -1,22 +1,26 @@
-"""The whole shapes chain (`lingvis.recipes.llava_shapes`), tiny: shapes files, CLIP tower, LM on the
+"""The whole shapes chain (`lingvis.recipes.llava_shapes`), tiny: shapes files, a captioner (its ViT is the tower;
+or a CLIP's), LM on the
 instruction set's text, stage 1 and stage 2, each stage logged with its CPU time and steps; `reuse` keeps
 finished runs; the LM corpus holds the conversations without image placeholders."""
+import dataclasses
 import json
+import shutil
 
 import pytest
+import torch
 
 import lingvis
 from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, train_chain
 
-STAGES = ("clip", "lm", "stage1", "stage2")
+STAGES = ("captioner", "lm", "stage1", "stage2")
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     out = tmp_path_factory.mktemp("chain")
     tiny = Stage(2, 4, 1e-3)
-    plan = ShapesPlan(n_train=30, n_val=2, n_test=1, clip=tiny, lm=tiny, stage1=tiny, stage2=tiny,
-                      llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=64, vocab_size=300, train_vision=True)
+    plan = ShapesPlan(n_train=30, n_val=2, n_test=1, clip=tiny, captioner=tiny, lm=tiny, stage1=tiny, stage2=tiny,
+                      llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=128, vocab_size=300, train_vision=True)
     return out, plan, train_chain(out, plan)
 
 
@@ -25,7 +29,7 @@ def test_every_stage_runs_and_is_logged(chain):
     for name in STAGES:
         assert log[name]["steps"] == 2 and log[name]["cpu_s"] >= 0 and "load_start" in log[name]
         assert (out / name / "checkpoints" / "last.json").is_file()
-    assert log["all_train_cpu_s"] >= log["llava_train_cpu_s"]
+    assert log["all_train_cpu_s"] >= log["llava_train_cpu_s"] and not (out / "clip").exists()
     model = lingvis.load(out / "stage2")
     assert model.family == "llava" and model.llm.config.n_layer == 1
     stage2 = json.loads((out / "stage2" / "train_config.json").read_text())
@@ -50,3 +54,35 @@ def test_reuse_keeps_finished_runs(chain):
     log = train_chain(out, plan, reuse=True)
     assert not set(STAGES) & set(log) and log["all_train_cpu_s"] == 0
     assert before == {s: (out / s / "checkpoints" / "last.json").stat().st_mtime_ns for s in STAGES}
+
+
+def test_the_tower_is_the_captioners_vit(chain):
+    out, _, _ = chain
+    captioner, stage1 = lingvis.load(out / "captioner"), lingvis.load(out / "stage1")
+    assert stage1.vision.config.grid == captioner.encoder.config.grid == 8  # captioner-tiny: 64px, 8 x 8 patches
+    assert torch.equal(stage1.vision.patch_embed.weight, captioner.encoder.patch_embed.weight)
+
+
+def test_clip_tower(chain, tmp_path):
+    """tower="clip": a CLIP trains on the captions and its image tower joins the same LM (reused here)."""
+    out, plan, _ = chain
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, tmp_path / part)
+    log = train_chain(tmp_path, dataclasses.replace(plan, tower="clip", train_vision=False), reuse=True)
+    assert set(log) >= {"clip", "stage1", "stage2"} and "lm" not in log and not (tmp_path / "captioner").exists()
+    clip, stage1 = lingvis.load(tmp_path / "clip"), lingvis.load(tmp_path / "stage1")
+    assert torch.equal(stage1.vision.patch_embed.weight, clip.vision.patch_embed.weight)
+    with pytest.raises(ValueError, match="tower"):
+        train_chain(tmp_path, dataclasses.replace(plan, tower="cnn"))
+
+
+def test_tower_from_an_existing_run(chain, tmp_path):
+    """tower_run: the tower comes from that run; no tower is trained."""
+    out, plan, _ = chain
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, tmp_path / part)
+    log = train_chain(tmp_path, dataclasses.replace(plan, tower_run=str(out / "captioner"), train_vision=False),
+                      reuse=True)
+    assert "captioner" not in log and not (tmp_path / "captioner").exists() and log["stage1"]["steps"] == 2
+    assert torch.equal(lingvis.load(tmp_path / "stage1").vision.patch_embed.weight,
+                       lingvis.load(out / "captioner").encoder.patch_embed.weight)

@@ -30,13 +30,14 @@ def _register_pretrain(group) -> None:
     p.add_argument("--unlock-text", action="store_true", help="fine-tune the --text-encoder instead of freezing it")
     p.add_argument("--vae", help="AutoencoderKL (lingvis vae run or diffusers vae/ folder): train in its latent space")
     p.add_argument("--objective", choices=["epsilon", "v_prediction", "flow"],
-                   help="what the denoiser predicts (default: v_prediction with --snr-gamma 5 for the default preset, else "
-                   "the preset's)")
+                   help="what the denoiser predicts (default: the shapes recipe's for the default preset, else the "
+                   "preset's)")
     p.add_argument("--text-dropout", type=float, default=0.1,
                    help="fraction of captions replaced by the empty prompt (classifier-free guidance)")
     p.add_argument("--snr-gamma", type=float, help="min-SNR-gamma loss weighting, e.g. 5 (epsilon/v objectives)")
-    p.add_argument("--timesteps", choices=["uniform", "logit_normal"], default="uniform",
-                   help="training noise levels: uniform, or logit-normal (sigmoid of a standard normal, SD3)")
+    p.add_argument("--timesteps", choices=["uniform", "logit_normal"],
+                   help="training noise levels: uniform, or logit-normal (sigmoid of a standard normal, SD3); default: "
+                   "the shapes recipe's for the default preset, else uniform")
     p.add_argument("--ema-decay", type=float, help="decay of the weight EMA used for sampling (default 0.999)")
     p.add_argument("--image-size", type=int, help="training image side in pixels (default: the preset's)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction when --val-data is absent")
@@ -101,12 +102,14 @@ def _register_evaluate(group) -> None:
 
 
 def run_pretrain(args) -> int:
-    from ..recipes.diffusion import DiffusionPretrainArgs, pretrain_diffusion
+    from ..recipes.diffusion import SHAPES_RECIPE, DiffusionPretrainArgs, pretrain_diffusion
 
     if args.beta2 is None:
         args.beta2 = 0.99
     if args.preset is None and args.model is None and args.objective is None and args.snr_gamma is None:
-        args.objective, args.snr_gamma = "v_prediction", 5.0  # the shapes recipe (recipes.diffusion.shapes_recipe)
+        args.objective, args.snr_gamma = SHAPES_RECIPE["objective"], SHAPES_RECIPE["snr_gamma"]  # shapes_recipe's
+        args.timesteps = args.timesteps or SHAPES_RECIPE["timesteps"]
+    args.timesteps = args.timesteps or "uniform"
     pargs = DiffusionPretrainArgs(out=args.out, data=args.data, val_data=args.val_data, preset=args.preset,
                                   model=args.model, text_encoder=args.text_encoder, unlock_text=args.unlock_text,
                                   vae=args.vae, objective=args.objective, text_dropout=args.text_dropout,

@@ -59,6 +59,9 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
     p.add_argument("--seed", type=int, help="sampling seed for reproducible output (default: random)")
     p.add_argument("--overflow", choices=["slide", "error"], default="slide",
                    help="when prompt + new tokens exceed the context: slide a window (default) or fail")
+    p.add_argument("--compile", action="store_true", help="decode through a torch.compile'd static-cache "
+                   "step (GPT-family models; compiling takes about a minute on 2 cores, once per model and cache "
+                   "size: worth it for long or repeated generations)")
     add_device_arg(p)
     p.add_argument("--int8", choices=["weights", "w8a8"],  # quant.INT8_MODES
                    help="CPU int8 decoding: int8 weights (weight-only) or weights and activations (W8A8 dynamic)")
@@ -106,7 +109,7 @@ def _speculative(args, model) -> dict:
 def _sampling(args) -> dict:
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                 top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop=args.stop, seed=args.seed,
-                overflow=args.overflow)
+                overflow=args.overflow, compile=args.compile)
 
 
 def apply_budget_defaults(args) -> None:

@@ -9,12 +9,13 @@ from .common import add_train_args, print_json, train_config
 def register(sub, groups) -> None:
     p = groups["pretrain"].add_parser(
         "llava", help="LLaVA stage 1: train a projector between a frozen vision tower and a frozen LM on captions",
-        description="Join a vision tower (--vision: a lingvis ViT/CLIP run or an HF CLIP folder) and a causal LM "
+        description="Join a vision tower (--vision: a lingvis ViT/CLIP/captioner run or an HF CLIP folder) and a causal LM "
         "(--llm: a lingvis GPT run or an HF Llama-family folder) with a new projector and train only the projector "
         "to caption images. --data takes image-caption data (COCO captions JSON, JSONL, CSV, webdataset, class "
         "folder); without it the built-in shapes scenes are used.")
     add_train_args(p, max_steps=1000, batch_size=32, lr=2e-3, eval_every=250, warmup=50)
-    p.add_argument("--vision", help="vision tower folder: a lingvis ViT or CLIP run, or a Hugging Face CLIP folder")
+    p.add_argument("--vision", help="vision tower folder: a lingvis ViT or CLIP run, a lingvis captioner run "
+                   "with a ViT encoder, or a Hugging Face CLIP folder")
     p.add_argument("--llm", help="language model folder: a lingvis GPT run or a Hugging Face Llama-family folder "
                    "(its tokenizer gains an <image> token)")
     p.add_argument("--projector", default="mlp2x_gelu",

@@ -1,4 +1,4 @@
-"""Demo step: a small text-to-image UNet (the built-in shapes recipe) trained from scratch on the synthetic
+"""Demo step: a small text-to-image DiT (the built-in shapes recipe) trained from scratch on the synthetic
 shapes (a few minutes on 2 cores; short of the 15-minute run of benchmarks/t2i_learning.py), its GenEval-style
 score table and a grid of generated images."""
 from __future__ import annotations

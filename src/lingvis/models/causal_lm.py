@@ -17,13 +17,14 @@ class CausalLM(nn.Module):
                  eos_id: int | list[int] | None = None, attention_mask: torch.Tensor | None = None,
                  seed: int | None = None, use_cache: bool = True,
                  inputs_embeds: torch.Tensor | None = None, speculative=None,
-                 num_draft_tokens: int | None = None) -> torch.Tensor:
+                 num_draft_tokens: int | None = None, compile: bool = False) -> torch.Tensor:
         """Return (B, T + max_new_tokens) ids (fewer columns if every row ended with `eos_id`). With
         `inputs_embeds` (B, T, C) the prompt is read from those embeddings; `input_ids` may then be None
         (placeholder ids are returned in the prompt columns). `speculative` ("prompt-lookup" or a smaller
         draft model with the same tokenizer) decodes one prompt (B = 1) speculatively, `num_draft_tokens`
         checked per forward pass (lingvis/speculative.py): greedy output as plain greedy decoding's, sampled
-        output distributed as plain sampling's."""
+        output distributed as plain sampling's. `compile=True` runs the decode steps through a `torch.compile`d
+        static-cache step (lingvis/decode_step.py; compiled once per model and cache size)."""
         from ..generate import generate_ids
 
         eos = [] if eos_id is None else ([eos_id] if isinstance(eos_id, int) else list(eos_id))
@@ -53,6 +54,6 @@ class CausalLM(nn.Module):
             return generate_ids(self, input_ids, attention_mask, use_cache, inputs_embeds=inputs_embeds,
                                 max_new_tokens=max_new_tokens,
                                 temperature=temperature, top_k=top_k, top_p=top_p,
-                                repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed)
+                                repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, compile=compile)
         finally:
             self.train(was_training)

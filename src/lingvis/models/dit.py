@@ -31,8 +31,11 @@ class DiTConfig:
     text_dim: int = 512        # width of the text encoder's states
     dropout: float = 0.0
     learn_sigma: bool = False  # also predict a variance (2x output channels)
+    conv_out: int = 0          # > 0: + a residual head: tokens -> this many channels per pixel -> two 3x3 convs
 
     def __post_init__(self):
+        if self.conv_out < 0:
+            raise ValueError(f"conv_out must be >= 0, got {self.conv_out}")
         if self.sample_size % self.patch_size:
             raise ValueError(f"sample_size {self.sample_size} is not divisible by patch_size {self.patch_size}")
 
@@ -85,13 +88,19 @@ class DiT(nn.Module):
         self.norm_out = nn.LayerNorm(c.dim, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(c.dim, 2 * c.dim)         # final shift and scale
         self.proj_out = nn.Linear(c.dim, c.patch_size ** 2 * c.out_channels)
+        self.proj_feat = self.conv_out = None
+        if c.conv_out:  # U-ViT-style residual head: pixels see their neighbours across patch borders
+            self.proj_feat = nn.Linear(c.dim, c.patch_size ** 2 * c.conv_out)
+            self.conv_out = nn.Sequential(nn.Conv2d(c.conv_out, c.conv_out, 3, padding=1), nn.SiLU(),
+                                          nn.Conv2d(c.conv_out, c.out_channels, 3, padding=1))
+        zero = (self.ada_out, self.proj_out) + (() if self.conv_out is None else (self.conv_out[-1],))
         for m in self.modules():
-            if isinstance(m, nn.Linear) and m not in (self.ada_out, self.proj_out):
+            if isinstance(m, nn.Linear) and m not in zero:
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         nn.init.xavier_uniform_(self.patch_embed.weight.view(c.dim, -1))
-        for m in (self.ada_out, self.proj_out):  # adaLN-zero: the model starts predicting zeros
+        for m in zero:  # adaLN-zero: the model starts predicting zeros
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
         for block in self.blocks:
@@ -116,8 +125,9 @@ class DiT(nn.Module):
         # (B, N, p*p*C) -> (B, C, H, W)
         c = self.config
         B, g, p = x.shape[0], c.grid, c.patch_size
-        x = x.reshape(B, g, g, p, p, c.out_channels).permute(0, 5, 1, 3, 2, 4)
-        return x.reshape(B, c.out_channels, g * p, g * p)
+        ch = x.shape[-1] // (p * p)
+        x = x.reshape(B, g, g, p, p, ch).permute(0, 5, 1, 3, 2, 4)
+        return x.reshape(B, ch, g * p, g * p)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor,
                 text_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -136,8 +146,11 @@ class DiT(nn.Module):
         ctx = BlockInputs(memory=self.text_proj(text_states), memory_mask=memory_mask, cond=cond)
         x = run_blocks(self.blocks, x, ctx)
         shift, scale = self.ada_out(nn.functional.silu(cond))[:, None].chunk(2, dim=-1)  # (B, 1, D) each
-        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)  # (B, N, p*p*C)
-        return self.unpatchify(x)
+        x = self.norm_out(x) * (1 + scale) + shift  # (B, N, D)
+        out = self.unpatchify(self.proj_out(x))  # (B, C, H, W)
+        if self.conv_out is not None:
+            out = out + self.conv_out(self.unpatchify(self.proj_feat(x)))  # + (B, conv_out, H, W) -> (B, C, H, W)
+        return out
 
 
 register_family("dit", DiTConfig, DiT, "diffusion Transformer denoiser (adaLN-zero, text cross-attention)")

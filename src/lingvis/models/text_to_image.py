@@ -167,3 +167,8 @@ register_preset("t2i-shapes-dit", "text_to_image", "32px pixel-space DiT (6 adaL
                 "patches, text cross-attention) + 2-layer text tower trained with it, flow matching",
                 denoiser_family="dit", lock_text=False, text=SHAPES_TEXT, scheduler=FLOW,
                 denoiser=dict(in_channels=3, sample_size=32, patch_size=4, dim=192, depth=6, heads=4, text_dim=128))
+register_preset("t2i-shapes-dit-conv", "text_to_image", "t2i-shapes-dit with a two-conv head after unpatchify "
+                "(32 channels, U-ViT style: smooths the 4px patch seams)",
+                denoiser_family="dit", lock_text=False, text=SHAPES_TEXT, scheduler=FLOW,
+                denoiser=dict(in_channels=3, sample_size=32, patch_size=4, dim=192, depth=6, heads=4, text_dim=128,
+                              conv_out=32))

@@ -125,12 +125,13 @@ def stage_data(args: LlavaArgs, stage: int) -> tuple[list[Conversation], list[Co
 
 # ----- models -------------------------------------------------------------------------------------------
 def vision_tower(path: str) -> ViT:
-    """The ViT of a lingvis ViT/CLIP/LLaVA folder or an HF CLIP / CLIPVision folder."""
+    """The ViT of a lingvis ViT/CLIP/LLaVA/captioner folder or an HF CLIP / CLIPVision folder (a captioner's
+    image encoder is a tower trained generatively, on captions, as in CapPa)."""
     m = api.load(path)
-    tower = getattr(m, "vision", m)
+    tower = getattr(m, "vision", None) or getattr(m, "encoder", None) or m
     if not isinstance(tower, ViT):
         raise ValueError(f"{path} holds a {getattr(m, 'family', type(m).__name__)} model whose image tower is not a "
-                         "ViT; LLaVA reads ViT (CLIP vision tower) patch features")
+                         "ViT; LLaVA reads ViT (CLIP vision tower or ViT captioner encoder) patch features")
     return tower
 
 

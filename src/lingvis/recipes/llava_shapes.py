@@ -2,8 +2,10 @@
 (shared by `benchmarks/llava_learning.py` and the `lingvis demo llava` step):
 
 1. the shapes files (COCO captions, the LLaVA instruction set, PNG images);
-2. a CLIP with a ViT tower on the captions (the vision tower) and a small GPT on the instruction set's text
-   with the images left out (the "pretrained LLM": it knows the words and the chat template, not the pictures);
+2. the vision tower, trained on the captions: by default the ViT encoder of a captioner (`captioner-tiny`: 64px,
+   8 x 8 patches, trained generatively, as in CapPa), or (`tower="clip"`) a CLIP's ViT (contrastive, 48px, 6 x 6
+   patches); and a small GPT on the instruction set's text with the images left out (the "pretrained LLM": it
+   knows the words and the chat template, not the pictures);
 3. stage 1 (projector only, on captions) and stage 2 (projector + LM, on the multi-turn instruction set with
    text-only rows mixed in).
 Each stage has a step budget; CPU seconds, wall seconds and the load average are recorded per stage.
@@ -22,6 +24,7 @@ from ..data.shapes import generate_shapes
 from ..tokenizers.chat import DEFAULT_CHAT_TEMPLATE, render_chat
 from ..tokenizers.specials import GPT_SPECIAL_TOKENS
 from ..train.config import TrainConfig
+from .caption import CaptionArgs, train_captioner
 from .clip import CLIPPretrainArgs, pretrain_clip
 from .gpt import GPTPretrainArgs, pretrain_gpt
 from .llava import LlavaArgs, finetune_llava, pretrain_llava
@@ -39,22 +42,30 @@ class ShapesPlan:
     n_train: int = 3000               # training scenes
     n_val: int = 100
     n_test: int = 200
+    tower: str = "captioner"          # vision tower: "captioner" (ViT of a captioner run) or "clip"
     clip: Stage = field(default_factory=lambda: Stage(700, 64, 2e-3))
+    captioner: Stage = field(default_factory=lambda: Stage(1000, 32, 1e-3))
     lm: Stage = field(default_factory=lambda: Stage(500, 32, 2e-3))
     stage1: Stage = field(default_factory=lambda: Stage(300, 32, 2e-3))
     stage2: Stage = field(default_factory=lambda: Stage(1000, 32, 1e-3))
     vision: dict = field(default_factory=lambda: {"patch_size": 8})  # clip-shapes tower: 48px -> 6 x 6 patches
+    captioner_preset: str = "captioner-tiny"
     llm: dict = field(default_factory=lambda: dict(n_layer=4, n_head=4, n_embd=128))
     block_size: int = 128
     vocab_size: int = 400
     vision_feature_layer: int | list[int] = -2
     train_vision: bool = False        # stage 2 trains the tower too
+    tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
 
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
         stages = {k: dataclasses.replace(getattr(self, k), steps=max(20, int(getattr(self, k).steps * factor)))
-                  for k in ("clip", "lm", "stage1", "stage2")}
+                  for k in STAGES}
         return dataclasses.replace(self, **stages)
+
+
+STAGES = ("clip", "captioner", "lm", "stage1", "stage2")
+TOWERS = ("captioner", "clip")
 
 
 def stage_config(stage: Stage, **kw) -> TrainConfig:
@@ -89,15 +100,23 @@ def lm_corpus(data: Path) -> Path:
 
 
 def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | None = None) -> dict:
-    """Every stage into `out`/{shapes, clip, lm, stage1, stage2}; with `reuse`, finished runs are kept.
+    """Every stage into `out`/{shapes, captioner or clip, lm, stage1, stage2}; with `reuse`, finished runs are kept.
     Returns the per-stage log."""
+    if plan.tower not in TOWERS:
+        raise ValueError(f"ShapesPlan.tower must be one of {TOWERS}, got {plan.tower!r}")
     log = {} if log is None else log
     data = out / "shapes"
     done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
     if not (reuse and (data / "llava_test.json").is_file()):
         timed("data", lambda: generate_shapes(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test,
                                               n_test_unseen=0), log)
-    if not done("clip"):
+    tower = Path(plan.tower_run) if plan.tower_run else out / plan.tower
+    if plan.tower_run is None and plan.tower == "captioner" and not done("captioner"):
+        timed("captioner", lambda: train_captioner(CaptionArgs(
+            out=str(out / "captioner"), data=str(data / "captions_train.json"),
+            val_data=str(data / "captions_val.json"), preset=plan.captioner_preset), stage_config(plan.captioner)),
+            log)
+    if plan.tower_run is None and plan.tower == "clip" and not done("clip"):
         timed("clip", lambda: pretrain_clip(CLIPPretrainArgs(
             out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
             preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
@@ -110,12 +129,12 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if not done("stage1"):
         timed("stage1", lambda: pretrain_llava(LlavaArgs(
             out=str(out / "stage1"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
-            vision=str(out / "clip"), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer),
+            vision=str(tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer),
             stage_config(plan.stage1)), log)
     if not done("stage2"):
         timed("stage2", lambda: finetune_llava(LlavaArgs(
             out=str(out / "stage2"), data=str(data / "llava_train.json"), val_data=str(data / "llava_val.json"),
             model=str(out / "stage1"), train_vision=plan.train_vision), stage_config(plan.stage2)), log)
     log["llava_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("stage1", "stage2") if k in log), 1)
-    log["all_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("clip", "lm", "stage1", "stage2") if k in log), 1)
+    log["all_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in STAGES if k in log), 1)
     return log

@@ -1,0 +1,241 @@
+"""A decode step with no waste: one token per row through a GPT-family model over its preallocated KV cache.
+
+`model.forward` serves every use (training, padding, packed documents, rings, cross-attention, token
+shift) and pays for that generality on each of the several hundred small ops of a one-token step: a
+`BlockInputs` per call, mask decisions, per-branch `getattr`, views of views. `FusedStep` runs the same
+arithmetic for the common case directly: the `KVCache` buffers are already preallocated (B, KV, max_len, D)
+per layer, so each layer writes its new key/value in place at the cache's column and attends over the
+written prefix (one SDPA call without a mask: the newest query sees every cached key). Norms, projections
+and activations are the model's own modules, so quantized (`quant.QuantLinear`) and packed linears run
+unchanged, and the result equals `model.forward` to float rounding (same ops, same order).
+
+`torch.compile` over the step (`compiled=True`) is offered for experiments; measured on a 2-core Intel
+VM it does not beat the eager fused step (docs/decoding.md), so generation uses the eager one.
+`supports(model, cache)` says whether a model/cache pair can take the fused path; callers fall back to
+`model.forward` otherwise (and always with `LINGVIS_FUSED_STEP=0`).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+from .nn.cache import KVCache
+
+
+def supports(model, cache: KVCache | None) -> bool:
+    """True for a GPT-family model (the layout of models.gpt.GPT: `wte`, optional `wpe`/`sin`/`rope`,
+    blocks of `ln_1`, `attn.qkv`, `ln_2`, `mlp`, then `ln_f`, `lm_head`) without cross-attention or token
+    shift, in eval mode, over a plain cache (no sliding-window ring) with one slot per block."""
+    c = getattr(model, "config", None)
+    if cache is None or cache.has_ring or c is None or model.training:
+        return False
+    if not all(hasattr(model, a) for a in ("wte", "wpe", "sin", "rope", "blocks", "ln_f", "lm_head")):
+        return False
+    if getattr(c, "cross_attention", True) or getattr(c, "token_shift", 1):
+        return False
+    if c.rope_scaling and c.rope_scaling.get("rope_type") == "dynamic":
+        return False  # dynamic NTK recomputes frequencies per length: keep it on the general path
+    for blk in model.blocks:
+        if getattr(blk, "branches", None) != [("ln_1", "attn", None), ("ln_2", "mlp", None)] or not blk.prenorm:
+            return False
+        if not hasattr(blk.attn, "qkv") or blk.attn.window is not None and blk.attn.window < cache.max_len:
+            return False  # the step attends over every cached column
+    return len(cache.k) == len(model.blocks)
+
+
+class FusedStep:
+    """`step(ids (B,)) -> logits (B, V)` for the next position of every row, advancing `cache` by one.
+    The cache must already hold the prompt (prefilled by `model.forward`), with no padding."""
+
+    def __init__(self, model, cache: KVCache):
+        if not supports(model, cache):
+            raise ValueError(f"FusedStep: {type(model).__name__} with this cache is not supported "
+                             "(a GPT without cross-attention, token shift or sliding-window ring)")
+        self.model, self.cache = model, cache
+        c = model.config
+        self.layers, self.direct = [], []  # modules; and for one row, plain linears/norms as direct functions
+        for blk in model.blocks:
+            a = blk.attn
+            mods = (blk.ln_1, a.qkv, a.q_norm, a.k_norm, a.proj, blk.ln_2, blk.mlp.fc, blk.mlp.proj)
+            self.layers.append((*mods, blk.mlp))
+            self.direct.append((*(_direct(m) for m in mods), blk.mlp))
+        a0 = model.blocks[0].attn
+        self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
+        self.gqa = self.H != self.KV
+        self.block_size = c.block_size
+
+    def _positions(self, x: torch.Tensor, p: int) -> tuple[torch.Tensor, tuple | None]:
+        m = self.model
+        if m.wpe is not None:
+            return x + m.wpe.weight[p], None  # (B, 1, C)
+        if m.sin is not None:
+            return x + m.sin.table[p], None
+        if m.rope is not None:
+            pos = torch.full((1, 1), p, dtype=torch.long, device=x.device)
+            return x, m.rope(pos)  # (1, 1, 1, D) each
+        return x, None
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, V)
+        m, cache = self.model, self.cache
+        p = cache.length
+        if p >= cache.max_len or p >= self.block_size:
+            raise ValueError(f"KV cache overflow: {p} cached + 1 > max_len {min(cache.max_len, self.block_size)}")
+        B = ids.shape[0]
+        H, KV, D = self.H, self.KV, self.D
+        x, rope = self._positions(m.wte(ids[:, None]), p)  # (B, 1, C)
+        layers = self.direct if B == 1 else self.layers  # 2+ rows: the modules (oneDNN packed linears)
+        for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(layers):
+            q, k, v = qkv(ln1(x)).view(B, H + 2 * KV, D).split([H, KV, KV], dim=1)  # (B, H|KV, D)
+            q, k, v = q[:, :, None], k[:, :, None], v[:, :, None]  # (B, H|KV, 1, D)
+            if q_norm is not None:
+                q, k = q_norm(q), k_norm(k)
+            if rope is not None:
+                q, k = _rotate(q, *rope), _rotate(k, *rope)
+            ck, cv = cache.k[i], cache.v[i]  # (B, KV, max_len, D)
+            ck.narrow(2, p, 1).copy_(k)
+            cv.narrow(2, p, 1).copy_(v)
+            y = F.scaled_dot_product_attention(q, ck.narrow(2, 0, p + 1), cv.narrow(2, 0, p + 1),
+                                               enable_gqa=self.gqa)  # (B, H, 1, D)
+            x = x + proj(y.view(B, 1, H * D))  # a new tensor: the residual stream is ours to update in place
+            h = fc(ln2(x))  # (B, 1, hidden) or (B, 1, 2*hidden)
+            if mlp.gated:
+                gate, up = h.chunk(2, dim=-1)
+                h = _gated(mlp.activation)(gate).mul_(up)
+            else:
+                h = _act(mlp.activation)(h)
+            x.add_(fc_proj(h))
+        cache.advance(1)
+        return m.lm_head(m.ln_f(x))[:, 0]  # (B, V)
+
+
+def _direct(mod):
+    """A plain `nn.Linear` / `nn.LayerNorm` as a direct call of its functional form (no module dispatch, no
+    packed-linear check: one row takes MKL's gemv either way); any other module as itself."""
+    if type(mod) is torch.nn.Linear:
+        w, b = mod.weight, mod.bias
+        return lambda x: F.linear(x, w, b)
+    if type(mod) is torch.nn.LayerNorm:
+        shape, w, b, eps = mod.normalized_shape, mod.weight, mod.bias, mod.eps
+        return lambda x: F.layer_norm(x, shape, w, b, eps)
+    return mod
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def _act(name: str):
+    from .nn.mlp import ACTIVATIONS
+    return ACTIVATIONS[name]
+
+
+def _gated(name: str):
+    from .nn.mlp import GATED
+    return GATED[name]
+
+
+class StaticStep(FusedStep):
+    """The fused step with the write position as a tensor and attention over the whole preallocated cache
+    under a mask (gpt-fast's static cache), so one graph serves every position: what `torch.compile` with
+    `dynamic=False` needs. `compile=True` compiles it (inductor; paid once per model, batch and cache size)."""
+
+    def __init__(self, model, cache: KVCache, compile: bool = False, **compile_kw):
+        super().__init__(model, cache)
+        if any(t is None for t in cache.k):
+            raise ValueError("StaticStep needs a prefilled cache")
+        self.compiled = compile
+        self.fn = torch.compile(self._step, fullgraph=True, dynamic=False, **compile_kw) if compile else self._step
+
+    def _step(self, ids: torch.Tensor, pos: torch.Tensor, ks: list, vs: list) -> torch.Tensor:
+        m = self.model
+        B = ids.shape[0]
+        H, KV, D = self.H, self.KV, self.D
+        S = ks[0].shape[2]
+        x = m.wte(ids[:, None])  # (B, 1, C)
+        rope = None
+        if m.wpe is not None:
+            x = x + m.wpe.weight[pos]  # (1, C)
+        elif m.sin is not None:
+            x = x + m.sin.table[pos]
+        elif m.rope is not None:
+            rope = m.rope(pos[None])  # (1, 1, 1, D) each
+        mask = (torch.arange(S, device=ids.device) <= pos)[None, None, None]  # (1, 1, 1, S)
+        layers = self.direct if B == 1 else self.layers  # 2+ rows: the modules (oneDNN packed linears)
+        for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(layers):
+            q, k, v = qkv(ln1(x)).view(B, H + 2 * KV, D).split([H, KV, KV], dim=1)
+            q, k, v = q[:, :, None], k[:, :, None], v[:, :, None]  # (B, H|KV, 1, D)
+            if q_norm is not None:
+                q, k = q_norm(q), k_norm(k)
+            if rope is not None:
+                q, k = _rotate(q, *rope), _rotate(k, *rope)
+            ks[i].index_copy_(2, pos, k)
+            vs[i].index_copy_(2, pos, v)
+            y = F.scaled_dot_product_attention(q, ks[i], vs[i], attn_mask=mask, enable_gqa=self.gqa)
+            x = x + proj(y.view(B, 1, H * D))
+            h = fc(ln2(x))
+            if mlp.gated:
+                gate, up = h.chunk(2, dim=-1)
+                h = _gated(mlp.activation)(gate) * up
+            else:
+                h = _act(mlp.activation)(h)
+            x = x + fc_proj(h)
+        return m.lm_head(m.ln_f(x))[:, 0]  # (B, V)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, V)
+        cache = self.cache
+        p = cache.length
+        if p >= cache.max_len or p >= self.block_size:
+            raise ValueError(f"KV cache overflow: {p} cached + 1 > max_len {min(cache.max_len, self.block_size)}")
+        if self.fn is None:  # compiling failed: the eager fused step
+            return super().__call__(ids)
+        pos = torch.tensor([p], device=ids.device)
+        try:
+            out = self.fn(ids, pos, cache.k, cache.v)
+        except torch._dynamo.exc.Unsupported as e:  # raised while tracing, before the cache is touched
+            if not self.compiled:
+                raise
+            warnings.warn(f"torch.compile cannot trace this model's decode step ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]}); decoding with the eager fused step", stacklevel=2)
+            self.fn = None
+            return super().__call__(ids)
+        cache.advance(1)
+        return out
+
+
+COMPILE_OPTIONS = {"freezing": True}  # weights as constants: inductor prepacks them for its CPU kernels
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {shape key: StaticStep}
+
+
+def _weights_key(model) -> tuple:
+    """Changes when any weight is replaced or updated in place (compiled steps freeze the weights)."""
+    return tuple((t.data_ptr(), t._version) for t in model.state_dict(keep_vars=True).values())
+
+
+def step_for(model, cache: KVCache, compile: bool = False):
+    """The step generation should use over `cache` (prefilled): a `FusedStep`, a compiled `StaticStep`
+    (`compile=True`; compiled once per model, batch size, cache length and weights, then reused), or None
+    when the model does not take the fused path (it then runs `model.forward`)."""
+    if not supports(model, cache) or os.environ.get("LINGVIS_FUSED_STEP", "1") == "0":
+        return None
+    if not compile:
+        return FusedStep(model, cache)
+    ref = cache.k[0]
+    key = (tuple(ref.shape), ref.dtype, ref.device, _weights_key(model))
+    steps = _COMPILED.setdefault(model, {})
+    step = steps.get(key)
+    if step is None:
+        steps.clear()  # a new shape or new weights: the old compiled steps are stale
+        step = steps[key] = StaticStep(model, cache, compile=True, options=COMPILE_OPTIONS)
+    step.cache = cache
+    return step
+
+
+def compiled_cache_len(needed: int, context: int, bucket: int = 256) -> int:
+    """Cache length for compiled steps: `needed` rounded up to a multiple of `bucket` (at most the context),
+    so prompts of different lengths share one compiled graph."""
+    return min(context, -(-needed // bucket) * bucket)
