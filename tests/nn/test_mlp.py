@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lingvis.nn import MLP
+from lingvis.nn.mlp import INPLACE
 
 EXPECTED = {  # activation -> formula written out independently of the implementation
     "gelu": lambda h: 0.5 * h * (1 + torch.erf(h / math.sqrt(2))),
@@ -42,3 +43,18 @@ def test_gated_activations_double_fc_width(act):
 def test_unknown_activation_lists_choices():
     with pytest.raises(ValueError, match="unknown activation 'tanh'.*swiglu"):
         MLP(8, 16, "tanh")
+
+
+@pytest.mark.parametrize("act", sorted(INPLACE))
+def test_inplace_activation_without_grad_matches_and_training_keeps_autograd(act):
+    torch.manual_seed(0)
+    m = MLP(8, 24, act)
+    x = torch.randn(2, 5, 8)
+    y = m(x)  # training path: out of place, gradients flow
+    with torch.no_grad():
+        z = m(x)
+    with torch.inference_mode():
+        w = m(x)
+    assert torch.equal(y.detach(), z) and torch.equal(z, w)
+    y.square().sum().backward()
+    assert m.fc.weight.grad is not None and m.fc.weight.grad.abs().sum() > 0

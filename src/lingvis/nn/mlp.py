@@ -14,6 +14,14 @@ ACTIVATIONS = {
     "silu": F.silu,
 }
 GATED = {"swiglu": F.silu, "geglu": F.gelu}
+# The same functions writing into their input: used where no gradient flows (inference), so the (B, T, H)
+# activation is not allocated a second time (a fresh large buffer costs page faults on every call).
+INPLACE = {
+    "gelu": lambda x: torch._C._nn.gelu_(x),
+    "gelu_tanh": lambda x: torch._C._nn.gelu_(x, approximate="tanh"),
+    "relu": F.relu_,
+    "silu": lambda x: F.silu(x, inplace=True),
+}
 
 
 class MLP(nn.Module):
@@ -34,6 +42,8 @@ class MLP(nn.Module):
         if self.gated:
             gate, up = h.chunk(2, dim=-1)
             h = GATED[self.activation](gate) * up
+        elif self.activation in INPLACE and not (h.requires_grad and torch.is_grad_enabled()):
+            h = INPLACE[self.activation](h)  # fc's fresh output, no gradient: overwrite it
         else:
             h = ACTIVATIONS[self.activation](h)
         return self.dropout(self.proj(h))  # (B, T, C)
