@@ -189,6 +189,32 @@ def _prefill(model, input_ids: torch.Tensor, live: _Live, cache, lengths: torch.
                  last_only=True)[:, -1]
 
 
+class _OneTokenStep:
+    """One-token steps of unpadded rows: the fused step of `decode_step.py` (compiled with `compile`), built
+    for the cache it runs on and rebuilt when the cache is replaced; `model.forward` for models without it."""
+
+    def __init__(self, model, compile: bool):
+        self.model, self.compile = model, compile
+        self.cache, self.step = None, None
+
+    def __call__(self, ids: torch.Tensor, cache) -> torch.Tensor:  # (B',) -> (B', V)
+        if self.cache is not cache:
+            self.step, self.cache = step_for(self.model, cache, self.compile), cache
+        if self.step is not None:
+            return self.step(ids)
+        return self.model(ids[:, None], cache=cache, last_only=True)[:, -1]
+
+
+def _slide(model, step_in: torch.Tensor, cache, live: _Live, context: int):
+    """Past the context: a fresh cache re-reading the last 3/4 of the context (with a cache), or the last
+    `context` tokens (without). Returns (step_in, cache), unchanged while the context holds."""
+    if cache is not None and cache.length + step_in.shape[1] > context:
+        return live.seq[:, -(3 * context // 4):], model.new_cache(len(live.rows), context)
+    if cache is None and step_in.shape[1] > context:
+        return live.seq[:, -context:], cache
+    return step_in, cache
+
+
 @torch.inference_mode()
 def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_mask: torch.Tensor | None = None,
                use_cache: bool = True,
@@ -222,20 +248,15 @@ def stream_ids(model, input_ids: torch.Tensor, cfg: SamplingConfig, attention_ma
     live = _Live(torch.arange(B, device=input_ids.device), input_ids, mask, pos,
                  torch.zeros(B, dtype=torch.bool, device=input_ids.device), pos)
     step_in = input_ids
-    fused, fused_cache = None, None  # the fused one-token step (decode_step.py) and the cache it was built for
+    one_token = _OneTokenStep(model, cfg.compile)
     with packed_linears(model):  # oneDNN packed weights for the small-batch steps (nn/packed_linear.py)
         for step in range(cfg.max_new_tokens):
-            if slide and cache is not None and cache.length + step_in.shape[1] > context:
-                step_in, cache = live.seq[:, -(3 * context // 4):], model.new_cache(len(live.rows), context)
-            elif slide and cache is None and step_in.shape[1] > context:
-                step_in = live.seq[:, -context:]
+            if slide:
+                step_in, cache = _slide(model, step_in, cache, live, context)
             if step == 0:
                 logits = _prefill(model, step_in, live, cache, lengths, inputs_embeds)  # (B, V)
             elif live.mask is None and cache is not None and step_in.shape[1] == 1:
-                if fused_cache is not cache:  # None when the model does not take the fused step
-                    fused, fused_cache = step_for(model, cache, cfg.compile), cache
-                logits = fused(step_in[:, 0]) if fused is not None else \
-                    model(step_in, cache=cache, last_only=True)[:, -1]  # (B', V)
+                logits = one_token(step_in[:, 0], cache)  # (B', V)
             else:
                 logits = model(step_in, attention_mask=live.mask, position_ids=live.step_pos, cache=cache,
                                last_only=True)[:, -1]  # (B', V)
