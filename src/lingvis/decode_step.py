@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .nn.cache import KVCache
+from .nn.mlp import ACTIVATIONS, GATED
+from .nn.position import apply_rotary
 
 
 def supports(model, cache: KVCache | None) -> bool:
@@ -94,7 +96,7 @@ class FusedStep:
             if q_norm is not None:
                 q, k = q_norm(q), k_norm(k)
             if rope is not None:
-                q, k = _rotate(q, *rope), _rotate(k, *rope)
+                q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
             ck, cv = cache.k[i], cache.v[i]  # (B, KV, max_len, D)
             ck.narrow(2, p, 1).copy_(k)
             cv.narrow(2, p, 1).copy_(v)
@@ -104,9 +106,9 @@ class FusedStep:
             h = fc(ln2(x))  # (B, 1, hidden) or (B, 1, 2*hidden)
             if mlp.gated:
                 gate, up = h.chunk(2, dim=-1)
-                h = _gated(mlp.activation)(gate).mul_(up)
+                h = GATED[mlp.activation](gate).mul_(up)
             else:
-                h = _act(mlp.activation)(h)
+                h = ACTIVATIONS[mlp.activation](h)
             x.add_(fc_proj(h))
         cache.advance(1)
         return m.lm_head(m.ln_f(x))[:, 0]  # (B, V)
@@ -122,21 +124,6 @@ def _direct(mod):
         shape, w, b, eps = mod.normalized_shape, mod.weight, mod.bias, mod.eps
         return lambda x: F.layer_norm(x, shape, w, b, eps)
     return mod
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
-
-
-def _act(name: str):
-    from .nn.mlp import ACTIVATIONS
-    return ACTIVATIONS[name]
-
-
-def _gated(name: str):
-    from .nn.mlp import GATED
-    return GATED[name]
 
 
 class StaticStep(FusedStep):
@@ -172,7 +159,7 @@ class StaticStep(FusedStep):
             if q_norm is not None:
                 q, k = q_norm(q), k_norm(k)
             if rope is not None:
-                q, k = _rotate(q, *rope), _rotate(k, *rope)
+                q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
             ks[i].index_copy_(2, pos, k)
             vs[i].index_copy_(2, pos, v)
             y = F.scaled_dot_product_attention(q, ks[i], vs[i], attn_mask=mask, enable_gqa=self.gqa)
@@ -180,9 +167,9 @@ class StaticStep(FusedStep):
             h = fc(ln2(x))
             if mlp.gated:
                 gate, up = h.chunk(2, dim=-1)
-                h = _gated(mlp.activation)(gate) * up
+                h = GATED[mlp.activation](gate) * up
             else:
-                h = _act(mlp.activation)(h)
+                h = ACTIVATIONS[mlp.activation](h)
             x = x + fc_proj(h)
         return m.lm_head(m.ln_f(x))[:, 0]  # (B, V)
 
