@@ -146,6 +146,12 @@ class Llava(CausalLM):
         """The tower's config: image_size, image_mean, image_std (preprocessing)."""
         return self.vision.config
 
+    @property
+    def step_model(self) -> GPT:
+        """The LM that runs every step after the prefill (text-only steps): generation builds its fused
+        one-token step (decode_step.py) on it."""
+        return self.llm
+
     def new_cache(self, batch_size: int, max_len: int | None = None, ring: bool = True) -> KVCache:
         return self.llm.new_cache(batch_size, max_len, ring)
 
