@@ -113,3 +113,13 @@ def test_last_position_prefill_is_skipped_when_it_does_not_apply():
         c.advance(2)
         assert not applies(m.llm, c, None, None)  # not a prefill
     assert not applies(m.llm, m.new_cache(1, 8), None, None)  # gradients on: the full forward
+
+
+def test_greedy_pick_is_argmax_with_ties_and_nan():
+    from lingvis.generate import SamplingConfig, pick
+
+    x = torch.randn(8, 1000, generator=torch.Generator().manual_seed(0))
+    x[:, 5] = x[:, 900] = x.max() + 1  # a tie: the first index, as argmax
+    x[3, 17] = float("nan")  # NaN wins, as in argmax
+    assert torch.equal(pick(x, SamplingConfig(), None), x.argmax(-1))
+    assert pick(x, SamplingConfig(), None)[3] == 17 and pick(x, SamplingConfig(), None)[0] == 5
