@@ -1,0 +1,8 @@
+"""Native decode kernels: fp32 and int8 matrix-vector products in C, built at first use (see build.py).
+
+`available()` says whether they loaded; `LinearF32` / `LinearInt8` wrap one weight each (kernels.py).
+"""
+from .build import load
+from .kernels import MAX_ROWS, LinearF32, LinearInt8, available
+
+__all__ = ["LinearF32", "LinearInt8", "MAX_ROWS", "available", "load"]
