@@ -119,7 +119,8 @@ class QuantLinear(nn.Module):
         rebuilt when a weight, scale or bias is replaced or updated in place."""
         if self.weight_int8.device.type != "cpu" or not native.available():
             return None
-        key = tuple((t.data_ptr(), t._version) for t in (self.weight_int8, self.scales, self.bias) if t is not None)
+        key = (self.activations, *((t.data_ptr(), t._version) for t in (self.weight_int8, self.scales, self.bias)
+                                   if t is not None))
         if self._native is None or self._native[0] != key:
             self._native = (key, native.LinearInt8(self.weight_int8, self.scales, self.bias, self.activations))
         return self._native[1]
