@@ -216,7 +216,7 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
             cache = model.new_cache(1, cache_len)
             nxt = model(ids, cache=cache, last_only=True)[:, -1].argmax(-1)  # (1,)
             step = {"forward": None, "fused": FusedStep, "compiled": compiled_step,
-                    "fused, torch kernels": lambda m, c: FusedStep(m, c, native=False)}[kind]
+                    "fused, torch kernels": lambda m, c: FusedStep(m, c, use_native=False)}[kind]
             step = step(model, cache) if step is not None else None
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(steps):

@@ -246,6 +246,15 @@ def w8a8_from(q):
     return twin
 
 
+def hugepage_copy(model):
+    """A copy of the model with its linear weights in hugepage-advised memory (lingvis.native.hugepage_weights)."""
+    from lingvis.native import hugepage_weights
+
+    twin = copy.deepcopy(model)
+    hugepage_weights(twin)
+    return twin
+
+
 def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path,
          sequential: bool = False) -> list[dict]:
     """Export the shape to GGUF, check greedy agreement and time every engine. Interleaved by default; with
@@ -294,6 +303,7 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     else:
         measure([lingvis_engine("lingvis fp32", ours, kv),
                  lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False),
+                 lingvis_engine("lingvis fp32 (hugepages)", hugepage_copy(ours), kv),
                  lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
                  lingvis_engine("lingvis fp32 (general)", ours, kv, "general"),
                  llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
@@ -305,6 +315,7 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     w8a8 = w8a8_from(wonly)
     int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
             lingvis_engine("lingvis int8 (W8A8, torch kernels)", w8a8, kv, native=False),
+            *([] if sequential else [lingvis_engine("lingvis int8 (W8A8, hugepages)", hugepage_copy(w8a8), kv)]),
             lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
             lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
             lingvis_engine("lingvis int8 (weight-only, torch kernels)", wonly, kv, native=False)]
@@ -315,7 +326,7 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
         measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
     for a, b in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
                  ("lingvis fp32", "lingvis fp32 (general)"), ("lingvis fp32", "lingvis fp32 (compiled)"),
-                 ("lingvis fp32", "lingvis fp32 (torch kernels)"),
+                 ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32", "lingvis fp32 (hugepages)"),
                  ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
                  ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
                  ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)")):
@@ -325,13 +336,15 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
         note = " (different quantisers)" if "q8_0" in a else ""
         print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
               f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
-    order = ["lingvis fp32", "lingvis fp32 (torch kernels)", "lingvis fp32 (compiled)", "lingvis fp32 (general)",
-             "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)",
+    order = ["lingvis fp32", "lingvis fp32 (hugepages)", "lingvis fp32 (torch kernels)", "lingvis fp32 (compiled)",
+             "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)",
+             "lingvis int8 (W8A8, hugepages)", "lingvis int8 (W8A8, torch kernels)",
              "lingvis int8 (W8A8, general)", "lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)",
              "llama.cpp q8_0"]
     report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
            {"lingvis fp32": "llama.cpp f32", "lingvis fp32 (compiled)": "llama.cpp f32",
             "lingvis fp32 (torch kernels)": "llama.cpp f32", "lingvis int8 (W8A8, torch kernels)": "llama.cpp q8_0",
+            "lingvis fp32 (hugepages)": "llama.cpp f32", "lingvis int8 (W8A8, hugepages)": "llama.cpp q8_0",
             "lingvis int8 (weight-only, torch kernels)": "llama.cpp q8_0",
             "lingvis fp32 (general)": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
             "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (W8A8, general)": "llama.cpp q8_0",
@@ -340,8 +353,9 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     rows = []
     for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32 (compiled)", "llama.cpp f32"),
                       ("lingvis fp32", "transformers fp32"), ("lingvis fp32", "lingvis fp32 (general)"),
-                      ("lingvis fp32", "lingvis fp32 (torch kernels)"),
-                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
+                      ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32 (hugepages)", "llama.cpp f32"),
+                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8, hugepages)", "llama.cpp q8_0"),
+                      ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
                       ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
                       ("lingvis int8 (weight-only)", "llama.cpp q8_0"),
                       ("lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)")):

@@ -58,20 +58,22 @@ class FusedStep:
     """`step(ids (B,)) -> logits (B, V)` for the next position of every row, advancing `cache` by one.
     The cache must already hold the prompt (prefilled by `model.forward`), with no padding."""
 
-    def __init__(self, model, cache: KVCache, native: bool = True):
+    def __init__(self, model, cache: KVCache, use_native: bool = True):
         if not supports(model, cache):
             raise ValueError(f"FusedStep: {type(model).__name__} with this cache is not supported "
                              "(a GPT without cross-attention, token shift or sliding-window ring)")
         self.model, self.cache = model, cache
         c = model.config
-        # modules; and for one row, linears as native kernels (`native=True`, when built) or direct functions
+        if use_native and os.environ.get("LINGVIS_HUGEPAGES", "0") == "1" and native.available():
+            native.hugepage_weights(model)  # opt-in, once per model (docs/decoding.md)
+        # modules; and for one row, linears as native kernels (`use_native`, when built) or direct functions
         self.layers, self.direct = [], []
         for blk in model.blocks:
             a = blk.attn
             mods = (blk.ln_1, a.qkv, a.q_norm, a.k_norm, a.proj, blk.ln_2, blk.mlp.fc, blk.mlp.proj)
             self.layers.append((*mods, blk.mlp))
-            self.direct.append((*(_direct(m, native) for m in mods), blk.mlp))
-        self.head = (_direct(model.ln_f, native), _direct(model.lm_head, native))  # one row: ln_f, lm_head
+            self.direct.append((*(_direct(m, use_native) for m in mods), blk.mlp))
+        self.head = (_direct(model.ln_f, use_native), _direct(model.lm_head, use_native))  # one row: ln_f, lm_head
         a0 = model.blocks[0].attn
         self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
         self.gqa = self.H != self.KV
@@ -160,7 +162,7 @@ class StaticStep(FusedStep):
     `dynamic=False` needs. `compile=True` compiles it (inductor; paid once per model, batch and cache size)."""
 
     def __init__(self, model, cache: KVCache, compile: bool = False, **compile_kw):
-        super().__init__(model, cache, native=not compile)  # Dynamo cannot trace the ctypes kernels
+        super().__init__(model, cache, use_native=not compile)  # Dynamo cannot trace the ctypes kernels
         if any(t is None for t in cache.k):
             raise ValueError("StaticStep needs a prefilled cache")
         self.compiled = compile
