@@ -24,7 +24,7 @@
 #define LV_VNNI 1
 #endif
 
-#define TILE 4 /* output rows per inner loop: four weight streams share each load of x */
+#define TILE 4 /* int8: output rows per inner loop: four weight streams share each load of x */
 
 int lv_features(void) {
   int f = 0;
@@ -42,30 +42,29 @@ int lv_features(void) {
 
 /* ---------------------------------------------------------------- fp32 */
 
-/* y[j] = sum_k x[k] * w_j[k] for rows w0..w(r-1) (r <= TILE) */
+#define F32_TILE 8 /* fp32: eight weight streams per x load measured ~3% faster than four (1 thread) */
+
+/* y[j] = sum_k x[k] * w_j[k] for rows w0..w(r-1) (r <= F32_TILE) */
 static inline void dot_f32(const float *x, const float *w, long K, int r, float *out) {
 #ifdef LV_AVX512
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  const float *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
   long k = 0;
-  if (r == TILE) {
+  if (r == F32_TILE) {
+    __m512 a[F32_TILE];
+#pragma GCC unroll 8
+    for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_setzero_ps();
     for (; k + 16 <= K; k += 16) {
       __m512 xv = _mm512_loadu_ps(x + k);
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + k), xv, a3);
+#pragma GCC unroll 8
+      for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(w + j * K + k), xv, a[j]);
     }
     if (k < K) {
       __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
       __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w0 + k), xv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w1 + k), xv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w2 + k), xv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w3 + k), xv, a3);
+#pragma GCC unroll 8
+      for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + j * K + k), xv, a[j]);
     }
-    out[0] = _mm512_reduce_add_ps(a0); out[1] = _mm512_reduce_add_ps(a1);
-    out[2] = _mm512_reduce_add_ps(a2); out[3] = _mm512_reduce_add_ps(a3);
+#pragma GCC unroll 8
+    for (int j = 0; j < F32_TILE; j++) out[j] = _mm512_reduce_add_ps(a[j]);
     return;
   }
   for (int j = 0; j < r; j++) {
@@ -93,12 +92,12 @@ static inline void dot_f32(const float *x, const float *w, long K, int r, float 
 }
 
 void lv_linear_f32(const float *x, const float *W, const float *bias, float *y, int M, int N, int K, int nt) {
-  long tiles = (N + TILE - 1) / TILE;
+  long tiles = (N + F32_TILE - 1) / F32_TILE;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (long t = 0; t < tiles; t++) {
-    long n0 = t * TILE;
-    int r = N - n0 < TILE ? (int)(N - n0) : TILE;
-    float o[TILE];
+    long n0 = t * F32_TILE;
+    int r = N - n0 < F32_TILE ? (int)(N - n0) : F32_TILE;
+    float o[F32_TILE];
     for (int m = 0; m < M; m++) { /* rows after the first re-read the tile from cache */
       dot_f32(x + (long)m * K, W + n0 * K, K, r, o);
       for (int j = 0; j < r; j++) y[(long)m * N + n0 + j] = o[j] + (bias ? bias[n0 + j] : 0.0f);
