@@ -24,7 +24,10 @@
 #define LV_VNNI 1
 #endif
 
-#define TILE 4 /* int8: output rows per inner loop: four weight streams share each load of x */
+#define TILE 4    /* weight-only int8: output rows per tile */
+#ifndef I8_TILE
+#define I8_TILE 8 /* W8A8: weight streams per x load */
+#endif
 
 int lv_features(void) {
   int f = 0;
@@ -194,27 +197,24 @@ static void quantize_row(const float *x, long K, uint8_t *q, float *scale, int32
 
 static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, int32_t *out) {
 #ifdef LV_VNNI
-  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
   long k = 0;
-  if (r == TILE) {
-    const int8_t *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
+  if (r == I8_TILE) {
+    __m512i a[I8_TILE];
+#pragma GCC unroll 8
+    for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_setzero_si512();
     for (; k + 64 <= K; k += 64) {
       __m512i xv = _mm512_loadu_si512(x + k);
-      a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(w0 + k));
-      a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(w1 + k));
-      a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(w2 + k));
-      a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(w3 + k));
+#pragma GCC unroll 8
+      for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_loadu_si512(w + j * K + k));
     }
     if (k < K) {
       __mmask64 m = (__mmask64)((~0ull) >> (64 - (K - k)));
       __m512i xv = _mm512_maskz_loadu_epi8(m, x + k);
-      a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_maskz_loadu_epi8(m, w0 + k));
-      a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_maskz_loadu_epi8(m, w1 + k));
-      a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_maskz_loadu_epi8(m, w2 + k));
-      a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_maskz_loadu_epi8(m, w3 + k));
+#pragma GCC unroll 8
+      for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_maskz_loadu_epi8(m, w + j * K + k));
     }
-    out[0] = _mm512_reduce_add_epi32(a0); out[1] = _mm512_reduce_add_epi32(a1);
-    out[2] = _mm512_reduce_add_epi32(a2); out[3] = _mm512_reduce_add_epi32(a3);
+#pragma GCC unroll 8
+    for (int j = 0; j < I8_TILE; j++) out[j] = _mm512_reduce_add_epi32(a[j]);
     return;
   }
   for (int j = 0; j < r; j++) {
@@ -245,12 +245,12 @@ void lv_linear_w8a8(const float *x, uint8_t *xq, const int8_t *W, const int32_t 
   int32_t zp[16];
   if (M > 16) return; /* the caller splits larger inputs */
   for (int m = 0; m < M; m++) quantize_row(x + (long)m * K, K, xq + (long)m * K, &sx[m], &zp[m]);
-  long tiles = (N + TILE - 1) / TILE;
+  long tiles = (N + I8_TILE - 1) / I8_TILE;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (long t = 0; t < tiles; t++) {
-    long n0 = t * TILE;
-    int r = N - n0 < TILE ? (int)(N - n0) : TILE;
-    int32_t o[TILE];
+    long n0 = t * I8_TILE;
+    int r = N - n0 < I8_TILE ? (int)(N - n0) : I8_TILE;
+    int32_t o[I8_TILE];
     for (int m = 0; m < M; m++) {
       dot_u8s8(xq + (long)m * K, W + n0 * K, K, r, o);
       for (int j = 0; j < r; j++) {
