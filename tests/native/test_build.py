@@ -51,3 +51,14 @@ def test_one_openmp_runtime():
     with open("/proc/self/maps") as fh:
         gomp = {line.split()[-1] for line in fh if "libgomp" in line}
     assert len(gomp) <= 1, gomp
+
+
+def test_an_unwritable_cache_falls_back(tmp_path, monkeypatch, caplog):
+    if build.compiler() is None:
+        pytest.skip("no C compiler")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LINGVIS_NATIVE_CACHE", str(blocker / "native"))  # mkdir under a file fails
+    with caplog.at_level(logging.WARNING, logger="lingvis.native.build"):
+        assert build.load.__wrapped__() is None
+    assert "torch kernels" in caplog.text

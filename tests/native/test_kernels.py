@@ -111,3 +111,11 @@ def test_accepts_and_bad_weights():
         native.LinearF32(torch.randn(6, 4).t(), None)
     with pytest.raises(ValueError, match="int8"):
         native.LinearInt8(torch.zeros(4, 6, dtype=torch.int8), torch.ones(3), None, "int8")
+
+
+def test_autograd_keeps_the_torch_path():
+    w = torch.nn.Parameter(torch.randn(4, 6))
+    k = native.LinearF32(w, None)
+    assert not k.accepts(torch.randn(1, 6))  # the weight wants a gradient
+    with torch.no_grad():
+        assert k.accepts(torch.randn(1, 6))

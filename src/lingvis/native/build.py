@@ -72,21 +72,23 @@ def library_path(cc: str, flags: list[str]) -> Path:
 
 
 def _compile(cc: str, flags: list[str], out: Path) -> str | None:
-    """Build into `out` atomically; None on success, else the compiler's complaint."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".so", dir=out.parent)
-    os.close(fd)
+    """Build into `out` atomically; None on success, else the compiler's complaint (or the OS error)."""
+    tmp = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".so", dir=out.parent)
+        os.close(fd)
         r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"],
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
-            return (r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else "failed"
+            lines = (r.stderr or r.stdout).strip().splitlines()
+            return lines[-1] if lines else f"exit status {r.returncode}"
         os.replace(tmp, out)
         return None
     except (OSError, subprocess.SubprocessError) as e:
         return str(e)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

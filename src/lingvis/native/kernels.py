@@ -21,9 +21,9 @@ def available() -> bool:
     return os.environ.get("LINGVIS_NATIVE", "1") != "0" and load() is not None
 
 
-def _accepts(x: torch.Tensor, K: int, max_rows: int) -> bool:
+def _accepts(x: torch.Tensor, K: int, max_rows: int, weight_grad: bool = False) -> bool:
     return (x.dtype == torch.float32 and x.device.type == "cpu" and x.shape[-1] == K
-            and 0 < x.numel() <= max_rows * K and not (torch.is_grad_enabled() and x.requires_grad))
+            and 0 < x.numel() <= max_rows * K and not (torch.is_grad_enabled() and (x.requires_grad or weight_grad)))
 
 
 def _weight_ok(w: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -39,10 +39,11 @@ class LinearF32:
             raise ValueError(f"LinearF32 needs a contiguous fp32 CPU weight, got {weight.dtype} "
                              f"{tuple(weight.shape)} on {weight.device}")
         self.weight, self.bias = weight.detach(), None if bias is None else bias.detach()
+        self.grad = weight.requires_grad or bias is not None and bias.requires_grad  # autograd: torch's path
         self.N, self.K = weight.shape
 
     def accepts(self, x: torch.Tensor, max_rows: int = MAX_ROWS) -> bool:
-        return _accepts(x, self.K, max_rows)
+        return _accepts(x, self.K, max_rows, self.grad)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (..., K) -> (..., N); x as `accepts` takes
         x = x.contiguous()
