@@ -307,7 +307,8 @@ def main() -> None:
               f"rounds; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         r = step_split(model, args.steps, args.repeats, compile=not (args.no_compile or args.int8))
         secs = r.pop("compile seconds")
-        print("| part | ms per token (wall) | ms per token (CPU) | GB/s of linear weights (wall) |\n|---|---:|---:|---:|")
+        print("| part | ms per token (wall) | ms per token (CPU) | GB/s of linear weights (wall) |")
+        print("|---|---:|---:|---:|")
         for k, (w, c) in r.items():
             print(f"| {k} | {w:.2f} | {c:.2f} | {mb / w:.1f} |")
         if secs is not None:

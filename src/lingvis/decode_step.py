@@ -7,10 +7,10 @@ arithmetic for the common case directly: the `KVCache` buffers are already preal
 per layer, so each layer writes its new key/value in place at the cache's column and attends over the
 written prefix (one SDPA call without a mask: the newest query sees every cached key). Norms, projections
 and activations are the model's own modules, so quantized (`quant.QuantLinear`) and packed linears run
-unchanged, and the result equals `model.forward` to float rounding. For one row the linears (fp32 `nn.Linear` and int8
-`QuantLinear`) run as `lingvis.native`'s C matrix-vector kernels when they built (`LINGVIS_NATIVE=0`: torch's),
-which read the weights faster than MKL's gemv / fbgemm on this CPU (docs/decoding.md); they sum in another
-order, so logits differ from `model.forward` by float rounding only.
+unchanged, and the result equals `model.forward` to float rounding. For one row the linears (fp32
+`nn.Linear` and int8 `QuantLinear`) run as `lingvis.native`'s C matrix-vector kernels when they built
+(`LINGVIS_NATIVE=0`: torch's), which read the weights faster than MKL's gemv / fbgemm on this CPU
+(docs/decoding.md); they sum in another order, so logits differ from `model.forward` by float rounding only.
 
 `torch.compile` over the step (`compiled=True`) is offered for experiments; measured on a 2-core Intel
 VM it does not beat the eager fused step (docs/decoding.md), so generation uses the eager one.
@@ -26,11 +26,11 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .nn.cache import KVCache
 from .nn.mlp import ACTIVATIONS, GATED
 from .nn.position import apply_rotary
 from .quant import QuantLinear
-from . import native
 
 
 def supports(model, cache: KVCache | None) -> bool:

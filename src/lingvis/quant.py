@@ -9,8 +9,9 @@ Inputs of up to `NATIVE_MAX_ROWS` rows on the CPU (decode steps) run in `lingvis
 they built: weight-only multiplies fp32 activations by the int8 weights in fp32 (no bf16 rounding), W8A8
 quantises each row on fbgemm's grid and multiplies in int32 (VNNI) with fbgemm's rescaling, so its results
 equal fbgemm's to float rounding. Otherwise, on CPU the product runs in torch's int8 weight-pack kernel
-(`aten._weight_int8pack_mm`, the kernel of torch's own weight-only int8 path) with bf16 activations and fp32 accumulation; the scales are rounded to
-bf16 *before* quantising so the kernel applies exactly the scales the weights were quantised with.
+(`aten._weight_int8pack_mm`, the kernel of torch's own weight-only int8 path) with bf16 activations and fp32
+accumulation; the scales are rounded to bf16 *before* quantising so the kernel applies exactly the scales
+the weights were quantised with.
 Many-row inputs (prompt prefill) and shapes the kernel does not take (in_features not a multiple of 16:
 torch 2.13's kernel crashes on K = 8, 24, 40; non-CPU tensors) use a dequantised fp32 matmul instead.
 
@@ -114,7 +115,7 @@ class QuantLinear(nn.Module):
             self._fbgemm = (packed, self.dequantized().sum(dim=1))  # (N,)
         return self._fbgemm
 
-    def native_kernel(self) -> "native.LinearInt8 | None":
+    def native_kernel(self) -> native.LinearInt8 | None:
         """The native kernel over this layer's weights (None when the kernels are off or did not build),
         rebuilt when a weight, scale or bias is replaced or updated in place."""
         if self.weight_int8.device.type != "cpu" or not native.available():

@@ -7,4 +7,4 @@ from .build import load
 from .hugepages import hugepage_weights
 from .kernels import MAX_ROWS, LinearF32, LinearInt8, available
 
-__all__ = ["LinearF32", "LinearInt8", "MAX_ROWS", "available", "hugepage_weights", "load"]
+__all__ = ["MAX_ROWS", "LinearF32", "LinearInt8", "available", "hugepage_weights", "load"]

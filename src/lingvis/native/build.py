@@ -57,7 +57,7 @@ def _cpu_flags() -> str:
 
 def _version(cc: str) -> str:
     try:
-        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
+        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout.split("\n")[0]
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -79,7 +79,7 @@ def _compile(cc: str, flags: list[str], out: Path) -> str | None:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".so", dir=out.parent)
         os.close(fd)
         r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300, check=False)
         if r.returncode != 0:
             lines = (r.stderr or r.stdout).strip().splitlines()
             return lines[-1] if lines else f"exit status {r.returncode}"

@@ -15,7 +15,7 @@ import weakref
 import torch
 
 ALIGN = 2 << 20
-_DONE: "weakref.WeakSet" = weakref.WeakSet()
+_DONE: weakref.WeakSet = weakref.WeakSet()
 
 
 def _targets(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.Tensor]]:
