@@ -119,3 +119,14 @@ def test_autograd_keeps_the_torch_path():
     assert not k.accepts(torch.randn(1, 6))  # the weight wants a gradient
     with torch.no_grad():
         assert k.accepts(torch.randn(1, 6))
+
+
+@pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
+def test_w8a8_many_long_rows_use_heap_scratch():
+    """16 rows x 3000 features (48 KB of quantised activations: past the kernel's stack buffer)."""
+    torch.manual_seed(0)
+    q = QuantLinear.from_linear(torch.nn.Linear(3000, 24), activations="int8")
+    k = q.native_kernel()
+    x = torch.randn(native.MAX_ROWS, 3000)
+    assert torch.equal(k(x), torch.cat([k(r[None]) for r in x]))
+    torch.testing.assert_close(k(x[:1]), q._forward_w8a8(x[:1]), rtol=1e-5, atol=1e-5)

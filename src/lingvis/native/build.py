@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("gemv.c")
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 _P, _I = ctypes.c_void_p, ctypes.c_int
-SIGNATURES = {  # function -> argument types (all return void except lv_features)
-    "lv_linear_f32": [_P, _P, _P, _P, _I, _I, _I, _I],
-    "lv_linear_w8f32": [_P, _P, _P, _P, _P, _I, _I, _I, _I],
-    "lv_linear_w8a8": [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I],
+SIGNATURES = {  # function -> (argument types, return type)
+    "lv_linear_f32": ([_P, _P, _P, _P, _I, _I, _I, _I], None),
+    "lv_linear_w8f32": ([_P, _P, _P, _P, _P, _I, _I, _I, _I], None),
+    "lv_linear_w8a8": ([_P, _P, _P, _P, _P, _P, _I, _I, _I, _I], _I),
 }
 
 
@@ -95,9 +95,9 @@ def _compile(cc: str, flags: list[str], out: Path) -> str | None:
 def _open(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     lib.lv_features.restype = ctypes.c_int
-    for name, args in SIGNATURES.items():
+    for name, (args, ret) in SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.argtypes, fn.restype = args, None
+        fn.argtypes, fn.restype = args, ret
     return lib
 
 

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -238,12 +239,15 @@ static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, in
 }
 
 /* y[m, n] = (sx_m * sw[n]) * (sum_k q(x)[m, k] Wq[n, k] - zp_m * wsum[n]) + b[n]: fbgemm's requantisation for
- * float output. xq: (M, K) scratch. wsum: (N,) int32 row sums of Wq. */
-void lv_linear_w8a8(const float *x, uint8_t *xq, const int8_t *W, const int32_t *wsum, const float *sw,
-                    const float *bias, float *y, int M, int N, int K, int nt) {
+ * float output. wsum: (N,) int32 row sums of Wq. Returns 0, or -1 when M > 16 or no scratch memory. */
+int lv_linear_w8a8(const float *x, const int8_t *W, const int32_t *wsum, const float *sw, const float *bias,
+                   float *y, int M, int N, int K, int nt) {
   float sx[16];
   int32_t zp[16];
-  if (M > 16) return; /* the caller splits larger inputs */
+  uint8_t stack_xq[32768]; /* quantised rows: on the stack when they fit */
+  if (M > 16) return -1; /* the caller keeps larger inputs on its own path */
+  uint8_t *xq = (long)M * K <= (long)sizeof(stack_xq) ? stack_xq : (uint8_t *)malloc((size_t)M * K);
+  if (!xq) return -1;
   for (int m = 0; m < M; m++) quantize_row(x + (long)m * K, K, xq + (long)m * K, &sx[m], &zp[m]);
   long tiles = (N + I8_TILE - 1) / I8_TILE;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -259,4 +263,6 @@ void lv_linear_w8a8(const float *x, uint8_t *xq, const int8_t *W, const int32_t 
       }
     }
   }
+  if (xq != stack_xq) free(xq);
+  return 0;
 }

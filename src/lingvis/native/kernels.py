@@ -82,9 +82,9 @@ class LinearInt8:
         y = torch.empty(*x.shape[:-1], self.N)
         b = None if self.bias is None else self.bias.data_ptr()
         if self.activations == "int8":
-            xq = torch.empty(M, self.K, dtype=torch.uint8)
-            load().lv_linear_w8a8(x.data_ptr(), xq.data_ptr(), self.wq.data_ptr(), self.wsum.data_ptr(),
-                                  self.scales.data_ptr(), b, y.data_ptr(), M, self.N, self.K, torch.get_num_threads())
+            if load().lv_linear_w8a8(x.data_ptr(), self.wq.data_ptr(), self.wsum.data_ptr(), self.scales.data_ptr(),
+                                     b, y.data_ptr(), M, self.N, self.K, torch.get_num_threads()) != 0:
+                raise MemoryError(f"lv_linear_w8a8: no scratch memory for {M} x {self.K} quantised activations")
         else:
             load().lv_linear_w8f32(x.data_ptr(), self.wq.data_ptr(), self.scales.data_ptr(), b, y.data_ptr(), M,
                                    self.N, self.K, torch.get_num_threads())
