@@ -22,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ._probes import copy_bandwidth
+from ._probes import best_seconds, copy_bandwidth, gemv_bandwidth
 
 
 def cpu_name() -> str:
@@ -274,6 +274,19 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
     return res
 
 
+def read_probes() -> str:
+    """The machine's read limits in this run: a 512 MB copy (read + write), and the weight bytes per second of
+    one matrix-vector product over a 512 MB matrix through F.linear (MKL) and through lingvis.native."""
+    from lingvis import native
+
+    line = f"copy {copy_bandwidth():.1f} GB/s (read + write), 512 MB GEMV: F.linear {gemv_bandwidth():.1f} GB/s"
+    if native.available():
+        w, x = torch.randn(65536, 2048), torch.randn(1, 2048)
+        k = native.LinearF32(w, None)
+        line += f", native {w.numel() * 4 / best_seconds(lambda: k(x)) / 1e9:.1f} GB/s"
+    return line
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="gpt2", help="model shape (random weights)")
@@ -305,6 +318,7 @@ def main() -> None:
               f"{'on' if native.available() else 'off'}, linear weights {mb:.1f} MB per token (model "
               f"{weight_bytes(model) / 1e6:.1f} MB), {args.steps} tokens per round, median of {args.repeats} "
               f"rounds; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(f"read probes: {read_probes()}", flush=True)
         r = step_split(model, args.steps, args.repeats, compile=not (args.no_compile or args.int8))
         secs = r.pop("compile seconds")
         print("| part | ms per token (wall) | ms per token (CPU) | GB/s of linear weights (wall) |")
