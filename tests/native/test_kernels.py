@@ -61,6 +61,7 @@ def test_w8a8_equals_fbgemm(N, K):
 
 @pytest.mark.parametrize("N,K", SHAPES)
 def test_weight_only_equals_dequantised_product(N, K):
+    torch.set_num_threads(2)
     torch.manual_seed(N * 3 + K)
     q = QuantLinear.from_linear(torch.nn.Linear(K, N), activations="float")
     k = q.native_kernel()
@@ -123,7 +124,8 @@ def test_autograd_keeps_the_torch_path():
 
 @pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
 def test_w8a8_many_long_rows_use_heap_scratch():
-    """16 rows x 3000 features (48 KB of quantised activations: past the kernel's stack buffer)."""
+    """16 rows x 3000 features (48 KB of quantised activations: past the kernel's stack buffer), 2 threads."""
+    torch.set_num_threads(2)
     torch.manual_seed(0)
     q = QuantLinear.from_linear(torch.nn.Linear(3000, 24), activations="int8")
     k = q.native_kernel()
