@@ -21,7 +21,7 @@ def _blockwise(m, x):
     return m.head(m.pool(m.forward_features(x)))
 
 
-def test_inference_forward_equals_the_blockwise_forward():
+def test_divided_inference_forward_equals_the_blockwise_forward():
     m, x = _model(), torch.randn(2, 5, 3, 24, 24)
     want = _blockwise(m, x).detach()
     with torch.inference_mode():
@@ -53,3 +53,20 @@ def test_training_mode_keeps_the_blockwise_forward_with_gradients():
     m.train()
     m(x).sum().backward()
     assert m.blocks[0].temporal_attn.fc.weight.grad is not None
+
+
+def test_joint_inference_forward_equals_the_blockwise_forward():
+    from lingvis.models.video import VIDEOMAE
+    torch.manual_seed(0)
+    for extra in ({}, {"qkv_bias": False}):
+        c = VideoConfig(image_size=24, patch_size=8, frames=6, dim=48, depth=2, heads=3, mlp_hidden=80,
+                        labels=list("abcde"), **{**VIDEOMAE, **extra})
+        m = VideoTransformer(c).eval()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.normal_(0, 0.2)
+        x = torch.randn(2, 6, 3, 24, 24)
+        want = _blockwise(m, x).detach()
+        with torch.inference_mode():
+            got = m(x)
+        assert got.shape == (2, 5) and (got - want).abs().max() <= 1e-5 and want.abs().max() > 0.1

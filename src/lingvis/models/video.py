@@ -18,7 +18,7 @@ from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_bl
 from ..nn.builders import divided_space_time_block
 from ..nn.position import sinusoidal_table
 from .registry import register_family, register_preset
-from .video_fast import divided_forward
+from .video_fast import divided_forward, joint_forward
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -167,9 +167,10 @@ class VideoTransformer(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         c = self.config
-        if c.attention == "divided" and c.pool == "cls" and not self.training and not torch.is_grad_enabled():
+        if not self.training and not torch.is_grad_enabled() and (c.attention == "joint" or c.pool == "cls"):
             self.embed_check(pixel_values)
-            pooled = divided_forward(self, pixel_values)  # (B, D) frame-major inference layout, same result
+            fast = joint_forward if c.attention == "joint" else divided_forward
+            pooled = fast(self, pixel_values)  # (B, D) inference forward (models/video_fast.py), same result
         else:
             pooled = self.pool(self.forward_features(pixel_values))  # (B, D)
         return self.head(pooled) if self.head is not None else pooled

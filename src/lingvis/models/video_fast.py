@@ -83,3 +83,32 @@ def divided_forward(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tenso
         _spatial(x, block)
         x.add_(block.mlp(block.ln_2(x)))
     return model.norm(x[0, :, 0])  # (B, D): every frame's class-token copy is the same
+
+
+def _head_major_attention(attn: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """Self-attention of h (L, D) -> (L, H*hd) before `proj`. The fused projection runs as one batched
+    product per head ((3H, L, hd) contiguous, no strided views), which `scaled_dot_product_attention` reads
+    faster than views of a (L, 3D) output."""
+    H, hd = attn.n_heads, attn.head_dim
+    L, D = h.shape
+    w = attn.qkv.weight.view(3 * H, hd, D).transpose(1, 2)  # (3H, D, hd) view
+    hx = h.expand(3 * H, L, D)  # stride-0 batch: no copy
+    qkv = torch.bmm(hx, w) if attn.qkv.bias is None else torch.baddbmm(attn.qkv.bias.view(3 * H, 1, hd), hx, w)
+    q, k, v = qkv.view(3, 1, H, L, hd).unbind(0)  # (1, H, L, hd) each, contiguous
+    return F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1).reshape(L, H * hd)  # (L, H*hd)
+
+
+def joint_forward(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Pooled (B, D) of a joint-attention `VideoTransformer` (VideoMAE), no grad: head-major q/k/v and
+    in-place residual adds; otherwise the blocks' own modules."""
+    x, _ = model.embed(pixel_values)  # (B, L, D), a fresh tensor
+    y = torch.empty_like(x)  # (B, L, H*hd): the video blocks' heads span the width
+    for block in model.blocks:
+        h = block.ln_1(x)  # (B, L, D)
+        for i in range(x.shape[0]):
+            y[i] = _head_major_attention(block.attn, h[i])
+        x.add_(block.attn.proj(y))
+        x.add_(block.mlp(block.ln_2(x)))
+    if model.config.pool == "cls":
+        return model.norm(x[:, 0])
+    return model.pool(x)
