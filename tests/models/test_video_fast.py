@@ -70,3 +70,15 @@ def test_joint_inference_forward_equals_the_blockwise_forward():
         with torch.inference_mode():
             got = m(x)
         assert got.shape == (2, 5) and (got - want).abs().max() <= 1e-5 and want.abs().max() > 0.1
+
+
+def test_mlp_forward_equals_the_mlp():
+    from lingvis.models.video_fast import mlp_forward
+    from lingvis.nn.mlp import MLP
+    torch.manual_seed(0)
+    for act in ("gelu", "gelu_tanh", "relu"):
+        mlp = MLP(24, 40, act).eval()
+        h = torch.randn(2, 3, 7, 24)
+        with torch.no_grad():
+            got, want = mlp_forward(mlp, h), mlp(h)
+        assert got.shape == want.shape and (got - want).abs().max() <= 1e-5
