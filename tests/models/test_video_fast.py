@@ -82,3 +82,13 @@ def test_mlp_forward_equals_the_mlp():
         with torch.no_grad():
             got, want = mlp_forward(mlp, h), mlp(h)
         assert got.shape == want.shape and (got - want).abs().max() <= 1e-5
+
+
+def test_divided_attention_with_fixed_positions_keeps_the_blockwise_forward():
+    torch.manual_seed(0)
+    c = VideoConfig(image_size=16, patch_size=8, frames=3, dim=32, depth=1, heads=2, mlp_hidden=40,
+                    **{**TIMESFORMER, "positions": "sinusoidal"})
+    m = VideoTransformer(c).eval()
+    x = torch.randn(1, 3, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(m(x), m.pool(m.forward_features(x)))

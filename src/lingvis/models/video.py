@@ -167,10 +167,11 @@ class VideoTransformer(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         c = self.config
-        if not self.training and not torch.is_grad_enabled() and (c.attention == "joint" or c.pool == "cls"):
+        fast = c.attention == "joint" or (c.pool == "cls" and c.positions == "learned")  # TimeSformer's layout
+        if fast and not self.training and not torch.is_grad_enabled():
             self.embed_check(pixel_values)
-            fast = joint_forward if c.attention == "joint" else divided_forward
-            pooled = fast(self, pixel_values)  # (B, D) inference forward (models/video_fast.py), same result
+            run = joint_forward if c.attention == "joint" else divided_forward
+            pooled = run(self, pixel_values)  # (B, D) inference forward (models/video_fast.py), same result
         else:
             pooled = self.pool(self.forward_features(pixel_values))  # (B, D)
         return self.head(pooled) if self.head is not None else pooled
