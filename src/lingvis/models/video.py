@@ -136,7 +136,8 @@ class VideoTransformer(nn.Module):
         else:
             x = x.flatten(3).permute(0, 3, 2, 1).contiguous()  # (B, N, T, D) patch-major (TimeSformer's layout)
         if c.positions == "sinusoidal":
-            x = x + self.pos_table.to(x.dtype)
+            table = self.pos_table.to(x.dtype)  # (T*N, D) over time-major tokens
+            x = x + (table if c.attention == "joint" else table.view(T, N, -1).transpose(0, 1))  # patch-major: (N, T, D)
         else:
             space = self.pos_embed[:, 1:] if c.cls_token else self.pos_embed  # (1, N, D)
             if c.attention == "joint":
