@@ -63,7 +63,7 @@ def folded_temporal_out(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | N
 
 def _temporal(x: torch.Tensor, block: nn.Module) -> None:
     """x (F, B, 1 + N, D) += temporal attention of the patches over their frames (class token unchanged)."""
-    Fr, B, L, D = x.shape
+    Fr, B, _, D = x.shape
     attn = block.temporal_attn
     H, hd = attn.n_heads, attn.head_dim
     qkv = attn.qkv(block.ln_t(x))  # (F, B, 1 + N, 3D); the class-token rows are not read
@@ -86,7 +86,6 @@ def _spatial(x: torch.Tensor, block: nn.Module) -> None:
 
 def divided_forward(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """Final-normed class token (B, D) of a divided-attention `VideoTransformer` with a class token, no grad."""
-    c = model.config
     B = pixel_values.shape[0]
     p = model.patch_embed(pixel_values.transpose(1, 2))  # (B, D, F, g, g)
     Fr, D = p.shape[2], p.shape[1]
