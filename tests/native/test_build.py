@@ -50,7 +50,9 @@ def test_one_openmp_runtime():
         pytest.skip("native kernels did not build")
     with open("/proc/self/maps") as fh:
         gomp = {line.split()[-1] for line in fh if "libgomp" in line}
-    assert len(gomp) <= 1, gomp
+    # wheels bundle their own renamed copies (scikit-learn, sentencepiece: loaded by other tests); the
+    # system runtime, which a library linking libgomp.so.1 on its own would bring in, must not be among them
+    assert not [p for p in gomp if not any(d in p for d in ("site-packages", "dist-packages"))], gomp
 
 
 def test_an_unwritable_cache_falls_back(tmp_path, monkeypatch, caplog):
