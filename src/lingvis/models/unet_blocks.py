@@ -39,8 +39,8 @@ def conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() or not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
         return conv(x)
     w = conv.weight
-    if w.is_contiguous(memory_format=torch.channels_last):
-        return conv(x)
+    if w.is_contiguous(memory_format=torch.channels_last) or torch.compiler.is_compiling():
+        return conv(x)  # (a compiled graph lays out its weights itself)
     key = (w.data_ptr(), w._version)
     cached = conv.__dict__.get("_channels_last_weight")
     if cached is None or cached[0] != key:
@@ -116,7 +116,7 @@ class ResBlock(nn.Module):
                 scale, shift = emb.chunk(2, dim=1)
                 h = self.norm2(h) * (1 + scale) + shift
             else:
-                h = self.norm2(h + emb)
+                h = self.norm2(h + emb if torch.is_grad_enabled() else h.add_(emb))  # h: conv1's fresh output
         else:
             h = self.norm2(h)
         h = conv2d(self.conv2, self.dropout(self.act_fresh(h)))
@@ -192,7 +192,8 @@ class SpatialTransformer(nn.Module):
         h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W), channels-last
         if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
             h = h.contiguous()
-        return h + grow(x, h.shape[0])
+        skip = grow(x, h.shape[0])
+        return h + skip if torch.is_grad_enabled() else h.add_(skip)  # h: proj_out's fresh output
 
 
 class Downsample(nn.Module):
