@@ -61,3 +61,16 @@ def test_conv2d_and_grow_keep_channels_last():
         g = grow(y, 6)
     assert g.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(g, y.repeat(3, 1, 1, 1))
+
+
+def test_vae_decoder_inference_layout_matches_training_path():
+    from lingvis.models.vae import AutoencoderKL, VAEConfig
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4)).eval()
+    z = torch.randn(2, 4, 5, 7)
+    with torch.no_grad():
+        fast = vae.decode(z)
+    plain = vae.decode(z).detach()
+    assert fast.shape == plain.shape == (2, 3, 10, 14) and fast.is_contiguous()
+    assert torch.allclose(fast, plain, atol=1e-5)
