@@ -147,9 +147,9 @@ class UNet(nn.Module):
             bias = ((1 - text_mask.to(x.dtype)) * -10000.0)[:, None, None, :]  # (B, 1, 1, L)
         if c.center_input_sample:
             x = 2 * x - 1.0
-        if self.channels_last and not torch.is_grad_enabled():
-            # inference keeps the feature maps channels-last (B, H, W, C in memory): oneDNN convolutions run
-            # without layout reorders and the spatial transformers' (B, H*W, C) views are free
+        if self.channels_last and not torch.is_grad_enabled() and x.device.type == "cpu":
+            # CPU inference keeps the feature maps channels-last (B, H, W, C in memory): oneDNN convolutions
+            # run without layout reorders and the spatial transformers' (B, H*W, C) views are free
             x = x.contiguous(memory_format=torch.channels_last)
         temb = self.time_embed(timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos,
                                                   c.freq_shift).to(x.dtype))  # (B, 4 C0)

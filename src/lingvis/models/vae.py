@@ -115,7 +115,7 @@ class Decoder(nn.Module):
         self.conv_out = nn.Conv2d(w[-1], c.out_channels, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled():  # inference: channels-last feature maps (as the UNet, see unet.py)
+        if not torch.is_grad_enabled() and z.device.type == "cpu":  # CPU inference: channels-last (see unet.py)
             z = z.contiguous(memory_format=torch.channels_last)
         h = self.mid(conv2d(self.conv_in, z))
         for level in self.up:
