@@ -121,6 +121,28 @@ def run_cli(argv: list[str]) -> tuple[dict, float, float]:
     return json.loads(text[text.index("{"):text.rindex("}") + 1]), wall, cpu
 
 
+def lingvis_side(command: str, options: list[str], minutes: float, out: Path, clock: str, extra: list[str],
+                 max_steps: int | None, metric: str) -> tuple[Side, dict]:
+    """Run `lingvis COMMAND OPTIONS` for `minutes` on `clock` into `out` as the race's lingvis side; (the side
+    with its `metric` curve, the run's JSON summary)."""
+    argv = [*command.split(), *options, "--max-minutes", f"{minutes:g}", "--budget-clock", clock, "--out", str(out),
+            "--no-progress", *extra]
+    if max_steps:
+        argv += ["--max-steps", str(max_steps)]
+    paths = {i + 1 for i, o in enumerate(options) if o in ("--data", "--val-data")}
+    shown = " ".join(o for i, o in enumerate(options) if i not in paths and i + 1 not in paths)  # no data paths
+    side = Side(f"lingvis {command} {shown} --max-minutes {minutes:g}" + (f" {' '.join(extra)}" if extra else ""),
+                load_before=load())
+    summary, side.wall, side.cpu = run_cli(argv)
+    side.seconds = side.cpu if clock == "cpu" else side.wall
+    side.load_after, side.steps = load(), summary["step"]
+    side.curve = val_curve(out, metric)
+    side.detail = {k: summary.get(k) for k in ("seconds", "train_seconds", "eval_seconds", "final_eval_seconds",
+                                               "horizon", "stopped_by", "parameters")}
+    side.detail["argv"] = " ".join(argv)
+    return side, summary
+
+
 def val_curve(run: Path, metric: str) -> list[tuple[float, float]]:
     """(time, metric) of the validation rows of a lingvis run's metrics.jsonl."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]

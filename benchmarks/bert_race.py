@@ -54,10 +54,9 @@ from benchmarks._race import (
     earlier_reference,
     finish,
     horizon,
+    lingvis_side,
     load,
     race_args,
-    run_cli,
-    val_curve,
 )
 
 DEMO_MINUTES = 3.0 * 0.55  # the demo's pretraining share of its 3-minute bert step
@@ -88,8 +87,9 @@ def race_data(tokenizer, max_len: int):
     from lingvis.tasks.mlm import PretrainTask
 
     train_texts, val_texts = load_corpus(BertPretrainArgs(out=""))
-    make = lambda texts, seed, dupe: SentencePairDataset(
-        tokenize_documents(tokenizer, texts), tokenizer.cls_id, tokenizer.sep_id, max_len, True, dupe, seed=seed)
+    def make(texts, seed, dupe):
+        return SentencePairDataset(tokenize_documents(tokenizer, texts), tokenizer.cls_id, tokenizer.sep_id, max_len,
+                                   True, dupe, seed=seed)
     train_set, val_set = make(train_texts, 0, 2), make(val_texts, 1, 1)
     collator = mlm_collator(tokenizer, MaskingConfig(mlm_prob=0.15))
     with torch.random.fork_rng():
@@ -127,8 +127,8 @@ def run_reference(budget_s: float, tokenizer, train_set, held, collator, task, o
     model = HFPretraining(hf)
     decay = [p for n, p in hf.named_parameters() if p.dim() >= 2 and "LayerNorm" not in n]
     rest = [p for n, p in hf.named_parameters() if not (p.dim() >= 2 and "LayerNorm" not in n)]
-    make_opt = lambda params: torch.optim.AdamW(
-        params, lr=BERT["lr"], betas=BERT["betas"], eps=BERT["eps"])
+    def make_opt(params):
+        return torch.optim.AdamW(params, lr=BERT["lr"], betas=BERT["betas"], eps=BERT["eps"])
     opt = make_opt([{"params": decay, "weight_decay": BERT["weight_decay"]}, {"params": rest, "weight_decay": 0.0}])
     loader = torch.utils.data.DataLoader(train_set, batch_size=BERT["batch_size"], shuffle=True,
                                          collate_fn=collator, drop_last=True,
@@ -185,20 +185,8 @@ def run_reference(budget_s: float, tokenizer, train_set, held, collator, task, o
 
 
 def run_lingvis(minutes: float, out: Path, clock: str, extra: list[str], max_steps: int | None) -> tuple[Side, dict]:
-    argv = ["pretrain", "bert", "--preset", "bert-tiny-preln", "--vocab-size", str(VOCAB), "--max-minutes",
-            f"{minutes:g}", "--budget-clock", clock, "--out", str(out), "--no-progress", *extra]
-    if max_steps:
-        argv += ["--max-steps", str(max_steps)]
-    side = Side(f"lingvis pretrain bert --preset bert-tiny-preln --vocab-size {VOCAB} --max-minutes {minutes:g}"
-                + (f" {' '.join(extra)}" if extra else ""), load_before=load())
-    summary, side.wall, side.cpu = run_cli(argv)
-    side.seconds = side.cpu if clock == "cpu" else side.wall
-    side.load_after, side.steps = load(), summary["step"]
-    side.curve = val_curve(out, "mlm_acc")
-    side.detail = {k: summary.get(k) for k in ("seconds", "train_seconds", "eval_seconds", "final_eval_seconds",
-                                               "horizon", "stopped_by", "parameters")}
-    side.detail["argv"] = " ".join(argv)
-    return side, summary
+    return lingvis_side("pretrain bert", ["--preset", "bert-tiny-preln", "--vocab-size", str(VOCAB)], minutes, out,
+                        clock, extra, max_steps, "mlm_acc")
 
 
 def finetune(folder: Path, out: Path, smoke: bool) -> dict:

@@ -47,11 +47,10 @@ from benchmarks._race import (
     earlier_reference,
     finish,
     horizon,
+    lingvis_side,
     load,
     open_clip_lr,
     race_args,
-    run_cli,
-    val_curve,
 )
 
 DEMO_MINUTES = 2.0  # the demo's clip step
@@ -171,21 +170,9 @@ def run_reference(budget_s: float, tokenizer, data: Path, out: Path, clock: str,
 
 
 def run_lingvis(minutes: float, data: Path, out: Path, clock: str, extra: list[str], max_steps: int | None) -> Side:
-    argv = ["pretrain", "clip", "--data", str(data / "captions_train.json"), "--val-data",
-            str(data / "captions_val.json"), "--preset", PRESET, "--max-minutes", f"{minutes:g}", "--budget-clock",
-            clock, "--out", str(out), "--no-progress", *extra]
-    if max_steps:
-        argv += ["--max-steps", str(max_steps)]
-    side = Side(f"lingvis pretrain clip --preset {PRESET} --max-minutes {minutes:g}"
-                + (f" {' '.join(extra)}" if extra else ""), load_before=load())
-    summary, side.wall, side.cpu = run_cli(argv)
-    side.seconds = side.cpu if clock == "cpu" else side.wall
-    side.load_after, side.steps = load(), summary["step"]
-    side.curve = val_curve(out, "mean_R@1")
-    side.detail = {k: summary.get(k) for k in ("seconds", "train_seconds", "eval_seconds", "final_eval_seconds",
-                                               "horizon", "stopped_by", "parameters")}
-    side.detail["argv"] = " ".join(argv)
-    return side
+    options = ["--data", str(data / "captions_train.json"), "--val-data", str(data / "captions_val.json"),
+               "--preset", PRESET]
+    return lingvis_side("pretrain clip", options, minutes, out, clock, extra, max_steps, "mean_R@1")[0]
 
 
 def main() -> None:

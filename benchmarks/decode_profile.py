@@ -22,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ._probes import copy_bandwidth
+from ._probes import best_seconds, copy_bandwidth, gemv_bandwidth
 
 
 def cpu_name() -> str:
@@ -158,26 +158,65 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
     `steps` tokens: the model's linear layers alone (one row each, as one step calls them), one step through
     `model.forward` (the general path), the fused step (lingvis/decode_step.py), the compiled static-cache step,
     and whole `model.generate` calls per new token with the general, fused and compiled steps (the loop's
-    own share = generate minus its step)."""
-    import lingvis.generate as gen
+    own share = generate minus its step). Rows marked "torch kernels" run with LINGVIS_NATIVE=0 (MKL's gemv,
+    fbgemm, the int8pack kernel), the others with lingvis.native's kernels where they apply."""
+    from lingvis import native
     from lingvis.decode_step import FusedStep, StaticStep, compiled_cache_len
     from lingvis.nn.packed_linear import packed_linears
+    from lingvis.quant import QuantLinear
 
     ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(0))
-    lins = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    lins = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, QuantLinear))]
     xs = [torch.randn(1, 1, m.in_features) for m in lins]
     cache_len = compiled_cache_len(prompt_len + steps + 1, model.context_length)
+    on = native.available()
+    fast = [native.LinearF32(m.weight, m.bias) if on and type(m) is torch.nn.Linear else m for m in lins]
 
-    def linears():
-        for _ in range(steps):
-            for m, x in zip(lins, xs):
-                m(x)
+    def hugepage_copies(mods):
+        """Native kernels over copies of the fp32 weights in one anonymous mapping advised MADV_HUGEPAGE (THP
+        in `madvise` mode), 2 MB-aligned: fewer TLB misses while streaming the weights."""
+        import mmap
+        ws = [m.weight.detach() for m in mods if type(m) is torch.nn.Linear]
+        total = sum(w.numel() for w in ws) * 4
+        if not ws or not hasattr(mmap, "MADV_HUGEPAGE"):
+            return None
+        buf = mmap.mmap(-1, total + (2 << 20))
+        buf.madvise(mmap.MADV_HUGEPAGE)
+        raw = torch.frombuffer(buf, dtype=torch.uint8)
+        start = -raw.data_ptr() % (2 << 20)
+        flat, out, o = raw[start:start + total].view(torch.float32), [], 0
+        for m in mods:
+            if type(m) is not torch.nn.Linear:
+                return None
+            w = flat[o:o + m.weight.numel()].view_as(m.weight)
+            w.copy_(m.weight.detach())
+            o += w.numel()
+            out.append(native.LinearF32(w, m.bias))
+        return out
+
+    def env(name, value, fn):
+        def run():
+            old = os.environ.get(name)
+            os.environ[name] = value
+            try:
+                return fn()
+            finally:
+                os.environ.pop(name) if old is None else os.environ.__setitem__(name, old)
+        return run
+
+    def linears(mods):
+        def run():
+            for _ in range(steps):
+                for m, x in zip(mods, xs):
+                    m(x)
+        return run
 
     def stepper(kind):
         def run():
             cache = model.new_cache(1, cache_len)
             nxt = model(ids, cache=cache, last_only=True)[:, -1].argmax(-1)  # (1,)
-            step = {"forward": None, "fused": FusedStep, "compiled": compiled_step}[kind]
+            step = {"forward": None, "fused": FusedStep, "compiled": compiled_step,
+                    "fused, torch kernels": lambda m, c: FusedStep(m, c, use_native=False)}[kind]
             step = step(model, cache) if step is not None else None
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(steps):
@@ -206,8 +245,17 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
                 os.environ.pop("LINGVIS_FUSED_STEP")
         return run
 
-    parts = {"linears alone": linears, "step: model.forward": stepper("forward"), "step: fused": stepper("fused"),
-             "generate, general step": generate("general"), "generate, fused step": generate("fused")}
+    parts = {"linears alone, torch kernels": env("LINGVIS_NATIVE", "0", linears(lins)),
+             "step: model.forward": env("LINGVIS_NATIVE", "0", stepper("forward")),
+             "step: fused, torch kernels": env("LINGVIS_NATIVE", "0", stepper("fused, torch kernels")),
+             "generate, general step": env("LINGVIS_NATIVE", "0", generate("general")),
+             "generate, fused step, torch kernels": env("LINGVIS_NATIVE", "0", generate("fused"))}
+    if on:
+        parts.update({"linears alone, native": linears(fast), "step: fused, native": stepper("fused"),
+                      "generate, fused step, native (the default)": generate("fused")})
+        huge = hugepage_copies(lins)
+        if huge is not None:
+            parts["linears alone, native, hugepage-advised copies"] = linears(huge)
     if compile:
         parts["step: compiled"] = stepper("compiled")
         parts["generate, compiled step"] = generate("compiled")
@@ -226,6 +274,19 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
     return res
 
 
+def read_probes() -> str:
+    """The machine's read limits in this run: a 512 MB copy (read + write), and the weight bytes per second of
+    one matrix-vector product over a 512 MB matrix through F.linear (MKL) and through lingvis.native."""
+    from lingvis import native
+
+    line = f"copy {copy_bandwidth():.1f} GB/s (read + write), 512 MB GEMV: F.linear {gemv_bandwidth():.1f} GB/s"
+    if native.available():
+        w, x = torch.randn(65536, 2048), torch.randn(1, 2048)
+        k = native.LinearF32(w, None)
+        line += f", native {w.numel() * 4 / best_seconds(lambda: k(x)) / 1e9:.1f} GB/s"
+    return line
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="gpt2", help="model shape (random weights)")
@@ -235,6 +296,8 @@ def main() -> None:
     ap.add_argument("--split", action="store_true", help="only the split of the step: linears alone, "
                     "model.forward, the fused and compiled steps and generate's loop (per-token wall and CPU ms)")
     ap.add_argument("--no-compile", action="store_true", help="with --split: leave out the compiled step")
+    ap.add_argument("--int8", choices=["weights", "w8a8"], help="with --split: the model quantised to int8 "
+                    "(weight-only or W8A8) first")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import lingvis
@@ -242,13 +305,26 @@ def main() -> None:
     torch.manual_seed(0)
     model = lingvis.build(args.preset).eval()
     if args.split:
-        print(f"{args.preset}, {args.threads} threads, {args.steps} tokens per round, median of {args.repeats} "
+        if args.int8:
+            from lingvis.quant import quantize_int8_mode, weight_bytes
+            quantize_int8_mode(model, args.int8)
+        else:
+            from lingvis.quant import weight_bytes
+        from lingvis import native
+        mb = sum(b.numel() * b.element_size() for m in model.modules() if hasattr(m, "in_features")
+                 for n, b in [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
+                 if n in ("weight", "weight_int8")) / 1e6
+        print(f"{args.preset}{f' int8 {args.int8}' if args.int8 else ''}, {args.threads} threads, native kernels "
+              f"{'on' if native.available() else 'off'}, linear weights {mb:.1f} MB per token (model "
+              f"{weight_bytes(model) / 1e6:.1f} MB), {args.steps} tokens per round, median of {args.repeats} "
               f"rounds; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        r = step_split(model, args.steps, args.repeats, compile=not args.no_compile)
+        print(f"read probes: {read_probes()}", flush=True)
+        r = step_split(model, args.steps, args.repeats, compile=not (args.no_compile or args.int8))
         secs = r.pop("compile seconds")
-        print("| part | ms per token (wall) | ms per token (CPU) |\n|---|---:|---:|")
+        print("| part | ms per token (wall) | ms per token (CPU) | GB/s of linear weights (wall) |")
+        print("|---|---:|---:|---:|")
         for k, (w, c) in r.items():
-            print(f"| {k} | {w:.2f} | {c:.2f} |")
+            print(f"| {k} | {w:.2f} | {c:.2f} | {mb / w:.1f} |")
         if secs is not None:
             print(f"compiling the step took {secs:.1f} s (once per model and cache size)")
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -240,7 +240,7 @@ def rotate_vs_pykeen(out: Path, quick: bool, dataset: str = "umls") -> list[dict
     from pykeen.training import SLCWATrainingLoop
     from pykeen.triples import TriplesFactory
 
-    from lingvis.kg.completion import CompletionArgs, rank_metrics, read_tsv_folder, train_completion
+    from lingvis.kg.completion import CompletionArgs, read_tsv_folder, train_completion
     from lingvis.train.config import TrainConfig
 
     folder = Path(pykeen.datasets.__file__).parent / dataset

@@ -71,14 +71,19 @@ def gguf_weight_bytes(path: Path) -> int:
 
 
 # ---- engines -------------------------------------------------------------------------------------------
-def lingvis_engine(name: str, model, kv: int, step: str = "fused") -> Engine:
+def lingvis_engine(name: str, model, kv: int, step: str = "fused", native: bool = True) -> Engine:
     """`step`: "fused" (generate's default: the fused one-token step of lingvis/decode_step.py), "general"
-    (every step through `model.forward`, as before the fused step: LINGVIS_FUSED_STEP=0) or "compiled"
-    (`generate(..., compile=True)`; compiled on its first call, which prints the compile time)."""
+    (every step through `model.forward` with torch's kernels, as before the fused step and the native kernels:
+    LINGVIS_FUSED_STEP=0 LINGVIS_NATIVE=0) or "compiled" (`generate(..., compile=True)`; compiled on its first
+    call, which prints the compile time). `native=False`: the fused step with torch's kernels for its linears
+    (MKL's gemv / fbgemm / the int8pack kernel) instead of lingvis.native's (LINGVIS_NATIVE=0)."""
+    env = {"LINGVIS_FUSED_STEP": "0" if step == "general" else "1",
+           "LINGVIS_NATIVE": "1" if native and step != "general" else "0"}
+
     def run(prompt, n):
         ids = torch.tensor([prompt])
-        old = os.environ.get("LINGVIS_FUSED_STEP")
-        os.environ["LINGVIS_FUSED_STEP"] = "0" if step == "general" else "1"
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             t0 = time.perf_counter()
             out = model.generate(ids, max_new_tokens=n, compile=step == "compiled")[0, len(prompt):].tolist()
@@ -88,10 +93,11 @@ def lingvis_engine(name: str, model, kv: int, step: str = "fused") -> Engine:
                       flush=True)
             return out
         finally:
-            if old is None:
-                del os.environ["LINGVIS_FUSED_STEP"]
-            else:
-                os.environ["LINGVIS_FUSED_STEP"] = old
+            for k, v in old.items():
+                if v is None:
+                    del os.environ[k]
+                else:
+                    os.environ[k] = v
     compiled: list[float] = []
     return Engine(name, run, lingvis_weight_bytes(model) + kv)
 
@@ -236,7 +242,16 @@ def w8a8_from(q):
     twin = copy.deepcopy(q)
     for m in twin.modules():
         if isinstance(m, QuantLinear):
-            m.activations, m._fbgemm = "int8", None
+            m.activations, m._fbgemm, m._native = "int8", None, None
+    return twin
+
+
+def hugepage_copy(model):
+    """A copy of the model with its linear weights in hugepage-advised memory (lingvis.native.hugepage_weights)."""
+    from lingvis.native import hugepage_weights
+
+    twin = copy.deepcopy(model)
+    hugepage_weights(twin)
     return twin
 
 
@@ -282,10 +297,13 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
             gc.collect()
         ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
         measure([lingvis_engine("lingvis fp32", ours, kv)])
+        measure([lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False)])
         measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
         measure([transformers_engine(ours, workdir, kv)])
     else:
         measure([lingvis_engine("lingvis fp32", ours, kv),
+                 lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False),
+                 lingvis_engine("lingvis fp32 (hugepages)", hugepage_copy(ours), kv),
                  lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
                  lingvis_engine("lingvis fp32 (general)", ours, kv, "general"),
                  llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
@@ -296,8 +314,11 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     gc.collect()
     w8a8 = w8a8_from(wonly)
     int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
+            lingvis_engine("lingvis int8 (W8A8, torch kernels)", w8a8, kv, native=False),
+            *([] if sequential else [lingvis_engine("lingvis int8 (W8A8, hugepages)", hugepage_copy(w8a8), kv)]),
             lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
-            lingvis_engine("lingvis int8 (weight-only)", wonly, kv)]
+            lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
+            lingvis_engine("lingvis int8 (weight-only, torch kernels)", wonly, kv, native=False)]
     if sequential:
         for e in int8:
             measure([e])
@@ -305,7 +326,9 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
         measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
     for a, b in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
                  ("lingvis fp32", "lingvis fp32 (general)"), ("lingvis fp32", "lingvis fp32 (compiled)"),
+                 ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32", "lingvis fp32 (hugepages)"),
                  ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
+                 ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
                  ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)")):
         if a not in check or b not in check:
             continue
@@ -313,10 +336,16 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
         note = " (different quantisers)" if "q8_0" in a else ""
         print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
               f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
-    order = ["lingvis fp32", "lingvis fp32 (compiled)", "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32",
-             "lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)", "lingvis int8 (weight-only)", "llama.cpp q8_0"]
+    order = ["lingvis fp32", "lingvis fp32 (hugepages)", "lingvis fp32 (torch kernels)", "lingvis fp32 (compiled)",
+             "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)",
+             "lingvis int8 (W8A8, hugepages)", "lingvis int8 (W8A8, torch kernels)",
+             "lingvis int8 (W8A8, general)", "lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)",
+             "llama.cpp q8_0"]
     report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
            {"lingvis fp32": "llama.cpp f32", "lingvis fp32 (compiled)": "llama.cpp f32",
+            "lingvis fp32 (torch kernels)": "llama.cpp f32", "lingvis int8 (W8A8, torch kernels)": "llama.cpp q8_0",
+            "lingvis fp32 (hugepages)": "llama.cpp f32", "lingvis int8 (W8A8, hugepages)": "llama.cpp q8_0",
+            "lingvis int8 (weight-only, torch kernels)": "llama.cpp q8_0",
             "lingvis fp32 (general)": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
             "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (W8A8, general)": "llama.cpp q8_0",
             "lingvis int8 (weight-only)": "llama.cpp q8_0"})
@@ -324,8 +353,12 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     rows = []
     for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32 (compiled)", "llama.cpp f32"),
                       ("lingvis fp32", "transformers fp32"), ("lingvis fp32", "lingvis fp32 (general)"),
-                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
-                      ("lingvis int8 (weight-only)", "llama.cpp q8_0")):
+                      ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32 (hugepages)", "llama.cpp f32"),
+                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8, hugepages)", "llama.cpp q8_0"),
+                      ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
+                      ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
+                      ("lingvis int8 (weight-only)", "llama.cpp q8_0"),
+                      ("lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)")):
         if ours not in spt or ref not in spt:
             continue
         (w, c), (rw, rc) = spt[ours], spt[ref]

@@ -19,11 +19,17 @@ For decoding, the weight bytes one decode step reads (the language model's matri
 matrix-vector bandwidth (`_probes.gemv_bandwidth`) give the fastest step (`floor_step_ms`) and the largest
 decode ratio over transformers (a batch-8 step reads the weights once for 8 rows, so its floor is lower still).
 
-    python -m benchmarks.llava_speed [--quick] [--threads N]
+The same run also times lingvis with this round's fast paths switched off (`before`: `LINGVIS_FUSED_STEP=0`,
+the decode steps through `Llava.forward`; `LINGVIS_LAST_PREFILL=0`, the prefill's last block on every position),
+interleaved with the two others, and prints `before_ms` / `gain` (before / now) beside each row (`--no-ab` skips
+it).
+
+    python -m benchmarks.llava_speed [--quick] [--threads N] [--no-ab]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -83,7 +89,27 @@ def median_wall_and_cpu(fns: dict, repeats: int, warmup: int = 1) -> tuple[dict,
     return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
-def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, dict], torch.Tensor, torch.Tensor]:
+BEFORE = {"LINGVIS_FUSED_STEP": "0", "LINGVIS_LAST_PREFILL": "0"}  # lingvis without this round's fast paths
+
+
+def without_fast_paths(fn):
+    """fn run with the BEFORE switches set (restored after)."""
+    def run():
+        old = {k: os.environ.get(k) for k in BEFORE}
+        os.environ.update(BEFORE)
+        try:
+            fn()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return run
+
+
+def timed(ours, ref, batch: int, new: int, repeats: int, ab: bool = True
+          ) -> tuple[tuple[dict, dict], torch.Tensor, torch.Tensor]:
     ids, pixels = inputs(ours, batch)
     mask = torch.ones_like(ids)
     out = {}
@@ -91,12 +117,19 @@ def timed(ours, ref, batch: int, new: int, repeats: int) -> tuple[tuple[dict, di
     def run_ours():
         out["ours"] = ours.generate(ids, new, pixel_values=pixels)
 
+    def run_before():
+        out["before"] = ours.generate(ids, new, pixel_values=pixels)
+
     def run_ref():
         with torch.inference_mode():
             out["ref"] = ref.generate(input_ids=ids, pixel_values=pixels, attention_mask=mask, max_new_tokens=new,
                                       min_new_tokens=new, do_sample=False, use_cache=True)
 
-    return median_wall_and_cpu({"ours": run_ours, "ref": run_ref}, repeats), out["ours"], out["ref"]
+    fns = {"ours": run_ours, "ref": run_ref, **({"before": without_fast_paths(run_before)} if ab else {})}
+    times = median_wall_and_cpu(fns, repeats)
+    if ab and not torch.equal(out["before"], out["ours"]):
+        raise AssertionError("lingvis' tokens changed with the fast paths switched off")
+    return times, out["ours"], out["ref"]
 
 
 def decode_floor(ours) -> dict:
@@ -114,7 +147,7 @@ def rate(n: int, full: float, first: float) -> float:
     return n / (full - first) if full > first else float("nan")
 
 
-def run(quick: bool = False, threads: int | None = None) -> list[dict]:
+def run(quick: bool = False, threads: int | None = None, ab: bool = True) -> list[dict]:
     if threads:
         torch.set_num_threads(threads)
     new = 16 if quick else 64
@@ -122,19 +155,22 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ours, ref = build_pair(tmp)
-        (t1, c1), a, b = timed(ours, ref, 1, 1, repeats)
+        (t1, c1), a, b = timed(ours, ref, 1, 1, repeats, ab)
         r = row("llava time to first token, 1 image + 24 tokens (first tokens/s)", 1 / t1["ours"], 1 / t1["ref"],
                 "1/s")
         r.update(ttft_ms_lingvis=round(1000 * t1["ours"], 1), ttft_ms_transformers=round(1000 * t1["ref"], 1),
                  cpu_ratio=round(c1["ref"] / c1["ours"], 3), identical=bool(torch.equal(a, b)))
+        if ab:
+            r.update(before_ms=round(1000 * t1["before"], 1), gain=round(t1["before"] / t1["ours"], 3),
+                     cpu_gain=round(c1["before"] / c1["ours"], 3))
         ids, pixels = inputs(ours, 1)
         limit = matmul_floor(record_matmuls(lambda: ours.generate(ids, 1, pixel_values=pixels)))
         r.update(floor_ms=round(1000 * limit["floor_s"], 1), matmul_GFLOP=round(limit["GFLOP"], 2),
                  largest_ratio_at_floor=round(t1["ref"] / limit["floor_s"], 3))
         rows.append(r)
         for batch in (1, 8):
-            (first, cfirst) = (t1, c1) if batch == 1 else timed(ours, ref, batch, 1, repeats)[0]
-            (full, cfull), a, b = timed(ours, ref, batch, new, repeats)
+            (first, cfirst) = (t1, c1) if batch == 1 else timed(ours, ref, batch, 1, repeats, ab)[0]
+            (full, cfull), a, b = timed(ours, ref, batch, new, repeats, ab)
             n = batch * (new - 1)
             r = row(f"llava greedy decode batch {batch} ({new} new tokens, one image per row)",
                     rate(n, full["ours"], first["ours"]), rate(n, full["ref"], first["ref"]), "tokens/s")
@@ -143,6 +179,10 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
                      cpu_tokens_per_s_lingvis=round(rate(n, cfull["ours"], cfirst["ours"]), 2),
                      cpu_tokens_per_s_transformers=round(rate(n, cfull["ref"], cfirst["ref"]), 2),
                      cpu_ratio=round((cfull["ref"] - cfirst["ref"]) / (cfull["ours"] - cfirst["ours"]), 3))
+            if ab:
+                before = rate(n, full["before"], first["before"])
+                r.update(before_tokens_per_s=round(before, 2), gain=round(r["lingvis"] / before, 3),
+                         cpu_gain=round((cfull["before"] - cfirst["before"]) / (cfull["ours"] - cfirst["ours"]), 3))
             floor = decode_floor(ours)
             ref_step = (full["ref"] - first["ref"]) / (new - 1)
             r.update(step_MB=floor["step_MB"], gemv_GBs=floor["gemv_GBs"],
@@ -156,8 +196,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="16 new tokens, 3 repeats")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--no-ab", action="store_true", help="skip timing lingvis with this round's fast paths off")
     args = ap.parse_args()
-    rows = run(args.quick, args.threads)
+    rows = run(args.quick, args.threads, not args.no_ab)
     print_rows(rows)
     for r in rows:
         extra = {k: v for k, v in r.items() if k not in ("benchmark", "lingvis", "reference", "unit", "ratio")}

@@ -3,6 +3,8 @@
 compared first. VideoMAE-Base shape (16 frames of 224px, 2x16x16 tubelets: 1568 tokens, joint attention) and
 TimeSformer-Base (8 frames of 224px, 16px patches, divided space-time attention), batch 1, 400 classes.
 Wall and process CPU time (interleaved calls, median); on a shared machine the CPU-time ratio is steadier.
+`lingvis` is the model's inference forward (models/video_fast.py); `blockwise` is the same model through the
+shared blocks one by one (the training forward), timed in the same run for the before/after.
 
 The physical limit, measured in the same run: the forward's matrix-product FLOPs (counted with torch's
 FlopCounterMode) at this machine's fp32 `F.linear` rate for the model's MLP shape, plus its attention FLOPs at
@@ -48,15 +50,33 @@ def attention_shapes(c, batch: int) -> list[tuple[int, int, int]]:
     return [(batch * c.heads * N, T, hd), (batch * c.heads * T, N + cls, hd)] * c.depth  # time, then space
 
 
-def roofline(ours, x: torch.Tensor) -> dict:
-    """FLOPs of one forward and the fastest fp32 time this machine's GEMM and attention kernels allow."""
+def _linear_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of oneDNN's fused linear (the MLP's fc + GELU of lingvis' inference forward)."""
+    rows = 1
+    for n in x_shape[:-1]:
+        rows *= n
+    return 2 * rows * x_shape[-1] * w_shape[0]
+
+
+def matmul_flops(fn) -> int:
+    """FLOPs of the matrix products (linears, convolutions, fused linears, batched q/k/v products) one call of fn
+    runs, not attention (lingvis runs attention in `scaled_dot_product_attention` only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    c = ours.config
-    counter = FlopCounterMode(display=False)
+    custom = {}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        custom[torch.ops.mkldnn._linear_pointwise] = _linear_pointwise_flop  # keyed by the op packet
+    counter = FlopCounterMode(display=False, custom_mapping=custom)
     with counter, torch.inference_mode():
-        ours(x)
-    matmul = sum(counter.get_flop_counts()["Global"].values())  # linears and the patch embedding
+        fn()
+    counts = counter.get_flop_counts()["Global"]
+    return sum(n for op, n in counts.items() if "attention" not in str(op))
+
+
+def roofline(ours, x: torch.Tensor) -> dict:
+    """FLOPs of one forward and the fastest fp32 time this machine's GEMM and attention kernels allow."""
+    c = ours.config
+    matmul = matmul_flops(lambda: ours(x))  # linears and the patch embedding (the q/k/v products included)
     shapes = attention_shapes(c, x.shape[0])
     rates = {s: attention_gflops(*s) for s in set(shapes)}
     attn = sum(4 * n * t * t * d for n, t, d in shapes)
@@ -80,8 +100,12 @@ def bench(kind: str, repeats: int) -> dict:
             with torch.inference_mode():
                 return ours(x)
 
+        def run_blockwise():  # the shared blocks one by one (the training forward), for the before/after
+            with torch.inference_mode():
+                return ours.head(ours.pool(ours.forward_features(x)))
+
         diff = float((run_ours() - run_ref()).abs().max())
-        wall, cpu = timed({"lingvis": run_ours, "transformers": run_ref}, repeats)
+        wall, cpu = timed({"lingvis": run_ours, "lingvis_blockwise": run_blockwise, "transformers": run_ref}, repeats)
         limit = roofline(ours, x)
     flop = limit["GFLOP"]
     return {"benchmark": f"{kind} base forward, batch 1, {frames} frames of 224px",
@@ -89,6 +113,8 @@ def bench(kind: str, repeats: int) -> dict:
             "ratio_wall": round(wall["transformers"] / wall["lingvis"], 3),
             "lingvis_cpu_s": round(cpu["lingvis"], 3), "transformers_cpu_s": round(cpu["transformers"], 3),
             "ratio_cpu": round(cpu["transformers"] / cpu["lingvis"], 3), "logits_max_abs_diff": diff,
+            "blockwise_s": round(wall["lingvis_blockwise"], 3), "blockwise_cpu_s": round(cpu["lingvis_blockwise"], 3),
+            "ratio_wall_blockwise": round(wall["transformers"] / wall["lingvis_blockwise"], 3),
             "lingvis_GFLOPs": round(flop / wall["lingvis"], 1), "transformers_GFLOPs": round(flop / wall["transformers"], 1),
             **limit, "largest_ratio_at_peak": round(wall["transformers"] / limit["floor_s"], 3),
             "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}

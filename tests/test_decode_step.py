@@ -160,3 +160,44 @@ def test_compile_of_a_w8a8_model_falls_back_to_the_eager_step():
     eager = model.generate(p, max_new_tokens=10)
     with pytest.warns(UserWarning, match="eager fused step"):
         assert torch.equal(model.generate(p, max_new_tokens=10, compile=True), eager)
+
+
+needs_native = pytest.mark.skipif(not importlib.import_module("lingvis.native").available(),
+                                  reason="native kernels did not build")
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_native_kernels_keep_logits_and_greedy_tokens(name, monkeypatch):
+    """One row: the fused step's linears run in the native kernels; logits equal `model.forward` (torch's
+    kernels) to 1e-5 and greedy tokens equal the general path's on many prompts."""
+    model = build(name, seed=3)
+    step = FusedStep(model, model.new_cache(1, 8))
+    assert type(step.direct[0][1]).__name__ == "function" and "kernel" in step.direct[0][1].__code__.co_freevars
+    V = model.config.vocab_size
+    prompts = [torch.randint(0, V, (1, n), generator=torch.Generator().manual_seed(n)) for n in range(1, 21)]
+    with torch.no_grad():
+        for p in prompts[:4]:
+            ref, cache = model.new_cache(1, 40), model.new_cache(1, 40)
+            model(p, cache=ref), model(p, cache=cache)
+            step, nxt = FusedStep(model, cache), p[:, -1]
+            for _ in range(8):
+                want = model(nxt[:, None], cache=ref, last_only=True)[:, -1]
+                torch.testing.assert_close(step(nxt), want, rtol=1e-5, atol=1e-5)
+                nxt = want.argmax(-1)
+    fast = [generate_ids(model, p, max_new_tokens=16) for p in prompts]
+    general_path(monkeypatch)
+    assert all(torch.equal(generate_ids(model, p, max_new_tokens=16), f) for p, f in zip(prompts, fast))
+
+
+@needs_native
+@pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_native_w8a8_greedy_equals_fbgemm(name, monkeypatch):
+    model = quantize_int8(build(name, seed=4), activations="int8")
+    V = model.config.vocab_size
+    prompts = [torch.randint(0, V, (1, n), generator=torch.Generator().manual_seed(n)) for n in range(1, 17)]
+    fast = [model.generate(p, max_new_tokens=16) for p in prompts]
+    monkeypatch.setenv("LINGVIS_NATIVE", "0")  # fbgemm's kernel everywhere
+    assert step_for(model, model.new_cache(1, 8)).direct[0][1] is model.blocks[0].attn.qkv
+    assert all(torch.equal(model.generate(p, max_new_tokens=16), f) for p, f in zip(prompts, fast))

@@ -7,7 +7,10 @@ arithmetic for the common case directly: the `KVCache` buffers are already preal
 per layer, so each layer writes its new key/value in place at the cache's column and attends over the
 written prefix (one SDPA call without a mask: the newest query sees every cached key). Norms, projections
 and activations are the model's own modules, so quantized (`quant.QuantLinear`) and packed linears run
-unchanged, and the result equals `model.forward` to float rounding (same ops, same order).
+unchanged, and the result equals `model.forward` to float rounding. For one row the linears (fp32
+`nn.Linear` and int8 `QuantLinear`) run as `lingvis.native`'s C matrix-vector kernels when they built
+(`LINGVIS_NATIVE=0`: torch's), which read the weights faster than MKL's gemv / fbgemm on this CPU
+(docs/decoding.md); they sum in another order, so logits differ from `model.forward` by float rounding only.
 
 `torch.compile` over the step (`compiled=True`) is offered for experiments; measured on a 2-core Intel
 VM it does not beat the eager fused step (docs/decoding.md), so generation uses the eager one.
@@ -23,9 +26,11 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .nn.cache import KVCache
 from .nn.mlp import ACTIVATIONS, GATED
 from .nn.position import apply_rotary
+from .quant import QuantLinear
 
 
 def supports(model, cache: KVCache | None) -> bool:
@@ -53,18 +58,22 @@ class FusedStep:
     """`step(ids (B,)) -> logits (B, V)` for the next position of every row, advancing `cache` by one.
     The cache must already hold the prompt (prefilled by `model.forward`), with no padding."""
 
-    def __init__(self, model, cache: KVCache):
+    def __init__(self, model, cache: KVCache, use_native: bool = True):
         if not supports(model, cache):
             raise ValueError(f"FusedStep: {type(model).__name__} with this cache is not supported "
                              "(a GPT without cross-attention, token shift or sliding-window ring)")
         self.model, self.cache = model, cache
         c = model.config
-        self.layers, self.direct = [], []  # modules; and for one row, plain linears/norms as direct functions
+        if use_native and os.environ.get("LINGVIS_HUGEPAGES", "0") == "1" and native.available():
+            native.hugepage_weights(model)  # opt-in, once per model (docs/decoding.md)
+        # modules; and for one row, linears as native kernels (`use_native`, when built) or direct functions
+        self.layers, self.direct = [], []
         for blk in model.blocks:
             a = blk.attn
             mods = (blk.ln_1, a.qkv, a.q_norm, a.k_norm, a.proj, blk.ln_2, blk.mlp.fc, blk.mlp.proj)
             self.layers.append((*mods, blk.mlp))
-            self.direct.append((*(_direct(m) for m in mods), blk.mlp))
+            self.direct.append((*(_direct(m, use_native) for m in mods), blk.mlp))
+        self.head = (_direct(model.ln_f, use_native), _direct(model.lm_head, use_native))  # one row: ln_f, lm_head
         a0 = model.blocks[0].attn
         self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
         self.gqa = self.H != self.KV
@@ -111,12 +120,18 @@ class FusedStep:
                 h = ACTIVATIONS[mlp.activation](h)
             x.add_(fc_proj(h))
         cache.advance(1)
-        return m.lm_head(m.ln_f(x))[:, 0]  # (B, V)
+        ln_f, head = self.head if B == 1 else (m.ln_f, m.lm_head)
+        return head(ln_f(x))[:, 0]  # (B, V)
 
 
-def _direct(mod):
-    """A plain `nn.Linear` / `nn.LayerNorm` as a direct call of its functional form (no module dispatch, no
-    packed-linear check: one row takes MKL's gemv either way); any other module as itself."""
+def _direct(mod, use_native: bool = True):
+    """For one row: a plain fp32 `nn.Linear` or a `QuantLinear` as the native kernel (`lingvis.native`: C
+    matrix-vector products, when they built); otherwise a plain `nn.Linear` / `nn.LayerNorm` as a direct call
+    of its functional form (no module dispatch, no packed-linear check: one row takes MKL's gemv either way);
+    any other module as itself."""
+    fn = _native(mod) if use_native else None
+    if fn is not None:
+        return fn
     if type(mod) is torch.nn.Linear:
         w, b = mod.weight, mod.bias
         return lambda x: F.linear(x, w, b)
@@ -126,13 +141,28 @@ def _direct(mod):
     return mod
 
 
+def _native(mod):
+    """`mod` as a native kernel for one row, or None (turned off, not built, or a layer it does not take)."""
+    if type(mod) is torch.nn.Linear:
+        w, b = mod.weight, mod.bias
+        if (w.dtype != torch.float32 or w.device.type != "cpu" or not w.is_contiguous() or b is not None
+                and not b.is_contiguous() or not native.available()):
+            return None
+        kernel = native.LinearF32(w, b)
+        return lambda x: kernel(x) if kernel.accepts(x) else F.linear(x, w, b)
+    if type(mod) is QuantLinear:
+        kernel = mod.native_kernel()
+        return None if kernel is None else lambda x: kernel(x) if kernel.accepts(x) else mod(x)
+    return None
+
+
 class StaticStep(FusedStep):
     """The fused step with the write position as a tensor and attention over the whole preallocated cache
     under a mask (gpt-fast's static cache), so one graph serves every position: what `torch.compile` with
     `dynamic=False` needs. `compile=True` compiles it (inductor; paid once per model, batch and cache size)."""
 
     def __init__(self, model, cache: KVCache, compile: bool = False, **compile_kw):
-        super().__init__(model, cache)
+        super().__init__(model, cache, use_native=not compile)  # Dynamo cannot trace the ctypes kernels
         if any(t is None for t in cache.k):
             raise ValueError("StaticStep needs a prefilled cache")
         self.compiled = compile

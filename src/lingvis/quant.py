@@ -5,11 +5,15 @@ weights with one scale per output channel (symmetric, absmax / 127). Activations
 the residual stream stay in the model's float dtype. Batch-1 decoding reads every weight once per
 token, so it is memory-bound: int8 weights move 4x fewer bytes than fp32.
 
-On CPU the product runs in torch's int8 weight-pack kernel (`aten._weight_int8pack_mm`, the kernel of
-torch's own weight-only int8 path) with bf16 activations and fp32 accumulation; the scales are rounded to
-bf16 *before* quantising so the kernel applies exactly the scales the weights were quantised with.
-Many-row inputs (prompt prefill) and shapes the kernel does not take (in_features not a multiple of 8,
-non-CPU tensors) use a dequantised fp32 matmul instead.
+Inputs of up to `NATIVE_MAX_ROWS` rows on the CPU (decode steps) run in `lingvis.native`'s C kernels when
+they built: weight-only multiplies fp32 activations by the int8 weights in fp32 (no bf16 rounding), W8A8
+quantises each row on fbgemm's grid and multiplies in int32 (VNNI) with fbgemm's rescaling, so its results
+equal fbgemm's to float rounding. Otherwise, on CPU the product runs in torch's int8 weight-pack kernel
+(`aten._weight_int8pack_mm`, the kernel of torch's own weight-only int8 path) with bf16 activations and fp32
+accumulation; the scales are rounded to bf16 *before* quantising so the kernel applies exactly the scales
+the weights were quantised with.
+Many-row inputs (prompt prefill) and shapes the kernel does not take (in_features not a multiple of 16:
+torch 2.13's kernel crashes on K = 8, 24, 40; non-CPU tensors) use a dequantised fp32 matmul instead.
 
 `activations="int8"` (W8A8, dynamic) also quantises the activations, one asymmetric 8-bit grid per row
 computed at run time, and runs every product in fbgemm's int8 GEMM (torch's dynamic-quantisation kernel,
@@ -27,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import native
+
+NATIVE_MAX_ROWS = 4    # rows taken by the native kernels (each extra row redoes the int8 unpacking)
 PACKED_MAX_ROWS = 32   # above this many rows a dequantised sgemm beats the row-by-row kernel (measured)
 _HAS_PACKED = hasattr(torch.ops.aten, "_weight_int8pack_mm")
 ACTIVATIONS = ("float", "int8")
@@ -73,6 +80,7 @@ class QuantLinear(nn.Module):
                                "build lacks; use activations='float' (weight-only)")
         self.in_features, self.out_features, self.activations = in_features, out_features, activations
         self._fbgemm = None  # packed int8 weight for activations="int8", built on first use
+        self._native = None  # (weights key, native.LinearInt8 or None), built on first use
         self.register_buffer("weight_int8", torch.zeros(out_features, in_features, dtype=torch.int8))
         self.register_buffer("scales", torch.ones(out_features))
         self.register_buffer("scales_bf16", torch.ones(out_features, dtype=torch.bfloat16), persistent=False)
@@ -93,7 +101,7 @@ class QuantLinear(nn.Module):
         return (self.weight_int8 * self.scales[:, None]).to(dtype)  # (N, K); one fused promote-multiply
 
     def _packed_ok(self, x: torch.Tensor) -> bool:
-        return (_HAS_PACKED and x.device.type == "cpu" and self.in_features % 8 == 0
+        return (_HAS_PACKED and x.device.type == "cpu" and self.in_features % 16 == 0
                 and x.numel() // self.in_features <= PACKED_MAX_ROWS)
 
     def _packed_fbgemm(self):
@@ -106,6 +114,17 @@ class QuantLinear(nn.Module):
                 packed = torch.ops.quantized.linear_prepack(qw, None)
             self._fbgemm = (packed, self.dequantized().sum(dim=1))  # (N,)
         return self._fbgemm
+
+    def native_kernel(self) -> native.LinearInt8 | None:
+        """The native kernel over this layer's weights (None when the kernels are off or did not build),
+        rebuilt when a weight, scale or bias is replaced or updated in place."""
+        if self.weight_int8.device.type != "cpu" or not native.available():
+            return None
+        key = (self.activations, *((t.data_ptr(), t._version) for t in (self.weight_int8, self.scales, self.bias)
+                                   if t is not None))
+        if self._native is None or self._native[0] != key:
+            self._native = (key, native.LinearInt8(self.weight_int8, self.scales, self.bias, self.activations))
+        return self._native[1]
 
     def _forward_w8a8(self, x: torch.Tensor) -> torch.Tensor:
         packed, wsum = self._packed_fbgemm()
@@ -126,6 +145,11 @@ class QuantLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., K) -> (..., N)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"QuantLinear expects last dim {self.in_features}, got shape {tuple(x.shape)}")
+        if (x.device.type == "cpu" and x.numel() <= NATIVE_MAX_ROWS * self.in_features
+                and not torch.compiler.is_compiling()):  # Dynamo cannot trace the ctypes call
+            kernel = self.native_kernel()
+            if kernel is not None and kernel.accepts(x, NATIVE_MAX_ROWS):
+                return kernel(x)
         if self.activations == "int8" and x.device.type == "cpu":
             return self._forward_w8a8(x)
         if not self._packed_ok(x):

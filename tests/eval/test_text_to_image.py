@@ -1,5 +1,4 @@
 """The shapes detector (validated on ground-truth renders), the GenEval-style checks, CLIP score and FID."""
-import random
 
 import pytest
 import torch

@@ -355,7 +355,7 @@ def test_llama3_style_split_pre_tokenizer(tmp_path):
 
 def test_byte_fallback_bpe_is_a_llama_spm_vocab():
     import tokenizers as hf_tok
-    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import decoders, models, normalizers, processors
 
     from lingvis.interop.gguf_vocab import BYTE, CONTROL, NORMAL, UNKNOWN, vocab_from_tokenizer
 

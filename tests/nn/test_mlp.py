@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lingvis.nn import MLP
-from lingvis.nn.mlp import INPLACE
+from lingvis.nn.mlp import GATED_INPLACE, INPLACE
 
 EXPECTED = {  # activation -> formula written out independently of the implementation
     "gelu": lambda h: 0.5 * h * (1 + torch.erf(h / math.sqrt(2))),
@@ -45,7 +45,7 @@ def test_unknown_activation_lists_choices():
         MLP(8, 16, "tanh")
 
 
-@pytest.mark.parametrize("act", sorted(INPLACE))
+@pytest.mark.parametrize("act", sorted([*INPLACE, *GATED_INPLACE]))
 def test_inplace_activation_without_grad_matches_and_training_keeps_autograd(act):
     torch.manual_seed(0)
     m = MLP(8, 24, act)

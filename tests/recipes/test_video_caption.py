@@ -1,6 +1,5 @@
 """Video captioning and video QA recipe on tiny synthetic clips: training runs end to end, captions and answers
 come back per video in order, unreadable videos are reported by position, and a nano model overfits QA."""
-import json
 
 import pytest
 import torch

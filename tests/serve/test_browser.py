@@ -1,19 +1,12 @@
 """The web page in headless Chromium (Playwright): streamed chat, streamed translation (greedy and beam search),
 questions about an uploaded image, text-to-image search, and a screenshot."""
-import os
-import shutil
 
 import pytest
 
+from .browser import require_browser, served_page
 from .conftest import shape_image, start_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_browser()
 
 # records the reply's length at every MutationObserver callback (one per stream read that brought text)
 WATCH = """() => {
@@ -33,13 +26,8 @@ def server(lm_dir, clip_dir, vqa_dir, captioner_dir, mt_run_dir, image_folder):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.goto(server.url + "/")
-        pg.wait_for_function("document.querySelectorAll('#chat-model option').length > 0")
+    with served_page(server.url + "/", "document.querySelectorAll('#chat-model option').length > 0") as pg:
         yield pg
-        browser.close()
 
 
 def test_chat_streams_tokens(page, server, lm_dir):

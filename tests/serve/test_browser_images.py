@@ -1,8 +1,6 @@
 """The web page's text-to-image panel in headless Chromium (Playwright): only image-generation models are listed
 with their sizes, the request carries the prompt, count, size, steps, guidance and seed, the images shown are the
 ones the API gives for the same seeded request, and the server's 400 is shown naming the field."""
-import os
-import shutil
 
 import pytest
 import torch
@@ -10,13 +8,11 @@ import torch
 import lingvis
 from lingvis.recipes.clip_data import train_word_tokenizer
 
+from .browser import require_browser, served_page
 from .conftest import openai_client, start_server
-from .test_browser import ARGS, CHROMIUM
 
 pytest.importorskip("diffusers")
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +32,8 @@ def server(t2i_dir, lm_dir):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.goto(server.url + "/")
-        pg.wait_for_function("document.querySelectorAll('#gen-model option').length > 0")
+    with served_page(server.url + "/", "document.querySelectorAll('#gen-model option').length > 0") as pg:
         yield pg
-        browser.close()
 
 
 def test_generate_images_from_the_page(page, server, t2i_dir):

@@ -3,24 +3,20 @@ with its image crops, source sentences (mention highlighted by its span) and tri
 between entity pages, the browser's back button, an API key, and the hint when no graph is served."""
 from __future__ import annotations
 
-import os
-import shutil
 import urllib.parse
 
 import pytest
 
+from .browser import launched, open_page, require_browser
+
 pytest.importorskip("pyoxigraph")
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+require_browser()
 
 from lingvis.serve import ServeConfig, create_app  # noqa: E402
 from lingvis.serve.routes_kg import KGEndpointConfig  # noqa: E402
 
 from .conftest import LiveServer  # noqa: E402
 from .kg_graph import BLUE, GREEN, RED, TEXT, make_kg  # noqa: E402
-from .test_browser import ARGS, CHROMIUM  # noqa: E402
-
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 SHOWN = "document.getElementById('kg-entity').dataset.entity === {!r}"
 CROPS_LOADED = ("[...document.querySelectorAll('#kg-crops img')].length > 0 && "
@@ -44,17 +40,13 @@ def server(graph):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launched() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, server):
-    pg = browser.new_page(viewport={"width": 1280, "height": 1400})
-    pg.goto(server.url + "/")
-    pg.wait_for_function("document.querySelectorAll('#kg-results a').length > 0")
+    pg = open_page(browser, server.url + "/", "document.querySelectorAll('#kg-results a').length > 0", height=1400)
     yield pg
     pg.close()
 

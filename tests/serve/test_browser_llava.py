@@ -1,17 +1,13 @@
 """The web page's image chat in headless Chromium (Playwright): attach an image to a chat message with a llava
 model, get the streamed reply the API gives for the same conversation, and follow up about the same image."""
-import os
-import shutil
 
 import pytest
 
+from .browser import require_browser, served_page
 from .conftest import data_url, openai_client, shape_image, start_server
 from .llava_helpers import make_llava_dir
-from .test_browser import ARGS, CHROMIUM
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +23,8 @@ def server(llava_dir, lm_dir):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.goto(server.url + "/")
-        pg.wait_for_function("document.querySelectorAll('#chat-model option').length > 1")
+    with served_page(server.url + "/", "document.querySelectorAll('#chat-model option').length > 1") as pg:
         yield pg
-        browser.close()
 
 
 def wait_reply(page, n):

@@ -13,16 +13,9 @@ from typing import Any
 
 from lingvis.data.image_text_records import ImageTextFormatError, ImageTextRecord
 
+from ..jsonfile import read_json
+
 FOLDER_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"annotation file not found: {path}") from e
-    except json.JSONDecodeError as e:
-        raise ImageTextFormatError(f"{path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg})") from e
 
 
 def _coco_root(path: Path, image_root: str | Path | None, first_file: str | None) -> Path:
@@ -49,7 +42,7 @@ def _coco_images(path: Path, data: dict) -> dict[Any, str]:
 def read_coco(path: str | Path, image_root: str | Path | None = None) -> list[ImageTextRecord]:
     """COCO captions: `images[{id, file_name}]` and `annotations[{id, image_id, caption}]`."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path, ImageTextFormatError, "annotation file")
     keys = ("images", "annotations")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in keys):
         raise ImageTextFormatError(f"{path}: COCO captions JSON needs lists 'images' and 'annotations'")

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..io import CheckpointError, read_safetensors
+from ..jsonfile import read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -133,10 +134,7 @@ def read_adapter_config(folder: str | Path) -> dict:
     path = Path(folder) / ADAPTER_CONFIG
     if not path.is_file():
         raise CheckpointError(f"no {ADAPTER_CONFIG} in {folder}")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupt {path}: {e}") from e
+    cfg = read_json(path, CheckpointError, ADAPTER_CONFIG, expect=dict)
     if cfg.get("peft_type") != "LORA":
         raise AdapterError(f"{path}: peft_type {cfg.get('peft_type')!r} is not supported (LORA only)")
     for key, what in UNSUPPORTED.items():

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..io import CheckpointError
+from ..jsonfile import read_json
 
 LOADERS: dict[str, Callable[[dict, dict[str, torch.Tensor], Path], nn.Module]] = {}
 # family -> writers tried in order; each returns False when the model has no HF twin in its format
@@ -181,10 +182,7 @@ def load_hf(path: Path) -> nn.Module:
         if "diffusers_pipeline" not in LOADERS:
             raise CheckpointError(f"{path} is a diffusers pipeline folder, which needs lingvis's diffusers interop")
         return LOADERS["diffusers_pipeline"]({}, None, path).eval()
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupt {path / 'config.json'}: {e}") from e
+    config = read_json(path / "config.json", CheckpointError, "config.json", expect=dict)
     model_type = config.get("model_type") or config.get("_class_name")  # diffusers names the class
     if model_type not in LOADERS:
         raise CheckpointError(f"{path / 'config.json'}: unsupported model_type {model_type!r}; "

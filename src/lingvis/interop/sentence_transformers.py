@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..io import CheckpointError
+from ..jsonfile import read_json
 
 MODULE_TRANSFORMER = "sentence_transformers.models.Transformer"
 MODULE_POOLING = "sentence_transformers.models.Pooling"
@@ -18,10 +19,7 @@ UNSUPPORTED_POOL = ("pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"
 
 
 def _json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupt {path}: {e}") from e
+    return read_json(path, CheckpointError, "sentence-transformers file")
 
 
 def _pooling_mode(path: Path) -> str:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..io import CheckpointError, load_state
+from ..jsonfile import read_json
 from ..models.fusion import FusionConfig, FusionModel
 from .registry import register_exporter, register_loader
 
@@ -99,10 +100,7 @@ def _read_preprocessor(path: Path, cfg: FusionConfig) -> None:
     pre = path / "preprocessor_config.json"
     if not pre.is_file():
         return
-    try:
-        data = json.loads(pre.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupt {pre}: {e}") from e
+    data = read_json(pre, CheckpointError, expect=dict)
     for key, field in (("image_mean", "image_mean"), ("image_std", "image_std")):
         value = data.get(key)
         if isinstance(value, (list, tuple)) and len(value) == cfg.channels:

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..io import CheckpointError
+from ..jsonfile import read_json
 
 ACT_FROM_HF = {"gelu": "gelu", "quick_gelu": "quick_gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
                "relu": "relu", "silu": "silu", "swish": "silu"}
@@ -81,10 +82,7 @@ def read_preprocessor(path: Path) -> dict:
     f = path / "preprocessor_config.json"
     if not f.is_file():
         return {}
-    try:
-        pp = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupt {f}: {e}") from e
+    pp = read_json(f, CheckpointError, expect=dict)
     out = {}
     if "image_mean" in pp:
         out["image_mean"] = [float(x) for x in pp["image_mean"]]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..jsonfile import read_json
+
 
 @dataclass
 class SGObject:
@@ -119,12 +121,7 @@ def read_vg(path: str | Path, attribute_values: dict[str, Sequence[str]] | None 
     by `subject_id`/`object_id` or as embedded `subject`/`object` dicts). Untyped VG attributes are typed by
     `attribute_values` ({"colour": [...], ...}); unknown ones become attribute_N."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"scene-graph file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON: {e}") from e
+    data = read_json(path, ValueError, "scene-graph file")
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of images with 'objects' and 'relationships'")
     value_to_attr = {v: k for k, vs in (attribute_values or {}).items() for v in vs}

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonfile import read_json
+
 TRIPLET, ENTITY, TYPE, TAIL, REL = "<triplet>", "<entity>", "<type>", "<tail>", "<rel>"
 MARKERS = (TRIPLET, ENTITY, TYPE, TAIL, REL)
 
@@ -164,12 +166,7 @@ def read_spert(path: str | Path) -> list[Sentence]:
     """CONLL04 / SpERT JSON: a list of {"tokens", "entities": [{"type", "start", "end"}] (token end exclusive),
     "relations": [{"type", "head", "tail"}] (entity indices)} -> Sentences with character spans."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SpERT/CONLL04 file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON: {e}") from e
+    data = read_json(path, ValueError, "SpERT/CONLL04 file")
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of documents with tokens/entities/relations")
     out = []

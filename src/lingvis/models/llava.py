@@ -22,6 +22,7 @@ from ..nn import BlockInputs, KVCache, run_blocks
 from ..nn.mlp import ACTIVATIONS
 from .causal_lm import CausalLM
 from .gpt import GPT, GPTConfig
+from .llava_prefill import applies, prefill_last
 from .registry import make_config, preset_config, register_family, register_preset
 from .vit import ViT
 
@@ -146,6 +147,12 @@ class Llava(CausalLM):
         """The tower's config: image_size, image_mean, image_std (preprocessing)."""
         return self.vision.config
 
+    @property
+    def step_model(self) -> GPT:
+        """The LM that runs every step after the prefill (text-only steps): generation builds its fused
+        one-token step (decode_step.py) on it."""
+        return self.llm
+
     def new_cache(self, batch_size: int, max_len: int | None = None, ring: bool = True) -> KVCache:
         return self.llm.new_cache(batch_size, max_len, ring)
 
@@ -207,7 +214,8 @@ class Llava(CausalLM):
         """Logits (B, T, V), or the mean cross-entropy against `labels` (B, T) (-100 = ignored; the fused
         head + loss of GPT). Images come as `pixel_values` (N, 3, H, W) or precomputed `image_features`
         (N, P, C); either needs `input_ids` holding their placeholders. A prefill whose ids hold
-        placeholders but no images is an error."""
+        placeholders but no images is an error. A generation prefill (`last_only` into an empty cache, no
+        gradient) runs the LM's last block on the last position only (llava_prefill.py)."""
         if pixel_values is not None and image_features is not None:
             raise ValueError("pass pixel_values or image_features, not both")
         if pixel_values is not None:
@@ -219,6 +227,10 @@ class Llava(CausalLM):
         elif input_ids is not None and (cache is None or cache.length == 0) and \
                 bool((input_ids == self.config.image_token_id).any()):
             self.embed(input_ids, None)  # a prefill with placeholders but no images: raises, naming the counts
+        if last_only and labels is None and (input_ids is None) != (inputs_embeds is None) and \
+                applies(self.llm, cache, attention_mask, position_ids):
+            x = self.llm.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+            return prefill_last(self.llm, x, cache)  # the last block only where the last position needs it
         return self.llm(input_ids, attention_mask, position_ids, cache, last_only, labels=labels,
                         inputs_embeds=inputs_embeds)
 

@@ -18,6 +18,7 @@ from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_bl
 from ..nn.builders import divided_space_time_block
 from ..nn.position import sinusoidal_table
 from .registry import register_family, register_preset
+from .video_fast import divided_forward, joint_forward
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -111,15 +112,21 @@ class VideoTransformer(nn.Module):
     def out_dim(self) -> int:
         return self.config.dim
 
-    def embed(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """(B, F, C, H, W) -> tokens (B, c + N*T, D) and the layout for the blocks."""
+    def embed_check(self, pixel_values: torch.Tensor) -> None:
+        """Raise a ValueError naming the shape when pixel_values is not (B, frames, C, size, size)."""
         c = self.config
         if pixel_values.dim() != 5 or pixel_values.shape[2] != c.channels:
             raise ValueError(f"expected pixel_values (B, F, {c.channels}, H, W), got {tuple(pixel_values.shape)}")
-        B, Fr, _, H, W = pixel_values.shape
+        _, Fr, _, H, W = pixel_values.shape
         if (Fr, H, W) != (c.frames, c.image_size, c.image_size):
             raise ValueError(f"clip of {Fr} frames of {H}x{W} does not match the model's {c.frames} frames of "
                              f"{c.image_size}x{c.image_size}")
+
+    def embed(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """(B, F, C, H, W) -> tokens (B, c + N*T, D) and the layout for the blocks."""
+        c = self.config
+        self.embed_check(pixel_values)
+        B = pixel_values.shape[0]
         x = self.patch_embed(pixel_values.transpose(1, 2))  # (B, D, T, g, g)
         T, N = x.shape[2], x.shape[3] * x.shape[4]
         # contiguous: the conv's channel-first output, only transposed, would keep the whole residual stream
@@ -129,7 +136,8 @@ class VideoTransformer(nn.Module):
         else:
             x = x.flatten(3).permute(0, 3, 2, 1).contiguous()  # (B, N, T, D) patch-major (TimeSformer's layout)
         if c.positions == "sinusoidal":
-            x = x + self.pos_table.to(x.dtype)
+            table = self.pos_table.to(x.dtype)  # (T*N, D) over time-major tokens
+            x = x + (table if c.attention == "joint" else table.view(T, N, -1).transpose(0, 1))  # patch-major: (N, T, D)
         else:
             space = self.pos_embed[:, 1:] if c.cls_token else self.pos_embed  # (1, N, D)
             if c.attention == "joint":
@@ -159,7 +167,14 @@ class VideoTransformer(nn.Module):
         return self.norm(tokens[:, c:].mean(dim=1))  # (B, D) VideoMAE's fc_norm of the mean
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        pooled = self.pool(self.forward_features(pixel_values))  # (B, D)
+        c = self.config
+        fast = c.attention == "joint" or (c.pool == "cls" and c.positions == "learned")  # TimeSformer's layout
+        if fast and not self.training and not torch.is_grad_enabled():
+            self.embed_check(pixel_values)
+            run = joint_forward if c.attention == "joint" else divided_forward
+            pooled = run(self, pixel_values)  # (B, D) inference forward (models/video_fast.py), same result
+        else:
+            pooled = self.pool(self.forward_features(pixel_values))  # (B, D)
         return self.head(pooled) if self.head is not None else pooled
 
     @torch.no_grad()

@@ -19,9 +19,13 @@ GATED = {"swiglu": F.silu, "geglu": F.gelu}
 INPLACE = {
     "gelu": lambda x: torch._C._nn.gelu_(x),
     "gelu_tanh": lambda x: torch._C._nn.gelu_(x, approximate="tanh"),
+    "quick_gelu": lambda x: x.mul_(x.mul(1.702).sigmoid_()),  # one (B, T, H) temporary instead of three
     "relu": F.relu_,
     "silu": lambda x: F.silu(x, inplace=True),
 }
+# Gated activations written into the gate half of fc's output (a strided view): the product is then the one
+# new (B, T, H) buffer.
+GATED_INPLACE = {"swiglu": lambda g: F.silu(g, inplace=True), "geglu": lambda g: torch._C._nn.gelu_(g)}
 
 
 class MLP(nn.Module):
@@ -39,11 +43,12 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C); ctx: unused (block protocol)
         h = self.fc(x)  # (B, T, H) or (B, T, 2H)
+        overwrite = not (h.requires_grad and torch.is_grad_enabled())  # fc's fresh output, no gradient
         if self.gated:
-            gate, up = h.chunk(2, dim=-1)
-            h = GATED[self.activation](gate) * up
-        elif self.activation in INPLACE and not (h.requires_grad and torch.is_grad_enabled()):
-            h = INPLACE[self.activation](h)  # fc's fresh output, no gradient: overwrite it
+            gate, up = h.chunk(2, dim=-1)  # (B, T, H) views
+            h = (GATED_INPLACE if overwrite else GATED)[self.activation](gate) * up
+        elif overwrite and self.activation in INPLACE:
+            h = INPLACE[self.activation](h)
         else:
             h = ACTIVATIONS[self.activation](h)
         return self.dropout(self.proj(h))  # (B, T, C)

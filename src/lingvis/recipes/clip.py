@@ -97,18 +97,18 @@ def make_model(args: CLIPPretrainArgs, tokenizer: Tokenizer) -> CLIP:
     return model
 
 
-def make_datasets(args: CLIPPretrainArgs, seed: int):
+def make_datasets(args, seed: int):
+    """(train image groups, validation image groups, format info) of a captions run's `args` (fields data,
+    val_data, out, shapes_train, image_root, max_val, val_fraction): the built-in shapes when no --data; a
+    seeded split of --data when no --val-data. Shared by the CLIP, diffusion and autoencoder recipes."""
     data, val_data = args.data, args.val_data
     if data is None:
         data, val_data = default_shapes_data(Path(args.out), args.shapes_train)
     kw = {"image_root": args.image_root} if args.image_root else {}
     groups, info = load_groups(data, **kw)
     if val_data:
-        train_groups, (val_groups, _) = groups, load_groups(val_data, **kw)
-        val_groups = val_groups[:args.max_val]
-    else:
-        train_groups, val_groups = split_groups(groups, args.val_fraction, seed, args.max_val)
-    return train_groups, val_groups, info
+        return groups, load_groups(val_data, **kw)[0][:args.max_val], info
+    return *split_groups(groups, args.val_fraction, seed, args.max_val), info
 
 
 def pretrain_clip(args: CLIPPretrainArgs, cfg: TrainConfig, resume: bool = False) -> dict:

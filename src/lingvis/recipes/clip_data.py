@@ -11,6 +11,7 @@ import torch
 from tokenizers import normalizers, pre_tokenizers
 from torch.utils.data import Dataset
 
+from ..data.holdout import holdout_split
 from ..data.image_text import ImageTextRecord, read_records
 from ..data.images import DEFAULT_MAX_PIXELS, ImageTransform
 from ..tokenizers import Tokenizer
@@ -49,16 +50,7 @@ def group_by_image(records: list[ImageTextRecord]) -> list[list[ImageTextRecord]
 
 def split_groups(groups: list, val_fraction: float, seed: int = 0, max_val: int | None = None) -> tuple[list, list]:
     """Shuffle image groups with `seed` and hold out a fraction (at least one) for validation."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if len(groups) < 2:
-        raise ValueError(f"need at least 2 images to split train/val, got {len(groups)}")
-    order = list(range(len(groups)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, int(len(groups) * val_fraction))
-    if max_val is not None:
-        n_val = min(n_val, max_val)
-    return [groups[i] for i in order[n_val:]], [groups[i] for i in order[:n_val]]
+    return holdout_split(groups, val_fraction, seed, max_val, noun="images")
 
 
 class CaptionedImages(Dataset):

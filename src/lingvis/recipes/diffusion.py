@@ -19,8 +19,8 @@ from ..tasks.diffusion import DiffusionTask
 from ..tokenizers import Tokenizer
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
-from .clip import default_shapes_data
-from .clip_data import CaptionedImages, load_groups, split_groups, train_word_tokenizer
+from .clip import make_datasets
+from .clip_data import CaptionedImages, train_word_tokenizer
 
 DEFAULT_PRESET = "t2i-shapes-dit-conv"  # the shapes recipe's denoiser (docs/text_to_image.md, learning runs)
 # the training choices that go with DEFAULT_PRESET (shapes_recipe, and `lingvis pretrain diffusion` without --preset)
@@ -134,19 +134,6 @@ def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage
 def image_transform(size: int) -> ImageTransform:
     """Resize (box filter: clean edges for drawn shapes) and map to [-1, 1]; no flips (captions say left/right)."""
     return ImageTransform(size=size, crop=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resample=Image.BOX)
-
-
-def make_datasets(args: DiffusionPretrainArgs, seed: int):
-    data, val_data = args.data, args.val_data
-    if data is None:
-        data, val_data = default_shapes_data(Path(args.out), args.shapes_train)
-    kw = {"image_root": args.image_root} if args.image_root else {}
-    groups, info = load_groups(data, **kw)
-    if val_data:
-        train_groups, val_groups = groups, load_groups(val_data, **kw)[0][:args.max_val]
-    else:
-        train_groups, val_groups = split_groups(groups, args.val_fraction, seed, args.max_val)
-    return train_groups, val_groups, info
 
 
 def default_prompts(val_groups, n: int = 4) -> list[str]:

@@ -85,7 +85,8 @@ def train_dpo(args: DPOArgs, cfg: TrainConfig, resume: bool = False) -> dict:
     elif reference is not None or not cfg.lora_rank:
         live_reference = reference if reference is not None else copy.deepcopy(policy)
     task = DPOTask(pad, args.beta, live_reference, args.label_smoothing, args.rpo_alpha)
-    meta = {"dpo": {"beta": args.beta, "rpo_alpha": args.rpo_alpha, "reference": args.reference, "data": args.data or "builtin"}}
+    meta = {"dpo": {"beta": args.beta, "rpo_alpha": args.rpo_alpha, "reference": args.reference,
+                    "data": args.data or "builtin"}}
     trainer = Trainer(policy, task, ListDataset(tr.examples), ListDataset(va.examples), cfg, args.out,
                       tokenizer=tokenizer, meta=meta)
     summary = trainer.fit(resume=resume)

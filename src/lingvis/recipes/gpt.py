@@ -11,8 +11,8 @@ import torch
 from .. import api
 from ..data.corpus import shakespeare_plays
 from ..data.packing import PackedLMDataset, encode_documents
-from ..data.windows import WindowLMDataset
 from ..data.text import read_texts, train_val_split
+from ..data.windows import WindowLMDataset
 from ..models import registry
 from ..tasks.lm import CausalLMTask
 from ..tokenizers import Tokenizer, train_bpe, train_char

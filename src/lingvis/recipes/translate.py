@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from .. import api
-from ..generate import SamplingConfig, stream_ids
 from ..data.parallel import ParallelPair, build_parallel_corpus, read_parallel
 from ..data.text import train_val_split
+from ..generate import SamplingConfig, stream_ids
 from ..models import registry
 from ..progress import progress
 from ..tasks.seq2seq import EncodedPairs, Seq2SeqTask, cut_at_eos, pad_right

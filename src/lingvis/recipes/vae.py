@@ -3,7 +3,6 @@ latent space for `lingvis pretrain diffusion --vae RUN`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -12,8 +11,8 @@ from ..models import registry
 from ..tasks.autoencoder import AutoencoderTask
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
-from .clip import default_shapes_data
-from .clip_data import CaptionedImages, load_groups, split_groups
+from .clip import make_datasets
+from .clip_data import CaptionedImages
 from .diffusion import image_transform
 
 DEFAULT_PRESET = "vae-shapes"
@@ -41,15 +40,7 @@ def pretrain_vae(args: VAEPretrainArgs, cfg: TrainConfig, resume: bool = False) 
         raise ValueError(f"image_size {size} is not a multiple of the autoencoder's factor {config.downscale}")
     config.sample_size = size
     model = registry.family("vae").model_cls(config)
-    data, val_data = args.data, args.val_data
-    if data is None:
-        data, val_data = default_shapes_data(Path(args.out), args.shapes_train)
-    kw = {"image_root": args.image_root} if args.image_root else {}
-    groups, info = load_groups(data, **kw)
-    if val_data:
-        train_groups, val_groups = groups, load_groups(val_data, **kw)[0][:args.max_val]
-    else:
-        train_groups, val_groups = split_groups(groups, args.val_fraction, cfg.seed, args.max_val)
+    train_groups, val_groups, info = make_datasets(args, cfg.seed)
     skipped = SkipCounter()
     train_set = SafeDataset(CaptionedImages(train_groups, image_transform(size), seed=cfg.seed, cache=True), skipped)
     val_set = SafeDataset(CaptionedImages(val_groups, image_transform(size), random_caption=False, cache=True), skipped)

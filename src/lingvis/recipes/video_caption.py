@@ -276,7 +276,8 @@ def evaluate_video_captions(model, tok: Tokenizer, records: Sequence[VideoRecord
     if not hyps:
         raise ValueError("none of the videos could be read: " + "; ".join(list(errors.values())[:3]))
     scores = caption_scores({i: records[i].captions for i in hyps}, hyps)
-    examples = [{"video": str(records[i].path), "hyp": hyps[i], "refs": records[i].captions[:2]} for i in list(hyps)[:3]]
+    examples = [{"video": str(records[i].path), "hyp": hyps[i], "refs": records[i].captions[:2]}
+                for i in list(hyps)[:3]]
     return {"cider": scores["CIDEr-D"], "bleu4": scores["BLEU-4"], "videos": len(hyps), "skipped": len(errors),
             "examples": examples}
 

@@ -1,9 +1,9 @@
 """Clip sampling and transforms that belong to a video model, and a seeded train/val split of videos."""
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
+from ..data.holdout import holdout_split
 from ..video.records import VideoRecord
 from ..video.sampling import SamplingSpec
 from ..video.transforms import VideoTransform, video_transform
@@ -31,13 +31,4 @@ def transform_for_video(model, train: bool = False, seed: int = 0) -> VideoTrans
 def split_videos(records: Sequence[VideoRecord], val_fraction: float, seed: int = 0,
                  max_val: int | None = None) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """Shuffle with `seed` and hold out a fraction (at least one video) for validation."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if len(records) < 2:
-        raise ValueError(f"need at least 2 videos to split train/val, got {len(records)}")
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, int(len(records) * val_fraction))
-    if max_val is not None:
-        n_val = min(n_val, max_val)
-    return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
+    return holdout_split(records, val_fraction, seed, max_val, noun="videos")

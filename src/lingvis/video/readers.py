@@ -7,11 +7,10 @@ WebVid-style CSV (`videoid,name[,page_dir]`). Video QA: a JSON list of {video_id
 from __future__ import annotations
 
 import csv
-import json
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
+from ..jsonfile import read_json
 from .decode import FRAME_EXTS, VIDEO_EXTS, is_frame_folder
 from .records import VideoRecord
 
@@ -108,15 +107,6 @@ def read_labelled_videos(path: str | Path, video_root: str | Path | None = None
     raise VideoFormatError(f"{p}: expected a class folder or a 'path,label' CSV")
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"annotation file not found: {path}") from e
-    except json.JSONDecodeError as e:
-        raise VideoFormatError(f"{path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg})") from e
-
-
 def _find_video(base: Path, stem: str) -> Path:
     """base/stem if it exists (a frame folder or a file with its extension), else base/stem.<ext> for the
     first video extension that exists, else base/stem.mp4 (reported when opened)."""
@@ -134,7 +124,7 @@ def read_msrvtt(path: str | Path, video_root: str | Path | None = None) -> list[
     A video without "path" is `<video_root>/<video_id>.<ext>` (video_root: the JSON's folder, or its
     `videos/` subfolder when that exists); records keep every caption, in file order."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path, VideoFormatError, "annotation file")
     if not isinstance(data, dict) or not isinstance(data.get("videos"), list) \
             or not isinstance(data.get("sentences"), list):
         raise VideoFormatError(f"{path}: MSR-VTT captions JSON needs lists 'videos' and 'sentences'")
@@ -211,7 +201,7 @@ def read_video_qa(path: str | Path, video_root: str | Path | None = None) -> lis
     """Video QA JSON (MSRVTT-QA style): a list of {"video_id", "question", "answer", "path"?, "id"?}; each item
     gets "path" resolved (as in `read_msrvtt`)."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path, VideoFormatError, "annotation file")
     if not isinstance(data, list):
         raise VideoFormatError(f"{path}: video QA JSON must be a list of {{video_id, question, answer}}")
     base = Path(video_root) if video_root else (path.parent / "videos" if (path.parent / "videos").is_dir()

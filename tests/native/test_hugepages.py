@@ -1,0 +1,51 @@
+"""Linear weights moved into hugepage-advised memory (lingvis/native/hugepages.py): same values, same
+parameter objects, tied weights still tied, the same greedy tokens; the fused step applies it on request."""
+import mmap
+
+import pytest
+import torch
+
+from lingvis import native
+from lingvis.models.gpt import GPT, GPTConfig
+from lingvis.quant import quantize_int8
+
+pytestmark = pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no MADV_HUGEPAGE on this platform")
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=67, block_size=32, n_layer=2, n_head=2, n_embd=26, **kw)).eval()
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_weights_move_and_keep_their_values(int8):
+    model = _model()
+    if int8:
+        model = quantize_int8(model, activations="float")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = dict(model.named_parameters())
+    ids = torch.randint(0, 67, (1, 5), generator=torch.Generator().manual_seed(1))
+    want = model.generate(ids, max_new_tokens=8)
+    moved = native.hugepage_weights(model)
+    assert moved >= sum(t.numel() * t.element_size() for n, t in model.state_dict().items()
+                        if n.endswith(("qkv.weight", "qkv.weight_int8")))
+    assert native.hugepage_weights(model) == 0  # once per model
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p is params[n] for n, p in model.named_parameters())
+    key = "blocks.0.attn.qkv." + ("weight_int8" if int8 else "weight")
+    assert after[key].data_ptr() % 64 == 0
+    if not int8:
+        assert model.lm_head.weight is model.wte.weight  # tied: moved once, still shared
+    assert torch.equal(model.generate(ids, max_new_tokens=8), want)
+
+
+def test_fused_step_applies_it_on_request(monkeypatch):
+    model = _model()
+    ptr = model.blocks[0].attn.qkv.weight.data_ptr()
+    model.generate(torch.zeros(1, 3, dtype=torch.long), max_new_tokens=2)
+    assert model.blocks[0].attn.qkv.weight.data_ptr() == ptr  # off by default
+    monkeypatch.setenv("LINGVIS_HUGEPAGES", "1")
+    out = model.generate(torch.zeros(1, 3, dtype=torch.long), max_new_tokens=2)
+    assert model.blocks[0].attn.qkv.weight.data_ptr() != ptr or not native.available()
+    assert out.shape == (1, 5)
