@@ -3,7 +3,13 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from benchmarks.t2i_learning import FLOW_SAMPLERS, SAMPLERS, markdown, sweep_plot, sweep_samplers
+from benchmarks.t2i_learning import (
+    FLOW_SAMPLERS,
+    SAMPLERS,
+    markdown,
+    sweep_plot,
+    sweep_samplers,
+)
 from lingvis.diffusion.schedulers import make_scheduler
 
 

@@ -15,8 +15,18 @@ import torch
 from torch import nn
 
 from .registry import register_family, register_preset
-from .unet_blocks import (ACTIVATIONS, Downsample, ResBlock, SpatialTransformer, Stage, TimeEmbedding, Upsample,
-                          conv2d, grow, timestep_embedding)
+from .unet_blocks import (
+    ACTIVATIONS,
+    Downsample,
+    ResBlock,
+    SpatialTransformer,
+    Stage,
+    TimeEmbedding,
+    Upsample,
+    conv2d,
+    grow,
+    timestep_embedding,
+)
 
 
 def _per_level(value, n: int, name: str) -> list:
