@@ -130,6 +130,18 @@ def _attention(dim: int, heads: int, kv_dim: int | None = None, dropout: float =
     return Attention(dim, heads, bias=False, dropout=dropout, cross=kv_dim is not None, kv_dim=kv_dim, out_bias=True)
 
 
+class GEGLU(MLP):
+    """The shared GEGLU MLP; in inference the gate is activated and multiplied in place inside `fc`'s output
+    (one (B, T, 2H) buffer instead of three)."""
+
+    def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C)
+        if torch.is_grad_enabled():
+            return super().forward(x, ctx)
+        gate, up = self.fc(x).chunk(2, dim=-1)  # (B, T, H) views of one buffer
+        torch._C._nn.gelu_(gate)
+        return self.dropout(self.proj(gate.mul_(up)))  # (B, T, C)
+
+
 class TilingCrossAttention(Attention):
     """Cross-attention whose queries are tiled to the text batch first (see `grow`): a guided batch meets its
     k prompts per image here."""
@@ -145,7 +157,7 @@ def transformer_block(dim: int, heads: int, cross_dim: int, dropout: float = 0.0
     cross = TilingCrossAttention(dim, heads, bias=False, dropout=dropout, cross=True, kv_dim=cross_dim, out_bias=True)
     return Block([Branch("attn", _attention(dim, heads, dropout=dropout), "norm1", nn.LayerNorm(dim)),
                   Branch("cross_attn", cross, "norm2", nn.LayerNorm(dim)),
-                  Branch("mlp", MLP(dim, 4 * dim, "geglu", bias=True, dropout=dropout), "norm3", nn.LayerNorm(dim))])
+                  Branch("mlp", GEGLU(dim, 4 * dim, "geglu", bias=True, dropout=dropout), "norm3", nn.LayerNorm(dim))])
 
 
 class SpatialTransformer(nn.Module):
