@@ -16,9 +16,9 @@ the free (B, H*W, C) view, channels-last weights cached per weight version); fus
 gate, activations and residual adds in place. The convolutions, attention (SDPA) and GEMMs are the same
 oneDNN/MKL kernels on both sides, and the SDPA flash kernel (the same on both sides) is 35-40% of the
 sd-small time (8 heads of width 8 over 1024 pixels), which bounds the ratio there.
-Measured 2026-12-07 (shared 2-core machine, other jobs running; 1 thread, 10 steps, DPM-Solver++),
-CPU-time ratios: before this round's layout work shapes 1.16x, sd-small 1.06x; after it shapes 1.22-1.25x,
-sd-small 1.14-1.18x; images equal to 2.5e-5. See docs/text_to_image.md (Speed) for the full-run table.
+Measured 2026-12-07 (shared 2-core machine, other jobs running, load 2-3; 1 thread, 25 steps), CPU-time
+ratios: shapes DPM-Solver++ 1.24x, sd-small 1.14x, shapes Euler 1.21x (main before this work: 1.13, 1.11,
+1.10x); images equal to 2.1e-5. docs/text_to_image.md (Speed) has the table.
 
     python -m benchmarks.t2i_speed [--quick] [--threads N]
 """
