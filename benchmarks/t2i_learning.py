@@ -8,7 +8,9 @@ word-level text tower trained with it) for 15 CPU-minutes on the synthetic shape
   counting >= 0.70, attribute binding >= 0.60;
 * CLIP score and FID on CLIP image features (a clip-cnn-shapes CLIP trained here first, `--clip-steps`)
   against 500 held-out real renders;
-* overall score against sampling steps (10 / 25 / 50) for DDIM, DPM-Solver++ and Euler -> `steps.png`.
+* overall score against sampling steps (10 / 25 / 50) for DDIM, DPM-Solver++ and Euler -> `steps.png` (for a
+  flow-matching model, as the recipe's: DPM-Solver++ with flow sigmas and FlowMatch-Euler, which is what DDIM
+  reduces to for rectified flow).
 
 The training budget is `--minutes` of this process's CPU time (the cosine schedule spans the steps that fit;
 `--steps` caps them); process CPU time, wall time and the load average are reported, because on a shared
@@ -31,6 +33,18 @@ import torch
 TARGETS = {"overall": 0.80, "single_object": 0.95, "colours": 0.90, "two_objects": 0.80, "position": 0.70,
            "counting": 0.70, "attribute_binding": 0.60}
 SAMPLERS = ("ddim", "dpm++", "euler")
+# A flow-matching model (the recipe's) has no DDIM or discrete Euler (noise-prediction samplers refuse it): its
+# Euler is FlowMatch-Euler, which for rectified flow is also what deterministic DDIM reduces to, and DPM-Solver++
+# runs with flow sigmas.
+FLOW_SAMPLERS = ("dpm++", "flow-euler")
+LABELS = {"flow-euler": "euler (FlowMatch; = DDIM for rectified flow)"}
+
+
+def sweep_samplers(model) -> tuple[str, ...]:
+    """The samplers of the steps sweep for this model's kind (noise prediction or flow matching)."""
+    cfg = model.config.scheduler
+    flow = cfg.get("_class_name") == "FlowMatchEulerDiscreteScheduler" or bool(cfg.get("use_flow_sigmas"))
+    return FLOW_SAMPLERS if flow else SAMPLERS
 
 
 def _budget(fn):
@@ -73,9 +87,9 @@ def sweep_plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    for s in SAMPLERS:
+    for s in dict.fromkeys(r["sampler"] for r in rows):
         pts = sorted((r["steps"], r["overall"]) for r in rows if r["sampler"] == s)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=LABELS.get(s, s))
     ax.set_xlabel("sampling steps")
     ax.set_ylabel("GenEval-style overall score")
     ax.set_title("t2i-shapes: score vs steps (guidance 4)")
@@ -99,9 +113,9 @@ def markdown(res: dict) -> str:
     lines.append("| target | " + " | ".join(f">= {TARGETS[c]:.2f}" for c in cats) + " | | |")
     if res.get("sweep"):
         lines += ["", "| sampler | 10 steps | 25 steps | 50 steps |", "|---|---|---|---|"]
-        for s in SAMPLERS:
+        for s in dict.fromkeys(r["sampler"] for r in res["sweep"]):
             vals = {r["steps"]: r["overall"] for r in res["sweep"] if r["sampler"] == s}
-            lines.append(f"| {s} | " + " | ".join(f"{vals.get(n, float('nan')):.3f}" for n in (10, 25, 50)) + " |")
+            lines.append(f"| {LABELS.get(s, s)} | " + " | ".join(f"{vals.get(n, float('nan')):.3f}" for n in (10, 25, 50)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +155,7 @@ def run_all(out: Path, steps: int, minutes: float | None, clip_steps: int, per_c
         res[f"guidance_{g:g}"] = {**r, "eval_cost": cost}
         save()
     res["sweep"] = []
-    for sampler in SAMPLERS if "sweep" in parts else ():
+    for sampler in sweep_samplers(t2i) if "sweep" in parts else ():
         for n in (10, 25, 50):
             r = evaluate_text_to_image(t2i, tok, per_category=sweep_per_category, steps=n, guidance_scale=4.0,
                                        scheduler=sampler)

@@ -10,17 +10,22 @@ Both wall and process CPU time are measured (calls interleaved, median); on a sh
 ratio is the steadier one.
 
 Where lingvis saves time: with guidance, the UNet runs its text-independent start (stem, first blocks, first
-self-attention) once per image instead of once per prompt row; fused q/k/v projections; in-place
-activations in inference. The convolutions, attention (SDPA) and GEMMs are the same oneDNN/MKL kernels on
-both sides, which bounds the ratio. Measured 2026-12-06 on the shared 2-core machine (load 17-18, 1 thread,
-25 steps, DPM-Solver++ unless noted), CPU-time ratios: shapes 1.12x (Euler 1.12x), sd-small 1.10x; images
-equal to 2e-5.
+self-attention) once per image instead of once per prompt row; in inference the feature maps stay
+channels-last through the whole UNet (oneDNN convolutions without layout reorders, 1x1 convolutions as GEMMs on
+the free (B, H*W, C) view, channels-last weights cached per weight version); fused q/k/v projections; the GEGLU
+gate, activations and residual adds in place. The convolutions, attention (SDPA) and GEMMs are the same
+oneDNN/MKL kernels on both sides, and the SDPA flash kernel (the same on both sides) is 35-40% of the
+sd-small time (8 heads of width 8 over 1024 pixels), which bounds the ratio there.
+Measured 2026-12-07 (shared 2-core machine, other jobs running, load 2-3; 1 thread, 25 steps), CPU-time
+ratios: shapes DPM-Solver++ 1.24x, sd-small 1.14x, shapes Euler 1.21x (main before this work: 1.13, 1.11,
+1.10x); images equal to 2.1e-5. docs/text_to_image.md (Speed) has the table.
 
     python -m benchmarks.t2i_speed [--quick] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -136,7 +141,8 @@ def bench(name: str, scheduler: str, steps: int, repeats: int) -> dict:
     n_img = len(prompts)
     r = row(f"t2i {name} {scheduler} {steps} steps, {n_img} images", n_img / med["ours"][0], n_img / med["ref"][0],
             "images/s")
-    r.update(cpu_ratio=round(med["ref"][1] / med["ours"][1], 3), max_abs_diff=diff, threads=torch.get_num_threads())
+    r.update(cpu_ratio=round(med["ref"][1] / med["ours"][1], 3), max_abs_diff=diff, threads=torch.get_num_threads(),
+             cpu_s=(round(med["ours"][1], 2), round(med["ref"][1], 2)), load=round(os.getloadavg()[0], 2))
     return r
 
 
@@ -158,7 +164,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     for r in run(args.quick):
         print(f"{r['benchmark']}: lingvis {r['lingvis']} vs diffusers {r['reference']} images/s -> wall ratio "
-              f"{r['ratio']:.2f}x, CPU-time ratio {r['cpu_ratio']:.2f}x, max abs image diff {r['max_abs_diff']:.2e}")
+              f"{r['ratio']:.2f}x, CPU-time ratio {r['cpu_ratio']:.2f}x (CPU s per run {r['cpu_s'][0]} vs "
+              f"{r['cpu_s'][1]}), max abs image diff {r['max_abs_diff']:.2e}; {r['threads']} threads, load {r['load']}")
 
 
 if __name__ == "__main__":

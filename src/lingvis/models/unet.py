@@ -15,8 +15,18 @@ import torch
 from torch import nn
 
 from .registry import register_family, register_preset
-from .unet_blocks import (ACTIVATIONS, Downsample, ResBlock, SpatialTransformer, Stage, TimeEmbedding, Upsample,
-                          grow, timestep_embedding)
+from .unet_blocks import (
+    ACTIVATIONS,
+    Downsample,
+    ResBlock,
+    SpatialTransformer,
+    Stage,
+    TimeEmbedding,
+    Upsample,
+    conv2d,
+    grow,
+    timestep_embedding,
+)
 
 
 def _per_level(value, n: int, name: str) -> list:
@@ -84,6 +94,7 @@ class UNet(nn.Module):
     """`forward(x_t, t, text_states, text_mask=None) -> prediction` with the shape of x_t."""
 
     shares_guidance_input = True
+    channels_last = True   # inference layout of the feature maps (see forward)
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -146,9 +157,13 @@ class UNet(nn.Module):
             bias = ((1 - text_mask.to(x.dtype)) * -10000.0)[:, None, None, :]  # (B, 1, 1, L)
         if c.center_input_sample:
             x = 2 * x - 1.0
+        if self.channels_last and not torch.is_grad_enabled() and x.device.type == "cpu":
+            # CPU inference keeps the feature maps channels-last (B, H, W, C in memory): oneDNN convolutions
+            # run without layout reorders and the spatial transformers' (B, H*W, C) views are free
+            x = x.contiguous(memory_format=torch.channels_last)
         temb = self.time_embed(timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos,
                                                   c.freq_shift).to(x.dtype))  # (B, 4 C0)
-        h = self.conv_in(x)
+        h = conv2d(self.conv_in, x)
         skips = [h]
         for stage in self.down:
             h, s = stage.down(h, temb, text_states, bias)
@@ -162,7 +177,8 @@ class UNet(nn.Module):
             mine, skips = skips[-len(stage.res):], skips[:-len(stage.res)]
             size = tuple(skips[-1].shape[2:]) if odd and stage.sampler is not None else None
             h = stage.up(h, mine, temb, text_states, bias, size)
-        return grow(self.conv_out(self.act(self.norm_out(h))), text_states.shape[0])  # (B, C_out, H, W)
+        out = conv2d(self.conv_out, self.act(self.norm_out(h))).contiguous()
+        return grow(out, text_states.shape[0])  # (B, C_out, H, W)
 
 
 register_family("unet", UNetConfig, UNet, "text-conditioned UNet (diffusers UNet2DConditionModel layout)")

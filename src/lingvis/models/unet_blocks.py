@@ -23,6 +23,32 @@ def _fresh(act: str):
     return lambda x: inplace(x) if not torch.is_grad_enabled() else plain(x)
 
 
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution as a GEMM over the channels: on a channels-last (B, C, H, W) input the (B, H, W, C)
+    view is free and the output stays channels-last (no layout conversion, no im2col); otherwise the plain
+    convolution."""
+    if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
+        return conv(x)
+    w = conv.weight.reshape(conv.out_channels, conv.in_channels)  # (O, C)
+    return F.linear(x.permute(0, 2, 3, 1), w, conv.bias).permute(0, 3, 1, 2)  # (B, O, H, W) channels-last
+
+
+def conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv(x)`; in inference on a channels-last input, with a channels-last copy of the weight kept on the
+    module (made once per weight version) instead of the per-call conversion PyTorch would do."""
+    if torch.is_grad_enabled() or not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
+        return conv(x)
+    w = conv.weight
+    if w.is_contiguous(memory_format=torch.channels_last) or torch.compiler.is_compiling():
+        return conv(x)  # (a compiled graph lays out its weights itself)
+    key = (w.data_ptr(), w._version)
+    cached = conv.__dict__.get("_channels_last_weight")
+    if cached is None or cached[0] != key:
+        cached = (key, w.detach().contiguous(memory_format=torch.channels_last))
+        conv.__dict__["_channels_last_weight"] = cached
+    return conv._conv_forward(x, cached[1], conv.bias)
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, flip_sin_to_cos: bool = True, freq_shift: float = 0.0,
                        max_period: int = 10000) -> torch.Tensor:
     """(B,) timesteps (ints or floats) -> (B, dim) sinusoidal features (DDPM / diffusers `Timesteps`)."""
@@ -46,6 +72,8 @@ def grow(a: torch.Tensor, n: int) -> torch.Tensor:
         return a
     if n % b:
         raise ValueError(f"a batch of {b} cannot be tiled to {n} rows")
+    if a.dim() == 4 and a.is_contiguous(memory_format=torch.channels_last):
+        return torch.cat([a] * (n // b))  # keeps the channels-last layout (`repeat` would not)
     return a.repeat(n // b, *([1] * (a.dim() - 1)))
 
 
@@ -81,18 +109,18 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
         # x: (B, C_in, H, W); temb: (B, T)
-        h = self.conv1(self.act_fresh(self.norm1(x)))  # (B, C_out, H, W)
+        h = conv2d(self.conv1, self.act_fresh(self.norm1(x)))  # (B, C_out, H, W)
         if self.time_proj is not None:
             emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
             if self.time_norm == "scale_shift":
                 scale, shift = emb.chunk(2, dim=1)
                 h = self.norm2(h) * (1 + scale) + shift
             else:
-                h = self.norm2(h + emb)
+                h = self.norm2(h + emb if torch.is_grad_enabled() else h.add_(emb))  # h: conv1's fresh output
         else:
             h = self.norm2(h)
-        h = self.conv2(self.dropout(self.act_fresh(h)))
-        skip = self.shortcut(x) if self.shortcut is not None else x
+        h = conv2d(self.conv2, self.dropout(self.act_fresh(h)))
+        skip = pointwise(self.shortcut, x) if self.shortcut is not None else x
         h = h + skip if torch.is_grad_enabled() else h.add_(skip)
         return h / self.out_scale if self.out_scale != 1.0 else h
 
@@ -100,6 +128,19 @@ class ResBlock(nn.Module):
 def _attention(dim: int, heads: int, kv_dim: int | None = None, dropout: float = 0.0) -> Attention:
     """The shared attention in diffusers' layout: q/k/v projections without bias, output projection with bias."""
     return Attention(dim, heads, bias=False, dropout=dropout, cross=kv_dim is not None, kv_dim=kv_dim, out_bias=True)
+
+
+class GEGLU(MLP):
+    """The shared GEGLU MLP; in inference the product is also written into the gate half of `fc`'s output, so
+    no (B, T, H) buffer is allocated at all (the shared MLP allocates the product): sd-small sampling 4.81 ->
+    4.64 CPU-s in an interleaved A/B (benchmarks/t2i_speed config, 10 steps, 1 thread)."""
+
+    def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C)
+        if torch.is_grad_enabled():
+            return super().forward(x, ctx)
+        gate, up = self.fc(x).chunk(2, dim=-1)  # (B, T, H) views of one buffer
+        torch._C._nn.gelu_(gate)
+        return self.dropout(self.proj(gate.mul_(up)))  # (B, T, C)
 
 
 class TilingCrossAttention(Attention):
@@ -117,7 +158,7 @@ def transformer_block(dim: int, heads: int, cross_dim: int, dropout: float = 0.0
     cross = TilingCrossAttention(dim, heads, bias=False, dropout=dropout, cross=True, kv_dim=cross_dim, out_bias=True)
     return Block([Branch("attn", _attention(dim, heads, dropout=dropout), "norm1", nn.LayerNorm(dim)),
                   Branch("cross_attn", cross, "norm2", nn.LayerNorm(dim)),
-                  Branch("mlp", MLP(dim, 4 * dim, "geglu", bias=True, dropout=dropout), "norm3", nn.LayerNorm(dim))])
+                  Branch("mlp", GEGLU(dim, 4 * dim, "geglu", bias=True, dropout=dropout), "norm3", nn.LayerNorm(dim))])
 
 
 class SpatialTransformer(nn.Module):
@@ -137,21 +178,23 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
         B, C, H, W = x.shape
-        h = self.norm(x)
-        if not self.linear:
-            h = self.proj_in(h)
-        h = h.permute(0, 2, 3, 1).reshape(B, H * W, C)  # (B, N, C)
+        h = self.norm(x).permute(0, 2, 3, 1).reshape(B, H * W, C)  # (B, N, C); a view when channels-last
         if self.linear:
             h = self.proj_in(h)
+        else:  # the 1x1 convolution as a GEMM over the pixels
+            h = F.linear(h, self.proj_in.weight.reshape(C, C), self.proj_in.bias)
         ctx = BlockInputs(memory=text, memory_mask=text_bias)
         for block in self.blocks:
             h = block(h, ctx)
         if self.linear:
             h = self.proj_out(h)
-        h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W)
-        if not self.linear:
-            h = self.proj_out(h)
-        return h + grow(x, h.shape[0])
+        else:
+            h = F.linear(h, self.proj_out.weight.reshape(C, C), self.proj_out.bias)
+        h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W), channels-last
+        if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
+            h = h.contiguous()
+        skip = grow(x, h.shape[0])
+        return h + skip if torch.is_grad_enabled() else h.add_(skip)  # h: proj_out's fresh output
 
 
 class Downsample(nn.Module):
@@ -165,7 +208,7 @@ class Downsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.padding == 0:
             x = F.pad(x, (0, 1, 0, 1))
-        return self.conv(x)
+        return conv2d(self.conv, x)
 
 
 class Upsample(nn.Module):
@@ -178,7 +221,7 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest") if size is None else F.interpolate(x, size=size,
                                                                                                   mode="nearest")
-        return self.conv(x)
+        return conv2d(self.conv, x)
 
 
 class Stage(nn.Module):

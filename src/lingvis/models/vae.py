@@ -11,7 +11,7 @@ from torch import nn
 
 from ..nn import Attention
 from .registry import register_family, register_preset
-from .unet_blocks import ACTIVATIONS, Downsample, ResBlock, Upsample
+from .unet_blocks import ACTIVATIONS, Downsample, ResBlock, Upsample, conv2d
 
 
 @dataclass
@@ -115,10 +115,12 @@ class Decoder(nn.Module):
         self.conv_out = nn.Conv2d(w[-1], c.out_channels, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.mid(self.conv_in(z))
+        if not torch.is_grad_enabled() and z.device.type == "cpu":  # CPU inference: channels-last (see unet.py)
+            z = z.contiguous(memory_format=torch.channels_last)
+        h = self.mid(conv2d(self.conv_in, z))
         for level in self.up:
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return conv2d(self.conv_out, F.silu(self.norm_out(h))).contiguous()  # (B, C, H, W)
 
 
 class AutoencoderKL(nn.Module):

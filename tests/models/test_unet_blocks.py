@@ -1,0 +1,76 @@
+"""The UNet's inference layout (channels-last feature maps, cached channels-last conv weights, in-place adds)
+gives the training path's output, follows weight updates, and returns a plain NCHW tensor."""
+import torch
+
+from lingvis.models.unet import UNet, UNetConfig
+from lingvis.models.unet_blocks import conv2d, grow
+
+
+def _unet(linear: bool = False) -> UNet:
+    torch.manual_seed(0)
+    return UNet(UNetConfig(in_channels=3, out_channels=5, sample_size=12, block_out_channels=[8, 16],
+                           down_attention=[True, True], layers_per_block=[1, 2], attention_heads=2,
+                           cross_attention_dim=12, norm_num_groups=4, use_linear_projection=linear)).eval()
+
+
+def _inputs(b: int = 2, k: int = 2):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(b, 3, 10, 14, generator=g)  # odd-ish sizes: 10x14 -> 5x7
+    t = torch.tensor([3.0, 700.0][:b])
+    text = torch.randn(k * b, 5, 12, generator=g)  # k prompts per image (guidance)
+    return x, t, text
+
+
+def test_inference_layout_matches_training_path():
+    for linear in (False, True):
+        unet = _unet(linear)
+        x, t, text = _inputs()
+        with torch.no_grad():
+            fast = unet(x, t, text)
+        plain = unet(x, t, text)  # grad enabled: the NCHW path, no in-place ops
+        assert fast.shape == plain.shape == (4, 5, 10, 14)
+        assert fast.is_contiguous()
+        assert torch.allclose(fast, plain.detach(), atol=1e-5), float((fast - plain).abs().max())
+
+
+def test_cached_weights_follow_updates():
+    unet = _unet()
+    x, t, text = _inputs()
+    with torch.no_grad():
+        before = unet(x, t, text)
+        for p in unet.parameters():  # an optimizer-like in-place update
+            if p.dim() == 4:
+                p.mul_(1.5)
+        after = unet(x, t, text)
+    expected = unet(x, t, text).detach()
+    assert not torch.allclose(before, after, atol=1e-3)
+    assert torch.allclose(after, expected, atol=1e-5)
+    unet.load_state_dict({k: v * 0.5 if v.dim() == 4 else v for k, v in unet.state_dict().items()})
+    with torch.no_grad():
+        reloaded = unet(x, t, text)
+    assert torch.allclose(reloaded, unet(x, t, text).detach(), atol=1e-5)
+
+
+def test_conv2d_and_grow_keep_channels_last():
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+    x = torch.randn(2, 4, 5, 7).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = conv2d(conv, x)
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(y, conv(x.contiguous()), atol=1e-6)
+        g = grow(y, 6)
+    assert g.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(g, y.repeat(3, 1, 1, 1))
+
+
+def test_vae_decoder_inference_layout_matches_training_path():
+    from lingvis.models.vae import AutoencoderKL, VAEConfig
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4)).eval()
+    z = torch.randn(2, 4, 5, 7)
+    with torch.no_grad():
+        fast = vae.decode(z)
+    plain = vae.decode(z).detach()
+    assert fast.shape == plain.shape == (2, 3, 10, 14) and fast.is_contiguous()
+    assert torch.allclose(fast, plain, atol=1e-5)
