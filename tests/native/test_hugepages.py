@@ -49,3 +49,15 @@ def test_fused_step_applies_it_on_request(monkeypatch):
     out = model.generate(torch.zeros(1, 3, dtype=torch.long), max_new_tokens=2)
     assert model.blocks[0].attn.qkv.weight.data_ptr() != ptr or not native.available()
     assert out.shape == (1, 5)
+
+
+def test_moved_under_inference_mode_the_int8_kernels_still_work(monkeypatch):
+    """Weights moved inside `torch.inference_mode()` stay ordinary tensors (the kernel caches read their version
+    counters, which inference tensors lack)."""
+    monkeypatch.setenv("LINGVIS_HUGEPAGES", "1")
+    model = quantize_int8(_model(), activations="int8")
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    with torch.inference_mode():
+        first = model.generate(ids, max_new_tokens=4)
+    assert not model.blocks[0].attn.qkv.weight_int8.is_inference()
+    assert torch.equal(model.generate(ids, max_new_tokens=4), first)

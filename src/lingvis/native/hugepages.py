@@ -4,8 +4,9 @@
 int8 `weight_int8` buffers, tied ones once) into one anonymous mapping, 2 MB-aligned, advised
 `MADV_HUGEPAGE` (so it works where THP is in `madvise` mode), one weight at a time (the old storage is freed
 as each is moved, unless something else holds it). Values, dtypes, shapes and parameter objects stay the
-same; only where the data lives changes. Measured on a 2-core Xeon (docs/decoding.md): 2-5% faster weight
-streaming; opt-in (`LINGVIS_HUGEPAGES=1` makes `generate`'s fused step apply it once per model).
+same; only where the data lives changes. Opt-in (`LINGVIS_HUGEPAGES=1` makes `generate`'s fused step apply it
+once per model): two idle GPT-2 races on a 2-core Xeon (docs/decoding.md) disagreed on its sign; in both, the
+engine running on a fresh copy of the model was the faster one, moved or not.
 """
 from __future__ import annotations
 
@@ -45,16 +46,22 @@ def hugepage_weights(model: torch.nn.Module) -> int:
         return 0
     buf = mmap.mmap(-1, total + ALIGN)
     buf.madvise(mmap.MADV_HUGEPAGE)
-    raw = torch.frombuffer(buf, dtype=torch.uint8)  # keeps `buf` alive as long as any view of it
-    offset = -raw.data_ptr() % ALIGN
-    with torch.no_grad():
-        for (mod, name, t), size in zip(targets, sizes):
-            dst = raw[offset:offset + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
-            dst.copy_(t)
-            if name in mod._parameters:
-                t.data = dst  # the same Parameter object (tied modules share it), new storage
-            else:
-                mod._buffers[name] = dst
-            offset += size
+    # ordinary tensors even when called under inference mode (generate's): inference tensors would have no
+    # version counter, which the layers' kernel caches read
+    with torch.inference_mode(False), torch.no_grad():
+        _move(targets, sizes, torch.frombuffer(buf, dtype=torch.uint8))  # the views keep `buf` alive
     _DONE.add(model)
     return total
+
+
+def _move(targets, sizes, raw: torch.Tensor) -> None:
+    """Copy each target into its 64-byte-aligned slot of `raw` (2 MB-aligned start) and point it there."""
+    offset = -raw.data_ptr() % ALIGN
+    for (mod, name, t), size in zip(targets, sizes):
+        dst = raw[offset:offset + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
+        dst.copy_(t)
+        if name in mod._parameters:
+            t.data = dst  # the same Parameter object (tied modules share it), new storage
+        else:
+            mod._buffers[name] = dst
+        offset += size
