@@ -2,9 +2,10 @@
 the same weights in every engine.
 
 Shapes (random weights, LM head scaled x4 so that greedy choices are clear): GPT-2 124M (`gpt2` preset) and a
-~1B Llama (`tinyllama-1.1b` preset: 22 layers, width 2048, 32 / 4 kv heads). Each model is exported with lingvis' GGUF writer (`lingvis.interop.gguf_export`) as
-f32 and q8_0; transformers runs the Hugging Face export (GPT-2) or a model whose parameters are views of the
-lingvis weights (the Llama shape, so the 4.4 GB are held once). Engines:
+~1B Llama (`tinyllama-1.1b` preset: 22 layers, width 2048, 32 / 4 kv heads). Each model is exported with
+lingvis' GGUF writer (`lingvis.interop.gguf_export`) as f32 and q8_0; transformers runs the Hugging Face
+export (GPT-2) or a model whose parameters are views of the lingvis weights (the Llama shape, so the 4.4 GB
+are held once). Engines:
   lingvis fp32 | llama.cpp f32 | transformers fp32 | lingvis int8 (W8A8 dynamic, `quant.quantize_int8`) |
   lingvis int8 weight-only | llama.cpp q8_0
 Checks: the first 16 greedy tokens of lingvis fp32 equal llama.cpp f32's and transformers'; int8 vs q8_0
@@ -27,7 +28,7 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -255,6 +256,123 @@ def hugepage_copy(model):
     return twin
 
 
+# engines in the printed order, and the engine each is compared with (its ratio column)
+ORDER = ["lingvis fp32", "lingvis fp32 (hugepages)", "lingvis fp32 (torch kernels)", "lingvis fp32 (compiled)",
+         "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)",
+         "lingvis int8 (W8A8, hugepages)", "lingvis int8 (W8A8, torch kernels)", "lingvis int8 (W8A8, general)",
+         "lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)", "llama.cpp q8_0"]
+VERSUS = {name: "llama.cpp q8_0" if "int8" in name else "llama.cpp f32" for name in ORDER
+          if not name.startswith("llama.cpp")}
+# greedy agreement printed for these pairs; result rows (JSON) for these
+AGREE_PAIRS = (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
+               ("lingvis fp32", "lingvis fp32 (general)"), ("lingvis fp32", "lingvis fp32 (compiled)"),
+               ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32", "lingvis fp32 (hugepages)"),
+               ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
+               ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
+               ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)"))
+ROW_PAIRS = (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32 (compiled)", "llama.cpp f32"),
+             ("lingvis fp32", "transformers fp32"), ("lingvis fp32", "lingvis fp32 (general)"),
+             ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32 (hugepages)", "llama.cpp f32"),
+             ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8, hugepages)", "llama.cpp q8_0"),
+             ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
+             ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
+             ("lingvis int8 (weight-only)", "llama.cpp q8_0"),
+             ("lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)"))
+
+
+def agreement(shape: str, check: dict[str, list[int]]) -> None:
+    """Print how many of the first CHECK greedy tokens each pair of AGREE_PAIRS shares."""
+    for a, b in AGREE_PAIRS:
+        if a not in check or b not in check:
+            continue
+        n = agree(check[a], check[b])
+        note = " (different quantisers)" if "q8_0" in a else ""
+        print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
+              f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
+
+
+def result_rows(shape: str, new: int, threads: int, spt: dict, check: dict, size: dict[str, int]) -> list[dict]:
+    """One JSON row per pair of ROW_PAIRS that ran: tokens/s both sides, wall and CPU ratios, achieved GB/s."""
+    rows = []
+    for ours, ref in ROW_PAIRS:
+        if ours not in spt or ref not in spt:
+            continue
+        (w, c), (rw, rc) = spt[ours], spt[ref]
+        one = ", 1 thread" if threads == 1 else ""
+        label = f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens{one})"
+        rows.append({"benchmark": label, "lingvis": round(1 / w, 2), "reference": round(1 / rw, 2), "unit": "tokens/s",
+                     "ratio": round(rw / w, 3), "cpu_time_ratio": round(rc / c, 3),
+                     "greedy_16_identical": agree(check[ours], check[ref]) == CHECK,
+                     "lingvis_GBps": round(size[ours] / w / 1e9, 2), "reference_GBps": round(size[ref] / rw / 1e9, 2)})
+    return rows
+
+
+@dataclass
+class Round:
+    """What a race collects: the first CHECK greedy tokens, (wall, CPU) seconds per token, the engines timed."""
+    shape: str
+    prompt: list[int]
+    new: int
+    repeats: int
+    check: dict = field(default_factory=dict)
+    spt: dict = field(default_factory=dict)
+    done: list = field(default_factory=list)
+
+    def measure(self, engines: list[Engine]) -> None:
+        for e in engines:
+            self.check[e.name] = e.run(self.prompt, CHECK)
+        self.spt.update(timed(engines, self.prompt, self.new, self.repeats))
+        self.done.extend(Engine(e.name, None, e.bytes_per_token) for e in engines)
+        print(f"[{self.shape}] timed {', '.join(e.name for e in engines)}; load average "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
+
+
+def fp32_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, workdir: Path):
+    """Time the fp32 engines; returns lingvis' fp32 model. `ours` None: one engine at a time, llama.cpp's
+    first, then lingvis' fp32 model read back from the f32 GGUF (the caller dropped the built one)."""
+    import lingvis
+
+    if ours is not None:
+        r.measure([lingvis_engine("lingvis fp32", ours, kv),
+                   lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False),
+                   lingvis_engine("lingvis fp32 (hugepages)", hugepage_copy(ours), kv),
+                   lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
+                   lingvis_engine("lingvis fp32 (general)", ours, kv, "general"),
+                   llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
+                   transformers_engine(ours, workdir, kv)])
+        return ours
+    for d in ("f32", "q8_0"):
+        r.measure([llama_cpp_engine(f"llama.cpp {d}", paths[d], threads, ctx, kv)])
+        gc.collect()
+    ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
+    r.measure([lingvis_engine("lingvis fp32", ours, kv)])
+    r.measure([lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False)])
+    r.measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
+    r.measure([transformers_engine(ours, workdir, kv)])
+    return ours
+
+
+def int8_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, sequential: bool) -> None:
+    """Quantise lingvis' fp32 model in place (weight-only, and a W8A8 twin) and time the int8 engines."""
+    from lingvis.quant import quantize_int8
+
+    wonly = quantize_int8(ours, activations="float")  # in place: the fp32 weights go
+    del ours
+    gc.collect()
+    w8a8 = w8a8_from(wonly)
+    int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
+            lingvis_engine("lingvis int8 (W8A8, torch kernels)", w8a8, kv, native=False),
+            *([] if sequential else [lingvis_engine("lingvis int8 (W8A8, hugepages)", hugepage_copy(w8a8), kv)]),
+            lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
+            lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
+            lingvis_engine("lingvis int8 (weight-only, torch kernels)", wonly, kv, native=False)]
+    if sequential:
+        for e in int8:
+            r.measure([e])
+    else:
+        r.measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
+
+
 def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache: Path,
          sequential: bool = False) -> list[dict]:
     """Export the shape to GGUF, check greedy agreement and time every engine. Interleaved by default; with
@@ -263,7 +381,6 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     one after the other and load changes between them go into the ratios (the CPU-time ratios less so)."""
     import lingvis
     from lingvis.interop.gguf_export import export_gguf
-    from lingvis.quant import quantize_int8
 
     torch.manual_seed(0)
     t0 = time.time()
@@ -279,96 +396,16 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     print(f"[{shape}] {sum(p.numel() for p in ours.parameters()):,} parameters; built and exported in "
           f"{time.time() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}"
           f"{'; engines one at a time' if sequential else ''}", flush=True)
-    check, spt, done = {}, {}, []
-
-    def measure(engines: list[Engine]) -> None:
-        for e in engines:
-            check[e.name] = e.run(prompt, CHECK)
-        spt.update(timed(engines, prompt, new, repeats))
-        done.extend(Engine(e.name, None, e.bytes_per_token) for e in engines)
-        print(f"[{shape}] timed {', '.join(e.name for e in engines)}; load average {os.getloadavg()[0]:.1f}",
-              flush=True)
-
+    r = Round(shape, prompt, new, repeats)
     if sequential:
-        del ours
+        ours = None  # one model in memory at a time: llama.cpp's engines run first
         gc.collect()
-        for d in ("f32", "q8_0"):
-            measure([llama_cpp_engine(f"llama.cpp {d}", paths[d], threads, ctx, kv)])
-            gc.collect()
-        ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
-        measure([lingvis_engine("lingvis fp32", ours, kv)])
-        measure([lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False)])
-        measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
-        measure([transformers_engine(ours, workdir, kv)])
-    else:
-        measure([lingvis_engine("lingvis fp32", ours, kv),
-                 lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False),
-                 lingvis_engine("lingvis fp32 (hugepages)", hugepage_copy(ours), kv),
-                 lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
-                 lingvis_engine("lingvis fp32 (general)", ours, kv, "general"),
-                 llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
-                 transformers_engine(ours, workdir, kv)])
+    ours = fp32_round(r, ours, paths, threads, ctx, kv, workdir)
     gc.collect()
-    wonly = quantize_int8(ours, activations="float")  # in place: the fp32 weights go
-    del ours
-    gc.collect()
-    w8a8 = w8a8_from(wonly)
-    int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
-            lingvis_engine("lingvis int8 (W8A8, torch kernels)", w8a8, kv, native=False),
-            *([] if sequential else [lingvis_engine("lingvis int8 (W8A8, hugepages)", hugepage_copy(w8a8), kv)]),
-            lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
-            lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
-            lingvis_engine("lingvis int8 (weight-only, torch kernels)", wonly, kv, native=False)]
-    if sequential:
-        for e in int8:
-            measure([e])
-    else:
-        measure(int8 + [llama_cpp_engine("llama.cpp q8_0", paths["q8_0"], threads, ctx, kv)])
-    for a, b in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
-                 ("lingvis fp32", "lingvis fp32 (general)"), ("lingvis fp32", "lingvis fp32 (compiled)"),
-                 ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32", "lingvis fp32 (hugepages)"),
-                 ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
-                 ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
-                 ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)")):
-        if a not in check or b not in check:
-            continue
-        n = agree(check[a], check[b])
-        note = " (different quantisers)" if "q8_0" in a else ""
-        print(f"[{shape}] greedy {CHECK} tokens, {a} vs {b}{note}: "
-              f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
-    order = ["lingvis fp32", "lingvis fp32 (hugepages)", "lingvis fp32 (torch kernels)", "lingvis fp32 (compiled)",
-             "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)",
-             "lingvis int8 (W8A8, hugepages)", "lingvis int8 (W8A8, torch kernels)",
-             "lingvis int8 (W8A8, general)", "lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)",
-             "llama.cpp q8_0"]
-    report(shape, sorted(done, key=lambda e: order.index(e.name)), spt,
-           {"lingvis fp32": "llama.cpp f32", "lingvis fp32 (compiled)": "llama.cpp f32",
-            "lingvis fp32 (torch kernels)": "llama.cpp f32", "lingvis int8 (W8A8, torch kernels)": "llama.cpp q8_0",
-            "lingvis fp32 (hugepages)": "llama.cpp f32", "lingvis int8 (W8A8, hugepages)": "llama.cpp q8_0",
-            "lingvis int8 (weight-only, torch kernels)": "llama.cpp q8_0",
-            "lingvis fp32 (general)": "llama.cpp f32", "transformers fp32": "llama.cpp f32",
-            "lingvis int8 (W8A8)": "llama.cpp q8_0", "lingvis int8 (W8A8, general)": "llama.cpp q8_0",
-            "lingvis int8 (weight-only)": "llama.cpp q8_0"})
-    size = {e.name: e.bytes_per_token for e in done}
-    rows = []
-    for ours, ref in (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32 (compiled)", "llama.cpp f32"),
-                      ("lingvis fp32", "transformers fp32"), ("lingvis fp32", "lingvis fp32 (general)"),
-                      ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32 (hugepages)", "llama.cpp f32"),
-                      ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8, hugepages)", "llama.cpp q8_0"),
-                      ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
-                      ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
-                      ("lingvis int8 (weight-only)", "llama.cpp q8_0"),
-                      ("lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)")):
-        if ours not in spt or ref not in spt:
-            continue
-        (w, c), (rw, rc) = spt[ours], spt[ref]
-        rows.append({"benchmark": f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens, 1 thread)"
-                     if threads == 1 else f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens)",
-                     "lingvis": round(1 / w, 2), "reference": round(1 / rw, 2), "unit": "tokens/s",
-                     "ratio": round(rw / w, 3), "cpu_time_ratio": round(rc / c, 3),
-                     "greedy_16_identical": agree(check[ours], check[ref]) == CHECK,
-                     "lingvis_GBps": round(size[ours] / w / 1e9, 2), "reference_GBps": round(size[ref] / rw / 1e9, 2)})
-    return rows
+    int8_round(r, ours, paths, threads, ctx, kv, sequential)
+    agreement(shape, r.check)
+    report(shape, sorted(r.done, key=lambda e: ORDER.index(e.name)), r.spt, VERSUS)
+    return result_rows(shape, new, threads, r.spt, r.check, {e.name: e.bytes_per_token for e in r.done})
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:
