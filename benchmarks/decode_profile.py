@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import platform
 import statistics
@@ -153,6 +154,53 @@ def profile_steps(model, steps: int, prompt_len: int = 16) -> dict:
             "per_op": per_op}
 
 
+def hugepage_copies(mods) -> list | None:
+    """Native kernels over copies of the fp32 weights in one anonymous mapping advised MADV_HUGEPAGE (THP in
+    `madvise` mode), 2 MB-aligned: fewer TLB misses while streaming the weights. None for int8 layers."""
+    import mmap
+
+    from lingvis import native
+
+    ws = [m.weight.detach() for m in mods if type(m) is torch.nn.Linear]
+    total = sum(w.numel() for w in ws) * 4
+    if not ws or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return None
+    buf = mmap.mmap(-1, total + (2 << 20))
+    buf.madvise(mmap.MADV_HUGEPAGE)
+    raw = torch.frombuffer(buf, dtype=torch.uint8)
+    start = -raw.data_ptr() % (2 << 20)
+    flat, out, o = raw[start:start + total].view(torch.float32), [], 0
+    for m in mods:
+        if type(m) is not torch.nn.Linear:
+            return None
+        w = flat[o:o + m.weight.numel()].view_as(m.weight)
+        w.copy_(m.weight.detach())
+        o += w.numel()
+        out.append(native.LinearF32(w, m.bias))
+    return out
+
+
+def with_env(name: str, value: str, fn):
+    """`fn` run with the environment variable `name` set to `value` (restored afterwards)."""
+    def run():
+        old = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            return fn()
+        finally:
+            os.environ.pop(name) if old is None else os.environ.__setitem__(name, old)
+    return run
+
+
+def linears(mods, xs, steps: int):
+    """Every layer of `mods` on its one-row input, `steps` times over (the products of `steps` decode steps)."""
+    def run():
+        for _ in range(steps):
+            for m, x in zip(mods, xs):
+                m(x)
+    return run
+
+
 def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: bool = True) -> dict:
     """Per-token (wall ms, CPU ms) of the parts of a decode step, medians over `repeats` interleaved rounds of
     `steps` tokens: the model's linear layers alone (one row each, as one step calls them), one step through
@@ -171,45 +219,6 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
     cache_len = compiled_cache_len(prompt_len + steps + 1, model.context_length)
     on = native.available()
     fast = [native.LinearF32(m.weight, m.bias) if on and type(m) is torch.nn.Linear else m for m in lins]
-
-    def hugepage_copies(mods):
-        """Native kernels over copies of the fp32 weights in one anonymous mapping advised MADV_HUGEPAGE (THP
-        in `madvise` mode), 2 MB-aligned: fewer TLB misses while streaming the weights."""
-        import mmap
-        ws = [m.weight.detach() for m in mods if type(m) is torch.nn.Linear]
-        total = sum(w.numel() for w in ws) * 4
-        if not ws or not hasattr(mmap, "MADV_HUGEPAGE"):
-            return None
-        buf = mmap.mmap(-1, total + (2 << 20))
-        buf.madvise(mmap.MADV_HUGEPAGE)
-        raw = torch.frombuffer(buf, dtype=torch.uint8)
-        start = -raw.data_ptr() % (2 << 20)
-        flat, out, o = raw[start:start + total].view(torch.float32), [], 0
-        for m in mods:
-            if type(m) is not torch.nn.Linear:
-                return None
-            w = flat[o:o + m.weight.numel()].view_as(m.weight)
-            w.copy_(m.weight.detach())
-            o += w.numel()
-            out.append(native.LinearF32(w, m.bias))
-        return out
-
-    def env(name, value, fn):
-        def run():
-            old = os.environ.get(name)
-            os.environ[name] = value
-            try:
-                return fn()
-            finally:
-                os.environ.pop(name) if old is None else os.environ.__setitem__(name, old)
-        return run
-
-    def linears(mods):
-        def run():
-            for _ in range(steps):
-                for m, x in zip(mods, xs):
-                    m(x)
-        return run
 
     def stepper(kind):
         def run():
@@ -245,17 +254,18 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
                 os.environ.pop("LINGVIS_FUSED_STEP")
         return run
 
-    parts = {"linears alone, torch kernels": env("LINGVIS_NATIVE", "0", linears(lins)),
-             "step: model.forward": env("LINGVIS_NATIVE", "0", stepper("forward")),
-             "step: fused, torch kernels": env("LINGVIS_NATIVE", "0", stepper("fused, torch kernels")),
-             "generate, general step": env("LINGVIS_NATIVE", "0", generate("general")),
-             "generate, fused step, torch kernels": env("LINGVIS_NATIVE", "0", generate("fused"))}
+    torch_kernels = functools.partial(with_env, "LINGVIS_NATIVE", "0")
+    parts = {"linears alone, torch kernels": torch_kernels(linears(lins, xs, steps)),
+             "step: model.forward": torch_kernels(stepper("forward")),
+             "step: fused, torch kernels": torch_kernels(stepper("fused, torch kernels")),
+             "generate, general step": torch_kernels(generate("general")),
+             "generate, fused step, torch kernels": torch_kernels(generate("fused"))}
     if on:
-        parts.update({"linears alone, native": linears(fast), "step: fused, native": stepper("fused"),
+        parts.update({"linears alone, native": linears(fast, xs, steps), "step: fused, native": stepper("fused"),
                       "generate, fused step, native (the default)": generate("fused")})
         huge = hugepage_copies(lins)
         if huge is not None:
-            parts["linears alone, native, hugepage-advised copies"] = linears(huge)
+            parts["linears alone, native, hugepage-advised copies"] = linears(huge, xs, steps)
     if compile:
         parts["step: compiled"] = stepper("compiled")
         parts["generate, compiled step"] = generate("compiled")
