@@ -2,6 +2,8 @@
 weight reads of one matrix-vector product) and the fp32 GEMM rate of a given shape."""
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 
 import torch
@@ -44,6 +46,17 @@ def attention_gflops(batch_heads: int, tokens: int, head_dim: int, repeats: int 
     q = torch.randn(1, batch_heads, tokens, head_dim)
     seconds = best_seconds(lambda: F.scaled_dot_product_attention(q, q, q), repeats)
     return 4 * batch_heads * tokens ** 2 * head_dim / seconds / 1e9
+
+
+@contextlib.contextmanager
+def env_set(name: str, value: str):
+    """The environment variable `name` set to `value` inside the block, restored after it."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name) if old is None else os.environ.__setitem__(name, old)
 
 
 def record_matmuls(fn) -> list[tuple[str, tuple, tuple]]:

@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ._probes import best_seconds, copy_bandwidth, gemv_bandwidth
+from ._probes import best_seconds, copy_bandwidth, env_set, gemv_bandwidth
 
 
 def cpu_name() -> str:
@@ -183,12 +183,8 @@ def hugepage_copies(mods) -> list | None:
 def with_env(name: str, value: str, fn):
     """`fn` run with the environment variable `name` set to `value` (restored afterwards)."""
     def run():
-        old = os.environ.get(name)
-        os.environ[name] = value
-        try:
+        with env_set(name, value):
             return fn()
-        finally:
-            os.environ.pop(name) if old is None else os.environ.__setitem__(name, old)
     return run
 
 

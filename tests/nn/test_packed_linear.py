@@ -53,7 +53,7 @@ def test_ineligible_calls_fall_back_exactly(monkeypatch):
     lin = nn.Linear(16, 8)
     rows = _calls(monkeypatch)
     with packed_linears(lin):
-        few, many = torch.randn(MIN_ROWS - 1, 16), torch.randn(MAX_ROWS + 1, 16)  # noqa: one row, 65 rows
+        few, many = torch.randn(MIN_ROWS - 1, 16), torch.randn(MAX_ROWS + 1, 16)  # noqa: one row, MAX_ROWS + 1 rows
         with torch.no_grad():
             assert torch.equal(lin(few), F.linear(few, lin.weight, lin.bias))  # few rows: MKL
             assert torch.equal(lin(many), F.linear(many, lin.weight, lin.bias))  # many rows: sgemm

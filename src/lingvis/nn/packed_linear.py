@@ -1,17 +1,17 @@
 """Faster small-batch CPU inference for `nn.Linear`: oneDNN with pre-packed weights.
 
 A decode step multiplies a few rows (beams, batched prompts, server batches) by every weight matrix.
-For 2..64 rows MKL's sgemm runs far below memory speed on large weights, while oneDNN's inner product on
+For 2..256 rows MKL's sgemm runs far below memory speed on large weights, while oneDNN's inner product on
 a weight packed once runs 1.3-1.6x faster on the GPT-2 layer shapes (measured: `python -m
 benchmarks.beam_decode`, `benchmarks.gpt_decode`). One row (MKL's gemv is faster), small products (rows x
 weight elements under `MIN_WORK`, where oneDNN's per-call cost dominates), training and autograd stay on
 the ordinary path.
 
 `packed_linears(model)` is a context manager: inside it, every plain fp32 `nn.Linear` of the model takes
-the packed path for CPU inputs of 2..64 rows (large enough products) under `torch.no_grad()` / inference mode. Packed weights
-are cached per module (an extra copy of each weight it packs, dropped with the module;
-`release_packed(model)` frees them sooner) and rebuilt when the weight changes. Results agree with `F.linear` to float rounding (about 1e-6 relative),
-not bit for bit. Set `LINGVIS_PACKED_LINEAR=0` to turn the path off.
+the packed path for CPU inputs of 2..256 rows (large enough products) under `torch.no_grad()` / inference
+mode. Packed weights are cached per module (an extra copy of each weight it packs, dropped with the module;
+`release_packed(model)` frees them sooner) and rebuilt when the weight changes. Results agree with `F.linear`
+to float rounding (about 1e-6 relative), not bit for bit. Set `LINGVIS_PACKED_LINEAR=0` to turn the path off.
 """
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MIN_ROWS, MAX_ROWS = 2, 64  # one row: MKL's gemv is faster; more than 64: MKL's sgemm is efficient again
+# One row: MKL's gemv is faster. Up to 256 rows (prefills of short prompts, LLaVA's image + prompt): oneDNN
+# packed vs MKL on the GPT-2 / 1024x4096 layer shapes, idle Xeon 2026-12-07, 1 / 2 threads: 48 rows 1.28x / 1.39x,
+# 96 rows 1.14x / 1.21x, 160 rows 1.04x / 1.08x, 320 rows 0.98x / 1.04x (MKL's sgemm efficient again).
+MIN_ROWS, MAX_ROWS = 2, 256
 MIN_WORK = 6 << 20  # rows x weight elements below this stay on MKL: oneDNN's ~30 us per call dominates
 PACK_HINT = 16  # rows the packing is tuned for; any row count in range works
 _PACKED: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()  # module -> (key, packed)
