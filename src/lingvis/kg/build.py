@@ -7,14 +7,13 @@ mentions; mentions are linked to the image's objects and to the scene's entities
 `<scene>/<colour>-<type>` (a numeric suffix if taken)."""
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
+from ..jsonfile import read_json
 from . import linking
 from .mention_tagger import TaggedMention
 from .records import TYPE, Entity, Mention, SourceDoc, Statement
@@ -60,12 +59,7 @@ def read_coco_scenes(captions: str | Path | None, images: str | Path | None) -> 
             by_scene[rel] = SceneInput(rel, file=str(p))
     if captions is not None:
         path = Path(captions)
-        if not path.is_file():
-            raise FileNotFoundError(f"captions file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not JSON: {e}") from e
+        data = read_json(path, ValueError, "captions file")
         if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
             raise ValueError(f"{path}: not COCO captions: expected an object with an 'annotations' list")
         names = {}
