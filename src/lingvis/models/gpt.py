@@ -137,6 +137,15 @@ class GPT(CausalLM):
         """(B, T) ids -> (B, T, C) token embeddings (what `inputs_embeds` replaces)."""
         return self.wte(input_ids)
 
+    def add_positions(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, tuple | None]:
+        """(B, T, C) embeddings with the learned or sinusoidal positions added, and the rotary (cos, sin) for
+        the blocks (None without rotary positions)."""
+        if self.wpe is not None:
+            x = x + self.wpe(position_ids)
+        elif self.sin is not None:
+            x = x + self.sin(position_ids)
+        return x, self.rope(position_ids) if self.rope is not None else None
+
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
                 last_only: bool = False, memory: torch.Tensor | None = None,
@@ -164,12 +173,9 @@ class GPT(CausalLM):
             position_ids = torch.arange(past, S, device=x.device)[None].expand(B, T)
         if self.shift is not None:
             x = self.shift(x, position_ids, cache, self.config.n_layer)  # (B, T, C)
-        if self.wpe is not None:
-            x = x + self.wpe(position_ids)
-        elif self.sin is not None:
-            x = x + self.sin(position_ids)
+        x, rope = self.add_positions(x, position_ids)
         ctx = BlockInputs(attn_mask=attn_mask, is_causal=True, key_mask=attention_mask, cache=cache, memory=memory,
-                          memory_mask=memory_mask, rope=self.rope(position_ids) if self.rope is not None else None)
+                          memory_mask=memory_mask, rope=rope)
         x = run_blocks(self.blocks, self.drop(x), ctx)
         if labels is not None:
             return linear_cross_entropy(self.ln_f(x).flatten(0, 1), self.lm_head.weight, labels.flatten())

@@ -30,21 +30,18 @@ from ..nn.position import apply_rotary
 def applies(lm, cache: KVCache | None, attention_mask: torch.Tensor | None, position_ids: torch.Tensor | None,
             attn_mask: torch.Tensor | None = None) -> bool:
     """Whether `prefill_last` may replace `lm(inputs_embeds=x, cache=cache, last_only=True)`."""
-    return (os.environ.get("LINGVIS_LAST_PREFILL", "1") != "0" and cache is not None and cache.length == 0 and attention_mask is None and position_ids is None
-            and attn_mask is None and not torch.is_grad_enabled() and supports(lm, cache))
+    return (os.environ.get("LINGVIS_LAST_PREFILL", "1") != "0" and cache is not None and cache.length == 0
+            and attention_mask is None and position_ids is None and attn_mask is None and not torch.is_grad_enabled()
+            and supports(lm, cache))
 
 
 def prefill_last(lm, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """(B, T, C) prompt embeddings -> (B, 1, V) logits of the last position; the cache then holds T columns."""
     B, T, _ = x.shape
     if T > lm.config.block_size or T > cache.max_len:
-        raise ValueError(f"sequence of {T} tokens exceeds the context length {min(lm.config.block_size, cache.max_len)}")
-    pos = torch.arange(T, device=x.device)[None].expand(B, T)  # (B, T)
-    if lm.wpe is not None:
-        x = x + lm.wpe(pos)
-    elif lm.sin is not None:
-        x = x + lm.sin(pos)
-    rope = lm.rope(pos) if lm.rope is not None else None  # (B, 1, T, D) each
+        limit = min(lm.config.block_size, cache.max_len)
+        raise ValueError(f"sequence of {T} tokens exceeds the context length {limit}")
+    x, rope = lm.add_positions(x, torch.arange(T, device=x.device)[None].expand(B, T))  # rope: (B, 1, T, D) each
     ctx = BlockInputs(is_causal=True, cache=cache, rope=rope)
     x = lm.drop(x)
     *first, blk = lm.blocks
