@@ -57,30 +57,11 @@ PROMPTS = ["a small red circle above a large blue square", "two green stars and 
 
 def _tokenizer_dir(tmp: str, length: int) -> str:
     """A CLIP BPE tokenizer (vocab.json + merges.txt) trained on a few words, offline."""
-    import json
     from pathlib import Path
 
-    import tokenizers
-    from tokenizers import Regex, normalizers, pre_tokenizers, trainers
+    from lingvis.tokenizers.clip_bpe import train_clip_bpe
 
-    from lingvis.tokenizers.clip_bpe import SPLIT
-
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>",
-                                                     unk_token="<|endoftext|>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
-                                           normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(SPLIT), behavior="removed", invert=True),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
-    trainer = trainers.BpeTrainer(vocab_size=400, end_of_word_suffix="</w>", show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=["<|startoftext|>", "<|endoftext|>"])
-    tok.train_from_iterator(PROMPTS * 3, trainer)
-    folder = Path(tmp) / "tok"
-    folder.mkdir()
-    tok.model.save(str(folder))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer",
-                                                              "model_max_length": length}))
-    return str(folder)
+    return str(train_clip_bpe(PROMPTS * 3, 400, Path(tmp) / "tok", model_max_length=length))
 
 
 def build(name: str, tmp: str, scheduler: str):

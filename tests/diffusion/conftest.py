@@ -1,6 +1,4 @@
 """Tiny random Stable Diffusion pipelines (the shapes of diffusers' own pipeline tests), built offline."""
-import json
-
 import pytest
 import torch
 
@@ -11,31 +9,9 @@ WORDS = ("a small red circle above a large blue square and two green stars to th
 @pytest.fixture(scope="session")
 def clip_tokenizer_dir(tmp_path_factory):
     """vocab.json + merges.txt of a CLIP-style BPE (end-of-word `</w>`), trained on a few words."""
-    tokenizers = pytest.importorskip("tokenizers")
-    from tokenizers import Regex, normalizers, pre_tokenizers, trainers
+    from lingvis.tokenizers.clip_bpe import train_clip_bpe
 
-    from lingvis.tokenizers.clip_bpe import SPLIT
-
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>",
-                                                     unk_token="<|endoftext|>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
-                                           normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(SPLIT), behavior="removed", invert=True),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
-    trainer = trainers.BpeTrainer(vocab_size=700, end_of_word_suffix="</w>", show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=["<|startoftext|>", "<|endoftext|>"])
-    tok.train_from_iterator([WORDS] * 3, trainer)
-    folder = tmp_path_factory.mktemp("cliptok")
-    tok.model.save(str(folder))
-    vocab = json.loads((folder / "vocab.json").read_text())
-    for w in list(vocab):  # CLIP's vocabulary also has every byte with the end-of-word suffix
-        if len(w) == 1 and w + "</w>" not in vocab:
-            vocab[w + "</w>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer",
-                                                              "model_max_length": 77}))
-    return folder
+    return train_clip_bpe([WORDS] * 3, 700, tmp_path_factory.mktemp("cliptok"))
 
 
 def tiny_sd_components(clip_tokenizer_dir, vae=True, prediction="epsilon", scheduler="DDIMScheduler"):
@@ -48,9 +24,9 @@ def tiny_sd_components(clip_tokenizer_dir, vae=True, prediction="epsilon", sched
         out_channels=4 if vae else 3, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=8,
         attention_head_dim=4)
+    ddim = {"clip_sample": False, "set_alpha_to_one": False} if scheduler == "DDIMScheduler" else {}
     sched = getattr(diffusers, scheduler)(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                          prediction_type=prediction, **({"clip_sample": False, "set_alpha_to_one": False}
-                                                                         if scheduler == "DDIMScheduler" else {}))
+                                          prediction_type=prediction, **ddim)
     auto = diffusers.AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
                                    down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
                                    latent_channels=4, norm_num_groups=8) if vae else None
