@@ -130,6 +130,18 @@ ANSWERS = ["red", "blue", "green", "circle", "square", "yes", "no"]
 
 
 @pytest.fixture(scope="session")
+def t2i_dir(tmp_path_factory):
+    """A tiny text-to-image model (t2i-nano) with a word tokenizer, saved as a run folder."""
+    from lingvis.recipes.clip_data import train_word_tokenizer
+
+    torch.manual_seed(0)
+    tok = train_word_tokenizer(["a small red circle above a large blue square", "two green stars"])
+    model = lingvis.build("t2i-nano", text=dict(vocab_size=tok.vocab_size, context_length=16, dim=32, depth=1,
+                                                 heads=4, mlp_hidden=64))
+    return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-t2i", tokenizer=tok)
+
+
+@pytest.fixture(scope="session")
 def vqa_dir(tmp_path_factory):
     """A fusion-tiny VQA classifier (random weights) with a BERT-style char tokenizer."""
     from lingvis.tokenizers import train_char

@@ -3,25 +3,12 @@ with their sizes, the request carries the prompt, count, size, steps, guidance a
 ones the API gives for the same seeded request, and the server's 400 is shown naming the field."""
 
 import pytest
-import torch
-
-import lingvis
-from lingvis.recipes.clip_data import train_word_tokenizer
 
 from .browser import require_browser, served_page
 from .conftest import openai_client, start_server
 
 pytest.importorskip("diffusers")
 require_browser()
-
-
-@pytest.fixture(scope="module")
-def t2i_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    tok = train_word_tokenizer(["a small red circle above a large blue square", "two green stars"])
-    model = lingvis.build("t2i-nano", text=dict(vocab_size=tok.vocab_size, context_length=16, dim=32, depth=1,
-                                                 heads=4, mlp_hidden=64))
-    return lingvis.save(model, tmp_path_factory.mktemp("models") / "nano-t2i", tokenizer=tok)
 
 
 @pytest.fixture(scope="module")

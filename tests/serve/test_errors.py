@@ -93,8 +93,8 @@ def test_api_key_is_required_when_set(lm_dir):
 
 
 def test_binds_loopback_by_default():
-    from lingvis.serve import ServeConfig
     from lingvis.cli import build_parser
+    from lingvis.serve import ServeConfig
 
     assert ServeConfig().host == "127.0.0.1"
     args = build_parser().parse_args(["serve", "--model", "x"])

@@ -7,8 +7,8 @@ import lingvis
 from lingvis.generate import SamplingConfig, generate_ids
 from lingvis.serve import ServeConfig
 from lingvis.serve.batching import Engine
-from lingvis.serve.speculation import Speculation
 from lingvis.serve.sequences import SeqSpec
+from lingvis.serve.speculation import Speculation
 
 from .conftest import openai_client, start_server
 from .test_batching import Collector
