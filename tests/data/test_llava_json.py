@@ -46,7 +46,10 @@ def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_llava_json(tmp_path / "missing.json")
     (tmp_path / "x.json").write_text("{")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match=r"x\.json:1:2: invalid JSON"):
         read_llava_json(tmp_path / "x.json")
+    (tmp_path / "x.jsonl").write_text('{"id": "a", "conversations": []}\n[1]\n')
+    with pytest.raises(ValueError, match=r"x\.jsonl:2: expected a JSON object, got list"):
+        read_llava_json(tmp_path / "x.jsonl")
     with pytest.raises(ValueError, match="expected a JSON list"):
         read_llava_json(write(tmp_path, {"a": 1}))

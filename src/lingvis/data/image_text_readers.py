@@ -7,13 +7,12 @@ Formats: COCO captions JSON, JSONL {"image", "text"}, CSV/TSV with open_clip's
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from lingvis.data.image_text_records import ImageTextFormatError, ImageTextRecord
 
-from ..jsonfile import read_json
+from ..jsonfile import iter_jsonl, read_json
 
 FOLDER_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -75,21 +74,12 @@ def read_jsonl(
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
     records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ImageTextFormatError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-            if not isinstance(rec, dict):
-                raise ImageTextFormatError(f"{path}:{lineno}: expected an object, got {type(rec).__name__}")
-            for k in (image_key, text_key):
-                if not isinstance(rec.get(k), str) or not rec[k].strip():
-                    raise ImageTextFormatError(f"{path}:{lineno}: field {k!r} missing, empty or not a string")
-            records.append(ImageTextRecord(text=rec[text_key].strip(), key=rec[image_key],
-                                           image_path=root / rec[image_key], meta={"line": lineno}))
+    for lineno, rec in iter_jsonl(path, ImageTextFormatError):
+        for k in (image_key, text_key):
+            if not isinstance(rec.get(k), str) or not rec[k].strip():
+                raise ImageTextFormatError(f"{path}:{lineno}: field {k!r} missing, empty or not a string")
+        records.append(ImageTextRecord(text=rec[text_key].strip(), key=rec[image_key],
+                                       image_path=root / rec[image_key], meta={"line": lineno}))
     return records
 
 

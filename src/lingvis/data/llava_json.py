@@ -4,10 +4,10 @@ Image paths are relative to `image_root` (default: the JSON file's folder). Rows
 text-only conversations. Every row must hold one "<image>" placeholder per image."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..jsonfile import iter_jsonl, read_json
 from .llava_inputs import IMAGE_TOKEN, count_mismatch, llava_messages
 
 
@@ -23,14 +23,10 @@ def read_llava_json(path: str | Path, image_root: str | Path | None = None) -> l
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"LLaVA conversation file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
-            else json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON: {e}") from e
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of conversations, got {type(rows).__name__}")
+    if path.suffix == ".jsonl":
+        rows = [row for _, row in iter_jsonl(path)]
+    else:
+        rows = read_json(path, what="LLaVA conversation file", expect=list)
     root = Path(image_root) if image_root is not None else path.parent
     out = []
     for i, row in enumerate(rows):

@@ -6,7 +6,6 @@ Empty sides are skipped and counted (`on_empty="skip"`) or raise (`on_empty="err
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from torch.utils.data import Dataset
 
 from lingvis.data.shapes_scene import HELD_OUT, make_scene
 from lingvis.data.shapes_zh import scene_sentence_pairs
+from lingvis.jsonfile import iter_jsonl
 
 log = logging.getLogger(__name__)
 PARALLEL_SPLITS = ("train", "val", "test", "test_unseen")
@@ -160,16 +160,8 @@ def read_parallel_jsonl(
     """One JSON object per line with string fields `src_key` and `tgt_key`; blank lines ignored."""
     path = Path(path)
     acc = _Collector((str(path),), on_empty)
-    for lineno, line in enumerate(_lines(path), 1):
-        if not line.strip():
-            continue
+    for lineno, rec in iter_jsonl(path, ParallelFormatError, what="parallel data file"):
         where = f"{path}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ParallelFormatError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from e
-        if not isinstance(rec, dict):
-            raise ParallelFormatError(f"{where}: expected a JSON object, got {type(rec).__name__}")
         for key in (src_key, tgt_key):
             if not isinstance(rec.get(key), str):
                 raise ParallelFormatError(f"{where}: field {key!r} missing or not a string "

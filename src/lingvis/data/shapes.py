@@ -14,13 +14,21 @@ from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
-from lingvis.data.shapes_language import QA, article, captions, questions
-from lingvis.progress import progress
-from lingvis.data.shapes_render import render_scene
 from lingvis.data.shapes_instruct import instruction_records
+from lingvis.data.shapes_language import QA, article, captions, questions
+from lingvis.data.shapes_render import render_scene
 from lingvis.data.shapes_scene import (
-    COLOURS, HELD_OUT, SHAPES, Scene, ShapeObject, Triple, is_held_out, make_scene,
+    COLOURS,
+    HELD_OUT,
+    SHAPES,
+    Scene,
+    ShapeObject,
+    Triple,
+    is_held_out,
+    make_scene,
 )
+from lingvis.jsonfile import iter_jsonl
+from lingvis.progress import progress
 
 __all__ = [
     "COLOURS", "HELD_OUT", "SHAPES", "SPLITS", "Scene", "ShapeObject", "Triple", "QA",
@@ -142,13 +150,10 @@ def read_scenes_jsonl(path: str | Path) -> list[dict]:
     """Records of a `scenes_<split>.jsonl` file with the 'scene' key rebuilt as a `Scene`."""
     path = Path(path)
     records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, rec in iter_jsonl(path):
         try:
-            rec = json.loads(line)
             rec["scene"] = Scene.from_dict(rec)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (KeyError, TypeError) as e:
             raise ValueError(f"{path}:{lineno}: malformed scene record: {e}") from e
         records.append(rec)
     return records

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonfile import iter_jsonl
 from .text import CorpusError, read_text_file
 
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -65,16 +66,7 @@ def _jsonl_records(path: Path):
                 raise TaskDataError(f"{path}: record {i}: expected an object, got {type(row).__name__}")
             yield f"record {i}", row
         return
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TaskDataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise TaskDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        yield lineno, row
+    yield from iter_jsonl(path, TaskDataError, text)
 
 
 def read_classification(path: str | Path, text_field: str = "text", pair_field: str = "text_pair",

@@ -12,12 +12,13 @@ Documents that are empty or whitespace-only are dropped; a corpus left with noth
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from lingvis.jsonfile import iter_jsonl
 
 TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -54,15 +55,7 @@ def read_text_file(path: str | os.PathLike) -> str:
 
 def _read_jsonl(path: Path, text_field: str) -> list[Document]:
     docs = []
-    for lineno, line in enumerate(read_text_file(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CorpusError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(record, dict):
-            raise CorpusError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+    for lineno, record in iter_jsonl(path, CorpusError, read_text_file(path)):
         if text_field not in record:
             keys = ", ".join(sorted(record)) or "none"
             raise CorpusError(f"{path}:{lineno}: missing field {text_field!r} (keys present: {keys})")

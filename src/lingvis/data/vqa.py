@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jsonfile import iter_jsonl
+
 
 class VQADataError(ValueError):
     """A VQA file is malformed or refers to something that is not there; the message names where."""
@@ -168,13 +170,7 @@ def read_vqa_jsonl(path: str | Path, image_root: str | Path | None = None,
         raise FileNotFoundError(f"VQA file not found: {path}")
     root = Path(image_root) if image_root is not None else path.parent
     examples, problems = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise VQADataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+    for lineno, rec in iter_jsonl(path, VQADataError):
         ex = _jsonl_example(rec, f"{path}:{lineno}", root, lineno)
         if _check(ex, f"{path}:{lineno}", problems):
             examples.append(ex)

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonfile import iter_jsonl
+
 TYPE = "type"  # the statement predicate that gives an entity its class (rdf:type)
 
 
@@ -144,19 +146,9 @@ def _tuple(v, n: int, what: str, where: str):
 def read_jsonl(path: str | Path) -> tuple[list[Entity], list[Statement], list[Mention], list[SourceDoc]]:
     """Parse the JSONL exchange format; every bad line raises naming the file, line and field."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"JSONL file not found: {path}")
     entities, statements, mentions, sources = [], [], [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, rec in iter_jsonl(path):
         where = f"{path}:{n}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not JSON: {e}") from e
-        if not isinstance(rec, dict):
-            raise ValueError(f"{where}: expected a JSON object")
         try:
             if "mention" in rec:
                 mentions.append(Mention(rec["entity"], rec["source"], rec.get("text"),

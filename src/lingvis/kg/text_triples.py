@@ -11,13 +11,12 @@ Linearisation (one marker-delimited segment per fact; markers are single tokens 
 A `<triplet>` segment is one relation triple; an `<entity>` segment a mention in no triple."""
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..jsonfile import read_json
+from ..jsonfile import iter_jsonl, read_json
 
 TRIPLET, ENTITY, TYPE, TAIL, REL = "<triplet>", "<entity>", "<type>", "<tail>", "<rel>"
 MARKERS = (TRIPLET, ENTITY, TYPE, TAIL, REL)
@@ -65,8 +64,9 @@ def linearize(sentence: Sentence) -> str:
     def pos(m: Mention) -> int:
         return m.span[0] if m.span else 0
 
+    ordered = sorted(sentence.triples, key=lambda t: (pos(t.head), pos(t.tail)))
     parts = [f"{TRIPLET} {_clean(t.head.text)} {TYPE} {t.head.type} {TAIL} {_clean(t.tail.text)} {TYPE} "
-             f"{t.tail.type} {REL} {t.relation}" for t in sorted(sentence.triples, key=lambda t: (pos(t.head), pos(t.tail)))]
+             f"{t.tail.type} {REL} {t.relation}" for t in ordered]
     in_triples = {m.key() for t in sentence.triples for m in (t.head, t.tail)}
     parts += [f"{ENTITY} {_clean(m.text)} {TYPE} {m.type}" for m in sorted(sentence.mentions, key=pos)
               if m.key() not in in_triples]
@@ -184,7 +184,8 @@ def read_spert(path: str | Path) -> list[Sentence]:
                 s, t = int(e["start"]), int(e["end"])
                 if not 0 <= s < t <= len(tokens):
                     raise ValueError(f"{where}: entity span [{s}, {t}) outside {len(tokens)} tokens")
-                ents.append(Mention(" ".join(tokens[s:t]), str(e["type"]), (starts[s], starts[t - 1] + len(tokens[t - 1]))))
+                span = (starts[s], starts[t - 1] + len(tokens[t - 1]))
+                ents.append(Mention(" ".join(tokens[s:t]), str(e["type"]), span))
             rels = []
             for r in doc.get("relations", []):
                 h, t = int(r["head"]), int(r["tail"])
@@ -201,23 +202,16 @@ def read_sentences_jsonl(path: str | Path) -> list[Sentence]:
     """JSONL, one sentence per line: {"text", "id"?, "triples"?: [{"head", "head_type", "tail", "tail_type",
     "relation"}], "entities"?: [{"text", "type"}]} (gold annotations optional)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"JSONL file not found: {path}")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, rec in iter_jsonl(path):
         where = f"{path}:{n}"
         try:
-            rec = json.loads(line)
             text = str(rec["text"])
             used: list = []
             triples = [TextTriple(Mention(t["head"], t["head_type"], _locate(text, t["head"], used)), t["relation"],
                                   Mention(t["tail"], t["tail_type"], _locate(text, t["tail"], used)))
                        for t in rec.get("triples", [])]
             mentions = [Mention(e["text"], e["type"], _locate(text, e["text"], used)) for e in rec.get("entities", [])]
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not JSON: {e}") from e
         except (KeyError, TypeError) as e:
             raise ValueError(f"{where}: missing or malformed field {e}") from e
         seen = {m.key() for m in mentions}
