@@ -57,6 +57,12 @@ def horizon(budget_s: float, step_fn, probe_steps: int, clock: str) -> tuple[int
     return max(10, int(budget_s / per_step)), per_step
 
 
+def endless(loader):
+    """The loader's batches, epoch after epoch (each a fresh pass, so a shuffling loader reshuffles)."""
+    while True:
+        yield from loader
+
+
 def wait_for(path: Path, minutes: float = 30) -> Path:
     """`path` once it exists (the JSON of a race still running beside this one), waiting up to `minutes`."""
     end = time.monotonic() + minutes * 60

@@ -52,6 +52,7 @@ from benchmarks._race import (
     Side,
     bert_lr,
     earlier_reference,
+    endless,
     finish,
     horizon,
     lingvis_side,
@@ -133,15 +134,7 @@ def run_reference(budget_s: float, tokenizer, train_set, held, collator, task, o
     loader = torch.utils.data.DataLoader(train_set, batch_size=BERT["batch_size"], shuffle=True,
                                          collate_fn=collator, drop_last=True,
                                          generator=torch.Generator().manual_seed(seed))
-    batches = iter(())
-
-    def next_batch():
-        nonlocal batches
-        try:
-            return next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            return next(batches)
+    next_batch = endless(loader).__next__  # epochs one after another, reshuffled each time
 
     def train_step(m, o, batch):
         loss, _ = task.loss(m, batch)

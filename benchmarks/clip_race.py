@@ -45,6 +45,7 @@ from benchmarks._race import (
     Clock,
     Side,
     earlier_reference,
+    endless,
     finish,
     horizon,
     lingvis_side,
@@ -129,15 +130,7 @@ def run_reference(budget_s: float, tokenizer, data: Path, out: Path, clock: str,
     loader = torch.utils.data.DataLoader(train_set, batch_size=h["batch_size"], shuffle=True,
                                          collate_fn=task.collate, drop_last=True,
                                          generator=torch.Generator().manual_seed(seed))
-    batches = iter(())
-
-    def next_batch():
-        nonlocal batches
-        try:
-            return next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            return next(batches)
+    next_batch = endless(loader).__next__  # epochs one after another, reshuffled each time
 
     with torch.random.fork_rng():  # the horizon, timed on a throwaway copy outside the budget
         probe_model = copy.deepcopy(model)
