@@ -67,13 +67,14 @@ def _default_models(args, need_text: bool, need_scene: bool) -> None:
     """--train-models DIR: train whichever default model is missing (and needed) into DIR."""
     from pathlib import Path
 
+    from ..train.checkpoint import resumable
     from ..train.config import TrainConfig
 
     root = Path(args.train_models)
     cfg = dict(max_steps=100000, max_minutes=args.train_minutes, progress=False, log_every=50, device=args.device)
     if need_text and not args.text_model:
         out = root / "text"
-        if not (out / "checkpoints").is_dir():
+        if not resumable(out):
             from ..kg.text_train import TextTripleArgs, train_text_triples
 
             print(f"training the caption model into {out} ({args.train_minutes:g} min)", file=sys.stderr)
@@ -82,7 +83,7 @@ def _default_models(args, need_text: bool, need_scene: bool) -> None:
         args.text_model = str(out)
     if need_scene and not args.scene_model:
         out = root / "scene"
-        if not (out / "checkpoints").is_dir():
+        if not resumable(out):
             from ..kg.scene_train import SceneGraphArgs, train_scene_graph
 
             print(f"training the scene-graph model into {out} ({args.train_minutes:g} min)", file=sys.stderr)
@@ -165,9 +166,10 @@ def run_complete(args) -> int:
 
     cargs = CompletionArgs(out=args.out or tempfile.mkdtemp(prefix="lingvis-kge-"), model=args.model, dim=args.dim,
                            negatives=args.negatives, margin=args.margin, seed=args.seed)
-    cfg = TrainConfig(max_steps=max_steps_of(args), max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
-                      warmup_steps=args.warmup_steps, weight_decay=0.0, grad_clip=None, eval_every=args.eval_every,
-                      eval_batches=50, seed=args.seed, device=args.device, progress=not args.no_progress)
+    cfg = TrainConfig(max_steps=max_steps_of(args), max_minutes=args.max_minutes, batch_size=args.batch_size,
+                      lr=args.lr, warmup_steps=args.warmup_steps, weight_decay=0.0, grad_clip=None,
+                      eval_every=args.eval_every, eval_batches=50, seed=args.seed, device=args.device,
+                      progress=not args.no_progress)
     model, result = train_completion(data, cargs, cfg, features)
     result["out"] = cargs.out
     if args.write:

@@ -13,11 +13,24 @@ from torch import nn
 from ..models import registry
 from ..tasks.seq2seq import EncodedPairs, Seq2SeqTask, cut_at_eos, pad_right
 from ..tokenizers import Tokenizer, train_bpe
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.task import Task
 from ..train.trainer import Trainer
-from .text_triples import (ENTITY, MARKERS, TRIPLET, Mention, Sentence, TextTriple, entity_f1, linearize, parse,
-                           read_sentences, shapes_sentence, strict_triple_f1)
+from .text_triples import (
+    ENTITY,
+    MARKERS,
+    TRIPLET,
+    Mention,
+    Sentence,
+    TextTriple,
+    entity_f1,
+    linearize,
+    parse,
+    read_sentences,
+    shapes_sentence,
+    strict_triple_f1,
+)
 
 DEFAULT_PRESET = "transformer-tiny"
 SPECIALS = {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}
@@ -100,7 +113,7 @@ def train_text_triples(args: TextTripleArgs, cfg: TrainConfig, resume: bool = Fa
     train, val = load_corpus(args)
     sources = [s.text for s in train]
     targets = [linearize(s) for s in train]
-    if args.model or (resume and (__import__("pathlib").Path(args.out) / "checkpoints").is_dir()):
+    if args.model or resumable(args.out, resume):
         src = args.model or args.out
         tok, model = api.load_tokenizer(src), api.load(src).train()
         if getattr(model, "family", None) != "seq2seq":

@@ -17,6 +17,7 @@ from ..models.bert import Bert, with_head
 from ..tasks.mlm import PretrainTask
 from ..tokenizers import Tokenizer, train_wordpiece
 from ..tokenizers.wordpiece import continuation_flags
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 
@@ -47,7 +48,7 @@ def build_tokenizer(out: str | Path, model: str | None, tokenizer: str | None, t
                     lowercase: bool = True, resume: bool = False) -> Tokenizer:
     """The run's tokenizer: resumed run's, the checkpoint's, a given one, or WordPiece trained on `texts`."""
     out = Path(out)
-    if resume and (out / "checkpoints").is_dir():
+    if resumable(out, resume):
         return api.load_tokenizer(out)
     if model:
         return api.load_tokenizer(model)

@@ -8,7 +8,6 @@ skipped and counted (`skipped_images` in the summary)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -21,6 +20,7 @@ from ..progress import progress
 from ..tasks.caption import CaptionPairs, CaptionTask
 from ..tasks.seq2seq import cut_at_eos
 from ..tokenizers import Tokenizer, train_bpe
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .translate import SPECIALS
@@ -109,7 +109,7 @@ def make_model(args: CaptionArgs, tok: Tokenizer) -> torch.nn.Module:
 
 
 def make_tokenizer(args: CaptionArgs, train: ImageCaptions, resume: bool) -> Tokenizer:
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         return api.load_tokenizer(args.out)
     if args.model:
         return api.load_tokenizer(args.model)

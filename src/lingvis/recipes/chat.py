@@ -23,6 +23,7 @@ from ..models import registry
 from ..tasks.chat_sft import ChatSFTTask, greedy_replies
 from ..tokenizers import Tokenizer, train_char
 from ..tokenizers.chat import CHATML_MARKERS, CHATML_TEMPLATE
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 
@@ -94,7 +95,7 @@ def _template_text(value: str) -> str:
 
 def make_tokenizer(args: ChatSFTArgs, train: list[Conversation], resume: bool) -> Tokenizer:
     out = Path(args.out)
-    if resume and (out / "checkpoints").is_dir():
+    if resumable(out, resume):
         return api.load_tokenizer(out)
     tok = api.load_tokenizer(args.model) if args.model else chat_tokenizer(train)
     if args.chat_template:

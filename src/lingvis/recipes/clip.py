@@ -16,6 +16,7 @@ from ..models import registry
 from ..models.clip import CLIP
 from ..tasks.contrastive import ContrastiveTask
 from ..tokenizers import Tokenizer
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .clip_data import CaptionedImages, load_groups, split_groups, train_word_tokenizer, transform_for
@@ -53,7 +54,7 @@ def default_shapes_data(out: Path, n_train: int) -> tuple[str, str]:
 
 def make_tokenizer(args: CLIPPretrainArgs, train_texts: list[str], resume: bool) -> Tokenizer:
     out = Path(args.out)
-    if resume and (out / "checkpoints").is_dir():
+    if resumable(out, resume):
         return api.load_tokenizer(out)
     if args.model:
         return api.load_tokenizer(args.model)

@@ -17,6 +17,7 @@ from ..models import registry
 from ..models.text_to_image import TextToImage
 from ..tasks.diffusion import DiffusionTask
 from ..tokenizers import Tokenizer
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .clip import make_datasets
@@ -79,7 +80,7 @@ def _autoencoder(path: str):
 
 def make_tokenizer(args: DiffusionPretrainArgs, texts: list[str], resume: bool) -> Tokenizer:
     out = Path(args.out)
-    if resume and (out / "checkpoints").is_dir():
+    if resumable(out, resume):
         return api.load_tokenizer(out)
     for source in (args.model, args.text_encoder):
         if source:

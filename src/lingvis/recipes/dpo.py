@@ -22,6 +22,7 @@ from ..data.text import train_val_split
 from ..tasks.chat_sft import greedy_replies
 from ..tasks.dpo import DPOTask, pair_logps, precompute_reference
 from ..tokenizers import Tokenizer
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 
@@ -66,7 +67,7 @@ def train_dpo(args: DPOArgs, cfg: TrainConfig, resume: bool = False) -> dict:
         raise ValueError(f"reference must be one of {REFERENCE_MODES}, got {args.reference!r}")
     torch.manual_seed(cfg.seed)
     out = Path(args.out)
-    tokenizer = api.load_tokenizer(out if resume and (out / "checkpoints").is_dir() else args.model)
+    tokenizer = api.load_tokenizer(out if resumable(out, resume) else args.model)
     policy = api.load(args.model).train()
     reference = api.load(args.reference_model) if args.reference_model else None
     if reference is not None and reference.config.vocab_size != policy.config.vocab_size:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import api
 from ..data.shapes import generate_shapes
+from ..train.checkpoint import resumable
 
 SHAPES_MARKER = "lingvis_shapes.json"
 
@@ -26,7 +27,7 @@ def make_tokenizer(out: str | Path, source: str | None, texts: list[str], vocab_
     """The run's tokenizer when resuming, else the one at `source` (a tokenizer or model folder), else a
     BERT-style WordPiece trained on `texts`."""
     run = Path(out)
-    if resume and (run / "checkpoints").is_dir():
+    if resumable(run, resume):
         return api.load_tokenizer(run)
     if source:
         return api.load_tokenizer(source)

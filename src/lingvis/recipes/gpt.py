@@ -16,6 +16,7 @@ from ..data.windows import WindowLMDataset
 from ..models import registry
 from ..tasks.lm import CausalLMTask
 from ..tokenizers import Tokenizer, train_bpe, train_char
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 
@@ -81,7 +82,7 @@ def load_corpus(args: GPTPretrainArgs) -> tuple[list[str], list[str]]:
 
 def make_tokenizer(args: GPTPretrainArgs, train_texts: list[str], resume: bool) -> Tokenizer:
     out = Path(args.out)
-    if resume and (out / "checkpoints").is_dir():
+    if resumable(out, resume):
         return api.load_tokenizer(out)
     if args.model:
         return api.load_tokenizer(args.model)

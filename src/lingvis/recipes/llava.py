@@ -33,6 +33,7 @@ from ..models.gpt import GPT
 from ..models.llava import Llava, LlavaConfig
 from ..models.vit import ViT
 from ..tasks.llava import LlavaConversations, LlavaTask
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 
@@ -217,7 +218,7 @@ def pretrain_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
         model = build_stage1(args, tok)
     else:
         raise ValueError("stage 1 needs --vision (a ViT/CLIP folder) and --llm (a causal LM folder), or --model")
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         tok = api.load_tokenizer(args.out)
     train, val = stage_data(args, 1)
     return _fit(model.train(), tok, train, val, cfg, args.out, "llava-pretrain", resume)
@@ -230,7 +231,7 @@ def finetune_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
     if not args.model:
         raise ValueError("stage 2 needs --model (the stage-1 run or a llava folder)")
     model = load_llava(args.model).set_stage(freeze_vision=not args.train_vision, freeze_llm=False).train()
-    tok = api.load_tokenizer(args.out if resume and (Path(args.out) / "checkpoints").is_dir() else args.model)
+    tok = api.load_tokenizer(args.out if resumable(args.out, resume) else args.model)
     if cfg.lora_rank:
         keep = cfg.lora_train.split(",") + ["projector"] + (["vision."] if args.train_vision else [])
         cfg = dataclasses.replace(cfg, lora_train=",".join(dict.fromkeys(t for t in keep if t)))

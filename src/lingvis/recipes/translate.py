@@ -22,6 +22,7 @@ from ..models import registry
 from ..progress import progress
 from ..tasks.seq2seq import EncodedPairs, Seq2SeqTask, cut_at_eos, pad_right
 from ..tokenizers import Tokenizer, train_bpe
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 
@@ -113,7 +114,7 @@ def user_corpus(args: TranslateArgs) -> Corpus:
 
 
 def make_tokenizer(args: TranslateArgs, corpus: Corpus, resume: bool) -> Tokenizer:
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         return api.load_tokenizer(args.out)
     if args.model:
         return api.load_tokenizer(args.model)

@@ -26,6 +26,7 @@ from ..tasks.caption import CaptionSample, CaptionTask
 from ..tasks.seq2seq import cut_at_eos
 from ..tasks.video_qa import QASample, VideoQATask
 from ..tokenizers import Tokenizer, train_bpe
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from ..video.dataset import VIDEO_ERRORS, VideoClips
@@ -160,7 +161,7 @@ def train_video_captioner(args: VideoCaptionArgs, cfg: TrainConfig, resume: bool
         train, val = records, load_records(args.val_data, args)[:args.max_val]
     else:
         train, val = split_videos(records, args.val_fraction, cfg.seed, args.max_val)
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         tok = api.load_tokenizer(args.out)
         model = VideoCaptioner(api.load(args.out).config)
     else:

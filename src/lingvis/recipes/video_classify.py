@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -15,6 +14,7 @@ from ..data.images import SafeDataset, SkipCounter
 from ..models import registry
 from ..models.video_classifier import VideoClassifier, is_video_backbone
 from ..tasks.video_classify import VideoClassifyTask
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from ..video.dataset import VIDEO_ERRORS, VideoClips
@@ -121,7 +121,7 @@ def finetune_video_classifier(args: VideoClassifyArgs, cfg: TrainConfig, resume:
     """Train (or resume) a video classifier; returns the trainer summary plus data counts."""
     torch.manual_seed(cfg.seed)
     train, val, classes = split_records(args, cfg.seed)
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         model = VideoClassifier(api.load(args.out).config)
     else:
         model = make_model(args, classes)

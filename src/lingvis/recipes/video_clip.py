@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -14,6 +13,7 @@ from ..models import registry
 from ..models.video_clip import VideoCLIP
 from ..tasks.video_contrastive import VideoContrastiveTask
 from ..tokenizers import Tokenizer
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from ..video.dataset import VIDEO_ERRORS, VideoClips
@@ -70,7 +70,7 @@ def _overrides(args: VideoCLIPArgs) -> dict:
 
 
 def make_tokenizer(args: VideoCLIPArgs, texts: list[str], resume: bool) -> Tokenizer:
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         return api.load_tokenizer(args.out)
     for source in (args.model, args.clip):
         if source:
@@ -120,7 +120,7 @@ def pretrain_video_clip(args: VideoCLIPArgs, cfg: TrainConfig, resume: bool = Fa
     torch.manual_seed(cfg.seed)
     train, val = make_datasets(args, cfg.seed)
     tokenizer = make_tokenizer(args, [c for r in train for c in r.captions], resume)
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         model = VideoCLIP(api.load(args.out).config)
     else:
         model = make_model(args, tokenizer)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -17,6 +16,7 @@ from ..data.images import SafeDataset, SkipCounter
 from ..models import registry
 from ..models.image_classifier import ImageClassifier, with_backbone
 from ..tasks.image_classify import ImageClassifyTask
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .clip_data import transform_for
@@ -87,7 +87,7 @@ def finetune_image_classifier(args: ImageClassifyArgs, cfg: TrainConfig, resume:
     torch.manual_seed(cfg.seed)
     train, val, classes = split_records(args, cfg.seed)
     model: nn.Module = make_model(args, classes)
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         model = ImageClassifier(api.load(args.out).config)
     skipped = SkipCounter()
     train_set = SafeDataset(LabelledImages(train, transform_for(model, train=args.augment, seed=cfg.seed)), skipped)

@@ -16,6 +16,7 @@ from ..io import load_state
 from ..models import registry
 from ..models.fusion import FusionModel
 from ..tasks.vqa import VQATask, evaluate_vqa
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .fusion_common import make_tokenizer
@@ -75,7 +76,7 @@ def make_model(args: VQAFinetuneArgs, tokenizer, vocab: AnswerVocab) -> FusionMo
 
 def build_vocab(args: VQAFinetuneArgs, train: list[VQAExample], resume: bool) -> AnswerVocab:
     """Resuming keeps the checkpoint's answers; otherwise the training answers decide."""
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         return AnswerVocab(api.load(args.out).config.answers)
     unlabelled = [e.question_id for e in train if not e.answers]
     if unlabelled:

@@ -13,6 +13,7 @@ from ..data.vqa_dataset import VQADataset
 from ..models import registry
 from ..tasks.vqa_generative import PROMPT_SUFFIX, GenerativeVQATask, evaluate_generative_vqa, majority_answer
 from ..tokenizers import train_bpe
+from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from .caption import image_transform
@@ -22,7 +23,7 @@ DEFAULT_PRESET = "captioner-cnn-tiny"
 
 
 def make_tokenizer(args, train: list[VQAExample], resume: bool):
-    if resume and (Path(args.out) / "checkpoints").is_dir():
+    if resumable(args.out, resume):
         return api.load_tokenizer(args.out)
     if args.tokenizer or args.model:
         return api.load_tokenizer(args.tokenizer or args.model)

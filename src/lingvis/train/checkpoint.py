@@ -16,6 +16,12 @@ from torch import nn
 from ..io import atomic_dir, atomic_write_text, load_state, native_meta, read_safetensors, write_native_files
 
 STATE_FILE = "trainer_state.json"
+CHECKPOINTS = "checkpoints"  # <out>/checkpoints/ holds the step folders and the last/best pointers
+
+
+def resumable(out: str | Path, resume: bool = True) -> bool:
+    """Whether a run asked to `resume` has checkpoints in `out` to resume from (a fresh `out` starts anew)."""
+    return bool(resume) and (Path(out) / CHECKPOINTS).is_dir()
 
 
 def rng_state() -> dict:
@@ -53,7 +59,7 @@ class CheckpointManager:
     """Saves under `<out>/checkpoints/step-<step, 7 digits>/` and keeps the newest `keep_last` plus the best."""
 
     def __init__(self, out_dir: str | Path, keep_last: int = 2):
-        self.root = Path(out_dir) / "checkpoints"
+        self.root = Path(out_dir) / CHECKPOINTS
         self.keep_last = keep_last
 
     def _pointer(self, name: str) -> dict | None:
