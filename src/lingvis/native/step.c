@@ -1,0 +1,199 @@
+/* lingvis native: a whole batch-1 decode step of a GPT-family model in one call (`lv_step_f32`).
+ *
+ * One OpenMP parallel region per step (not one per matrix product): every layer's norms, fused QKV product,
+ * q/k norms, rotary embedding, KV-cache write, attention over the cache, output projection, MLP (plain or
+ * gated activation) and residual adds, then the final norm and the LM head, with barriers between the
+ * stages that need a whole vector. The matrix products split their 8-row tiles statically over the team;
+ * attention splits over KV heads (each thread rotates and stores its keys, then attends with the query heads
+ * of that group). Norms are computed by every thread into its own buffer (768-4096 elements: cheaper than a
+ * barrier). Weights row-major (N, K) fp32, as torch's nn.Linear holds them; the KV cache is the model's own
+ * (1, KV, max_len, D) buffers. Built with gemv.c by lingvis.native.build; described in docs/decoding.md.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dot_f32.h" /* LV_AVX512 and the fp32 dot-product micro-kernel */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { LV_LAYERNORM = 0, LV_RMSNORM = 1 };
+/* activations: the plain ones of lingvis.nn.mlp.ACTIVATIONS; gated MLPs apply SILU (swiglu) or GELU (geglu)
+ * to the gate half and multiply by the up half */
+enum { LV_GELU = 0, LV_GELU_TANH = 1, LV_QUICK_GELU = 2, LV_RELU = 3, LV_RELU2 = 4, LV_SILU = 5 };
+
+typedef struct {
+  const float *w, *b; /* (n,) weight, (n,) bias or NULL; w NULL: no norm */
+} lv_norm;
+
+typedef struct {
+  lv_norm ln1, ln2, q_norm, k_norm;
+  const float *qkv_w, *qkv_b;   /* ((H + 2 KV) D, C), bias or NULL */
+  const float *proj_w, *proj_b; /* (C, H D) */
+  const float *fc_w, *fc_b;     /* (F, C) or (2F, C) gated: gate rows then up rows */
+  const float *fc2_w, *fc2_b;   /* (C, F) */
+  float *k_cache, *v_cache;     /* (KV, max_len, D) each */
+} lv_layer;
+
+typedef struct {
+  int n_layer, C, H, KV, D, F, V, max_len;
+  int norm, qk_norm;   /* LV_LAYERNORM / LV_RMSNORM */
+  int act, gated;      /* LV_* activation; gated: 1 */
+  float eps, qk_eps;
+  lv_norm ln_f;
+  const float *head_w, *head_b; /* (V, C) */
+  const lv_layer *layers;
+} lv_model;
+
+int lv_step_struct_sizes(void) { /* lets the ctypes side check its mirror of the structs */
+  return (int)(sizeof(lv_layer) * 1000 + sizeof(lv_model));
+}
+
+static void norm(const float *x, lv_norm n, int kind, float eps, int C, float *out) {
+  double s = 0, s2 = 0;
+  float mean = 0.0f, r;
+  if (kind == LV_LAYERNORM) {
+    for (int i = 0; i < C; i++) s += x[i];
+    mean = (float)(s / C);
+    for (int i = 0; i < C; i++) { double d = x[i] - mean; s2 += d * d; }
+  } else {
+    for (int i = 0; i < C; i++) s2 += (double)x[i] * x[i];
+  }
+  r = 1.0f / sqrtf((float)(s2 / C) + eps);
+  for (int i = 0; i < C; i++) out[i] = (x[i] - mean) * r * n.w[i] + (n.b ? n.b[i] : 0.0f);
+}
+
+static inline float activate(float v, int act) {
+  switch (act) {
+    case LV_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case LV_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case LV_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
+    case LV_RELU: return v > 0.0f ? v : 0.0f;
+    case LV_RELU2: return v > 0.0f ? v * v : 0.0f;
+    default: return v / (1.0f + expf(-v)); /* LV_SILU */
+  }
+}
+
+/* y[n] (+)= act(x . W[n] + b[n]) for this thread's share of the 8-row tiles; no barrier at the end */
+static void gemv_share(const float *x, const float *W, const float *b, float *y, long N, long K, int add, int act) {
+  long tiles = (N + F32_TILE - 1) / F32_TILE;
+#pragma omp for schedule(static) nowait
+  for (long t = 0; t < tiles; t++) {
+    long n0 = t * F32_TILE;
+    int r = N - n0 < F32_TILE ? (int)(N - n0) : F32_TILE;
+    float o[F32_TILE];
+    dot_f32(x, W + n0 * K, K, r, o);
+    for (int j = 0; j < r; j++) {
+      float v = o[j] + (b ? b[n0 + j] : 0.0f);
+      if (act >= 0) v = activate(v, act);
+      y[n0 + j] = add ? y[n0 + j] + v : v;
+    }
+  }
+}
+
+static inline float dot(const float *a, const float *b, int n) {
+#ifdef LV_AVX512
+  __m512 s = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+  if (i < n) {
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
+  }
+  return _mm512_reduce_add_ps(s);
+#else
+  float s = 0.0f;
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+#endif
+}
+
+/* rotate-half rotary embedding in place: x * cos + [-x2, x1] * sin (lingvis.nn.position.apply_rotary) */
+static void rotate(float *x, const float *cos, const float *sin, int D, float *tmp) {
+  int h = D / 2;
+  for (int i = 0; i < D; i++) tmp[i] = x[i] * cos[i] + (i < h ? -x[i + h] : x[i - h]) * sin[i];
+  memcpy(x, tmp, sizeof(float) * D);
+}
+
+/* keys/values of KV head g written at column pos, then the attention of its query heads over columns 0..pos */
+static void attend_group(const lv_model *m, const lv_layer *L, const float *qkv, int g, int pos, const float *cos,
+                         const float *sin, float *att, float *scores, float *tmp) {
+  const int H = m->H, KV = m->KV, D = m->D, per = H / KV;
+  float *kc = L->k_cache + (size_t)g * m->max_len * D, *vc = L->v_cache + (size_t)g * m->max_len * D;
+  float *k = kc + (size_t)pos * D;
+  memcpy(k, qkv + (size_t)(H + g) * D, sizeof(float) * D);
+  memcpy(vc + (size_t)pos * D, qkv + (size_t)(H + KV + g) * D, sizeof(float) * D);
+  if (L->k_norm.w) {
+    norm(k, L->k_norm, m->qk_norm, m->qk_eps, D, tmp);
+    memcpy(k, tmp, sizeof(float) * D);
+  }
+  if (cos) rotate(k, cos, sin, D, tmp);
+  const float scale = 1.0f / sqrtf((float)D);
+  for (int h = g * per; h < (g + 1) * per; h++) {
+    float q[D];
+    memcpy(q, qkv + (size_t)h * D, sizeof(float) * D);
+    if (L->q_norm.w) norm(qkv + (size_t)h * D, L->q_norm, m->qk_norm, m->qk_eps, D, q);
+    if (cos) rotate(q, cos, sin, D, tmp);
+    float mx = -INFINITY, sum = 0.0f;
+    for (int t = 0; t <= pos; t++) {
+      scores[t] = dot(q, kc + (size_t)t * D, D) * scale;
+      mx = scores[t] > mx ? scores[t] : mx;
+    }
+    for (int t = 0; t <= pos; t++) sum += scores[t] = expf(scores[t] - mx);
+    float *o = att + (size_t)h * D, inv = 1.0f / sum;
+    for (int d = 0; d < D; d++) o[d] = 0.0f;
+    for (int t = 0; t <= pos; t++) {
+      const float p = scores[t] * inv, *v = vc + (size_t)t * D;
+      for (int d = 0; d < D; d++) o[d] += p * v[d];
+    }
+  }
+}
+
+/* One decode step at position `pos` (pos < max_len: the caller checks). x: (C,) the token's embedding (plus
+ * its learned/sinusoidal position), overwritten by the residual stream; cos/sin: (D,) rotary tables for pos, or
+ * NULL; logits: (V,). Scratch: (H + 2 KV) D + H D + 3 F floats (qkv, attention, MLP), given by the caller.
+ * Returns 0, or -1 when per-thread scratch memory could not be allocated (nothing written then). */
+int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const float *sin, float *logits,
+                float *scratch, int nt) {
+  const int C = m->C, H = m->H, KV = m->KV, D = m->D, F = m->F;
+  float *qkv = scratch, *att = qkv + (size_t)(H + 2 * KV) * D, *ff = att + (size_t)H * D, *act = ff + F;
+  const size_t own = (size_t)C + (size_t)(pos + 1) + (size_t)D; /* per thread: normed x, scores, tmp */
+  int failed = 0;
+#pragma omp parallel num_threads(nt)
+  {
+    float *mine = malloc(sizeof(float) * own);
+#pragma omp atomic
+    failed += mine == NULL;
+#pragma omp barrier
+    if (!failed) {
+      float *xn = mine, *scores = mine + C, *tmp = scores + pos + 1;
+      for (int l = 0; l < m->n_layer; l++) {
+        const lv_layer *L = &m->layers[l];
+        norm(x, L->ln1, m->norm, m->eps, C, xn);
+        gemv_share(xn, L->qkv_w, L->qkv_b, qkv, (long)(H + 2 * KV) * D, C, 0, -1);
+#pragma omp barrier
+#pragma omp for schedule(static) nowait
+        for (int g = 0; g < KV; g++) attend_group(m, L, qkv, g, pos, cos, sin, att, scores, tmp);
+#pragma omp barrier
+        gemv_share(att, L->proj_w, L->proj_b, x, C, (long)H * D, 1, -1);
+#pragma omp barrier
+        norm(x, L->ln2, m->norm, m->eps, C, xn);
+        gemv_share(xn, L->fc_w, L->fc_b, ff, m->gated ? 2L * F : F, C, 0, m->gated ? -1 : m->act);
+#pragma omp barrier
+        const float *h = ff;
+        if (m->gated) {
+#pragma omp for schedule(static)
+          for (int i = 0; i < F; i++) act[i] = activate(ff[i], m->act) * ff[F + i];
+          h = act;
+        }
+        gemv_share(h, L->fc2_w, L->fc2_b, x, C, F, 1, -1);
+#pragma omp barrier
+      }
+      norm(x, m->ln_f, m->norm, m->eps, C, xn);
+      gemv_share(xn, m->head_w, m->head_b, logits, m->V, C, 0, -1);
+    }
+    free(mine);
+  }
+  return failed ? -1 : 0;
+}
