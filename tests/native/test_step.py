@@ -1,7 +1,7 @@
 """The whole batch-1 decode step as one native call (lingvis/native/step.c via native.WholeStep, taken by
 decode_step.FusedStep): logits within 1e-5 of `model.forward`, the same KV cache, greedy tokens identical to the
 general path, on tiny random GPT-2-, Llama-, Qwen3-style and other configs with odd shapes; 1 and 2 threads;
-clean fallbacks (int8 layers, LINGVIS_NATIVE_STEP=0, no library)."""
+int8 weights (W8A8, weight-only) in the same call; clean fallbacks (two rows, LINGVIS_NATIVE_STEP=0, autograd)."""
 import importlib
 
 import pytest
@@ -10,7 +10,7 @@ import torch
 from lingvis import native
 from lingvis.decode_step import FusedStep
 from lingvis.models.gpt import GPT, GPTConfig
-from lingvis.quant import quantize_int8
+from lingvis.quant import fbgemm_available, quantize_int8
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels did not build (no C compiler?)")
 
@@ -80,6 +80,37 @@ def test_greedy_identical_to_general_path(name, monkeypatch):
         assert torch.equal(model.generate(p, max_new_tokens=30), f)
 
 
+@pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
+@pytest.mark.parametrize("activations", ["int8", "float"])
+@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen3"])
+def test_int8_whole_step(name, activations, monkeypatch):
+    """int8 layers (W8A8 / weight-only) in the one native call: logits as the per-op native kernels' (the same
+    integer products), greedy tokens identical to the general path."""
+    model = quantize_int8(build(name), activations=activations)
+    ids = torch.randint(0, model.config.vocab_size, (1, 5), generator=torch.Generator().manual_seed(3))
+    ref_cache, cache = model.new_cache(1, 30), model.new_cache(1, 30)
+    with torch.no_grad():
+        model(ids, cache=ref_cache)
+        model(ids, cache=cache)
+        step = FusedStep(model, cache)
+        assert step.whole is not None, native.whole_step_reason(model, cache)
+        monkeypatch.setenv("LINGVIS_NATIVE_STEP", "0")
+        ref = FusedStep(model, ref_cache)
+        assert ref.whole is None
+        nxt = ids[:, -1]
+        for _ in range(12):
+            want = ref(nxt)  # (1, V)
+            torch.testing.assert_close(step(nxt), want, rtol=1e-4, atol=1e-4)
+            nxt = want.argmax(-1)
+    monkeypatch.delenv("LINGVIS_NATIVE_STEP")
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randint(0, model.config.vocab_size, (1, int(n)), generator=g) for n in (1, 4, 9, 17)]
+    fast = [model.generate(p, max_new_tokens=20) for p in prompts]
+    monkeypatch.setattr(importlib.import_module("lingvis.generate"), "step_for", lambda *a, **k: None)
+    for p, f in zip(prompts, fast):
+        assert torch.equal(model.generate(p, max_new_tokens=20), f)
+
+
 def test_fallbacks(monkeypatch):
     model = build("llama")
     cache = model.new_cache(1, 16)
@@ -91,11 +122,11 @@ def test_fallbacks(monkeypatch):
     with torch.no_grad():
         model(torch.tensor([[1, 2, 3], [4, 5, 6]]), cache=batch)
     assert FusedStep(model, batch).whole is None  # two rows: the per-op path
-    assert "quantised" in native.whole_step_reason(quantize_int8(build("llama")), cache)
+    assert native.whole_step_reason(quantize_int8(build("llama")), cache) is None  # int8 layers: native too
     monkeypatch.setenv("LINGVIS_NATIVE_STEP", "0")
     assert FusedStep(model, cache).whole is None
-    with pytest.raises(ValueError, match="WholeStep"):
-        native.WholeStep(quantize_int8(build("llama")), cache)
+    with pytest.raises(ValueError, match="WholeStep: the KV cache"):
+        native.WholeStep(model, batch)
 
 
 def test_autograd_keeps_the_torch_path():

@@ -1,4 +1,5 @@
-/* lingvis native: a whole batch-1 decode step of a GPT-family model in one call (`lv_step_f32`).
+/* lingvis native: a whole batch-1 decode step of a GPT-family model in one call (`lv_step_f32`: fp32
+ * activations; each weight matrix fp32 or int8, weight-only or W8A8, as gemv.c computes them).
  *
  * One OpenMP parallel region per step (not one per matrix product): every layer's norms, fused QKV product,
  * q/k norms, rotary embedding, KV-cache write, attention over the cache, output projection, MLP (plain or
@@ -6,14 +7,16 @@
  * stages that need a whole vector. The matrix products split their 8-row tiles statically over the team;
  * attention splits over KV heads (each thread rotates and stores its keys, then attends with the query heads
  * of that group). Norms are computed by every thread into its own buffer (768-4096 elements: cheaper than a
- * barrier). Weights row-major (N, K) fp32, as torch's nn.Linear holds them; the KV cache is the model's own
+ * barrier). Weights row-major (N, K) as the layers hold them (nn.Linear fp32, QuantLinear int8); the KV cache is the model's own
  * (1, KV, max_len, D) buffers. Built with gemv.c by lingvis.native.build; described in docs/decoding.md.
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "dot_f32.h" /* LV_AVX512 and the fp32 dot-product micro-kernel */
+#include "dot_f32.h"  /* LV_AVX512 and the fp32 dot-product micro-kernel */
+#include "dot_int8.h" /* LV_VNNI, fbgemm's activation grid, the int8 dot products */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -27,13 +30,25 @@ typedef struct {
   const float *w, *b; /* (n,) weight, (n,) bias or NULL; w NULL: no norm */
 } lv_norm;
 
+/* a weight matrix (N, K), row-major: fp32 (nn.Linear), or int8 per output channel (quant.QuantLinear) with
+ * fp32 activations (weight-only) or activations quantised per call to uint8 on fbgemm's grid (W8A8), exactly
+ * as gemv.c's lv_linear_w8f32 / lv_linear_w8a8 compute them */
+enum { LV_F32 = 0, LV_W8A8 = 1, LV_W8F32 = 2 };
+typedef struct {
+  int kind;
+  const void *w;       /* float or int8_t (N, K) */
+  const float *b;      /* (N,) or NULL */
+  const float *scale;  /* int8: (N,) per-channel scales */
+  const int32_t *wsum; /* W8A8: (N,) row sums of the int8 weights */
+} lv_mat;
+
 typedef struct {
   lv_norm ln1, ln2, q_norm, k_norm;
-  const float *qkv_w, *qkv_b;   /* ((H + 2 KV) D, C), bias or NULL */
-  const float *proj_w, *proj_b; /* (C, H D) */
-  const float *fc_w, *fc_b;     /* (F, C) or (2F, C) gated: gate rows then up rows */
-  const float *fc2_w, *fc2_b;   /* (C, F) */
-  float *k_cache, *v_cache;     /* (KV, max_len, D) each */
+  lv_mat qkv;               /* ((H + 2 KV) D, C) */
+  lv_mat proj;              /* (C, H D) */
+  lv_mat fc;                /* (F, C) or (2F, C) gated: gate rows then up rows */
+  lv_mat fc2;               /* (C, F) */
+  float *k_cache, *v_cache; /* (KV, max_len, D) each */
 } lv_layer;
 
 typedef struct {
@@ -42,7 +57,7 @@ typedef struct {
   int act, gated;      /* LV_* activation; gated: 1 */
   float eps, qk_eps;
   lv_norm ln_f;
-  const float *head_w, *head_b; /* (V, C) */
+  lv_mat head; /* (V, C) */
   const lv_layer *layers;
 } lv_model;
 
@@ -75,17 +90,31 @@ static inline float activate(float v, int act) {
   }
 }
 
-/* y[n] (+)= act(x . W[n] + b[n]) for this thread's share of the 8-row tiles; no barrier at the end */
-static void gemv_share(const float *x, const float *W, const float *b, float *y, long N, long K, int add, int act) {
-  long tiles = (N + F32_TILE - 1) / F32_TILE;
+/* y[n] (+)= act(x . W[n] + b[n]) for this thread's share of the row tiles; no barrier at the end. xq: K bytes
+ * of this thread's own (W8A8 quantises x there: every thread the same values, no barrier needed) */
+static void gemv_share(const float *x, const lv_mat *M, float *y, long N, long K, int add, int act, uint8_t *xq) {
+  const int rows = M->kind == LV_F32 ? F32_TILE : M->kind == LV_W8A8 ? I8_TILE : TILE;
+  const long tiles = (N + rows - 1) / rows;
+  float sx = 0.0f;
+  int32_t zp = 0;
+  if (M->kind == LV_W8A8) quantize_row(x, K, xq, &sx, &zp);
 #pragma omp for schedule(static) nowait
   for (long t = 0; t < tiles; t++) {
-    long n0 = t * F32_TILE;
-    int r = N - n0 < F32_TILE ? (int)(N - n0) : F32_TILE;
-    float o[F32_TILE];
-    dot_f32(x, W + n0 * K, K, r, o);
+    long n0 = t * rows;
+    int r = N - n0 < rows ? (int)(N - n0) : rows;
+    float o[F32_TILE > I8_TILE ? F32_TILE : I8_TILE];
+    if (M->kind == LV_F32) {
+      dot_f32(x, (const float *)M->w + n0 * K, K, r, o);
+    } else if (M->kind == LV_W8A8) {
+      int32_t q[I8_TILE];
+      dot_u8s8(xq, (const int8_t *)M->w + n0 * K, K, r, q);
+      for (int j = 0; j < r; j++) o[j] = (float)(q[j] - zp * M->wsum[n0 + j]) * (sx * M->scale[n0 + j]);
+    } else {
+      dot_w8f32(x, (const int8_t *)M->w + n0 * K, K, r, o);
+      for (int j = 0; j < r; j++) o[j] *= M->scale[n0 + j];
+    }
     for (int j = 0; j < r; j++) {
-      float v = o[j] + (b ? b[n0 + j] : 0.0f);
+      float v = o[j] + (M->b ? M->b[n0 + j] : 0.0f);
       if (act >= 0) v = activate(v, act);
       y[n0 + j] = add ? y[n0 + j] + v : v;
     }
@@ -158,7 +187,9 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
                 float *scratch, int nt) {
   const int C = m->C, H = m->H, KV = m->KV, D = m->D, F = m->F;
   float *qkv = scratch, *att = qkv + (size_t)(H + 2 * KV) * D, *ff = att + (size_t)H * D, *act = ff + F;
-  const size_t own = (size_t)C + (size_t)(pos + 1) + (size_t)D; /* per thread: normed x, scores, tmp */
+  const int kmax = C > F ? (C > H * D ? C : H * D) : (F > H * D ? F : H * D);
+  /* per thread: normed x, scores, tmp (floats), then quantised activations (kmax bytes) */
+  const size_t own = (size_t)C + (size_t)(pos + 1) + (size_t)D + (size_t)kmax / sizeof(float) + 1;
   int failed = 0;
 #pragma omp parallel num_threads(nt)
   {
@@ -168,18 +199,19 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
 #pragma omp barrier
     if (!failed) {
       float *xn = mine, *scores = mine + C, *tmp = scores + pos + 1;
+      uint8_t *xq = (uint8_t *)(tmp + D);
       for (int l = 0; l < m->n_layer; l++) {
         const lv_layer *L = &m->layers[l];
         norm(x, L->ln1, m->norm, m->eps, C, xn);
-        gemv_share(xn, L->qkv_w, L->qkv_b, qkv, (long)(H + 2 * KV) * D, C, 0, -1);
+        gemv_share(xn, &L->qkv, qkv, (long)(H + 2 * KV) * D, C, 0, -1, xq);
 #pragma omp barrier
 #pragma omp for schedule(static) nowait
         for (int g = 0; g < KV; g++) attend_group(m, L, qkv, g, pos, cos, sin, att, scores, tmp);
 #pragma omp barrier
-        gemv_share(att, L->proj_w, L->proj_b, x, C, (long)H * D, 1, -1);
+        gemv_share(att, &L->proj, x, C, (long)H * D, 1, -1, xq);
 #pragma omp barrier
         norm(x, L->ln2, m->norm, m->eps, C, xn);
-        gemv_share(xn, L->fc_w, L->fc_b, ff, m->gated ? 2L * F : F, C, 0, m->gated ? -1 : m->act);
+        gemv_share(xn, &L->fc, ff, m->gated ? 2L * F : F, C, 0, m->gated ? -1 : m->act, xq);
 #pragma omp barrier
         const float *h = ff;
         if (m->gated) {
@@ -187,11 +219,11 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
           for (int i = 0; i < F; i++) act[i] = activate(ff[i], m->act) * ff[F + i];
           h = act;
         }
-        gemv_share(h, L->fc2_w, L->fc2_b, x, C, F, 1, -1);
+        gemv_share(h, &L->fc2, x, C, F, 1, -1, xq);
 #pragma omp barrier
       }
       norm(x, m->ln_f, m->norm, m->eps, C, xn);
-      gemv_share(xn, m->head_w, m->head_b, logits, m->V, C, 0, -1);
+      gemv_share(xn, &m->head, logits, m->V, C, 0, -1, xq);
     }
     free(mine);
   }

@@ -1,11 +1,13 @@
-"""The whole batch-1 fp32 decode step of a GPT-family model as one native call (`step.c`'s `lv_step_f32`).
+"""The whole batch-1 decode step (fp32 activations; fp32 or int8 weights) of a GPT-family model as one native
+call (`step.c`'s `lv_step_f32`).
 
 `WholeStep(model, cache)` describes the model's weights and the cache's (1, KV, max_len, D) buffers to the C
 side once (ctypes structures holding pointers: the tensors stay the model's own, nothing is copied);
 `step(x, pos, cos, sin)` runs every layer, the final norm and the LM head in one OpenMP parallel region on
 `torch.get_num_threads()` threads and returns the (V,) logits, having written the new key/value at column
 `pos` of every layer. `whole_step_reason(model, cache)` says why a model cannot take this path (None when it can):
-anything other than fp32 `nn.Linear` layers, `nn.LayerNorm` (with weight) / `RMSNorm`, the activations of
+anything other than fp32 `nn.Linear` or int8 `QuantLinear` layers (weight-only or W8A8, through the same
+integer arithmetic as `native.LinearInt8`), `nn.LayerNorm` (with weight) / `RMSNorm`, the activations of
 `lingvis.nn.mlp` or a batch of one; callers then keep `decode_step.FusedStep`'s per-op path.
 """
 from __future__ import annotations
@@ -26,28 +28,52 @@ class _Norm(ctypes.Structure):
     _fields_ = [("w", ctypes.c_void_p), ("b", ctypes.c_void_p)]
 
 
+class _Mat(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_int)] + [(n, ctypes.c_void_p) for n in ("w", "b", "scale", "wsum")]
+
+
 class _Layer(ctypes.Structure):
     _fields_ = [(n, _Norm) for n in ("ln1", "ln2", "q_norm", "k_norm")] + [
-        (n, ctypes.c_void_p) for n in ("qkv_w", "qkv_b", "proj_w", "proj_b", "fc_w", "fc_b", "fc2_w", "fc2_b",
-                                       "k_cache", "v_cache")]
+        (n, _Mat) for n in ("qkv", "proj", "fc", "fc2")] + [(n, ctypes.c_void_p) for n in ("k_cache", "v_cache")]
 
 
 class _Model(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int) for n in ("n_layer", "C", "H", "KV", "D", "F", "V", "max_len", "norm", "qk_norm",
                                             "act", "gated")] + [
-        ("eps", ctypes.c_float), ("qk_eps", ctypes.c_float), ("ln_f", _Norm), ("head_w", ctypes.c_void_p),
-        ("head_b", ctypes.c_void_p), ("layers", ctypes.POINTER(_Layer))]
+        ("eps", ctypes.c_float), ("qk_eps", ctypes.c_float), ("ln_f", _Norm), ("head", _Mat),
+        ("layers", ctypes.POINTER(_Layer))]
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _quant_linear():
+    from ..quant import QuantLinear  # here: lingvis.quant imports this package
+
+    return QuantLinear
+
+
 def _linear_ok(mod, n: int, k: int) -> bool:
+    QuantLinear = _quant_linear()
+    if type(mod) is QuantLinear:
+        return (mod.out_features, mod.in_features) == (n, k) and mod.native_kernel() is not None
     if type(mod) is not torch.nn.Linear or tuple(mod.weight.shape) != (n, k):
         return False
     return all(t is None or t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
                for t in (mod.weight, mod.bias))
+
+
+def _mat(mod, keep: list) -> _Mat:
+    """step.c's description of a linear layer's weights; `keep` holds the tensors it points into."""
+    QuantLinear = _quant_linear()
+    if type(mod) is QuantLinear:
+        k = mod.native_kernel()  # native.LinearInt8: int8 weights, scales, fp32 bias, W8A8 row sums
+        keep.append(k)
+        return _Mat(kind=1 if k.activations == "int8" else 2, w=_ptr(k.wq), b=_ptr(k.bias), scale=_ptr(k.scales),
+                    wsum=_ptr(k.wsum))
+    keep.append(mod)
+    return _Mat(kind=0, w=_ptr(mod.weight), b=_ptr(mod.bias))
 
 
 def _norm_ok(mod, dim: int) -> bool:
@@ -63,9 +89,10 @@ def whole_step_reason(model, cache) -> str | None:
     if load() is None:
         return "the native library did not build"
     blocks = model.blocks
+    QuantLinear = _quant_linear()
     linears = [m for blk in blocks for m in (blk.attn.qkv, blk.attn.proj, blk.mlp.fc, blk.mlp.proj)]
-    if any(type(m) is not torch.nn.Linear for m in [*linears, model.lm_head]):
-        return "layers other than nn.Linear (quantised or packed)"
+    if any(type(m) not in (torch.nn.Linear, QuantLinear) for m in [*linears, model.lm_head]):
+        return "layers other than nn.Linear / QuantLinear"
     a0, mlp0 = blocks[0].attn, blocks[0].mlp
     H, KV, D, C = a0.n_heads, a0.n_kv_heads, a0.head_dim, model.wte.weight.shape[1]
     if H % KV:
@@ -73,7 +100,7 @@ def whole_step_reason(model, cache) -> str | None:
     act = mlp0.activation
     if act not in (GATE_ACTS if mlp0.gated else ACTS):
         return f"activation {act!r}"
-    F = mlp0.proj.weight.shape[1]
+    F = mlp0.proj.in_features
     norm_kind = type(blocks[0].ln_1)
     eps = {blk.ln_1.eps for blk in blocks} | {blk.ln_2.eps for blk in blocks} | {model.ln_f.eps}
     if len(eps) != 1:
@@ -94,7 +121,7 @@ def whole_step_reason(model, cache) -> str | None:
         shapes = ((a.qkv, (H + 2 * KV) * D, C), (a.proj, C, H * D), (mlp.fc, F * (2 if mlp.gated else 1), C),
                   (mlp.proj, C, F))
         if not all(_linear_ok(mod, n, k) for mod, n, k in shapes):
-            return f"layer {i}: linears other than contiguous fp32 nn.Linear"
+            return f"layer {i}: linears other than contiguous fp32 nn.Linear / QuantLinear with native kernels"
         k, v = cache.k[i], cache.v[i]
         for t in (k, v):
             if t is None or t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous() \
@@ -102,7 +129,7 @@ def whole_step_reason(model, cache) -> str | None:
                 return "the KV cache is not one row of contiguous fp32 CPU buffers"
     if not _norm_ok(model.ln_f, C) or type(model.ln_f) is not norm_kind:
         return "final norm"
-    if not _linear_ok(model.lm_head, model.lm_head.weight.shape[0], C):
+    if not _linear_ok(model.lm_head, model.lm_head.out_features, C):
         return "LM head"
     return None
 
@@ -119,8 +146,9 @@ class WholeStep:
         a0, mlp0 = blocks[0].attn, blocks[0].mlp
         self.model, self.cache = model, cache
         self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
-        self.C, self.F, self.V = model.wte.weight.shape[1], mlp0.proj.weight.shape[1], model.lm_head.weight.shape[0]
+        self.C, self.F, self.V = model.wte.weight.shape[1], mlp0.proj.in_features, model.lm_head.out_features
         self.grad = any(p.requires_grad for p in model.parameters())
+        self.keep = []  # the layers / int8 kernels whose tensors the descriptions point into
         qn = a0.q_norm
         self.layers = (_Layer * len(blocks))()
         for i, blk in enumerate(blocks):
@@ -130,8 +158,7 @@ class WholeStep:
                 if mod is not None:
                     setattr(L, name, _Norm(_ptr(mod.weight), _ptr(getattr(mod, "bias", None))))
             for name, mod in (("qkv", a.qkv), ("proj", a.proj), ("fc", mlp.fc), ("fc2", mlp.proj)):
-                setattr(L, f"{name}_w", _ptr(mod.weight))
-                setattr(L, f"{name}_b", _ptr(mod.bias))
+                setattr(L, name, _mat(mod, self.keep))
         self.kv_ptrs = None
         self._bind_cache()
         ln_f = model.ln_f
@@ -140,8 +167,8 @@ class WholeStep:
             max_len=cache.max_len, norm=NORMS[type(blocks[0].ln_1)], qk_norm=NORMS[type(qn)] if qn is not None else 0,
             act=GATE_ACTS[mlp0.activation] if mlp0.gated else ACTS[mlp0.activation], gated=int(mlp0.gated),
             eps=blocks[0].ln_1.eps, qk_eps=qn.eps if qn is not None else 0.0,
-            ln_f=_Norm(_ptr(ln_f.weight), _ptr(getattr(ln_f, "bias", None))), head_w=_ptr(model.lm_head.weight),
-            head_b=_ptr(model.lm_head.bias), layers=self.layers)
+            ln_f=_Norm(_ptr(ln_f.weight), _ptr(getattr(ln_f, "bias", None))), head=_mat(model.lm_head, self.keep),
+            layers=self.layers)
         # (H + 2 KV) D qkv + H D attention + 3 F MLP (gated: 2 F fc output and F activations)
         self.scratch = torch.empty((self.H + 2 * self.KV) * self.D + self.H * self.D + 3 * self.F)
         self.fn = lib.lv_step_f32
