@@ -78,8 +78,11 @@ static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, in
 #pragma GCC unroll 8
       for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_maskz_loadu_epi8(m, w + j * K + k));
     }
-#pragma GCC unroll 8
+#if I8_TILE == 8
+    _mm256_storeu_si256((__m256i *)out, lv_sum8_epi32(a));
+#else
     for (int j = 0; j < I8_TILE; j++) out[j] = _mm512_reduce_add_epi32(a[j]);
+#endif
     return;
   }
   for (int j = 0; j < r; j++) {

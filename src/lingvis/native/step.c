@@ -108,11 +108,27 @@ static void gemv_share(const float *x, const lv_mat *M, float *y, long N, long K
     } else if (M->kind == LV_W8A8) {
       int32_t q[I8_TILE];
       dot_u8s8(xq, (const int8_t *)M->w + n0 * K, K, r, q);
+#ifdef LV_AVX512
+      if (r == 8) { /* (float)(q - zp wsum) * (sx * scale), eight rows at once */
+        __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)q),
+                                     _mm256_mullo_epi32(_mm256_set1_epi32(zp), _mm256_loadu_si256((const __m256i *)(M->wsum + n0))));
+        _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(M->scale + n0))));
+      } else
+#endif
       for (int j = 0; j < r; j++) o[j] = (float)(q[j] - zp * M->wsum[n0 + j]) * (sx * M->scale[n0 + j]);
     } else {
       dot_w8f32(x, (const int8_t *)M->w + n0 * K, K, r, o);
       for (int j = 0; j < r; j++) o[j] *= M->scale[n0 + j];
     }
+#ifdef LV_AVX512
+    if (r == 8 && act < 0) { /* a full tile without activation: the epilogue as one vector */
+      __m256 v = _mm256_loadu_ps(o);
+      if (M->b) v = _mm256_add_ps(v, _mm256_loadu_ps(M->b + n0));
+      if (add) v = _mm256_add_ps(_mm256_loadu_ps(y + n0), v);
+      _mm256_storeu_ps(y + n0, v);
+      continue;
+    }
+#endif
     for (int j = 0; j < r; j++) {
       float v = o[j] + (M->b ? M->b[n0 + j] : 0.0f);
       if (act >= 0) v = activate(v, act);
