@@ -42,8 +42,8 @@ static inline void dot_f32(const float *x, const float *w, long K, int r, float 
     for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_setzero_ps();
     /* prefetch the tile after next (8 K floats, in address order) into L2, eight cache lines per step: the rows
      * are 8 strided streams the hardware prefetcher alone keeps too few lines ahead on. Zen 4, 1 thread, the 49
-     * GPT-2 products (C probe, CPU time, loaded machine): no prefetch 23.7-25.6 ms, this with the L1 hint (T0)
-     * 21.5-22.6 in the same minutes and with T1 21.4-25.0 vs T0 25.1-29.1 later; a plain read 21.8-24.4 */
+     * GPT-2 products (C probe, CPU time, loaded machine): no prefetch 23.7-25.6 ms, with the L1 hint (T0)
+     * 21.5-22.6 (a plain read 18.2-19.4); later T0 25.1-29.1, T1 21.4-25.0 (a read 21.8-24.4) */
     const char *ahead = (const char *)(w + 2L * F32_TILE * K);
     for (long i = 0; k + 16 <= K; k += 16, i += F32_TILE) {
       __m512 xv = _mm512_loadu_ps(x + k);

@@ -62,7 +62,8 @@ static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, in
     for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_setzero_si512();
     /* rows of K bytes are short strided streams for the hardware prefetcher: prefetch the tile after next (8 K
      * bytes, in address order) into L2, eight cache lines per step. Zen 4, 1 thread, the 49 GPT-2 products (C
-     * probe, CPU time): without 13.2-13.4 ms, with the T0 hint 7.3-9.5, with T1 7.8-8.2 (a plain read 6.0-6.3) */
+     * probe, CPU time): without 13.2-15.3 ms, with the T0 hint 9.2-11.8 (a plain read 7.6-9.0); later T0 8.0-9.5,
+     * T1 7.8-8.2 (a read 6.0-6.3) */
     const char *ahead = (const char *)w + 2L * I8_TILE * K;
     for (long i = 0; k + 64 <= K; k += 64, i += I8_TILE) {
       __m512i xv = _mm512_loadu_si512(x + k);
