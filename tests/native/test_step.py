@@ -127,6 +127,11 @@ def test_fallbacks(monkeypatch):
     assert FusedStep(model, cache).whole is None
     with pytest.raises(ValueError, match="WholeStep: the KV cache"):
         native.WholeStep(model, batch)
+    whole = native.WholeStep(model, cache)
+    with pytest.raises(ValueError, match="fp32"):
+        whole(torch.zeros(46, dtype=torch.float64), 3, None, None)
+    with pytest.raises(ValueError, match="outside the cache"):
+        whole(torch.zeros(46), 16, None, None)
 
 
 def test_autograd_keeps_the_torch_path():

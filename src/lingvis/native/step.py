@@ -97,6 +97,8 @@ def whole_step_reason(model, cache) -> str | None:
     H, KV, D, C = a0.n_heads, a0.n_kv_heads, a0.head_dim, model.wte.weight.shape[1]
     if H % KV:
         return f"{H} heads over {KV} kv heads"
+    if model.wte.weight.dtype != torch.float32:
+        return f"{model.wte.weight.dtype} embeddings (the step's activations are fp32)"
     act = mlp0.activation
     if act not in (GATE_ACTS if mlp0.gated else ACTS):
         return f"activation {act!r}"
@@ -172,8 +174,8 @@ class WholeStep:
         # (H + 2 KV) D qkv + H D attention + 3 F MLP (gated: 2 F fc output and F activations)
         self.scratch = torch.empty((self.H + 2 * self.KV) * self.D + self.H * self.D + 3 * self.F)
         self.fn = lib.lv_step_f32
-        assert lib.lv_step_struct_sizes() == ctypes.sizeof(_Layer) * 1000 + ctypes.sizeof(_Model), \
-            "step.c's structs and step.py's mirror differ"
+        if lib.lv_step_struct_sizes() != ctypes.sizeof(_Layer) * 1000 + ctypes.sizeof(_Model):
+            raise RuntimeError("lingvis.native: step.c's structs and step.py's ctypes mirror differ in size")
 
     def _bind_cache(self) -> None:
         ptrs = tuple(t.data_ptr() for t in self.cache.k) + tuple(t.data_ptr() for t in self.cache.v)
@@ -191,6 +193,8 @@ class WholeStep:
                  ) -> torch.Tensor:  # x (C,) fp32, overwritten; cos/sin (D,) or None -> (V,) logits
         if not 0 <= pos < self.cache.max_len:
             raise ValueError(f"WholeStep: position {pos} outside the cache's {self.cache.max_len} columns")
+        if x.dtype != torch.float32 or x.shape != (self.C,):
+            raise ValueError(f"WholeStep: x must be ({self.C},) fp32, got {x.dtype} {tuple(x.shape)}")
         self._bind_cache()
         x = x.contiguous()
         if cos is not None:
