@@ -203,7 +203,9 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
     `model.forward` (the general path), the fused step (lingvis/decode_step.py), the compiled static-cache step,
     and whole `model.generate` calls per new token with the general, fused and compiled steps (the loop's
     own share = generate minus its step). Rows marked "torch kernels" run with LINGVIS_NATIVE=0 (MKL's gemv,
-    fbgemm, the int8pack kernel), the others with lingvis.native's kernels where they apply."""
+    fbgemm, the int8pack kernel), the others with lingvis.native's kernels where they apply: "per op" with
+    LINGVIS_NATIVE_STEP=0 (one native call per product), "whole step" as one native call per token (fp32 models
+    of plain layers: native.WholeStep)."""
     from lingvis import native
     from lingvis.decode_step import FusedStep, StaticStep, compiled_cache_len
     from lingvis.nn.packed_linear import packed_linears
@@ -257,8 +259,12 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
              "generate, general step": torch_kernels(generate("general")),
              "generate, fused step, torch kernels": torch_kernels(generate("fused"))}
     if on:
-        parts.update({"linears alone, native": linears(fast, xs, steps), "step: fused, native": stepper("fused"),
-                      "generate, fused step, native (the default)": generate("fused")})
+        per_op = functools.partial(with_env, "LINGVIS_NATIVE_STEP", "0")  # native products, one call each
+        parts.update({"linears alone, native": linears(fast, xs, steps),
+                      "step: fused, native kernels per op": per_op(stepper("fused")),
+                      "step: fused, whole step native (one call)": stepper("fused"),
+                      "generate, fused step, native kernels per op": per_op(generate("fused")),
+                      "generate, fused step, whole step native (the default)": generate("fused")})
         huge = hugepage_copies(lins)
         if huge is not None:
             parts["linears alone, native, hugepage-advised copies"] = linears(huge, xs, steps)

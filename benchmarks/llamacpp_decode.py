@@ -72,14 +72,18 @@ def gguf_weight_bytes(path: Path) -> int:
 
 
 # ---- engines -------------------------------------------------------------------------------------------
-def lingvis_engine(name: str, model, kv: int, step: str = "fused", native: bool = True) -> Engine:
+def lingvis_engine(name: str, model, kv: int, step: str = "fused", native: bool = True, per_op: bool = False
+                   ) -> Engine:
     """`step`: "fused" (generate's default: the fused one-token step of lingvis/decode_step.py), "general"
     (every step through `model.forward` with torch's kernels, as before the fused step and the native kernels:
     LINGVIS_FUSED_STEP=0 LINGVIS_NATIVE=0) or "compiled" (`generate(..., compile=True)`; compiled on its first
     call, which prints the compile time). `native=False`: the fused step with torch's kernels for its linears
-    (MKL's gemv / fbgemm / the int8pack kernel) instead of lingvis.native's (LINGVIS_NATIVE=0)."""
+    (MKL's gemv / fbgemm / the int8pack kernel) instead of lingvis.native's (LINGVIS_NATIVE=0). `per_op`: the
+    fused step calling the native kernels once per product instead of the whole step as one native call
+    (LINGVIS_NATIVE_STEP=0; the default is one call, native.WholeStep)."""
     env = {"LINGVIS_FUSED_STEP": "0" if step == "general" else "1",
-           "LINGVIS_NATIVE": "1" if native and step != "general" else "0"}
+           "LINGVIS_NATIVE": "1" if native and step != "general" else "0",
+           "LINGVIS_NATIVE_STEP": "0" if per_op else "1"}
 
     def run(prompt, n):
         ids = torch.tensor([prompt])
@@ -103,6 +107,7 @@ def lingvis_engine(name: str, model, kv: int, step: str = "fused", native: bool 
     return Engine(name, run, lingvis_weight_bytes(model) + kv)
 
 
+CORE = False  # --core: only the default lingvis engines, their per-op / torch-kernel variants and llama.cpp
 EXTRA_BUFFERS = False  # --extra-buffers: llama.cpp's AMX / repacked weight buffers (see open_llama)
 
 
@@ -257,22 +262,27 @@ def hugepage_copy(model):
 
 
 # engines in the printed order, and the engine each is compared with (its ratio column)
-ORDER = ["lingvis fp32", "lingvis fp32 (hugepages)", "lingvis fp32 (torch kernels)", "lingvis fp32 (compiled)",
-         "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32", "lingvis int8 (W8A8)",
-         "lingvis int8 (W8A8, hugepages)", "lingvis int8 (W8A8, torch kernels)", "lingvis int8 (W8A8, general)",
-         "lingvis int8 (weight-only)", "lingvis int8 (weight-only, torch kernels)", "llama.cpp q8_0"]
+ORDER = ["lingvis fp32", "lingvis fp32 (native per op)", "lingvis fp32 (hugepages)", "lingvis fp32 (torch kernels)",
+         "lingvis fp32 (compiled)", "lingvis fp32 (general)", "llama.cpp f32", "transformers fp32",
+         "lingvis int8 (W8A8)", "lingvis int8 (W8A8, native per op)", "lingvis int8 (W8A8, hugepages)",
+         "lingvis int8 (W8A8, torch kernels)", "lingvis int8 (W8A8, general)", "lingvis int8 (weight-only)",
+         "lingvis int8 (weight-only, torch kernels)", "llama.cpp q8_0"]
 VERSUS = {name: "llama.cpp q8_0" if "int8" in name else "llama.cpp f32" for name in ORDER
           if not name.startswith("llama.cpp")}
 # greedy agreement printed for these pairs; result rows (JSON) for these
 AGREE_PAIRS = (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32", "transformers fp32"),
                ("lingvis fp32", "lingvis fp32 (general)"), ("lingvis fp32", "lingvis fp32 (compiled)"),
                ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32", "lingvis fp32 (hugepages)"),
+               ("lingvis fp32", "lingvis fp32 (native per op)"),
+               ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, native per op)"),
                ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
                ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
                ("llama.cpp q8_0", "lingvis int8 (W8A8)"), ("llama.cpp q8_0", "lingvis int8 (weight-only)"))
 ROW_PAIRS = (("lingvis fp32", "llama.cpp f32"), ("lingvis fp32 (compiled)", "llama.cpp f32"),
              ("lingvis fp32", "transformers fp32"), ("lingvis fp32", "lingvis fp32 (general)"),
              ("lingvis fp32", "lingvis fp32 (torch kernels)"), ("lingvis fp32 (hugepages)", "llama.cpp f32"),
+             ("lingvis fp32 (native per op)", "llama.cpp f32"),
+             ("lingvis int8 (W8A8, native per op)", "llama.cpp q8_0"),
              ("lingvis int8 (W8A8)", "llama.cpp q8_0"), ("lingvis int8 (W8A8, hugepages)", "llama.cpp q8_0"),
              ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, general)"),
              ("lingvis int8 (W8A8)", "lingvis int8 (W8A8, torch kernels)"),
@@ -333,13 +343,14 @@ def fp32_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, wor
     import lingvis
 
     if ours is not None:
-        r.measure([lingvis_engine("lingvis fp32", ours, kv),
-                   lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False),
-                   lingvis_engine("lingvis fp32 (hugepages)", hugepage_copy(ours), kv),
-                   lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
-                   lingvis_engine("lingvis fp32 (general)", ours, kv, "general"),
-                   llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv),
-                   transformers_engine(ours, workdir, kv)])
+        core = [lingvis_engine("lingvis fp32", ours, kv),
+                lingvis_engine("lingvis fp32 (native per op)", ours, kv, per_op=True),
+                lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False)]
+        more = [] if CORE else [lingvis_engine("lingvis fp32 (hugepages)", hugepage_copy(ours), kv),
+                                lingvis_engine("lingvis fp32 (compiled)", ours, kv, "compiled"),
+                                lingvis_engine("lingvis fp32 (general)", ours, kv, "general")]
+        r.measure(core + more + [llama_cpp_engine("llama.cpp f32", paths["f32"], threads, ctx, kv)]
+                  + ([] if CORE else [transformers_engine(ours, workdir, kv)]))
         return ours
     for d in ("f32", "q8_0"):
         r.measure([llama_cpp_engine(f"llama.cpp {d}", paths[d], threads, ctx, kv)])
@@ -361,11 +372,13 @@ def int8_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, seq
     gc.collect()
     w8a8 = w8a8_from(wonly)
     int8 = [lingvis_engine("lingvis int8 (W8A8)", w8a8, kv),
-            lingvis_engine("lingvis int8 (W8A8, torch kernels)", w8a8, kv, native=False),
-            *([] if sequential else [lingvis_engine("lingvis int8 (W8A8, hugepages)", hugepage_copy(w8a8), kv)]),
-            lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
-            lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
-            lingvis_engine("lingvis int8 (weight-only, torch kernels)", wonly, kv, native=False)]
+            lingvis_engine("lingvis int8 (W8A8, native per op)", w8a8, kv, per_op=True),
+            lingvis_engine("lingvis int8 (W8A8, torch kernels)", w8a8, kv, native=False)]
+    if not CORE:
+        int8 += [*([] if sequential else [lingvis_engine("lingvis int8 (W8A8, hugepages)", hugepage_copy(w8a8), kv)]),
+                 lingvis_engine("lingvis int8 (W8A8, general)", w8a8, kv, "general"),
+                 lingvis_engine("lingvis int8 (weight-only)", wonly, kv),
+                 lingvis_engine("lingvis int8 (weight-only, torch kernels)", wonly, kv, native=False)]
     if sequential:
         for e in int8:
             r.measure([e])
@@ -435,9 +448,12 @@ def main(argv=None) -> None:
                     "left too little RAM on a 24 GB machine shared with other jobs); '' for none")
     ap.add_argument("--extra-buffers", action="store_true", help="let llama.cpp use its AMX / repacked weight "
                     "buffers (off by default: its AMX q8_0 kernels crashed on the machine this was written on)")
+    ap.add_argument("--core", action="store_true", help="only lingvis' default engines (fp32, W8A8), the same with "
+                    "the native kernels per op and with torch's kernels, and llama.cpp (no hugepage, compiled, "
+                    "general-step, weight-only or transformers rows): a shorter run for a loaded machine")
     args = ap.parse_args(argv)
-    global EXTRA_BUFFERS
-    EXTRA_BUFFERS = args.extra_buffers
+    global EXTRA_BUFFERS, CORE
+    EXTRA_BUFFERS, CORE = args.extra_buffers, args.core
     torch.set_num_threads(args.threads)
     print(f"[llamacpp] torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)

@@ -11,6 +11,9 @@ unchanged, and the result equals `model.forward` to float rounding. For one row 
 `nn.Linear` and int8 `QuantLinear`) run as `lingvis.native`'s C matrix-vector kernels when they built
 (`LINGVIS_NATIVE=0`: torch's), which read the weights faster than MKL's gemv / fbgemm on this CPU
 (docs/decoding.md); they sum in another order, so logits differ from `model.forward` by float rounding only.
+For one row of an fp32 model made of plain `nn.Linear` / `nn.LayerNorm` / `RMSNorm` layers (GPT-2, Llama,
+Qwen), the whole step (every layer, attention over the cache, final norm, LM head) runs as ONE native call
+(`native.WholeStep`, one OpenMP parallel region per token; `LINGVIS_NATIVE_STEP=0` keeps the per-op path).
 
 `torch.compile` over the step (`compiled=True`) is offered for experiments; measured on a 2-core Intel
 VM it does not beat the eager fused step (docs/decoding.md), so generation uses the eager one.
@@ -78,6 +81,11 @@ class FusedStep:
         self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
         self.gqa = self.H != self.KV
         self.block_size = c.block_size
+        self.whole = None  # batch 1, fp32: the whole step as one native call (native/step.c), when it fits
+        if use_native and os.environ.get("LINGVIS_NATIVE_STEP", "1") != "0" and native.available() \
+                and cache.k[0] is not None and cache.k[0].shape[0] == 1 \
+                and native.whole_step_reason(model, cache) is None:
+            self.whole = native.WholeStep(model, cache)
 
     def _positions(self, x: torch.Tensor, p: int) -> tuple[torch.Tensor, tuple | None]:
         m = self.model
@@ -98,6 +106,11 @@ class FusedStep:
         B = ids.shape[0]
         H, KV, D = self.H, self.KV, self.D
         x, rope = self._positions(m.wte(ids[:, None]), p)  # (B, 1, C)
+        if B == 1 and self.whole is not None and self.whole.usable():
+            cos, sin = (None, None) if rope is None else (rope[0].reshape(-1), rope[1].reshape(-1))  # (D,) each
+            logits = self.whole(x.reshape(-1).clone(), p, cos, sin)  # (V,); the cache's column p written
+            cache.advance(1)
+            return logits[None]  # (1, V)
         layers = self.direct if B == 1 else self.layers  # 2+ rows: the modules (oneDNN packed linears)
         for i, (ln1, qkv, q_norm, k_norm, proj, ln2, fc, fc_proj, mlp) in enumerate(layers):
             q, k, v = qkv(ln1(x)).view(B, H + 2 * KV, D).split([H, KV, KV], dim=1)  # (B, H|KV, D)

@@ -1,10 +1,13 @@
 """Native decode kernels: fp32 and int8 matrix-vector products in C, built at first use (see build.py).
 
 `available()` says whether they loaded; `LinearF32` / `LinearInt8` wrap one weight each (kernels.py);
+`WholeStep(model, cache)` runs a batch-1 fp32 decode step of a GPT-family model as one call (step.py, step.c);
 `hugepage_weights(model)` moves a model's linear weights into hugepage-advised memory (hugepages.py).
 """
 from .build import load
 from .hugepages import hugepage_weights
 from .kernels import MAX_ROWS, LinearF32, LinearInt8, available
+from .step import WholeStep, whole_step_reason
 
-__all__ = ["MAX_ROWS", "LinearF32", "LinearInt8", "available", "hugepage_weights", "load"]
+__all__ = ["MAX_ROWS", "LinearF32", "LinearInt8", "WholeStep", "available", "hugepage_weights", "load",
+           "whole_step_reason"]

@@ -1,4 +1,4 @@
-"""Compile the native kernels once per source, compiler and CPU, and load them with ctypes.
+"""Compile the native kernels (gemv.c + step.c) once per source, compiler and CPU, and load them with ctypes.
 
 The shared library is built with the system C compiler (`$CC`, else `cc`, else `gcc`) as
 `-O3 -march=native -fopenmp -shared -fPIC` (retried without `-march=native`, then without OpenMP), cached under
@@ -24,13 +24,16 @@ import torch  # noqa: F401  (loads torch's libgomp first: the library below link
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("gemv.c")
+SOURCES = [Path(__file__).with_name(n) for n in ("gemv.c", "step.c")]  # one library
+HEADERS = [Path(__file__).with_name("dot_f32.h")]
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 _P, _I = ctypes.c_void_p, ctypes.c_int
 SIGNATURES = {  # function -> (argument types, return type)
     "lv_linear_f32": ([_P, _P, _P, _P, _I, _I, _I, _I], None),
     "lv_linear_w8f32": ([_P, _P, _P, _P, _P, _I, _I, _I, _I], None),
     "lv_linear_w8a8": ([_P, _P, _P, _P, _P, _P, _I, _I, _I, _I], _I),
+    "lv_step_f32": ([_P, _P, _I, _P, _P, _P, _P, _I], _I),
+    "lv_step_struct_sizes": ([], _I),
 }
 
 
@@ -57,14 +60,16 @@ def _cpu_flags() -> str:
 
 def _version(cc: str) -> str:
     try:
-        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout.split("\n")[0]
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+        return out.split("\n")[0]
     except (OSError, subprocess.SubprocessError):
         return "?"
 
 
 def library_path(cc: str, flags: list[str]) -> Path:
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), _version(cc).encode(), " ".join(flags).encode(), _cpu_flags().encode(),
+    parts = [f.read_bytes() for f in SOURCES + HEADERS]
+    for part in (*parts, _version(cc).encode(), " ".join(flags).encode(), _cpu_flags().encode(),
                  platform.machine().encode()):
         h.update(part)
         h.update(b"\0")
@@ -78,7 +83,7 @@ def _compile(cc: str, flags: list[str], out: Path) -> str | None:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".so", dir=out.parent)
         os.close(fd)
-        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"],
+        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, *map(str, SOURCES), "-lm"],
                            capture_output=True, text=True, timeout=300, check=False)
         if r.returncode != 0:
             lines = (r.stderr or r.stdout).strip().splitlines()
@@ -120,6 +125,7 @@ def load() -> ctypes.CDLL | None:
             return _open(path)
         except (OSError, AttributeError) as e:
             errors.append(f"{path}: {e}")
-    log.warning("lingvis.native: building %s failed (%s); decoding uses the torch kernels", SOURCE.name,
+    log.warning("lingvis.native: building %s failed (%s); decoding uses the torch kernels",
+                " + ".join(f.name for f in SOURCES),
                 "; ".join(errors))
     return None

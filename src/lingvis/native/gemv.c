@@ -14,22 +14,11 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include "dot_f32.h"  /* LV_AVX512 and the fp32 dot-product micro-kernel */
+#include "dot_int8.h" /* LV_VNNI, fbgemm's activation grid, the int8 dot products */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#include <immintrin.h>
-#define LV_AVX512 1
-#endif
-#if defined(LV_AVX512) && defined(__AVX512VNNI__)
-#define LV_VNNI 1
-#endif
-
-#define TILE 4    /* weight-only int8: output rows per tile */
-#ifndef I8_TILE
-#define I8_TILE 8 /* W8A8: weight streams per x load */
-#endif
-
 int lv_features(void) {
   int f = 0;
 #ifdef LV_AVX512
@@ -46,54 +35,6 @@ int lv_features(void) {
 
 /* ---------------------------------------------------------------- fp32 */
 
-#define F32_TILE 8 /* fp32: eight weight streams per x load measured ~3% faster than four (1 thread) */
-
-/* y[j] = sum_k x[k] * w_j[k] for rows w0..w(r-1) (r <= F32_TILE) */
-static inline void dot_f32(const float *x, const float *w, long K, int r, float *out) {
-#ifdef LV_AVX512
-  long k = 0;
-  if (r == F32_TILE) {
-    __m512 a[F32_TILE];
-#pragma GCC unroll 8
-    for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_setzero_ps();
-    for (; k + 16 <= K; k += 16) {
-      __m512 xv = _mm512_loadu_ps(x + k);
-#pragma GCC unroll 8
-      for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(w + j * K + k), xv, a[j]);
-    }
-    if (k < K) {
-      __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
-      __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
-#pragma GCC unroll 8
-      for (int j = 0; j < F32_TILE; j++) a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + j * K + k), xv, a[j]);
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < F32_TILE; j++) out[j] = _mm512_reduce_add_ps(a[j]);
-    return;
-  }
-  for (int j = 0; j < r; j++) {
-    const float *wj = w + j * K;
-    __m512 a = _mm512_setzero_ps();
-    for (k = 0; k + 16 <= K; k += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(wj + k), _mm512_loadu_ps(x + k), a);
-    if (k < K) {
-      __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
-      a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, wj + k), _mm512_maskz_loadu_ps(m, x + k), a);
-    }
-    out[j] = _mm512_reduce_add_ps(a);
-  }
-#else
-  for (int j = 0; j < r; j++) {
-    const float *wj = w + j * K;
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* 8 partial sums: lets the compiler vectorise */
-    long k = 0;
-    for (; k + 8 <= K; k += 8)
-      for (int u = 0; u < 8; u++) s[u] += wj[k + u] * x[k + u];
-    float t = 0;
-    for (; k < K; k++) t += wj[k] * x[k];
-    out[j] = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
-  }
-#endif
-}
 
 void lv_linear_f32(const float *x, const float *W, const float *bias, float *y, int M, int N, int K, int nt) {
   long tiles = (N + F32_TILE - 1) / F32_TILE;
@@ -111,36 +52,6 @@ void lv_linear_f32(const float *x, const float *W, const float *bias, float *y, 
 
 /* ---------------------------------------------------------------- int8 weights, fp32 activations */
 
-static inline void dot_w8f32(const float *x, const int8_t *w, long K, int r, float *out) {
-  for (int j = 0; j < r; j++) {
-    const int8_t *wj = w + j * K;
-    long k = 0;
-#ifdef LV_AVX512
-    __m512 a = _mm512_setzero_ps(), b = a;
-    for (; k + 32 <= K; k += 32) {
-      __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wj + k))));
-      __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wj + k + 16))));
-      a = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + k), a);
-      b = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + k + 16), b);
-    }
-    for (; k < K; k += 16) {
-      long left = K - k;
-      __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-      __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, wj + k)));
-      a = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + k), a);
-    }
-    out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
-#else
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (; k + 8 <= K; k += 8)
-      for (int u = 0; u < 8; u++) s[u] += (float)wj[k + u] * x[k + u];
-    float t = 0;
-    for (; k < K; k++) t += (float)wj[k] * x[k];
-    out[j] = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
-#endif
-  }
-}
-
 void lv_linear_w8f32(const float *x, const int8_t *W, const float *scale, const float *bias, float *y,
                      int M, int N, int K, int nt) {
   long tiles = (N + TILE - 1) / TILE;
@@ -157,86 +68,6 @@ void lv_linear_w8f32(const float *x, const int8_t *W, const float *scale, const 
 }
 
 /* ---------------------------------------------------------------- W8A8: uint8 activations, int8 weights */
-
-/* The grid fbgemm's dynamic linear picks for a tensor (torch's quant_utils::ChooseQuantizationParams over
- * [min(lo, 0), max(hi, 0)] onto 0..255, preserve_sparsity off), and the quantisation
- * q = clamp(zp + nearbyint(x / scale), 0, 255). */
-static void choose_qparams(float lo, float hi, float *scale_out, int32_t *zp_out) {
-  const int qmin = 0, qmax = 255;
-  lo = lo < 0.f ? lo : 0.f;
-  hi = hi > 0.f ? hi : 0.f;
-  double scale = ((double)hi - lo) / (qmax - qmin);
-  if ((float)scale == 0.0f || isinf(1.0f / (float)scale)) scale = 0.1;
-  if (scale < 1e-10) { /* SMALL_SCALE_THRESHOLD */
-    float org = (float)scale;
-    scale = 1e-10;
-    if (lo == 0.0f) hi = (float)(scale * (qmax - qmin));
-    else if (hi == 0.0f) lo = (float)(-scale * (qmax - qmin));
-    else { float amp = (float)(1e-10 / org); lo *= amp; hi *= amp; }
-  }
-  double zp_min = qmin - lo / scale, zp_max = qmax - hi / scale;
-  double err_min = fabs((double)qmin) - fabs(lo / scale), err_max = fabs((double)qmax) - fabs(hi / scale);
-  double zp0 = err_min < err_max ? zp_min : zp_max;
-  int32_t zp;
-  if (zp0 < qmin) zp = qmin;
-  else if (zp0 > qmax) zp = qmax;
-  else zp = (int32_t)nearbyint(zp0);
-  *scale_out = (float)scale;
-  *zp_out = zp;
-}
-
-static void quantize_row(const float *x, long K, uint8_t *q, float *scale, int32_t *zp) {
-  float lo = x[0], hi = x[0];
-  for (long k = 1; k < K; k++) { lo = x[k] < lo ? x[k] : lo; hi = x[k] > hi ? x[k] : hi; }
-  choose_qparams(lo, hi, scale, zp);
-  float inv = 1.0f / *scale;
-  for (long k = 0; k < K; k++) {
-    float v = *zp + nearbyintf(x[k] * inv);
-    q[k] = (uint8_t)(v < 0.f ? 0.f : v > 255.f ? 255.f : v);
-  }
-}
-
-static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, int32_t *out) {
-#ifdef LV_VNNI
-  long k = 0;
-  if (r == I8_TILE) {
-    __m512i a[I8_TILE];
-#pragma GCC unroll 8
-    for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_setzero_si512();
-    for (; k + 64 <= K; k += 64) {
-      __m512i xv = _mm512_loadu_si512(x + k);
-#pragma GCC unroll 8
-      for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_loadu_si512(w + j * K + k));
-    }
-    if (k < K) {
-      __mmask64 m = (__mmask64)((~0ull) >> (64 - (K - k)));
-      __m512i xv = _mm512_maskz_loadu_epi8(m, x + k);
-#pragma GCC unroll 8
-      for (int j = 0; j < I8_TILE; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_maskz_loadu_epi8(m, w + j * K + k));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < I8_TILE; j++) out[j] = _mm512_reduce_add_epi32(a[j]);
-    return;
-  }
-  for (int j = 0; j < r; j++) {
-    const int8_t *wj = w + j * K;
-    __m512i a = _mm512_setzero_si512();
-    for (k = 0; k + 64 <= K; k += 64) a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(x + k), _mm512_loadu_si512(wj + k));
-    if (k < K) {
-      __mmask64 m = (__mmask64)((~0ull) >> (64 - (K - k)));
-      a = _mm512_dpbusd_epi32(a, _mm512_maskz_loadu_epi8(m, x + k), _mm512_maskz_loadu_epi8(m, wj + k));
-    }
-    out[j] = _mm512_reduce_add_epi32(a);
-  }
-#else
-  for (int j = 0; j < r; j++) {
-    const int8_t *wj = w + j * K;
-    int32_t s = 0;
-    for (long k = 0; k < K; k++) s += (int32_t)x[k] * (int32_t)wj[k];
-    out[j] = s;
-  }
-#endif
-}
 
 /* y[m, n] = (sx_m * sw[n]) * (sum_k q(x)[m, k] Wq[n, k] - zp_m * wsum[n]) + b[n]: fbgemm's requantisation for
  * float output. wsum: (N,) int32 row sums of Wq. Returns 0, or -1 when M > 16 or no scratch memory. */
