@@ -141,3 +141,33 @@ def test_batched_generation_uses_it_and_matches_each_prompt_alone(monkeypatch):
     for i, p in enumerate(prompts):
         alone = generate_ids(model, torch.tensor([p]), max_new_tokens=10)[0, len(p):]
         assert out[i, ids.shape[1]:].tolist() == alone.tolist()
+
+
+def test_per_call_views_of_a_parameter_reuse_one_packed_copy(monkeypatch):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 8, 1)
+    x = torch.randn(6, 16)
+    packs = []
+    real = torch.ops.mkldnn._reorder_linear_weight
+
+    def spy(w, *a):
+        packs.append(tuple(w.shape))
+        return real(w, *a)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", spy)
+    with torch.no_grad():
+        for _ in range(3):  # a fresh (8, 16) view each call: packed once
+            y = linear(x, conv.weight.reshape(8, 16), conv.bias, conv, "pointwise")
+        assert packs == [(8, 16)]
+        conv.weight.mul_(2)  # in place: the version the view shares changes
+        y = linear(x, conv.weight.reshape(8, 16), conv.bias, conv, "pointwise")
+        assert len(packs) == 2
+        torch.testing.assert_close(y, F.linear(x, conv.weight.reshape(8, 16), conv.bias))
+        with torch.inference_mode():
+            derived = conv.weight.reshape(8, 16) * 1  # an inference tensor: no version counter
+            linear(x, derived, None, conv, "derived")
+            linear(x, derived, None, conv, "derived")
+            assert len(packs) == 3
+            other = derived * 2  # a new tensor: repacked even if its address reuses a freed one's
+            torch.testing.assert_close(linear(x, other, None, conv, "derived"), F.linear(x, other))
+            assert len(packs) == 4

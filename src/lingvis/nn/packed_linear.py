@@ -27,8 +27,8 @@ from torch import nn
 
 from .gemm_select import PACK_HINT, choose_kernel
 
-# owner module -> {slot: ((data_ptr, version, shape), packed weight)}; kept off the module: opaque oneDNN tensors
-# cannot be deep-copied
+# owner module -> {slot: (weakref to the weight's base, (address, shape, strides, version), packed weight)};
+# kept off the module: opaque oneDNN tensors cannot be deep-copied
 _PACKED: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 _GELU = {"gelu": "none", "gelu_tanh": "tanh"}  # epilogue name -> oneDNN's GELU algorithm
 _HAS_OPS = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -41,23 +41,33 @@ def packed_available() -> bool:
 
 
 def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor:
-    """`w` packed for oneDNN, cached under (owner, slot); repacked when the tensor or its contents change."""
-    key = (w.data_ptr(), w._version, tuple(w.shape))
+    """`w` packed for oneDNN, cached under (owner, slot); repacked when another tensor comes in or its contents
+    change. The tensor is held by weak reference to its base (a view made per call, e.g. a 1x1 convolution's
+    weight reshaped, matches its parameter; a freed weight's address reused by a new one does not), with its
+    offset, shape and version (inference tensors, e.g. weights derived under `torch.inference_mode()`, have none)."""
+    base = w if w._base is None else w._base
+    key = (w.data_ptr(), tuple(w.shape), w.stride(), -1 if w.is_inference() else w._version)
     slots = _PACKED.get(owner)
     if slots is None:
         slots = _PACKED[owner] = {}
     cached = slots.get(slot)
-    if cached is None or cached[0] != key:
+    if cached is None or cached[0]() is not base or cached[1] != key:
         with torch.no_grad():
-            cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), PACK_HINT))
+            cached = (weakref.ref(base), key,
+                      torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), PACK_HINT))
         slots[slot] = cached
-    return cached[1]
+    return cached[2]
 
 
 def _eligible(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> bool:
     return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
             and w.dtype == torch.float32 and w.device.type == "cpu" and w.dim() == 2 and x.shape[-1] == w.shape[1]
             and x.numel() > 0 and (b is None or b.dtype == torch.float32) and packed_available())
+
+
+def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> bool:
+    """Whether `linear(x, w, b, ...)` (no epilogue) runs on oneDNN: for callers that lay out data per kernel."""
+    return _eligible(x, w, b) and choose_kernel(x.numel() // x.shape[-1], w.shape[1], w.shape[0]) == "onednn"
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: object, slot: str = "weight",
