@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lingvis.nn import gemm_select
-from lingvis.nn.gemm_select import MEASURE_ROWS_CAP, GemmChooser, measure_kernels, rows_bucket
+from lingvis.nn.gemm_select import MIN_MEASURE_ROWS, GemmChooser, measure_kernels, measure_rows, rows_bucket
 
 
 def _timer(times: dict[str, float], calls: list):
@@ -21,9 +21,17 @@ def auto(monkeypatch):
 
 
 @pytest.mark.parametrize("rows, bucket", [(0, 1), (1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (197, 256), (256, 256),
-                                          (1024, 1024), (1025, 2048), (1568, 2048), (100000, 2048)])
+                                          (1024, 1024), (1025, 2048), (1568, 2048), (5000, 8192)])
 def test_rows_bucket(rows, bucket):
     assert rows_bucket(rows) == bucket
+
+
+def test_big_buckets_are_measured_at_fewer_rows_down_to_the_floor():
+    assert measure_rows(8192, 64, 512) == 8192  # 268 M multiply-adds: as is
+    assert measure_rows(8192, 768, 3072) == 512 * 2 == MIN_MEASURE_ROWS  # 19 G: halved to the floor
+    assert measure_rows(4096, 512, 1024) == 4096  # exactly 2^31
+    assert measure_rows(8192, 512, 1024) == 4096
+    assert measure_rows(256, 4096, 32000) == 256  # under the floor: never halved
 
 
 @pytest.mark.parametrize("mkl, onednn, kernel", [(1.0, 0.5, "onednn"), (1.0, 1.0, "mkl"), (1.0, 0.99, "mkl"),
@@ -39,14 +47,22 @@ def test_each_bucket_is_measured_once_at_its_rows():
     for rows in (100, 128, 97, 100):  # one bucket (97..128)
         assert chooser.choose(rows, 64, 32) == "onednn"
     assert sorted(calls) == [("mkl", 128, 64, 32), ("onednn", 128, 64, 32)]
-    chooser.choose(1568, 64, 32)  # above the cap: measured at the cap
+    chooser.choose(1568, 64, 32)  # the 2048 bucket: measured at 2048 rows
     chooser.choose(128, 32, 64)  # another shape
-    assert ("mkl", MEASURE_ROWS_CAP, 64, 32) in calls and ("onednn", 128, 32, 64) in calls
-    assert len(calls) == 6
+    chooser.choose(5000, 4096, 4096)  # a big product: measured at the floor
+    assert ("mkl", 2048, 64, 32) in calls and ("onednn", 128, 32, 64) in calls
+    assert ("mkl", MIN_MEASURE_ROWS, 4096, 4096) in calls
+    assert len(calls) == 8
     table = chooser.table()
     assert [(r["rows_bucket"], r["k"], r["n"], r["kernel"]) for r in table] == [
-        (128, 32, 64, "onednn"), (128, 64, 32, "onednn"), (2048, 64, 32, "onednn")]
+        (128, 32, 64, "onednn"), (128, 64, 32, "onednn"), (2048, 64, 32, "onednn"), (8192, 4096, 4096, "onednn")]
     assert table[0]["onednn_speedup"] == 2.0
+
+
+def test_one_row_stays_on_mkl_without_measuring():
+    calls = []
+    chooser = GemmChooser(timer=_timer({"mkl": 2.0, "onednn": 1.0}, calls))
+    assert chooser.choose(1, 768, 3072) == "mkl" and calls == []
 
 
 def test_thread_count_is_part_of_the_key():
