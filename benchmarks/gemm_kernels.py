@@ -1,9 +1,9 @@
 """fp32 GEMM kernels on this machine for the shapes lingvis' video, LLaVA and text-to-image models run:
 MKL's sgemm (`F.linear`, what transformers / diffusers use), oneDNN's inner product on a weight packed once
 (`_linear_pointwise` on `_reorder_linear_weight`, lingvis' oneDNN path) and oneDNN on the plain weight (reordered
-inside every call). Calls interleaved, best of N; with one thread the per-thread CPU time (steady on a shared
-machine), with more the wall time. Prints GFLOP/s per kernel, the speedups over MKL, and the choice
-nn/gemm_select.py makes for the shape (its own measurement).
+inside every call). Calls interleaved (cycling through weight copies past the caches), best of N; with one
+thread the per-thread CPU time (steady on a shared machine), with more the wall time. Prints GFLOP/s per
+kernel, the speedups over MKL, and the choice nn/gemm_select.py makes for the shape (its own measurement).
 
     python -m benchmarks.gemm_kernels [--threads 1 2] [--shapes 1568x768x3072 ...]
 """
@@ -30,26 +30,29 @@ SHAPES = {  # rows x in x out
 
 
 def measure(m: int, k: int, n: int, budget: float = 1.0) -> dict[str, float]:
-    """Best seconds per call of each kernel on (m, k) x (n, k)^T + bias, interleaved."""
-    from lingvis.nn.gemm_select import PACK_HINT
+    """Best seconds per call of each kernel on (m, k) x (n, k)^T + bias, interleaved, cycling through weight
+    copies adding up to 64 MB (a model's weights come from memory, not from cache)."""
+    from lingvis.nn.gemm_select import PACK_HINT, STREAM_BYTES
 
-    x, w, b = torch.randn(m, k), torch.randn(n, k) * k ** -0.5, torch.randn(n)
-    packed = torch.ops.mkldnn._reorder_linear_weight(w, PACK_HINT)
-    fns = {"mkl": lambda: F.linear(x, w, b),
-           "onednn_packed": lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], ""),
-           "onednn_plain": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")}
-    want = fns["mkl"]()
+    copies = max(1, min(8, -(-STREAM_BYTES // (4 * k * n))))
+    x, b = torch.randn(m, k), torch.randn(n)
+    ws = [torch.randn(n, k) * k ** -0.5 for _ in range(copies)]
+    packed = [torch.ops.mkldnn._reorder_linear_weight(w, PACK_HINT) for w in ws]
+    fns = {"mkl": lambda i: F.linear(x, ws[i], b),
+           "onednn_packed": lambda i: torch.ops.mkldnn._linear_pointwise(x, packed[i], b, "none", [], ""),
+           "onednn_plain": lambda i: torch.ops.mkldnn._linear_pointwise(x, ws[i], b, "none", [], "")}
+    want = fns["mkl"](0)
     for name, fn in fns.items():
-        torch.testing.assert_close(fn(), want, rtol=1e-4, atol=1e-4, msg=name)
+        torch.testing.assert_close(fn(0), want, rtol=1e-4, atol=1e-4, msg=name)
     clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
     t = clock()
-    fns["mkl"]()
+    fns["mkl"](0)
     calls = max(3, min(100, int(budget / 3 / max(clock() - t, 1e-6))))
     best = {name: float("inf") for name in fns}
-    for _ in range(calls):
+    for i in range(calls):
         for name, fn in fns.items():
             t = clock()
-            fn()
+            fn(i % copies)
             best[name] = min(best[name], clock() - t)
     return best
 
