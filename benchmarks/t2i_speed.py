@@ -175,7 +175,9 @@ def main() -> None:
     for r in run(args.quick):
         print(f"{r['benchmark']}: lingvis {r['lingvis']} vs diffusers {r['reference']} images/s -> wall ratio "
               f"{r['ratio']:.2f}x, CPU-time ratio {r['cpu_ratio']:.2f}x (CPU s per run {r['cpu_s'][0]} vs "
-              f"{r['cpu_s'][1]}), max abs image diff {r['max_abs_diff']:.2e}; {r['threads']} threads, load {r['load']}")
+              f"{r['cpu_s'][1]}), max abs image diff {r['max_abs_diff']:.2e}; {r['threads']} threads, load {r['load']}"
+              f"; all-MKL lingvis {r['mkl_cpu_s']} CPU s (ratio {r['cpu_ratio_mkl']:.2f}x, gain of the kernel choice "
+              f"{r['gemm_choice_gain_cpu']:.2f}x)")
 
 
 if __name__ == "__main__":
