@@ -100,7 +100,18 @@ def test_process_wide_choice_uses_the_shared_cache(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(torch.ops.mkldnn, "_linear_pointwise"), reason="no oneDNN linear in this build")
-def test_real_measurement_times_both_kernels():
+def test_real_measurement_times_both_kernels(monkeypatch):
     times = measure_kernels(4, 32, 16)
     assert set(times) == {"mkl", "onednn"} and all(0 < t < 1 for t in times.values())
     assert GemmChooser().choose(4, 32, 16) in ("mkl", "onednn")
+    shapes = []
+    real = torch.randn
+
+    def spy(*shape, **kw):
+        shapes.append(shape)
+        return real(*shape, **kw)
+
+    monkeypatch.setattr(gemm_select, "STREAM_BYTES", 64 * 1024)
+    monkeypatch.setattr(torch, "randn", spy)
+    measure_kernels(2, 64, 5000)  # a 1.3 MB weight over a 64 KB budget: measured on 256 output columns, once
+    assert shapes == [(2, 64), (256,), (256, 64)]

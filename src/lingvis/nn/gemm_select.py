@@ -65,7 +65,10 @@ def forced_kernel() -> str | None:
 def measure_kernels(rows: int, k: int, n: int) -> dict[str, float]:
     """Best seconds per call of each kernel on a random (rows, k) x (n, k)^T + bias product, interleaved. The
     calls cycle through copies of the weight adding up to `STREAM_BYTES` (a model's weights do not stay in
-    cache between uses), so few-row products are timed reading their weights from memory, as in a model."""
+    cache between uses), so few-row products are timed reading their weights from memory, as in a model. A
+    weight over `STREAM_BYTES` is measured on its first `STREAM_BYTES` worth of output columns (a 32k x 4096 LM
+    head would otherwise need two 0.5 GB temporaries)."""
+    n = min(n, max(256, STREAM_BYTES // (4 * k)))  # a huge weight (an LM head) measured on its first columns
     copies = max(1, min(8, -(-STREAM_BYTES // (4 * k * n))))
     x, b = torch.randn(rows, k), torch.randn(n)  # (rows, k), (n,)
     ws = [torch.randn(n, k) for _ in range(copies)]  # (n, k) each
