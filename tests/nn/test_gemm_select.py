@@ -101,7 +101,9 @@ def test_process_wide_choice_uses_the_shared_cache(monkeypatch):
 
 @pytest.mark.skipif(not hasattr(torch.ops.mkldnn, "_linear_pointwise"), reason="no oneDNN linear in this build")
 def test_real_measurement_times_both_kernels(monkeypatch):
+    state = torch.get_rng_state()
     times = measure_kernels(4, 32, 16)
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG stream is untouched
     assert set(times) == {"mkl", "onednn"} and all(0 < t < 1 for t in times.values())
     assert GemmChooser().choose(4, 32, 16) in ("mkl", "onednn")
     shapes = []

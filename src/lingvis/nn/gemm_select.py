@@ -70,8 +70,9 @@ def measure_kernels(rows: int, k: int, n: int) -> dict[str, float]:
     head would otherwise need two 0.5 GB temporaries)."""
     n = min(n, max(256, STREAM_BYTES // (4 * k)))  # a huge weight (an LM head) measured on its first columns
     copies = max(1, min(8, -(-STREAM_BYTES // (4 * k * n))))
-    x, b = torch.randn(rows, k), torch.randn(n)  # (rows, k), (n,)
-    ws = [torch.randn(n, k) for _ in range(copies)]  # (n, k) each
+    g = torch.Generator().manual_seed(0)  # a private generator: measuring leaves the global RNG stream alone
+    x, b = torch.randn(rows, k, generator=g), torch.randn(n, generator=g)  # (rows, k), (n,)
+    ws = [torch.randn(n, k, generator=g) for _ in range(copies)]  # (n, k) each
     with torch.no_grad():
         packed = [torch.ops.mkldnn._reorder_linear_weight(w, PACK_HINT) for w in ws]
         fns = {"mkl": lambda i: F.linear(x, ws[i], b),
