@@ -4,7 +4,8 @@ faster than MKL's sgemm on this machine (nn/gemm_select.py decides per shape).
 `linear(x, w, b, owner=..., slot=...)` is `F.linear` with that choice: under `torch.no_grad()` / inference
 mode, for CPU fp32 inputs, the product runs through oneDNN on a packed copy of `w` cached under (owner, slot)
 when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU into the
-product); otherwise, and always with autograd on, it is `F.linear` itself. Packed copies are rebuilt when the
+product); otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it is
+`F.linear` itself. Packed copies are rebuilt when the
 weight tensor or its contents change (tensor version) and dropped with the owner (`release_packed` frees them
 sooner).
 
@@ -60,9 +61,10 @@ def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor:
 
 
 def _eligible(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> bool:
-    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
-            and w.dtype == torch.float32 and w.device.type == "cpu" and w.dim() == 2 and x.shape[-1] == w.shape[1]
-            and x.numel() > 0 and (b is None or b.dtype == torch.float32) and packed_available())
+    return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and w.dtype == torch.float32 and w.device.type == "cpu" and w.dim() == 2
+            and x.shape[-1] == w.shape[1] and x.numel() > 0 and (b is None or b.dtype == torch.float32)
+            and packed_available())
 
 
 def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> bool:
