@@ -4,10 +4,9 @@ faster than MKL's sgemm on this machine (nn/gemm_select.py decides per shape).
 `linear(x, w, b, owner=..., slot=...)` is `F.linear` with that choice: under `torch.no_grad()` / inference
 mode, for CPU fp32 inputs, the product runs through oneDNN on a packed copy of `w` cached under (owner, slot)
 when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU into the
-product); otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it is
-`F.linear` itself. Packed copies are rebuilt when the
-weight tensor or its contents change (tensor version) and dropped with the owner (`release_packed` frees them
-sooner).
+product); otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it
+is `F.linear` itself. Packed copies are rebuilt when the weight tensor or its contents change (tensor version)
+and dropped with the owner (`release_packed` frees them sooner).
 
 `packed_linears(model)` is a context manager: inside it, every plain fp32 `nn.Linear` of the model takes this
 path. Results agree with `F.linear` to float rounding (about 1e-6 relative), not bit for bit.
