@@ -34,10 +34,23 @@ def gemv_bandwidth(rows: int = 65536, cols: int = 2048, repeats: int = 5) -> flo
     return w.numel() * 4 / best_seconds(lambda: F.linear(x, w), repeats) / 1e9
 
 
-def linear_gflops(rows: int, d_in: int, d_out: int, repeats: int = 5) -> float:
-    """fp32 GFLOP/s of `F.linear` with `rows` inputs on a (d_out, d_in) weight."""
+def linear_gflops(rows: int, d_in: int, d_out: int, repeats: int = 5, kernel: str = "mkl") -> float:
+    """fp32 GFLOP/s of `F.linear` (kernel 'mkl') or oneDNN's inner product on a packed weight ('onednn', the
+    kernel nn/gemm_select.py may pick) with `rows` inputs on a (d_out, d_in) weight."""
     x, w = torch.randn(rows, d_in), torch.randn(d_out, d_in)
-    return 2 * rows * d_in * d_out / best_seconds(lambda: F.linear(x, w), repeats) / 1e9
+    return 2 * rows * d_in * d_out / best_seconds(_linear_fn(x, w, kernel), repeats) / 1e9
+
+
+def _linear_fn(x: torch.Tensor, w: torch.Tensor, kernel: str):
+    """x (M, K) times w (N, K)^T through MKL or oneDNN (packed weight), as a no-argument callable."""
+    if kernel == "mkl":
+        return lambda: F.linear(x, w)
+    if kernel != "onednn":
+        raise ValueError(f"kernel must be 'mkl' or 'onednn', got {kernel!r}")
+    from lingvis.nn.gemm_select import PACK_HINT
+
+    packed = torch.ops.mkldnn._reorder_linear_weight(w, PACK_HINT)
+    return lambda: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
 
 def attention_gflops(batch_heads: int, tokens: int, head_dim: int, repeats: int = 5) -> float:
@@ -76,10 +89,11 @@ def record_matmuls(fn) -> list[tuple[str, tuple, tuple]]:
     return calls
 
 
-def matmul_floor(calls: list[tuple[str, tuple, tuple]], repeats: int = 5) -> dict:
+def matmul_floor(calls: list[tuple[str, tuple, tuple]], repeats: int = 5, onednn: bool = False) -> dict:
     """Seconds the recorded matrix products take when run alone, each shape timed on its own (fresh weights of
     that shape, the same count of calls): the fastest a forward doing those products can be with these kernels,
-    every other op free. Returns {"floor_s", "GFLOP", "shapes"}."""
+    every other op free. With `onednn` each 2-D product takes the faster of MKL and oneDNN's packed kernel (the
+    choice nn/gemm_select.py makes). Returns {"floor_s", "GFLOP", "shapes"}."""
     from collections import Counter
 
     counts = Counter((op, a, b) for op, a, b in calls)
@@ -87,7 +101,10 @@ def matmul_floor(calls: list[tuple[str, tuple, tuple]], repeats: int = 5) -> dic
     for (op, a, b), n in counts.items():
         x, w = torch.randn(*a), torch.randn(*b)
         mm = torch.bmm if op in ("bmm", "baddbmm") else torch.mm
-        total += n * best_seconds(lambda: mm(x, w), repeats)  # noqa: B023
+        seconds = best_seconds(lambda: mm(x, w), repeats)  # noqa: B023
+        if onednn and len(a) == 2:
+            seconds = min(seconds, best_seconds(_linear_fn(x, w.t().contiguous(), "onednn"), repeats))
+        total += n * seconds
         batch = a[0] if len(a) == 3 else 1
         flop += n * 2 * batch * a[-2] * a[-1] * b[-1]
     return {"floor_s": total, "GFLOP": flop / 1e9, "shapes": len(counts)}

@@ -21,8 +21,9 @@ decode ratio over transformers (a batch-8 step reads the weights once for 8 rows
 
 The same run also times lingvis with this round's fast paths switched off (`before`: `LINGVIS_FUSED_STEP=0`,
 the decode steps through `Llava.forward`; `LINGVIS_LAST_PREFILL=0`, the prefill's last block on every position),
-interleaved with the two others, and prints `before_ms` / `gain` (before / now) beside each row (`--no-ab` skips
-it).
+interleaved with the two others, and prints `before_ms` / `gain` (before / now) beside each row; likewise `mkl`
+(every linear on MKL, `LINGVIS_GEMM=mkl`, instead of the per-shape measured MKL / oneDNN choice) as `mkl_ms` /
+`gemm_choice_gain_cpu` (`--no-ab` skips both).
 
     python -m benchmarks.llava_speed [--quick] [--threads N] [--no-ab]
 """
@@ -125,7 +126,12 @@ def timed(ours, ref, batch: int, new: int, repeats: int, ab: bool = True
             out["ref"] = ref.generate(input_ids=ids, pixel_values=pixels, attention_mask=mask, max_new_tokens=new,
                                       min_new_tokens=new, do_sample=False, use_cache=True)
 
-    fns = {"ours": run_ours, "ref": run_ref, **({"before": without_fast_paths(run_before)} if ab else {})}
+    def run_mkl():  # every linear on MKL (LINGVIS_GEMM=mkl) instead of the measured per-shape choice
+        with env_set("LINGVIS_GEMM", "mkl"):
+            out["mkl"] = ours.generate(ids, new, pixel_values=pixels)
+
+    fns = {"ours": run_ours, "ref": run_ref,
+           **({"before": without_fast_paths(run_before), "mkl": run_mkl} if ab else {})}
     times = median_wall_and_cpu(fns, repeats)
     if ab and not torch.equal(out["before"], out["ours"]):
         raise AssertionError("lingvis' tokens changed with the fast paths switched off")
@@ -162,14 +168,17 @@ def run(quick: bool = False, threads: int | None = None, ab: bool = True) -> lis
                  cpu_ratio=round(c1["ref"] / c1["ours"], 3), identical=bool(torch.equal(a, b)))
         if ab:
             r.update(before_ms=round(1000 * t1["before"], 1), gain=round(t1["before"] / t1["ours"], 3),
-                     cpu_gain=round(c1["before"] / c1["ours"], 3))
+                     cpu_gain=round(c1["before"] / c1["ours"], 3), mkl_ms=round(1000 * t1["mkl"], 1),
+                     cpu_ratio_mkl=round(c1["ref"] / c1["mkl"], 3),
+                     gemm_choice_gain_cpu=round(c1["mkl"] / c1["ours"], 3))
         ids, pixels = inputs(ours, 1)
         # the products as aten matmuls (the profiler sees no shapes through oneDNN's packed linears), each timed
-        # alone with torch.mm: at these row counts oneDNN's packed path runs them a little faster still
+        # alone with torch.mm (`floor_mkl_ms`) and as the faster of MKL and oneDNN's packed kernel (`floor_ms`)
         with env_set("LINGVIS_PACKED_LINEAR", "0"):
-            limit = matmul_floor(record_matmuls(lambda: ours.generate(ids, 1, pixel_values=pixels)))
-        r.update(floor_ms=round(1000 * limit["floor_s"], 1), matmul_GFLOP=round(limit["GFLOP"], 2),
-                 largest_ratio_at_floor=round(t1["ref"] / limit["floor_s"], 3))
+            calls = record_matmuls(lambda: ours.generate(ids, 1, pixel_values=pixels))
+        limit, limit_mkl = matmul_floor(calls, onednn=True), matmul_floor(calls)
+        r.update(floor_ms=round(1000 * limit["floor_s"], 1), floor_mkl_ms=round(1000 * limit_mkl["floor_s"], 1),
+                 matmul_GFLOP=round(limit["GFLOP"], 2), largest_ratio_at_floor=round(t1["ref"] / limit["floor_s"], 3))
         rows.append(r)
         for batch in (1, 8):
             (first, cfirst) = (t1, c1) if batch == 1 else timed(ours, ref, batch, 1, repeats, ab)[0]
@@ -185,7 +194,9 @@ def run(quick: bool = False, threads: int | None = None, ab: bool = True) -> lis
             if ab:
                 before = rate(n, full["before"], first["before"])
                 r.update(before_tokens_per_s=round(before, 2), gain=round(r["lingvis"] / before, 3),
-                         cpu_gain=round((cfull["before"] - cfirst["before"]) / (cfull["ours"] - cfirst["ours"]), 3))
+                         cpu_gain=round((cfull["before"] - cfirst["before"]) / (cfull["ours"] - cfirst["ours"]), 3),
+                         gemm_choice_gain_cpu=round((cfull["mkl"] - cfirst["mkl"]) / (cfull["ours"] - cfirst["ours"]),
+                                                    3))
             floor = decode_floor(ours)
             ref_step = (full["ref"] - first["ref"]) / (new - 1)
             r.update(step_MB=floor["step_MB"], gemv_GBs=floor["gemv_GBs"],

@@ -20,6 +20,9 @@ Measured 2026-12-07 (shared 2-core machine, other jobs running, load 2-3; 1 thre
 ratios: shapes DPM-Solver++ 1.24x, sd-small 1.14x, shapes Euler 1.21x (main before this work: 1.13, 1.11,
 1.10x); images equal to 2.1e-5. docs/text_to_image.md (Speed) has the table.
 
+`mkl` (printed as `mkl_cpu_s`, `gemm_choice_gain_cpu`) is lingvis with every linear on MKL (`LINGVIS_GEMM=mkl`)
+instead of the per-shape measured MKL / oneDNN choice (nn/gemm_select.py), timed in the same interleaved run.
+
     python -m benchmarks.t2i_speed [--quick] [--threads N]
 """
 from __future__ import annotations
@@ -32,6 +35,7 @@ import time
 
 import torch
 
+from ._probes import env_set
 from ._timing import row
 
 CONFIGS = {
@@ -108,8 +112,12 @@ def bench(name: str, scheduler: str, steps: int, repeats: int) -> dict:
             return generate_images(model, tok, prompts, steps=steps, guidance_scale=4.0, latents=latents,
                                    height=c["size"], width=c["size"], output="pt", progress=False)
 
+        def run_mkl():  # every linear on MKL (LINGVIS_GEMM=mkl): the gain of the per-shape kernel choice
+            with env_set("LINGVIS_GEMM", "mkl"):
+                return run_ours()
+
         diff = float((run_ref() - run_ours()).abs().max())
-        fns = {"ours": run_ours, "ref": run_ref}
+        fns = {"ours": run_ours, "ref": run_ref, "mkl": run_mkl}
         wall = {k: [] for k in fns}
         cpu = {k: [] for k in fns}
         for _ in range(repeats):
@@ -123,7 +131,9 @@ def bench(name: str, scheduler: str, steps: int, repeats: int) -> dict:
     r = row(f"t2i {name} {scheduler} {steps} steps, {n_img} images", n_img / med["ours"][0], n_img / med["ref"][0],
             "images/s")
     r.update(cpu_ratio=round(med["ref"][1] / med["ours"][1], 3), max_abs_diff=diff, threads=torch.get_num_threads(),
-             cpu_s=(round(med["ours"][1], 2), round(med["ref"][1], 2)), load=round(os.getloadavg()[0], 2))
+             cpu_s=(round(med["ours"][1], 2), round(med["ref"][1], 2)), load=round(os.getloadavg()[0], 2),
+             mkl_cpu_s=round(med["mkl"][1], 2), cpu_ratio_mkl=round(med["ref"][1] / med["mkl"][1], 3),
+             gemm_choice_gain_cpu=round(med["mkl"][1] / med["ours"][1], 3))
     return r
 
 
@@ -146,7 +156,9 @@ def main() -> None:
     for r in run(args.quick):
         print(f"{r['benchmark']}: lingvis {r['lingvis']} vs diffusers {r['reference']} images/s -> wall ratio "
               f"{r['ratio']:.2f}x, CPU-time ratio {r['cpu_ratio']:.2f}x (CPU s per run {r['cpu_s'][0]} vs "
-              f"{r['cpu_s'][1]}), max abs image diff {r['max_abs_diff']:.2e}; {r['threads']} threads, load {r['load']}")
+              f"{r['cpu_s'][1]}), max abs image diff {r['max_abs_diff']:.2e}; {r['threads']} threads, load {r['load']}"
+              f"; all-MKL lingvis {r['mkl_cpu_s']} CPU s (ratio {r['cpu_ratio_mkl']:.2f}x, gain of the kernel choice "
+              f"{r['gemm_choice_gain_cpu']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ compared first. VideoMAE-Base shape (16 frames of 224px, 2x16x16 tubelets: 1568 
 TimeSformer-Base (8 frames of 224px, 16px patches, divided space-time attention), batch 1, 400 classes.
 Wall and process CPU time (interleaved calls, median); on a shared machine the CPU-time ratio is steadier.
 `lingvis` is the model's inference forward (models/video_fast.py); `blockwise` is the same model through the
-shared blocks one by one (the training forward), timed in the same run for the before/after.
+shared blocks one by one (the training forward), and `mkl` the inference forward with every linear on MKL
+(`LINGVIS_GEMM=mkl`, no per-shape oneDNN choice), timed in the same run for the before/after.
 
 The physical limit, measured in the same run: the forward's matrix-product FLOPs (counted with torch's
 FlopCounterMode) at this machine's fp32 `F.linear` rate for the model's MLP shape, plus its attention FLOPs at
 the `scaled_dot_product_attention` rate of its attention shape, give the fastest fp32 forward these kernels
-allow (every other op free); `largest_ratio_at_peak` is transformers' time over that floor.
+allow (every other op free); the GEMM rate is the faster of MKL and oneDNN's packed kernel (both printed,
+`floor_mkl_s` with MKL's); `largest_ratio_at_peak` is transformers' time over that floor.
 
     python -m benchmarks.video_speed [--repeats 3] [--threads 2] [--only videomae|timesformer]
 """
@@ -22,7 +24,7 @@ import tempfile
 
 import torch
 
-from ._probes import attention_gflops, linear_gflops
+from ._probes import attention_gflops, env_set, linear_gflops
 from ._timing import timed
 
 
@@ -80,11 +82,15 @@ def roofline(ours, x: torch.Tensor) -> dict:
     shapes = attention_shapes(c, x.shape[0])
     rates = {s: attention_gflops(*s) for s in set(shapes)}
     attn = sum(4 * n * t * t * d for n, t, d in shapes)
-    gemm = linear_gflops(x.shape[0] * (c.grid ** 2 * c.time_steps + int(c.cls_token)), c.dim, c.mlp_hidden)
-    floor = matmul / gemm / 1e9 + sum(4 * n * t * t * d / rates[(n, t, d)] / 1e9 for n, t, d in shapes)
+    rows = x.shape[0] * (c.grid ** 2 * c.time_steps + int(c.cls_token))
+    gemm = linear_gflops(rows, c.dim, c.mlp_hidden)
+    onednn = linear_gflops(rows, c.dim, c.mlp_hidden, kernel="onednn")
+    attn_s = sum(4 * n * t * t * d / rates[(n, t, d)] / 1e9 for n, t, d in shapes)
     return {"GFLOP": round((matmul + attn) / 1e9, 1), "gemm_peak_GFLOPs": round(gemm, 1),
+            "gemm_peak_onednn_GFLOPs": round(onednn, 1),
             "attention_GFLOPs": {f"{n}x{t}x{d}": round(r, 1) for (n, t, d), r in rates.items()},
-            "floor_s": round(floor, 3)}
+            "floor_mkl_s": round(matmul / gemm / 1e9 + attn_s, 3),
+            "floor_s": round(matmul / max(gemm, onednn) / 1e9 + attn_s, 3)}
 
 
 def bench(kind: str, repeats: int) -> dict:
@@ -104,8 +110,13 @@ def bench(kind: str, repeats: int) -> dict:
             with torch.inference_mode():
                 return ours.head(ours.pool(ours.forward_features(x)))
 
+        def run_mkl():  # the fast forward with every linear on MKL (LINGVIS_GEMM=mkl), for the kernel choice's gain
+            with env_set("LINGVIS_GEMM", "mkl"), torch.inference_mode():
+                return ours(x)
+
         diff = float((run_ours() - run_ref()).abs().max())
-        wall, cpu = timed({"lingvis": run_ours, "lingvis_blockwise": run_blockwise, "transformers": run_ref}, repeats)
+        wall, cpu = timed({"lingvis": run_ours, "lingvis_mkl": run_mkl, "lingvis_blockwise": run_blockwise,
+                           "transformers": run_ref}, repeats)
         limit = roofline(ours, x)
     flop = limit["GFLOP"]
     return {"benchmark": f"{kind} base forward, batch 1, {frames} frames of 224px",
@@ -115,6 +126,9 @@ def bench(kind: str, repeats: int) -> dict:
             "ratio_cpu": round(cpu["transformers"] / cpu["lingvis"], 3), "logits_max_abs_diff": diff,
             "blockwise_s": round(wall["lingvis_blockwise"], 3), "blockwise_cpu_s": round(cpu["lingvis_blockwise"], 3),
             "ratio_wall_blockwise": round(wall["transformers"] / wall["lingvis_blockwise"], 3),
+            "mkl_s": round(wall["lingvis_mkl"], 3), "mkl_cpu_s": round(cpu["lingvis_mkl"], 3),
+            "ratio_cpu_mkl": round(cpu["transformers"] / cpu["lingvis_mkl"], 3),
+            "gemm_choice_gain_cpu": round(cpu["lingvis_mkl"] / cpu["lingvis"], 3),
             "lingvis_GFLOPs": round(flop / wall["lingvis"], 1), "transformers_GFLOPs": round(flop / wall["transformers"], 1),
             **limit, "largest_ratio_at_peak": round(wall["transformers"] / limit["floor_s"], 3),
             "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}

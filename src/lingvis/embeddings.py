@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nn.packed_linear import packed_linears
+
 
 @dataclass
 class BucketCost:
@@ -108,16 +110,17 @@ def encode_sequences(model: nn.Module, seqs: list[list[int]], pooling: str | Non
     mode = pooling or cfg.pooling
     device = next(model.parameters()).device
     out = torch.empty(len(seqs), cfg.n_embd)
-    for bucket in plan_buckets([len(s) for s in seqs], cost, cfg.n_embd):
-        group = [seqs[i] for i in bucket.indices]
-        if bucket.packed:
-            ids = torch.tensor([t for s in group for t in s], device=device)
-            lengths = [len(s) for s in group]
-            vecs = _pool_packed(model.encode_packed(ids, lengths), lengths, mode)
-        else:
-            ids, mask = pad_batch(group, cfg.pad_id)
-            vecs = pool(model.encode(ids.to(device), mask.to(device)), mask.to(device), mode)
-        out[bucket.indices] = vecs.float().cpu()
+    with packed_linears(model):  # each linear on the kernel measured faster for its shape (nn/gemm_select.py)
+        for bucket in plan_buckets([len(s) for s in seqs], cost, cfg.n_embd):
+            group = [seqs[i] for i in bucket.indices]
+            if bucket.packed:
+                ids = torch.tensor([t for s in group for t in s], device=device)
+                lengths = [len(s) for s in group]
+                vecs = _pool_packed(model.encode_packed(ids, lengths), lengths, mode)
+            else:
+                ids, mask = pad_batch(group, cfg.pad_id)
+                vecs = pool(model.encode(ids.to(device), mask.to(device)), mask.to(device), mode)
+            out[bucket.indices] = vecs.float().cpu()
     if cfg.normalize if normalize is None else normalize:
         out = F.normalize(out, p=2, dim=1)
     return out

@@ -1,5 +1,7 @@
 """The frame-major inference forward of the divided-attention video Transformer equals the block-by-block
-forward (odd shapes, batch 2), and its folded temporal projection follows weight updates."""
+forward (odd shapes, batch 2) with either GEMM kernel (MKL, oneDNN packed), and its folded temporal projection
+follows weight updates."""
+import pytest
 import torch
 
 from lingvis.models.video import TIMESFORMER, VideoConfig, VideoTransformer
@@ -21,7 +23,9 @@ def _blockwise(m, x):
     return m.head(m.pool(m.forward_features(x)))
 
 
-def test_divided_inference_forward_equals_the_blockwise_forward():
+@pytest.mark.parametrize("kernel", ["mkl", "onednn"])
+def test_divided_inference_forward_equals_the_blockwise_forward(kernel, monkeypatch):
+    monkeypatch.setenv("LINGVIS_GEMM", kernel)
     m, x = _model(), torch.randn(2, 5, 3, 24, 24)
     want = _blockwise(m, x).detach()
     with torch.inference_mode():
@@ -55,7 +59,9 @@ def test_training_mode_keeps_the_blockwise_forward_with_gradients():
     assert m.blocks[0].temporal_attn.fc.weight.grad is not None
 
 
-def test_joint_inference_forward_equals_the_blockwise_forward():
+@pytest.mark.parametrize("kernel", ["mkl", "onednn"])
+def test_joint_inference_forward_equals_the_blockwise_forward(kernel, monkeypatch):
+    monkeypatch.setenv("LINGVIS_GEMM", kernel)
     from lingvis.models.video import VIDEOMAE
     torch.manual_seed(0)
     for extra in ({}, {"qkv_bias": False}):

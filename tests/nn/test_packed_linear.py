@@ -1,5 +1,5 @@
-"""oneDNN packed-weight linears for small-batch CPU inference: same results as F.linear, used only where
-eligible, rebuilt when weights change, restored on exit, safe to deep-copy."""
+"""oneDNN packed-weight linears for CPU inference: same results as F.linear, used where the (injected) kernel
+choice says oneDNN and autograd is off, rebuilt when weights change, restored on exit, safe to deep-copy."""
 import copy
 
 import pytest
@@ -9,17 +9,24 @@ from torch import nn
 
 import lingvis
 from lingvis.generate import generate_ids, pad_left
-from lingvis.nn.packed_linear import (MAX_ROWS, MIN_ROWS, MIN_WORK, packed_available, packed_linears,
-                                      release_packed)
+from lingvis.nn import gemm_select
+from lingvis.nn.gemm_select import GemmChooser
+from lingvis.nn.packed_linear import linear, packed_available, packed_linears, release_packed
 
 pytestmark = pytest.mark.skipif(not packed_available(), reason="torch build without oneDNN packed linear ops")
 
 
+def _prefer(onednn_below: int):
+    """A kernel choice with injected timings: oneDNN measures faster for row buckets up to `onednn_below`."""
+    return GemmChooser(timer=lambda kernel, rows, k, n: (1.0 if kernel == "mkl" else 0.5) if rows <= onednn_below
+                       else (1.0 if kernel == "mkl" else 2.0))
+
+
 @pytest.fixture(autouse=True)
-def any_weight_size(monkeypatch, request):
-    """Tiny test layers: lift the work floor (tested on its own below)."""
-    if "keep_floor" not in request.keywords:
-        monkeypatch.setattr("lingvis.nn.packed_linear.MIN_WORK", 0)
+def onednn_up_to_256_rows(monkeypatch):
+    """Deterministic choice (no timing in tests): oneDNN for 1..256 rows, MKL above."""
+    monkeypatch.delenv("LINGVIS_GEMM", raising=False)
+    monkeypatch.setattr(gemm_select, "CHOOSER", _prefer(256))
 
 
 def _calls(monkeypatch) -> list[int]:
@@ -35,8 +42,8 @@ def _calls(monkeypatch) -> list[int]:
     return rows
 
 
-@pytest.mark.parametrize("shape", [(MIN_ROWS, 48), (4, 1, 48), (3, 5, 48), (MAX_ROWS, 48)])
-def test_packed_equals_linear_for_small_batches(shape, monkeypatch):
+@pytest.mark.parametrize("shape", [(2, 48), (4, 1, 48), (3, 5, 48), (256, 48)])
+def test_packed_equals_linear_where_chosen(shape, monkeypatch):
     torch.manual_seed(0)
     lin = nn.Linear(48, 40)
     x = torch.randn(*shape)
@@ -48,30 +55,49 @@ def test_packed_equals_linear_for_small_batches(shape, monkeypatch):
     torch.testing.assert_close(y, F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
 
 
-def test_ineligible_calls_fall_back_exactly(monkeypatch):
+def test_mkl_choice_and_autograd_run_f_linear_exactly(monkeypatch):
     torch.manual_seed(0)
     lin = nn.Linear(16, 8)
     rows = _calls(monkeypatch)
     with packed_linears(lin):
-        few, many = torch.randn(MIN_ROWS - 1, 16), torch.randn(MAX_ROWS + 1, 16)  # noqa: one row, MAX_ROWS + 1 rows
+        many = torch.randn(257, 16)  # the injected choice says MKL above 256 rows
+        one = torch.randn(1, 16)  # one row: MKL's gemv whatever the timings
         with torch.no_grad():
-            assert torch.equal(lin(few), F.linear(few, lin.weight, lin.bias))  # few rows: MKL
-            assert torch.equal(lin(many), F.linear(many, lin.weight, lin.bias))  # many rows: sgemm
+            assert torch.equal(lin(many), F.linear(many, lin.weight, lin.bias))
+            assert torch.equal(lin(one), F.linear(one, lin.weight, lin.bias))
         y = lin(torch.randn(4, 16))  # autograd on: training keeps the ordinary path
         assert y.grad_fn is not None
     assert rows == []
 
 
-@pytest.mark.keep_floor
-def test_small_products_stay_on_mkl(monkeypatch):
+def test_forced_kernel_from_environment(monkeypatch):
+    torch.manual_seed(0)
+    lin = nn.Linear(16, 8)
+    x = torch.randn(4, 16)
     rows = _calls(monkeypatch)
-    small, large = nn.Linear(64, 64), nn.Linear(512, MIN_WORK // 512 // 8)
-    x = torch.randn(8, 64)
-    with torch.no_grad(), packed_linears(small), packed_linears(large):
-        assert torch.equal(small(x), F.linear(x, small.weight, small.bias))
-        large(torch.randn(8, 512))  # 8 rows x the weight: exactly the floor
-        large(torch.randn(4, 512))  # half of it: MKL
-    assert rows == [8]
+    with torch.no_grad(), packed_linears(lin):
+        monkeypatch.setenv("LINGVIS_GEMM", "mkl")
+        assert torch.equal(lin(x), F.linear(x, lin.weight, lin.bias))
+        monkeypatch.setenv("LINGVIS_GEMM", "onednn")
+        lin(torch.randn(300, 16))
+    assert rows == [300]
+
+
+@pytest.mark.parametrize("epilogue, approximate", [("gelu", "none"), ("gelu_tanh", "tanh")])
+def test_linear_function_with_gelu_epilogue(epilogue, approximate, monkeypatch):
+    torch.manual_seed(0)
+    owner = nn.Module()
+    w, b = torch.randn(24, 16), torch.randn(24)
+    x = torch.randn(2, 300, 16)  # 600 rows: MKL is the choice, the fused epilogue still runs on oneDNN
+    rows = _calls(monkeypatch)
+    with torch.no_grad():
+        y = linear(x, w, b, owner, "fc", epilogue)
+    assert rows == [600] and y.shape == (2, 300, 24)
+    torch.testing.assert_close(y, F.gelu(F.linear(x, w, b), approximate=approximate), rtol=1e-5, atol=1e-5)
+    y = linear(x, w.requires_grad_(), b, owner, "fc", epilogue)  # autograd on: F.linear then the GELU
+    assert y.grad_fn is not None and rows == [600]
+    with pytest.raises(ValueError, match="epilogue"):
+        linear(x, w, b, owner, "fc", "relu")
 
 
 def test_weight_changes_repack_and_exit_restores():
@@ -117,3 +143,33 @@ def test_batched_generation_uses_it_and_matches_each_prompt_alone(monkeypatch):
     for i, p in enumerate(prompts):
         alone = generate_ids(model, torch.tensor([p]), max_new_tokens=10)[0, len(p):]
         assert out[i, ids.shape[1]:].tolist() == alone.tolist()
+
+
+def test_per_call_views_of_a_parameter_reuse_one_packed_copy(monkeypatch):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 8, 1)
+    x = torch.randn(6, 16)
+    packs = []
+    real = torch.ops.mkldnn._reorder_linear_weight
+
+    def spy(w, *a):
+        packs.append(tuple(w.shape))
+        return real(w, *a)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", spy)
+    with torch.no_grad():
+        for _ in range(3):  # a fresh (8, 16) view each call: packed once
+            y = linear(x, conv.weight.reshape(8, 16), conv.bias, conv, "pointwise")
+        assert packs == [(8, 16)]
+        conv.weight.mul_(2)  # in place: the version the view shares changes
+        y = linear(x, conv.weight.reshape(8, 16), conv.bias, conv, "pointwise")
+        assert len(packs) == 2
+        torch.testing.assert_close(y, F.linear(x, conv.weight.reshape(8, 16), conv.bias))
+        with torch.inference_mode():
+            derived = conv.weight.reshape(8, 16) * 1  # an inference tensor: no version counter
+            linear(x, derived, None, conv, "derived")
+            linear(x, derived, None, conv, "derived")
+            assert len(packs) == 3
+            other = derived * 2  # a new tensor: repacked even if its address reuses a freed one's
+            torch.testing.assert_close(linear(x, other, None, conv, "derived"), F.linear(x, other))
+            assert len(packs) == 4

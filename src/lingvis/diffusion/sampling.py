@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
+from ..nn.packed_linear import packed_linears
 from ..progress import progress as progress_bar
 from .schedulers import Scheduler, make_scheduler
 
@@ -114,7 +115,8 @@ def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_
     if height % model.downscale or width % model.downscale or height < f or width < f:
         raise ValueError(f"size: {width}x{height} must be a multiple of {model.downscale} and at least {f}")
     sched = resolve_scheduler(model, scheduler)
-    text, text_mask = encode_prompts(model, tokenizer, prompts)
+    with packed_linears(model):  # the text encoder's linears on the kernel measured faster (nn/gemm_select.py)
+        text, text_mask = encode_prompts(model, tokenizer, prompts)
     text = text.repeat_interleave(n, dim=0)
     text_mask = text_mask.repeat_interleave(n, dim=0) if text_mask is not None else None
     uncond = uncond_mask = None
@@ -123,7 +125,8 @@ def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_
         neg = [neg] * len(prompts) if isinstance(neg, str) else list(neg)
         if len(neg) != len(prompts):
             raise ValueError(f"negative_prompt: {len(neg)} given for {len(prompts)} prompts")
-        uncond, uncond_mask = encode_prompts(model, tokenizer, neg)  # "" is the unconditional prompt
+        with packed_linears(model):
+            uncond, uncond_mask = encode_prompts(model, tokenizer, neg)  # "" is the unconditional prompt
         uncond = uncond.repeat_interleave(n, dim=0)
         uncond_mask = uncond_mask.repeat_interleave(n, dim=0) if uncond_mask is not None else None
     shape = (len(prompts) * n, model.latent_channels, height // model.downscale, width // model.downscale)
@@ -135,8 +138,9 @@ def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_
         raise ValueError(f"latents: expected shape {shape}, got {tuple(latents.shape)}")
     sched.set_timesteps(steps)
     x = latents.to(device) * sched.init_noise_sigma
-    x = sample_latents(model, text, text_mask, uncond, uncond_mask, sched, steps, guidance_scale, x, generator,
-                       progress)
+    with packed_linears(model):  # the denoiser's linears likewise
+        x = sample_latents(model, text, text_mask, uncond, uncond_mask, sched, steps, guidance_scale, x, generator,
+                           progress)
     images = (model.from_latents(x) / 2 + 0.5).clamp(0, 1)  # (B, 3, H, W)
     return images if output == "pt" else to_pil(images)
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..nn import BlockInputs, KVCache, run_blocks
 from ..nn.mlp import ACTIVATIONS
+from ..nn.packed_linear import packed_linears
 from .causal_lm import CausalLM
 from .gpt import GPT, GPTConfig
 from .llava_prefill import applies, prefill_last
@@ -251,7 +252,8 @@ class Llava(CausalLM):
         if kw.get("inputs_embeds") is None:
             was = self.training
             self.eval()
-            kw["inputs_embeds"] = self.prompt_embeds(input_ids, pixel_values)
+            with packed_linears(self):  # the tower's and projector's linears on the kernel measured faster
+                kw["inputs_embeds"] = self.prompt_embeds(input_ids, pixel_values)
             self.train(was)
         return super().generate(input_ids, max_new_tokens, **kw)
 

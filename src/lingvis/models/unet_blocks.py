@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import MLP, Attention, Block, BlockInputs, Branch
+from ..nn.packed_linear import linear as measured_linear
 
 ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "mish": F.mish}
 _INPLACE = {"silu": lambda x: F.silu(x, inplace=True), "swish": lambda x: F.silu(x, inplace=True),
@@ -30,7 +31,8 @@ def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
         return conv(x)
     w = conv.weight.reshape(conv.out_channels, conv.in_channels)  # (O, C)
-    return F.linear(x.permute(0, 2, 3, 1), w, conv.bias).permute(0, 3, 1, 2)  # (B, O, H, W) channels-last
+    y = measured_linear(x.permute(0, 2, 3, 1), w, conv.bias, conv, "pointwise")  # (B, H, W, O): MKL or oneDNN
+    return y.permute(0, 3, 1, 2)  # (B, O, H, W) channels-last
 
 
 def conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -182,14 +184,14 @@ class SpatialTransformer(nn.Module):
         if self.linear:
             h = self.proj_in(h)
         else:  # the 1x1 convolution as a GEMM over the pixels
-            h = F.linear(h, self.proj_in.weight.reshape(C, C), self.proj_in.bias)
+            h = measured_linear(h, self.proj_in.weight.reshape(C, C), self.proj_in.bias, self.proj_in, "pointwise")
         ctx = BlockInputs(memory=text, memory_mask=text_bias)
         for block in self.blocks:
             h = block(h, ctx)
         if self.linear:
             h = self.proj_out(h)
         else:
-            h = F.linear(h, self.proj_out.weight.reshape(C, C), self.proj_out.bias)
+            h = measured_linear(h, self.proj_out.weight.reshape(C, C), self.proj_out.bias, self.proj_out, "pointwise")
         h = h.reshape(h.shape[0], H, W, C).permute(0, 3, 1, 2)  # (B or k B, C, H, W), channels-last
         if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
             h = h.contiguous()

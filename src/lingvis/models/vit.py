@@ -6,6 +6,7 @@ tower (`ln_pre` before the blocks, quick-GELU, norm on the pooled class token on
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_block
+from ..nn.packed_linear import packed_linears
 from ..nn.vision import PatchEmbed
 from .registry import register_family, register_preset
 
@@ -114,7 +116,9 @@ class ViT(nn.Module):
         """Output tokens (B, 1 + N, C) (class token first); with `output_hidden_states` also the list of
         the input to every block plus the final tokens, as HF's `hidden_states`."""
         hidden = [] if output_hidden_states else None
-        x = run_blocks(self.blocks, self.drop(self.embed(pixels, interpolate)), BlockInputs(), hidden)
+        fast = not torch.is_grad_enabled() and not torch.compiler.is_compiling()  # inference, eager
+        with packed_linears(self) if fast else contextlib.nullcontext():  # per-shape MKL / oneDNN choice
+            x = run_blocks(self.blocks, self.drop(self.embed(pixels, interpolate)), BlockInputs(), hidden)
         if self.config.final_norm == "tokens":
             x = self.ln_post(x)
         return (x, hidden) if output_hidden_states else x

@@ -1,17 +1,17 @@
-"""Faster small-batch CPU inference for `nn.Linear`: oneDNN with pre-packed weights.
+"""Faster CPU fp32 inference for linear maps: oneDNN's inner product on weights packed once, where it measures
+faster than MKL's sgemm on this machine (nn/gemm_select.py decides per shape).
 
-A decode step multiplies a few rows (beams, batched prompts, server batches) by every weight matrix.
-For 2..256 rows MKL's sgemm runs far below memory speed on large weights, while oneDNN's inner product on
-a weight packed once runs 1.3-1.6x faster on the GPT-2 layer shapes (measured: `python -m
-benchmarks.beam_decode`, `benchmarks.gpt_decode`). One row (MKL's gemv is faster), small products (rows x
-weight elements under `MIN_WORK`, where oneDNN's per-call cost dominates), training and autograd stay on
-the ordinary path.
+`linear(x, w, b, owner=..., slot=...)` is `F.linear` with that choice: under `torch.no_grad()` / inference
+mode, for CPU fp32 inputs, the product runs through oneDNN on a packed copy of `w` cached under (owner, slot)
+when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU into the
+product); otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it
+is `F.linear` itself. Packed copies are rebuilt when the weight tensor or its contents change (tensor version)
+and dropped with the owner (`release_packed` frees them sooner).
 
-`packed_linears(model)` is a context manager: inside it, every plain fp32 `nn.Linear` of the model takes
-the packed path for CPU inputs of 2..256 rows (large enough products) under `torch.no_grad()` / inference
-mode. Packed weights are cached per module (an extra copy of each weight it packs, dropped with the module;
-`release_packed(model)` frees them sooner) and rebuilt when the weight changes. Results agree with `F.linear`
-to float rounding (about 1e-6 relative), not bit for bit. Set `LINGVIS_PACKED_LINEAR=0` to turn the path off.
+`packed_linears(model)` is a context manager: inside it, every plain fp32 `nn.Linear` of the model takes this
+path. Results agree with `F.linear` to float rounding (about 1e-6 relative), not bit for bit.
+`LINGVIS_PACKED_LINEAR=0` turns the path off (MKL everywhere); `LINGVIS_GEMM=mkl|onednn|auto` forces or measures
+the kernel choice.
 """
 from __future__ import annotations
 
@@ -25,48 +25,75 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# One row: MKL's gemv is faster. Up to 256 rows (prefills of short prompts, LLaVA's image + prompt): oneDNN
-# packed vs MKL on the GPT-2 / 1024x4096 layer shapes, idle Xeon 2026-12-07, 1 / 2 threads: 48 rows 1.28x / 1.39x,
-# 96 rows 1.14x / 1.21x, 160 rows 1.04x / 1.08x, 320 rows 0.98x / 1.04x (MKL's sgemm efficient again).
-MIN_ROWS, MAX_ROWS = 2, 256
-MIN_WORK = 6 << 20  # rows x weight elements below this stay on MKL: oneDNN's ~30 us per call dominates
-PACK_HINT = 16  # rows the packing is tuned for; any row count in range works
-_PACKED: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()  # module -> (key, packed)
+from .gemm_select import PACK_HINT, choose_kernel
+
+# owner module -> {slot: (weakref to the weight's base, (address, shape, strides, version), packed weight)};
+# kept off the module: opaque oneDNN tensors cannot be deep-copied
+_PACKED: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+_GELU = {"gelu": "none", "gelu_tanh": "tanh"}  # epilogue name -> oneDNN's GELU algorithm
+_HAS_OPS = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
 def packed_available() -> bool:
     """oneDNN's packed linear ops exist in this torch build, and the path is not switched off."""
-    return (os.environ.get("LINGVIS_PACKED_LINEAR", "1") != "0" and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    return _HAS_OPS and os.environ.get("LINGVIS_PACKED_LINEAR", "1") != "0"
 
 
-def _packed_weight(mod: nn.Linear) -> torch.Tensor:
-    """The module's weight packed for oneDNN, repacked when the weight tensor or its contents change."""
-    w = mod.weight
-    key = (w.data_ptr(), w._version, tuple(w.shape))
-    cached = _PACKED.get(mod)  # kept off the module: opaque oneDNN tensors cannot be deep-copied
-    if cached is None or cached[0] != key:
+def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor:
+    """`w` packed for oneDNN, cached under (owner, slot); repacked when another tensor comes in or its contents
+    change. The tensor is held by weak reference to its base (a view made per call, e.g. a 1x1 convolution's
+    weight reshaped, matches its parameter; a freed weight's address reused by a new one does not), with its
+    offset, shape and version (inference tensors, e.g. weights derived under `torch.inference_mode()`, have none)."""
+    base = w if w._base is None else w._base
+    key = (w.data_ptr(), tuple(w.shape), w.stride(), -1 if w.is_inference() else w._version)
+    slots = _PACKED.get(owner)
+    if slots is None:
+        slots = _PACKED[owner] = {}
+    cached = slots.get(slot)
+    if cached is None or cached[0]() is not base or cached[1] != key:
         with torch.no_grad():
-            cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), PACK_HINT))
-        _PACKED[mod] = cached
-    return cached[1]
+            cached = (weakref.ref(base), key,
+                      torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), PACK_HINT))
+        slots[slot] = cached
+    return cached[2]
 
 
-def _eligible(mod: nn.Linear, x: torch.Tensor) -> bool:
-    rows = x.numel() // max(x.shape[-1], 1)
-    return (MIN_ROWS <= rows <= MAX_ROWS and rows * mod.weight.numel() >= MIN_WORK
-            and not torch.is_grad_enabled() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and mod.weight.dtype == torch.float32 and mod.weight.device.type == "cpu"
-            and (mod.bias is None or mod.bias.dtype == torch.float32))
+def _eligible(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> bool:
+    return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and w.dtype == torch.float32 and w.device.type == "cpu" and w.dim() == 2
+            and x.shape[-1] == w.shape[1] and x.numel() > 0 and (b is None or b.dtype == torch.float32)
+            and packed_available())
+
+
+def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> bool:
+    """Whether `linear(x, w, b, ...)` (no epilogue) runs on oneDNN: for callers that lay out data per kernel."""
+    return _eligible(x, w, b) and choose_kernel(x.numel() // x.shape[-1], w.shape[1], w.shape[0]) == "onednn"
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: object, slot: str = "weight",
+           epilogue: str = "none") -> torch.Tensor:
+    """(..., K) @ w (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh'), through the kernel
+    measured faster for this shape; the packed copy of `w` is cached under (owner, slot)."""
+    if epilogue != "none" and epilogue not in _GELU:
+        raise ValueError(f"epilogue must be 'none' or one of {sorted(_GELU)}, got {epilogue!r}")
+    if _eligible(x, w, b):
+        K, N = w.shape[1], w.shape[0]
+        x2 = x.reshape(-1, K)  # (M, K)
+        if epilogue != "none" or choose_kernel(x2.shape[0], K, N) == "onednn":
+            attr, algorithm = ("none", "") if epilogue == "none" else ("gelu", _GELU[epilogue])
+            y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed_weight(owner, slot, w), b, attr, [],
+                                                   algorithm)  # (M, N)
+            return y.view(*x.shape[:-1], N)
+    y = F.linear(x, w, b)
+    if epilogue == "gelu":
+        return F.gelu(y)
+    return F.gelu(y, approximate="tanh") if epilogue == "gelu_tanh" else y
 
 
 def _packed_forward(mod: nn.Linear, x: torch.Tensor) -> torch.Tensor:  # (..., K) -> (..., N)
-    """`nn.Linear.forward` with the packed path; bound to the module (a deep copy rebinds to the copy)."""
-    if not _eligible(mod, x):
-        return F.linear(x, mod.weight, mod.bias)
-    x2 = x.reshape(-1, mod.in_features)  # (M, K)
-    y = torch.ops.mkldnn._linear_pointwise(x2, _packed_weight(mod), mod.bias, "none", [], "")  # (M, N)
-    return y.view(*x.shape[:-1], mod.out_features)
+    """`nn.Linear.forward` with the measured kernel; bound to the module (a deep copy rebinds to the copy)."""
+    return linear(x, mod.weight, mod.bias, mod)
 
 
 def _linears(model) -> list[nn.Linear]:
@@ -78,8 +105,8 @@ def _linears(model) -> list[nn.Linear]:
 
 @contextlib.contextmanager
 def packed_linears(model) -> Iterator[None]:
-    """Route the model's plain `nn.Linear` layers through oneDNN packed weights for small-batch CPU
-    inference while the block runs (nested and concurrent uses are counted; the last exit restores)."""
+    """Route the model's plain `nn.Linear` layers through `linear` (the kernel measured faster per shape) for
+    CPU inference while the block runs (nested and concurrent uses are counted; the last exit restores)."""
     mods = _linears(model) if packed_available() else []
     for m in mods:
         depth = m.__dict__.get("_lingvis_packed_depth", 0)
@@ -97,6 +124,8 @@ def packed_linears(model) -> Iterator[None]:
 
 
 def release_packed(model) -> None:
-    """Free the packed weight copies cached on the model's linear layers."""
-    for m in _linears(model):
-        _PACKED.pop(m, None)
+    """Free the packed weight copies cached on the model's modules."""
+    root = model if isinstance(model, nn.Module) else getattr(model, "model", None)
+    if isinstance(root, nn.Module):
+        for m in root.modules():
+            _PACKED.pop(m, None)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .packed_linear import linear
 
 
 def patchify(pixels: torch.Tensor, p: int) -> torch.Tensor:
@@ -30,7 +31,7 @@ class PatchEmbed(nn.Conv2d):
     def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> patch tokens (B, N, dim), row-major over the patch grid."""
         w = self.weight.view(self.out_channels, -1)  # (dim, C*p*p)
-        return F.linear(self.patches(pixels.to(w.dtype)), w, self.bias)
+        return linear(self.patches(pixels.to(w.dtype)), w, self.bias, self, "tokens")  # F.linear, kernel measured
 
     def grid(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, dim, H/p, W/p) feature map."""
