@@ -48,6 +48,7 @@ class DiffusionPretrainArgs:
     text_dropout: float = 0.1          # captions dropped for classifier-free guidance
     snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
     timesteps: str = "uniform"         # training noise levels: uniform | logit_normal
+    timestep_mean: float = 0.0         # logit_normal: mean of the normal (< 0: more training at low noise)
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -162,7 +163,7 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          args.text_dropout, cfg.seed, cfg.grad_accum,
                          sample_prompts=args.sample_prompts or default_prompts(val_groups),
                          sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
-                         snr_gamma=args.snr_gamma, timesteps=args.timesteps)
+                         snr_gamma=args.snr_gamma, timesteps=args.timesteps, timestep_mean=args.timestep_mean)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),
