@@ -1,6 +1,7 @@
 """Text-to-image learning run on a CPU, from scratch: the built-in shapes recipe (`shapes_recipe`: the
-t2i-shapes-dit-conv DiT with its residual conv head, 32px pixel space, flow matching at logit-normal noise levels,
-word-level text tower trained with it) for 15 CPU-minutes on the synthetic shapes train split, then `lingvis eval text-to-image`:
+t2i-shapes-dit-conv-s DiT (width 128, 4 layers) with its residual conv head, Adam 2e-3, 32px pixel space, flow
+matching at logit-normal noise levels, word-level text tower trained with it) for 15 CPU-minutes on the synthetic
+shapes train split, then `lingvis eval text-to-image`:
 
 * GenEval-style compositional scores (single object, two objects, counting, colours, position, attribute
   binding; detector validated on ground-truth renders first) at guidance 4 and at guidance 1 (no guidance);

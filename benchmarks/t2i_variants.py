@@ -86,9 +86,10 @@ def main() -> None:
            "load": [round(load, 2), round(os.getloadavg()[0], 2)], "run_val_loss": summary["eval"].get("loss")}
     model, tok = lingvis.load(str(run)), lingvis.load_tokenizer(str(run))
     res["val_loss"] = round(fixed_val_loss(model, tok, data), 4)
-    r = evaluate_text_to_image(model, tok, per_category=a.per_category, steps=25, guidance_scale=4.0,
-                               grid=str(run / "grid_guidance4.png"))
-    res["geneval_g4"] = {k: round(v, 3) for k, v in r["geneval"].items()}
+    if a.per_category > 0:  # 0: no GenEval slice (score the run with benchmarks.t2i_learning --model instead)
+        r = evaluate_text_to_image(model, tok, per_category=a.per_category, steps=25, guidance_scale=4.0,
+                                   grid=str(run / "grid_guidance4.png"))
+        res["geneval_g4"] = {k: round(v, 3) for k, v in r["geneval"].items()}
     (run / "variant.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res))
 

@@ -21,7 +21,9 @@ def _register_pretrain(group) -> None:
                          "captions JSON, JSONL {image,text}, CSV/TSV or webdataset .tar shards; without it the "
                          "synthetic shapes set is generated under OUT/shapes. Sample grids of fixed prompts go to "
                          "OUT/samples at every evaluation.")
-    add_train_args(p, max_steps=3000, batch_size=32, lr=1e-3, eval_every=500, warmup=50)
+    add_train_args(p, max_steps=3000, batch_size=32, lr=None, eval_every=500, warmup=50)
+    next(a for a in p._actions if "--lr" in a.option_strings).help = (
+        "peak learning rate (Adam); default: the shapes recipe's 2e-3 without --preset/--model, else 1e-3")
     p.set_defaults(weight_decay=0.0)  # the shapes recipe's optimizer (with beta2 0.99, set in run_pretrain)
     p.add_argument("--val-data", help="held-out captioned images (default: a split of --data by image)")
     p.add_argument("--image-root", help="folder that relative image paths in --data are under")
@@ -102,10 +104,12 @@ def _register_evaluate(group) -> None:
 
 
 def run_pretrain(args) -> int:
-    from ..recipes.diffusion import SHAPES_RECIPE, DiffusionPretrainArgs, pretrain_diffusion
+    from ..recipes.diffusion import SHAPES_LR, SHAPES_RECIPE, DiffusionPretrainArgs, pretrain_diffusion
 
     if args.beta2 is None:
         args.beta2 = 0.99
+    if args.lr is None:  # the shapes recipe's rate with its denoiser, 1e-3 otherwise
+        args.lr = SHAPES_LR if args.preset is None and args.model is None else 1e-3
     if args.preset is None and args.model is None and args.objective is None and args.snr_gamma is None:
         args.objective, args.snr_gamma = SHAPES_RECIPE["objective"], SHAPES_RECIPE["snr_gamma"]  # shapes_recipe's
         args.timesteps = args.timesteps or SHAPES_RECIPE["timesteps"]

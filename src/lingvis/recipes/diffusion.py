@@ -22,7 +22,8 @@ from ..train.trainer import Trainer
 from .clip import make_datasets
 from .clip_data import CaptionedImages, train_word_tokenizer
 
-DEFAULT_PRESET = "t2i-shapes-dit-conv"  # the shapes recipe's denoiser (docs/text_to_image.md, learning runs)
+DEFAULT_PRESET = "t2i-shapes-dit-conv-s"  # the shapes recipe's denoiser (docs/text_to_image.md, learning runs)
+SHAPES_LR = 2e-3  # the shapes recipe's Adam learning rate (with DEFAULT_PRESET)
 # the training choices that go with DEFAULT_PRESET (shapes_recipe, and `lingvis pretrain diffusion` without --preset)
 SHAPES_RECIPE = {"objective": "flow", "snr_gamma": None, "timesteps": "logit_normal"}
 OBJECTIVES = {
@@ -176,11 +177,12 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
 def shapes_recipe(out: str, data: str | None = None, val_data: str | None = None, minutes: float | None = 15.0,
                   max_steps: int | None = None) -> tuple[DiffusionPretrainArgs, TrainConfig]:
     """The best measured recipe for the built-in shapes (docs/text_to_image.md): the 32px pixel-space
-    t2i-shapes-dit-conv DiT with a word-level text tower trained with it, flow matching at logit-normal noise
-    levels, Adam at 1e-3, batch 32, on a budget of `minutes` of this process's CPU time."""
+    t2i-shapes-dit-conv-s DiT (width 128, 4 layers, residual conv head) with a word-level text tower trained with
+    it, flow matching at logit-normal noise levels, Adam at 2e-3, batch 32, on a budget of `minutes` of this
+    process's CPU time."""
     args = DiffusionPretrainArgs(out=out, data=data, val_data=val_data, preset=DEFAULT_PRESET, max_val=64,
                                  **SHAPES_RECIPE)
     cfg = TrainConfig(max_steps=max_steps or 100_000, max_minutes=minutes, budget_clock="cpu", batch_size=32,
-                      lr=1e-3, warmup_steps=50, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=2,
+                      lr=SHAPES_LR, warmup_steps=50, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=2,
                       log_every=50, progress=False)
     return args, cfg
