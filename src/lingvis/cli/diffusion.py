@@ -72,6 +72,8 @@ def _register_generate(sub) -> None:
     g.add_argument("--negative-prompt", help="what to steer away from (classifier-free guidance)")
     g.add_argument("--steps", type=int, default=25, help="sampling steps")
     g.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale (1 = none)")
+    g.add_argument("--guidance-below", type=float, default=1.0,
+                   help="guide only at timesteps <= this fraction of the schedule (flow: sigma); 1 = every step")
     g.add_argument("--seed", type=int, default=0, help="seed of the initial noise (same seed, same images)")
     g.add_argument("--n", type=int, default=4, help="images per prompt")
     g.add_argument("--scheduler", help="ddim | dpm++ | euler | ddpm | flow-euler (default: the model's)")
@@ -92,6 +94,8 @@ def _register_evaluate(group) -> None:
     e.add_argument("--per-category", type=int, default=40, help="prompts per category")
     e.add_argument("--steps", type=int, default=25, help="sampling steps")
     e.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    e.add_argument("--guidance-below", type=float, default=1.0,
+                   help="guide only at timesteps <= this fraction of the schedule (flow: sigma); 1 = every step")
     e.add_argument("--scheduler", help="sampler (default: the model's)")
     e.add_argument("--seed", type=int, default=0, help="seed of prompts and noise")
     e.add_argument("--batch-size", type=int, default=32, help="images sampled at once")
@@ -151,7 +155,7 @@ def run_generate(args) -> int:
     start = time.perf_counter()
     images = generate_images(model, tok, args.prompt, negative_prompt=args.negative_prompt, n=args.n, steps=args.steps,
                              guidance_scale=args.guidance, seed=args.seed, scheduler=args.scheduler, height=args.size,
-                             width=args.size, progress=not args.no_progress)
+                             width=args.size, progress=not args.no_progress, guidance_below=args.guidance_below)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, cols=args.cols or args.n).save(out)
@@ -175,7 +179,7 @@ def run_evaluate(args) -> int:
     report = evaluate_text_to_image(model, tok, per_category=args.per_category, steps=args.steps,
                                     guidance_scale=args.guidance, scheduler=args.scheduler, seed=args.seed,
                                     batch_size=args.batch_size, clip=clip, clip_tokenizer=clip_tok, n_real=args.real,
-                                    grid=args.grid)
+                                    grid=args.grid, guidance_below=args.guidance_below)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     print_json(report)
