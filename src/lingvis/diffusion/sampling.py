@@ -116,7 +116,7 @@ def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_
     if output not in ("pil", "pt"):
         raise ValueError(f"output must be 'pil' or 'pt', got {output!r}")
     if not 0.0 <= guidance_below <= 1.0:
-        raise ValueError(f"guidance_below must be in [0, 1] (a fraction of the training timesteps), got {guidance_below}")
+        raise ValueError(f"guidance_below must be in [0, 1] (a fraction of the timesteps), got {guidance_below}")
     model.eval()
     device = next(model.parameters()).device
     height, width = height or model.image_size, width or model.image_size
