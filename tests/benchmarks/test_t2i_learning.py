@@ -34,3 +34,13 @@ def test_sweep_plot_and_table(tmp_path):
     assert Image.open(tmp_path / "steps.png").size[0] > 100
     md = markdown({"sweep": rows})
     assert "| dpm++ | 0.100 | 0.250 | 0.500 |" in md and "FlowMatch" in md
+
+
+def test_table_labels_the_guidance_interval_row():
+    scores = {"overall": 0.5, "single_object": 1.0, "colours": 0.5, "two_objects": 0.5, "position": 0.0,
+              "counting": 0.5, "attribute_binding": 0.5}
+    md = markdown({"guidance_4": {"guidance_scale": 4.0, "geneval": scores},
+                   "guidance_4_interval": {"guidance_scale": 4.0, "guidance_below": 0.5, "geneval": scores},
+                   "guidance_1": {"guidance_scale": 1.0, "geneval": scores}})
+    rows = [line.split(" | ")[0] for line in md.splitlines()[2:5]]
+    assert rows == ["| 4", "| 4 (at sigma <= 0.5)", "| 1"]

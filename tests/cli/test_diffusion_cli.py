@@ -90,6 +90,8 @@ def test_bad_flags_are_named(run, capsys):
     root, _ = run
     assert main(["generate-image", "--model", str(root / "run"), "x", "--steps", "0"]) == 2
     assert "steps" in capsys.readouterr().err
+    assert main(["generate-image", "--model", str(root / "run"), "x", "--guidance-below", "2"]) == 2
+    assert "guidance_below" in capsys.readouterr().err
     assert main(["generate-image", "--model", str(root / "shapes"), "x"]) == 2
 
 

@@ -67,10 +67,23 @@ def test_guidance_and_negative_prompt_change_the_image(pair):
     assert (plain - guided).abs().max() > 1e-3 and (guided - negative).abs().max() > 1e-3
 
 
+def test_guidance_interval_guides_only_the_low_noise_steps(pair):
+    _, model, tok = pair
+    kw = dict(steps=4, height=16, width=16, output="pt", progress=False, seed=0)
+    plain = generate_images(model, tok, PROMPTS, guidance_scale=1.0, **kw)
+    guided = generate_images(model, tok, PROMPTS, guidance_scale=6.0, **kw)
+    torch.testing.assert_close(generate_images(model, tok, PROMPTS, guidance_scale=6.0, guidance_below=1.0, **kw),
+                               guided)
+    torch.testing.assert_close(generate_images(model, tok, PROMPTS, guidance_scale=6.0, guidance_below=0.0, **kw),
+                               plain, atol=1e-5, rtol=0)  # no step at t <= 0: no guidance at all
+    half = generate_images(model, tok, PROMPTS, guidance_scale=6.0, guidance_below=0.5, **kw)  # the last two steps
+    assert (half - plain).abs().max() > 1e-3 and (half - guided).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("kw,match", [
     (dict(prompts=""), "prompt"), (dict(steps=0), "steps"), (dict(n=0), "n:"), (dict(height=15), "size"),
     (dict(guidance_scale=-1.0), "guidance_scale"), (dict(negative_prompt=["a", "b"]), "negative_prompt"),
-    (dict(scheduler="plms"), "unknown scheduler"),
+    (dict(scheduler="plms"), "unknown scheduler"), (dict(guidance_below=1.5), "guidance_below"),
 ])
 def test_bad_requests_name_the_field(pair, kw, match):
     _, model, tok = pair

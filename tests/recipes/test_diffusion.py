@@ -8,6 +8,7 @@ import torch
 
 import lingvis
 from lingvis.data.shapes import generate_shapes
+from lingvis.models import registry
 from lingvis.recipes.clip_data import train_word_tokenizer
 from lingvis.recipes.diffusion import DiffusionPretrainArgs, pretrain_diffusion
 from lingvis.train.config import TrainConfig
@@ -92,15 +93,18 @@ def test_a_model_without_a_text_tower_is_named(data, tmp_path):
 
 
 def test_shapes_recipe_is_a_cpu_budgeted_flow_dit_that_trains(data, tmp_path):
-    from lingvis.recipes.diffusion import DEFAULT_PRESET, SHAPES_RECIPE, shapes_recipe
+    from lingvis.recipes.diffusion import DEFAULT_PRESET, SHAPES_LR, SHAPES_RECIPE, shapes_recipe
 
     root, _ = data
     args, tc = shapes_recipe(str(tmp_path / "run"), str(root / "shapes" / "captions_train.json"),
                              str(root / "shapes" / "captions_val.json"), minutes=15)
     assert (args.preset, args.objective, args.snr_gamma, args.timesteps) == (
         DEFAULT_PRESET, SHAPES_RECIPE["objective"], SHAPES_RECIPE["snr_gamma"], SHAPES_RECIPE["timesteps"])
-    assert DEFAULT_PRESET == "t2i-shapes-dit-conv" and SHAPES_RECIPE["objective"] == "flow"
-    assert (tc.max_minutes, tc.budget_clock) == (15, "cpu")
+    assert DEFAULT_PRESET == "t2i-shapes-dit-conv-s" and SHAPES_RECIPE["objective"] == "flow"
+    assert (tc.max_minutes, tc.budget_clock, tc.lr) == (15, "cpu", SHAPES_LR)
+    _, preset = registry.preset_of(DEFAULT_PRESET, "text_to_image")
+    assert {k: preset.denoiser[k] for k in ("dim", "depth", "patch_size", "conv_out")} == dict(
+        dim=128, depth=4, patch_size=4, conv_out=32)
     # the same recipe (DiT with the conv head, flow matching) cut to a tiny size for two steps: a run that loads
     args.overrides = {"denoiser": dict(sample_size=16, dim=32, depth=1, heads=2, text_dim=32, conv_out=8),
                       "text": dict(dim=32, depth=1, heads=4, mlp_hidden=64)}

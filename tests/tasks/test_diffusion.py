@@ -51,3 +51,14 @@ def test_task_uses_the_sampler_and_rejects_unknown_names():
     batch = {"pixel_values": torch.zeros(4096, 1, 1, 1), "input_ids": torch.zeros(4096, 2), "attention_mask": None}
     loss = task._loss(Probe(), batch, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and _middle(seen[0]) == pytest.approx(0.727, abs=0.03)
+
+
+def test_logit_normal_mean_moves_the_noise_levels_down():
+    sched = make_scheduler(FLOW)
+    g = torch.Generator().manual_seed(2)
+    t = logit_normal_timesteps(sched, 20000, g, "cpu", mean=-1.0)
+    # median sigmoid(-1) = 0.269; P(sigma < 0.5) = P(N(-1, 1) < 0) = 0.841
+    assert float(t.median()) == pytest.approx(269, abs=10)
+    assert float((t < 500).float().mean()) == pytest.approx(0.841, abs=0.02)
+    with pytest.raises(ValueError, match="timestep_mean"):
+        DiffusionTask(lambda x: x, FLOW, timesteps="uniform", timestep_mean=-0.5)

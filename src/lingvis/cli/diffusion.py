@@ -21,7 +21,9 @@ def _register_pretrain(group) -> None:
                          "captions JSON, JSONL {image,text}, CSV/TSV or webdataset .tar shards; without it the "
                          "synthetic shapes set is generated under OUT/shapes. Sample grids of fixed prompts go to "
                          "OUT/samples at every evaluation.")
-    add_train_args(p, max_steps=3000, batch_size=32, lr=1e-3, eval_every=500, warmup=50)
+    add_train_args(p, max_steps=3000, batch_size=32, lr=None, eval_every=500, warmup=50)
+    next(a for a in p._actions if "--lr" in a.option_strings).help = (
+        "peak learning rate (Adam); default: the shapes recipe's 2e-3 without --preset/--model, else 1e-3")
     p.set_defaults(weight_decay=0.0)  # the shapes recipe's optimizer (with beta2 0.99, set in run_pretrain)
     p.add_argument("--val-data", help="held-out captioned images (default: a split of --data by image)")
     p.add_argument("--image-root", help="folder that relative image paths in --data are under")
@@ -70,6 +72,8 @@ def _register_generate(sub) -> None:
     g.add_argument("--negative-prompt", help="what to steer away from (classifier-free guidance)")
     g.add_argument("--steps", type=int, default=25, help="sampling steps")
     g.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale (1 = none)")
+    g.add_argument("--guidance-below", type=float, default=1.0,
+                   help="guide only at timesteps <= this fraction of the schedule (flow: sigma); 1 = every step")
     g.add_argument("--seed", type=int, default=0, help="seed of the initial noise (same seed, same images)")
     g.add_argument("--n", type=int, default=4, help="images per prompt")
     g.add_argument("--scheduler", help="ddim | dpm++ | euler | ddpm | flow-euler (default: the model's)")
@@ -90,6 +94,8 @@ def _register_evaluate(group) -> None:
     e.add_argument("--per-category", type=int, default=40, help="prompts per category")
     e.add_argument("--steps", type=int, default=25, help="sampling steps")
     e.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    e.add_argument("--guidance-below", type=float, default=1.0,
+                   help="guide only at timesteps <= this fraction of the schedule (flow: sigma); 1 = every step")
     e.add_argument("--scheduler", help="sampler (default: the model's)")
     e.add_argument("--seed", type=int, default=0, help="seed of prompts and noise")
     e.add_argument("--batch-size", type=int, default=32, help="images sampled at once")
@@ -102,10 +108,12 @@ def _register_evaluate(group) -> None:
 
 
 def run_pretrain(args) -> int:
-    from ..recipes.diffusion import SHAPES_RECIPE, DiffusionPretrainArgs, pretrain_diffusion
+    from ..recipes.diffusion import SHAPES_LR, SHAPES_RECIPE, DiffusionPretrainArgs, pretrain_diffusion
 
     if args.beta2 is None:
         args.beta2 = 0.99
+    if args.lr is None:  # the shapes recipe's rate with its denoiser, 1e-3 otherwise
+        args.lr = SHAPES_LR if args.preset is None and args.model is None else 1e-3
     if args.preset is None and args.model is None and args.objective is None and args.snr_gamma is None:
         args.objective, args.snr_gamma = SHAPES_RECIPE["objective"], SHAPES_RECIPE["snr_gamma"]  # shapes_recipe's
         args.timesteps = args.timesteps or SHAPES_RECIPE["timesteps"]
@@ -147,7 +155,7 @@ def run_generate(args) -> int:
     start = time.perf_counter()
     images = generate_images(model, tok, args.prompt, negative_prompt=args.negative_prompt, n=args.n, steps=args.steps,
                              guidance_scale=args.guidance, seed=args.seed, scheduler=args.scheduler, height=args.size,
-                             width=args.size, progress=not args.no_progress)
+                             width=args.size, progress=not args.no_progress, guidance_below=args.guidance_below)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, cols=args.cols or args.n).save(out)
@@ -171,7 +179,7 @@ def run_evaluate(args) -> int:
     report = evaluate_text_to_image(model, tok, per_category=args.per_category, steps=args.steps,
                                     guidance_scale=args.guidance, scheduler=args.scheduler, seed=args.seed,
                                     batch_size=args.batch_size, clip=clip, clip_tokenizer=clip_tok, n_real=args.real,
-                                    grid=args.grid)
+                                    grid=args.grid, guidance_below=args.guidance_below)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     print_json(report)

@@ -64,10 +64,13 @@ def encode_prompts(model, tokenizer, prompts: Sequence[str]) -> tuple[torch.Tens
 @torch.inference_mode()
 def sample_latents(model, text: torch.Tensor, text_mask: torch.Tensor | None, uncond: torch.Tensor | None,
                    uncond_mask: torch.Tensor | None, scheduler: Scheduler, steps: int, guidance_scale: float,
-                   latents: torch.Tensor, generator: torch.Generator | None = None, progress: bool = True
-                   ) -> torch.Tensor:
+                   latents: torch.Tensor, generator: torch.Generator | None = None, progress: bool = True,
+                   guidance_below: float = 1.0) -> torch.Tensor:
     """The denoising loop over (B, C, h, w) `latents` (already scaled by the initial noise sigma).
-    With `uncond` (B, L, D) the prediction is uncond + g * (cond - uncond), both halves in one batch."""
+    With `uncond` (B, L, D) the prediction is uncond + g * (cond - uncond), both halves in one batch, at the
+    steps whose timestep is <= guidance_below * num_train_timesteps (guidance in a limited interval, as
+    Kynkaanniemi et al. 2024; 1.0: every step; for flow matching the bound is the noise level sigma); the other
+    steps run the conditional half alone."""
     denoiser = model.sampling_denoiser
     scheduler.set_timesteps(steps)
     guided = uncond is not None
@@ -78,10 +81,14 @@ def sample_latents(model, text: torch.Tensor, text_mask: torch.Tensor | None, un
     shared = guided and getattr(denoiser, "shares_guidance_input", False)  # one input row per image
     x = latents
     steps_bar = progress_bar(scheduler.timesteps, desc="sampling", unit="step", leave=False, disable=not progress)
+    limit = guidance_below * scheduler.config.num_train_timesteps
     for i, t in enumerate(steps_bar):
-        inp = scheduler.scale_model_input(x if shared or not guided else torch.cat([x, x]), i)
-        pred = denoiser(inp, t.to(x.device), states, mask)
-        if guided:
+        if guided and float(t) > limit:  # outside the guidance interval: the conditional prediction alone
+            pred = denoiser(scheduler.scale_model_input(x, i), t.to(x.device), text, text_mask)
+        else:
+            inp = scheduler.scale_model_input(x if shared or not guided else torch.cat([x, x]), i)
+            pred = denoiser(inp, t.to(x.device), states, mask)
+        if guided and float(t) <= limit:
             p_uncond, p_cond = pred.chunk(2)
             pred = p_uncond + guidance_scale * (p_cond - p_uncond)
         x = scheduler.step(pred, i, x, generator=generator)
@@ -99,15 +106,18 @@ def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_
                     n: int = 1, steps: int = 25, guidance_scale: float = 4.0, seed: int | None = None,
                     generator: torch.Generator | None = None, height: int | None = None, width: int | None = None,
                     scheduler: str | Scheduler | None = None, latents: torch.Tensor | None = None,
-                    progress: bool = True, output: str = "pil"):
+                    progress: bool = True, output: str = "pil", guidance_below: float = 1.0):
     """Images for `prompts` (n per prompt, prompt-major order as diffusers). Guidance > 1 runs
     classifier-free guidance against `negative_prompt` (default the empty prompt). `seed` (or a CPU
     `generator`) fixes the initial noise; `latents` gives it directly (scaled by the scheduler's initial
-    sigma, as diffusers does). `output`: 'pil' (list of images) or 'pt' ((B, 3, H, W) in [0, 1])."""
+    sigma, as diffusers does). `output`: 'pil' (list of images) or 'pt' ((B, 3, H, W) in [0, 1]).
+    `guidance_below` < 1 guides only the lower-noise steps (`sample_latents`)."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     check_request(prompts, steps, guidance_scale, n)
     if output not in ("pil", "pt"):
         raise ValueError(f"output must be 'pil' or 'pt', got {output!r}")
+    if not 0.0 <= guidance_below <= 1.0:
+        raise ValueError(f"guidance_below must be in [0, 1] (a fraction of the timesteps), got {guidance_below}")
     model.eval()
     device = next(model.parameters()).device
     height, width = height or model.image_size, width or model.image_size
@@ -140,7 +150,7 @@ def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_
     x = latents.to(device) * sched.init_noise_sigma
     with packed_linears(model):  # the denoiser's linears likewise
         x = sample_latents(model, text, text_mask, uncond, uncond_mask, sched, steps, guidance_scale, x, generator,
-                           progress)
+                           progress, guidance_below)
     images = (model.from_latents(x) / 2 + 0.5).clamp(0, 1)  # (B, 3, H, W)
     return images if output == "pt" else to_pil(images)
 

@@ -66,21 +66,23 @@ def clip_features(clip, images) -> torch.Tensor:
                       for i in range(0, len(images), 64)])
 
 
-def generate_for(model, tokenizer, prompts, *, steps, guidance_scale, scheduler, seed, batch_size):
+def generate_for(model, tokenizer, prompts, *, steps, guidance_scale, scheduler, seed, batch_size,
+                 guidance_below=1.0):
     generator = torch.Generator().manual_seed(seed)
     images = []
     for i in range(0, len(prompts), batch_size):
         images += generate_images(model, tokenizer, prompts[i:i + batch_size], steps=steps,
                                   guidance_scale=guidance_scale, scheduler=scheduler, generator=generator,
-                                  progress=False)
+                                  progress=False, guidance_below=guidance_below)
     return images
 
 
 def evaluate_text_to_image(model, tokenizer, per_category: int = 40, steps: int = 25, guidance_scale: float = 4.0,
                            scheduler: str | None = None, seed: int = 0, batch_size: int = 32, clip=None,
                            clip_tokenizer=None, n_real: int = 500, grid: str | None = None,
-                           detector_images: int = 300) -> dict:
-    """The compositional report (and CLIP score / FID when a `clip` model is given)."""
+                           detector_images: int = 300, guidance_below: float = 1.0) -> dict:
+    """The compositional report (and CLIP score / FID when a `clip` model is given); `guidance_below` < 1
+    applies the guidance only at the lower-noise steps (`lingvis.diffusion.sampling.sample_latents`)."""
     size = model.image_size
     t0 = time.perf_counter()
     check = _validated(detector_images, size, seed)
@@ -90,10 +92,11 @@ def evaluate_text_to_image(model, tokenizer, per_category: int = 40, steps: int 
     items = make_items(per_category, seed)
     prompts = [it.prompt for it in items]
     images = generate_for(model, tokenizer, prompts, steps=steps, guidance_scale=guidance_scale,
-                          scheduler=scheduler, seed=seed, batch_size=batch_size)
+                          scheduler=scheduler, seed=seed, batch_size=batch_size, guidance_below=guidance_below)
     report = {"geneval": geneval_scores(images, items), "detector": {k: v for k, v in check.items() if k != "failures"},
               "images": len(images), "image_size": size, "steps": steps, "guidance_scale": guidance_scale,
-              "scheduler": scheduler or model.config.scheduler["_class_name"], "per_category": per_category}
+              "scheduler": scheduler or model.config.scheduler["_class_name"], "per_category": per_category,
+              "guidance_below": guidance_below}
     if clip is not None:
         report["clip_score"] = clip_score(clip, clip_tokenizer, images, prompts)
         real = [render_scene(s, size) for s in make_split_scenes("test", n_real, seed)]

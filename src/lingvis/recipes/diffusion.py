@@ -23,7 +23,8 @@ from ..train.trainer import Trainer
 from .clip import make_datasets
 from .clip_data import CaptionedImages, train_word_tokenizer
 
-DEFAULT_PRESET = "t2i-shapes-dit-conv"  # the shapes recipe's denoiser (docs/text_to_image.md, learning runs)
+DEFAULT_PRESET = "t2i-shapes-dit-conv-s"  # the shapes recipe's denoiser (docs/text_to_image.md, learning runs)
+SHAPES_LR = 2e-3  # the shapes recipe's Adam learning rate (with DEFAULT_PRESET)
 # the training choices that go with DEFAULT_PRESET (shapes_recipe, and `lingvis pretrain diffusion` without --preset)
 SHAPES_RECIPE = {"objective": "flow", "snr_gamma": None, "timesteps": "logit_normal"}
 OBJECTIVES = {
@@ -49,6 +50,7 @@ class DiffusionPretrainArgs:
     text_dropout: float = 0.1          # captions dropped for classifier-free guidance
     snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
     timesteps: str = "uniform"         # training noise levels: uniform | logit_normal
+    timestep_mean: float = 0.0         # logit_normal: mean of the normal (< 0: more training at low noise)
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -163,7 +165,7 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          args.text_dropout, cfg.seed, cfg.grad_accum,
                          sample_prompts=args.sample_prompts or default_prompts(val_groups),
                          sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
-                         snr_gamma=args.snr_gamma, timesteps=args.timesteps)
+                         snr_gamma=args.snr_gamma, timesteps=args.timesteps, timestep_mean=args.timestep_mean)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),
@@ -176,11 +178,12 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
 def shapes_recipe(out: str, data: str | None = None, val_data: str | None = None, minutes: float | None = 15.0,
                   max_steps: int | None = None) -> tuple[DiffusionPretrainArgs, TrainConfig]:
     """The best measured recipe for the built-in shapes (docs/text_to_image.md): the 32px pixel-space
-    t2i-shapes-dit-conv DiT with a word-level text tower trained with it, flow matching at logit-normal noise
-    levels, Adam at 1e-3, batch 32, on a budget of `minutes` of this process's CPU time."""
+    t2i-shapes-dit-conv-s DiT (width 128, 4 layers, residual conv head) with a word-level text tower trained with
+    it, flow matching at logit-normal noise levels, Adam at 2e-3, batch 32, on a budget of `minutes` of this
+    process's CPU time."""
     args = DiffusionPretrainArgs(out=out, data=data, val_data=val_data, preset=DEFAULT_PRESET, max_val=64,
                                  **SHAPES_RECIPE)
     cfg = TrainConfig(max_steps=max_steps or 100_000, max_minutes=minutes, budget_clock="cpu", batch_size=32,
-                      lr=1e-3, warmup_steps=50, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=2,
+                      lr=SHAPES_LR, warmup_steps=50, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=2,
                       log_every=50, progress=False)
     return args, cfg

@@ -2,9 +2,9 @@
 regress the scheduler's target (noise, velocity or flow) from the noisy input and the caption. Captions are
 dropped at `text_dropout` for classifier-free guidance; the EMA of the denoiser is updated once per
 optimizer step; `snr_gamma` weights the loss by min(SNR, gamma) (min-SNR, for noise-prediction objectives);
-`timesteps="logit_normal"` draws training noise levels as sigmoid(N(0, 1)) of the schedule (SD3's sampler,
-denser in the middle noise levels) instead of uniformly; evaluation is a seeded validation loss plus a grid of
-fixed prompts saved as a PNG."""
+`timesteps="logit_normal"` draws training noise levels as sigmoid(N(m, 1)) of the schedule (SD3's sampler,
+denser in the middle noise levels; `timestep_mean` m < 0 moves the mass to lower noise) instead of uniformly;
+evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
 import random
@@ -23,11 +23,12 @@ Tokenize = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
 
 
-def logit_normal_timesteps(scheduler, batch: int, generator: torch.Generator | None, device) -> torch.Tensor:
-    """(batch,) training timesteps at u = sigmoid(N(0, 1)) of the schedule: flow sigma u (then the scheduler's
+def logit_normal_timesteps(scheduler, batch: int, generator: torch.Generator | None, device,
+                           mean: float = 0.0) -> torch.Tensor:
+    """(batch,) training timesteps at u = sigmoid(N(mean, 1)) of the schedule: flow sigma u (then the scheduler's
     shift), or the discrete timestep floor(u * num_train_timesteps) of a noise-prediction schedule."""
     n_train = scheduler.config.num_train_timesteps
-    u = torch.sigmoid(torch.randn(batch, generator=generator))  # (B,) in (0, 1)
+    u = torch.sigmoid(torch.randn(batch, generator=generator) + mean)  # (B,) in (0, 1)
     shift = getattr(scheduler.config, "shift", None) or getattr(scheduler.config, "flow_shift", None)
     if hasattr(scheduler, "min_snr_weight") and not getattr(scheduler.config, "use_flow_sigmas", False):
         return (u * n_train).long().clamp(max=n_train - 1).to(device)
@@ -48,12 +49,14 @@ class DiffusionTask(Task):
     def __init__(self, tokenize: Tokenize, scheduler_config: dict, text_dropout: float = 0.1, seed: int = 0,
                  grad_accum: int = 1, sample_prompts: list[str] | None = None, sample_dir: str | Path | None = None,
                  tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0, snr_gamma: float | None = None,
-                 timesteps: str = "uniform"):
+                 timesteps: str = "uniform", timestep_mean: float = 0.0):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
             raise ValueError(f"timesteps must be one of {TIMESTEP_SAMPLERS}, got {timesteps!r}")
-        self.timesteps = timesteps
+        if timestep_mean and timesteps != "logit_normal":
+            raise ValueError(f"timestep_mean {timestep_mean} needs timesteps='logit_normal', got {timesteps!r}")
+        self.timesteps, self.timestep_mean = timesteps, timestep_mean
         self.tokenize, self.text_dropout = tokenize, text_dropout
         self.scheduler = make_scheduler(scheduler_config, source="the model's scheduler config")
         self.rng = random.Random(seed)
@@ -78,7 +81,7 @@ class DiffusionTask(Task):
         states, mask = core.encode_text(batch["input_ids"], batch["attention_mask"])  # (B, L, D)
         B = x0.shape[0]
         if self.timesteps == "logit_normal":
-            t = logit_normal_timesteps(self.scheduler, B, generator, x0.device)  # (B,)
+            t = logit_normal_timesteps(self.scheduler, B, generator, x0.device, self.timestep_mean)  # (B,)
         else:
             t = self.scheduler.sample_training_timesteps(B, generator, x0.device)  # (B,)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device) if generator is not None \
