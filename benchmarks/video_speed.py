@@ -129,7 +129,8 @@ def bench(kind: str, repeats: int) -> dict:
             "mkl_s": round(wall["lingvis_mkl"], 3), "mkl_cpu_s": round(cpu["lingvis_mkl"], 3),
             "ratio_cpu_mkl": round(cpu["transformers"] / cpu["lingvis_mkl"], 3),
             "gemm_choice_gain_cpu": round(cpu["lingvis_mkl"] / cpu["lingvis"], 3),
-            "lingvis_GFLOPs": round(flop / wall["lingvis"], 1), "transformers_GFLOPs": round(flop / wall["transformers"], 1),
+            "lingvis_GFLOPs": round(flop / wall["lingvis"], 1),
+            "transformers_GFLOPs": round(flop / wall["transformers"], 1),
             **limit, "largest_ratio_at_peak": round(wall["transformers"] / limit["floor_s"], 3),
             "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
 

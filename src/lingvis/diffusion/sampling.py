@@ -102,11 +102,12 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 
 
 @torch.inference_mode()
-def generate_images(model, tokenizer, prompts: str | Sequence[str], *, negative_prompt: str | Sequence[str] | None = None,
-                    n: int = 1, steps: int = 25, guidance_scale: float = 4.0, seed: int | None = None,
-                    generator: torch.Generator | None = None, height: int | None = None, width: int | None = None,
-                    scheduler: str | Scheduler | None = None, latents: torch.Tensor | None = None,
-                    progress: bool = True, output: str = "pil", guidance_below: float = 1.0):
+def generate_images(model, tokenizer, prompts: str | Sequence[str], *,
+                    negative_prompt: str | Sequence[str] | None = None, n: int = 1, steps: int = 25,
+                    guidance_scale: float = 4.0, seed: int | None = None, generator: torch.Generator | None = None,
+                    height: int | None = None, width: int | None = None, scheduler: str | Scheduler | None = None,
+                    latents: torch.Tensor | None = None, progress: bool = True, output: str = "pil",
+                    guidance_below: float = 1.0):
     """Images for `prompts` (n per prompt, prompt-major order as diffusers). Guidance > 1 runs
     classifier-free guidance against `negative_prompt` (default the empty prompt). `seed` (or a CPU
     `generator`) fixes the initial noise; `latents` gives it directly (scaled by the scheduler's initial
