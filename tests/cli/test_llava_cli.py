@@ -117,3 +117,12 @@ def test_evaluate_video_qa_with_an_image_chat_model(runs, capsys, tmp_path):
     r = json.loads(out)
     n = len(json.loads((data / "qa_test.json").read_text()))
     assert code == 0 and r["questions"] == n and 0 <= r["accuracy"] <= 1 and len(r["examples"]) >= 1
+
+
+def test_stage_one_takes_the_lingvis_only_image_token_layouts(runs):
+    common = ["--max-steps", 1, "--batch-size", 2, "--eval-every", 1, "--eval-batches", 1, "--no-progress",
+              "--n-train", 4, "--device", "cpu"]
+    assert main([str(a) for a in ["pretrain", "llava", "--vision", runs / "clip", "--llm", runs / "lm", "--out",
+                                  runs / "s1m", "--spatial-merge", 2, "--image-position", "rowcol", *common]]) == 0
+    m = lingvis.load(runs / "s1m")
+    assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, "rowcol", 4)

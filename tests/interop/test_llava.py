@@ -3,6 +3,7 @@ random configs with odd shapes, through lingvis.load and lingvis.save: logits wi
 left padding, greedy generation for 24 tokens, feature-layer lists and the `full` strategy, the weight layouts
 transformers has written, preprocessing from preprocessor_config.json, and export back to transformers."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -189,3 +190,16 @@ def test_unsupported_towers_are_named(tmp_path):
     (tmp_path / "hf" / "config.json").write_text(json.dumps(bad))
     with pytest.raises(CheckpointError, match="gemma"):
         lingvis.load(tmp_path / "hf")
+
+
+@pytest.mark.parametrize("kw, field", [({"spatial_merge": 2}, "spatial_merge=2"),
+                                       ({"image_position": "rowcol"}, "image_position='rowcol'")])
+def test_lingvis_only_image_token_layouts_refuse_hf_export(kw, field, tmp_path):
+    model = lingvis.build("llava-llama-nano", **kw)  # exportable without these fields
+    assert (lingvis.save(lingvis.build("llava-llama-nano"), tmp_path / "plain", format="hf") / "config.json").is_file()
+    with pytest.raises(ValueError, match=re.escape(field) + ".*lingvis-only"):
+        lingvis.save(model, tmp_path / "m", format="hf")
+    path = lingvis.save(model, tmp_path / "native")  # auto: the lingvis format, and it loads back the same
+    assert (path / "lingvis.json").is_file()
+    back = lingvis.load(path)
+    assert getattr(back.config, next(iter(kw))) == next(iter(kw.values()))

@@ -113,3 +113,53 @@ def test_config_errors_are_named():
         LlavaConfig(vision={"depth": 2}, vision_feature_layer=7)
     assert parse_projector("mlp3x_relu") == (3, "relu")
     assert isinstance(model(projector="mlp3x_relu"), Llava)
+
+
+def test_merged_patches_concatenate_each_two_by_two_block():
+    m = model(spatial_merge=2)  # clip-nano: a 4 x 4 patch grid -> 2 x 2 merged tokens
+    assert m.tokens_per_image == 4
+    px = pixels(m, 2)
+    _, hidden = m.vision.forward_features(px, output_hidden_states=True)
+    patches = hidden[-2][:, 1:].reshape(2, 4, 4, -1)  # (N, row, col, C)
+    # merged token 1 is the block of rows 0-1, columns 2-3, its patches in row-major order
+    block = torch.cat([patches[:, 0, 2], patches[:, 0, 3], patches[:, 1, 2], patches[:, 1, 3]], dim=-1)
+    feats = m.image_features(px)
+    assert feats.shape == (2, 4, m.llm.config.n_embd)
+    assert torch.allclose(feats[:, 1], m.projector(block), atol=1e-6)
+    ids = prompt(m, 2)
+    assert m(ids, pixel_values=px).shape == (1, ids.shape[1], m.llm.config.vocab_size)
+
+
+def test_row_column_positions_add_to_each_image_token():
+    plain, m = model(), model(image_position="rowcol")
+    m.load_state_dict(plain.state_dict(), strict=False)
+    px = pixels(m, 1)
+    assert torch.equal(m.image_features(px), plain.image_features(px))  # zero at the start
+    with torch.no_grad():
+        m.projector_pos.row.normal_()
+        m.projector_pos.col.normal_()
+    got = m.image_features(px).reshape(1, 4, 4, -1)
+    want = plain.image_features(px).reshape(1, 4, 4, -1)
+    assert torch.allclose(got[0, 2, 1], want[0, 2, 1] + m.projector_pos.row[2] + m.projector_pos.col[1], atol=1e-6)
+    full = model(image_position="rowcol", vision_feature_select_strategy="full")
+    full.projector_pos.row.data.normal_()
+    feats = full.image_features(px)
+    assert torch.equal(feats[:, 0], full.projector(full.vision.forward_features(px, output_hidden_states=True)[1][-2]
+                                                   )[:, 0])  # the class token gets no position
+    # stage 1 trains the positions with the projector
+    m = model(image_position="rowcol", freeze_llm=True).train()
+    m(prompt(m), pixel_values=pixels(m, 1)).square().mean().backward()
+    trained = {n for n, p in m.named_parameters() if p.grad is not None}
+    assert trained == {n for n, _ in m.named_parameters() if n.startswith("projector")}
+    assert {"projector_pos.row", "projector_pos.col"} <= trained
+
+
+def test_image_token_layout_errors_are_named():
+    with pytest.raises(ValueError, match="image_position must be one of"):
+        LlavaConfig(image_position="xy")
+    with pytest.raises(ValueError, match="spatial_merge must be >= 1"):
+        LlavaConfig(spatial_merge=0)
+    with pytest.raises(ValueError, match="merges patch tokens only"):
+        LlavaConfig(spatial_merge=2, vision_feature_select_strategy="full")
+    with pytest.raises(ValueError, match="spatial_merge 3 does not divide the tower's 4 x 4 patch grid"):
+        model(spatial_merge=3)

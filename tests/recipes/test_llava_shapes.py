@@ -86,3 +86,16 @@ def test_tower_from_an_existing_run(chain, tmp_path):
     assert "captioner" not in log and not (tmp_path / "captioner").exists() and log["stage1"]["steps"] == 2
     assert torch.equal(lingvis.load(tmp_path / "stage1").vision.patch_embed.weight,
                        lingvis.load(out / "captioner").encoder.patch_embed.weight)
+
+
+def test_image_token_layout_reaches_both_stages(chain, tmp_path):
+    """spatial_merge / image_position: stage 1 builds the model with them and stage 2 keeps them."""
+    out, plan, _ = chain
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, tmp_path / part)
+    plan = dataclasses.replace(plan, tower_run=str(out / "captioner"), train_vision=False, spatial_merge=2,
+                               image_position="rowcol")
+    train_chain(tmp_path, plan, reuse=True)
+    for stage in ("stage1", "stage2"):
+        m = lingvis.load(tmp_path / stage)
+        assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, "rowcol", 16)

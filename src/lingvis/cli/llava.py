@@ -9,10 +9,10 @@ from .common import add_train_args, print_json, train_config
 def register(sub, groups) -> None:
     p = groups["pretrain"].add_parser(
         "llava", help="LLaVA stage 1: train a projector between a frozen vision tower and a frozen LM on captions",
-        description="Join a vision tower (--vision: a lingvis ViT/CLIP/captioner run or an HF CLIP folder) and a causal LM "
-        "(--llm: a lingvis GPT run or an HF Llama-family folder) with a new projector and train only the projector "
-        "to caption images. --data takes image-caption data (COCO captions JSON, JSONL, CSV, webdataset, class "
-        "folder); without it the built-in shapes scenes are used.")
+        description="Join a vision tower (--vision: a lingvis ViT/CLIP/captioner run or an HF CLIP folder) and a "
+        "causal LM (--llm: a lingvis GPT run or an HF Llama-family folder) with a new projector and train only the "
+        "projector to caption images. --data takes image-caption data (COCO captions JSON, JSONL, CSV, webdataset, "
+        "class folder); without it the built-in shapes scenes are used.")
     add_train_args(p, max_steps=1000, batch_size=32, lr=2e-3, eval_every=250, warmup=50)
     p.add_argument("--vision", help="vision tower folder: a lingvis ViT or CLIP run, a lingvis captioner run "
                    "with a ViT encoder, or a Hugging Face CLIP folder")
@@ -24,6 +24,10 @@ def register(sub, groups) -> None:
                    help="hidden state of the tower read as image features (HF counting; -2: the penultimate layer)")
     p.add_argument("--vision-feature-select-strategy", choices=["default", "full"], default="default",
                    help="default: drop the class token; full: keep it")
+    p.add_argument("--spatial-merge", type=int, default=1, help="merge each M x M block of neighbouring patches "
+                   "into one image token before the projector (Qwen2-VL style; lingvis-only, no HF export)")
+    p.add_argument("--image-position", choices=["none", "rowcol"], default="none", help="rowcol: learned row and "
+                   "column embeddings added to the projected image tokens (lingvis-only, no HF export)")
     _data_args(p)
     p.set_defaults(func=run_pretrain)
 
@@ -32,8 +36,8 @@ def register(sub, groups) -> None:
         description="Fine-tune a LLaVA model (--model: the stage-1 run or a llava folder) on LLaVA conversation JSON "
         "([{id, image, conversations: [{from: human|gpt, value}]}], '<image>\\n' in the first human turn; rows "
         "without image are text-only). The loss covers assistant tokens only. Projector and LM train (with --lora "
-        "or --lora-rank: projector and LoRA adapters on the LM); the tower stays frozen unless --train-vision. Without --data: the "
-        "built-in shapes instruction set.")
+        "or --lora-rank: projector and LoRA adapters on the LM); the tower stays frozen unless --train-vision. "
+        "Without --data: the built-in shapes instruction set.")
     add_train_args(f, max_steps=1000, batch_size=32, lr=1e-3, eval_every=250, warmup=50)
     f.add_argument("--lora", action="store_true", help="train LoRA adapters of rank 8 on the LM instead of all of "
                    "its weights (same as --lora-rank 8)")
@@ -74,7 +78,8 @@ def run_pretrain(a) -> int:
     from ..recipes.llava import pretrain_llava
 
     args = _args(a, vision=a.vision, llm=a.llm, projector=a.projector, vision_feature_layer=a.vision_feature_layer,
-                 vision_feature_select_strategy=a.vision_feature_select_strategy)
+                 vision_feature_select_strategy=a.vision_feature_select_strategy, spatial_merge=a.spatial_merge,
+                 image_position=a.image_position)
     print_json(pretrain_llava(args, train_config(a), resume=a.resume))
     return 0
 

@@ -129,9 +129,20 @@ def load_llava(hf: dict, weights, path: Path) -> Llava:
     return model
 
 
+def lingvis_only(c) -> str | None:
+    """The LlavaConfig field set to a lingvis-only image-token layout (HF's LLaVA has neither), or None."""
+    if c.spatial_merge != 1:
+        return f"spatial_merge={c.spatial_merge} (merged neighbouring patches) is lingvis-only: HF LLaVA has no merger"
+    if c.image_position != "none":
+        return f"image_position={c.image_position!r} (learned row/column embeddings) is lingvis-only: HF LLaVA has none"
+    return None
+
+
 def exportable(model: Llava) -> str | None:
     """The HF text model type a lingvis Llava exports with, or None when it has no HF twin."""
     c = model.config
+    if lingvis_only(c):
+        return None
     depth, act = parse_projector(c.projector)
     if depth != 2 or act not in ACT_TO_HF or not clip_vision_style(model.vision.config):
         return None
@@ -184,3 +195,6 @@ def save_llava(model: Llava, folder: Path) -> bool:
                  "num_additional_image_tokens": 1}
     (folder / "processor_config.json").write_text(json.dumps(processor, indent=2))
     return True
+
+
+save_llava.why_not = lambda model: lingvis_only(model.config)

@@ -28,6 +28,7 @@ from .registry import make_config, preset_config, register_family, register_pres
 from .vit import ViT
 
 STRATEGIES = ("default", "full")
+IMAGE_POSITIONS = ("none", "rowcol")
 _MLP = re.compile(r"^mlp(\d+)x_(\w+)$")
 
 
@@ -52,6 +53,8 @@ class LlavaConfig:
     vision_feature_select_strategy: str = "default"  # default: drop the class token | full: keep it
     image_token_id: int = 0                        # the placeholder id in the LM vocabulary (`<image>`)
     pad_to_square: bool = False                    # preprocessing: pad to a square with the mean colour first
+    spatial_merge: int = 1                         # m: each m x m block of patches -> one image token (lingvis-only)
+    image_position: str = "none"                   # none | rowcol: learned row + column embeddings (lingvis-only)
     freeze_vision: bool = True                     # the tower stays frozen (both LLaVA stages)
     freeze_llm: bool = False                       # stage 1: only the projector trains
 
@@ -60,6 +63,13 @@ class LlavaConfig:
         if self.vision_feature_select_strategy not in STRATEGIES:
             raise ValueError(f"vision_feature_select_strategy must be one of {STRATEGIES}, got "
                              f"{self.vision_feature_select_strategy!r}")
+        if self.image_position not in IMAGE_POSITIONS:
+            raise ValueError(f"image_position must be one of {IMAGE_POSITIONS}, got {self.image_position!r}")
+        if self.spatial_merge < 1:
+            raise ValueError(f"spatial_merge must be >= 1, got {self.spatial_merge}")
+        if self.spatial_merge > 1 and self.vision_feature_select_strategy == "full":
+            raise ValueError("spatial_merge > 1 merges patch tokens only: use vision_feature_select_strategy "
+                             "'default' (the class token has no neighbours to merge with)")
         layers = self.feature_layers_raw
         if not layers:
             raise ValueError("vision_feature_layer is an empty list")
@@ -93,6 +103,34 @@ class Projector(nn.Module):
         return x
 
 
+def merge_patches(x: torch.Tensor, grid: int, m: int) -> torch.Tensor:
+    """(N, grid * grid, C) row-major patch tokens -> (N, (grid / m) ** 2, m * m * C): each m x m block of
+    neighbouring patches concatenated into one token, blocks in row-major order (Qwen2-VL's patch merger input)."""
+    if m == 1:
+        return x
+    N, _, C = x.shape
+    g = grid // m
+    x = x.reshape(N, g, m, g, m, C).permute(0, 1, 3, 2, 4, 5)  # (N, g, g, m, m, C)
+    return x.reshape(N, g * g, m * m * C)
+
+
+class ImagePositions(nn.Module):
+    """Learned row and column embeddings (G, C) each, zero at the start, added to the G x G projected image
+    tokens (row-major) so the LM reads where each token lies; a class token (strategy "full") gets none."""
+
+    def __init__(self, grid: int, dim: int):
+        super().__init__()
+        self.row = nn.Parameter(torch.zeros(grid, dim))
+        self.col = nn.Parameter(torch.zeros(grid, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        G, C = self.row.shape
+        pos = (self.row[:, None] + self.col[None, :]).reshape(G * G, C)  # (G * G, C)
+        if x.shape[1] == G * G + 1:  # the class token first
+            pos = torch.cat([pos.new_zeros(1, C), pos])
+        return x + pos.to(x.dtype)
+
+
 class Llava(CausalLM):
     """`forward(input_ids (B, T), pixel_values=(N_img, 3, H, W)) -> logits (B, T, V)`; without images (or
     after the prefill) it is the language model itself. `generate(input_ids, pixel_values=...)` decodes."""
@@ -106,8 +144,14 @@ class Llava(CausalLM):
         self.config = c = config
         self.vision = ViT(make_config("vit", dict(c.vision)))
         self.llm = GPT(make_config("gpt", dict(c.text)))
-        n = len(c.feature_layers_raw)
-        self.projector = Projector(c.projector, self.vision.config.dim * n, self.llm.config.n_embd, c.projector_bias)
+        n, m, grid = len(c.feature_layers_raw), c.spatial_merge, self.vision.config.grid
+        if grid % m:
+            raise ValueError(f"spatial_merge {m} does not divide the tower's {grid} x {grid} patch grid")
+        self.projector = Projector(c.projector, self.vision.config.dim * n * m * m, self.llm.config.n_embd,
+                                   c.projector_bias)
+        # named under "projector" so that whatever trains the projector (stage 1, LoRA's kept parts) trains it too
+        self.projector_pos = ImagePositions(grid // m, self.llm.config.n_embd) if c.image_position == "rowcol" \
+            else None
         self._freeze()
 
     # ----- freezing -------------------------------------------------------------------------------
@@ -177,7 +221,7 @@ class Llava(CausalLM):
 
     @property
     def tokens_per_image(self) -> int:
-        g = self.vision.config.grid
+        g = self.vision.config.grid // self.config.spatial_merge
         return g * g + (1 if self.config.vision_feature_select_strategy == "full" else 0)
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -190,7 +234,10 @@ class Llava(CausalLM):
         if self.config.vision_feature_select_strategy == "default":
             feats = [f[:, 1:] for f in feats]  # drop the class token
         x = feats[0] if len(feats) == 1 else torch.cat(feats, dim=-1)  # (N, P, C_img * n)
-        return self.projector(x)  # (N, P, C_text)
+        if self.config.spatial_merge > 1:
+            x = merge_patches(x, self.vision.config.grid, self.config.spatial_merge)  # (N, P / m^2, C_img * n * m^2)
+        x = self.projector(x)  # (N, P', C_text)
+        return x if self.projector_pos is None else self.projector_pos(x)
 
     def embed(self, input_ids: torch.Tensor, image_features: torch.Tensor | None) -> torch.Tensor:
         """(B, T) ids with placeholder tokens + (N, P, C) image features -> (B, T, C) embeddings, the features

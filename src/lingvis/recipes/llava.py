@@ -52,6 +52,8 @@ class LlavaArgs:
     projector: str = "mlp2x_gelu"
     vision_feature_layer: int | list[int] = -2
     vision_feature_select_strategy: str = "default"
+    spatial_merge: int = 1           # stage 1: m x m neighbouring patches -> one image token (lingvis-only)
+    image_position: str = "none"     # stage 1: "rowcol" adds learned row/column embeddings (lingvis-only)
     n_train: int = 3000              # built-in shapes scenes
     n_val: int = 100
     val_fraction: float = 0.02
@@ -176,6 +178,7 @@ def build_stage1(args: LlavaArgs, tok) -> Llava:
     cfg = LlavaConfig(vision=dataclasses.asdict(tower.config), text=dataclasses.asdict(lm.config),
                       projector=args.projector, vision_feature_layer=args.vision_feature_layer,
                       vision_feature_select_strategy=args.vision_feature_select_strategy, image_token_id=image_id,
+                      spatial_merge=args.spatial_merge, image_position=args.image_position,
                       freeze_vision=True, freeze_llm=True)
     model = Llava(cfg)
     model.vision.load_state_dict(tower.state_dict())

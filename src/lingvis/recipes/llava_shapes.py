@@ -54,6 +54,8 @@ class ShapesPlan:
     block_size: int = 128
     vocab_size: int = 400
     vision_feature_layer: int | list[int] = -2
+    spatial_merge: int = 1            # m x m neighbouring patches -> one image token (lingvis-only)
+    image_position: str = "none"      # "rowcol": learned row/column embeddings on the image tokens (lingvis-only)
     train_vision: bool = False        # stage 2 trains the tower too
     tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
 
@@ -129,7 +131,8 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if not done("stage1"):
         timed("stage1", lambda: pretrain_llava(LlavaArgs(
             out=str(out / "stage1"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
-            vision=str(tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer),
+            vision=str(tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer,
+            spatial_merge=plan.spatial_merge, image_position=plan.image_position),
             stage_config(plan.stage1)), log)
     if not done("stage2"):
         timed("stage2", lambda: finetune_llava(LlavaArgs(
