@@ -271,19 +271,25 @@ def step_split(model, steps: int, repeats: int, prompt_len: int = 16, compile: b
     if compile:
         parts["step: compiled"] = stepper("compiled")
         parts["generate, compiled step"] = generate("compiled")
-    timings = {k: [] for k in parts}
     with torch.inference_mode(), packed_linears(model):
-        for k, f in parts.items():
-            f()  # warm-up (and compile)
-        for _ in range(repeats):
-            for k, f in parts.items():
-                t0, c0 = time.perf_counter(), time.process_time()
-                out = f()
-                w, c = out if isinstance(out, tuple) else (time.perf_counter() - t0, time.process_time() - c0)
-                timings[k].append((w / steps * 1e3, c / steps * 1e3))
-    res = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in timings.items()}
+        res = time_parts(parts, steps, repeats)
     res["compile seconds"] = compiled.get("seconds")
     return res
+
+
+def time_parts(parts: dict, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """Per-token (wall ms, CPU ms) of each part, medians over `repeats` interleaved rounds after one warm-up
+    round; a part may return its own (wall s, CPU s) for the `steps` tokens (setup left out of the timing)."""
+    timings = {k: [] for k in parts}
+    for f in parts.values():
+        f()  # warm-up (and compile)
+    for _ in range(repeats):
+        for k, f in parts.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = f()
+            w, c = out if isinstance(out, tuple) else (time.perf_counter() - t0, time.process_time() - c0)
+            timings[k].append((w / steps * 1e3, c / steps * 1e3))
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in timings.items()}
 
 
 def read_probes() -> str:

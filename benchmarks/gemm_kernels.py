@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +31,7 @@ SHAPES = {  # rows x in x out
 def measure(m: int, k: int, n: int, budget: float = 1.0) -> dict[str, float]:
     """Best seconds per call of each kernel on (m, k) x (n, k)^T + bias, interleaved, cycling through weight
     copies adding up to 64 MB (a model's weights come from memory, not from cache)."""
-    from lingvis.nn.gemm_select import PACK_HINT, STREAM_BYTES
+    from lingvis.nn.gemm_select import PACK_HINT, STREAM_BYTES, interleaved_best
 
     copies = max(1, min(8, -(-STREAM_BYTES // (4 * k * n))))
     x, b = torch.randn(m, k), torch.randn(n)
@@ -44,17 +43,7 @@ def measure(m: int, k: int, n: int, budget: float = 1.0) -> dict[str, float]:
     want = fns["mkl"](0)
     for name, fn in fns.items():
         torch.testing.assert_close(fn(0), want, rtol=1e-4, atol=1e-4, msg=name)
-    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
-    t = clock()
-    fns["mkl"](0)
-    calls = max(3, min(100, int(budget / 3 / max(clock() - t, 1e-6))))
-    best = {name: float("inf") for name in fns}
-    for i in range(calls):
-        for name, fn in fns.items():
-            t = clock()
-            fn(i % copies)
-            best[name] = min(best[name], clock() - t)
-    return best
+    return interleaved_best(fns, copies, budget, rounds=1)
 
 
 def main() -> None:

@@ -77,23 +77,32 @@ def measure_kernels(rows: int, k: int, n: int) -> dict[str, float]:
         packed = [torch.ops.mkldnn._reorder_linear_weight(w, PACK_HINT) for w in ws]
         fns = {"mkl": lambda i: F.linear(x, ws[i], b),
                "onednn": lambda i: torch.ops.mkldnn._linear_pointwise(x, packed[i], b, "none", [], "")}
-        clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
-        for fn in fns.values():  # warm-up (first-call allocations, oneDNN primitive creation)
-            fn(0)
-        t0 = clock()
-        fns["mkl"](0)
-        calls = max(2, min(64, int(MEASURE_SECONDS / ROUNDS / max(clock() - t0, 1e-7))))
-        rounds = {name: [] for name in fns}
-        for _ in range(ROUNDS):  # the median of the rounds' best times: one disturbed round does not decide
-            best = {name: float("inf") for name in fns}
-            for i in range(calls):
-                for name, fn in fns.items():
-                    t = clock()
-                    fn(i % copies)
-                    best[name] = min(best[name], clock() - t)
-            for name in fns:
-                rounds[name].append(best[name])
-    return {name: sorted(times)[ROUNDS // 2] for name, times in rounds.items()}
+        return interleaved_best(fns, copies, MEASURE_SECONDS, ROUNDS)
+
+
+def interleaved_best(fns: dict[str, Callable[[int], object]], copies: int, seconds: float,
+                     rounds: int = ROUNDS) -> dict[str, float]:
+    """Seconds per call of each `fns[name](i)` (i cycling over `copies`): calls interleaved, the median of
+    `rounds` rounds' best times (one disturbed round does not decide), about `seconds` in all. Per-thread CPU
+    time with one thread (a busy machine disturbs it little), wall time with several."""
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    for fn in fns.values():  # warm-up (first-call allocations, oneDNN primitive creation)
+        fn(0)
+    first = next(iter(fns.values()))
+    t0 = clock()
+    first(0)
+    calls = max(2, min(64, int(seconds / rounds / max(clock() - t0, 1e-7))))
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        best = {name: float("inf") for name in fns}
+        for i in range(calls):
+            for name, fn in fns.items():
+                t = clock()
+                fn(i % copies)
+                best[name] = min(best[name], clock() - t)
+        for name in fns:
+            times[name].append(best[name])
+    return {name: sorted(ts)[rounds // 2] for name, ts in times.items()}
 
 
 @dataclass
