@@ -67,8 +67,8 @@ class FusedStep:
                              "(a GPT without cross-attention, token shift or sliding-window ring)")
         self.model, self.cache = model, cache
         c = model.config
-        if use_native and os.environ.get("LINGVIS_HUGEPAGES", "0") == "1" and native.available():
-            native.hugepage_weights(model)  # opt-in, once per model (docs/decoding.md)
+        if use_native and os.environ.get("LINGVIS_HUGEPAGES", "1") != "0" and native.available():
+            native.hugepage_weights(model)  # once per model; LINGVIS_HUGEPAGES=0 keeps them (docs/decoding.md)
         # modules; and for one row, linears as native kernels (`use_native`, when built) or direct functions
         self.layers, self.direct = [], []
         for blk in model.blocks:

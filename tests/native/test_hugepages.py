@@ -1,5 +1,5 @@
 """Linear weights moved into hugepage-advised memory (lingvis/native/hugepages.py): same values, same
-parameter objects, tied weights still tied, the same greedy tokens; the fused step applies it on request."""
+parameter objects, tied weights still tied, the same greedy tokens; the fused step applies it unless told not to."""
 import mmap
 
 import pytest
@@ -18,7 +18,8 @@ def _model(**kw):
 
 
 @pytest.mark.parametrize("int8", [False, True])
-def test_weights_move_and_keep_their_values(int8):
+def test_weights_move_and_keep_their_values(int8, monkeypatch):
+    monkeypatch.setenv("LINGVIS_HUGEPAGES", "0")  # generate leaves them: the explicit call below moves them
     model = _model()
     if int8:
         model = quantize_int8(model, activations="float")
@@ -40,12 +41,13 @@ def test_weights_move_and_keep_their_values(int8):
     assert torch.equal(model.generate(ids, max_new_tokens=8), want)
 
 
-def test_fused_step_applies_it_on_request(monkeypatch):
+def test_fused_step_applies_it_by_default(monkeypatch):
     model = _model()
     ptr = model.blocks[0].attn.qkv.weight.data_ptr()
+    monkeypatch.setenv("LINGVIS_HUGEPAGES", "0")
     model.generate(torch.zeros(1, 3, dtype=torch.long), max_new_tokens=2)
-    assert model.blocks[0].attn.qkv.weight.data_ptr() == ptr  # off by default
-    monkeypatch.setenv("LINGVIS_HUGEPAGES", "1")
+    assert model.blocks[0].attn.qkv.weight.data_ptr() == ptr  # turned off
+    monkeypatch.delenv("LINGVIS_HUGEPAGES")
     out = model.generate(torch.zeros(1, 3, dtype=torch.long), max_new_tokens=2)
     assert model.blocks[0].attn.qkv.weight.data_ptr() != ptr or not native.available()
     assert out.shape == (1, 5)
