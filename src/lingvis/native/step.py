@@ -48,15 +48,14 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _quant_linear():
-    from ..quant import QuantLinear  # here: lingvis.quant imports this package
-
-    return QuantLinear
+def _int8(mod) -> bool:
+    """An int8 layer the step can read: one with `native_kernel()` (lingvis.quant.QuantLinear, which imports this
+    package, so it is recognised by that method rather than imported)."""
+    return callable(getattr(type(mod), "native_kernel", None))
 
 
 def _linear_ok(mod, n: int, k: int) -> bool:
-    QuantLinear = _quant_linear()
-    if type(mod) is QuantLinear:
+    if _int8(mod):
         return (mod.out_features, mod.in_features) == (n, k) and mod.native_kernel() is not None
     if type(mod) is not torch.nn.Linear or tuple(mod.weight.shape) != (n, k):
         return False
@@ -66,8 +65,7 @@ def _linear_ok(mod, n: int, k: int) -> bool:
 
 def _mat(mod, keep: list) -> _Mat:
     """step.c's description of a linear layer's weights; `keep` holds the tensors it points into."""
-    QuantLinear = _quant_linear()
-    if type(mod) is QuantLinear:
+    if _int8(mod):
         k = mod.native_kernel()  # native.LinearInt8: int8 weights, scales, fp32 bias, W8A8 row sums
         keep.append(k)
         return _Mat(kind=1 if k.activations == "int8" else 2, w=_ptr(k.wq), b=_ptr(k.bias), scale=_ptr(k.scales),
@@ -89,9 +87,8 @@ def whole_step_reason(model, cache) -> str | None:
     if load() is None:
         return "the native library did not build"
     blocks = model.blocks
-    QuantLinear = _quant_linear()
     linears = [m for blk in blocks for m in (blk.attn.qkv, blk.attn.proj, blk.mlp.fc, blk.mlp.proj)]
-    if any(type(m) not in (torch.nn.Linear, QuantLinear) for m in [*linears, model.lm_head]):
+    if any(type(m) is not torch.nn.Linear and not _int8(m) for m in [*linears, model.lm_head]):
         return "layers other than nn.Linear / QuantLinear"
     a0, mlp0 = blocks[0].attn, blocks[0].mlp
     H, KV, D, C = a0.n_heads, a0.n_kv_heads, a0.head_dim, model.wte.weight.shape[1]
