@@ -44,18 +44,25 @@ def build(name: str, seed: int = 0) -> GPT:
     return model
 
 
+def prefilled(model, ids):
+    """(reference cache, cache, the whole native step over the cache), both caches prefilled with `ids`."""
+    ref_cache, cache = model.new_cache(1, 30), model.new_cache(1, 30)
+    with torch.no_grad():
+        model(ids, cache=ref_cache)
+        model(ids, cache=cache)
+        step = FusedStep(model, cache)
+    assert step.whole is not None, native.whole_step_reason(model, cache)
+    return ref_cache, cache, step
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", SHAPES)
 def test_whole_step_equals_forward(name, threads):
     torch.set_num_threads(threads)
     model = build(name)
     ids = torch.randint(0, model.config.vocab_size, (1, 7), generator=torch.Generator().manual_seed(2))
-    ref_cache, cache = model.new_cache(1, 30), model.new_cache(1, 30)
+    ref_cache, cache, step = prefilled(model, ids)
     with torch.no_grad():
-        model(ids, cache=ref_cache)
-        model(ids, cache=cache)
-        step = FusedStep(model, cache)
-        assert step.whole is not None, native.whole_step_reason(model, cache)
         nxt = ids[:, -1]
         for _ in range(20):
             want = model(nxt[:, None], cache=ref_cache, last_only=True)[:, -1]  # (1, V)
@@ -88,12 +95,8 @@ def test_int8_whole_step(name, activations, monkeypatch):
     integer products), greedy tokens identical to the general path."""
     model = quantize_int8(build(name), activations=activations)
     ids = torch.randint(0, model.config.vocab_size, (1, 5), generator=torch.Generator().manual_seed(3))
-    ref_cache, cache = model.new_cache(1, 30), model.new_cache(1, 30)
+    ref_cache, cache, step = prefilled(model, ids)
     with torch.no_grad():
-        model(ids, cache=ref_cache)
-        model(ids, cache=cache)
-        step = FusedStep(model, cache)
-        assert step.whole is not None, native.whole_step_reason(model, cache)
         monkeypatch.setenv("LINGVIS_NATIVE_STEP", "0")
         ref = FusedStep(model, ref_cache)
         assert ref.whole is None
