@@ -10,10 +10,12 @@ holds its own copy of the class token (all copies stay equal), so
   - the spatial attention is plain attention over the (F*B, 1 + N, D) rows, no copy in or out; the class
     token's output is the mean over the frames, written to every copy;
   - the temporal attention reads its queries, keys and values as strided views of the fused projection
-    (N, H, F, hd) per clip, which `scaled_dot_product_attention` takes as they are;
+    (N, H, F, hd) per clip, which the attention kernels take as they are;
   - `fc` after `proj` (two linear maps in a row) is one (D, D) map, folded once per weight version;
   - residual adds are in place, the MLP's GELU runs in the epilogue of its first product (`mlp_forward`), and the
     final norm runs on the class token only;
+  - attention runs through `nn.fast_attention.attention`: lingvis' native fp32 kernel where it measures faster
+    than SDPA on this machine (docs/video.md);
   - every linear map runs through `nn.packed_linear.linear`: oneDNN on a packed weight where it measures faster
     than MKL on this machine (AMD EPYC: 1.15-1.35x on the 1568 x 768 x {768, 2304, 3072} products).
 
@@ -23,10 +25,10 @@ TimeSformer-B). The result equals the block-by-block forward up to float roundin
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..nn.attention import Attention
+from ..nn.fast_attention import attention
 from ..nn.packed_linear import linear, onednn_chosen, packed_available, packed_linears
 
 # oneDNN's linear with the GELU in its epilogue (the kernel inductor's CPU freezing uses): the (rows, 4D)
@@ -71,7 +73,7 @@ def _temporal(x: torch.Tensor, block: nn.Module) -> None:
     for i in range(B):
         t = qkv[:, i, 1:].unflatten(-1, (3, H, hd))  # (F, N, 3, H, hd) view
         q, k, v = (t[:, :, j].permute(1, 2, 0, 3) for j in range(3))  # (N, H, F, hd) strided views
-        y = F.scaled_dot_product_attention(q, k, v)  # (N, H, F, hd)
+        y = attention(q, k, v)  # (N, H, F, hd)
         y = linear(y.transpose(1, 2).reshape(-1, D), w, b, attn, "folded_out")  # (N*F, D): proj and fc in one map
         x[:, i, 1:].add_(y.view(-1, Fr, D).transpose(0, 1))
 
@@ -117,7 +119,7 @@ def _head_major_attention(attn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         hx = h.expand(3 * H, L, D)  # stride-0 batch: no copy
         qkv = torch.bmm(hx, w) if attn.qkv.bias is None else torch.baddbmm(attn.qkv.bias.view(3 * H, 1, hd), hx, w)
     q, k, v = qkv.view(3, 1, H, L, hd).unbind(0)  # (1, H, L, hd) each, contiguous
-    return F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1).reshape(L, H * hd)  # (L, H*hd)
+    return attention(q, k, v)[0].transpose(0, 1).reshape(L, H * hd)  # (L, H*hd)
 
 
 def joint_forward(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,239 @@
+/* lingvis native attention: fp32 softmax(q k^T * scale) v, flash style (online softmax over key blocks).
+ *
+ *   lv_attention_f32(q, k, v, o, B, H, Hkv, Lq, Lk, D, strides, scale, causal, nt)
+ *
+ * q (B, H, Lq, D), k and v (B, Hkv, Lk, D), o (B, H, Lq, D), each given by its (batch, head, row) strides in
+ * elements (the last dimension must be contiguous): the strided views callers make of a fused qkv product are
+ * read as they are, and o may be a view too (e.g. the (B, Lq, H, D) layout the output projection wants).
+ * H is a multiple of Hkv (grouped-query heads share keys/values). causal: key j is seen by query i when
+ * j <= i (the top-left alignment of torch's is_causal).
+ *
+ * Per (batch, kv head) the keys are first transposed into a (D, Lk padded to 16) buffer, so that the scores
+ * of 8 query rows x 48 keys are 24 AVX-512 accumulators fed by one broadcast of a (pre-scaled) query element
+ * and three key loads per head-dim step. Each 8-row query tile then walks the keys in blocks of LV_ATT_BK:
+ * scores into a small L1 buffer, the running row max / sum updated (the sum and the output tile rescaled by
+ * 2^(m_old - m_new)), probabilities as 2^(s - m) by a degree-7 polynomial (the query carries scale*log2(e)),
+ * and the tile's (8, D) output accumulated from the value rows in registers. OpenMP: the key transposes over
+ * (batch, kv head), then the query tiles over (batch, head, tile), statically (neighbouring tiles share a
+ * head's keys in L2). Returns 0, or -1 (built without AVX-512: the caller keeps SDPA), -2 (no memory),
+ * -3 (D outside 1..256).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dot_f32.h" /* LV_AVX512 */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define LV_ATT_ROWS 8   /* query rows per tile */
+#define LV_ATT_BK 192   /* keys per block: the (8, 192) score tile is 6 KB, a D = 64 key block 48 KB */
+#define LV_ATT_MAXD 256
+
+#ifdef LV_AVX512
+/* 2^x for x <= 0 (x = -inf gives 0): 2^round(x) * 2^r, r in [-0.5, 0.5], 2^r = e^(r ln 2) to degree 7
+ * (truncation error < 6e-9 relative) */
+static inline __m512 lv_exp2_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.5252733804059840e-05f); /* ln2^7 / 7! */
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.5403530393381609e-04f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3333558146428443e-03f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.6181291076284772e-03f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5504108664821580e-02f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022650695910071e-01f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314718055994531e-01f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+/* s[r][j], r < 8, j < nk (a multiple of 16): sum_d qs[d][r] * kt[d][j]; qs (D, 8), kt rows ldk apart */
+static inline void lv_att_scores(const float *qs, int D, const float *kt, long ldk, int nk, float *s) {
+  int j = 0;
+  for (; j + 48 <= nk; j += 48) {
+    __m512 acc[LV_ATT_ROWS][3];
+    for (int r = 0; r < LV_ATT_ROWS; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+    const float *kr = kt + j;
+    for (int d = 0; d < D; d++, kr += ldk) {
+      const __m512 k0 = _mm512_loadu_ps(kr), k1 = _mm512_loadu_ps(kr + 16), k2 = _mm512_loadu_ps(kr + 32);
+      for (int r = 0; r < LV_ATT_ROWS; r++) {
+        const __m512 q = _mm512_set1_ps(qs[d * LV_ATT_ROWS + r]);
+        acc[r][0] = _mm512_fmadd_ps(q, k0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(q, k1, acc[r][1]);
+        acc[r][2] = _mm512_fmadd_ps(q, k2, acc[r][2]);
+      }
+    }
+    for (int r = 0; r < LV_ATT_ROWS; r++)
+      for (int c = 0; c < 3; c++) _mm512_storeu_ps(s + r * LV_ATT_BK + j + 16 * c, acc[r][c]);
+  }
+  for (; j < nk; j += 16) {
+    __m512 acc[LV_ATT_ROWS];
+    for (int r = 0; r < LV_ATT_ROWS; r++) acc[r] = _mm512_setzero_ps();
+    const float *kr = kt + j;
+    for (int d = 0; d < D; d++, kr += ldk) {
+      const __m512 k0 = _mm512_loadu_ps(kr);
+      for (int r = 0; r < LV_ATT_ROWS; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[d * LV_ATT_ROWS + r]), k0, acc[r]);
+    }
+    for (int r = 0; r < LV_ATT_ROWS; r++) _mm512_storeu_ps(s + r * LV_ATT_BK + j, acc[r]);
+  }
+}
+
+/* o[r][:] = o[r][:] * alpha[r] + sum_{j < nk} p[r][j] v[j][:] for the 8 rows of a tile: o (8, NV*16),
+ * p rows LV_ATT_BK apart, v rows sv apart (the last 16-wide piece of a row loaded under `tail`); RG rows x NV
+ * vectors of accumulators at a time (RG divides 8, RG * NV <= 24) */
+#define LV_DEFINE_PV(NV, RG)                                                                                      \
+  static void lv_att_pv_##NV(const float *p, const float *v, long sv, int nk, __mmask16 tail, float *o,          \
+                             const float *alpha) {                                                                \
+    for (int r0 = 0; r0 < LV_ATT_ROWS; r0 += RG) {                                                                \
+      __m512 acc[RG][NV];                                                                                         \
+      for (int r = 0; r < RG; r++) {                                                                              \
+        const __m512 a = _mm512_set1_ps(alpha[r0 + r]);                                                           \
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_mul_ps(a, _mm512_load_ps(o + (r0 + r) * NV * 16 + 16 * c)); \
+      }                                                                                                           \
+      const float *vr = v;                                                                                        \
+      for (int j = 0; j < nk; j++, vr += sv) {                                                                    \
+        __m512 vv[NV];                                                                                            \
+        for (int c = 0; c < NV - 1; c++) vv[c] = _mm512_loadu_ps(vr + 16 * c);                                    \
+        vv[NV - 1] = _mm512_maskz_loadu_ps(tail, vr + 16 * (NV - 1));                                             \
+        for (int r = 0; r < RG; r++) {                                                                            \
+          const __m512 pr = _mm512_set1_ps(p[(r0 + r) * LV_ATT_BK + j]);                                         \
+          for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(pr, vv[c], acc[r][c]);                         \
+        }                                                                                                         \
+      }                                                                                                           \
+      for (int r = 0; r < RG; r++)                                                                                \
+        for (int c = 0; c < NV; c++) _mm512_store_ps(o + (r0 + r) * NV * 16 + 16 * c, acc[r][c]);               \
+    }                                                                                                             \
+  }
+LV_DEFINE_PV(1, 8)
+LV_DEFINE_PV(2, 8)
+LV_DEFINE_PV(3, 8)
+LV_DEFINE_PV(4, 4)
+LV_DEFINE_PV(5, 4)
+LV_DEFINE_PV(6, 2)
+LV_DEFINE_PV(7, 2)
+LV_DEFINE_PV(8, 2)
+LV_DEFINE_PV(9, 1)
+LV_DEFINE_PV(10, 1)
+LV_DEFINE_PV(11, 1)
+LV_DEFINE_PV(12, 1)
+LV_DEFINE_PV(13, 1)
+LV_DEFINE_PV(14, 1)
+LV_DEFINE_PV(15, 1)
+LV_DEFINE_PV(16, 1)
+
+typedef void (*lv_att_pv_fn)(const float *, const float *, long, int, __mmask16, float *, const float *);
+static const lv_att_pv_fn LV_ATT_PV[17] = {NULL, lv_att_pv_1, lv_att_pv_2, lv_att_pv_3, lv_att_pv_4,
+                                           lv_att_pv_5, lv_att_pv_6, lv_att_pv_7, lv_att_pv_8, lv_att_pv_9,
+                                           lv_att_pv_10, lv_att_pv_11, lv_att_pv_12, lv_att_pv_13,
+                                           lv_att_pv_14, lv_att_pv_15, lv_att_pv_16};
+
+/* one 8-row query tile (rows i0 .. i0+rows-1) of one head against all of its keys */
+static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, const float *v, long svl, float *out,
+                        long sol, int rows, int i0, int Lk, int D, float qscale, int causal) {
+  const int NV = (D + 15) / 16;
+  const __mmask16 tail = (__mmask16)((D % 16) ? ((1u << (D % 16)) - 1) : 0xFFFFu);
+  float qs[LV_ATT_MAXD * LV_ATT_ROWS] __attribute__((aligned(64)));           /* (D, 8) scaled queries */
+  float s[LV_ATT_ROWS * LV_ATT_BK] __attribute__((aligned(64)));              /* (8, BK) scores, then probabilities */
+  float acc[LV_ATT_ROWS * LV_ATT_MAXD] __attribute__((aligned(64)));          /* (8, NV*16) output tile */
+  float m[LV_ATT_ROWS], l[LV_ATT_ROWS], alpha[LV_ATT_ROWS];
+  for (int r = 0; r < LV_ATT_ROWS; r++) {
+    for (int d = 0; d < D; d++) qs[d * LV_ATT_ROWS + r] = r < rows ? q[r * sql + d] * qscale : 0.0f;
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+  }
+  memset(acc, 0, sizeof(float) * LV_ATT_ROWS * NV * 16);
+  const int kend = causal ? (i0 + rows < Lk ? i0 + rows : Lk) : Lk; /* keys past the last row's are unseen */
+  const lv_att_pv_fn pv = LV_ATT_PV[NV];
+  for (int j0 = 0; j0 < kend; j0 += LV_ATT_BK) {
+    const int nk = kend - j0 < LV_ATT_BK ? kend - j0 : LV_ATT_BK; /* real keys in the block */
+    const int nk16 = (nk + 15) & ~15;
+    lv_att_scores(qs, D, kt + j0, ldk, nk16, s);
+    for (int r = 0; r < LV_ATT_ROWS; r++) {
+      float *sr = s + r * LV_ATT_BK;
+      const int seen = causal ? (i0 + r - j0 + 1 < nk ? i0 + r - j0 + 1 : nk) : nk; /* keys j0 .. j0+seen-1 */
+      for (int j = seen > 0 ? seen : 0; j < nk16; j++) sr[j] = -INFINITY;
+      __m512 mx = _mm512_set1_ps(-INFINITY);
+      for (int j = 0; j < nk16; j += 16) mx = _mm512_max_ps(mx, _mm512_load_ps(sr + j));
+      const float mnew = fmaxf(m[r], _mm512_reduce_max_ps(mx));
+      if (mnew == -INFINITY) { /* a padding row with nothing seen yet: probabilities 0, tile unchanged */
+        memset(sr, 0, sizeof(float) * nk16);
+        alpha[r] = 1.0f;
+        continue;
+      }
+      alpha[r] = exp2f(m[r] - mnew);
+      m[r] = mnew;
+      const __m512 mv = _mm512_set1_ps(mnew);
+      __m512 sum = _mm512_setzero_ps();
+      for (int j = 0; j < nk16; j += 16) {
+        const __m512 e = lv_exp2_ps(_mm512_sub_ps(_mm512_load_ps(sr + j), mv));
+        _mm512_store_ps(sr + j, e);
+        sum = _mm512_add_ps(sum, e);
+      }
+      l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
+    }
+    pv(s, v + (long)j0 * svl, svl, nk, tail, acc, alpha);
+  }
+  for (int r = 0; r < rows; r++) {
+    const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
+    float *orow = out + r * sol;
+    for (int c = 0; c < NV; c++) {
+      const __m512 y = _mm512_mul_ps(_mm512_load_ps(acc + r * NV * 16 + 16 * c), inv);
+      if (c < NV - 1) _mm512_storeu_ps(orow + 16 * c, y);
+      else _mm512_mask_storeu_ps(orow + 16 * c, tail, y);
+    }
+  }
+}
+#endif
+
+int lv_attention_f32(const float *q, const float *k, const float *v, float *o, int B, int H, int Hkv, int Lq, int Lk,
+                     int D, const long *st, float scale, int causal, int nt) {
+#ifndef LV_AVX512
+  (void)q; (void)k; (void)v; (void)o; (void)B; (void)H; (void)Hkv; (void)Lq; (void)Lk; (void)D; (void)st;
+  (void)scale; (void)causal; (void)nt;
+  return -1;
+#else
+  if (D < 1 || D > LV_ATT_MAXD) return -3;
+  if (B <= 0 || H <= 0 || Lq <= 0) return 0;
+  /* strides: q (b, h, l), k (b, h, l), v (b, h, l), o (b, h, l) */
+  const long sqb = st[0], sqh = st[1], sql = st[2], skb = st[3], skh = st[4], skl = st[5];
+  const long svb = st[6], svh = st[7], svl = st[8], sob = st[9], soh = st[10], sol = st[11];
+  const long ldk = ((long)Lk + 15) & ~15L;
+  const long per = (long)D * ldk;
+  const int nkv = B * Hkv, group = H / Hkv;
+  float *kt = (float *)aligned_alloc(64, sizeof(float) * (size_t)(per * nkv + 16));
+  if (!kt) return -2;
+  const int tiles = (Lq + LV_ATT_ROWS - 1) / LV_ATT_ROWS;
+  const long ntask = (long)B * H * tiles;
+  const float qscale = scale * 1.4426950408889634f; /* exp(x) = 2^(x log2 e) */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < nkv; bh++) {
+      const float *kb = k + (long)(bh / Hkv) * skb + (long)(bh % Hkv) * skh;
+      float *dst = kt + bh * per;
+      for (int j0 = 0; j0 < Lk; j0 += 16) {
+        const int nj = Lk - j0 < 16 ? Lk - j0 : 16;
+        for (int d = 0; d < D; d++) {
+          float *row = dst + d * ldk + j0;
+          for (int j = 0; j < nj; j++) row[j] = kb[(long)(j0 + j) * skl + d];
+        }
+      }
+      for (int d = 0; d < D; d++)
+        for (long j = Lk; j < ldk; j++) dst[d * ldk + j] = 0.0f;
+    }
+#pragma omp for schedule(static)
+    for (long t = 0; t < ntask; t++) {
+      const int tile = (int)(t % tiles), h = (int)((t / tiles) % H), b = (int)(t / ((long)tiles * H));
+      const int i0 = tile * LV_ATT_ROWS, rows = Lq - i0 < LV_ATT_ROWS ? Lq - i0 : LV_ATT_ROWS;
+      const int hk = h / group;
+      lv_att_tile(q + b * sqb + h * sqh + i0 * sql, sql, kt + (long)(b * Hkv + hk) * per, ldk,
+                  v + b * svb + hk * svh, svl, o + b * sob + h * soh + i0 * sol, sol, rows, i0, Lk, D, qscale,
+                  causal);
+    }
+  }
+  free(kt);
+  return 0;
+#endif
+}

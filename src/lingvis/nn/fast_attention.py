@@ -1,0 +1,115 @@
+"""One entry for inference attention: lingvis' native fp32 kernel (native/attention.c) where it measures faster on
+this machine, torch's `scaled_dot_product_attention` otherwise.
+
+`attention(q, k, v, causal=False, scale=None)` computes what `F.scaled_dot_product_attention(q, k, v,
+is_causal=causal, scale=scale, enable_gqa=...)` does, without a mask or dropout: q (B, H, Lq, D), k and v
+(B, Hkv, Lk, D). CPU fp32 calls without autograd that the kernel takes (`native.attention.supports`) go through
+`AttentionChooser`: the first call of each (Lq bucket, Lk bucket, D, grouped or not, causal, threads) times both
+kernels on the call's own tensors (the first batches / heads of them, cut to about `MEASURE_FLOP`, as laid out
+by the caller: strided views cost SDPA and the native kernel differently) and keeps the faster one for the
+process; the native kernel must win by `MARGIN`. Lengths are bucketed by powers of two.
+`LINGVIS_ATTENTION=native` or `=sdpa` forces a kernel (`auto`, the default, measures).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..native.attention import native_attention, supports
+from .gemm_select import interleaved_best, rows_bucket
+
+KERNELS = ("sdpa", "native")
+MARGIN = 1.03  # the native kernel must be this much faster (SDPA's time / native) to be picked
+MEASURE_FLOP = 4e8  # work of one measured call (~5 ms); bigger calls are measured on their first heads
+MEASURE_SECONDS = 0.1
+ROUNDS = 3
+
+Key = tuple[int, int, int, bool, bool, int]  # (Lq bucket, Lk bucket, D, grouped, causal, threads)
+Timer = Callable[[str, Key], float]  # (kernel, key) -> seconds per call
+
+
+def forced_kernel() -> str | None:
+    """The kernel `LINGVIS_ATTENTION` forces, or None for `auto` (measure)."""
+    value = os.environ.get("LINGVIS_ATTENTION", "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in KERNELS:
+        raise ValueError(f"LINGVIS_ATTENTION must be one of auto, {', '.join(KERNELS)}; got {value!r}")
+    return value
+
+
+def _sdpa(q, k, v, causal: bool, scale: float | None) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=k.shape[1] != q.shape[1])
+
+
+def _sample(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+    """The first batches (or heads of one batch) of q/k/v, views, adding up to about `MEASURE_FLOP`."""
+    B, H, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    per_head = 4 * Lq * Lk * D
+    if per_head * H <= MEASURE_FLOP:
+        nb = max(1, min(B, int(MEASURE_FLOP // (per_head * H))))
+        return q[:nb], k[:nb], v[:nb]
+    g = H // Hkv
+    nkv = max(1, min(Hkv, int(MEASURE_FLOP // (per_head * g))))
+    return q[:1, :nkv * g], k[:1, :nkv], v[:1, :nkv]
+
+
+def measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> dict[str, float]:
+    """Seconds per call of each kernel on (a sample of) these tensors, interleaved (`interleaved_best`)."""
+    q, k, v = _sample(q, k, v)
+    fns = {"sdpa": lambda i: _sdpa(q, k, v, causal, None), "native": lambda i: native_attention(q, k, v, None, causal)}
+    with torch.no_grad():
+        return interleaved_best(fns, 1, MEASURE_SECONDS, ROUNDS)
+
+
+@dataclass
+class AttentionChooser:
+    """Per-process cache of the measured kernel choice; `timer` replaces the measurement (tests)."""
+    timer: Timer | None = None
+    margin: float = MARGIN
+    decisions: dict[Key, str] = field(default_factory=dict)
+    timings: dict[Key, dict[str, float]] = field(default_factory=dict)
+
+    @staticmethod
+    def key(q: torch.Tensor, k: torch.Tensor, causal: bool) -> Key:
+        return (rows_bucket(q.shape[2]), rows_bucket(k.shape[2]), q.shape[3], k.shape[1] != q.shape[1], bool(causal),
+                torch.get_num_threads())
+
+    def choose(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> str:
+        """'native' or 'sdpa' for this call (the caller has checked that the native kernel takes it)."""
+        forced = forced_kernel()
+        if forced is not None:
+            return forced
+        key = self.key(q, k, causal)
+        kernel = self.decisions.get(key)
+        if kernel is None:
+            times = ({name: self.timer(name, key) for name in KERNELS} if self.timer is not None
+                     else measure(q, k, v, causal))
+            kernel = "native" if times["sdpa"] > self.margin * times["native"] else "sdpa"
+            self.timings[key], self.decisions[key] = times, kernel
+        return kernel
+
+
+CHOOSER = AttentionChooser()
+
+
+def choose_kernel(q: torch.Tensor, k: torch.Tensor, causal: bool = False, v: torch.Tensor | None = None) -> str:
+    """The kernel `attention` runs for these tensors: 'native' or 'sdpa'."""
+    v = k if v is None else v
+    if not supports(q, k, v):
+        return "sdpa"
+    return CHOOSER.choose(q, k, v, causal)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+              scale: float | None = None) -> torch.Tensor:
+    """softmax(q k^T * scale [causal]) v: q (B, H, Lq, D), k/v (B, Hkv, Lk, D) -> (B, H, Lq, D), by the
+    measured-faster kernel (see the module doc). With autograd, on other devices/dtypes: SDPA."""
+    if choose_kernel(q, k, causal, v) == "native":
+        return native_attention(q, k, v, scale, causal)
+    return _sdpa(q, k, v, causal, scale)
