@@ -53,11 +53,16 @@ def _linear_fn(x: torch.Tensor, w: torch.Tensor, kernel: str):
     return lambda: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
 
-def attention_gflops(batch_heads: int, tokens: int, head_dim: int, repeats: int = 5) -> float:
-    """fp32 GFLOP/s of `scaled_dot_product_attention` (no mask) over `batch_heads` sequences of `tokens`
-    (4 * tokens^2 * head_dim FLOPs each: the two matrix products)."""
+def attention_gflops(batch_heads: int, tokens: int, head_dim: int, repeats: int = 5, kernel: str = "sdpa") -> float:
+    """fp32 GFLOP/s of `scaled_dot_product_attention` (no mask; `kernel="auto"`: lingvis'
+    `nn.fast_attention.attention`, the native kernel where it measures faster) over `batch_heads` sequences of
+    `tokens` (4 * tokens^2 * head_dim FLOPs each: the two matrix products)."""
+    from lingvis.nn.fast_attention import attention
+
     q = torch.randn(1, batch_heads, tokens, head_dim)
-    seconds = best_seconds(lambda: F.scaled_dot_product_attention(q, q, q), repeats)
+    fn = F.scaled_dot_product_attention if kernel == "sdpa" else attention
+    with torch.no_grad():
+        seconds = best_seconds(lambda: fn(q, q, q), repeats)
     return 4 * batch_heads * tokens ** 2 * head_dim / seconds / 1e9
 
 

@@ -5,13 +5,14 @@ TimeSformer-Base (8 frames of 224px, 16px patches, divided space-time attention)
 Wall and process CPU time (interleaved calls, median); on a shared machine the CPU-time ratio is steadier.
 `lingvis` is the model's inference forward (models/video_fast.py); `blockwise` is the same model through the
 shared blocks one by one (the training forward), and `mkl` the inference forward with every linear on MKL
-(`LINGVIS_GEMM=mkl`, no per-shape oneDNN choice), timed in the same run for the before/after.
+(`LINGVIS_GEMM=mkl`, no per-shape oneDNN choice), and `sdpa` the inference forward with torch's SDPA for every
+attention (`LINGVIS_ATTENTION=sdpa`, no native kernel), timed in the same run for the before/after.
 
 The physical limit, measured in the same run: the forward's matrix-product FLOPs (counted with torch's
 FlopCounterMode) at this machine's fp32 `F.linear` rate for the model's MLP shape, plus its attention FLOPs at
-the `scaled_dot_product_attention` rate of its attention shape, give the fastest fp32 forward these kernels
-allow (every other op free); the GEMM rate is the faster of MKL and oneDNN's packed kernel (both printed,
-`floor_mkl_s` with MKL's); `largest_ratio_at_peak` is transformers' time over that floor.
+the attention rate of its attention shape (the faster of SDPA and lingvis' native kernel), give the fastest
+fp32 forward these kernels allow (every other op free); the GEMM rate is the faster of MKL and oneDNN's packed
+kernel (both printed, `floor_mkl_s` with MKL's); `largest_ratio_at_peak` is transformers' time over that floor.
 
     python -m benchmarks.video_speed [--repeats 3] [--threads 2] [--only videomae|timesformer]
 """
@@ -80,7 +81,7 @@ def roofline(ours, x: torch.Tensor) -> dict:
     c = ours.config
     matmul = matmul_flops(lambda: ours(x))  # linears and the patch embedding (the q/k/v products included)
     shapes = attention_shapes(c, x.shape[0])
-    rates = {s: attention_gflops(*s) for s in set(shapes)}
+    rates = {s: max(attention_gflops(*s), attention_gflops(*s, kernel="auto")) for s in set(shapes)}
     attn = sum(4 * n * t * t * d for n, t, d in shapes)
     rows = x.shape[0] * (c.grid ** 2 * c.time_steps + int(c.cls_token))
     gemm = linear_gflops(rows, c.dim, c.mlp_hidden)
@@ -114,9 +115,13 @@ def bench(kind: str, repeats: int) -> dict:
             with env_set("LINGVIS_GEMM", "mkl"), torch.inference_mode():
                 return ours(x)
 
+        def run_sdpa():  # the fast forward with torch's SDPA for attention (LINGVIS_ATTENTION=sdpa), native's gain
+            with env_set("LINGVIS_ATTENTION", "sdpa"), torch.inference_mode():
+                return ours(x)
+
         diff = float((run_ours() - run_ref()).abs().max())
-        wall, cpu = timed({"lingvis": run_ours, "lingvis_mkl": run_mkl, "lingvis_blockwise": run_blockwise,
-                           "transformers": run_ref}, repeats)
+        wall, cpu = timed({"lingvis": run_ours, "lingvis_sdpa": run_sdpa, "lingvis_mkl": run_mkl,
+                           "lingvis_blockwise": run_blockwise, "transformers": run_ref}, repeats)
         limit = roofline(ours, x)
     flop = limit["GFLOP"]
     return {"benchmark": f"{kind} base forward, batch 1, {frames} frames of 224px",
@@ -129,6 +134,8 @@ def bench(kind: str, repeats: int) -> dict:
             "mkl_s": round(wall["lingvis_mkl"], 3), "mkl_cpu_s": round(cpu["lingvis_mkl"], 3),
             "ratio_cpu_mkl": round(cpu["transformers"] / cpu["lingvis_mkl"], 3),
             "gemm_choice_gain_cpu": round(cpu["lingvis_mkl"] / cpu["lingvis"], 3),
+            "sdpa_cpu_s": round(cpu["lingvis_sdpa"], 3),
+            "native_attention_gain_cpu": round(cpu["lingvis_sdpa"] / cpu["lingvis"], 3),
             "lingvis_GFLOPs": round(flop / wall["lingvis"], 1),
             "transformers_GFLOPs": round(flop / wall["transformers"], 1),
             **limit, "largest_ratio_at_peak": round(wall["transformers"] / limit["floor_s"], 3),

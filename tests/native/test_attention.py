@@ -24,7 +24,8 @@ def _check(y, want):
 
 @pytest.mark.parametrize("B,H,Lq,Lk,D", [(1, 1, 1, 1, 8), (2, 3, 7, 7, 64), (1, 2, 197, 197, 64),
                                          (1, 2, 197, 197, 80), (2, 2, 100, 33, 8), (1, 1, 5, 300, 32),
-                                         (1, 2, 37, 37, 200), (1, 1, 65, 129, 128), (1, 2, 300, 9, 24)])
+                                         (1, 2, 37, 37, 200), (1, 1, 65, 129, 128), (1, 2, 300, 9, 24),
+                                         (2, 1, 31, 401, 3), (1, 2, 9, 1, 8)])
 def test_matches_sdpa(B, H, Lq, Lk, D):
     q, k, v = _qkv(B, H, Lq, Lk, D, sharp=2.0)  # sharper softmax than unit-scaled activations
     _check(native_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))

@@ -13,7 +13,8 @@
  * and three key loads per head-dim step. Each 8-row query tile then walks the keys in blocks of LV_ATT_BK:
  * scores into a small L1 buffer, the running row max / sum updated (the sum and the output tile rescaled by
  * 2^(m_old - m_new)), probabilities as 2^(s - m) by a degree-7 polynomial (the query carries scale*log2(e)),
- * and the tile's (8, D) output accumulated from the value rows in registers. OpenMP: the key transposes over
+ * and the tile's (8, D) output accumulated from the value rows in registers (heads of width <= 8: from values
+ * packed as interleaved key pairs, two keys per 16-lane FMA). OpenMP: the key transposes over
  * (batch, kv head), then the query tiles over (batch, head, tile), statically (neighbouring tiles share a
  * head's keys in L2). Returns 0, or -1 (built without AVX-512: the caller keeps SDPA), -2 (no memory),
  * -3 (D outside 1..256).
@@ -129,9 +130,30 @@ static const lv_att_pv_fn LV_ATT_PV[17] = {NULL, lv_att_pv_1, lv_att_pv_2, lv_at
                                            lv_att_pv_10, lv_att_pv_11, lv_att_pv_12, lv_att_pv_13,
                                            lv_att_pv_14, lv_att_pv_15, lv_att_pv_16};
 
+#ifdef __AVX512DQ__
+#define LV_ATT_PAIRS 1
+/* heads of width <= 8: o[r][2d + e] = o[r][2d + e] * alpha[r] + sum_t p[r][2t + e] vp[t][2d + e], vp holding
+ * the value rows of keys 2t and 2t + 1 interleaved (packed per head): one 16-lane FMA per pair of keys and row,
+ * fed by a two-float broadcast of the probabilities, instead of one half-empty FMA per key. o[r][2d] +
+ * o[r][2d + 1] is the output. p is zero past the block's keys (its -inf scores) */
+static void lv_att_pv_pairs(const float *p, const float *vp, int nk, float *o, const float *alpha) {
+  __m512 acc[LV_ATT_ROWS];
+  for (int r = 0; r < LV_ATT_ROWS; r++) acc[r] = _mm512_mul_ps(_mm512_set1_ps(alpha[r]), _mm512_load_ps(o + 16 * r));
+  const int pairs = (nk + 1) / 2;
+  for (int t = 0; t < pairs; t++) {
+    const __m512 vv = _mm512_loadu_ps(vp + 16 * t);
+    for (int r = 0; r < LV_ATT_ROWS; r++) {
+      const __m128 p2 = _mm_castpd_ps(_mm_load_sd((const double *)(p + r * LV_ATT_BK + 2 * t)));
+      acc[r] = _mm512_fmadd_ps(_mm512_broadcast_f32x2(p2), vv, acc[r]);
+    }
+  }
+  for (int r = 0; r < LV_ATT_ROWS; r++) _mm512_store_ps(o + 16 * r, acc[r]);
+}
+#endif
+
 /* one 8-row query tile (rows i0 .. i0+rows-1) of one head against all of its keys */
-static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, const float *v, long svl, float *out,
-                        long sol, int rows, int i0, int Lk, int D, float qscale, int causal) {
+static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, const float *v, long svl, const float *vp,
+                        float *out, long sol, int rows, int i0, int Lk, int D, float qscale, int causal) {
   const int NV = (D + 15) / 16;
   const __mmask16 tail = (__mmask16)((D % 16) ? ((1u << (D % 16)) - 1) : 0xFFFFu);
   float qs[LV_ATT_MAXD * LV_ATT_ROWS] __attribute__((aligned(64)));           /* (D, 8) scaled queries */
@@ -173,7 +195,18 @@ static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, con
       }
       l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
     }
+#ifdef LV_ATT_PAIRS
+    if (vp) {
+      lv_att_pv_pairs(s, vp + 8L * j0, nk, acc, alpha); /* j0 is even: block starts are pair starts */
+      continue;
+    }
+#endif
     pv(s, v + (long)j0 * svl, svl, nk, tail, acc, alpha);
+  }
+  if (vp) { /* the pairs' interleaved halves summed */
+    for (int r = 0; r < rows; r++)
+      for (int d = 0; d < D; d++) out[r * sol + d] = (acc[16 * r + 2 * d] + acc[16 * r + 2 * d + 1]) / l[r];
+    return;
   }
   for (int r = 0; r < rows; r++) {
     const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
@@ -200,7 +233,12 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
   const long sqb = st[0], sqh = st[1], sql = st[2], skb = st[3], skh = st[4], skl = st[5];
   const long svb = st[6], svh = st[7], svl = st[8], sob = st[9], soh = st[10], sol = st[11];
   const long ldk = ((long)Lk + 15) & ~15L;
-  const long per = (long)D * ldk;
+#ifdef LV_ATT_PAIRS
+  const int pairs = D <= 8; /* values packed as interleaved key pairs (lv_att_pv_pairs) */
+#else
+  const int pairs = 0;
+#endif
+  const long per = (long)D * ldk + (pairs ? 8 * ldk : 0); /* transposed keys [+ packed values] per kv head */
   const int nkv = B * Hkv, group = H / Hkv;
   float *kt = (float *)aligned_alloc(64, sizeof(float) * (size_t)(per * nkv + 16));
   if (!kt) return -2;
@@ -222,14 +260,22 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
       }
       for (int d = 0; d < D; d++)
         for (long j = Lk; j < ldk; j++) dst[d * ldk + j] = 0.0f;
+      if (pairs) { /* vp[t][2d + e] = v[2t + e][d], zero past Lk and D */
+        float *vp = dst + D * ldk;
+        const float *vb = v + (long)(bh / Hkv) * svb + (long)(bh % Hkv) * svh;
+        memset(vp, 0, sizeof(float) * 8 * ldk);
+        for (int j = 0; j < Lk; j++)
+          for (int d = 0; d < D; d++) vp[16 * (j / 2) + 2 * d + (j & 1)] = vb[(long)j * svl + d];
+      }
     }
 #pragma omp for schedule(static)
     for (long t = 0; t < ntask; t++) {
       const int tile = (int)(t % tiles), h = (int)((t / tiles) % H), b = (int)(t / ((long)tiles * H));
       const int i0 = tile * LV_ATT_ROWS, rows = Lq - i0 < LV_ATT_ROWS ? Lq - i0 : LV_ATT_ROWS;
       const int hk = h / group;
-      lv_att_tile(q + b * sqb + h * sqh + i0 * sql, sql, kt + (long)(b * Hkv + hk) * per, ldk,
-                  v + b * svb + hk * svh, svl, o + b * sob + h * soh + i0 * sol, sol, rows, i0, Lk, D, qscale,
+      const float *kh = kt + (long)(b * Hkv + hk) * per;
+      lv_att_tile(q + b * sqb + h * sqh + i0 * sql, sql, kh, ldk, v + b * svb + hk * svh, svl,
+                  pairs ? kh + D * ldk : NULL, o + b * sob + h * soh + i0 * sol, sol, rows, i0, Lk, D, qscale,
                   causal);
     }
   }
