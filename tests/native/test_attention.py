@@ -53,9 +53,9 @@ def test_grouped_heads():
                                                                                    enable_gqa=True))
 
 
-def test_strided_views_and_output_layout():
+@pytest.mark.parametrize("B,L,H,D", [(2, 23, 3, 16), (1, 300, 8, 64), (1, 300, 8, 8)])  # 300 x 8 x 64: copied values
+def test_strided_views_and_output_layout(B, L, H, D):
     g = torch.Generator().manual_seed(5)
-    B, L, H, D = 2, 23, 3, 16
     qkv = torch.randn(B, L, 3, H, D, generator=g)  # a fused projection's output
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, H, L, D) views, rows 3*H*D apart
     y = native_attention(q, k, v)

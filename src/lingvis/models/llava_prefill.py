@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
 
 from ..decode_step import supports
 from ..nn import BlockInputs, KVCache
+from ..nn.fast_attention import attention
 from ..nn.position import apply_rotary
 
 
@@ -55,7 +55,7 @@ def prefill_last(lm, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
         cos, sin = rope
         q, k = apply_rotary(q, cos[:, :, -1:], sin[:, :, -1:]), apply_rotary(k, cos, sin)
     k, v, _ = cache.update(len(first), k, v)  # (B, KV, T, D)
-    y = F.scaled_dot_product_attention(q, k, v, enable_gqa=a.n_kv_heads != a.n_heads)  # (B, H, 1, D)
+    y = attention(q, k, v)  # (B, H, 1, D)
     h = x[:, -1:] + a.proj(y.transpose(1, 2).reshape(B, 1, a.n_heads * a.head_dim))  # (B, 1, C)
     h = h + blk.mlp(blk.ln_2(h), ctx)
     cache.advance(T)
