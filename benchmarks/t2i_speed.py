@@ -14,14 +14,17 @@ self-attention) once per image instead of once per prompt row; in inference the 
 channels-last through the whole UNet (oneDNN convolutions without layout reorders, 1x1 convolutions as GEMMs on
 the free (B, H*W, C) view, channels-last weights cached per weight version); fused q/k/v projections; the GEGLU
 gate, activations and residual adds in place. The convolutions, attention (SDPA) and GEMMs are the same
-oneDNN/MKL kernels on both sides, and the SDPA flash kernel (the same on both sides) is 35-40% of the
-sd-small time (8 heads of width 8 over 1024 pixels), which bounds the ratio there.
+oneDNN/MKL kernels on both sides; attention was SDPA's flash kernel on both sides (35-40% of the sd-small
+time: 8 heads of width 8 over 1024 pixels) and is now lingvis' native kernel (native/attention.c) where it
+measures faster.
 Measured 2026-12-07 (shared 2-core machine, other jobs running, load 2-3; 1 thread, 25 steps), CPU-time
 ratios: shapes DPM-Solver++ 1.24x, sd-small 1.14x, shapes Euler 1.21x (main before this work: 1.13, 1.11,
 1.10x); images equal to 2.1e-5. docs/text_to_image.md (Speed) has the table.
 
 `mkl` (printed as `mkl_cpu_s`, `gemm_choice_gain_cpu`) is lingvis with every linear on MKL (`LINGVIS_GEMM=mkl`)
-instead of the per-shape measured MKL / oneDNN choice (nn/gemm_select.py), timed in the same interleaved run.
+instead of the per-shape measured MKL / oneDNN choice (nn/gemm_select.py), and `sdpa` (`sdpa_cpu_s`,
+`native_attention_gain_cpu`) lingvis with torch's SDPA for every attention (`LINGVIS_ATTENTION=sdpa`) instead of
+the native kernel where it measures faster (nn/fast_attention.py), timed in the same interleaved run.
 
     python -m benchmarks.t2i_speed [--quick] [--threads N]
 """
@@ -116,8 +119,12 @@ def bench(name: str, scheduler: str, steps: int, repeats: int) -> dict:
             with env_set("LINGVIS_GEMM", "mkl"):
                 return run_ours()
 
+        def run_sdpa():  # torch's SDPA for every attention (LINGVIS_ATTENTION=sdpa): the native kernel's gain
+            with env_set("LINGVIS_ATTENTION", "sdpa"):
+                return run_ours()
+
         diff = float((run_ref() - run_ours()).abs().max())
-        fns = {"ours": run_ours, "ref": run_ref, "mkl": run_mkl}
+        fns = {"ours": run_ours, "ref": run_ref, "mkl": run_mkl, "sdpa": run_sdpa}
         wall = {k: [] for k in fns}
         cpu = {k: [] for k in fns}
         for _ in range(repeats):
@@ -133,7 +140,8 @@ def bench(name: str, scheduler: str, steps: int, repeats: int) -> dict:
     r.update(cpu_ratio=round(med["ref"][1] / med["ours"][1], 3), max_abs_diff=diff, threads=torch.get_num_threads(),
              cpu_s=(round(med["ours"][1], 2), round(med["ref"][1], 2)), load=round(os.getloadavg()[0], 2),
              mkl_cpu_s=round(med["mkl"][1], 2), cpu_ratio_mkl=round(med["ref"][1] / med["mkl"][1], 3),
-             gemm_choice_gain_cpu=round(med["mkl"][1] / med["ours"][1], 3))
+             gemm_choice_gain_cpu=round(med["mkl"][1] / med["ours"][1], 3), sdpa_cpu_s=round(med["sdpa"][1], 2),
+             native_attention_gain_cpu=round(med["sdpa"][1] / med["ours"][1], 3))
     return r
 
 
@@ -158,7 +166,8 @@ def main() -> None:
               f"{r['ratio']:.2f}x, CPU-time ratio {r['cpu_ratio']:.2f}x (CPU s per run {r['cpu_s'][0]} vs "
               f"{r['cpu_s'][1]}), max abs image diff {r['max_abs_diff']:.2e}; {r['threads']} threads, load {r['load']}"
               f"; all-MKL lingvis {r['mkl_cpu_s']} CPU s (ratio {r['cpu_ratio_mkl']:.2f}x, gain of the kernel choice "
-              f"{r['gemm_choice_gain_cpu']:.2f}x)")
+              f"{r['gemm_choice_gain_cpu']:.2f}x); all-SDPA lingvis {r['sdpa_cpu_s']} CPU s (gain of the native "
+              f"attention {r['native_attention_gain_cpu']:.2f}x)")
 
 
 if __name__ == "__main__":
