@@ -56,38 +56,34 @@ static inline __m512 lv_exp2_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-/* s[r][j], r < 8, j < nk (a multiple of 16): sum_d qs[d][r] * kt[d][j]; qs (D, 8), kt rows ldk apart */
+/* s[r][j0 + j], r < 8, j < 16 KV: sum_d qs[r][d] * kt[d][j0 + j]; 8 x KV accumulators (KV a constant) */
+static inline __attribute__((always_inline)) void lv_att_scores_chunk(const int KV, const float *qs, int D,
+                                                                      const float *kr, long ldk, float *s) {
+  __m512 acc[LV_ATT_ROWS][3];
+  for (int r = 0; r < LV_ATT_ROWS; r++)
+    for (int c = 0; c < KV; c++) acc[r][c] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d++, kr += ldk) {
+    __m512 k[3];
+    for (int c = 0; c < KV; c++) {
+      k[c] = _mm512_loadu_ps(kr + 16 * c);
+      LV_IN_REGISTER(k[c]);
+    }
+    for (int r = 0; r < LV_ATT_ROWS; r++) {
+      const __m512 q = _mm512_set1_ps(qs[r * D + d]);
+      for (int c = 0; c < KV; c++) acc[r][c] = _mm512_fmadd_ps(q, k[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < LV_ATT_ROWS; r++)
+    for (int c = 0; c < KV; c++) _mm512_storeu_ps(s + r * LV_ATT_BK + 16 * c, acc[r][c]);
+}
+
+/* s[r][j], r < 8, j < nk (a multiple of 16): sum_d qs[r][d] * kt[d][j]; qs (8, D), kt rows ldk apart. Chunks
+ * of 48 keys (24 accumulators), the rest as one chunk of 32 or 16 */
 static inline void lv_att_scores(const float *qs, int D, const float *kt, long ldk, int nk, float *s) {
   int j = 0;
-  for (; j + 48 <= nk; j += 48) {
-    __m512 acc[LV_ATT_ROWS][3];
-    for (int r = 0; r < LV_ATT_ROWS; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
-    const float *kr = kt + j;
-    for (int d = 0; d < D; d++, kr += ldk) {
-      __m512 k0 = _mm512_loadu_ps(kr), k1 = _mm512_loadu_ps(kr + 16), k2 = _mm512_loadu_ps(kr + 32);
-      LV_IN_REGISTER(k0);
-      LV_IN_REGISTER(k1);
-      LV_IN_REGISTER(k2);
-      for (int r = 0; r < LV_ATT_ROWS; r++) {
-        const __m512 q = _mm512_set1_ps(qs[d * LV_ATT_ROWS + r]);
-        acc[r][0] = _mm512_fmadd_ps(q, k0, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(q, k1, acc[r][1]);
-        acc[r][2] = _mm512_fmadd_ps(q, k2, acc[r][2]);
-      }
-    }
-    for (int r = 0; r < LV_ATT_ROWS; r++)
-      for (int c = 0; c < 3; c++) _mm512_storeu_ps(s + r * LV_ATT_BK + j + 16 * c, acc[r][c]);
-  }
-  for (; j < nk; j += 16) {
-    __m512 acc[LV_ATT_ROWS];
-    for (int r = 0; r < LV_ATT_ROWS; r++) acc[r] = _mm512_setzero_ps();
-    const float *kr = kt + j;
-    for (int d = 0; d < D; d++, kr += ldk) {
-      const __m512 k0 = _mm512_loadu_ps(kr);
-      for (int r = 0; r < LV_ATT_ROWS; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[d * LV_ATT_ROWS + r]), k0, acc[r]);
-    }
-    for (int r = 0; r < LV_ATT_ROWS; r++) _mm512_storeu_ps(s + r * LV_ATT_BK + j, acc[r]);
-  }
+  for (; j + 48 <= nk; j += 48) lv_att_scores_chunk(3, qs, D, kt + j, ldk, s + j);
+  if (nk - j == 32) lv_att_scores_chunk(2, qs, D, kt + j, ldk, s + j);
+  else if (nk - j == 16) lv_att_scores_chunk(1, qs, D, kt + j, ldk, s + j);
 }
 
 /* o[r][:] = o[r][:] * alpha[r] + sum_{j < nk} p[r][j] v[j][:] for the 8 rows of a tile: o (8, NV*16),
@@ -165,12 +161,12 @@ static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, con
                         float *out, long sol, int rows, int i0, int Lk, int D, float qscale, int causal) {
   const int NV = (D + 15) / 16;
   const __mmask16 tail = (__mmask16)((D % 16) ? ((1u << (D % 16)) - 1) : 0xFFFFu);
-  float qs[LV_ATT_MAXD * LV_ATT_ROWS] __attribute__((aligned(64)));           /* (D, 8) scaled queries */
+  float qs[LV_ATT_MAXD * LV_ATT_ROWS] __attribute__((aligned(64)));           /* (8, D) scaled queries */
   float s[LV_ATT_ROWS * LV_ATT_BK] __attribute__((aligned(64)));              /* (8, BK) scores, then probabilities */
   float acc[LV_ATT_ROWS * LV_ATT_MAXD] __attribute__((aligned(64)));          /* (8, NV*16) output tile */
   float m[LV_ATT_ROWS], l[LV_ATT_ROWS], alpha[LV_ATT_ROWS];
   for (int r = 0; r < LV_ATT_ROWS; r++) {
-    for (int d = 0; d < D; d++) qs[d * LV_ATT_ROWS + r] = r < rows ? q[r * sql + d] * qscale : 0.0f;
+    for (int d = 0; d < D; d++) qs[r * D + d] = r < rows ? q[r * sql + d] * qscale : 0.0f;
     m[r] = -INFINITY;
     l[r] = 0.0f;
   }
