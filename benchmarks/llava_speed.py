@@ -23,7 +23,9 @@ The same run also times lingvis with this round's fast paths switched off (`befo
 the decode steps through `Llava.forward`; `LINGVIS_LAST_PREFILL=0`, the prefill's last block on every position),
 interleaved with the two others, and prints `before_ms` / `gain` (before / now) beside each row; likewise `mkl`
 (every linear on MKL, `LINGVIS_GEMM=mkl`, instead of the per-shape measured MKL / oneDNN choice) as `mkl_ms` /
-`gemm_choice_gain_cpu` (`--no-ab` skips both).
+`gemm_choice_gain_cpu`, and for the first token `sdpa` (torch's SDPA for every attention,
+`LINGVIS_ATTENTION=sdpa`, instead of the native kernel where it measures faster) as `sdpa_ms` /
+`native_attention_gain_cpu` (`--no-ab` skips all three).
 
     python -m benchmarks.llava_speed [--quick] [--threads N] [--no-ab]
 """
@@ -130,8 +132,13 @@ def timed(ours, ref, batch: int, new: int, repeats: int, ab: bool = True
         with env_set("LINGVIS_GEMM", "mkl"):
             out["mkl"] = ours.generate(ids, new, pixel_values=pixels)
 
+    def run_sdpa():  # torch's SDPA for every attention (LINGVIS_ATTENTION=sdpa) instead of the native kernel
+        with env_set("LINGVIS_ATTENTION", "sdpa"):
+            out["sdpa"] = ours.generate(ids, new, pixel_values=pixels)
+
     fns = {"ours": run_ours, "ref": run_ref,
-           **({"before": without_fast_paths(run_before), "mkl": run_mkl} if ab else {})}
+           **({"before": without_fast_paths(run_before), "mkl": run_mkl} if ab else {}),
+           **({"sdpa": run_sdpa} if ab and new == 1 else {})}  # attention's share: first tokens only
     times = median_wall_and_cpu(fns, repeats)
     if ab and not torch.equal(out["before"], out["ours"]):
         raise AssertionError("lingvis' tokens changed with the fast paths switched off")
@@ -170,7 +177,8 @@ def run(quick: bool = False, threads: int | None = None, ab: bool = True) -> lis
             r.update(before_ms=round(1000 * t1["before"], 1), gain=round(t1["before"] / t1["ours"], 3),
                      cpu_gain=round(c1["before"] / c1["ours"], 3), mkl_ms=round(1000 * t1["mkl"], 1),
                      cpu_ratio_mkl=round(c1["ref"] / c1["mkl"], 3),
-                     gemm_choice_gain_cpu=round(c1["mkl"] / c1["ours"], 3))
+                     gemm_choice_gain_cpu=round(c1["mkl"] / c1["ours"], 3), sdpa_ms=round(1000 * t1["sdpa"], 1),
+                     native_attention_gain_cpu=round(c1["sdpa"] / c1["ours"], 3))
         ids, pixels = inputs(ours, 1)
         # the products as aten matmuls (the profiler sees no shapes through oneDNN's packed linears), each timed
         # alone with torch.mm (`floor_mkl_ms`) and as the faster of MKL and oneDNN's packed kernel (`floor_ms`)

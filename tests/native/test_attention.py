@@ -79,3 +79,16 @@ def test_refuses_what_it_does_not_compute():
         assert supports(qg, k, v)
     with pytest.raises(ValueError, match="fp32"):
         native_attention(q.double(), k.double(), v.double())
+
+
+def test_same_result_on_any_thread_count():
+    q, k, v = _qkv(2, 3, 45, 61, 64, seed=6)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = native_attention(q, k, v)
+        torch.set_num_threads(2)
+        two = native_attention(q, k, v)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(one, two)  # every query tile is computed by one thread, in the same order

@@ -249,7 +249,7 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
   const int vcopy = !pairs && svl != D && (long)Lk * svl * 4 > LV_ATT_VSPAN;
   const long per = (long)D * ldk + (pairs ? 8 * ldk : vcopy ? (long)D * Lk : 0); /* keys^T [+ values] per head */
   const int nkv = B * Hkv, group = H / Hkv;
-  float *kt = (float *)aligned_alloc(64, sizeof(float) * (size_t)(per * nkv + 16));
+  float *kt = (float *)aligned_alloc(64, sizeof(float) * (size_t)((per * nkv + 31) & ~15L)); /* 64-byte multiple */
   if (!kt) return -2;
   const int tiles = (Lq + LV_ATT_ROWS - 1) / LV_ATT_ROWS;
   const long ntask = (long)B * H * tiles;
