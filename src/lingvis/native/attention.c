@@ -13,8 +13,10 @@
  * and three key loads per head-dim step. Each 8-row query tile then walks the keys in blocks of LV_ATT_BK:
  * scores into a small L1 buffer, the running row max / sum updated (the sum and the output tile rescaled by
  * 2^(m_old - m_new)), probabilities as 2^(s - m) by a degree-5 polynomial (the query carries scale*log2(e)),
- * and the tile's (8, D) output accumulated from the value rows in registers (heads of width <= 8: from values
- * packed as interleaved key pairs, two keys per 16-lane FMA). OpenMP: the key transposes over
+ * and the tile's (8, D) output accumulated from the value rows in registers. Heads of width <= 8 (the t2i
+ * UNet's level 0) run transposed instead (lv_att_tile_t: 32 query rows in the vector lanes, keys and values
+ * broadcast; 1.28x the row-major tile on 4 x 8 x 1024 x 8), or, with a causal mask, row-major with values packed
+ * as interleaved key pairs (two keys per 16-lane FMA). OpenMP: the key transposes over
  * (batch, kv head), then the query tiles over (batch, head, tile), statically (neighbouring tiles share a
  * head's keys in L2). Returns 0, or -1 (built without AVX-512: the caller keeps SDPA), -2 (no memory),
  * -3 (D outside 1..256).
@@ -156,6 +158,76 @@ static void lv_att_pv_pairs(const float *p, const float *vp, int nk, float *o, c
   for (int r = 0; r < LV_ATT_ROWS; r++) _mm512_store_ps(o + 16 * r, acc[r]);
 }
 
+/* heads of width <= 8 without a causal mask: the tile's LV_ATT_TR x 16 query rows run in the vector lanes, the
+ * scores as s^T[key][row], so the softmax is vertical (the running max and sum are vectors of rows: no per-row
+ * reductions or scalar exp) and a key costs 8 broadcasts of its (packed, zero-padded) key elements against the
+ * queries held in registers, and 8 of its value elements against the probabilities. kc, vc: (Lk, 8). */
+#define LV_ATT_TR 2   /* 16-row vectors per transposed tile: 8 x 2 queries + 2 sums + 2 maxima in registers */
+#define LV_ATT_TBK 256 /* keys per block there: the (256, 32) score tile is 32 KB */
+#define LV_ATT_TROWS (16 * LV_ATT_TR)
+static void lv_att_tile_t(const float *q, long sql, const float *kc, const float *vc, float *out, long sol, int rows,
+                          int Lk, int D, float qscale) {
+  float qt[8 * LV_ATT_TROWS] __attribute__((aligned(64)));          /* (8, rows) scaled queries, transposed */
+  float st[LV_ATT_TBK * LV_ATT_TROWS] __attribute__((aligned(64))); /* (keys, rows) scores, then probabilities */
+  float ot[8 * LV_ATT_TROWS] __attribute__((aligned(64)));          /* (8, rows) output, transposed */
+  float lr[LV_ATT_TROWS] __attribute__((aligned(64)));
+  for (int d = 0; d < 8; d++)
+    for (int r = 0; r < LV_ATT_TROWS; r++) qt[d * LV_ATT_TROWS + r] = r < rows && d < D ? q[r * sql + d] * qscale : 0.0f;
+  memset(ot, 0, sizeof ot);
+  __m512 m[LV_ATT_TR], l[LV_ATT_TR];
+  for (int c = 0; c < LV_ATT_TR; c++) m[c] = _mm512_set1_ps(-INFINITY), l[c] = _mm512_setzero_ps();
+  for (int j0 = 0; j0 < Lk; j0 += LV_ATT_TBK) {
+    const int nk = Lk - j0 < LV_ATT_TBK ? Lk - j0 : LV_ATT_TBK;
+    __m512 qv[8][LV_ATT_TR], mx[LV_ATT_TR];
+    for (int d = 0; d < 8; d++)
+      for (int c = 0; c < LV_ATT_TR; c++) qv[d][c] = _mm512_load_ps(qt + d * LV_ATT_TROWS + 16 * c);
+    for (int c = 0; c < LV_ATT_TR; c++) mx[c] = _mm512_set1_ps(-INFINITY);
+    const float *kr = kc + 8L * j0;
+    for (int j = 0; j < nk; j++, kr += 8) {
+      __m512 sc[LV_ATT_TR];
+      for (int c = 0; c < LV_ATT_TR; c++) sc[c] = _mm512_setzero_ps();
+      for (int d = 0; d < 8; d++) {
+        const __m512 kb = _mm512_set1_ps(kr[d]);
+        for (int c = 0; c < LV_ATT_TR; c++) sc[c] = _mm512_fmadd_ps(qv[d][c], kb, sc[c]);
+      }
+      for (int c = 0; c < LV_ATT_TR; c++) {
+        _mm512_store_ps(st + j * LV_ATT_TROWS + 16 * c, sc[c]);
+        mx[c] = _mm512_max_ps(mx[c], sc[c]);
+      }
+    }
+    __m512 alpha[LV_ATT_TR];
+    for (int c = 0; c < LV_ATT_TR; c++) {
+      const __m512 mn = _mm512_max_ps(m[c], mx[c]);
+      alpha[c] = lv_exp2_ps(_mm512_sub_ps(m[c], mn)); /* -inf - finite on the first block: 0 */
+      l[c] = _mm512_mul_ps(l[c], alpha[c]);
+      m[c] = mn;
+    }
+    for (int j = 0; j < nk; j++)
+      for (int c = 0; c < LV_ATT_TR; c++) {
+        const __m512 e = lv_exp2_ps(_mm512_sub_ps(_mm512_load_ps(st + j * LV_ATT_TROWS + 16 * c), m[c]));
+        _mm512_store_ps(st + j * LV_ATT_TROWS + 16 * c, e);
+        l[c] = _mm512_add_ps(l[c], e);
+      }
+    __m512 acc[8][LV_ATT_TR];
+    for (int d = 0; d < 8; d++)
+      for (int c = 0; c < LV_ATT_TR; c++) acc[d][c] = _mm512_mul_ps(alpha[c], _mm512_load_ps(ot + d * LV_ATT_TROWS + 16 * c));
+    const float *vr = vc + 8L * j0;
+    for (int j = 0; j < nk; j++, vr += 8) {
+      __m512 pv[LV_ATT_TR];
+      for (int c = 0; c < LV_ATT_TR; c++) pv[c] = _mm512_load_ps(st + j * LV_ATT_TROWS + 16 * c);
+      for (int d = 0; d < 8; d++) {
+        const __m512 vb = _mm512_set1_ps(vr[d]);
+        for (int c = 0; c < LV_ATT_TR; c++) acc[d][c] = _mm512_fmadd_ps(pv[c], vb, acc[d][c]);
+      }
+    }
+    for (int d = 0; d < 8; d++)
+      for (int c = 0; c < LV_ATT_TR; c++) _mm512_store_ps(ot + d * LV_ATT_TROWS + 16 * c, acc[d][c]);
+  }
+  for (int c = 0; c < LV_ATT_TR; c++) _mm512_store_ps(lr + 16 * c, l[c]);
+  for (int r = 0; r < rows; r++)
+    for (int d = 0; d < D; d++) out[r * sol + d] = ot[d * LV_ATT_TROWS + r] / lr[r];
+}
+
 /* one 8-row query tile (rows i0 .. i0+rows-1) of one head against all of its keys */
 static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, const float *v, long svl, const float *vp,
                         float *out, long sol, int rows, int i0, int Lk, int D, float qscale, int causal) {
@@ -238,8 +310,9 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
   const long sqb = st[0], sqh = st[1], sql = st[2], skb = st[3], skh = st[4], skl = st[5];
   const long svb = st[6], svh = st[7], svl = st[8], sob = st[9], soh = st[10], sol = st[11];
   const long ldk = ((long)Lk + 15) & ~15L;
+  const int trans = D <= 8 && !causal; /* lv_att_tile_t on keys and values packed as (Lk, 8) rows */
 #ifdef LV_ATT_PAIRS
-  const int pairs = D <= 8; /* values packed as interleaved key pairs (lv_att_pv_pairs) */
+  const int pairs = D <= 8 && causal; /* values packed as interleaved key pairs (lv_att_pv_pairs) */
 #else
   const int pairs = 0;
 #endif
@@ -247,11 +320,13 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
    * (Lk, D) rows: every query tile streams them, and strided rows cost a TLB miss each (VideoMAE: 1568 rows
    * 9 KB apart, 94 vs 81 ms for the 12 heads with the copy, 1 thread) */
   const int vcopy = !pairs && svl != D && (long)Lk * svl * 4 > LV_ATT_VSPAN;
-  const long per = (long)D * ldk + (pairs ? 8 * ldk : vcopy ? (long)D * Lk : 0); /* keys^T [+ values] per head */
+  const long per = trans ? 16 * ldk /* keys, then values, (Lk, 8) each */
+                         : (long)D * ldk + (pairs ? 8 * ldk : vcopy ? (long)D * Lk : 0); /* keys^T [+ values] */
   const int nkv = B * Hkv, group = H / Hkv;
   float *kt = (float *)aligned_alloc(64, sizeof(float) * (size_t)((per * nkv + 31) & ~15L)); /* 64-byte multiple */
   if (!kt) return -2;
-  const int tiles = (Lq + LV_ATT_ROWS - 1) / LV_ATT_ROWS;
+  const int trows = trans ? LV_ATT_TROWS : LV_ATT_ROWS; /* query rows per tile */
+  const int tiles = (Lq + trows - 1) / trows;
   const long ntask = (long)B * H * tiles;
   const float qscale = scale * 1.4426950408889634f; /* exp(x) = 2^(x log2 e) */
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -260,6 +335,16 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
     for (int bh = 0; bh < nkv; bh++) {
       const float *kb = k + (long)(bh / Hkv) * skb + (long)(bh % Hkv) * skh;
       float *dst = kt + bh * per;
+      if (trans) { /* kc[j][d] = k[j][d], vc[j][d] = v[j][d], zero past D */
+        const float *vb = v + (long)(bh / Hkv) * svb + (long)(bh % Hkv) * svh;
+        float *vc = dst + 8 * ldk;
+        memset(dst, 0, sizeof(float) * 16 * ldk);
+        for (int j = 0; j < Lk; j++) {
+          memcpy(dst + 8L * j, kb + (long)j * skl, sizeof(float) * D);
+          memcpy(vc + 8L * j, vb + (long)j * svl, sizeof(float) * D);
+        }
+        continue;
+      }
       for (int j0 = 0; j0 < Lk; j0 += 16) {
         const int nj = Lk - j0 < 16 ? Lk - j0 : 16;
         for (int d = 0; d < D; d++) {
@@ -284,9 +369,14 @@ int lv_attention_f32(const float *q, const float *k, const float *v, float *o, i
 #pragma omp for schedule(static)
     for (long t = 0; t < ntask; t++) {
       const int tile = (int)(t % tiles), h = (int)((t / tiles) % H), b = (int)(t / ((long)tiles * H));
-      const int i0 = tile * LV_ATT_ROWS, rows = Lq - i0 < LV_ATT_ROWS ? Lq - i0 : LV_ATT_ROWS;
+      const int i0 = tile * trows, rows = Lq - i0 < trows ? Lq - i0 : trows;
       const int hk = h / group;
       const float *kh = kt + (long)(b * Hkv + hk) * per;
+      if (trans) {
+        lv_att_tile_t(q + b * sqb + h * sqh + i0 * sql, sql, kh, kh + 8 * ldk, o + b * sob + h * soh + i0 * sol, sol,
+                      rows, Lk, D, qscale);
+        continue;
+      }
       lv_att_tile(q + b * sqb + h * sqh + i0 * sql, sql, kh, ldk, vcopy ? kh + D * ldk : v + b * svb + hk * svh,
                   vcopy ? D : svl,
                   pairs ? kh + D * ldk : NULL, o + b * sob + h * soh + i0 * sol, sol, rows, i0, Lk, D, qscale,
