@@ -53,7 +53,7 @@ def measure(B, H, Lq, Lk, D, causal, layout, budget: float) -> dict[str, float]:
 
 def main() -> None:
     from lingvis.native.kernels import available
-    from lingvis.nn.fast_attention import choose_kernel
+    from lingvis.nn.fast_attention import CHOOSER, choose_kernel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
@@ -74,10 +74,12 @@ def main() -> None:
                 t = measure(B, H, Lq, Lk, D, causal, layout, a.budget)
                 flop = 4 * B * H * Lq * Lk * D / (2 if causal else 1)
                 q, k, v = inputs(B, H, Lq, Lk, D, layout)
-                pick = choose_kernel(q, k, causal)
+                pick = choose_kernel(q, k, causal, v)
+                own = CHOOSER.timings.get(CHOOSER.key(q, k, causal))  # the chooser's own measurement (None: forced)
+                why = f", its sdpa / native {own['sdpa'] / own['native']:.2f}x" if own else ""
                 print(f"  {name:<48} sdpa {flop / t['sdpa'] / 1e9:6.1f}  native {flop / t['native'] / 1e9:6.1f} "
-                      f"GFLOP/s  native {t['sdpa'] / t['native']:.2f}x  ({t['native'] * 1e3:.2f} ms; picks {pick})",
-                      flush=True)
+                      f"GFLOP/s  native {t['sdpa'] / t['native']:.2f}x  ({t['native'] * 1e3:.2f} ms; picks {pick}"
+                      f"{why})", flush=True)
 
 
 if __name__ == "__main__":
