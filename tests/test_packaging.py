@@ -49,7 +49,7 @@ def test_wheel_holds_package_data_licence_and_metadata(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert wheel.name.startswith(f"lingvis-{lingvis.__version__}-")
     assert "lingvis/py.typed" in names
-    assert "lingvis/native/gemv.c" in names  # compiled at first use
+    assert {"lingvis/native/gemv.c", "lingvis/native/attention.c"} <= names  # compiled at first use
     assert {f"lingvis/serve/static/{f}" for f in ("index.html", "app.js", "style.css")} <= names
     assert sum(n.startswith("lingvis/data/corpus/shakespeare/") for n in names) >= 5
     info = f"lingvis-{lingvis.__version__}.dist-info"
