@@ -2,7 +2,9 @@
 
 `available()` says whether they loaded; `LinearF32` / `LinearInt8` wrap one weight each (kernels.py);
 `WholeStep(model, cache)` runs a batch-1 fp32 decode step of a GPT-family model as one call (step.py, step.c);
-`hugepage_weights(model)` moves a model's linear weights into hugepage-advised memory (hugepages.py).
+`hugepage_weights(model)` moves a model's linear weights into hugepage-advised memory (hugepages.py);
+`attention.native_attention(q, k, v)` is an fp32 flash-style attention (attention.c), which
+`lingvis.nn.fast_attention` runs where it measures faster than SDPA.
 """
 from .build import load
 from .hugepages import hugepage_weights
