@@ -85,3 +85,10 @@ def test_real_measurement_returns_both_timings():
     q, k, v = _qkv(B=3, H=2, L=40, D=16)
     times = measure(q, k, v, causal=False)
     assert set(times) == {"sdpa", "native"} and all(0 < t < 1 for t in times.values())
+
+
+def test_sdpa_under_torch_compile(monkeypatch):
+    monkeypatch.setenv("LINGVIS_ATTENTION", "native")
+    q, k, v = _qkv()
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # what Dynamo reports while tracing
+    assert choose_kernel(q, k) == "sdpa"

@@ -20,7 +20,8 @@ MAX_HEAD_DIM = 256
 
 
 def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    """True when the kernel takes these tensors: fp32 CPU, 4-D, matching shapes, no autograd, D <= 256."""
+    """True when the kernel takes these tensors: fp32 CPU, 4-D, matching shapes, no autograd, D <= 256, not
+    under `torch.compile`."""
     if not all(t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() == 4 for t in (q, k, v)):
         return False
     B, H, _, D = q.shape
@@ -30,7 +31,7 @@ def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         return False
-    return available()
+    return not torch.compiler.is_compiling() and available()  # Dynamo cannot trace the ctypes call: SDPA there
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:  # the last dimension contiguous (strided views are read as they are)
