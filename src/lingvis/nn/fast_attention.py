@@ -25,8 +25,8 @@ from .gemm_select import interleaved_best, rows_bucket
 KERNELS = ("sdpa", "native")
 MARGIN = 1.03  # the native kernel must be this much faster (SDPA's time / native) to be picked
 MEASURE_FLOP = 4e8  # work of one measured call (~5 ms); bigger calls are measured on their first heads
-MEASURE_SECONDS = 0.1
-ROUNDS = 3
+MEASURE_SECONDS = 0.15  # aim of both kernels' timed calls per measurement (ROUNDS x 2..64 calls each)
+ROUNDS = 5  # median of 5 rounds' best: with 3, 4-5 ms calls (TimeSformer's time attention) flipped between runs
 
 Key = tuple[int, int, int, bool, bool, int]  # (Lq bucket, Lk bucket, D, grouped, causal, threads)
 Timer = Callable[[str, Key], float]  # (kernel, key) -> seconds per call
