@@ -4,10 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lingvis.native import available
-from lingvis.native.attention import native_attention, supports
+from lingvis.native.attention import built_with_avx512, native_attention, supports
 
-pytestmark = pytest.mark.skipif(not available(), reason="native kernels did not build")
+pytestmark = pytest.mark.skipif(not built_with_avx512(), reason="native kernels not built with AVX-512")
 
 
 def _qkv(B, H, Lq, Lk, D, Hkv=None, seed=0, sharp=1.0):
@@ -92,3 +91,16 @@ def test_same_result_on_any_thread_count():
     finally:
         torch.set_num_threads(old)
     assert torch.equal(one, two)  # every query tile is computed by one thread, in the same order
+
+
+def test_cpu_without_avx512_keeps_sdpa(monkeypatch):
+    """The kernel has only an AVX-512 path: on other CPUs `supports` says no, so every caller stays on SDPA."""
+    import types
+
+    from lingvis.native import attention as mod
+    from lingvis.nn.fast_attention import attention, choose_kernel
+    q, k, v = _qkv(1, 2, 9, 9, 16)
+    monkeypatch.setattr(mod, "load", lambda: types.SimpleNamespace(lv_features=lambda: 4))  # OpenMP, no AVX-512
+    monkeypatch.setenv("LINGVIS_ATTENTION", "native")
+    assert not supports(q, k, v) and choose_kernel(q, k, v=v) == "sdpa"
+    torch.testing.assert_close(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))

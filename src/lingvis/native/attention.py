@@ -31,7 +31,13 @@ def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         return False
-    return not torch.compiler.is_compiling() and available()  # Dynamo cannot trace the ctypes call: SDPA there
+    return not torch.compiler.is_compiling() and built_with_avx512()  # Dynamo cannot trace the ctypes call
+
+
+def built_with_avx512() -> bool:
+    """True when the native kernels are on and were compiled with AVX-512 (the kernel's only code path; on
+    other CPUs `lv_attention_f32` returns -1 and every call stays on SDPA)."""
+    return available() and bool(load().lv_features() & 1)
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:  # the last dimension contiguous (strided views are read as they are)
