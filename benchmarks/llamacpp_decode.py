@@ -274,6 +274,33 @@ def huge_pages(e: Engine) -> str:
     return f"{huge / 2**20:.0f} of {total / 2**20:.0f} MB" if total else "not moved"
 
 
+def read_probe_gbps(mb: int = 1024, repeats: int = 3) -> float:
+    """GB/s of a plain read (`torch.sum`, torch's threads) of a `mb` MB fp32 buffer in a huge-page-advised private
+    mapping, like the moved weights: the machine's read rate in the same minutes as the engines it precedes (one
+    at a time, the 1B engines meet different load; their GB/s compare with the probe of their own round)."""
+    import mmap
+
+    from lingvis.native.hugepages import ALIGN
+
+    buf = mmap.mmap(-1, (mb << 20) + ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    raw = torch.frombuffer(buf, dtype=torch.uint8)
+    start = -raw.data_ptr() % ALIGN
+    t = raw[start:start + (mb << 20)].view(torch.float32)
+    t.fill_(1.0)
+    best = min(_seconds(t.sum) for _ in range(repeats + 1))
+    del t, raw
+    buf.close()
+    return (mb << 20) / best / 1e9
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def mem_available_gb() -> float:
     try:
         line = next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemAvailable:"))
@@ -377,7 +404,10 @@ class Round:
 
     huge: dict = field(default_factory=dict)
 
+    probes: list = field(default_factory=list)
+
     def measure(self, engines: list[Engine]) -> None:
+        self.probes.append(read_probe_gbps())
         for e in engines:
             self.check[e.name] = e.run(self.prompt, CHECK)
             if e.model is not None:  # the fused step has moved its weights (LINGVIS_HUGEPAGES) by now
@@ -386,8 +416,8 @@ class Round:
         self.done.extend(Engine(e.name, None, e.bytes_per_token) for e in engines)
         pages = "; ".join(f"{e.name}: {self.huge[e.name]} in huge pages" for e in engines if e.name in self.huge)
         print(f"[{self.shape}] timed {', '.join(e.name for e in engines)}; load average "
-              f"{os.getloadavg()[0]:.1f}; {mem_available_gb():.1f} GB available{'; ' + pages if pages else ''}",
-              flush=True)
+              f"{os.getloadavg()[0]:.1f}; a 1 GB read probe before them {self.probes[-1]:.1f} GB/s; "
+              f"{mem_available_gb():.1f} GB available{'; ' + pages if pages else ''}", flush=True)
 
 
 def fp32_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, workdir: Path):
@@ -411,8 +441,9 @@ def fp32_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, wor
     ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
     r.measure([lingvis_engine("lingvis fp32", ours, kv)])
     r.measure([lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False)])
-    r.measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
-    r.measure([transformers_engine(ours, workdir, kv)])
+    if not CORE:
+        r.measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
+        r.measure([transformers_engine(ours, workdir, kv)])
     return ours
 
 
