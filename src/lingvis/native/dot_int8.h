@@ -136,6 +136,34 @@ static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, in
 #endif
 }
 
+/* A full W8A8 tile stored interleaved (step.py's `LinearInt8.tiled()`): for each 64-byte column block k, the
+ * eight rows' 64 bytes one after another, so the tile is ONE sequential stream of 8 K bytes instead of eight
+ * strided ones. K % 64 == 0. The same integers as dot_u8s8. Zen 4, 1 thread, the 88 products of a ~1B Llama
+ * (C probe, CPU time): 30.4-30.6 ms against 36.2-36.5 row-major and 31.2-31.4 for a plain read of the bytes. */
+static inline void dot_u8s8_tiled(const uint8_t *x, const int8_t *w, long K, int32_t *out) {
+#ifdef LV_VNNI
+  __m512i a[8];
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_si512();
+  for (long k = 0; k < K; k += 64, w += 512) {
+    __m512i xv = _mm512_loadu_si512(x + k);
+    /* 4 KB ahead into L2, every other line (the adjacent-line prefetcher takes the pair) */
+    _mm_prefetch((const char *)w + 4096, _MM_HINT_T1);
+    _mm_prefetch((const char *)w + 4096 + 128, _MM_HINT_T1);
+    _mm_prefetch((const char *)w + 4096 + 256, _MM_HINT_T1);
+    _mm_prefetch((const char *)w + 4096 + 384, _MM_HINT_T1);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_loadu_si512(w + j * 64));
+  }
+  _mm256_storeu_si256((__m256i *)out, lv_sum8_epi32(a));
+#else
+  for (int j = 0; j < 8; j++) out[j] = 0;
+  for (long k = 0; k < K; k += 64, w += 512)
+    for (int j = 0; j < 8; j++)
+      for (int u = 0; u < 64; u++) out[j] += (int32_t)x[k + u] * (int32_t)w[j * 64 + u];
+#endif
+}
+
 static inline void dot_w8f32(const float *x, const int8_t *w, long K, int r, float *out) {
   for (int j = 0; j < r; j++) {
     const int8_t *wj = w + j * K;

@@ -69,6 +69,19 @@ def hugepage_weights(model: torch.nn.Module) -> int:
     return total
 
 
+def hugepage_empty(nbytes: int) -> torch.Tensor:
+    """An uninitialised (nbytes,) uint8 tensor in its own private mapping, 2 MB-aligned, advised MADV_HUGEPAGE and
+    populated (a plain `torch.empty` where the platform has no MADV_HUGEPAGE); the tensor keeps the mapping alive."""
+    if not hasattr(mmap, "MADV_HUGEPAGE") or nbytes <= 0:
+        return torch.empty(max(nbytes, 0), dtype=torch.uint8)
+    buf = mmap.mmap(-1, nbytes + ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    raw = torch.frombuffer(buf, dtype=torch.uint8)
+    offset = -raw.data_ptr() % ALIGN
+    buf.madvise(mmap.MADV_HUGEPAGE)
+    _advise(buf, MADV_POPULATE_WRITE, offset, nbytes)
+    return raw[offset:offset + nbytes]
+
+
 def _advise(buf: mmap.mmap, option: int, start: int, length: int) -> bool:
     """madvise(option) over [start, start + length) of `buf` (page-aligned); False where the kernel refuses it."""
     try:

@@ -68,7 +68,9 @@ def _mat(mod, keep: list) -> _Mat:
     if _int8(mod):
         k = mod.native_kernel()  # native.LinearInt8: int8 weights, scales, fp32 bias, W8A8 row sums
         keep.append(k)
-        return _Mat(kind=1 if k.activations == "int8" else 2, w=_ptr(k.wq), b=_ptr(k.bias), scale=_ptr(k.scales),
+        tiled = k.tiled()  # W8A8 with K % 64 == 0: its tiles interleaved (one stream each), step.c's LV_W8A8_TILED
+        kind = 2 if k.activations != "int8" else 1 if tiled is None else 3
+        return _Mat(kind=kind, w=_ptr(k.wq if tiled is None else tiled), b=_ptr(k.bias), scale=_ptr(k.scales),
                     wsum=_ptr(k.wsum))
     keep.append(mod)
     return _Mat(kind=0, w=_ptr(mod.weight), b=_ptr(mod.bias))
