@@ -91,3 +91,13 @@ def test_huge_page_share_reads_the_mapping_back():
     if "[madvise]" in mode:
         plain = torch.ones(4 << 20)
         assert anon_huge_bytes(plain.data_ptr(), plain.numel() * 4) == 0
+
+
+def test_hugepage_empty_is_aligned_private_and_writable():
+    from lingvis.native.hugepages import ALIGN, hugepage_empty
+
+    t = hugepage_empty(3 << 20)
+    assert t.dtype == torch.uint8 and t.numel() == 3 << 20 and t.data_ptr() % ALIGN == 0
+    t.fill_(7)
+    assert int(t.sum()) == 7 * (3 << 20)
+    assert hugepage_empty(0).numel() == 0
