@@ -155,21 +155,19 @@ def profile_steps(model, steps: int, prompt_len: int = 16) -> dict:
 
 
 def hugepage_copies(mods) -> list | None:
-    """Native kernels over copies of the fp32 weights in one anonymous mapping advised MADV_HUGEPAGE (THP in
-    `madvise` mode), 2 MB-aligned: fewer TLB misses while streaming the weights. None for int8 layers."""
+    """Native kernels over copies of the fp32 weights in one private anonymous mapping advised MADV_HUGEPAGE (THP
+    in `madvise` mode), 2 MB-aligned (`native.hugepages.hugepage_empty`; it was a shared `mmap(-1, n)`, which is
+    shmem and never got huge pages): fewer TLB misses while streaming the weights. None for int8 layers."""
     import mmap
 
     from lingvis import native
+    from lingvis.native.hugepages import hugepage_empty
 
     ws = [m.weight.detach() for m in mods if type(m) is torch.nn.Linear]
     total = sum(w.numel() for w in ws) * 4
     if not ws or not hasattr(mmap, "MADV_HUGEPAGE"):
         return None
-    buf = mmap.mmap(-1, total + (2 << 20))
-    buf.madvise(mmap.MADV_HUGEPAGE)
-    raw = torch.frombuffer(buf, dtype=torch.uint8)
-    start = -raw.data_ptr() % (2 << 20)
-    flat, out, o = raw[start:start + total].view(torch.float32), [], 0
+    flat, out, o = hugepage_empty(total).view(torch.float32), [], 0
     for m in mods:
         if type(m) is not torch.nn.Linear:
             return None

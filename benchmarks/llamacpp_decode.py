@@ -42,6 +42,7 @@ class Engine:
     name: str
     run: object          # (prompt ids list, n new) -> list of new ids
     bytes_per_token: float
+    model: object = None  # lingvis engines: the model (its weights' huge-page share is reported)
 
 
 # ---- bytes read per decode step ------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def lingvis_engine(name: str, model, kv: int, step: str = "fused", native: bool 
                 else:
                     os.environ[k] = v
     compiled: list[float] = []
-    return Engine(name, run, lingvis_weight_bytes(model) + kv)
+    return Engine(name, run, lingvis_weight_bytes(model) + kv, model)
 
 
 CORE = False  # --core: only the default lingvis engines, their per-op / torch-kernel variants and llama.cpp
@@ -139,6 +140,7 @@ def llama_cpp_engine(name: str, path: Path, threads: int, ctx: int, kv: int) -> 
 
     def run(prompt, n):
         out = []
+        llm.reset()  # else generate() keeps the prompt's KV cache from the last run and evaluates 1 token, not 16
         for t in llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
             out.append(int(t))
             if len(out) == n:
@@ -212,32 +214,99 @@ def agree(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """Median (wall seconds, CPU seconds) per new token of each engine; runs interleaved (a, b, c, a, b, c...).
-    CPU time is the process's (every thread, llama.cpp's included): on a machine shared with other jobs a
+def timed(engines: list[Engine], prompt: list[int], new: int, repeats: int) -> dict[str, tuple[float, ...]]:
+    """Median (wall seconds, CPU seconds) per new token of each engine, prefill included, and the median (wall, CPU)
+    seconds of a run of one new token (the prompt's prefill and the first token); runs interleaved (a, b, c, a, b,
+    c...). CPU time is the process's (every thread, llama.cpp's included): on a machine shared with other jobs a
     process waits for a core much of the wall time, and its CPU time per token is what the step costs."""
     for e in engines:
         e.run(prompt, 4)  # warm-up
     times = {e.name: [] for e in engines}
     cpus = {e.name: [] for e in engines}
+    firsts = {e.name: [] for e in engines}
     for _ in range(repeats):
         for e in engines:
+            t0, c0 = time.perf_counter(), time.process_time()
+            e.run(prompt, 1)
+            firsts[e.name].append((time.perf_counter() - t0, time.process_time() - c0))
             t0, c0 = time.perf_counter(), time.process_time()
             out = e.run(prompt, new)
             times[e.name].append((time.perf_counter() - t0) / len(out))
             cpus[e.name].append((time.process_time() - c0) / len(out))
-    return {k: (statistics.median(times[k]), statistics.median(cpus[k])) for k in times}
+    med = statistics.median
+    return {k: (med(times[k]), med(cpus[k]), med(w for w, _ in firsts[k]), med(c for _, c in firsts[k]))
+            for k in times}
 
 
-def report(shape: str, engines: list[Engine], spt: dict[str, tuple[float, float]], ref: dict[str, str]) -> None:
+def decode_only(t: tuple[float, ...], new: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per token after the first, from `timed`'s run of `new` tokens and its one-token run."""
+    return tuple(max(t[i] * new - t[i + 2], 1e-9) / (new - 1) for i in (0, 1))
+
+
+def report(shape: str, engines: list[Engine], spt: dict[str, tuple[float, ...]], ref: dict[str, str], new: int) -> None:
+    """Per engine: tokens/s (wall, CPU) with the 16-token prompt's prefill included and the ratio to the reference;
+    then the prefill + first token (ms) and the decode-only rate (the other tokens) with its ratio and GB/s."""
     for e in engines:
         if e.name not in spt:
             continue
-        (wall, cpu), vs = spt[e.name], ref.get(e.name)
+        (wall, cpu, w1, c1), vs = spt[e.name], ref.get(e.name)
+        dw, dc = decode_only(spt[e.name], new)
         ratio = f" | {spt[vs][0] / wall:.2f}x / {spt[vs][1] / cpu:.2f}x {vs}" if vs else ""
+        dratio = ""
+        if vs:
+            rw, rc = decode_only(spt[vs], new)
+            dratio = f" | {rw / dw:.2f}x / {rc / dc:.2f}x"
         print(f"{shape:>9} | {e.name:<26} | {1 / wall:7.1f} tok/s wall | {1 / cpu:7.1f} tok/CPU-s | "
               f"{e.bytes_per_token / 1e6:7.1f} MB/token | {e.bytes_per_token / wall / 1e9:5.1f} GB/s wall, "
               f"{e.bytes_per_token / cpu / 1e9:5.1f} GB/CPU-s{ratio}", flush=True)
+        print(f"{'':>9} |   prefill + 1st token {w1 * 1e3:7.1f} ms wall {c1 * 1e3:7.1f} ms CPU | decode only "
+              f"{1 / dw:7.1f} tok/s wall {1 / dc:7.1f} tok/CPU-s | {e.bytes_per_token / dw / 1e9:5.1f} GB/s wall"
+              f"{dratio}", flush=True)
+
+
+def huge_pages(e: Engine) -> str:
+    """'H of T MB' of the engine's moved weights in huge pages (lingvis.native.huge_page_share), '' for others."""
+    if e.model is None:
+        return ""
+    from lingvis.native import huge_page_share
+
+    huge, total = huge_page_share(e.model)
+    return f"{huge / 2**20:.0f} of {total / 2**20:.0f} MB" if total else "not moved"
+
+
+def read_probe_gbps(mb: int = 1024, repeats: int = 3) -> float:
+    """GB/s of a plain read (`torch.sum`, torch's threads) of a `mb` MB fp32 buffer in a huge-page-advised private
+    mapping, like the moved weights: the machine's read rate in the same minutes as the engines it precedes (one
+    at a time, the 1B engines meet different load; their GB/s compare with the probe of their own round)."""
+    import mmap
+
+    from lingvis.native.hugepages import ALIGN
+
+    buf = mmap.mmap(-1, (mb << 20) + ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    raw = torch.frombuffer(buf, dtype=torch.uint8)
+    start = -raw.data_ptr() % ALIGN
+    t = raw[start:start + (mb << 20)].view(torch.float32)
+    t.fill_(1.0)
+    best = min(_seconds(t.sum) for _ in range(repeats + 1))
+    del t, raw
+    buf.close()
+    return (mb << 20) / best / 1e9
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def mem_available_gb() -> float:
+    try:
+        line = next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemAvailable:"))
+        return int(line.split()[1]) / 2**20
+    except (OSError, StopIteration):
+        return float("nan")
 
 
 def w8a8_from(q):
@@ -301,19 +370,24 @@ def agreement(shape: str, check: dict[str, list[int]]) -> None:
               f"{'identical' if n == CHECK else f'first {n} identical'}", flush=True)
 
 
-def result_rows(shape: str, new: int, threads: int, spt: dict, check: dict, size: dict[str, int]) -> list[dict]:
-    """One JSON row per pair of ROW_PAIRS that ran: tokens/s both sides, wall and CPU ratios, achieved GB/s."""
+def result_rows(shape: str, new: int, threads: int, spt: dict, check: dict, size: dict[str, int],
+                huge: dict[str, str]) -> list[dict]:
+    """One JSON row per pair of ROW_PAIRS that ran: tokens/s both sides (prefill included), wall and CPU ratios,
+    achieved GB/s, the decode-only ratios and the huge-page share of lingvis' weights."""
     rows = []
     for ours, ref in ROW_PAIRS:
         if ours not in spt or ref not in spt:
             continue
-        (w, c), (rw, rc) = spt[ours], spt[ref]
+        (w, c, *_), (rw, rc, *_) = spt[ours], spt[ref]
+        (dw, dc), (drw, drc) = decode_only(spt[ours], new), decode_only(spt[ref], new)
         one = ", 1 thread" if threads == 1 else ""
         label = f"{shape} batch-1 greedy decode, {ours} vs {ref} ({new} new tokens{one})"
         rows.append({"benchmark": label, "lingvis": round(1 / w, 2), "reference": round(1 / rw, 2), "unit": "tokens/s",
                      "ratio": round(rw / w, 3), "cpu_time_ratio": round(rc / c, 3),
+                     "decode_only_ratio": round(drw / dw, 3), "decode_only_cpu_time_ratio": round(drc / dc, 3),
                      "greedy_16_identical": agree(check[ours], check[ref]) == CHECK,
-                     "lingvis_GBps": round(size[ours] / w / 1e9, 2), "reference_GBps": round(size[ref] / rw / 1e9, 2)})
+                     "lingvis_GBps": round(size[ours] / w / 1e9, 2), "reference_GBps": round(size[ref] / rw / 1e9, 2),
+                     "lingvis_huge_pages": huge.get(ours, "")})
     return rows
 
 
@@ -328,13 +402,22 @@ class Round:
     spt: dict = field(default_factory=dict)
     done: list = field(default_factory=list)
 
+    huge: dict = field(default_factory=dict)
+
+    probes: list = field(default_factory=list)
+
     def measure(self, engines: list[Engine]) -> None:
+        self.probes.append(read_probe_gbps())
         for e in engines:
             self.check[e.name] = e.run(self.prompt, CHECK)
+            if e.model is not None:  # the fused step has moved its weights (LINGVIS_HUGEPAGES) by now
+                self.huge[e.name] = huge_pages(e)
         self.spt.update(timed(engines, self.prompt, self.new, self.repeats))
         self.done.extend(Engine(e.name, None, e.bytes_per_token) for e in engines)
+        pages = "; ".join(f"{e.name}: {self.huge[e.name]} in huge pages" for e in engines if e.name in self.huge)
         print(f"[{self.shape}] timed {', '.join(e.name for e in engines)}; load average "
-              f"{os.getloadavg()[0]:.1f}", flush=True)
+              f"{os.getloadavg()[0]:.1f}; a 1 GB read probe before them {self.probes[-1]:.1f} GB/s; "
+              f"{mem_available_gb():.1f} GB available{'; ' + pages if pages else ''}", flush=True)
 
 
 def fp32_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, workdir: Path):
@@ -358,8 +441,9 @@ def fp32_round(r: Round, ours, paths: dict, threads: int, ctx: int, kv: int, wor
     ours = lingvis.load(paths["f32"])  # the same fp32 weights, read back by lingvis' GGUF reader
     r.measure([lingvis_engine("lingvis fp32", ours, kv)])
     r.measure([lingvis_engine("lingvis fp32 (torch kernels)", ours, kv, native=False)])
-    r.measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
-    r.measure([transformers_engine(ours, workdir, kv)])
+    if not CORE:
+        r.measure([lingvis_engine("lingvis fp32 (general)", ours, kv, "general")])
+        r.measure([transformers_engine(ours, workdir, kv)])
     return ours
 
 
@@ -417,8 +501,8 @@ def race(shape: str, new: int, repeats: int, threads: int, workdir: Path, cache:
     gc.collect()
     int8_round(r, ours, paths, threads, ctx, kv, sequential)
     agreement(shape, r.check)
-    report(shape, sorted(r.done, key=lambda e: ORDER.index(e.name)), r.spt, VERSUS)
-    return result_rows(shape, new, threads, r.spt, r.check, {e.name: e.bytes_per_token for e in r.done})
+    report(shape, sorted(r.done, key=lambda e: ORDER.index(e.name)), r.spt, VERSUS, new)
+    return result_rows(shape, new, threads, r.spt, r.check, {e.name: e.bytes_per_token for e in r.done}, r.huge)
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:

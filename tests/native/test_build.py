@@ -23,6 +23,13 @@ def test_builds_once_into_the_cache(tmp_path, monkeypatch):
     assert build.library_path(cc, ["-O3"]) != build.library_path(cc, ["-O2"])
 
 
+def test_every_source_and_header_is_in_the_cache_key():
+    """An edit to any .c or .h of the library must rebuild it: dot_int8.h was once left out of the key, so edits to
+    it were served the stale cached library."""
+    folder = build.SOURCES[0].parent
+    assert set(build.SOURCES) | set(build.HEADERS) == set(folder.glob("*.c")) | set(folder.glob("*.h"))
+
+
 def test_a_failing_compiler_falls_back_with_one_log_line(tmp_path, monkeypatch, caplog):
     broken = tmp_path / "cc"
     broken.write_text("#!/bin/sh\necho 'cc: error: no such compiler' >&2\nexit 1\n")

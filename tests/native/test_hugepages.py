@@ -63,3 +63,41 @@ def test_moved_under_inference_mode_the_int8_kernels_still_work(monkeypatch):
         first = model.generate(ids, max_new_tokens=4)
     assert not model.blocks[0].attn.qkv.weight_int8.is_inference()
     assert torch.equal(model.generate(ids, max_new_tokens=4), first)
+
+
+def test_huge_page_share_reads_the_mapping_back():
+    """The share is read from /proc/self/smaps for the moved weights' own mapping: zero for a model never moved, at
+    most the bytes moved, whole 2 MB pages; a 4 MB weight set, 2 MB-aligned and populated, gets at least one huge
+    page where THP runs in `always` or `madvise` mode (skipped if the kernel finds no free 2 MB block), while a
+    plain 16 MB tensor (not advised) has none in `madvise` mode."""
+    from lingvis.native.hugepages import anon_huge_bytes
+
+    model = _model()
+    assert native.huge_page_share(model) == (0, 0)
+    model.blocks[0].mlp.extra = torch.nn.Linear(1024, 1024, bias=False)  # 4 MB more for the mover to take
+    moved = native.hugepage_weights(model)
+    huge, total = native.huge_page_share(model)
+    assert total == moved >= 4 << 20 and 0 <= huge <= total and huge % (2 << 20) == 0
+    try:
+        mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        pytest.skip("no /sys/kernel/mm/transparent_hugepage")
+    if "[never]" in mode:
+        assert huge == 0
+        return
+    if huge == 0:
+        pytest.skip(f"THP ({mode.strip()}) gave no huge page here (no free 2 MB block?)")
+    assert huge >= 2 << 20
+    if "[madvise]" in mode:
+        plain = torch.ones(4 << 20)
+        assert anon_huge_bytes(plain.data_ptr(), plain.numel() * 4) == 0
+
+
+def test_hugepage_empty_is_aligned_private_and_writable():
+    from lingvis.native.hugepages import ALIGN, hugepage_empty
+
+    t = hugepage_empty(3 << 20)
+    assert t.dtype == torch.uint8 and t.numel() == 3 << 20 and t.data_ptr() % ALIGN == 0
+    t.fill_(7)
+    assert int(t.sum()) == 7 * (3 << 20)
+    assert hugepage_empty(0).numel() == 0

@@ -59,6 +59,23 @@ def test_w8a8_equals_fbgemm(N, K):
     assert torch.equal(k(rows), torch.cat([k(r[None]) for r in rows]))  # each row on its own grid
 
 
+@pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
+@pytest.mark.parametrize("K", [5, 16, 33, 130, 1000])
+def test_w8a8_activation_codes_exact(K):
+    """An identity weight makes every output one quantised activation: y_k = sx * sw_k * 127 * (q(x)_k - zp), so
+    one code off (truncating instead of rounding, a lane of the vector quantiser wrong) moves y_k by a whole grid
+    step, far beyond the tolerance; the sum over K in the test above hides such a difference."""
+    torch.manual_seed(K)
+    lin = torch.nn.Linear(K, K)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(K))
+        lin.bias.zero_()
+    q = QuantLinear.from_linear(lin, activations="int8")
+    k = q.native_kernel()
+    for x in (torch.randn(K), torch.randn(K) * 5 + 3, -torch.rand(K) - 0.1):
+        torch.testing.assert_close(k(x[None])[0].double(), _fbgemm_reference(x, q), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("N,K", SHAPES)
 def test_weight_only_equals_dequantised_product(N, K):
     torch.set_num_threads(2)

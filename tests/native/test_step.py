@@ -148,3 +148,38 @@ def test_autograd_keeps_the_torch_path():
     assert logits.requires_grad  # computed by torch, so it can be differentiated
     with torch.no_grad():
         assert step.whole.usable()
+
+
+@pytest.mark.skipif(not fbgemm_available(), reason="W8A8 needs fbgemm")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_w8a8_interleaved_tiles_equal_the_row_major_ones(threads, monkeypatch):
+    """Widths that are multiples of 64 take step.c's LV_W8A8_TILED (every full 8-row tile stored interleaved, the
+    last partial tile row-major): the same integers, so the same logits as the row-major whole step and the per-op
+    kernels, with row counts that leave partial tiles (qkv 6 x 16 + 2 x 2 x 16 = 160 rows: full; the head 101)."""
+    torch.set_num_threads(threads)
+    cfg = dict(vocab_size=101, block_size=64, n_layer=2, n_head=6, n_kv_head=2, n_embd=128, head_dim=16,
+               norm="rmsnorm", activation="swiglu", position="rotary", bias=False, tie_embeddings=False,
+               mlp_hidden=192)
+    torch.manual_seed(3)
+    model = quantize_int8(GPT(GPTConfig(**cfg)).eval(), activations="int8")
+    ids = torch.randint(0, 101, (1, 6), generator=torch.Generator().manual_seed(4))
+    outs = {}
+    for mode, env in (("tiled", {}), ("row-major", {"LINGVIS_INT8_TILED": "0"}),
+                      ("per op", {"LINGVIS_NATIVE_STEP": "0"})):
+        for k, v in {"LINGVIS_INT8_TILED": "1", "LINGVIS_NATIVE_STEP": "1", **env}.items():
+            monkeypatch.setenv(k, v)
+        cache = model.new_cache(1, 30)
+        with torch.no_grad():
+            model(ids, cache=cache)
+            step = FusedStep(model, cache)
+            if mode != "per op":
+                kinds = {step.whole.layers[0].qkv.kind, step.whole.layers[0].fc2.kind, step.whole.desc.head.kind}
+                assert kinds == ({3} if mode == "tiled" else {1})
+            nxt, got = ids[:, -1], []
+            for _ in range(12):
+                logits = step(nxt)
+                got.append(logits)
+                nxt = logits.argmax(-1)
+        outs[mode] = torch.cat(got)
+    torch.testing.assert_close(outs["tiled"], outs["row-major"], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(outs["tiled"], outs["per op"], rtol=1e-4, atol=1e-4)

@@ -2,14 +2,14 @@
 
 `available()` says whether they loaded; `LinearF32` / `LinearInt8` wrap one weight each (kernels.py);
 `WholeStep(model, cache)` runs a batch-1 fp32 decode step of a GPT-family model as one call (step.py, step.c);
-`hugepage_weights(model)` moves a model's linear weights into hugepage-advised memory (hugepages.py);
-`attention.native_attention(q, k, v)` is an fp32 flash-style attention (attention.c), which
-`lingvis.nn.fast_attention` runs where it measures faster than SDPA.
+`hugepage_weights(model)` moves a model's linear weights into hugepage-advised memory, `huge_page_share(model)`
+says how much of them the kernel backed with huge pages (hugepages.py); `attention.native_attention(q, k, v)` is an
+fp32 flash-style attention (attention.c), which `lingvis.nn.fast_attention` runs where it measures faster than SDPA.
 """
 from .build import load
-from .hugepages import hugepage_weights
+from .hugepages import huge_page_share, hugepage_weights
 from .kernels import MAX_ROWS, LinearF32, LinearInt8, available
 from .step import WholeStep, whole_step_reason
 
-__all__ = ["MAX_ROWS", "LinearF32", "LinearInt8", "WholeStep", "available", "hugepage_weights", "load",
-           "whole_step_reason"]
+__all__ = ["MAX_ROWS", "LinearF32", "LinearInt8", "WholeStep", "available", "huge_page_share", "hugepage_weights",
+           "load", "whole_step_reason"]

@@ -25,7 +25,7 @@ import torch  # noqa: F401  (loads torch's libgomp first: the library below link
 log = logging.getLogger(__name__)
 
 SOURCES = [Path(__file__).with_name(n) for n in ("gemv.c", "step.c", "attention.c")]  # one library
-HEADERS = [Path(__file__).with_name("dot_f32.h")]
+HEADERS = [Path(__file__).with_name(n) for n in ("dot_f32.h", "dot_int8.h")]  # in the cache key: an edit rebuilds
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
 SIGNATURES = {  # function -> (argument types, return type)

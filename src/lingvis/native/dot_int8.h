@@ -44,10 +44,40 @@ static void choose_qparams(float lo, float hi, float *scale_out, int32_t *zp_out
 
 static void quantize_row(const float *x, long K, uint8_t *q, float *scale, int32_t *zp) {
   float lo = x[0], hi = x[0];
-  for (long k = 1; k < K; k++) { lo = x[k] < lo ? x[k] : lo; hi = x[k] > hi ? x[k] : hi; }
+  long k = 0;
+#ifdef LV_AVX512
+  /* sixteen at a time (every thread of the whole step quantises each product's input: scalar, this was ~2% of
+   * a W8A8 step); the same values as the scalar loop: min/max are exact, x * inv is the same float product and
+   * _mm512_cvtps_epi32 rounds to nearest even as nearbyintf does in the default rounding mode; |x * inv| <= 255
+   * by the grid's construction, so the int32 conversion cannot overflow */
+  if (K >= 16) {
+    __m512 vlo = _mm512_loadu_ps(x), vhi = vlo;
+    for (k = 16; k + 16 <= K; k += 16) {
+      __m512 v = _mm512_loadu_ps(x + k);
+      vlo = _mm512_min_ps(vlo, v);
+      vhi = _mm512_max_ps(vhi, v);
+    }
+    lo = _mm512_reduce_min_ps(vlo);
+    hi = _mm512_reduce_max_ps(vhi);
+  } else {
+    k = 1;
+  }
+#else
+  k = 1;
+#endif
+  for (; k < K; k++) { lo = x[k] < lo ? x[k] : lo; hi = x[k] > hi ? x[k] : hi; }
   choose_qparams(lo, hi, scale, zp);
   float inv = 1.0f / *scale;
-  for (long k = 0; k < K; k++) {
+  k = 0;
+#ifdef LV_AVX512
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i vzp = _mm512_set1_epi32(*zp), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+  for (; k + 16 <= K; k += 16) {
+    __m512i v = _mm512_add_epi32(vzp, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), vinv)));
+    _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, zero), top)));
+  }
+#endif
+  for (; k < K; k++) {
     float v = *zp + nearbyintf(x[k] * inv);
     q[k] = (uint8_t)(v < 0.f ? 0.f : v > 255.f ? 255.f : v);
   }
@@ -103,6 +133,34 @@ static inline void dot_u8s8(const uint8_t *x, const int8_t *w, long K, int r, in
     for (long k = 0; k < K; k++) s += (int32_t)x[k] * (int32_t)wj[k];
     out[j] = s;
   }
+#endif
+}
+
+/* A full W8A8 tile stored interleaved (step.py's `LinearInt8.tiled()`): for each 64-byte column block k, the
+ * eight rows' 64 bytes one after another, so the tile is ONE sequential stream of 8 K bytes instead of eight
+ * strided ones. K % 64 == 0. The same integers as dot_u8s8. Zen 4, 1 thread, the 88 products of a ~1B Llama
+ * (C probe, CPU time): 30.4-30.6 ms against 36.2-36.5 row-major and 31.2-31.4 for a plain read of the bytes. */
+static inline void dot_u8s8_tiled(const uint8_t *x, const int8_t *w, long K, int32_t *out) {
+#ifdef LV_VNNI
+  __m512i a[8];
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_si512();
+  for (long k = 0; k < K; k += 64, w += 512) {
+    __m512i xv = _mm512_loadu_si512(x + k);
+    /* 4 KB ahead into L2, every other line (the adjacent-line prefetcher takes the pair) */
+    _mm_prefetch((const char *)w + 4096, _MM_HINT_T1);
+    _mm_prefetch((const char *)w + 4096 + 128, _MM_HINT_T1);
+    _mm_prefetch((const char *)w + 4096 + 256, _MM_HINT_T1);
+    _mm_prefetch((const char *)w + 4096 + 384, _MM_HINT_T1);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) a[j] = _mm512_dpbusd_epi32(a[j], xv, _mm512_loadu_si512(w + j * 64));
+  }
+  _mm256_storeu_si256((__m256i *)out, lv_sum8_epi32(a));
+#else
+  for (int j = 0; j < 8; j++) out[j] = 0;
+  for (long k = 0; k < K; k += 64, w += 512)
+    for (int j = 0; j < 8; j++)
+      for (int u = 0; u < 64; u++) out[j] += (int32_t)x[k + u] * (int32_t)w[j * 64 + u];
 #endif
 }
 

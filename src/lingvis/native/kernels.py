@@ -76,6 +76,26 @@ class LinearInt8:
     def accepts(self, x: torch.Tensor, max_rows: int = MAX_ROWS) -> bool:
         return _accepts(x, self.K, max_rows)
 
+    def tiled(self) -> torch.Tensor | None:
+        """The W8A8 weights with every full tile of 8 rows stored interleaved, for step.c's LV_W8A8_TILED: for each
+        64-byte column block the 8 rows' bytes one after another (one sequential stream per tile instead of eight
+        strided ones), the last partial tile row-major at the same offset; (N * K,) int8 in huge-page-advised
+        memory, built once per kernel (a second copy of the int8 weights). None for weight-only kernels, K not a
+        multiple of 64, fewer than 8 rows, or `LINGVIS_INT8_TILED=0`."""
+        if (self.activations != "int8" or self.K % 64 or self.N < 8
+                or os.environ.get("LINGVIS_INT8_TILED", "1") == "0"):
+            return None
+        if getattr(self, "_tiled", None) is None:
+            from .hugepages import hugepage_empty
+
+            N, K, full = self.N, self.K, self.N // 8 * 8
+            out = hugepage_empty(N * K).view(torch.int8)
+            tiles = self.wq[:full].view(N // 8, 8, K // 64, 64).transpose(1, 2)  # (tile, block, row, 64 bytes)
+            out[:full * K].view(N // 8, K // 64, 8, 64).copy_(tiles)
+            out[full * K:].copy_(self.wq[full:].reshape(-1))
+            self._tiled = out
+        return self._tiled
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (..., K) -> (..., N); x as `accepts` takes
         x = x.contiguous()
         M = x.numel() // self.K

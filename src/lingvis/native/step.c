@@ -33,7 +33,9 @@ typedef struct {
 /* a weight matrix (N, K), row-major: fp32 (nn.Linear), or int8 per output channel (quant.QuantLinear) with
  * fp32 activations (weight-only) or activations quantised per call to uint8 on fbgemm's grid (W8A8), exactly
  * as gemv.c's lv_linear_w8f32 / lv_linear_w8a8 compute them */
-enum { LV_F32 = 0, LV_W8A8 = 1, LV_W8F32 = 2 };
+/* LV_W8A8_TILED: W8A8 whose full 8-row tiles are stored interleaved (dot_u8s8_tiled; K % 64 == 0, I8_TILE 8), the
+ * last partial tile row-major at the same offset */
+enum { LV_F32 = 0, LV_W8A8 = 1, LV_W8F32 = 2, LV_W8A8_TILED = 3 };
 typedef struct {
   int kind;
   const void *w;       /* float or int8_t (N, K) */
@@ -134,11 +136,12 @@ static inline int activate8(float *v, int act) {
 /* y[n] (+)= act(x . W[n] + b[n]) for this thread's share of the row tiles; no barrier at the end. xq: K bytes
  * of this thread's own (W8A8 quantises x there: every thread the same values, no barrier needed) */
 static void gemv_share(const float *x, const lv_mat *M, float *y, long N, long K, int add, int act, uint8_t *xq) {
-  const int rows = M->kind == LV_F32 ? F32_TILE : M->kind == LV_W8A8 ? I8_TILE : TILE;
+  const int w8a8 = M->kind == LV_W8A8 || M->kind == LV_W8A8_TILED;
+  const int rows = M->kind == LV_F32 ? F32_TILE : w8a8 ? I8_TILE : TILE;
   const long tiles = (N + rows - 1) / rows;
   float sx = 0.0f;
   int32_t zp = 0;
-  if (M->kind == LV_W8A8) quantize_row(x, K, xq, &sx, &zp);
+  if (w8a8) quantize_row(x, K, xq, &sx, &zp);
 #pragma omp for schedule(static) nowait
   for (long t = 0; t < tiles; t++) {
     long n0 = t * rows;
@@ -146,9 +149,12 @@ static void gemv_share(const float *x, const lv_mat *M, float *y, long N, long K
     float o[F32_TILE > I8_TILE ? F32_TILE : I8_TILE];
     if (M->kind == LV_F32) {
       dot_f32(x, (const float *)M->w + n0 * K, K, r, o);
-    } else if (M->kind == LV_W8A8) {
+    } else if (w8a8) {
       int32_t q[I8_TILE];
-      dot_u8s8(xq, (const int8_t *)M->w + n0 * K, K, r, q);
+      if (M->kind == LV_W8A8_TILED && r == I8_TILE)
+        dot_u8s8_tiled(xq, (const int8_t *)M->w + n0 * K, K, q);
+      else
+        dot_u8s8(xq, (const int8_t *)M->w + n0 * K, K, r, q);
 #ifdef LV_AVX512
       if (r == 8) { /* (float)(q - zp wsum) * (sx * scale), eight rows at once */
         __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)q),

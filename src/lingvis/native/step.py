@@ -8,7 +8,9 @@ side once (ctypes structures holding pointers: the tensors stay the model's own,
 `pos` of every layer. `whole_step_reason(model, cache)` says why a model cannot take this path (None when it can):
 anything other than fp32 `nn.Linear` or int8 `QuantLinear` layers (weight-only or W8A8, through the same
 integer arithmetic as `native.LinearInt8`), `nn.LayerNorm` (with weight) / `RMSNorm`, the activations of
-`lingvis.nn.mlp` or a batch of one; callers then keep `decode_step.FusedStep`'s per-op path.
+`lingvis.nn.mlp` or a batch of one; callers then keep `decode_step.FusedStep`'s per-op path. W8A8 matrices whose K is
+a multiple of 64 are read from `LinearInt8.tiled()` (8-row tiles interleaved into one stream each: ~13% less CPU for
+a ~1B Llama step on Zen 4, docs/decoding.md; `LINGVIS_INT8_TILED=0` keeps the row-major weights).
 """
 from __future__ import annotations
 
@@ -68,7 +70,9 @@ def _mat(mod, keep: list) -> _Mat:
     if _int8(mod):
         k = mod.native_kernel()  # native.LinearInt8: int8 weights, scales, fp32 bias, W8A8 row sums
         keep.append(k)
-        return _Mat(kind=1 if k.activations == "int8" else 2, w=_ptr(k.wq), b=_ptr(k.bias), scale=_ptr(k.scales),
+        tiled = k.tiled()  # W8A8 with K % 64 == 0: its tiles interleaved (one stream each), step.c's LV_W8A8_TILED
+        kind = 2 if k.activations != "int8" else 1 if tiled is None else 3
+        return _Mat(kind=kind, w=_ptr(k.wq if tiled is None else tiled), b=_ptr(k.bias), scale=_ptr(k.scales),
                     wsum=_ptr(k.wsum))
     keep.append(mod)
     return _Mat(kind=0, w=_ptr(mod.weight), b=_ptr(mod.bias))
