@@ -9,7 +9,7 @@ from torch import nn
 
 import lingvis
 from lingvis.generate import generate_ids, pad_left
-from lingvis.nn import gemm_select
+from lingvis.nn import gemm_select, packed_linear
 from lingvis.nn.gemm_select import GemmChooser
 from lingvis.nn.packed_linear import linear, packed_available, packed_linears, release_packed
 
@@ -173,3 +173,26 @@ def test_per_call_views_of_a_parameter_reuse_one_packed_copy(monkeypatch):
             other = derived * 2  # a new tensor: repacked even if its address reuses a freed one's
             torch.testing.assert_close(linear(x, other, None, conv, "derived"), F.linear(x, other))
             assert len(packs) == 4
+
+
+def test_memory_room_reads_meminfo(tmp_path):
+    info = tmp_path / "meminfo"
+    info.write_text("MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    600 kB\n")
+    assert packed_linear.memory_room(300 * 1024, str(info))  # 300 kB left: above a quarter of 1000 kB
+    assert not packed_linear.memory_room(400 * 1024, str(info))  # 200 kB left: below
+    assert packed_linear.memory_room(10**12, str(tmp_path / "missing"))  # no /proc: no limit
+
+
+def test_no_room_for_a_packed_copy_runs_f_linear(monkeypatch):
+    """A model too large to hold a second copy of its weights keeps MKL on the plain ones (and caches nothing)."""
+    torch.manual_seed(0)
+    lin = nn.Linear(48, 40)
+    x = torch.randn(3, 48)
+    rows = _calls(monkeypatch)
+    monkeypatch.setattr(packed_linear, "memory_room", lambda nbytes: False)
+    with torch.no_grad(), packed_linears(lin):
+        y = lin(x)
+        g = packed_linear.linear(x, lin.weight, lin.bias, lin, "w2", epilogue="gelu")
+    assert rows == [] and not packed_linear._PACKED.get(lin)
+    assert torch.equal(y, F.linear(x, lin.weight, lin.bias))
+    assert torch.equal(g, F.gelu(F.linear(x, lin.weight, lin.bias)))

@@ -40,8 +40,24 @@ def packed_available() -> bool:
     return _HAS_OPS and os.environ.get("LINGVIS_PACKED_LINEAR", "1") != "0"
 
 
-def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor:
-    """`w` packed for oneDNN, cached under (owner, slot); repacked when another tensor comes in or its contents
+RESERVE = 0.25  # a new packed copy is made only while it leaves this share of the machine's memory available
+
+
+def memory_room(nbytes: int, meminfo: str = "/proc/meminfo") -> bool:
+    """Whether `nbytes` more can be held while MemAvailable stays above `RESERVE` of MemTotal (Linux; elsewhere
+    True). Packed copies double a model's linear weights: a large model keeps MKL on its plain weights instead
+    of running the machine out of memory."""
+    try:
+        with open(meminfo) as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}
+        return info["MemAvailable"] - nbytes >= RESERVE * info["MemTotal"]
+    except (OSError, KeyError, ValueError, IndexError):
+        return True
+
+
+def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor | None:
+    """`w` packed for oneDNN, cached under (owner, slot), or None when a new copy would not fit in memory
+    (`memory_room`: the caller then runs `F.linear`); repacked when another tensor comes in or its contents
     change. The tensor is held by weak reference to its base (a view made per call, e.g. a 1x1 convolution's
     weight reshaped, matches its parameter; a freed weight's address reused by a new one does not), with its
     offset, shape and version (inference tensors, e.g. weights derived under `torch.inference_mode()`, have none)."""
@@ -52,6 +68,9 @@ def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor:
         slots = _PACKED[owner] = {}
     cached = slots.get(slot)
     if cached is None or cached[0]() is not base or cached[1] != key:
+        slots.pop(slot, None)  # a stale copy is freed before the room for a new one is judged
+        if not memory_room(w.numel() * w.element_size()):
+            return None
         with torch.no_grad():
             cached = (weakref.ref(base), key,
                       torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), PACK_HINT))
@@ -80,10 +99,11 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: obje
     if _eligible(x, w, b):
         K, N = w.shape[1], w.shape[0]
         x2 = x.reshape(-1, K)  # (M, K)
-        if epilogue != "none" or choose_kernel(x2.shape[0], K, N) == "onednn":
+        packed = (packed_weight(owner, slot, w) if epilogue != "none" or choose_kernel(x2.shape[0], K, N) == "onednn"
+                  else None)
+        if packed is not None:
             attr, algorithm = ("none", "") if epilogue == "none" else ("gelu", _GELU[epilogue])
-            y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed_weight(owner, slot, w), b, attr, [],
-                                                   algorithm)  # (M, N)
+            y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed, b, attr, [], algorithm)  # (M, N)
             return y.view(*x.shape[:-1], N)
     y = F.linear(x, w, b)
     if epilogue == "gelu":
