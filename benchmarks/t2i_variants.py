@@ -7,7 +7,7 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
     python -m benchmarks.t2i_variants --out DIR --name NAME [--minutes 4] [--dim 128 --depth 4] [--lr 2e-3]
         [--timestep-mean -0.5] [--batch 32] [--ema-decay 0.999] [--per-category 10]
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
-        [--restore 0.5,0.7,0.9]
+        [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
 
 `--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
 integrated back; one object of the right shape / the right colour found) for flow-matching runs.
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--denoiser", help="JSON object of denoiser config fields to override")
     ap.add_argument("--guidance", default="4", help="comma-separated guidance scales of the GenEval slices")
     ap.add_argument("--prediction", choices=("native", "x0"), help="x0: the denoiser predicts the clean image")
+    ap.add_argument("--text-mask", action="store_true", help="mask the prompt padding (use_text_mask)")
     ap.add_argument("--extra-single", type=int, default=0, help="add this many single-object training scenes")
     ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
@@ -103,6 +104,8 @@ def main() -> None:
         args.overrides["denoiser"] = den
     if a.prediction:
         args.overrides["prediction"] = a.prediction
+    if a.text_mask:
+        args.overrides["use_text_mask"] = True
     for field, value in (("timestep_mean", a.timestep_mean), ("ema_decay", a.ema_decay),
                          ("text_dropout", a.text_dropout)):
         if value is not None:
