@@ -24,6 +24,12 @@ VARIANTS = {  # text_to_image preset + denoiser field overrides
     "w192d4": ("t2i-shapes-dit-conv", {"dim": 192, "depth": 4}),
     "p2w96d4": ("t2i-shapes-dit-conv", {"dim": 96, "depth": 4, "patch_size": 2, "heads": 4}),
     "unet": ("t2i-shapes", {}),
+    "unet8": ("t2i-shapes", {"down_attention": [False, False, True]}),
+    "unet8n": ("t2i-shapes", {"block_out_channels": [32, 64, 64], "down_attention": [False, False, True]}),
+    "unet8nn": ("t2i-shapes", {"block_out_channels": [16, 32, 64], "down_attention": [False, False, True]}),
+    "unet8nn-nomid": ("t2i-shapes", {"block_out_channels": [16, 32, 64], "down_attention": [False, False, True],
+                                     "mid_block": False}),
+    "unet2l": ("t2i-shapes", {"block_out_channels": [32, 64], "down_attention": [False, True]}),
 }
 
 

@@ -6,6 +6,11 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
 
     python -m benchmarks.t2i_variants --out DIR --name NAME [--minutes 4] [--dim 128 --depth 4] [--lr 2e-3]
         [--timestep-mean -0.5] [--batch 32] [--ema-decay 0.999] [--per-category 10]
+        [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
+        [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
+
+`--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
+integrated back; one object of the right shape / the right colour found) for flow-matching runs.
 """
 from __future__ import annotations
 
@@ -36,6 +41,22 @@ def fixed_val_loss(model, tokenizer, data: Path, n: int = 64) -> float:
         return sum(float(task._loss(model, b, g)) for b in batches) / len(batches)
 
 
+def single_rich_data(root: Path, extra: int, seed: int = 0) -> Path:
+    """`root/shapes_single{extra}`: the default 5000 training scenes plus `extra` single-object scenes (other seed),
+    written as one COCO-captions training split (captions and images as the built-in generator makes them)."""
+    import random
+
+    from lingvis.data.shapes import _write_split, make_scene, make_split_scenes
+
+    out = root / f"shapes_single{extra}"
+    if not (out / "captions_train.json").is_file():
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        rng = random.Random(f"lingvis-shapes/{seed}/train-single")
+        scenes = make_split_scenes("train", 5000, seed) + [make_scene(rng, 1, 1) for _ in range(extra)]
+        _write_split(out, "train", scenes, 1, seed, 32)
+    return out / "captions_train.json"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
@@ -52,6 +73,13 @@ def main() -> None:
     ap.add_argument("--ema-decay", type=float)
     ap.add_argument("--text-dropout", type=float)
     ap.add_argument("--per-category", type=int, default=10)
+    ap.add_argument("--preset", help="a text_to_image preset in place of the recipe's denoiser")
+    ap.add_argument("--denoiser", help="JSON object of denoiser config fields to override")
+    ap.add_argument("--guidance", default="4", help="comma-separated guidance scales of the GenEval slices")
+    ap.add_argument("--prediction", choices=("native", "x0"), help="x0: the denoiser predicts the clean image")
+    ap.add_argument("--text-mask", action="store_true", help="mask the prompt padding (use_text_mask)")
+    ap.add_argument("--extra-single", type=int, default=0, help="add this many single-object training scenes")
+    ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import lingvis
@@ -64,12 +92,20 @@ def main() -> None:
     if not (data / "captions_train.json").is_file():
         generate_shapes(data, n_train=5000, n_val=200, n_test=200, image_size=32)
     run = root / a.name
-    args, cfg = shapes_recipe(str(run), str(data / "captions_train.json"), str(data / "captions_val.json"),
-                              minutes=a.minutes, max_steps=a.steps)
+    train = single_rich_data(root, a.extra_single) if a.extra_single else data / "captions_train.json"
+    args, cfg = shapes_recipe(str(run), str(train), str(data / "captions_val.json"), minutes=a.minutes,
+                              max_steps=a.steps)
+    if a.preset:
+        args.preset = a.preset
     den = {k: v for k, v in (("dim", a.dim), ("depth", a.depth), ("patch_size", a.patch), ("conv_out", a.conv_out))
            if v is not None}
+    den.update(json.loads(a.denoiser) if a.denoiser else {})
     if den:
-        args.overrides = {"denoiser": den}
+        args.overrides["denoiser"] = den
+    if a.prediction:
+        args.overrides["prediction"] = a.prediction
+    if a.text_mask:
+        args.overrides["use_text_mask"] = True
     for field, value in (("timestep_mean", a.timestep_mean), ("ema_decay", a.ema_decay),
                          ("text_dropout", a.text_dropout)):
         if value is not None:
@@ -86,10 +122,20 @@ def main() -> None:
            "load": [round(load, 2), round(os.getloadavg()[0], 2)], "run_val_loss": summary["eval"].get("loss")}
     model, tok = lingvis.load(str(run)), lingvis.load_tokenizer(str(run))
     res["val_loss"] = round(fixed_val_loss(model, tok, data), 4)
-    if a.per_category > 0:  # 0: no GenEval slice (score the run with benchmarks.t2i_learning --model instead)
-        r = evaluate_text_to_image(model, tok, per_category=a.per_category, steps=25, guidance_scale=4.0,
-                                   grid=str(run / "grid_guidance4.png"))
-        res["geneval_g4"] = {k: round(v, 3) for k, v in r["geneval"].items()}
+    for g in [float(x) for x in a.guidance.split(",")] if a.per_category > 0 else []:
+        # per_category 0: no GenEval slice (score the run with benchmarks.t2i_learning --model instead)
+        t0 = time.process_time()
+        r = evaluate_text_to_image(model, tok, per_category=a.per_category, steps=25, guidance_scale=g,
+                                   grid=str(run / f"grid_guidance{g:g}.png"))
+        res[f"geneval_g{g:g}"] = {k: round(v, 3) for k, v in r["geneval"].items()}
+        res[f"geneval_g{g:g}_cpu_s"] = round(time.process_time() - t0, 1)
+    if a.restore:
+        from benchmarks.t2i_restore import restore_counts
+        from lingvis.data.shapes import make_split_scenes
+
+        scenes = [s for s in make_split_scenes("test", 800, 0) if len(s.objects) == 1][:40]
+        rows = restore_counts(model, tok, scenes, [float(x) for x in a.restore.split(",")])
+        res["restore"] = {f"{r['sigma']:g}": f"{r['shape']}/{r['colour']}/{r['n']}" for r in rows}
     (run / "variant.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res))
 

@@ -126,7 +126,8 @@ def load_vae(config: dict, state: dict[str, torch.Tensor], path: Path):
 
 # ---- export ------------------------------------------------------------------------------------
 def exportable(model: TextToImage) -> bool:
-    return model.config.denoiser_family == "unet" and model.config.text_family == "clip_text"
+    return (model.config.denoiser_family == "unet" and model.config.text_family == "clip_text"
+            and model.config.prediction == "native")  # diffusers has no x0-predicting flow UNet
 
 
 def _write_component(folder: Path, config: dict, state: dict) -> None:

@@ -11,10 +11,13 @@ import torch
 from torch import nn
 
 from .registry import family, make_config, register_family, register_preset
+from .x0_velocity import X0Velocity
 
 DEFAULT_SCHEDULER = {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_schedule": "linear",
                      "beta_start": 0.0001, "beta_end": 0.02, "prediction_type": "epsilon", "clip_sample": False,
                      "timestep_spacing": "trailing"}
+FLOW = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0}
+PREDICTIONS = ("native", "x0")
 
 
 @dataclass
@@ -30,12 +33,18 @@ class TextToImageConfig:
     use_text_mask: bool = False                       # mask prompt padding in cross-attention (SD does not)
     ema: bool = True                                  # keep an EMA copy of the denoiser (sampling uses it)
     ema_decay: float = 0.999
+    prediction: str = "native"                        # native: the scheduler's target | x0 (flow matching only)
 
     def __post_init__(self):
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if "_class_name" not in self.scheduler:
             raise ValueError("scheduler config needs a `_class_name` (a diffusers scheduler class)")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if self.prediction == "x0" and self.scheduler["_class_name"] != FLOW["_class_name"]:
+            raise ValueError(f"prediction 'x0' converts the output to a rectified-flow velocity: it needs the "
+                             f"{FLOW['_class_name']} scheduler, got {self.scheduler['_class_name']}")
 
 
 def _build(family_name: str, fields: dict) -> nn.Module:
@@ -118,9 +127,16 @@ class TextToImage(nn.Module):
     def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return latents if self.vae is None else self.vae.from_latents(latents)
 
+    def _as_target(self, denoiser: nn.Module) -> nn.Module:
+        """The denoiser as a predictor of the scheduler's target (an x0 denoiser wrapped into a velocity)."""
+        if self.config.prediction == "x0":
+            return X0Velocity(denoiser, self.config.scheduler.get("num_train_timesteps", 1000))
+        return denoiser
+
     @property
     def sampling_denoiser(self) -> nn.Module:
-        return self.ema if self.ema is not None and int(self.ema_updates) > 0 else self.denoiser
+        """The EMA denoiser once it has been updated (else the raw one), predicting the scheduler's target."""
+        return self._as_target(self.ema if self.ema is not None and int(self.ema_updates) > 0 else self.denoiser)
 
     @torch.no_grad()
     def update_ema(self, decay: float | None = None) -> None:
@@ -137,13 +153,12 @@ class TextToImage(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor,
                 text_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.denoiser(x_t, t, text_states, text_mask)
+        return self._as_target(self.denoiser)(x_t, t, text_states, text_mask)
 
 
 register_family("text_to_image", TextToImageConfig, TextToImage, "text-to-image diffusion (text tower + denoiser "
                 "+ optional autoencoder)")
 SHAPES_TEXT = dict(vocab_size=256, context_length=24, dim=128, depth=2, heads=4, mlp_hidden=512)
-FLOW = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0}
 register_preset("t2i-shapes", "text_to_image", "32px pixel-space UNet (32/64/128, attention at 16 and 8 px) + "
                 "2-layer text tower trained with it, flow matching: shapes in minutes",
                 denoiser_family="unet", lock_text=False, text=SHAPES_TEXT, scheduler=FLOW,

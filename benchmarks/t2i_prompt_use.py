@@ -1,0 +1,111 @@
+"""Does a flow-matching shapes model follow its prompt? Two cheap checks (under 10 CPU-s each on the shapes DiT):
+
+1. text gain per noise level: velocity MSE of the sampling (EMA) denoiser on validation images with their first
+   caption, with the empty prompt and with another image's caption (seeded noise, the same for the three);
+2. single-object prompts (the GenEval slice's first `--prompts`, 25 steps of the model's scheduler): objects the
+   shapes detector finds per image, distinct colours per image, whether the named colour is among them and
+   whether it is the only one.
+
+A model that ignores the prompt shows a zero text gain and the named colour about as often as chance.
+
+    python -m benchmarks.t2i_prompt_use --model RUN [--model RUN2 ...] [--val DATA/captions_val.json]
+        [--images 128] [--prompts 20] [--guidance 1,4]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def text_gain(model, tokenizer, val_json: str, n: int, sigmas=(0.2, 0.5, 0.7, 0.9), seed: int = 0) -> list[dict]:
+    """[{sigma, cond, empty, shuffled}] velocity MSE per noise level (flow matching)."""
+    from lingvis.diffusion.sampling import prompt_tokens
+    from lingvis.recipes.clip_data import CaptionedImages, load_groups
+    from lingvis.recipes.diffusion import image_transform
+
+    groups = load_groups(val_json)[0][:n]
+    ds = CaptionedImages(groups, image_transform(model.image_size), random_caption=False)
+    x0 = torch.stack([ds[i]["image"] for i in range(len(ds))])  # (N, 3, H, W) in [-1, 1]
+    texts = [ds[i]["text"] for i in range(len(ds))]
+    prompts = {"cond": texts, "empty": [""] * len(texts), "shuffled": texts[1:] + texts[:1]}
+    den = model.sampling_denoiser
+    rows = []
+    with torch.no_grad():
+        enc = {k: model.encode_text(*prompt_tokens(tokenizer, v, model.text_length)) for k, v in prompts.items()}
+        for s in sigmas:
+            noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+            x_t = (1 - s) * x0 + s * noise  # rectified flow at noise level s
+            t = torch.full((len(x_t),), s * model.config.scheduler.get("num_train_timesteps", 1000))
+            row = {"sigma": s}
+            for k, (states, mask) in enc.items():
+                row[k] = float((den(x_t, t, states, mask) - (noise - x0)).square().mean())
+            rows.append(row)
+    return rows
+
+
+def single_object_use(model, tokenizer, n: int, guidance: float, seed: int = 0) -> dict:
+    """Detector statistics of the first n single-object GenEval prompts' samples."""
+    from lingvis.eval.geneval_shapes import make_items
+    from lingvis.eval.shapes_detector import detect_shapes
+    from lingvis.eval.text_to_image import generate_for
+
+    items = [it for it in make_items(n, seed) if it.category == "single_object"]
+    images = generate_for(model, tokenizer, [it.prompt for it in items], steps=25, guidance_scale=guidance,
+                          scheduler=None, seed=seed, batch_size=32)
+    dets = [detect_shapes(im) for im in images]
+    named = [it.objects[0][0] for it in items]
+    return {"prompts": len(items), "objects_per_image": statistics.mean(len(d) for d in dets),
+            "exactly_one": sum(len(d) == 1 for d in dets), "none": sum(not d for d in dets),
+            "colours_per_image": statistics.mean(len({x.colour for x in d}) for d in dets),
+            "named_colour_present": sum(any(x.colour == c for x in d) for d, c in zip(dets, named)),
+            "only_named_colour": sum(bool(d) and all(x.colour == c for x in d) for d, c in zip(dets, named))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", action="append", required=True, help="a flow-matching text-to-image run")
+    ap.add_argument("--val", default=None, help="captions JSON of validation images (default: shapes val)")
+    ap.add_argument("--images", type=int, default=128)
+    ap.add_argument("--prompts", type=int, default=20)
+    ap.add_argument("--guidance", default="1,4")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    import tempfile
+
+    from lingvis.data.shapes import generate_shapes
+
+    with tempfile.TemporaryDirectory(prefix="t2i_prompt_use_") as tmp:
+        val = a.val or str(generate_shapes(tmp, n_train=0, n_val=a.images, n_test=0, image_size=32,
+                                           n_test_unseen=0)["captions_val"])  # the shapes val split, seed 0
+        for run in a.model:
+            report(run, val, a)
+
+
+def report(run: str, val: str, a: argparse.Namespace) -> None:
+    import lingvis
+
+    model, tok = lingvis.load(run), lingvis.load_tokenizer(run)
+    if model.config.scheduler.get("_class_name") != "FlowMatchEulerDiscreteScheduler":
+        raise SystemExit(f"{run}: t2i_prompt_use needs a flow-matching model")
+    model.eval()
+    t0 = time.process_time()
+    print(f"## {run}\n| sigma | MSE caption | empty prompt | other caption | text gain |\n"
+          "|---:|---:|---:|---:|---:|")
+    for r in text_gain(model, tok, val, a.images):
+        print(f"| {r['sigma']:g} | {r['cond']:.4f} | {r['empty']:.4f} | {r['shuffled']:.4f} | "
+              f"{r['empty'] - r['cond']:.4f} |")
+    print("\n| guidance | objects / image | exactly one | none | colours / image | named colour present | "
+          "only the named colour |\n|---:|---:|---:|---:|---:|---:|---:|")
+    for g in [float(x) for x in a.guidance.split(",")]:
+        u = single_object_use(model, tok, a.prompts, g)
+        n = u["prompts"]
+        print(f"| {g:g} | {u['objects_per_image']:.2f} | {u['exactly_one']}/{n} | {u['none']}/{n} | "
+              f"{u['colours_per_image']:.2f} | {u['named_colour_present']}/{n} | {u['only_named_colour']}/{n} |")
+    print(f"\n{time.process_time() - t0:.1f} CPU-s, 1 thread\n")
+
+
+if __name__ == "__main__":
+    main()
