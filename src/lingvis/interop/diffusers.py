@@ -17,10 +17,10 @@ from ..diffusion.schedulers import make_scheduler
 from ..io import CheckpointError, load_state, read_safetensors
 from ..models.clip_text import CLIPTextEncoder
 from ..models.text_to_image import TextToImage, TextToImageConfig
-from .registry import load_hf, register_exporter, register_loader
 from .clip_text import save_clip_text
 from .diffusers_unet import unet_from_diffusers, unet_to_diffusers
 from .diffusers_vae import vae_from_diffusers, vae_to_diffusers
+from .registry import load_hf, register_exporter, register_loader
 
 INDEX_FILE = "model_index.json"
 WEIGHTS = "diffusion_pytorch_model.safetensors"

@@ -112,7 +112,8 @@ class TextToImage(nn.Module):
         return min(self.config.text_length or ctx, ctx)
 
     # ---- parts ---------------------------------------------------------------------------------
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_text(self, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         # Stable Diffusion runs its causal text tower over the padding too and attends to every position
         masked = self.config.use_text_mask
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.lock_text):
