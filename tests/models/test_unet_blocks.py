@@ -74,3 +74,25 @@ def test_vae_decoder_inference_layout_matches_training_path():
     plain = vae.decode(z).detach()
     assert fast.shape == plain.shape == (2, 3, 10, 14) and fast.is_contiguous()
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_geglu_inference_split_matches_training_path():
+    """In inference GEGLU runs `fc` as two products (the gate with oneDNN's fused GELU); equal to the plain
+    MLP within float rounding, for widths that take either kernel, with and without bias, and on a
+    non-contiguous input."""
+    from lingvis.models.unet_blocks import GEGLU
+
+    torch.manual_seed(0)
+    for dim, rows, bias in ((8, 12, True), (64, 300, True), (32, 40, False)):
+        mlp = GEGLU(dim, 4 * dim, "geglu", bias=bias).eval()
+        x = torch.randn(2, rows, dim)
+        for inp in (x, torch.randn(2, dim, rows).transpose(1, 2)):
+            with torch.no_grad():
+                fast = mlp(inp)
+            plain = mlp(inp)  # grad enabled: the shared MLP (one fc product, GELU, product)
+            assert fast.shape == plain.shape == inp.shape
+            assert torch.allclose(fast, plain.detach(), atol=1e-5, rtol=1e-5), float((fast - plain).abs().max())
+        with torch.no_grad():  # the packed halves follow a weight update
+            mlp.fc.weight[:dim].mul_(-1)
+            fast = mlp(x)
+        assert torch.allclose(fast, mlp(x).detach(), atol=1e-5, rtol=1e-5)

@@ -4,7 +4,9 @@
 `WholeStep(model, cache)` runs a batch-1 fp32 decode step of a GPT-family model as one call (step.py, step.c);
 `hugepage_weights(model)` moves a model's linear weights into hugepage-advised memory, `huge_page_share(model)`
 says how much of them the kernel backed with huge pages (hugepages.py); `attention.native_attention(q, k, v)` is an
-fp32 flash-style attention (attention.c), which `lingvis.nn.fast_attention` runs where it measures faster than SDPA.
+fp32 flash-style attention (attention.c), which `lingvis.nn.fast_attention` runs where it measures faster than SDPA;
+`group_norm.group_norm_nhwc` is a channels-last GroupNorm (+ add, + SiLU) in one pass (group_norm.c), used by the
+UNet's inference path.
 """
 from .build import load
 from .hugepages import huge_page_share, hugepage_weights
