@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lingvis
-from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, train_chain
+from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, stage_config, train_chain
 
 STAGES = ("captioner", "lm", "stage1", "stage2")
 
@@ -22,6 +22,12 @@ def chain(tmp_path_factory):
     plan = ShapesPlan(n_train=30, n_val=2, n_test=1, clip=tiny, captioner=tiny, lm=tiny, stage1=tiny, stage2=tiny,
                       llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=128, vocab_size=300, train_vision=True)
     return out, plan, train_chain(out, plan)
+
+
+def test_stage_validation_interval():
+    assert stage_config(Stage(100, 8, 1e-3)).eval_every == 100  # once, at the end
+    assert stage_config(Stage(100, 8, 1e-3, eval_every=25)).eval_every == 25
+    assert stage_config(Stage(100, 8, 1e-3, eval_every=500)).eval_every == 100
 
 
 def test_every_stage_runs_and_is_logged(chain):

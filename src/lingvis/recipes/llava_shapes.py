@@ -35,6 +35,7 @@ class Stage:
     steps: int
     batch: int
     lr: float
+    eval_every: int | None = None     # validation loss every so many steps (None: once, at the end)
 
 
 @dataclass
@@ -72,7 +73,8 @@ TOWERS = ("captioner", "clip")
 
 def stage_config(stage: Stage, **kw) -> TrainConfig:
     return TrainConfig(max_steps=stage.steps, batch_size=stage.batch, lr=stage.lr,
-                       warmup_steps=min(50, stage.steps // 5), eval_every=stage.steps, eval_batches=2, log_every=25,
+                       warmup_steps=min(50, stage.steps // 5),
+                       eval_every=min(stage.eval_every or stage.steps, stage.steps), eval_batches=2, log_every=25,
                        weight_decay=0.01, progress=False, **kw)
 
 
