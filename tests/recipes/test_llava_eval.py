@@ -9,12 +9,15 @@ import torch
 import lingvis
 from lingvis.data.shapes import make_split_scenes, render_scene
 from lingvis.data.shapes_instruct import Probe
+from lingvis.data.shapes_scene import Scene, ShapeObject
 from lingvis.recipes import llava_eval
 from lingvis.recipes.llava import with_image_token
 from lingvis.recipes.llava_eval import (
     answer_chats,
     evaluate_shapes_chat,
     keyword_correct,
+    named_objects,
+    object_naming,
     pope_metrics,
     shapes_questions,
 )
@@ -46,6 +49,21 @@ def test_keyword_needs_the_key_and_no_rival():
     assert keyword_correct("No.", exists) and not keyword_correct("Not sure, no.", exists)
 
 
+def test_object_naming_counts_pairs_shapes_and_colours():
+    text = "A small Red star, two blue crosses and a green object."
+    assert named_objects(text) == {("red", "star"), ("blue", "cross")}
+    star = ShapeObject("star", "red", "small", 0.2, 0.2, 0.1)
+    cross = ShapeObject("cross", "blue", "large", 0.7, 0.7, 0.18)
+    scenes = [Scene([star, cross]), Scene([ShapeObject("circle", "green", "small", 0.5, 0.5, 0.1)])]
+    # scene 0: the red star named, the blue cross called a square; scene 1: the green circle (named twice, counted
+    # once) and a purple cross that is not there
+    hyps = {0: "a red star and a blue square", 1: "a green circle, the green circle, a purple cross"}
+    m = object_naming(scenes, hyps)
+    assert m["objects"] == 3
+    assert m["pair_recall"] == pytest.approx(200 / 3) and m["pair_precision"] == pytest.approx(50.0)  # 2 of 4 named
+    assert m["shape_recall"] == pytest.approx(200 / 3) and m["colour_recall"] == pytest.approx(100.0)
+
+
 def _gold(split, n, seed, always_yes=False):
     """The answers a perfect model gives, in the order `evaluate_shapes_chat` asks the questions."""
     items, _ = shapes_questions(split, n, seed)
@@ -70,6 +88,7 @@ def test_gold_answers_score_full_marks(monkeypatch, with_image):
     assert set(r["per_kind"]) == {"colour", "count", "exists", "follow_up", "position", "shape"}
     assert r["pope"]["accuracy"] == 100.0 and r["pope"]["yes_ratio"] == 50.0 and r["pope"]["n"] == 12
     assert r["cider"] > 1.0 and r["questions"] == len(asked) - 6  # descriptions are scored by CIDEr-D only
+    assert r["description_objects"]["pair_recall"] == 100.0 and r["description_objects"]["pair_precision"] == 100.0
     for messages, images in asked:  # one image per chat, in the first turn; none for the no-image baseline
         assert len(images) == (1 if with_image else 0)
         assert messages[0]["content"].startswith("<image>\n") == with_image

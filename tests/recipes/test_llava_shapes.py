@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lingvis
-from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, train_chain
+from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, loss_curve, stage_config, train_chain
 
 STAGES = ("captioner", "lm", "stage1", "stage2")
 
@@ -22,6 +22,21 @@ def chain(tmp_path_factory):
     plan = ShapesPlan(n_train=30, n_val=2, n_test=1, clip=tiny, captioner=tiny, lm=tiny, stage1=tiny, stage2=tiny,
                       llm=dict(n_layer=1, n_head=2, n_embd=32), block_size=128, vocab_size=300, train_vision=True)
     return out, plan, train_chain(out, plan)
+
+
+def test_stage_validation_interval():
+    assert stage_config(Stage(100, 8, 1e-3)).eval_every == 100  # once, at the end
+    assert stage_config(Stage(100, 8, 1e-3, eval_every=25)).eval_every == 25
+    assert stage_config(Stage(100, 8, 1e-3, eval_every=500)).eval_every == 100
+
+
+def test_loss_curve_pairs_validation_with_recent_training_losses(tmp_path):
+    rows = [{"step": s, "split": "train", "loss": x} for s, x in ((1, 4.0), (2, 3.0), (3, 2.0))]
+    rows += [{"step": 3, "split": "val", "loss": 2.5}, {"step": 4, "split": "train", "loss": 1.0},
+             {"step": 4, "split": "val", "loss": 2.25}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert loss_curve(tmp_path, window=2) == [{"step": 3, "val_loss": 2.5, "train_loss": 2.5},
+                                              {"step": 4, "val_loss": 2.25, "train_loss": 1.5}]
 
 
 def test_every_stage_runs_and_is_logged(chain):
@@ -36,6 +51,8 @@ def test_every_stage_runs_and_is_logged(chain):
     assert stage2["max_steps"] == 2 and stage2["batch_size"] == 4
     tower = {k: lingvis.load(out / s).vision.patch_embed.weight for k, s in (("1", "stage1"), ("2", "stage2"))}
     assert not tower["1"].equal(tower["2"])  # plan.train_vision: stage 2 tuned the tower
+    curve = loss_curve(out / "stage2")  # eval_every defaults to the stage's steps: one validation point
+    assert [c["step"] for c in curve] == [2] and curve[0]["val_loss"] > 0 and curve[0]["train_loss"] > 0
 
 
 def test_lm_corpus_has_conversations_without_images(chain):

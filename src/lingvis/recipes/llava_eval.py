@@ -12,7 +12,7 @@ import torch
 from ..data.llava_inputs import IMAGE_TOKEN, chat_prompt_ids, pixel_values
 from ..data.shapes import ShapesDataset, make_split_scenes, render_scene
 from ..data.shapes_instruct import CONFLICTS, Probe, follow_up, scene_probes
-from ..data.shapes_scene import SIZES
+from ..data.shapes_scene import COLOURS, SHAPES, SIZES
 from ..generate import pad_left
 from ..progress import progress
 
@@ -67,6 +67,30 @@ def keyword_correct(answer: str, probe: Probe) -> bool:
     else:
         rivals = GROUPS[probe.kind]
     return _has(text, probe.key) and not any(_has(text, r) for r in rivals if r != probe.key and r not in probe.key)
+
+
+NAMED = re.compile(rf"\b({'|'.join(COLOURS)})\s+({'|'.join(SHAPES)})(?:e?s)?\b")
+
+
+def named_objects(text: str) -> set[tuple[str, str]]:
+    """The (colour, shape) pairs a description names ("a small red star" -> ("red", "star"))."""
+    return set(NAMED.findall(text.lower()))
+
+
+def object_naming(scenes: list, hyps: dict[int, str]) -> dict:
+    """How well descriptions name the objects of their scenes: recall and precision of (colour, shape) pairs,
+    and the share of objects whose shape (with any colour) / colour (with any shape) is named."""
+    n_obj = n_named = pair_hit = shape_hit = colour_hit = 0
+    for k, text in hyps.items():
+        named = named_objects(text)
+        objs = {(o.colour, o.shape) for o in scenes[k].objects}
+        n_obj, n_named = n_obj + len(objs), n_named + len(named)
+        pair_hit += len(objs & named)
+        shape_hit += sum(any(s == shape for _, s in named) for _, shape in objs)
+        colour_hit += sum(any(c == colour for c, _ in named) for colour, _ in objs)
+    return {"pair_recall": 100 * pair_hit / max(n_obj, 1), "pair_precision": 100 * pair_hit / max(n_named, 1),
+            "shape_recall": 100 * shape_hit / max(n_obj, 1), "colour_recall": 100 * colour_hit / max(n_obj, 1),
+            "objects": n_obj}
 
 
 def pope_metrics(pairs: list[tuple[str, str]]) -> dict:
@@ -134,5 +158,6 @@ def evaluate_shapes_chat(model, tok, split: str = "test", n: int = 200, seed: in
             "per_kind": {k: round(100 * sum(v) / len(v), 1) for k, v in sorted(per_kind.items())},
             "position": 100 * sum(per_kind["position"]) / max(len(per_kind["position"]), 1),
             "pope": pope_metrics(pope), "cider": scores["CIDEr-D"], "bleu4": scores["BLEU-4"],
+            "description_objects": object_naming(scenes, hyps),
             "questions": len(allq),
             "descriptions": [{"hyp": hyps[k], "refs": refs[k][:2]} for k in sorted(hyps)[:3]], "examples": examples}

@@ -35,6 +35,7 @@ class Stage:
     steps: int
     batch: int
     lr: float
+    eval_every: int | None = None     # validation loss every so many steps (None: once, at the end)
 
 
 @dataclass
@@ -66,13 +67,36 @@ class ShapesPlan:
         return dataclasses.replace(self, **stages)
 
 
+def scale_plan(n_test: int = 200) -> ShapesPlan:
+    """More scenes and a longer stage 2 (docs/llava.md, "2026-12-07 second session: scale"): 16,000 training
+    scenes, captioner 600 steps, LM 400, stage 1 150, stage 2 3000 with the validation loss every 250 steps."""
+    return ShapesPlan(n_train=16000, n_test=n_test, captioner=Stage(600, 32, 1e-3), lm=Stage(400, 32, 2e-3),
+                      stage1=Stage(150, 32, 2e-3), stage2=Stage(3000, 32, 1e-3, eval_every=250))
+
+
+def loss_curve(run: Path, window: int = 4) -> list[dict]:
+    """Per validation point of a run's metrics.jsonl: the step, the validation loss and the mean of the last
+    `window` logged training losses up to that step (one batch each), to see how far the two drift apart."""
+    train, out = [], []
+    for line in (Path(run) / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        if m.get("split") == "train" and "loss" in m:
+            train.append(m["loss"])
+        elif m.get("split") == "val" and "loss" in m:
+            recent = train[-window:]
+            out.append({"step": m["step"], "val_loss": round(m["loss"], 4),
+                        "train_loss": round(sum(recent) / len(recent), 4) if recent else None})
+    return out
+
+
 STAGES = ("clip", "captioner", "lm", "stage1", "stage2")
 TOWERS = ("captioner", "clip")
 
 
 def stage_config(stage: Stage, **kw) -> TrainConfig:
     return TrainConfig(max_steps=stage.steps, batch_size=stage.batch, lr=stage.lr,
-                       warmup_steps=min(50, stage.steps // 5), eval_every=stage.steps, eval_batches=2, log_every=25,
+                       warmup_steps=min(50, stage.steps // 5),
+                       eval_every=min(stage.eval_every or stage.steps, stage.steps), eval_batches=2, log_every=25,
                        weight_decay=0.01, progress=False, **kw)
 
 
