@@ -42,21 +42,7 @@
  * per row instead of one per key: the PV product ran load-bound, 74 vs 107 GFLOP/s for the scores) */
 #define LV_IN_REGISTER(x) __asm__("" : "+v"(x))
 
-/* 2^x for x <= 0 (x = -inf gives 0): 2^round(x) * 2^r, r in [-0.5, 0.5], 2^r by a degree-5 polynomial fitted
- * to the relative error (7.6e-8; 2.3e-7 evaluated in fp32, against 8.5e-8 for degree 7: two FMAs fewer per 16
- * probabilities, which matter for heads of width 8) */
-static inline __m512 lv_exp2_ps(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.3276358502957706e-03f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.6755029420961990e-03f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5507132660099200e-02f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022120460847330e-01f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314696731440620e-01f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0000000714978745f));
-  return _mm512_scalef_ps(p, n);
-}
+/* lv_exp2_ps (2^x for x <= 0 by a degree-5 polynomial): dot_f32.h */
 
 /* s[r][j0 + j], r < 8, j < 16 KV: sum_d qs[r][d] * kt[d][j0 + j]; 8 x KV accumulators (KV a constant) */
 static inline __attribute__((always_inline)) void lv_att_scores_chunk(const int KV, const float *qs, int D,

@@ -17,23 +17,10 @@
 #ifdef LV_AVX512
 #include <immintrin.h>
 
-static inline __m512 lv_gn_exp2_ps(__m512 x) { /* 2^x for x <= 0 (as attention.c's lv_exp2_ps) */
-  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.3276358502957706e-03f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.6755029420961990e-03f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5507132660099200e-02f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022120460847330e-01f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314696731440620e-01f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0000000714978745f));
-  return _mm512_scalef_ps(p, n);
-}
-
 /* v * sigmoid(v): e = 2^(-|v| log2 e) <= 1, sigmoid = 1 / (1 + e) for v >= 0, e / (1 + e) below */
 static inline __m512 lv_gn_silu_ps(__m512 v) {
   const __m512 a = _mm512_abs_ps(v);
-  const __m512 e = lv_gn_exp2_ps(_mm512_mul_ps(a, _mm512_set1_ps(-1.4426950408889634f)));
+  const __m512 e = lv_exp2_ps(_mm512_mul_ps(a, _mm512_set1_ps(-1.4426950408889634f)));
   const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
   const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
   const __m512 s = _mm512_mask_mul_ps(inv, neg, inv, e);
