@@ -92,3 +92,16 @@ def test_sdpa_under_torch_compile(monkeypatch):
     q, k, v = _qkv()
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # what Dynamo reports while tracing
     assert choose_kernel(q, k) == "sdpa"
+
+
+def test_forced_context_overrides_the_environment_and_restores(monkeypatch):
+    from lingvis.nn.fast_attention import forced, forced_kernel
+    monkeypatch.setenv("LINGVIS_ATTENTION", "native")
+    q, k, v = _qkv()
+    with forced("sdpa"):
+        assert forced_kernel() == "sdpa" and choose_kernel(q, k, v=v) == "sdpa"
+        torch.testing.assert_close(attention(q, k, v), F.scaled_dot_product_attention(q, k, v), rtol=0, atol=0)
+    assert forced_kernel() == "native"
+    with pytest.raises(ValueError, match="forced"):
+        with forced("flash"):
+            pass

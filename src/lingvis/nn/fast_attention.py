@@ -8,12 +8,16 @@ is_causal=causal, scale=scale, enable_gqa=...)` does, without a mask or dropout:
 kernels on the call's own tensors (the first batches / heads of them, cut to about `MEASURE_FLOP`, as laid out
 by the caller: strided views cost SDPA and the native kernel differently) and keeps the faster one for the
 process; the native kernel must win by `MARGIN`. Lengths are bucketed by powers of two.
-`LINGVIS_ATTENTION=native` or `=sdpa` forces a kernel (`auto`, the default, measures).
+`LINGVIS_ATTENTION=native` or `=sdpa` forces a kernel (`auto`, the default, measures); so does
+`with forced("sdpa"):` for the calls inside it (the trainer's validation: a measured choice differs between
+processes, and a resumed run must log the same validation losses as an uninterrupted one).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -30,10 +34,25 @@ ROUNDS = 5  # median of 5 rounds' best: with 3, 4-5 ms calls (TimeSformer's time
 
 Key = tuple[int, int, int, bool, bool, int]  # (Lq bucket, Lk bucket, D, grouped, causal, threads)
 Timer = Callable[[str, Key], float]  # (kernel, key) -> seconds per call
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("lingvis_attention_kernel", default=None)
+
+
+@contextlib.contextmanager
+def forced(kernel: str) -> Iterator[None]:
+    """Every `attention` call inside runs on `kernel` ('sdpa' or 'native', where the native kernel takes it)."""
+    if kernel not in KERNELS:
+        raise ValueError(f"forced(kernel) takes one of {', '.join(KERNELS)}; got {kernel!r}")
+    token = _FORCED.set(kernel)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
 
 
 def forced_kernel() -> str | None:
-    """The kernel `LINGVIS_ATTENTION` forces, or None for `auto` (measure)."""
+    """The kernel `forced(...)` or `LINGVIS_ATTENTION` forces, or None for `auto` (measure)."""
+    if _FORCED.get() is not None:
+        return _FORCED.get()
     value = os.environ.get("LINGVIS_ATTENTION", "auto").strip().lower()
     if value in ("", "auto"):
         return None

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..progress import progress
 from ..devices import resolve_device
+from ..nn.fast_attention import forced as forced_attention
 from . import distributed
 from .budget import RunBudget
 from .callbacks import Callback, CallbackList, trackers
@@ -139,7 +140,8 @@ class Trainer:
         if self.val_set is None or len(self.val_set) == 0:
             return {}
         self.model.eval()
-        with self._autocast():
+        # SDPA, not a per-process measured attention kernel: the same validation losses after a resume
+        with self._autocast(), forced_attention("sdpa"):
             batches = (move_to(b, self.device) for b in self._val_batches())
             result = self.task.evaluate(self.model, batches)
         self.model.train()
