@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..native.attention import native_attention, supports
-from .gemm_select import interleaved_best, rows_bucket
+from .gemm_select import env_kernel, interleaved_best, rows_bucket
 
 KERNELS = ("sdpa", "native")
 MARGIN = 1.03  # the native kernel must be this much faster (SDPA's time / native) to be picked
@@ -51,14 +50,8 @@ def forced(kernel: str) -> Iterator[None]:
 
 def forced_kernel() -> str | None:
     """The kernel `forced(...)` or `LINGVIS_ATTENTION` forces, or None for `auto` (measure)."""
-    if _FORCED.get() is not None:
-        return _FORCED.get()
-    value = os.environ.get("LINGVIS_ATTENTION", "auto").strip().lower()
-    if value in ("", "auto"):
-        return None
-    if value not in KERNELS:
-        raise ValueError(f"LINGVIS_ATTENTION must be one of auto, {', '.join(KERNELS)}; got {value!r}")
-    return value
+    forced_here = _FORCED.get()
+    return forced_here if forced_here is not None else env_kernel("LINGVIS_ATTENTION", KERNELS)
 
 
 def _sdpa(q, k, v, causal: bool, scale: float | None) -> torch.Tensor:

@@ -52,14 +52,19 @@ def measure_rows(bucket: int, k: int, n: int) -> int:
     return rows
 
 
-def forced_kernel() -> str | None:
-    """The kernel `LINGVIS_GEMM` forces, or None for `auto` (measure)."""
-    value = os.environ.get("LINGVIS_GEMM", "auto").strip().lower()
+def env_kernel(variable: str, kernels: tuple[str, ...]) -> str | None:
+    """The kernel the environment variable forces (one of `kernels`), or None for `auto` / unset (measure)."""
+    value = os.environ.get(variable, "auto").strip().lower()
     if value in ("", "auto"):
         return None
-    if value not in KERNELS:
-        raise ValueError(f"LINGVIS_GEMM must be one of auto, {', '.join(KERNELS)}; got {value!r}")
+    if value not in kernels:
+        raise ValueError(f"{variable} must be one of auto, {', '.join(kernels)}; got {value!r}")
     return value
+
+
+def forced_kernel() -> str | None:
+    """The kernel `LINGVIS_GEMM` forces, or None for `auto` (measure)."""
+    return env_kernel("LINGVIS_GEMM", KERNELS)
 
 
 def measure_kernels(rows: int, k: int, n: int) -> dict[str, float]:
