@@ -4,7 +4,6 @@ import torch
 
 from benchmarks.t2i_prompt_use import single_object_use, text_gain
 from lingvis.data.shapes import generate_shapes
-from lingvis.models import registry
 from lingvis.recipes.clip_data import train_word_tokenizer
 
 
@@ -22,21 +21,11 @@ class _Denoiser(torch.nn.Module):
         return out
 
 
-def _model(tok):
-    model = registry.build("t2i-nano", text=dict(vocab_size=tok.vocab_size, context_length=24, dim=32, depth=1,
-                                                  heads=4, mlp_hidden=64),
-                           denoiser=dict(in_channels=3, out_channels=3, sample_size=32, block_out_channels=[16, 32],
-                                         down_attention=[False, True], layers_per_block=1, attention_heads=2,
-                                         cross_attention_dim=32, norm_num_groups=8))
-    model.ema = None
-    return model.eval()
-
-
-def test_text_gain_zero_only_for_a_text_blind_denoiser(tmp_path):
+def test_text_gain_zero_only_for_a_text_blind_denoiser(tmp_path, tiny_t2i):
     val = generate_shapes(tmp_path, n_train=0, n_val=6, n_test=0, image_size=32, n_test_unseen=0)["captions_val"]
     tok = train_word_tokenizer(["a small large red green blue yellow purple orange circle square star triangle cross",
                                 "and to the left right of above below single on white background shapes two three"])
-    model = _model(tok)
+    model = tiny_t2i(tok)
     model.denoiser = _Denoiser(reads_text=False)
     rows = text_gain(model, tok, str(val), 6, sigmas=(0.5, 0.9))
     assert [r["sigma"] for r in rows] == [0.5, 0.9]

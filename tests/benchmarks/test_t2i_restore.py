@@ -4,7 +4,6 @@ import torch
 
 from benchmarks.t2i_restore import restore_counts
 from lingvis.data.shapes import make_split_scenes, render_scene
-from lingvis.models import registry
 from lingvis.recipes.clip_data import train_word_tokenizer
 
 
@@ -21,15 +20,10 @@ class _Velocity(torch.nn.Module):
         return (x_t - self.x0) / (t[:, None, None, None] / 1000)  # (N, 3, H, W) rectified-flow velocity
 
 
-def test_restore_counts_oracle_and_zero_velocity():
+def test_restore_counts_oracle_and_zero_velocity(tiny_t2i):
     scenes = [s for s in make_split_scenes("test", 60, 0) if len(s.objects) == 1][:6]
     tok = train_word_tokenizer(["a small red circle", "a large blue star square triangle cross green"])
-    model = registry.build("t2i-nano", text=dict(vocab_size=tok.vocab_size, context_length=24, dim=32, depth=1,
-                                                  heads=4, mlp_hidden=64),
-                           denoiser=dict(in_channels=3, out_channels=3, sample_size=32, block_out_channels=[16, 32],
-                                         down_attention=[False, True], layers_per_block=1, attention_heads=2,
-                                         cross_attention_dim=32, norm_num_groups=8))
-    model.ema = None
+    model = tiny_t2i(tok)
     x0 = torch.stack([torch.from_numpy(np.array(render_scene(s, 32))).permute(2, 0, 1).float() / 127.5 - 1
                       for s in scenes])
     model.denoiser = _Velocity(x0)
