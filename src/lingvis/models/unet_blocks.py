@@ -120,20 +120,18 @@ class ResBlock(nn.Module):
             # silu(norm2(h + emb)) in one pass, written over conv1's fresh output
             emb = None if self.time_proj is None else grow(self.time_proj(self.act(temb)), h.shape[0])  # (B, C_out)
             h = native_gn.group_norm_nhwc(h, self.norm2, add=emb, silu=True, out=h)
-            h = conv2d(self.conv2, self.dropout(h))
-            skip = pointwise(self.shortcut, x) if self.shortcut is not None else x
-            h = h.add_(skip)
-            return h / self.out_scale if self.out_scale != 1.0 else h
-        if self.time_proj is not None:
-            emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
-            if self.time_norm == "scale_shift":
-                scale, shift = emb.chunk(2, dim=1)
-                h = self.norm2(h) * (1 + scale) + shift
-            else:
-                h = self.norm2(h + emb if torch.is_grad_enabled() else h.add_(emb))  # h: conv1's fresh output
         else:
-            h = self.norm2(h)
-        h = conv2d(self.conv2, self.dropout(self.act_fresh(h)))
+            if self.time_proj is not None:
+                emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
+                if self.time_norm == "scale_shift":
+                    scale, shift = emb.chunk(2, dim=1)
+                    h = self.norm2(h) * (1 + scale) + shift
+                else:
+                    h = self.norm2(h + emb if torch.is_grad_enabled() else h.add_(emb))  # h: conv1's fresh output
+            else:
+                h = self.norm2(h)
+            h = self.act_fresh(h)
+        h = conv2d(self.conv2, self.dropout(h))
         skip = pointwise(self.shortcut, x) if self.shortcut is not None else x
         h = h + skip if torch.is_grad_enabled() else h.add_(skip)
         return h / self.out_scale if self.out_scale != 1.0 else h
