@@ -77,7 +77,7 @@ def test_huge_page_share_reads_the_mapping_back():
     model.blocks[0].mlp.extra = torch.nn.Linear(1024, 1024, bias=False)  # 4 MB more for the mover to take
     moved = native.hugepage_weights(model)
     huge, total = native.huge_page_share(model)
-    assert total == moved >= 4 << 20 and 0 <= huge <= total and huge % (2 << 20) == 0
+    assert total == moved >= 4 << 20 and 0 <= huge <= total and (huge % (2 << 20) == 0 or huge == total)  # capped
     try:
         mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
     except OSError:
