@@ -81,6 +81,7 @@ class FusedStep:
         self.H, self.KV, self.D = a0.n_heads, a0.n_kv_heads, a0.head_dim
         self.gqa = self.H != self.KV
         self.block_size = c.block_size
+        self.rope_cache: dict[int, tuple] = {}  # position -> rotary (cos, sin) (see `_rope`)
         self.whole = None  # batch 1, fp32: the whole step as one native call (native/step.c), when it fits
         if use_native and os.environ.get("LINGVIS_NATIVE_STEP", "1") != "0" and native.available() \
                 and cache.k[0] is not None and cache.k[0].shape[0] == 1 \
@@ -94,9 +95,44 @@ class FusedStep:
         if m.sin is not None:
             return x + m.sin.table[p], None
         if m.rope is not None:
-            pos = torch.full((1, 1), p, dtype=torch.long, device=x.device)
-            return x, m.rope(pos)  # (1, 1, 1, D) each
+            return x, self._rope(p)  # (1, 1, 1, D) each
         return x, None
+
+    def _rope(self, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rotary (cos, sin) of position p, each (1, 1, 1, D): computed for that one position (as `model.forward`
+        would for a one-token step) and kept, so that `rows` and `__call__` rotate by the very same values."""
+        cs = self.rope_cache.get(p)
+        if cs is None:
+            cs = self.rope_cache[p] = self.model.rope(torch.full((1, 1), p, dtype=torch.long,
+                                                                 device=self.model.wte.weight.device))
+        return cs
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """(M,) ids of ONE sequence at its next M positions -> (M, V) logits, advancing the cache by M: the batch-1
+        native whole step over M rows at once (`native.WholeStep.rows`: each weight read once for all of them; each
+        row's logits and cache column bit for bit those of M one-token steps). None (nothing done) when this step
+        has no native whole step (callers then run `model.forward` over the M tokens)."""
+        M = ids.shape[0]
+        cache = self.cache
+        p = cache.length
+        if self.whole is None or not self.whole.usable() or M > native.STEP_MAX_ROWS:
+            return None
+        if p + M > min(cache.max_len, self.block_size):
+            raise ValueError(f"KV cache overflow: {p} cached + {M} > max_len {min(cache.max_len, self.block_size)}")
+        m = self.model
+        x = m.wte(ids)  # (M, C); a new tensor, which the native step overwrites
+        cos = sin = None
+        if m.wpe is not None:
+            x = x + m.wpe.weight[p:p + M]
+        elif m.sin is not None:
+            x = x + m.sin.table[p:p + M]
+        elif m.rope is not None:
+            tabs = [self._rope(p + i) for i in range(M)]
+            cos = torch.cat([c.reshape(1, -1) for c, _ in tabs])  # (M, D)
+            sin = torch.cat([s.reshape(1, -1) for _, s in tabs])
+        logits = self.whole.rows(x.float().contiguous(), p, cos, sin)  # (M, V); columns p..p+M-1 written
+        cache.advance(M)
+        return logits
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, V)
         m, cache = self.model, self.cache

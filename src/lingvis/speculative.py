@@ -7,11 +7,15 @@ Proposers:
 - `DraftModel`: a smaller causal LM with the same tokenizer proposes k tokens autoregressively from its own
   KV cache.
 
-Each round feeds [last token, d1..dk] to the model with its KV cache (one forward over k + 1 positions) and
-keeps the longest prefix the model agrees with, plus one token of the model's own: between 1 and k + 1
-tokens per forward pass.
+The prompt's forward pass gives the first new token, as in plain decoding. Then each round feeds [last token,
+d1..dk] to the model with its KV cache (one pass over k + 1 positions) and keeps the longest prefix the model
+agrees with, plus one token of the model's own: between 1 and k + 1 tokens per pass. For batch-1 fp32 / int8
+GPT-family models that pass is the native whole decode step over k + 1 rows (`decode_step.FusedStep.rows`,
+`native/step.c`'s `lv_step_rows_f32`: every weight read once for all rows), whose rows are bit for bit the
+one-token steps of plain decoding; the draft model's own steps are `FusedStep` one-token steps.
 - Greedy (temperature 0): a draft token is kept when it is the model's argmax at its position, so the output
-  is plain greedy decoding's (up to float rounding of the k + 1-row products, which can flip an exact tie).
+  is plain greedy decoding's: exactly where the native step scores the rows (the same logits as plain
+  decoding's one-token steps), else up to float rounding of the k + 1-row products (which can flip an exact tie).
 - Sampling: speculative sampling (Leviathan et al. 2023; Chen et al. 2023). Draft token d with draft
   probability q(d) is kept with probability min(1, p(d) / q(d)), where p is the model's distribution after
   the repetition penalty, temperature, top-k and top-p of `SamplingConfig`; on rejection the token is drawn
@@ -33,7 +37,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .generate import SamplingConfig, check_context, process_logits
+from .decode_step import step_for
+from .generate import SamplingConfig, check_context, pick, process_logits
 from .nn.packed_linear import packed_linears
 
 DEFAULT_DRAFT_TOKENS = {"prompt-lookup": 8, "draft": 4}
@@ -84,7 +89,7 @@ class DraftModel:
             raise ValueError(f"the draft model's vocabulary ({dv}) differs from the model's ({tv}); a draft model "
                              "must share the tokenizer")
         self.model = draft.eval()
-        self.cache = None
+        self.cache, self.step = None, None
         self.fed = 0  # tokens of the sequence held by the draft cache
 
     def start(self, max_len: int) -> None:
@@ -92,10 +97,21 @@ class DraftModel:
             raise ValueError(f"prompt + max_new_tokens = {max_len} exceeds the draft model's context length "
                              f"{self.model.context_length}")
         self.cache, self.fed = self.model.new_cache(1, max_len, ring=False), 0
+        self.step = None  # decode_step's step over the cache, built once the prompt is in it (False: none)
 
     def _step(self, ids: list[int], device) -> torch.Tensor:
-        x = torch.tensor([ids], dtype=torch.long, device=device)
-        logits = self.model(x, cache=self.cache, last_only=True)[0, -1]  # (V,)
+        """(V,) logits after feeding `ids` (the prompt first; then 1 token, or 2 after a fully kept round): the
+        decode step of `decode_step` (the native whole step for batch 1 when it fits) once the cache holds the
+        prompt, `model.forward` before that or for models without it."""
+        x = torch.tensor(ids, dtype=torch.long, device=device)  # (n,)
+        if self.step is None and self.fed > 0:
+            self.step = step_for(self.model, self.cache) or False
+        logits = None
+        if self.step:
+            logits = self.step(x) if len(ids) == 1 else self.step.rows(x)  # (n, V) or None
+            logits = None if logits is None else logits[-1]  # (V,)
+        if logits is None:
+            logits = self.model(x[None], cache=self.cache, last_only=True)[0, -1]  # (V,)
         self.fed += len(ids)
         return logits.float()
 
@@ -181,14 +197,19 @@ def _verify(logits: torch.Tensor, seq: list[int], prop: Proposal, cfg: SamplingC
 
 
 def speculative_round(model: nn.Module, cache, seq: list[int], proposer, k: int, cfg: SamplingConfig,
-                      gen) -> tuple[list[int], int, int, torch.Tensor]:
+                      gen, step=None) -> tuple[list[int], int, int, torch.Tensor]:
     """One round over `cache`, which holds every token of `seq` but the last (at columns 0..len(seq) - 2):
     propose up to k tokens, score [last, d1..dk] in one forward pass, keep the agreed prefix plus one token of
-    the model's own, and drop the rejected columns (cache and proposer). Returns (new tokens, number proposed,
-    number kept, the (k' + 1, V) logits)."""
+    the model's own, and drop the rejected columns (cache and proposer). `step`: a `decode_step.FusedStep` over
+    `cache`, whose `rows` scores the k' + 1 positions in one native call where it can (each row's logits then
+    those of a one-token step bit for bit); else `model.forward`. Returns (new tokens, number proposed, number
+    kept, the (k' + 1, V) logits)."""
     prop = proposer.propose(seq, k, cfg, gen)
-    x = torch.tensor([[seq[-1], *prop.tokens]], dtype=torch.long, device=next(model.parameters()).device)  # (1, k' + 1)
-    logits = model(x, cache=cache)[0].float()  # (k' + 1, V)
+    x = torch.tensor([seq[-1], *prop.tokens], dtype=torch.long, device=next(model.parameters()).device)  # (k' + 1,)
+    logits = step.rows(x) if step is not None else None  # (k' + 1, V)
+    if logits is None:
+        logits = model(x[None], cache=cache)[0]
+    logits = logits.float()
     new, kept = _verify(logits, seq, prop, cfg, gen)
     cache.length = len(seq) + kept  # columns of `last` and the kept drafts
     proposer.rollback(len(seq) + len(new) - 1)
@@ -222,13 +243,23 @@ def stream_speculative(model: nn.Module, input_ids: torch.Tensor, cfg: SamplingC
     eos = set(cfg.eos_ids)
     counts = stats if stats is not None else {}
     counts.update(steps=0, proposed=0, accepted=0)
-    emitted = 0
+    if cfg.max_new_tokens == 0:
+        return
     with packed_linears(model):
-        if T > 1:  # the cache holds every token but the last, which opens each round
-            model(input_ids[:, :-1], cache=cache, last_only=True)
+        # the prompt's forward gives the first new token, as in plain decoding; the cache then holds every token
+        # but the last, which opens each round
+        logits = model(input_ids, cache=cache, last_only=True)[:, -1].float()  # (1, V)
+        first = int(pick(process_logits(logits, _seen(seq, cfg, input_ids.device), cfg), cfg, gen))
+        counts["steps"] += 1
+        seq.append(first)
+        yield torch.tensor([first], dtype=torch.long, device=input_ids.device)
+        emitted = 1
+        if first in eos:
+            return
+        step = step_for(model, cache)  # one-token and k + 1-token steps over the cache (None: model.forward)
         while emitted < cfg.max_new_tokens:
             new, proposed, kept, _ = speculative_round(model, cache, seq, proposer,
-                                                       min(k, cfg.max_new_tokens - emitted - 1), cfg, gen)
+                                                       min(k, cfg.max_new_tokens - emitted - 1), cfg, gen, step)
             counts["steps"] += 1
             counts["proposed"] += proposed
             counts["accepted"] += kept

@@ -34,6 +34,7 @@ SIGNATURES = {  # function -> (argument types, return type)
     "lv_linear_w8f32": ([_P, _P, _P, _P, _P, _I, _I, _I, _I], None),
     "lv_linear_w8a8": ([_P, _P, _P, _P, _P, _P, _I, _I, _I, _I], _I),
     "lv_step_f32": ([_P, _P, _I, _P, _P, _P, _P, _I], _I),
+    "lv_step_rows_f32": ([_P, _P, _I, _I, _P, _P, _P, _P, _I], _I),
     "lv_step_struct_sizes": ([], _I),
     "lv_attention_f32": ([_P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _P, _F, _I, _I], _I),
     "lv_group_norm_nhwc_f32": ([_P, _P, _P, _P, _P, _I, _I, _I, _I, _F, _I, _I], _I),

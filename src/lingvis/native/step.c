@@ -9,6 +9,11 @@
  * of that group). Norms are computed by every thread into its own buffer (768-4096 elements: cheaper than a
  * barrier). Weights row-major (N, K) as the layers hold them (nn.Linear fp32, QuantLinear int8); the KV cache is the model's own
  * (1, KV, max_len, D) buffers. Built with gemv.c by lingvis.native.build; described in docs/decoding.md.
+ *
+ * `lv_step_rows_f32` runs M consecutive positions of the same sequence (speculative decoding's verify pass) in one
+ * call: each tile of weight rows read once for all M rows (fp32: three rows per pass over the tile, in registers),
+ * the M keys/values written first, row i attending causally over columns 0..pos+i; each row bit for bit the
+ * one-row step at its position.
  */
 #include <math.h>
 #include <stddef.h>
@@ -133,60 +138,76 @@ static inline int activate8(float *v, int act) {
 }
 #endif
 
+/* o[0..r-1] = x . W[n0..n0+r-1] (before bias and activation) for one row tile of r <= 8 rows; xq, sx, zp: x
+ * quantised (W8A8) */
+static inline void tile_dot(const float *x, const uint8_t *xq, float sx, int32_t zp, const lv_mat *M, long n0, int r,
+                            long K, float *o) {
+  if (M->kind == LV_F32) {
+    dot_f32(x, (const float *)M->w + n0 * K, K, r, o);
+  } else if (M->kind == LV_W8A8 || M->kind == LV_W8A8_TILED) {
+    int32_t q[I8_TILE];
+    if (M->kind == LV_W8A8_TILED && r == I8_TILE)
+      dot_u8s8_tiled(xq, (const int8_t *)M->w + n0 * K, K, q);
+    else
+      dot_u8s8(xq, (const int8_t *)M->w + n0 * K, K, r, q);
+#ifdef LV_AVX512
+    if (r == 8) { /* (float)(q - zp wsum) * (sx * scale), eight rows at once */
+      __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)q),
+                                   _mm256_mullo_epi32(_mm256_set1_epi32(zp), _mm256_loadu_si256((const __m256i *)(M->wsum + n0))));
+      _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(M->scale + n0))));
+      return;
+    }
+#endif
+    for (int j = 0; j < r; j++) o[j] = (float)(q[j] - zp * M->wsum[n0 + j]) * (sx * M->scale[n0 + j]);
+  } else {
+    dot_w8f32(x, (const int8_t *)M->w + n0 * K, K, r, o);
+    for (int j = 0; j < r; j++) o[j] *= M->scale[n0 + j];
+  }
+}
+
+/* y[n0 + j] (+)= act(o[j] + b[n0 + j]), j < r (o is clobbered) */
+static inline void epilogue(const lv_mat *M, float *o, float *y, long n0, int r, int add, int act) {
+#ifdef LV_AVX512
+  if (r == 8) { /* a full tile: the epilogue as one vector */
+    __m256 v = _mm256_loadu_ps(o);
+    if (M->b) v = _mm256_add_ps(v, _mm256_loadu_ps(M->b + n0));
+    _mm256_storeu_ps(o, v);
+    if (act < 0 || activate8(o, act)) {
+      v = _mm256_loadu_ps(o);
+      if (add) v = _mm256_add_ps(_mm256_loadu_ps(y + n0), v);
+      _mm256_storeu_ps(y + n0, v);
+      return;
+    }
+    for (int j = 0; j < 8; j++) y[n0 + j] = add ? y[n0 + j] + activate(o[j], act) : activate(o[j], act);
+    return;
+  }
+#endif
+  for (int j = 0; j < r; j++) {
+    float v = o[j] + (M->b ? M->b[n0 + j] : 0.0f);
+    if (act >= 0) v = activate(v, act);
+    y[n0 + j] = add ? y[n0 + j] + v : v;
+  }
+}
+
+static inline int tile_rows(const lv_mat *M) {
+  return M->kind == LV_F32 ? F32_TILE : M->kind == LV_W8A8 || M->kind == LV_W8A8_TILED ? I8_TILE : TILE;
+}
+
 /* y[n] (+)= act(x . W[n] + b[n]) for this thread's share of the row tiles; no barrier at the end. xq: K bytes
  * of this thread's own (W8A8 quantises x there: every thread the same values, no barrier needed) */
 static void gemv_share(const float *x, const lv_mat *M, float *y, long N, long K, int add, int act, uint8_t *xq) {
-  const int w8a8 = M->kind == LV_W8A8 || M->kind == LV_W8A8_TILED;
-  const int rows = M->kind == LV_F32 ? F32_TILE : w8a8 ? I8_TILE : TILE;
+  const int rows = tile_rows(M);
   const long tiles = (N + rows - 1) / rows;
   float sx = 0.0f;
   int32_t zp = 0;
-  if (w8a8) quantize_row(x, K, xq, &sx, &zp);
+  if (M->kind == LV_W8A8 || M->kind == LV_W8A8_TILED) quantize_row(x, K, xq, &sx, &zp);
 #pragma omp for schedule(static) nowait
   for (long t = 0; t < tiles; t++) {
     long n0 = t * rows;
     int r = N - n0 < rows ? (int)(N - n0) : rows;
     float o[F32_TILE > I8_TILE ? F32_TILE : I8_TILE];
-    if (M->kind == LV_F32) {
-      dot_f32(x, (const float *)M->w + n0 * K, K, r, o);
-    } else if (w8a8) {
-      int32_t q[I8_TILE];
-      if (M->kind == LV_W8A8_TILED && r == I8_TILE)
-        dot_u8s8_tiled(xq, (const int8_t *)M->w + n0 * K, K, q);
-      else
-        dot_u8s8(xq, (const int8_t *)M->w + n0 * K, K, r, q);
-#ifdef LV_AVX512
-      if (r == 8) { /* (float)(q - zp wsum) * (sx * scale), eight rows at once */
-        __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)q),
-                                     _mm256_mullo_epi32(_mm256_set1_epi32(zp), _mm256_loadu_si256((const __m256i *)(M->wsum + n0))));
-        _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(M->scale + n0))));
-      } else
-#endif
-      for (int j = 0; j < r; j++) o[j] = (float)(q[j] - zp * M->wsum[n0 + j]) * (sx * M->scale[n0 + j]);
-    } else {
-      dot_w8f32(x, (const int8_t *)M->w + n0 * K, K, r, o);
-      for (int j = 0; j < r; j++) o[j] *= M->scale[n0 + j];
-    }
-#ifdef LV_AVX512
-    if (r == 8) { /* a full tile: the epilogue as one vector */
-      __m256 v = _mm256_loadu_ps(o);
-      if (M->b) v = _mm256_add_ps(v, _mm256_loadu_ps(M->b + n0));
-      _mm256_storeu_ps(o, v);
-      if (act < 0 || activate8(o, act)) {
-        v = _mm256_loadu_ps(o);
-        if (add) v = _mm256_add_ps(_mm256_loadu_ps(y + n0), v);
-        _mm256_storeu_ps(y + n0, v);
-        continue;
-      }
-      for (int j = 0; j < 8; j++) y[n0 + j] = add ? y[n0 + j] + activate(o[j], act) : activate(o[j], act);
-      continue;
-    }
-#endif
-    for (int j = 0; j < r; j++) {
-      float v = o[j] + (M->b ? M->b[n0 + j] : 0.0f);
-      if (act >= 0) v = activate(v, act);
-      y[n0 + j] = add ? y[n0 + j] + v : v;
-    }
+    tile_dot(x, xq, sx, zp, M, n0, r, K, o);
+    epilogue(M, o, y, n0, r, add, act);
   }
 }
 
@@ -214,38 +235,51 @@ static void rotate(float *x, const float *cos, const float *sin, int D, float *t
   memcpy(x, tmp, sizeof(float) * D);
 }
 
-/* keys/values of KV head g written at column pos, then the attention of its query heads over columns 0..pos */
-static void attend_group(const lv_model *m, const lv_layer *L, const float *qkv, int g, int pos, const float *cos,
-                         const float *sin, float *att, float *scores, float *tmp) {
-  const int H = m->H, KV = m->KV, D = m->D, per = H / KV;
-  float *kc = L->k_cache + (size_t)g * m->max_len * D, *vc = L->v_cache + (size_t)g * m->max_len * D;
-  float *k = kc + (size_t)pos * D;
+/* the key/value of KV head g (from one row's qkv) written at column `col`, the key normed and rotated there */
+static void store_kv(const lv_model *m, const lv_layer *L, const float *qkv, int g, int col, const float *cos,
+                     const float *sin, float *tmp) {
+  const int H = m->H, KV = m->KV, D = m->D;
+  float *k = L->k_cache + ((size_t)g * m->max_len + col) * D, *v = L->v_cache + ((size_t)g * m->max_len + col) * D;
   memcpy(k, qkv + (size_t)(H + g) * D, sizeof(float) * D);
-  memcpy(vc + (size_t)pos * D, qkv + (size_t)(H + KV + g) * D, sizeof(float) * D);
+  memcpy(v, qkv + (size_t)(H + KV + g) * D, sizeof(float) * D);
   if (L->k_norm.w) {
     norm(k, L->k_norm, m->qk_norm, m->qk_eps, D, tmp);
     memcpy(k, tmp, sizeof(float) * D);
   }
   if (cos) rotate(k, cos, sin, D, tmp);
+}
+
+/* query head h (from one row's qkv, at column `col`) attends over cache columns 0..col of its KV head; (D,)
+ * output at att + h D. scores: col + 1 floats */
+static void attend_head(const lv_model *m, const lv_layer *L, const float *qkv, int h, int col, const float *cos,
+                        const float *sin, float *att, float *scores, float *tmp) {
+  const int D = m->D, g = h / (m->H / m->KV);
+  const float *kc = L->k_cache + (size_t)g * m->max_len * D, *vc = L->v_cache + (size_t)g * m->max_len * D;
   const float scale = 1.0f / sqrtf((float)D);
-  for (int h = g * per; h < (g + 1) * per; h++) {
-    float q[D];
-    memcpy(q, qkv + (size_t)h * D, sizeof(float) * D);
-    if (L->q_norm.w) norm(qkv + (size_t)h * D, L->q_norm, m->qk_norm, m->qk_eps, D, q);
-    if (cos) rotate(q, cos, sin, D, tmp);
-    float mx = -INFINITY, sum = 0.0f;
-    for (int t = 0; t <= pos; t++) {
-      scores[t] = dot(q, kc + (size_t)t * D, D) * scale;
-      mx = scores[t] > mx ? scores[t] : mx;
-    }
-    for (int t = 0; t <= pos; t++) sum += scores[t] = expf(scores[t] - mx);
-    float *o = att + (size_t)h * D, inv = 1.0f / sum;
-    for (int d = 0; d < D; d++) o[d] = 0.0f;
-    for (int t = 0; t <= pos; t++) {
-      const float p = scores[t] * inv, *v = vc + (size_t)t * D;
-      for (int d = 0; d < D; d++) o[d] += p * v[d];
-    }
+  float q[D];
+  memcpy(q, qkv + (size_t)h * D, sizeof(float) * D);
+  if (L->q_norm.w) norm(qkv + (size_t)h * D, L->q_norm, m->qk_norm, m->qk_eps, D, q);
+  if (cos) rotate(q, cos, sin, D, tmp);
+  float mx = -INFINITY, sum = 0.0f;
+  for (int t = 0; t <= col; t++) {
+    scores[t] = dot(q, kc + (size_t)t * D, D) * scale;
+    mx = scores[t] > mx ? scores[t] : mx;
   }
+  for (int t = 0; t <= col; t++) sum += scores[t] = expf(scores[t] - mx);
+  float *o = att + (size_t)h * D, inv = 1.0f / sum;
+  for (int d = 0; d < D; d++) o[d] = 0.0f;
+  for (int t = 0; t <= col; t++) {
+    const float p = scores[t] * inv, *v = vc + (size_t)t * D;
+    for (int d = 0; d < D; d++) o[d] += p * v[d];
+  }
+}
+
+/* keys/values of KV head g written at column pos, then the attention of its query heads over columns 0..pos */
+static void attend_group(const lv_model *m, const lv_layer *L, const float *qkv, int g, int pos, const float *cos,
+                         const float *sin, float *att, float *scores, float *tmp) {
+  const int per = m->H / m->KV;
+  store_kv(m, L, qkv, g, pos, cos, sin, tmp);
+  for (int h = g * per; h < (g + 1) * per; h++) attend_head(m, L, qkv, h, pos, cos, sin, att, scores, tmp);
 }
 
 /* One decode step at position `pos` (pos < max_len: the caller checks). x: (C,) the token's embedding (plus
@@ -301,6 +335,171 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
       }
       norm(x, m->ln_f, m->norm, m->eps, C, xn);
       gemv_share(xn, &m->head, logits, m->V, C, 0, -1, xq);
+    }
+    free(mine);
+  }
+  return failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- several rows at once (speculative verify) */
+
+#define LV_MAX_ROWS 64
+
+#ifdef LV_AVX512
+/* out[g * 8 + j] = x_g . w_j for G <= 3 rows x_g (stride ldx) and one full tile of 8 weight rows w_j: each weight
+ * vector loaded once for the G rows. Every accumulator takes exactly dot_f32's sequence of FMAs (16-wide steps,
+ * then the masked tail) and its horizontal sum (lv_sum8_ps), so each row's result equals dot_f32's bit for bit. */
+static inline __attribute__((always_inline)) void dot_f32_rows8(const float *x, long ldx, int G, const float *w,
+                                                                long K, int prefetch, float *out) {
+  __m512 a[3][F32_TILE];
+#pragma GCC unroll 3
+  for (int g = 0; g < 3; g++)
+#pragma GCC unroll 8
+    for (int j = 0; j < F32_TILE; j++) a[g][j] = _mm512_setzero_ps();
+  const char *ahead = (const char *)(w + 2L * F32_TILE * K);
+  long k = 0;
+  for (long i = 0; k + 16 <= K; k += 16, i += F32_TILE) {
+    __m512 xv[3];
+#pragma GCC unroll 3
+    for (int g = 0; g < 3; g++)
+      if (g < G) xv[g] = _mm512_loadu_ps(x + g * ldx + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < F32_TILE; j++) {
+      if (prefetch) _mm_prefetch(ahead + (i + j) * 64, _MM_HINT_T1);
+      const __m512 wv = _mm512_loadu_ps(w + j * K + k);
+#pragma GCC unroll 3
+      for (int g = 0; g < 3; g++)
+        if (g < G) a[g][j] = _mm512_fmadd_ps(wv, xv[g], a[g][j]);
+    }
+  }
+  if (k < K) {
+    __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+#pragma GCC unroll 8
+    for (int j = 0; j < F32_TILE; j++) {
+      const __m512 wv = _mm512_maskz_loadu_ps(m, w + j * K + k);
+#pragma GCC unroll 3
+      for (int g = 0; g < 3; g++)
+        if (g < G) a[g][j] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + g * ldx + k), a[g][j]);
+    }
+  }
+#pragma GCC unroll 3
+  for (int g = 0; g < 3; g++)
+    if (g < G) _mm256_storeu_ps(out + g * F32_TILE, lv_sum8_ps(a[g]));
+}
+#endif
+
+/* Y[i, n] (+)= act(X[i] . W[n] + b[n]) for M rows (X stride ldx, Y stride ldy), this thread's share of the row
+ * tiles, no barrier at the end: each tile of weight rows is read from memory once for all M rows. Per row the
+ * same arithmetic as gemv_share (bit for bit). xq: M K bytes of this thread's own; sx, zp: M each. */
+static void gemv_rows_share(const float *X, long ldx, int M, const lv_mat *W, float *Y, long ldy, long N, long K,
+                            int add, int act, uint8_t *xq, float *sx, int32_t *zp) {
+  const int rows = tile_rows(W);
+  const long tiles = (N + rows - 1) / rows;
+  if (W->kind == LV_W8A8 || W->kind == LV_W8A8_TILED)
+    for (int i = 0; i < M; i++) quantize_row(X + i * ldx, K, xq + i * K, &sx[i], &zp[i]);
+#pragma omp for schedule(static) nowait
+  for (long t = 0; t < tiles; t++) {
+    long n0 = t * rows;
+    int r = N - n0 < rows ? (int)(N - n0) : rows;
+    float o[LV_MAX_ROWS][F32_TILE > I8_TILE ? F32_TILE : I8_TILE];
+#ifdef LV_AVX512
+    if (W->kind == LV_F32 && r == F32_TILE) {
+      const float *w = (const float *)W->w + n0 * K;
+      int i = 0; /* groups of three rows; the first group prefetches the tile after next, as dot_f32 does */
+      if (M >= 3) {
+        dot_f32_rows8(X, ldx, 3, w, K, 1, o[0]);
+        for (i = 3; i + 3 <= M; i += 3) dot_f32_rows8(X + i * ldx, ldx, 3, w, K, 0, o[i]);
+      }
+      if (M - i == 2) {
+        if (i == 0) dot_f32_rows8(X, ldx, 2, w, K, 1, o[0]);
+        else dot_f32_rows8(X + i * ldx, ldx, 2, w, K, 0, o[i]);
+      } else if (M - i == 1) {
+        if (i == 0) dot_f32_rows8(X, ldx, 1, w, K, 1, o[0]);
+        else dot_f32_rows8(X + i * ldx, ldx, 1, w, K, 0, o[i]);
+      }
+    } else
+#endif
+      for (int i = 0; i < M; i++) /* rows after the first re-read the tile from L1 */
+        tile_dot(X + i * ldx, xq + i * K, sx[i], zp[i], W, n0, r, K, o[i]);
+    for (int i = 0; i < M; i++) epilogue(W, o[i], Y + i * ldy, n0, r, add, act);
+  }
+}
+
+/* M consecutive decode steps of one sequence in one call (1 <= M <= LV_MAX_ROWS): rows i = 0..M-1 at positions
+ * pos..pos+M-1 (pos + M <= max_len: the caller checks), each attending causally over the cache's columns
+ * 0..pos+i (its own key/value and those of the earlier rows written first). x: (M, C) the rows' embeddings, overwritten
+ * by their residual streams; cos/sin: (M, D) rotary tables, or NULL; logits: (M, V). Each row's logits and cache
+ * column equal those of lv_step_f32 at its position bit for bit (the same products, sums and order), so M rows cost
+ * one pass over the weights instead of M. Scratch: M ((H + 2 KV) D + H D + 3 F) floats. Returns 0, -1 when per-thread
+ * scratch memory could not be allocated (nothing written then), -2 for M out of range. */
+int lv_step_rows_f32(const lv_model *m, float *x, int M, int pos, const float *cos, const float *sin, float *logits,
+                     float *scratch, int nt) {
+  if (M < 1 || M > LV_MAX_ROWS) return -2;
+  const int C = m->C, H = m->H, KV = m->KV, D = m->D, F = m->F;
+  const long QW = (long)(H + 2 * KV) * D, AW = (long)H * D, FW = 2L * F; /* row strides of qkv, att, ff */
+  float *qkv = scratch, *att = qkv + M * QW, *ff = att + M * AW, *act = ff + M * FW;
+  const int kmax = C > F ? (C > H * D ? C : H * D) : (F > H * D ? F : H * D);
+  /* per thread: normed rows (M C), scores, tmp (floats), row scales, zero points, quantised rows (M kmax bytes) */
+  const size_t own = (size_t)M * C + (size_t)(pos + M) + (size_t)D + 2 * (size_t)M + (size_t)M * kmax / sizeof(float) + 1;
+  int failed = 0;
+#pragma omp parallel num_threads(nt)
+  {
+    float *mine = malloc(sizeof(float) * own);
+#pragma omp atomic
+    failed += mine == NULL;
+#pragma omp barrier
+    if (!failed) {
+      float *xn = mine, *scores = xn + (size_t)M * C, *tmp = scores + pos + M, *sx = tmp + D;
+      int32_t *zp = (int32_t *)(sx + M);
+      uint8_t *xq = (uint8_t *)(zp + M);
+      for (int l = 0; l < m->n_layer; l++) {
+        const lv_layer *L = &m->layers[l];
+        for (int i = 0; i < M; i++) norm(x + (size_t)i * C, L->ln1, m->norm, m->eps, C, xn + (size_t)i * C);
+        gemv_rows_share(xn, C, M, &L->qkv, qkv, QW, QW, C, 0, -1, xq, sx, zp);
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int gi = 0; gi < KV * M; gi++) { /* every row's key/value first: later rows attend to earlier ones */
+          const int g = gi / M, i = gi % M;
+          store_kv(m, L, qkv + i * QW, g, pos + i, cos ? cos + (size_t)i * D : NULL, sin ? sin + (size_t)i * D : NULL,
+                   tmp);
+        }
+#pragma omp for schedule(static) nowait
+        for (int hi = 0; hi < H * M; hi++) { /* (head, row) pairs: ordered by KV group, as attend_group */
+          const int h = hi / M, i = hi % M;
+          attend_head(m, L, qkv + i * QW, h, pos + i, cos ? cos + (size_t)i * D : NULL,
+                      sin ? sin + (size_t)i * D : NULL, att + i * AW, scores, tmp);
+        }
+#pragma omp barrier
+        gemv_rows_share(att, AW, M, &L->proj, x, C, C, AW, 1, -1, xq, sx, zp);
+#pragma omp barrier
+        for (int i = 0; i < M; i++) norm(x + (size_t)i * C, L->ln2, m->norm, m->eps, C, xn + (size_t)i * C);
+        gemv_rows_share(xn, C, M, &L->fc, ff, FW, m->gated ? 2L * F : F, C, 0, m->gated ? -1 : m->act, xq, sx, zp);
+#pragma omp barrier
+        const float *h = ff;
+        long hw = FW;
+        if (m->gated) {
+          const int chunks = (F + 7) / 8;
+#pragma omp for schedule(static)
+          for (int ci = 0; ci < M * chunks; ci++) { /* as lv_step_f32's gated loop, per row */
+            const int i = ci / chunks, i0 = (ci % chunks) * 8;
+            const float *fr = ff + i * FW;
+            float *ar = act + (size_t)i * F;
+            int n = F - i0 < 8 ? F - i0 : 8, done = 0;
+            float g[8];
+            for (int j = 0; j < n; j++) g[j] = fr[i0 + j];
+#ifdef LV_AVX512
+            done = n == 8 && activate8(g, m->act);
+#endif
+            for (int j = 0; j < n; j++) ar[i0 + j] = (done ? g[j] : activate(g[j], m->act)) * fr[F + i0 + j];
+          }
+          h = act;
+          hw = F;
+        }
+        gemv_rows_share(h, hw, M, &L->fc2, x, C, C, F, 1, -1, xq, sx, zp);
+#pragma omp barrier
+      }
+      for (int i = 0; i < M; i++) norm(x + (size_t)i * C, m->ln_f, m->norm, m->eps, C, xn + (size_t)i * C);
+      gemv_rows_share(xn, C, M, &m->head, logits, m->V, m->V, C, 0, -1, xq, sx, zp);
     }
     free(mine);
   }

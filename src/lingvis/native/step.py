@@ -5,7 +5,8 @@ call (`step.c`'s `lv_step_f32`).
 side once (ctypes structures holding pointers: the tensors stay the model's own, nothing is copied);
 `step(x, pos, cos, sin)` runs every layer, the final norm and the LM head in one OpenMP parallel region on
 `torch.get_num_threads()` threads and returns the (V,) logits, having written the new key/value at column
-`pos` of every layer. `whole_step_reason(model, cache)` says why a model cannot take this path (None when it can):
+`pos` of every layer; `rows(x (M, C), pos, cos, sin)` runs M consecutive positions in one call (each weight read
+once for all M rows; each row's logits bit for bit the one-row step's). `whole_step_reason(model, cache)` says why a model cannot take this path (None when it can):
 anything other than fp32 `nn.Linear` or int8 `QuantLinear` layers (weight-only or W8A8, through the same
 integer arithmetic as `native.LinearInt8`), `nn.LayerNorm` (with weight) / `RMSNorm`, the activations of
 `lingvis.nn.mlp` or a batch of one; callers then keep `decode_step.FusedStep`'s per-op path. W8A8 matrices whose K is
@@ -24,6 +25,7 @@ from .build import load
 NORMS = {torch.nn.LayerNorm: 0, RMSNorm: 1}  # step.c's LV_LAYERNORM / LV_RMSNORM
 ACTS = {"gelu": 0, "gelu_tanh": 1, "quick_gelu": 2, "relu": 3, "relu2": 4, "silu": 5}  # step.c's LV_*
 GATE_ACTS = {"swiglu": ACTS["silu"], "geglu": ACTS["gelu"]}
+STEP_MAX_ROWS = 64  # step.c's LV_MAX_ROWS: positions one `WholeStep.rows` call takes
 
 
 class _Norm(ctypes.Structure):
@@ -174,7 +176,8 @@ class WholeStep:
             layers=self.layers)
         # (H + 2 KV) D qkv + H D attention + 3 F MLP (gated: 2 F fc output and F activations)
         self.scratch = torch.empty((self.H + 2 * self.KV) * self.D + self.H * self.D + 3 * self.F)
-        self.fn = lib.lv_step_f32
+        self.fn, self.rows_fn = lib.lv_step_f32, lib.lv_step_rows_f32
+        self.rows_scratch = torch.empty(0)  # grown to M rows' scratch on first use of `rows`
         if lib.lv_step_struct_sizes() != ctypes.sizeof(_Layer) * 1000 + ctypes.sizeof(_Model):
             raise RuntimeError("lingvis.native: step.c's structs and step.py's ctypes mirror differ in size")
 
@@ -204,4 +207,34 @@ class WholeStep:
         if self.fn(ctypes.addressof(self.desc), x.data_ptr(), pos, _ptr(cos), _ptr(sin), logits.data_ptr(),
                    self.scratch.data_ptr(), torch.get_num_threads()) != 0:
             raise MemoryError("lv_step_f32: no per-thread scratch memory")
+        return logits
+
+    def rows(self, x: torch.Tensor, pos: int, cos: torch.Tensor | None, sin: torch.Tensor | None
+             ) -> torch.Tensor:  # x (M, C) fp32, overwritten; cos/sin (M, D) or None -> (M, V) logits
+        """M consecutive positions pos..pos+M-1 of the sequence in one call (`step.c`'s `lv_step_rows_f32`;
+        1 <= M <= STEP_MAX_ROWS): every weight read once for all M rows, the M keys/values written at columns
+        pos..pos+M-1, row i attending over columns 0..pos+i. Each row's logits and cache column are bit for bit
+        those of `__call__` at its position (speculative decoding verifies its drafts this way)."""
+        M = x.shape[0] if x.dim() == 2 else 0
+        if x.dtype != torch.float32 or x.dim() != 2 or x.shape[1] != self.C or not 1 <= M <= STEP_MAX_ROWS:
+            raise ValueError(f"WholeStep.rows: x must be (M, {self.C}) fp32 with 1 <= M <= {STEP_MAX_ROWS}, got "
+                             f"{x.dtype} {tuple(x.shape)}")
+        if not 0 <= pos or pos + M > self.cache.max_len:
+            raise ValueError(f"WholeStep.rows: positions {pos}..{pos + M - 1} outside the cache's "
+                             f"{self.cache.max_len} columns")
+        if cos is not None and (cos.shape != (M, self.D) or sin.shape != (M, self.D)):
+            raise ValueError(f"WholeStep.rows: cos/sin must be ({M}, {self.D}), got {tuple(cos.shape)}, "
+                             f"{tuple(sin.shape)}")
+        self._bind_cache()
+        x = x.contiguous()
+        if cos is not None:
+            cos, sin = cos.float().contiguous(), sin.float().contiguous()
+        need = M * ((self.H + 2 * self.KV) * self.D + self.H * self.D + 3 * self.F)
+        if self.rows_scratch.numel() < need:
+            self.rows_scratch = torch.empty(need)
+        logits = torch.empty(M, self.V)
+        rc = self.rows_fn(ctypes.addressof(self.desc), x.data_ptr(), M, pos, _ptr(cos), _ptr(sin), logits.data_ptr(),
+                          self.rows_scratch.data_ptr(), torch.get_num_threads())
+        if rc != 0:
+            raise MemoryError("lv_step_rows_f32: no per-thread scratch memory")
         return logits
