@@ -125,3 +125,44 @@ def test_server_with_a_draft_model_matches_plain_greedy(lm_dir, tmp_path):
             model=lm_dir.name, prompt=prompt, max_tokens=24, temperature=0, stream=True))
     ids = tok.encode(prompt)
     assert out.choices[0].text == tok.decode(plain(model, ids, 24)) == streamed
+
+
+@pytest.mark.parametrize("preset", ["gpt-nano", "llama-micro"])
+@pytest.mark.parametrize("speculation", [None, "prompt-lookup"])
+def test_a_lone_row_takes_the_batch1_decode_step(preset, speculation, monkeypatch):
+    """A row decoding alone (from the start, or once the others finished) runs `generate`'s batch-1 decode step
+    (decode_step.FusedStep, the native whole step where it builds) instead of the batched forward, with
+    `generate`'s tokens; two rows together keep the batched forward."""
+    from lingvis.decode_step import FusedStep
+
+    model = small_lm(preset=preset)
+    calls = {"lone": 0, "batched": 0}
+    lone, forward = FusedStep.__call__, type(model).forward
+
+    def counted_lone(self, ids):
+        calls["lone"] += 1
+        return lone(self, ids)
+
+    def counted_forward(self, *a, **kw):
+        x = a[0] if a else kw.get("input_ids")
+        if x is not None and x.dim() == 2 and x.shape == (2, 1):
+            calls["batched"] += 1
+        return forward(self, *a, **kw)
+    monkeypatch.setattr(FusedStep, "__call__", counted_lone)
+    monkeypatch.setattr(type(model), "forward", counted_forward)
+    spec = None if speculation is None else Speculation(speculation, draft_tokens=3)
+    want = plain(model, [2, 7, 1, 8, 2, 8], 30)
+    calls.update(lone=0, batched=0)
+    got, _, _ = run_together(model, [([2, 7, 1, 8, 2, 8], SamplingConfig(max_new_tokens=30))], spec)
+    assert got[0] == want
+    if speculation is None:
+        assert calls["lone"] == 29 and calls["batched"] == 0  # every step after the prefill's token
+    jobs = [([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], SamplingConfig(max_new_tokens=5)),
+            ([1, 2, 3], SamplingConfig(max_new_tokens=40))]
+    want = [plain(model, p, cfg.max_new_tokens) for p, cfg in jobs]
+    calls.update(lone=0, batched=0)
+    got, _, _ = run_together(model, jobs, spec)
+    assert got == want
+    assert calls["batched"] == 4  # two rows: the batched forward until the first row ends
+    if speculation is None:
+        assert calls["lone"] == 40 - 5

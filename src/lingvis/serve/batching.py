@@ -3,9 +3,11 @@
 Requests wait in a bounded queue (`QueueFull` beyond it). At every step the engine admits waiting
 sequences (prefilling the new arrivals together, left-padded) into the running batch, then runs ONE
 forward pass of shape (B, 1) for all active rows over a shared, spliced key/value cache (`BatchKV`),
-and picks each row's next token with that request's sampling settings. Finished and cancelled rows
-leave the batch at once, so new requests never wait for a whole batch to end. With a `Speculation`, a row
-decoding alone verifies several proposed tokens per forward pass instead (serve/speculation.py).
+and picks each row's next token with that request's sampling settings. A row decoding alone takes
+`generate`'s batch-1 decode step instead (`decode_step.FusedStep`: the native whole step where it fits).
+Finished and cancelled rows leave the batch at once, so new requests never wait for a whole batch to end.
+With a `Speculation`, a row decoding alone verifies several proposed tokens per forward pass instead
+(serve/speculation.py).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections import deque
 
 import torch
 
+from ..decode_step import step_for
 from ..generate import left_padded_lengths, pad_left, prefill_unpadded
 from ..nn.packed_linear import packed_linears
 from ..speculative import speculative_round
@@ -41,6 +44,7 @@ class Engine(EngineBase):
             speculation.check(model)
         self.speculation = speculation
         self._proposers: dict[int, object] = {}  # id(seq) -> its proposer (speculation only)
+        self._fused: tuple | None = None  # (cache, decode step over it) for a lone row (`_lone_step`)
 
     # ----- public, any thread -----------------------------------------------------------------
     def submit(self, specs: list[SeqSpec], sink: Sink) -> Ticket:
@@ -106,6 +110,7 @@ class Engine(EngineBase):
                 self._waiting.clear()
         self._rows, self._kv = [], BatchKV(self.model, self.context)
         self._proposers.clear()
+        self._fused = None
         self.counters["errors"] += len(victims)
         for s in victims:
             if not s.done:
@@ -222,13 +227,29 @@ class Engine(EngineBase):
             return True
         return False
 
+    def _lone_step(self):
+        """`decode_step`'s step over the batch cache while ONE row is active (its columns moved to start at 0,
+        so the cache is that row's own, as in `generate`): batch 1 takes the native whole step. Built once per
+        cache object (a join or a reorder to no rows replaces it); None for models without a fused step."""
+        if len(self._rows) != 1:
+            return None
+        self._kv.compact()  # the row's columns start at 0: no padding, positions are columns
+        cache = self._kv.cache
+        if self._fused is None or self._fused[0] is not cache:
+            self._fused = (cache, step_for(getattr(self.model, "step_model", self.model), cache))
+        return self._fused[1]
+
     @torch.inference_mode()
     def _step(self) -> None:
         rows = self._rows
-        x = torch.tensor([[s.tokens[-1]] for s in rows], dtype=torch.long, device=self.device)  # (B, 1)
-        mask, pos = self._kv.step_inputs(self.device)
-        logits = self.model(x, attention_mask=mask, position_ids=pos, cache=self._kv.cache,
-                            last_only=True)[:, -1].float()  # (B, V)
+        step = self._lone_step()
+        if step is not None:  # one row: the batch-1 decode step of `generate`, the same logits
+            logits = step(torch.tensor([rows[0].tokens[-1]], dtype=torch.long, device=self.device)).float()  # (1, V)
+        else:
+            x = torch.tensor([[s.tokens[-1]] for s in rows], dtype=torch.long, device=self.device)  # (B, 1)
+            mask, pos = self._kv.step_inputs(self.device)
+            logits = self.model(x, attention_mask=mask, position_ids=pos, cache=self._kv.cache,
+                                last_only=True)[:, -1].float()  # (B, V)
         self.counters["steps"] += 1
         self.counters["row_steps"] += len(rows)
         self.batch_sizes[len(rows)] += 1
@@ -253,9 +274,10 @@ class Engine(EngineBase):
         if proposer is None:
             proposer = self._proposers[id(s)] = self.speculation.new(
                 self.model, len(s.spec.prompt) + s.spec.cfg.max_new_tokens)
-        self._kv.compact()  # the row's columns start at 0: the cache then holds its tokens as a 1-row cache does
+        step = self._lone_step()  # compacts: the row's columns start at 0, as in a 1-row cache
         new, proposed, kept, logits = speculative_round(self.model, self._kv.cache, s.spec.prompt + s.tokens, proposer,
-                                                        min(self.speculation.k, s.remaining - 1), s.spec.cfg, s.gen)
+                                                        min(self.speculation.k, s.remaining - 1), s.spec.cfg, s.gen,
+                                                        step)
         c = self.counters
         c["steps"] += 1
         c["row_steps"] += 1
