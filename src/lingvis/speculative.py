@@ -31,6 +31,7 @@ One prompt at a time (batch 1); `text_generation.generate` runs a list of prompt
 """
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -56,7 +57,11 @@ def _seen(ids: list[int], cfg: SamplingConfig, device) -> torch.Tensor | None:
 
 
 class PromptLookup:
-    """Propose the continuation of the most recent earlier match of the last n-gram (n = max_ngram..min_ngram)."""
+    """Propose the continuation of the most recent earlier match of the last n-gram (n = max_ngram..min_ngram).
+    When that continuation runs into the end of the text (a match less than k tokens back: the text repeats with
+    period P) and the text already holds that cycle twice, the proposal goes on around the cycle up to k tokens (a
+    loop such as "the the the" is proposed k tokens at a time, not P). The search is `bytes.rfind` over the ids as
+    4-byte words (C speed, no tensors: this runs once per verify pass)."""
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1):
         if not 1 <= min_ngram <= max_ngram:
@@ -67,17 +72,30 @@ class PromptLookup:
         L = len(seq)
         if k <= 0 or L < 2:
             return Proposal([])
-        ids = torch.tensor(seq)
+        buf = array("q" if max(seq) >= 2 ** 31 else "i", seq).tobytes()
+        w = len(buf) // L  # bytes per id
         for n in range(min(self.max_ngram, L - 1), self.min_ngram - 1, -1):
-            windows = ids[:L - 1].unfold(0, n, 1)  # (L - n, n): every n-gram that has a successor
-            hits = (windows == ids[L - n:]).all(dim=1).nonzero().flatten()  # start of each earlier match
-            if len(hits):
-                start = int(hits[-1]) + n
-                return Proposal(seq[start:start + k])
+            j = _rfind_aligned(buf, buf[(L - n) * w:], (L - 1) * w, w)  # the latest start with j + n <= L - 1
+            if j < 0:
+                continue
+            out = seq[j + n:j + n + k]
+            P = L - n - j  # the match is P tokens back
+            if len(out) < k and j >= P and seq[j - P:L - P] == seq[j:]:  # the cycle has come round twice
+                out = [out[i % P] for i in range(k)]
+            return Proposal(out)
         return Proposal([])
 
     def rollback(self, n_valid: int) -> None:
         pass
+
+
+def _rfind_aligned(buf: bytes, pat: bytes, end: int, w: int) -> int:
+    """The last start j (in ids of w bytes) with pat at buf[j w:] ending at or before byte `end`; -1 if none."""
+    while True:
+        i = buf.rfind(pat, 0, end)
+        if i < 0 or i % w == 0:
+            return i // w if i >= 0 else -1
+        end = i + len(pat) - 1  # a match straddling ids: look further left
 
 
 class DraftModel:
@@ -196,6 +214,16 @@ def _verify(logits: torch.Tensor, seq: list[int], prop: Proposal, cfg: SamplingC
     raise AssertionError("unreachable")
 
 
+def next_draft_tokens(k_now: int, k_max: int, proposed: int, kept: int) -> int:
+    """Tokens to propose next round: back up to `k_max` (doubling) while every proposal is kept, else one more
+    than were kept. Acceptance comes in runs (a span being copied, a loop, a stretch the draft model gets right,
+    then text it cannot guess): a rejected draft token costs a row of the verify pass, so after a miss the next
+    rounds propose little, and a run of hits grows the proposal back."""
+    if proposed and kept == proposed:
+        return min(k_max, 2 * k_now)
+    return max(1, min(k_max, kept + 1)) if proposed else k_now
+
+
 def speculative_round(model: nn.Module, cache, seq: list[int], proposer, k: int, cfg: SamplingConfig,
                       gen, step=None) -> tuple[list[int], int, int, torch.Tensor]:
     """One round over `cache`, which holds every token of `seq` but the last (at columns 0..len(seq) - 2):
@@ -257,9 +285,11 @@ def stream_speculative(model: nn.Module, input_ids: torch.Tensor, cfg: SamplingC
         if first in eos:
             return
         step = step_for(model, cache)  # one-token and k + 1-token steps over the cache (None: model.forward)
+        k_now = k
         while emitted < cfg.max_new_tokens:
             new, proposed, kept, _ = speculative_round(model, cache, seq, proposer,
-                                                       min(k, cfg.max_new_tokens - emitted - 1), cfg, gen, step)
+                                                       min(k_now, cfg.max_new_tokens - emitted - 1), cfg, gen, step)
+            k_now = next_draft_tokens(k_now, k, proposed, kept)
             counts["steps"] += 1
             counts["proposed"] += proposed
             counts["accepted"] += kept

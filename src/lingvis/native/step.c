@@ -127,6 +127,19 @@ static inline int activate8(float *v, int act) {
                                                                                 _mm256_andnot_ps(sign, u)));
     __m256 th = _mm256_or_ps(_mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e)), sign);
     y = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, th));
+  } else if (act == LV_GELU) { /* 0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7):
+                                 * libm's scalar erff was ~15% of a multi-row step of a GELU model in perf */
+    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+    __m256 sign = _mm256_and_ps(z, _mm256_set1_ps(-0.0f)), a = _mm256_andnot_ps(sign, z);
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), a, one));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 erf = _mm256_fnmadd_ps(p, exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a)), one);
+    y = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, _mm256_or_ps(erf, sign)));
   } else if (act == LV_SILU || act == LV_QUICK_GELU) { /* x / (1 + exp(-a x)) */
     __m256 a = _mm256_set1_ps(act == LV_SILU ? -1.0f : -1.702f);
     y = _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_mul_ps(a, x))));
@@ -249,29 +262,100 @@ static void store_kv(const lv_model *m, const lv_layer *L, const float *qkv, int
   if (cos) rotate(k, cos, sin, D, tmp);
 }
 
+#ifdef LV_AVX512
+static inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+static inline float hsum8(__m256 v) {
+  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+}
+#endif
+
 /* query head h (from one row's qkv, at column `col`) attends over cache columns 0..col of its KV head; (D,)
- * output at att + h D. scores: col + 1 floats */
+ * output at att + h D. scores: col + 1 floats. AVX-512: eight keys' scores at a time (their dot products summed
+ * together by lv_sum8_ps), the probabilities by exp8 eight at a time, the output in 16-wide column chunks with four
+ * partial sums (the scalar loops were ~20% of a 9-row step at 200 cached columns) */
 static void attend_head(const lv_model *m, const lv_layer *L, const float *qkv, int h, int col, const float *cos,
                         const float *sin, float *att, float *scores, float *tmp) {
-  const int D = m->D, g = h / (m->H / m->KV);
+  const int D = m->D, g = h / (m->H / m->KV), n = col + 1;
   const float *kc = L->k_cache + (size_t)g * m->max_len * D, *vc = L->v_cache + (size_t)g * m->max_len * D;
   const float scale = 1.0f / sqrtf((float)D);
   float q[D];
   memcpy(q, qkv + (size_t)h * D, sizeof(float) * D);
   if (L->q_norm.w) norm(qkv + (size_t)h * D, L->q_norm, m->qk_norm, m->qk_eps, D, q);
   if (cos) rotate(q, cos, sin, D, tmp);
-  float mx = -INFINITY, sum = 0.0f;
-  for (int t = 0; t <= col; t++) {
+  float *o = att + (size_t)h * D;
+#ifdef LV_AVX512
+  const int dfull = D - D % 16;
+  const __mmask16 tail = (__mmask16)((1u << (D % 16)) - 1);
+  __m256 vmx = _mm256_set1_ps(-INFINITY);
+  int t = 0;
+  for (; t + 8 <= n; t += 8) {
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_ps();
+    for (int d = 0; d < dfull; d += 16) {
+      const __m512 qv = _mm512_loadu_ps(q + d);
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; j++) a[j] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(kc + (size_t)(t + j) * D + d), a[j]);
+    }
+    if (tail) {
+      const __m512 qv = _mm512_maskz_loadu_ps(tail, q + dfull);
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; j++)
+        a[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(tail, kc + (size_t)(t + j) * D + dfull), a[j]);
+    }
+    const __m256 sc = _mm256_mul_ps(lv_sum8_ps(a), _mm256_set1_ps(scale));
+    _mm256_storeu_ps(scores + t, sc);
+    vmx = _mm256_max_ps(vmx, sc);
+  }
+  float mx = hmax8(vmx);
+  for (; t < n; t++) {
     scores[t] = dot(q, kc + (size_t)t * D, D) * scale;
     mx = scores[t] > mx ? scores[t] : mx;
   }
-  for (int t = 0; t <= col; t++) sum += scores[t] = expf(scores[t] - mx);
-  float *o = att + (size_t)h * D, inv = 1.0f / sum;
+  __m256 vsum = _mm256_setzero_ps();
+  const __m256 vmax = _mm256_set1_ps(mx);
+  for (t = 0; t + 8 <= n; t += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + t), vmax));
+    _mm256_storeu_ps(scores + t, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  float sum = hsum8(vsum);
+  for (; t < n; t++) sum += scores[t] = expf(scores[t] - mx);
+  const __m512 inv = _mm512_set1_ps(1.0f / sum);
+  for (int d = 0; d < D; d += 16) {
+    const __mmask16 mk = D - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (D - d)) - 1);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (t = 0; t + 4 <= n; t += 4)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++)
+        acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(scores[t + j]), _mm512_maskz_loadu_ps(mk, vc + (size_t)(t + j) * D + d),
+                                 acc[j]);
+    for (; t < n; t++)
+      acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(scores[t]), _mm512_maskz_loadu_ps(mk, vc + (size_t)t * D + d), acc[0]);
+    const __m512 r = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_mask_storeu_ps(o + d, mk, _mm512_mul_ps(r, inv));
+  }
+#else
+  float mx = -INFINITY, sum = 0.0f;
+  for (int t = 0; t < n; t++) {
+    scores[t] = dot(q, kc + (size_t)t * D, D) * scale;
+    mx = scores[t] > mx ? scores[t] : mx;
+  }
+  for (int t = 0; t < n; t++) sum += scores[t] = expf(scores[t] - mx);
+  const float inv = 1.0f / sum;
   for (int d = 0; d < D; d++) o[d] = 0.0f;
-  for (int t = 0; t <= col; t++) {
+  for (int t = 0; t < n; t++) {
     const float p = scores[t] * inv, *v = vc + (size_t)t * D;
     for (int d = 0; d < D; d++) o[d] += p * v[d];
   }
+#endif
 }
 
 /* keys/values of KV head g written at column pos, then the attention of its query heads over columns 0..pos */
@@ -346,33 +430,46 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
 #define LV_MAX_ROWS 64
 
 #ifdef LV_AVX512
-/* out[g * 8 + j] = x_g . w_j for G <= 3 rows x_g (stride ldx) and one full tile of 8 weight rows w_j: each weight
- * vector loaded once for the G rows. Every accumulator takes exactly dot_f32's sequence of FMAs (16-wide steps,
- * then the masked tail) and its horizontal sum (lv_sum8_ps), so each row's result equals dot_f32's bit for bit. */
-static inline __attribute__((always_inline)) void dot_f32_rows8(const float *x, long ldx, int G, const float *w,
-                                                                long K, int prefetch, float *out) {
+#define LV_KBLOCK 256 /* floats of K per block: 8 weight rows x 1 KB stay in L1 while every row group uses them */
+
+/* acc[g][j] += the FMAs of columns k0..k1 of x_g . w_j, for G <= 3 rows x_g (stride ldx) and one full tile of 8
+ * weight rows w_j (row stride K): each weight vector loaded once for the G rows. k0, k1 multiples of 16 except
+ * k1 = K (`tail`: the masked last step). Each accumulator takes exactly dot_f32's sequence of FMAs, so summed by
+ * lv_sum8_ps it equals dot_f32's result bit for bit. `prefetch`: the first group of a block prefetches the tile
+ * after next, as dot_f32 does. */
+static inline __attribute__((always_inline)) void dot_f32_rows8_block(const float *x, long ldx, int G, const float *w,
+                                                                      long K, long k0, long k1, int tail,
+                                                                      int prefetch, __m512 (*acc)[F32_TILE]) {
   __m512 a[3][F32_TILE];
 #pragma GCC unroll 3
   for (int g = 0; g < 3; g++)
 #pragma GCC unroll 8
-    for (int j = 0; j < F32_TILE; j++) a[g][j] = _mm512_setzero_ps();
-  const char *ahead = (const char *)(w + 2L * F32_TILE * K);
-  long k = 0;
-  for (long i = 0; k + 16 <= K; k += 16, i += F32_TILE) {
+    for (int j = 0; j < F32_TILE; j++)
+      if (g < G) a[g][j] = acc[g][j];
+#ifndef LV_PF_TILES
+#define LV_PF_TILES 2
+#endif
+#ifndef LV_PF_HINT
+#define LV_PF_HINT _MM_HINT_T1
+#endif
+  const char *ahead = (const char *)(w + LV_PF_TILES * (long)F32_TILE * K);
+  long k = k0;
+  for (long i = k0 / 16 * F32_TILE; k + 16 <= k1; k += 16, i += F32_TILE) {
     __m512 xv[3];
 #pragma GCC unroll 3
     for (int g = 0; g < 3; g++)
       if (g < G) xv[g] = _mm512_loadu_ps(x + g * ldx + k);
 #pragma GCC unroll 8
     for (int j = 0; j < F32_TILE; j++) {
-      if (prefetch) _mm_prefetch(ahead + (i + j) * 64, _MM_HINT_T1);
-      const __m512 wv = _mm512_loadu_ps(w + j * K + k);
+      if (prefetch) _mm_prefetch(ahead + (i + j) * 64, LV_PF_HINT);
+      __m512 wv = _mm512_loadu_ps(w + j * K + k);
+      __asm__("" : "+v"(wv)); /* one load per weight vector: gcc would fold it into each row's FMA (G loads) */
 #pragma GCC unroll 3
       for (int g = 0; g < 3; g++)
         if (g < G) a[g][j] = _mm512_fmadd_ps(wv, xv[g], a[g][j]);
     }
   }
-  if (k < K) {
+  if (tail && k < K) {
     __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
 #pragma GCC unroll 8
     for (int j = 0; j < F32_TILE; j++) {
@@ -384,7 +481,34 @@ static inline __attribute__((always_inline)) void dot_f32_rows8(const float *x, 
   }
 #pragma GCC unroll 3
   for (int g = 0; g < 3; g++)
-    if (g < G) _mm256_storeu_ps(out + g * F32_TILE, lv_sum8_ps(a[g]));
+#pragma GCC unroll 8
+    for (int j = 0; j < F32_TILE; j++)
+      if (g < G) acc[g][j] = a[g][j];
+}
+
+/* out[i * 8 + j] = x_i . w_j for M rows and one full fp32 tile: K in blocks of LV_KBLOCK, each block's weights read
+ * from memory by the first group of three rows and from L1 by the others, so the weight stream overlaps the
+ * arithmetic of all M rows; the accumulators wait in `acc` (M x 8 vectors) between blocks. */
+static void dot_f32_rows8(const float *X, long ldx, int M, const float *w, long K, __m512 (*acc)[F32_TILE],
+                          float (*out)[F32_TILE > I8_TILE ? F32_TILE : I8_TILE]) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < F32_TILE; j++) acc[i][j] = _mm512_setzero_ps();
+  for (long k0 = 0; k0 < K; k0 += LV_KBLOCK) {
+    const long k1 = k0 + LV_KBLOCK < K ? k0 + LV_KBLOCK : K;
+    const int tail = k1 == K;
+    int i = 0;
+    for (; i + 3 <= M; i += 3)
+      if (i == 0) dot_f32_rows8_block(X, ldx, 3, w, K, k0, k1, tail, 1, acc);
+      else dot_f32_rows8_block(X + i * ldx, ldx, 3, w, K, k0, k1, tail, 0, acc + i);
+    if (M - i == 2) {
+      if (i == 0) dot_f32_rows8_block(X, ldx, 2, w, K, k0, k1, tail, 1, acc);
+      else dot_f32_rows8_block(X + i * ldx, ldx, 2, w, K, k0, k1, tail, 0, acc + i);
+    } else if (M - i == 1) {
+      if (i == 0) dot_f32_rows8_block(X, ldx, 1, w, K, k0, k1, tail, 1, acc);
+      else dot_f32_rows8_block(X + i * ldx, ldx, 1, w, K, k0, k1, tail, 0, acc + i);
+    }
+  }
+  for (int i = 0; i < M; i++) _mm256_storeu_ps(out[i], lv_sum8_ps(acc[i]));
 }
 #endif
 
@@ -403,20 +527,9 @@ static void gemv_rows_share(const float *X, long ldx, int M, const lv_mat *W, fl
     int r = N - n0 < rows ? (int)(N - n0) : rows;
     float o[LV_MAX_ROWS][F32_TILE > I8_TILE ? F32_TILE : I8_TILE];
 #ifdef LV_AVX512
+    __m512 acc[LV_MAX_ROWS][F32_TILE]; /* 32 KB at M = 64 */
     if (W->kind == LV_F32 && r == F32_TILE) {
-      const float *w = (const float *)W->w + n0 * K;
-      int i = 0; /* groups of three rows; the first group prefetches the tile after next, as dot_f32 does */
-      if (M >= 3) {
-        dot_f32_rows8(X, ldx, 3, w, K, 1, o[0]);
-        for (i = 3; i + 3 <= M; i += 3) dot_f32_rows8(X + i * ldx, ldx, 3, w, K, 0, o[i]);
-      }
-      if (M - i == 2) {
-        if (i == 0) dot_f32_rows8(X, ldx, 2, w, K, 1, o[0]);
-        else dot_f32_rows8(X + i * ldx, ldx, 2, w, K, 0, o[i]);
-      } else if (M - i == 1) {
-        if (i == 0) dot_f32_rows8(X, ldx, 1, w, K, 1, o[0]);
-        else dot_f32_rows8(X + i * ldx, ldx, 1, w, K, 0, o[i]);
-      }
+      dot_f32_rows8(X, ldx, M, (const float *)W->w + n0 * K, K, acc, o);
     } else
 #endif
       for (int i = 0; i < M; i++) /* rows after the first re-read the tile from L1 */
