@@ -63,7 +63,7 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
     from lingvis.serve.batching import Engine
     from lingvis.serve.sequences import SeqSpec
     from lingvis.serve.speculation import Speculation
-    from lingvis.speculative import stream_speculative
+    from lingvis.speculative import DEFAULT_DRAFT_TOKENS, stream_speculative
 
     cfg = SamplingConfig(max_new_tokens=new)
     outs: dict[str, list] = {}
@@ -106,11 +106,12 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
             stats[name] = {"steps": st["steps"], "accepted": st["draft_accepted"], "proposed": st["draft_proposed"]}
         return fn
 
-    fns = {"plain": plain, "prompt lookup (k=8)": spec("prompt lookup (k=8)", "prompt-lookup", 8),
-           "draft model (k=4)": spec("draft model (k=4)", draft, 4),
+    kl, kd = DEFAULT_DRAFT_TOKENS["prompt-lookup"], DEFAULT_DRAFT_TOKENS["draft"]  # what a user gets
+    fns = {"plain": plain, f"prompt lookup (k={kl})": spec(f"prompt lookup (k={kl})", "prompt-lookup", kl),
+           f"draft model (k={kd})": spec(f"draft model (k={kd})", draft, kd),
            "server engine, plain": served("server engine, plain", None),
-           "server engine, prompt lookup (k=8)": served("server engine, prompt lookup (k=8)",
-                                                        Speculation("prompt-lookup", 8))}
+           f"server engine, prompt lookup (k={kl})": served(f"server engine, prompt lookup (k={kl})",
+                                                            Speculation("prompt-lookup", kl))}
     t, c = timed(fns, repeats)
     n_tok = sum(len(o) for o in outs["plain"])
     rows = []

@@ -42,7 +42,10 @@ from .decode_step import step_for
 from .generate import SamplingConfig, check_context, pick, process_logits
 from .nn.packed_linear import packed_linears
 
-DEFAULT_DRAFT_TOKENS = {"prompt-lookup": 8, "draft": 4}
+# the most tokens proposed per round (`next_draft_tokens` proposes fewer after a miss); measured on the benchmark's
+# char-level pair (docs/decoding.md, 2026-12-07 second session): prompt lookup k = 6..16 within the noise of each
+# other, draft k = 6..8 ahead of 3..4 once misses shrink the next round
+DEFAULT_DRAFT_TOKENS = {"prompt-lookup": 8, "draft": 6}
 
 
 @dataclass
@@ -58,10 +61,10 @@ def _seen(ids: list[int], cfg: SamplingConfig, device) -> torch.Tensor | None:
 
 class PromptLookup:
     """Propose the continuation of the most recent earlier match of the last n-gram (n = max_ngram..min_ngram).
-    When that continuation runs into the end of the text (a match less than k tokens back: the text repeats with
-    period P) and the text already holds that cycle twice, the proposal goes on around the cycle up to k tokens (a
-    loop such as "the the the" is proposed k tokens at a time, not P). The search is `bytes.rfind` over the ids as
-    4-byte words (C speed, no tensors: this runs once per verify pass)."""
+    When that continuation runs into the end of the text (a match P < k tokens back: it is the last P tokens) and
+    the P tokens before those were the same (the text has gone round that cycle twice), the proposal goes on around
+    the cycle up to k tokens (a loop such as "the the the" is proposed k tokens at a time, not P). The search is
+    `bytes.rfind` over the ids as 4- or 8-byte words (C speed, no tensors: this runs once per verify pass)."""
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1):
         if not 1 <= min_ngram <= max_ngram:
@@ -79,8 +82,8 @@ class PromptLookup:
             if j < 0:
                 continue
             out = seq[j + n:j + n + k]
-            P = L - n - j  # the match is P tokens back
-            if len(out) < k and j >= P and seq[j - P:L - P] == seq[j:]:  # the cycle has come round twice
+            P = L - n - j  # the match is P tokens back: `out` is then the last P tokens
+            if len(out) < k and L >= 2 * P and seq[L - 2 * P:L - P] == out:  # and the P before them were the same
                 out = [out[i % P] for i in range(k)]
             return Proposal(out)
         return Proposal([])
@@ -248,9 +251,10 @@ def speculative_round(model: nn.Module, cache, seq: list[int], proposer, k: int,
 def stream_speculative(model: nn.Module, input_ids: torch.Tensor, cfg: SamplingConfig, speculative,
                        num_draft_tokens: int | None = None, max_ngram: int = 3,
                        stats: dict | None = None) -> Iterator[torch.Tensor]:
-    """Yield (1,) next-token ids like `generate.stream_ids`, `num_draft_tokens` proposed per forward pass by
-    `speculative` ("prompt-lookup" or a draft model). Stops after an eos id or `max_new_tokens`. `stats`,
-    when given, receives the number of forward passes (`steps`), proposed and kept draft tokens."""
+    """Yield (1,) next-token ids like `generate.stream_ids`, up to `num_draft_tokens` proposed per forward pass by
+    `speculative` ("prompt-lookup" or a draft model; fewer after a round that rejected some, `next_draft_tokens`).
+    Stops after an eos id or `max_new_tokens`. `stats`, when given, receives the number of forward passes
+    (`steps`, the prompt's included), proposed and kept draft tokens."""
     cfg.validate()
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"speculative decoding takes one prompt (input_ids of shape (1, T)), got "

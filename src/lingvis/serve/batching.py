@@ -18,7 +18,7 @@ import torch
 from ..decode_step import step_for
 from ..generate import left_padded_lengths, pad_left, prefill_unpadded
 from ..nn.packed_linear import packed_linears
-from ..speculative import speculative_round
+from ..speculative import next_draft_tokens, speculative_round
 from .batch_cache import BatchKV
 from .engine_base import EngineBase, Sink, Ticket, hand_out
 from .sequences import Event, Seq, SeqSpec, choose, prompt_scores, top_list
@@ -43,7 +43,7 @@ class Engine(EngineBase):
         if speculation is not None:
             speculation.check(model)
         self.speculation = speculation
-        self._proposers: dict[int, object] = {}  # id(seq) -> its proposer (speculation only)
+        self._proposers: dict[int, tuple] = {}  # id(seq) -> (its proposer, tokens to propose next) (speculation)
         self._fused: tuple | None = None  # (cache, decode step over it) for a lone row (`_lone_step`)
 
     # ----- public, any thread -----------------------------------------------------------------
@@ -270,14 +270,13 @@ class Engine(EngineBase):
     @torch.inference_mode()
     def _speculative_step(self, s: Seq) -> None:
         """One round for the lone row `s` over the batch cache (`speculative.speculative_round`)."""
-        proposer = self._proposers.get(id(s))
+        proposer, k_now = self._proposers.get(id(s), (None, self.speculation.k))
         if proposer is None:
-            proposer = self._proposers[id(s)] = self.speculation.new(
-                self.model, len(s.spec.prompt) + s.spec.cfg.max_new_tokens)
+            proposer = self.speculation.new(self.model, len(s.spec.prompt) + s.spec.cfg.max_new_tokens)
         step = self._lone_step()  # compacts: the row's columns start at 0, as in a 1-row cache
         new, proposed, kept, logits = speculative_round(self.model, self._kv.cache, s.spec.prompt + s.tokens, proposer,
-                                                        min(self.speculation.k, s.remaining - 1), s.spec.cfg, s.gen,
-                                                        step)
+                                                        min(k_now, s.remaining - 1), s.spec.cfg, s.gen, step)
+        self._proposers[id(s)] = (proposer, next_draft_tokens(k_now, self.speculation.k, proposed, kept))
         c = self.counters
         c["steps"] += 1
         c["row_steps"] += 1
