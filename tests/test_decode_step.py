@@ -201,3 +201,63 @@ def test_native_w8a8_greedy_equals_fbgemm(name, monkeypatch):
     monkeypatch.setenv("LINGVIS_NATIVE", "0")  # fbgemm's kernel everywhere
     assert step_for(model, model.new_cache(1, 8)).direct[0][1] is model.blocks[0].attn.qkv
     assert all(torch.equal(model.generate(p, max_new_tokens=16), f) for p, f in zip(prompts, fast))
+
+
+def _fresh_logits(model, ids, nxt):
+    """Logits of one native step built from nothing (the prepared parts dropped first)."""
+    decode_step._PREPARED.pop(model, None)
+    cache = model.new_cache(1, 20)
+    model(ids, cache=cache)
+    return FusedStep(model, cache)(nxt)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_prepared_step_parts_follow_new_caches_and_changed_weights(name):
+    """The weight-side parts of a step (modules, direct calls, the native whole step's descriptions) are built once
+    per model and reused; a new cache gets its own pointers, and a weight updated in place or replaced rebuilds them."""
+    model = build(name)
+    ids = torch.randint(0, model.config.vocab_size, (1, 5))
+    nxt = ids[:, -1]
+    with torch.no_grad():
+        cache_a, cache_b = model.new_cache(1, 20), model.new_cache(1, 20)
+        model(ids, cache=cache_a)
+        step_a = FusedStep(model, cache_a)
+        if step_a.whole is None:
+            pytest.skip("the native library did not build")
+        model(ids[:, :3], cache=cache_b)  # a different prefix: the second step must read ITS cache
+        step_b = FusedStep(model, cache_b)
+        assert step_b.direct is step_a.direct and step_b.whole is not step_a.whole  # shared parts, own cache
+        ref_a, ref_b = model.new_cache(1, 20), model.new_cache(1, 20)
+        model(ids, cache=ref_a)
+        model(ids[:, :3], cache=ref_b)
+        want_a = model(nxt[:, None], cache=ref_a, last_only=True)[:, -1]
+        want_b = model(nxt[:, None], cache=ref_b, last_only=True)[:, -1]
+        got_b, got_a = step_b(nxt), step_a(nxt)  # b first: a's cache must not have been written by b
+        torch.testing.assert_close(got_a, want_a, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got_b, want_b, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(got_a, got_b)
+        torch.testing.assert_close(cache_a.k[0][:, :, 5], ref_a.k[0][:, :, 5])
+        torch.testing.assert_close(cache_b.k[0][:, :, 3], ref_b.k[0][:, :, 3])
+
+        before = _fresh_logits(model, ids, nxt)
+        model.blocks[0].mlp.fc.weight.mul_(1.5)  # in place: same pointer, a new version
+        cache = model.new_cache(1, 20)
+        model(ids, cache=cache)
+        got = FusedStep(model, cache)(nxt)
+        want = model(nxt[:, None], cache=ref_a_like(model, ids), last_only=True)[:, -1]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(got, before)
+
+        model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().flip(0).clone())  # replaced
+        cache = model.new_cache(1, 20)
+        model(ids, cache=cache)
+        got = FusedStep(model, cache)(nxt)
+        want = model(nxt[:, None], cache=ref_a_like(model, ids), last_only=True)[:, -1]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got, _fresh_logits(model, ids, nxt), rtol=0, atol=0)
+
+
+def ref_a_like(model, ids):
+    cache = model.new_cache(1, 20)
+    model(ids, cache=cache)
+    return cache

@@ -12,7 +12,7 @@ UNet's inference path.
 from .build import load
 from .hugepages import huge_page_share, hugepage_weights
 from .kernels import MAX_ROWS, LinearF32, LinearInt8, available
-from .step import STEP_MAX_ROWS, WholeStep, whole_step_reason
+from .step import STEP_MAX_ROWS, WholeStep, cache_reason, whole_step_reason
 
-__all__ = ["MAX_ROWS", "STEP_MAX_ROWS", "LinearF32", "LinearInt8", "WholeStep", "available", "huge_page_share",
-           "hugepage_weights", "load", "whole_step_reason"]
+__all__ = ["MAX_ROWS", "STEP_MAX_ROWS", "LinearF32", "LinearInt8", "WholeStep", "available", "cache_reason",
+           "huge_page_share", "hugepage_weights", "load", "whole_step_reason"]

@@ -15,6 +15,7 @@ a ~1B Llama step on Zen 4, docs/decoding.md; `LINGVIS_INT8_TILED=0` keeps the ro
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 
 import torch
@@ -127,15 +128,25 @@ def whole_step_reason(model, cache) -> str | None:
                   (mlp.proj, C, F))
         if not all(_linear_ok(mod, n, k) for mod, n, k in shapes):
             return f"layer {i}: linears other than contiguous fp32 nn.Linear / QuantLinear with native kernels"
-        k, v = cache.k[i], cache.v[i]
-        for t in (k, v):
-            if t is None or t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous() \
-                    or tuple(t.shape) != (1, KV, cache.max_len, D):
-                return "the KV cache is not one row of contiguous fp32 CPU buffers"
+    why = cache_reason(cache, len(blocks), KV, D)
+    if why is not None:
+        return why
     if not _norm_ok(model.ln_f, C) or type(model.ln_f) is not norm_kind:
         return "final norm"
     if not _linear_ok(model.lm_head, model.lm_head.out_features, C):
         return "LM head"
+    return None
+
+
+def cache_reason(cache, n_layer: int, KV: int, D: int) -> str | None:
+    """Why `cache` cannot be the whole step's (None: it can): one (1, KV, max_len, D) contiguous fp32 CPU buffer
+    per layer for keys and for values."""
+    if len(cache.k) != n_layer:
+        return f"the KV cache has {len(cache.k)} layers, the model {n_layer}"
+    for t in (*cache.k, *cache.v):
+        if t is None or t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous() \
+                or tuple(t.shape) != (1, KV, cache.max_len, D):
+            return "the KV cache is not one row of contiguous fp32 CPU buffers"
     return None
 
 
@@ -180,6 +191,22 @@ class WholeStep:
         self.rows_scratch = torch.empty(0)  # grown to M rows' scratch on first use of `rows`
         if lib.lv_step_struct_sizes() != ctypes.sizeof(_Layer) * 1000 + ctypes.sizeof(_Model):
             raise RuntimeError("lingvis.native: step.c's structs and step.py's ctypes mirror differ in size")
+
+    def for_cache(self, cache) -> "WholeStep":
+        """The same model's step over another cache (its own cache pointers and scratch; the weight descriptions
+        copied, not rebuilt: ~1/20 of the constructor's CPU time). The weights must be the very tensors this
+        step was built on (`decode_step` keys its cached steps on their pointers and versions)."""
+        why = cache_reason(cache, len(self.layers), self.KV, self.D)
+        if why is not None:
+            raise ValueError(f"WholeStep: {why}")
+        new = copy.copy(self)
+        new.cache, new.kv_ptrs = cache, None
+        new.layers = type(self.layers).from_buffer_copy(self.layers)  # the k_cache / v_cache pointers are per step
+        new.desc = _Model.from_buffer_copy(self.desc)
+        new.desc.max_len, new.desc.layers = cache.max_len, new.layers
+        new.scratch, new.rows_scratch = torch.empty_like(self.scratch), torch.empty(0)
+        new._bind_cache()
+        return new
 
     def _bind_cache(self) -> None:
         ptrs = tuple(t.data_ptr() for t in self.cache.k) + tuple(t.data_ptr() for t in self.cache.v)
