@@ -261,3 +261,24 @@ def ref_a_like(model, ids):
     cache = model.new_cache(1, 20)
     model(ids, cache=cache)
     return cache
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_token_step_equals_the_batch_one_step_bit_for_bit(name):
+    """`FusedStep.token(int)` (the draft models' lean one-token path) gives `__call__`'s logits exactly and
+    writes the same cache columns."""
+    model = build(name)
+    ids = torch.randint(0, model.config.vocab_size, (1, 6))
+    with torch.no_grad():
+        caches = model.new_cache(1, 20), model.new_cache(1, 20)
+        for c in caches:
+            model(ids, cache=c)
+        plain, lean = FusedStep(model, caches[0]), FusedStep(model, caches[1])
+        t = int(ids[0, -1])
+        for _ in range(5):
+            want = plain(torch.tensor([t]))[0]  # (V,)
+            got = lean.token(t)
+            assert torch.equal(got, want)
+            t = int(want.argmax())
+        assert caches[0].length == caches[1].length == 11
+        assert all(torch.equal(a, b) for a, b in zip(caches[0].k, caches[1].k))

@@ -131,6 +131,30 @@ class FusedStep:
         cache.advance(M)
         return logits
 
+    def token(self, t: int) -> torch.Tensor:
+        """One token id (an int) of a batch-1 sequence -> its (V,) logits, advancing the cache by one: `__call__`'s
+        native whole step (the same values bit for bit) with less Python around it, for draft models that step
+        one token at a time (~50 -> ~30 us per call for a 1 x 128 GPT)."""
+        m, cache, whole = self.model, self.cache, self.whole
+        if whole is None or type(m.wte) is not torch.nn.Embedding or not whole.usable():
+            return self(torch.tensor([t], device=m.wte.weight.device))[0]
+        p = cache.length
+        if p >= cache.max_len or p >= self.block_size:
+            raise ValueError(f"KV cache overflow: {p} cached + 1 > max_len {min(cache.max_len, self.block_size)}")
+        x = m.wte.weight[t]  # (C,) view: what the embedding looks up
+        cos = sin = None
+        if m.wpe is not None:
+            x = x + m.wpe.weight[p]  # a new tensor, which the native step overwrites
+        elif m.sin is not None:
+            x = x + m.sin.table[p]
+        else:
+            x = x.clone()
+            if m.rope is not None:
+                cos, sin = (r.reshape(-1) for r in self._rope(p))  # (D,) each
+        logits = whole(x, p, cos, sin)  # (V,); the cache's column p written
+        cache.advance(1)
+        return logits
+
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, V)
         m, cache = self.model, self.cache
         p = cache.length

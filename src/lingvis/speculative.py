@@ -124,9 +124,11 @@ class DraftModel:
         """(V,) logits after feeding `ids` (the prompt first; then 1 token, or 2 after a fully kept round): the
         decode step of `decode_step` (the native whole step for batch 1 when it fits) once the cache holds the
         prompt, `model.forward` before that or for models without it."""
-        x = torch.tensor(ids, dtype=torch.long, device=device)  # (n,)
         if self.step is None and self.fed > 0:
             self.step = step_for(self.model, self.cache) or False
+        if self.step and len(ids) == 1:
+            return self._token(ids[0])
+        x = torch.tensor(ids, dtype=torch.long, device=device)  # (n,)
         logits = None
         if self.step:
             logits = self.step(x) if len(ids) == 1 else self.step.rows(x)  # (n, V) or None
@@ -136,11 +138,21 @@ class DraftModel:
         self.fed += len(ids)
         return logits.float()
 
+    def _token(self, t: int) -> torch.Tensor:
+        """(V,) logits after one proposed token, through the step's lean one-token path."""
+        self.fed += 1
+        return self.step.token(t).float()
+
     def propose(self, seq: list[int], k: int, cfg: SamplingConfig, gen) -> Proposal:
         if k <= 0:
             return Proposal([])
         device = next(self.model.parameters()).device
         logits = self._step(seq[self.fed:], device)  # catch up: 1 token, or 2 after a fully kept round
+        if cfg.temperature == 0 and cfg.repetition_penalty == 1.0 and self.step:  # greedy: argmax, one-token steps
+            tokens = [int(logits.argmax())]
+            for _ in range(k - 1):
+                tokens.append(int(self._token(tokens[-1]).argmax()))
+            return Proposal(tokens)
         tokens, probs = [], []
         for i in range(k):
             scores = process_logits(logits[None], _seen(seq + tokens, cfg, device), cfg)  # (1, V)
