@@ -282,3 +282,14 @@ def test_token_step_equals_the_batch_one_step_bit_for_bit(name):
             t = int(want.argmax())
         assert caches[0].length == caches[1].length == 11
         assert all(torch.equal(a, b) for a, b in zip(caches[0].k, caches[1].k))
+
+
+def test_step_of_a_model_built_under_inference_mode():
+    """Inference tensors have no version counter: the prepared parts key on their pointers alone."""
+    with torch.inference_mode():
+        model = build("llama")
+        ids = torch.randint(0, model.config.vocab_size, (1, 4))
+        ref, cache = model.new_cache(1, 12), model.new_cache(1, 12)
+        model(ids, cache=ref), model(ids, cache=cache)
+        want = model(ids[:, -1:], cache=ref, last_only=True)[:, -1]
+        torch.testing.assert_close(step_for(model, cache)(ids[:, -1]), want, rtol=1e-5, atol=1e-5)

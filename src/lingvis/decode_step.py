@@ -225,7 +225,16 @@ _PREPARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model ->
 def _signature(model) -> tuple:
     """Changes when a parameter or buffer is replaced, updated in place or its `requires_grad` flips: a step's
     prepared parts point into the weights (the native descriptions hold raw pointers), so they are rebuilt then."""
-    return tuple((t.data_ptr(), t._version, t.requires_grad) for t in (*model.parameters(), *model.buffers()))
+    return tuple((t.data_ptr(), _version(t), t.requires_grad) for t in (*model.parameters(), *model.buffers()))
+
+
+def _version(t: torch.Tensor) -> int:
+    """`t`'s version counter; -1 for tensors made under inference mode, which have none (nor can autograd-visible
+    code update them in place)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
 
 
 def _prepared(model, use_native: bool) -> _Prepared:
