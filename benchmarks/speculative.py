@@ -8,7 +8,8 @@ Then, batch 1, `--new` new tokens per prompt, on held-out text:
   again: continuing means copying. Plain greedy vs prompt lookup, and vs the draft model;
 - open text: the first 96 characters of a held-out passage. Plain greedy vs the draft model, and vs prompt
   lookup.
-Prints tokens/s, the ratio to plain greedy, tokens per forward pass of the target, and whether every
+Prints tokens/s, the ratio to plain greedy (end to end, and decode only: the prompt's forward and first token, which
+every method shares, timed alone and taken off both), tokens per forward pass of the target, and whether every
 continuation is token-identical to plain greedy decoding. The server rows send the same prompts one request at a
 time through the batching engine, without and with `Speculation("prompt-lookup")` (serve/speculation.py).
 
@@ -69,6 +70,10 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
     outs: dict[str, list] = {}
     stats: dict[str, dict] = {}
 
+    def prefill():  # the prompt's forward and the first token, the part plain and speculative share
+        for p in prompts:
+            target.generate(p, max_new_tokens=1)
+
     def plain():
         outs["plain"] = [target.generate(p, max_new_tokens=new)[0, p.shape[1]:].tolist() for p in prompts]
 
@@ -107,7 +112,8 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
         return fn
 
     kl, kd = DEFAULT_DRAFT_TOKENS["prompt-lookup"], DEFAULT_DRAFT_TOKENS["draft"]  # what a user gets
-    fns = {"plain": plain, f"prompt lookup (k={kl})": spec(f"prompt lookup (k={kl})", "prompt-lookup", kl),
+    fns = {"prefill": prefill, "plain": plain,
+           f"prompt lookup (k={kl})": spec(f"prompt lookup (k={kl})", "prompt-lookup", kl),
            f"draft model (k={kd})": spec(f"draft model (k={kd})", draft, kd),
            "server engine, plain": served("server engine, plain", None),
            f"server engine, prompt lookup (k={kl})": served(f"server engine, prompt lookup (k={kl})",
@@ -116,12 +122,14 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
     n_tok = sum(len(o) for o in outs["plain"])
     rows = []
     for name in fns:
-        if name in ("plain", "server engine, plain"):
+        if name in ("prefill", "plain", "server engine, plain"):
             continue
         base = "server engine, plain" if name.startswith("server") else "plain"
         s = stats[name]
         rows.append({"method": name, "tokens_per_s": n_tok / t[name], "plain_tokens_per_s": n_tok / t[base],
                      "ratio": t[base] / t[name], "cpu_ratio": c[base] / c[name],
+                     # decode only (generate rows): the shared prompt forward, timed alone, taken off both
+                     "decode_ratio": None if base != "plain" else (t[base] - t["prefill"]) / (t[name] - t["prefill"]),
                      "tokens_per_forward": n_tok / s["steps"],
                      "accepted_pct": 100 * s["accepted"] / max(s["proposed"], 1),
                      "identical": outs[name] == outs["plain"]})
@@ -140,6 +148,7 @@ def run(quick: bool = False, threads: int = 2) -> list[dict]:
                          f"{n} prompts x 64 tokens)", "lingvis": round(r["tokens_per_s"], 1),
                          "reference": round(r["plain_tokens_per_s"], 1), "unit": "tokens/s",
                          "ratio": round(r["ratio"], 3), "cpu_time_ratio": round(r["cpu_ratio"], 3),
+                         "decode_only_ratio": r["decode_ratio"] and round(r["decode_ratio"], 3),
                          "tokens_per_forward": round(r["tokens_per_forward"], 2), "identical": r["identical"]})
     return rows
 
@@ -161,7 +170,8 @@ def main() -> None:
     for kind, prompts in prompt_sets(tok, n).items():
         for r in bench(target, draft, prompts, args.new, repeats):
             print(f"{kind:>15} | {r['method']:<20} | {r['tokens_per_s']:7.1f} tok/s vs plain "
-                  f"{r['plain_tokens_per_s']:7.1f} -> {r['ratio']:.2f}x wall, {r['cpu_ratio']:.2f}x CPU time | "
+                  f"{r['plain_tokens_per_s']:7.1f} -> {r['ratio']:.2f}x wall, {r['cpu_ratio']:.2f}x CPU time"
+                  + (f", {r['decode_ratio']:.2f}x decode only" if r["decode_ratio"] else "") + " | "
                   f"{r['tokens_per_forward']:.2f} tokens/forward"
                   f" | {r['accepted_pct']:.0f}% drafts kept | identical tokens: {r['identical']}", flush=True)
     print(f"[speculative] load average after: {os.getloadavg()[0]:.1f}")
