@@ -7,8 +7,8 @@ denser in the middle noise levels; `timestep_mean` m < 0 moves the mass to lower
 `lowres_weight` w adds w * MSE of the prediction and the target average-pooled to each of `lowres_sizes` (a
 multi-scale loss: the coarse layout and colour a caption decides get a low-noise gradient; the minimiser, the
 conditional mean, is unchanged); `lowres_x0` measures that pooled error in x0 units (x sigma^2 for rectified flow,
-so the extra weight falls on the high noise levels where the layout is decided); evaluation is a seeded validation loss plus a grid of fixed prompts saved as a
-PNG."""
+so the extra weight falls on the high noise levels where the layout is decided); evaluation is a seeded
+validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
 import random
@@ -78,8 +78,8 @@ class DiffusionTask(Task):
         self.sample_prompts, self.sample_dir, self.tokenizer = sample_prompts or [], sample_dir, tokenizer
         self.sample_steps, self.guidance_scale = sample_steps, guidance_scale
         if lowres_x0 and hasattr(self.scheduler, "min_snr_weight"):
-            raise ValueError("lowres_x0 (the pooled error in x0 units) needs flow matching (x0 error = sigma x velocity "
-                             "error)")
+            raise ValueError("lowres_x0 (the pooled error in x0 units) needs flow matching (x0 error = sigma x "
+                             "velocity error)")
         if snr_gamma is not None and not hasattr(self.scheduler, "min_snr_weight"):
             raise ValueError("snr_gamma (min-SNR loss weighting) needs a noise-prediction objective, not flow matching")
         self.snr_gamma = snr_gamma
