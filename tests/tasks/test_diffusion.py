@@ -100,3 +100,31 @@ def test_lowres_weight_adds_the_pooled_error_to_the_loss():
     # target = noise - x0 with x0 = 1: the zero prediction misses every pooled cell by 1 (sizes 1, 2, 4, 8) plus the
     # pooled noise (variance 1 / pixels per cell: 1/1024 + 1/256 + 1/64 + 1/16)
     assert float(multi - plain) == pytest.approx(2.0 * (4 + 0.0830), rel=0.02)
+
+
+def test_lowres_x0_scales_the_pooled_error_by_sigma_squared():
+    with pytest.raises(ValueError, match="lowres_x0"):
+        DiffusionTask(lambda x: x, VP, lowres_weight=1.0, lowres_x0=True)
+    seen = []
+
+    class Zero(torch.nn.Module):
+        def to_latents(self, x, g=None):
+            return x
+
+        def encode_text(self, ids, mask):
+            return torch.zeros(len(ids), 2, 4), None
+
+        def forward(self, x_t, t, s, m):
+            seen.append(t)
+            return torch.zeros_like(x_t)
+
+    batch = {"pixel_values": torch.ones(64, 3, 32, 32), "input_ids": torch.zeros(64, 2), "attention_mask": None}
+    losses = {}
+    for x0_units in (False, True):
+        task = DiffusionTask(lambda x: x, FLOW, lowres_weight=1.0, lowres_x0=x0_units, lowres_sizes=(1,))
+        plain = DiffusionTask(lambda x: x, FLOW)._loss(Zero(), batch, torch.Generator().manual_seed(0))
+        losses[x0_units] = float(task._loss(Zero(), batch, torch.Generator().manual_seed(0)) - plain)
+    sigma2 = float((seen[-1] / 1000).square().mean())  # the same seeded noise levels in every call
+    # the pooled error of the zero prediction is ~1 (the white image's mean) for every sample
+    assert losses[False] == pytest.approx(1.0, rel=0.02)
+    assert losses[True] == pytest.approx(sigma2, rel=0.05)
