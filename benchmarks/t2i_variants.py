@@ -8,6 +8,11 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--timestep-mean -0.5] [--batch 32] [--ema-decay 0.999] [--per-category 10]
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
+        [--lock-text] [--lowres 4 [--lowres-x0]] [--single-only 5000]
+
+`--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
+`--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
+scenes alone (the conditioning sanity task).
 
 `--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
 integrated back; one object of the right shape / the right colour found) for flow-matching runs.
