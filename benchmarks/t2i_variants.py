@@ -8,6 +8,11 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--timestep-mean -0.5] [--batch 32] [--ema-decay 0.999] [--per-category 10]
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
+        [--lock-text] [--lowres 4 [--lowres-x0]] [--single-only 5000]
+
+`--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
+`--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
+scenes alone (the conditioning sanity task).
 
 `--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
 integrated back; one object of the right shape / the right colour found) for flow-matching runs.
@@ -41,19 +46,20 @@ def fixed_val_loss(model, tokenizer, data: Path, n: int = 64) -> float:
         return sum(float(task._loss(model, b, g)) for b in batches) / len(batches)
 
 
-def single_rich_data(root: Path, extra: int, seed: int = 0) -> Path:
+def single_rich_data(root: Path, extra: int, seed: int = 0, only: bool = False) -> Path:
     """`root/shapes_single{extra}`: the default 5000 training scenes plus `extra` single-object scenes (other seed),
-    written as one COCO-captions training split (captions and images as the built-in generator makes them)."""
+    written as one COCO-captions training split (captions and images as the built-in generator makes them);
+    `only`: `root/shapes_only_single{extra}`, the `extra` single-object scenes alone (the conditioning sanity task)."""
     import random
 
     from lingvis.data.shapes import _write_split, make_scene, make_split_scenes
 
-    out = root / f"shapes_single{extra}"
+    out = root / f"shapes_{'only_' if only else ''}single{extra}"
     if not (out / "captions_train.json").is_file():
         (out / "images").mkdir(parents=True, exist_ok=True)
         rng = random.Random(f"lingvis-shapes/{seed}/train-single")
-        scenes = make_split_scenes("train", 5000, seed) + [make_scene(rng, 1, 1) for _ in range(extra)]
-        _write_split(out, "train", scenes, 1, seed, 32)
+        base = [] if only else make_split_scenes("train", 5000, seed)
+        _write_split(out, "train", base + [make_scene(rng, 1, 1) for _ in range(extra)], 1, seed, 32)
     return out / "captions_train.json"
 
 
@@ -72,13 +78,18 @@ def main() -> None:
     ap.add_argument("--timestep-mean", type=float)
     ap.add_argument("--ema-decay", type=float)
     ap.add_argument("--text-dropout", type=float)
+    ap.add_argument("--lowres", type=float, help="multi-scale loss weight (lowres_weight)")
+    ap.add_argument("--lowres-x0", action="store_true", help="the multi-scale loss in x0 units (lowres_x0)")
     ap.add_argument("--per-category", type=int, default=10)
     ap.add_argument("--preset", help="a text_to_image preset in place of the recipe's denoiser")
     ap.add_argument("--denoiser", help="JSON object of denoiser config fields to override")
     ap.add_argument("--guidance", default="4", help="comma-separated guidance scales of the GenEval slices")
     ap.add_argument("--prediction", choices=("native", "x0"), help="x0: the denoiser predicts the clean image")
     ap.add_argument("--text-mask", action="store_true", help="mask the prompt padding (use_text_mask)")
+    ap.add_argument("--lock-text", action="store_true", help="keep the (random-init) text tower frozen (lock_text)")
     ap.add_argument("--extra-single", type=int, default=0, help="add this many single-object training scenes")
+    ap.add_argument("--single-only", type=int, default=0,
+                    help="train on this many single-object scenes alone (the conditioning sanity task)")
     ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -93,6 +104,8 @@ def main() -> None:
         generate_shapes(data, n_train=5000, n_val=200, n_test=200, image_size=32)
     run = root / a.name
     train = single_rich_data(root, a.extra_single) if a.extra_single else data / "captions_train.json"
+    if a.single_only:
+        train = single_rich_data(root, a.single_only, only=True)
     args, cfg = shapes_recipe(str(run), str(train), str(data / "captions_val.json"), minutes=a.minutes,
                               max_steps=a.steps)
     if a.preset:
@@ -106,10 +119,13 @@ def main() -> None:
         args.overrides["prediction"] = a.prediction
     if a.text_mask:
         args.overrides["use_text_mask"] = True
+    if a.lock_text:
+        args.overrides["lock_text"] = True
     for field, value in (("timestep_mean", a.timestep_mean), ("ema_decay", a.ema_decay),
-                         ("text_dropout", a.text_dropout)):
+                         ("text_dropout", a.text_dropout), ("lowres_weight", a.lowres)):
         if value is not None:
             setattr(args, field, value)
+    args.lowres_x0 = a.lowres_x0
     if a.lr is not None:
         cfg.lr = a.lr
     if a.batch is not None:

@@ -36,3 +36,42 @@ def test_text_gain_zero_only_for_a_text_blind_denoiser(tmp_path, tiny_t2i):
     use = single_object_use(model, tok, 3, guidance=1.0)
     assert use["prompts"] == 3
     assert 0 <= use["only_named_colour"] <= use["named_colour_present"] <= 3 and 0 <= use["none"] <= 3
+
+
+class _ColourModel(torch.nn.Module):
+    """A stand-in text-to-image model whose x0 estimate is the palette colour of the prompt's colour word (reads_text)
+    or plain grey (text-blind)."""
+
+    def __init__(self, tok, reads_text: bool):
+        super().__init__()
+        from lingvis.data.shapes_scene import COLOURS
+
+        self.tok, self.reads_text, self.image_size, self.text_length = tok, reads_text, 8, 8
+        self.config = type("Config", (), {"scheduler": {"num_train_timesteps": 1000}})()
+        self.palette = {tok.encode_batch([c])[0][0]: torch.tensor(v) / 127.5 - 1 for c, v in COLOURS.items()}
+
+    def encode_text(self, ids, mask):
+        states = torch.zeros(len(ids), 1, 3)  # (B, 1, 3): the colour word's palette colour
+        for i, row in enumerate(ids.tolist()):
+            for tid in row:
+                if tid in self.palette:
+                    states[i, 0] = self.palette[tid]
+        return states, None
+
+    @property
+    def sampling_denoiser(self):
+        def velocity(x_t, t, states, mask):  # rectified flow: v = (x_t - x0) / sigma
+            x0 = states[:, 0, :, None, None] if self.reads_text else torch.zeros(len(x_t), 3, 1, 1)
+            return (x_t - x0) / (t / 1000)[:, None, None, None]
+        return velocity
+
+
+def test_colour_pull_finds_the_named_colour_only_when_the_prompt_sets_it():
+    from benchmarks.t2i_prompt_use import colour_pull
+
+    tok = train_word_tokenizer(["a large red green blue yellow purple orange circle"])
+    rows = colour_pull(_ColourModel(tok, reads_text=True), tok, sigmas=(0.95, 0.7), n=4)
+    assert [r["sigma"] for r in rows] == [0.95, 0.7]
+    assert all(r["accuracy"] == 1.0 and r["cosine"] > 0.99 and r["shift"] > 0.1 for r in rows)
+    blind = colour_pull(_ColourModel(tok, reads_text=False), tok, sigmas=(0.95,), n=4)[0]
+    assert blind["shift"] < 1e-5 and abs(blind["cosine"]) < 1e-5

@@ -62,3 +62,69 @@ def test_logit_normal_mean_moves_the_noise_levels_down():
     assert float((t < 500).float().mean()) == pytest.approx(0.841, abs=0.02)
     with pytest.raises(ValueError, match="timestep_mean"):
         DiffusionTask(lambda x: x, FLOW, timesteps="uniform", timestep_mean=-0.5)
+
+
+def test_lowres_error_is_the_pooled_mse_per_sample():
+    from lingvis.tasks.diffusion import lowres_error
+
+    g = torch.Generator().manual_seed(3)
+    pred, target = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    assert torch.equal(lowres_error(target, target, (1, 2, 4)), torch.zeros(2))
+    err = pred - target  # size 1: the squared mean error per channel; size 2: 4x4 cells averaged
+    want = err.mean((2, 3)).square().mean(1) + err.view(2, 3, 2, 4, 2, 4).mean((3, 5)).square().mean((1, 2, 3))
+    assert torch.allclose(lowres_error(pred, target, (1, 2)), want, atol=1e-6)
+    # a constant offset is all low frequency: each pooled size sees all of it; zero-mean checkerboard error: none
+    assert torch.allclose(lowres_error(target + 0.5, target, (1, 2, 4)), torch.full((2,), 3 * 0.25))
+    board = (torch.arange(8)[:, None] + torch.arange(8)[None]) % 2 * 2.0 - 1  # (8, 8) of +-1
+    assert float(lowres_error(target + board, target, (1, 2, 4)).abs().max()) < 1e-6
+
+
+def test_lowres_weight_adds_the_pooled_error_to_the_loss():
+    with pytest.raises(ValueError, match="lowres_weight"):
+        DiffusionTask(lambda x: x, FLOW, lowres_weight=-1.0)
+
+    class Constant(torch.nn.Module):  # predicts the flow target + 0.5 everywhere: a pure low-frequency error
+        def to_latents(self, x, g=None):
+            return x
+
+        def encode_text(self, ids, mask):
+            return torch.zeros(len(ids), 2, 4), None
+
+        def forward(self, x_t, t, s, m):
+            return torch.zeros_like(x_t)
+
+    batch = {"pixel_values": torch.ones(8, 3, 32, 32), "input_ids": torch.zeros(8, 2), "attention_mask": None}
+    plain = DiffusionTask(lambda x: x, FLOW)._loss(Constant(), batch, torch.Generator().manual_seed(0))
+    multi = DiffusionTask(lambda x: x, FLOW, lowres_weight=2.0)._loss(Constant(), batch,
+                                                                      torch.Generator().manual_seed(0))
+    # target = noise - x0 with x0 = 1: the zero prediction misses every pooled cell by 1 (sizes 1, 2, 4, 8) plus the
+    # pooled noise (variance 1 / pixels per cell: 1/1024 + 1/256 + 1/64 + 1/16)
+    assert float(multi - plain) == pytest.approx(2.0 * (4 + 0.0830), rel=0.02)
+
+
+def test_lowres_x0_scales_the_pooled_error_by_sigma_squared():
+    with pytest.raises(ValueError, match="lowres_x0"):
+        DiffusionTask(lambda x: x, VP, lowres_weight=1.0, lowres_x0=True)
+    seen = []
+
+    class Zero(torch.nn.Module):
+        def to_latents(self, x, g=None):
+            return x
+
+        def encode_text(self, ids, mask):
+            return torch.zeros(len(ids), 2, 4), None
+
+        def forward(self, x_t, t, s, m):
+            seen.append(t)
+            return torch.zeros_like(x_t)
+
+    batch = {"pixel_values": torch.ones(64, 3, 32, 32), "input_ids": torch.zeros(64, 2), "attention_mask": None}
+    losses = {}
+    for x0_units in (False, True):
+        task = DiffusionTask(lambda x: x, FLOW, lowres_weight=1.0, lowres_x0=x0_units, lowres_sizes=(1,))
+        plain = DiffusionTask(lambda x: x, FLOW)._loss(Zero(), batch, torch.Generator().manual_seed(0))
+        losses[x0_units] = float(task._loss(Zero(), batch, torch.Generator().manual_seed(0)) - plain)
+    sigma2 = float((seen[-1] / 1000).square().mean())  # the same seeded noise levels in every call
+    # the pooled error of the zero prediction is ~1 (the white image's mean) for every sample
+    assert losses[False] == pytest.approx(1.0, rel=0.02)
+    assert losses[True] == pytest.approx(sigma2, rel=0.05)
