@@ -36,6 +36,8 @@ def test_scale_plan():
     plan = scale_plan(stage2_minutes=40.0)
     assert (plan.n_train, plan.tower, plan.block_size, plan.spatial_merge) == (16000, "dense", 256, 2)
     assert plan.stage2.max_minutes == 40.0 and scale_plan().stage2.max_minutes is None
+    assert plan.dense_more.steps == 600 and plan.scaled(0.5).dense_more.steps == 300
+    assert ShapesPlan().scaled(0.5).dense_more is None
 
 
 def test_loss_curve_pairs_validation_with_recent_training_losses(tmp_path):
@@ -114,6 +116,15 @@ def test_dense_tower(chain, tmp_path):
     assert dense.family == "vit" and torch.equal(stage1.vision.patch_embed.weight, dense.patch_embed.weight)
     assert json.loads((tmp_path / "dense" / "dense.json").read_text())["args"]["n_scenes"] == 8
     assert "dense" not in train_chain(tmp_path, plan, reuse=True)  # reuse keeps the tuned tower
+    # dense_more: a second pass reads the first's tower (kept in dense_first) and becomes the tower
+    more = dataclasses.replace(plan, dense_more=Stage(3, 4, 2e-3))
+    shutil.rmtree(tmp_path / "dense")
+    log = train_chain(tmp_path, more, reuse=True)
+    assert log["dense"]["cpu_s"] >= 0 and log["dense_more"]["cpu_s"] >= 0 and "stage1" not in log
+    second = json.loads((tmp_path / "dense" / "dense.json").read_text())["args"]
+    assert second["tower"] == str(tmp_path / "dense_first") and second["steps"] == 3
+    assert not torch.equal(lingvis.load(tmp_path / "dense").patch_embed.weight,
+                           lingvis.load(tmp_path / "dense_first").patch_embed.weight)
     with pytest.raises(ValueError, match="vision_feature_layer"):
         train_chain(tmp_path, dataclasses.replace(plan, vision_feature_layer=[0, -2]))
 

@@ -54,6 +54,7 @@ class ShapesPlan:
     stage1: Stage = field(default_factory=lambda: Stage(300, 32, 2e-3))
     stage2: Stage = field(default_factory=lambda: Stage(1000, 32, 1e-3))
     dense: Stage = field(default_factory=lambda: Stage(400, 32, 1e-3))  # tower="dense": the ground-truth tuning
+    dense_more: Stage | None = None   # tower="dense": a second pass from the first's tower (own warm-up and cosine)
     dense_preset: str = "vit-tiny"    # tower="dense": the new ViT (64px, 8 x 8 patches of 8 px, as the captioner's)
     dense_scenes: int | None = 8000   # tower="dense": training scenes it reads (None: all)
     vision: dict = field(default_factory=lambda: {"patch_size": 8})  # clip-shapes tower: 48px -> 6 x 6 patches
@@ -70,19 +71,20 @@ class ShapesPlan:
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
         stages = {k: dataclasses.replace(getattr(self, k), steps=max(20, int(getattr(self, k).steps * factor)))
-                  for k in STAGES}
+                  for k in STAGES if getattr(self, k) is not None}
         return dataclasses.replace(self, **stages)
 
 
 def scale_plan(n_test: int = 200, stage2_minutes: float | None = None) -> ShapesPlan:
-    """More scenes and a longer stage 2 (docs/llava.md, "2026-12-07 second session: scale" and "third session"):
+    """More scenes and a longer stage 2 (docs/llava.md, "2026-12-07 second session: scale" and the session after):
     16,000 training scenes; the tower a new ViT trained on the scenes' ground truth (`tower="dense"`, 400 steps
-    of 32 on 8,000 scenes); the captioner (600 steps) only as the description baseline; an LM with context 256
-    (400 steps of 16: the same tokens per step as 32 x 128) and a 2 x 2 patch merge (16 image tokens), so the
-    whole conversation fits (0.3% of them cut, against 85% with 64 image tokens in 128); stage 1 150 steps,
-    stage 2 3000 steps of 16 with the validation loss every 250 steps, or what fits in `stage2_minutes` of wall
-    time (the schedule then spans the steps that fit)."""
-    return ShapesPlan(n_train=16000, n_test=n_test, tower="dense", dense=Stage(400, 32, 1e-3), dense_scenes=8000,
+    of 32 at lr 1e-3, then 600 more at 2e-3, on 8,000 scenes); the captioner (600 steps) only as the description
+    baseline; an LM with context 256 (400 steps of 16: the same tokens per step as 32 x 128) and a 2 x 2 patch
+    merge (16 image tokens), so the whole conversation fits (0.3% of them cut, against 85% with 64 image tokens
+    in 128); stage 1 150 steps, stage 2 3000 steps of 16 with the validation loss every 250 steps, or what fits
+    in `stage2_minutes` of wall time (the schedule then spans the steps that fit)."""
+    return ShapesPlan(n_train=16000, n_test=n_test, tower="dense", dense=Stage(400, 32, 1e-3),
+                      dense_more=Stage(600, 32, 2e-3), dense_scenes=8000,
                       captioner=Stage(600, 32, 1e-3), lm=Stage(400, 16, 2e-3), block_size=256, spatial_merge=2,
                       stage1=Stage(150, 32, 2e-3),
                       stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes))
@@ -103,7 +105,7 @@ def loss_curve(run: Path, window: int = 4) -> list[dict]:
     return out
 
 
-STAGES = ("clip", "captioner", "dense", "lm", "stage1", "stage2")
+STAGES = ("clip", "captioner", "dense", "dense_more", "lm", "stage1", "stage2")
 TOWERS = ("captioner", "clip", "dense")
 
 
@@ -164,11 +166,16 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
             out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
             preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
             log)
-    if plan.tower_run is None and plan.tower == "dense" and not (reuse and (out / "dense" / "dense.json").is_file()):
-        timed("dense", lambda: tune_tower(DenseTowerArgs(
-            tower=plan.dense_preset, data=str(data), out=str(out / "dense"), steps=plan.dense.steps,
-            batch=plan.dense.batch, lr=plan.dense.lr, feature_layer=plan.vision_feature_layer,
-            n_scenes=plan.dense_scenes, n_val=plan.n_val)), log)
+    if plan.tower_run is None and plan.tower == "dense":
+        passes = [("dense", plan.dense, plan.dense_preset)]
+        if plan.dense_more is not None:  # the first pass goes to dense_first, the second reads it
+            passes.append(("dense_more", plan.dense_more, str(out / "dense_first")))
+        for k, (name, stage, init) in enumerate(passes):
+            folder = out / ("dense_first" if k < len(passes) - 1 else "dense")
+            if not (reuse and (folder / "dense.json").is_file()):
+                timed(name, lambda: tune_tower(DenseTowerArgs(
+                    tower=init, data=str(data), out=str(folder), steps=stage.steps, batch=stage.batch, lr=stage.lr,
+                    feature_layer=plan.vision_feature_layer, n_scenes=plan.dense_scenes, n_val=plan.n_val)), log)
     if not done("lm"):
         corpus = lm_corpus(data)
         timed("lm", lambda: pretrain_gpt(GPTPretrainArgs(
