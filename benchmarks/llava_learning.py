@@ -12,9 +12,11 @@ same scenes, greedy both). Baselines: the stage-1 model (projector only) and the
 the image. Every stage has a step budget; CPU seconds, wall seconds and the load average are reported (the
 machine is shared: wall time depends on the load, CPU time much less).
 
-    python -m benchmarks.llava_learning [--quick | --scale] [--out runs/llava_learning] [--threads 1] [--reuse]
+    python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
+                                        [--threads 1] [--reuse]
 
-`--scale` is the plan with 16,000 training scenes and a 3000-step stage 2 (`llava_shapes.scale_plan`).
+`--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
+16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
 """
 from __future__ import annotations
 
@@ -26,14 +28,13 @@ from pathlib import Path
 import torch
 
 KEYWORD_TARGET, POSITION_TARGET, POPE_TARGET = 85.0, 75.0, 90.0
-CAPTIONER = dict(steps=1000, batch=32, lr=1e-3)
 
 
 def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse: bool = False, plan=None) -> dict:
     import lingvis
     from lingvis.recipes.caption import CaptionArgs, evaluate_captions, shapes_split, train_captioner
     from lingvis.recipes.llava_eval import evaluate_shapes_chat
-    from lingvis.recipes.llava_shapes import ShapesPlan, Stage, loss_curve, stage_config, timed, train_chain
+    from lingvis.recipes.llava_shapes import ShapesPlan, loss_curve, stage_config, timed, train_chain
 
     plan = plan or ShapesPlan(n_test=n_test)
     if quick:
@@ -49,14 +50,14 @@ def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse:
                                                                            with_image=with_image), log)
     # the image-chat scores are kept before the captioner baseline trains: an interrupted run keeps them
     (out / "results_llava.json").write_text(json.dumps({"log": log, "results": results}, indent=2, default=str))
-    # with the captioner tower (the default) the chain's captioner is the dedicated baseline: the same run
+    # with the captioner tower (the default) the chain's captioner is the dedicated baseline: the same run;
+    # with another tower the plan's captioner stage trains it here
     if plan.tower != "captioner" and not (reuse and (out / "captioner" / "checkpoints" / "last.json").is_file()):
         data = out / "shapes"
-        steps = CAPTIONER["steps"] // 4 if quick else CAPTIONER["steps"]
         timed("captioner", lambda: train_captioner(CaptionArgs(
             out=str(out / "captioner"), data=str(data / "captions_train.json"),
-            val_data=str(data / "captions_val.json"), preset="captioner-tiny"),
-            stage_config(Stage(steps, CAPTIONER["batch"], CAPTIONER["lr"]))), log)
+            val_data=str(data / "captions_val.json"), preset=plan.captioner_preset), stage_config(plan.captioner)),
+            log)
     cap_model, cap_tok = lingvis.load(out / "captioner"), lingvis.load_tokenizer(out / "captioner")
     results["captioner"] = evaluate_captions(cap_model, cap_tok, shapes_split("test", plan.n_test), num_beams=1)
     return {"log": log, "results": results}
@@ -84,7 +85,7 @@ def report(r: dict) -> list[dict]:
 
 
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
-        scale: bool = False) -> list[dict]:
+        scale: bool = False, stage2_minutes: float | None = None) -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
     from lingvis.recipes.llava_shapes import scale_plan
 
@@ -92,7 +93,9 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
         raise ValueError("--quick and --scale are two different plans; choose one")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    r = train_and_evaluate(out, quick, n_test, reuse, plan=scale_plan(n_test) if scale else None)
+    if stage2_minutes is not None and not scale:
+        raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
+    r = train_and_evaluate(out, quick, n_test, reuse, plan=scale_plan(n_test, stage2_minutes) if scale else None)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
     return rows
@@ -102,14 +105,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a quarter of the steps on a third of the scenes")
     ap.add_argument("--scale", action="store_true",
-                    help="16,000 training scenes and a 3000-step stage 2 (1,979 CPU-s of training measured)")
+                    help="16,000 training scenes, a ground-truth-trained tower, context 256 and a 3000-step stage 2")
+    ap.add_argument("--stage2-minutes", type=float, default=None,
+                    help="with --scale: stop stage 2 on this wall-clock budget (the schedule spans what fits)")
     ap.add_argument("--out", default="runs/llava_learning", help="run folders and results.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is best on a busy shared machine)")
     ap.add_argument("--n-test", type=int, default=200, help="held-out test scenes")
     ap.add_argument("--reuse", action="store_true", help="keep finished runs in --out and only run what is missing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale)
+    rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)

@@ -2,19 +2,49 @@
 shapes scene? For every patch of the tower's grid the label is the shape (and the colour) of the object whose
 centre lies in that patch, or "none"; a logistic-regression probe is fit on training scenes and scored on held-out
 ones. Reported: centre detection F1 (object vs none), shape and colour accuracy on the centre patches, for each
-model given and for the raw pixels of the patches (the floor any useful tower should beat).
+model given and for the raw pixels of the patches (the floor any useful tower should beat). A RUN may also be a
+bare tower (a ViT, CLIP or captioner folder, e.g. `ShapesPlan(tower="dense")`'s): it is read as a llava model
+would read it (hidden state -2, class token dropped).
 
     python -m benchmarks.llava_probe RUN [RUN ...] [--n-train 600] [--n-test 200]
 """
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
+
+
+class TowerFeatures(nn.Module):
+    """A bare ViT read like a llava model's tower: the patch tokens of hidden state `layer`, no projector."""
+
+    def __init__(self, vit: nn.Module, layer: int = -2):
+        super().__init__()
+        self.vision, self.layer, self.projector = vit, layer, nn.Identity()
+        self.config = SimpleNamespace(pad_to_square=False)
+
+    @property
+    def image_config(self):
+        return self.vision.config
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        from lingvis.recipes.shapes_tower import feature_tokens
+
+        return feature_tokens(self.vision, pixels, self.layer)  # (N, P, C)
+
+
+def load_for_probe(path: str) -> nn.Module:
+    """A llava model as it is; a ViT / CLIP / captioner folder as `TowerFeatures` of its ViT."""
+    import lingvis
+    from lingvis.recipes.llava import vision_tower
+
+    model = lingvis.load(path)
+    return (model if hasattr(model, "image_features") else TowerFeatures(vision_tower(path))).eval()
 
 
 def patch_labels(scenes, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,18 +115,18 @@ def scores(feats_tr, feats_te, lab_tr, lab_te) -> dict:
     centre = truth > 0
     tp = ((ps > 0) & centre).sum().item()
     f1 = 2 * tp / max(1, (ps > 0).sum().item() + centre.sum().item())
-    return {"centre_f1": round(100 * f1, 1), "shape_acc": round(100 * (ps[centre] == truth[centre]).float().mean().item(), 1),
+    return {"centre_f1": round(100 * f1, 1),
+            "shape_acc": round(100 * (ps[centre] == truth[centre]).float().mean().item(), 1),
             "colour_acc": round(100 * (pc[centre] == c_te.flatten()[centre]).float().mean().item(), 1)}
 
 
 def run(paths: list[str], n_train: int = 600, n_test: int = 200) -> dict:
-    import lingvis
     from lingvis.data.shapes import make_split_scenes
 
     tr, te = make_split_scenes("train", n_train), make_split_scenes("test", n_test)
     out = {}
     for path in paths:
-        model = lingvis.load(path).eval()
+        model = load_for_probe(path)
         g = model.vision.config.grid
         lab_tr, lab_te = patch_labels(tr, g), patch_labels(te, g)
         if "pixels" not in out:
@@ -107,7 +137,7 @@ def run(paths: list[str], n_train: int = 600, n_test: int = 200) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="llava model or run folders (same tower grid)")
+    ap.add_argument("runs", nargs="+", help="llava model or run folders, or tower folders (same tower grid)")
     ap.add_argument("--n-train", type=int, default=600, help="training scenes for the probes")
     ap.add_argument("--n-test", type=int, default=200, help="held-out scenes")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")

@@ -31,6 +31,17 @@ def test_run_on_a_tiny_model(tmp_path):
     assert all(0 <= v <= 100 for r in out.values() for v in r.values())
 
 
+def test_run_on_a_bare_tower(tmp_path):
+    """A ViT folder (e.g. the dense tower) is read as llava would read it: hidden state -2, no class token."""
+    torch.manual_seed(0)
+    lingvis.save(lingvis.build("vit-nano"), tmp_path / "v")
+    model = probe.load_for_probe(str(tmp_path / "v"))
+    assert model.image_features(torch.randn(2, 3, 32, 32)).shape == (2, 16, 32)  # 4 x 4 patches, width 32
+    out = probe.run([str(tmp_path / "v")], n_train=12, n_test=4)
+    assert set(out) == {"pixels", str(tmp_path / "v")}
+    assert all(0 <= v <= 100 for r in out.values() for v in r.values())
+
+
 def test_dense_tower_tunes_and_saves_a_vit(tmp_path):
     from benchmarks.llava_dense_tower import tune_tower
 

@@ -1,5 +1,5 @@
 """The whole shapes chain (`lingvis.recipes.llava_shapes`), tiny: shapes files, a captioner (its ViT is the tower;
-or a CLIP's), LM on the
+or a CLIP's, or a new ViT trained on the scenes' ground truth), LM on the
 instruction set's text, stage 1 and stage 2, each stage logged with its CPU time and steps; `reuse` keeps
 finished runs; the LM corpus holds the conversations without image placeholders."""
 import dataclasses
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import lingvis
-from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, loss_curve, stage_config, train_chain
+from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, loss_curve, scale_plan, stage_config, train_chain
 
-STAGES = ("captioner", "lm", "stage1", "stage2")
+STAGES = ("captioner", "lm", "stage1", "stage2")  # the default plan's (tower="captioner")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,16 @@ def test_stage_validation_interval():
     assert stage_config(Stage(100, 8, 1e-3)).eval_every == 100  # once, at the end
     assert stage_config(Stage(100, 8, 1e-3, eval_every=25)).eval_every == 25
     assert stage_config(Stage(100, 8, 1e-3, eval_every=500)).eval_every == 100
+    assert stage_config(Stage(100, 8, 1e-3)).max_minutes is None
+    assert stage_config(Stage(100, 8, 1e-3, max_minutes=30.0)).max_minutes == 30.0  # a wall-clock budget too
+
+
+def test_scale_plan():
+    plan = scale_plan(stage2_minutes=40.0)
+    assert (plan.n_train, plan.tower, plan.block_size, plan.spatial_merge) == (16000, "dense", 256, 2)
+    assert plan.stage2.max_minutes == 40.0 and scale_plan().stage2.max_minutes is None
+    assert plan.dense_more.steps == 600 and plan.scaled(0.5).dense_more.steps == 300
+    assert ShapesPlan().scaled(0.5).dense_more is None
 
 
 def test_loss_curve_pairs_validation_with_recent_training_losses(tmp_path):
@@ -91,6 +101,32 @@ def test_clip_tower(chain, tmp_path):
     assert torch.equal(stage1.vision.patch_embed.weight, clip.vision.patch_embed.weight)
     with pytest.raises(ValueError, match="tower"):
         train_chain(tmp_path, dataclasses.replace(plan, tower="cnn"))
+
+
+def test_dense_tower(chain, tmp_path):
+    """tower="dense": a new ViT learns the scenes' ground truth per patch and is the tower of stage 1."""
+    out, plan, _ = chain
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, tmp_path / part)
+    plan = dataclasses.replace(plan, tower="dense", dense=Stage(2, 4, 1e-3), dense_preset="vit-nano", dense_scenes=8,
+                               train_vision=False)
+    log = train_chain(tmp_path, plan, reuse=True)
+    assert {"dense", "stage1", "stage2"} <= set(log) and "lm" not in log and not (tmp_path / "captioner").exists()
+    dense, stage1 = lingvis.load(tmp_path / "dense"), lingvis.load(tmp_path / "stage1")
+    assert dense.family == "vit" and torch.equal(stage1.vision.patch_embed.weight, dense.patch_embed.weight)
+    assert json.loads((tmp_path / "dense" / "dense.json").read_text())["args"]["n_scenes"] == 8
+    assert "dense" not in train_chain(tmp_path, plan, reuse=True)  # reuse keeps the tuned tower
+    # dense_more: a second pass reads the first's tower (kept in dense_first) and becomes the tower
+    more = dataclasses.replace(plan, dense_more=Stage(3, 4, 2e-3))
+    shutil.rmtree(tmp_path / "dense")
+    log = train_chain(tmp_path, more, reuse=True)
+    assert log["dense"]["cpu_s"] >= 0 and log["dense_more"]["cpu_s"] >= 0 and "stage1" not in log
+    second = json.loads((tmp_path / "dense" / "dense.json").read_text())["args"]
+    assert second["tower"] == str(tmp_path / "dense_first") and second["steps"] == 3
+    assert not torch.equal(lingvis.load(tmp_path / "dense").patch_embed.weight,
+                           lingvis.load(tmp_path / "dense_first").patch_embed.weight)
+    with pytest.raises(ValueError, match="vision_feature_layer"):
+        train_chain(tmp_path, dataclasses.replace(plan, vision_feature_layer=[0, -2]))
 
 
 def test_tower_from_an_existing_run(chain, tmp_path):

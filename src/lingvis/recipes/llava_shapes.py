@@ -4,7 +4,9 @@
 1. the shapes files (COCO captions, the LLaVA instruction set, PNG images);
 2. the vision tower, trained on the captions: by default the ViT encoder of a captioner (`captioner-tiny`: 64px,
    8 x 8 patches, trained generatively, as in CapPa), or (`tower="clip"`) a CLIP's ViT (contrastive, 48px, 6 x 6
-   patches); and a small GPT on the instruction set's text with the images left out (the "pretrained LLM": it
+   patches); or (`tower="dense"`) a new ViT (`vit-tiny`) trained on the scenes' ground truth, per patch (the
+   shape, colour, size and place of the object there: `recipes.shapes_tower`); and a small GPT on the
+   instruction set's text with the images left out (the "pretrained LLM": it
    knows the words and the chat template, not the pictures);
 3. stage 1 (projector only, on captions) and stage 2 (projector + LM, on the multi-turn instruction set with
    text-only rows mixed in).
@@ -28,6 +30,7 @@ from .caption import CaptionArgs, train_captioner
 from .clip import CLIPPretrainArgs, pretrain_clip
 from .gpt import GPTPretrainArgs, pretrain_gpt
 from .llava import LlavaArgs, finetune_llava, pretrain_llava
+from .shapes_tower import DenseTowerArgs, tune_tower
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Stage:
     batch: int
     lr: float
     eval_every: int | None = None     # validation loss every so many steps (None: once, at the end)
+    max_minutes: float | None = None  # also stop on this wall-clock budget (the schedule spans the steps that fit)
 
 
 @dataclass
@@ -43,12 +47,16 @@ class ShapesPlan:
     n_train: int = 3000               # training scenes
     n_val: int = 100
     n_test: int = 200
-    tower: str = "captioner"          # vision tower: "captioner" (ViT of a captioner run) or "clip"
+    tower: str = "captioner"          # vision tower: "captioner" (ViT of a captioner run), "clip" or "dense"
     clip: Stage = field(default_factory=lambda: Stage(700, 64, 2e-3))
     captioner: Stage = field(default_factory=lambda: Stage(1000, 32, 1e-3))
     lm: Stage = field(default_factory=lambda: Stage(500, 32, 2e-3))
     stage1: Stage = field(default_factory=lambda: Stage(300, 32, 2e-3))
     stage2: Stage = field(default_factory=lambda: Stage(1000, 32, 1e-3))
+    dense: Stage = field(default_factory=lambda: Stage(400, 32, 1e-3))  # tower="dense": the ground-truth tuning
+    dense_more: Stage | None = None   # tower="dense": a second pass from the first's tower (own warm-up and cosine)
+    dense_preset: str = "vit-tiny"    # tower="dense": the new ViT (64px, 8 x 8 patches of 8 px, as the captioner's)
+    dense_scenes: int | None = 8000   # tower="dense": training scenes it reads (None: all)
     vision: dict = field(default_factory=lambda: {"patch_size": 8})  # clip-shapes tower: 48px -> 6 x 6 patches
     captioner_preset: str = "captioner-tiny"
     llm: dict = field(default_factory=lambda: dict(n_layer=4, n_head=4, n_embd=128))
@@ -63,15 +71,23 @@ class ShapesPlan:
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
         stages = {k: dataclasses.replace(getattr(self, k), steps=max(20, int(getattr(self, k).steps * factor)))
-                  for k in STAGES}
+                  for k in STAGES if getattr(self, k) is not None}
         return dataclasses.replace(self, **stages)
 
 
-def scale_plan(n_test: int = 200) -> ShapesPlan:
-    """More scenes and a longer stage 2 (docs/llava.md, "2026-12-07 second session: scale"): 16,000 training
-    scenes, captioner 600 steps, LM 400, stage 1 150, stage 2 3000 with the validation loss every 250 steps."""
-    return ShapesPlan(n_train=16000, n_test=n_test, captioner=Stage(600, 32, 1e-3), lm=Stage(400, 32, 2e-3),
-                      stage1=Stage(150, 32, 2e-3), stage2=Stage(3000, 32, 1e-3, eval_every=250))
+def scale_plan(n_test: int = 200, stage2_minutes: float | None = None) -> ShapesPlan:
+    """More scenes and a longer stage 2 (docs/llava.md, "2026-12-07 second session: scale" and the session after):
+    16,000 training scenes; the tower a new ViT trained on the scenes' ground truth (`tower="dense"`, 400 steps
+    of 32 at lr 1e-3, then 600 more at 2e-3, on 8,000 scenes); the captioner (600 steps) only as the description
+    baseline; an LM with context 256 (400 steps of 16: the same tokens per step as 32 x 128) and a 2 x 2 patch
+    merge (16 image tokens), so the whole conversation fits (0.3% of them cut, against 85% with 64 image tokens
+    in 128); stage 1 150 steps, stage 2 3000 steps of 16 with the validation loss every 250 steps, or what fits
+    in `stage2_minutes` of wall time (the schedule then spans the steps that fit)."""
+    return ShapesPlan(n_train=16000, n_test=n_test, tower="dense", dense=Stage(400, 32, 1e-3),
+                      dense_more=Stage(600, 32, 2e-3), dense_scenes=8000,
+                      captioner=Stage(600, 32, 1e-3), lm=Stage(400, 16, 2e-3), block_size=256, spatial_merge=2,
+                      stage1=Stage(150, 32, 2e-3),
+                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes))
 
 
 def loss_curve(run: Path, window: int = 4) -> list[dict]:
@@ -89,13 +105,13 @@ def loss_curve(run: Path, window: int = 4) -> list[dict]:
     return out
 
 
-STAGES = ("clip", "captioner", "lm", "stage1", "stage2")
-TOWERS = ("captioner", "clip")
+STAGES = ("clip", "captioner", "dense", "dense_more", "lm", "stage1", "stage2")
+TOWERS = ("captioner", "clip", "dense")
 
 
 def stage_config(stage: Stage, **kw) -> TrainConfig:
     return TrainConfig(max_steps=stage.steps, batch_size=stage.batch, lr=stage.lr,
-                       warmup_steps=min(50, stage.steps // 5),
+                       warmup_steps=min(50, stage.steps // 5), max_minutes=stage.max_minutes,
                        eval_every=min(stage.eval_every or stage.steps, stage.steps), eval_batches=2, log_every=25,
                        weight_decay=0.01, progress=False, **kw)
 
@@ -126,10 +142,13 @@ def lm_corpus(data: Path) -> Path:
 
 
 def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | None = None) -> dict:
-    """Every stage into `out`/{shapes, captioner or clip, lm, stage1, stage2}; with `reuse`, finished runs are kept.
-    Returns the per-stage log."""
+    """Every stage into `out`/{shapes, captioner, clip or dense, lm, stage1, stage2}; with `reuse`, finished runs
+    are kept. Returns the per-stage log."""
     if plan.tower not in TOWERS:
         raise ValueError(f"ShapesPlan.tower must be one of {TOWERS}, got {plan.tower!r}")
+    if plan.tower == "dense" and not isinstance(plan.vision_feature_layer, int):
+        raise ValueError("tower='dense' tunes one feature layer: vision_feature_layer must be an int, "
+                         f"got {plan.vision_feature_layer!r}")
     log = {} if log is None else log
     data = out / "shapes"
     done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
@@ -147,6 +166,16 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
             out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
             preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
             log)
+    if plan.tower_run is None and plan.tower == "dense":
+        passes = [("dense", plan.dense, plan.dense_preset)]
+        if plan.dense_more is not None:  # the first pass goes to dense_first, the second reads it
+            passes.append(("dense_more", plan.dense_more, str(out / "dense_first")))
+        for k, (name, stage, init) in enumerate(passes):
+            folder = out / ("dense_first" if k < len(passes) - 1 else "dense")
+            if not (reuse and (folder / "dense.json").is_file()):
+                timed(name, lambda: tune_tower(DenseTowerArgs(
+                    tower=init, data=str(data), out=str(folder), steps=stage.steps, batch=stage.batch, lr=stage.lr,
+                    feature_layer=plan.vision_feature_layer, n_scenes=plan.dense_scenes, n_val=plan.n_val)), log)
     if not done("lm"):
         corpus = lm_corpus(data)
         timed("lm", lambda: pretrain_gpt(GPTPretrainArgs(
