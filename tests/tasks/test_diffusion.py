@@ -9,6 +9,24 @@ FLOW = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0}
 VP = {"_class_name": "DDIMScheduler", "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"}
 
 
+class ZeroDenoiser(torch.nn.Module):
+    """Pixels as latents, zero text states, a zero prediction; records the timesteps it is called at."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def to_latents(self, x, g=None):
+        return x
+
+    def encode_text(self, ids, mask):
+        return torch.zeros(len(ids), 2, 4), None
+
+    def forward(self, x_t, t, s, m):
+        self.seen.append(t)
+        return torch.zeros_like(x_t)
+
+
 def _middle(t: torch.Tensor) -> float:
     return float(((t >= 250) & (t < 750)).float().mean())
 
@@ -34,23 +52,11 @@ def test_logit_normal_discrete_timesteps_are_valid_indices():
 def test_task_uses_the_sampler_and_rejects_unknown_names():
     with pytest.raises(ValueError, match="timesteps"):
         DiffusionTask(lambda x: x, FLOW, timesteps="cosine")
-    seen = []
-
-    class Probe(torch.nn.Module):
-        def to_latents(self, x, g=None):
-            return x
-
-        def encode_text(self, ids, mask):
-            return torch.zeros(len(ids), 2, 4), None
-
-        def forward(self, x_t, t, s, m):
-            seen.append(t)
-            return torch.zeros_like(x_t)
-
+    probe = ZeroDenoiser()
     task = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal")
     batch = {"pixel_values": torch.zeros(4096, 1, 1, 1), "input_ids": torch.zeros(4096, 2), "attention_mask": None}
-    loss = task._loss(Probe(), batch, torch.Generator().manual_seed(0))
-    assert torch.isfinite(loss) and _middle(seen[0]) == pytest.approx(0.727, abs=0.03)
+    loss = task._loss(probe, batch, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and _middle(probe.seen[0]) == pytest.approx(0.727, abs=0.03)
 
 
 def test_logit_normal_mean_moves_the_noise_levels_down():
@@ -83,19 +89,9 @@ def test_lowres_weight_adds_the_pooled_error_to_the_loss():
     with pytest.raises(ValueError, match="lowres_weight"):
         DiffusionTask(lambda x: x, FLOW, lowres_weight=-1.0)
 
-    class Constant(torch.nn.Module):  # predicts the flow target + 0.5 everywhere: a pure low-frequency error
-        def to_latents(self, x, g=None):
-            return x
-
-        def encode_text(self, ids, mask):
-            return torch.zeros(len(ids), 2, 4), None
-
-        def forward(self, x_t, t, s, m):
-            return torch.zeros_like(x_t)
-
     batch = {"pixel_values": torch.ones(8, 3, 32, 32), "input_ids": torch.zeros(8, 2), "attention_mask": None}
-    plain = DiffusionTask(lambda x: x, FLOW)._loss(Constant(), batch, torch.Generator().manual_seed(0))
-    multi = DiffusionTask(lambda x: x, FLOW, lowres_weight=2.0)._loss(Constant(), batch,
+    plain = DiffusionTask(lambda x: x, FLOW)._loss(ZeroDenoiser(), batch, torch.Generator().manual_seed(0))
+    multi = DiffusionTask(lambda x: x, FLOW, lowres_weight=2.0)._loss(ZeroDenoiser(), batch,
                                                                       torch.Generator().manual_seed(0))
     # target = noise - x0 with x0 = 1: the zero prediction misses every pooled cell by 1 (sizes 1, 2, 4, 8) plus the
     # pooled noise (variance 1 / pixels per cell: 1/1024 + 1/256 + 1/64 + 1/16)
@@ -105,26 +101,14 @@ def test_lowres_weight_adds_the_pooled_error_to_the_loss():
 def test_lowres_x0_scales_the_pooled_error_by_sigma_squared():
     with pytest.raises(ValueError, match="lowres_x0"):
         DiffusionTask(lambda x: x, VP, lowres_weight=1.0, lowres_x0=True)
-    seen = []
-
-    class Zero(torch.nn.Module):
-        def to_latents(self, x, g=None):
-            return x
-
-        def encode_text(self, ids, mask):
-            return torch.zeros(len(ids), 2, 4), None
-
-        def forward(self, x_t, t, s, m):
-            seen.append(t)
-            return torch.zeros_like(x_t)
-
+    zero = ZeroDenoiser()
     batch = {"pixel_values": torch.ones(64, 3, 32, 32), "input_ids": torch.zeros(64, 2), "attention_mask": None}
     losses = {}
     for x0_units in (False, True):
         task = DiffusionTask(lambda x: x, FLOW, lowres_weight=1.0, lowres_x0=x0_units, lowres_sizes=(1,))
-        plain = DiffusionTask(lambda x: x, FLOW)._loss(Zero(), batch, torch.Generator().manual_seed(0))
-        losses[x0_units] = float(task._loss(Zero(), batch, torch.Generator().manual_seed(0)) - plain)
-    sigma2 = float((seen[-1] / 1000).square().mean())  # the same seeded noise levels in every call
+        plain = DiffusionTask(lambda x: x, FLOW)._loss(zero, batch, torch.Generator().manual_seed(0))
+        losses[x0_units] = float(task._loss(zero, batch, torch.Generator().manual_seed(0)) - plain)
+    sigma2 = float((zero.seen[-1] / 1000).square().mean())  # the same seeded noise levels in every call
     # the pooled error of the zero prediction is ~1 (the white image's mean) for every sample
     assert losses[False] == pytest.approx(1.0, rel=0.02)
     assert losses[True] == pytest.approx(sigma2, rel=0.05)

@@ -149,6 +149,18 @@ static inline int activate8(float *v, int act) {
   _mm256_storeu_ps(v, y);
   return 1;
 }
+
+/* act[i0..i0+8) = activation(ff[i0..]) * ff[F + i0..] (a gated MLP's halves), eight at a time: the vector
+   activation where there is one, the scalar one for a tail */
+static inline void gate8(const float *ff, float *act, int F, int i0, int kind) {
+  int n = F - i0 < 8 ? F - i0 : 8, done = 0;
+  float g[8];
+  for (int i = 0; i < n; i++) g[i] = ff[i0 + i];
+#ifdef LV_AVX512
+  done = n == 8 && activate8(g, kind);
+#endif
+  for (int i = 0; i < n; i++) act[i0 + i] = (done ? g[i] : activate(g[i], kind)) * ff[F + i0 + i];
+}
 #endif
 
 /* o[0..r-1] = x . W[n0..n0+r-1] (before bias and activation) for one row tile of r <= 8 rows; xq, sx, zp: x
@@ -403,15 +415,7 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
         const float *h = ff;
         if (m->gated) {
 #pragma omp for schedule(static)
-          for (int i0 = 0; i0 < F; i0 += 8) { /* eight at a time: the vector activation where there is one */
-            int n = F - i0 < 8 ? F - i0 : 8, done = 0;
-            float g[8];
-            for (int i = 0; i < n; i++) g[i] = ff[i0 + i];
-#ifdef LV_AVX512
-            done = n == 8 && activate8(g, m->act);
-#endif
-            for (int i = 0; i < n; i++) act[i0 + i] = (done ? g[i] : activate(g[i], m->act)) * ff[F + i0 + i];
-          }
+          for (int i0 = 0; i0 < F; i0 += 8) gate8(ff, act, F, i0, m->act);
           h = act;
         }
         gemv_share(h, &L->fc2, x, C, F, 1, -1, xq);
@@ -590,16 +594,8 @@ int lv_step_rows_f32(const lv_model *m, float *x, int M, int pos, const float *c
           const int chunks = (F + 7) / 8;
 #pragma omp for schedule(static)
           for (int ci = 0; ci < M * chunks; ci++) { /* as lv_step_f32's gated loop, per row */
-            const int i = ci / chunks, i0 = (ci % chunks) * 8;
-            const float *fr = ff + i * FW;
-            float *ar = act + (size_t)i * F;
-            int n = F - i0 < 8 ? F - i0 : 8, done = 0;
-            float g[8];
-            for (int j = 0; j < n; j++) g[j] = fr[i0 + j];
-#ifdef LV_AVX512
-            done = n == 8 && activate8(g, m->act);
-#endif
-            for (int j = 0; j < n; j++) ar[i0 + j] = (done ? g[j] : activate(g[j], m->act)) * fr[F + i0 + j];
+            const int i = ci / chunks;
+            gate8(ff + i * FW, act + (size_t)i * F, F, (ci % chunks) * 8, m->act);
           }
           h = act;
           hw = F;
