@@ -82,7 +82,7 @@ def native_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> t
     """x (M, K) contiguous @ w (N, K)^T + b -> (M, N) through the native fp32 GEMV (w, b contiguous fp32)."""
     from ..native.build import load
 
-    y = torch.empty(x.shape[0], w.shape[0])  # (M, N)
+    y = torch.empty(x.shape[0], w.shape[0], dtype=torch.float32)  # (M, N)
     load().lv_linear_f32(x.data_ptr(), w.data_ptr(), None if b is None else b.data_ptr(), y.data_ptr(), x.shape[0],
                          w.shape[0], w.shape[1], torch.get_num_threads())
     return y
