@@ -98,3 +98,26 @@ def test_divided_attention_with_fixed_positions_keeps_the_blockwise_forward():
     x = torch.randn(1, 3, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(m(x), m.pool(m.forward_features(x)))
+
+
+@pytest.mark.parametrize("kernel", ["mkl", "onednn"])
+@pytest.mark.parametrize("tubelet, patch, frames, size, batch", [(2, 4, 6, 12, 2), (1, 5, 3, 15, 1), (3, 3, 3, 9, 2)])
+def test_tubelet_tokens_equal_the_patch_convolution(kernel, tubelet, patch, frames, size, batch, monkeypatch):
+    from lingvis.models.video_fast import tubelet_tokens
+
+    monkeypatch.setenv("LINGVIS_GEMM", kernel)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(3, 7, (tubelet, patch, patch), (tubelet, patch, patch))
+    x = torch.randn(batch, frames, 3, size, size)  # (B, F, C, H, W)
+    ref = conv(x.transpose(1, 2))  # (B, D, T, g, g)
+    want = ref.flatten(3).permute(0, 2, 3, 1)  # (B, T, N, D)
+    with torch.no_grad():
+        got = tubelet_tokens(conv, x)
+    g = size // patch
+    assert got.shape == (batch, frames // tubelet, g * g, 7)
+    torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-5)
+    # the token rows, time-major patches: token (t, i, j) is the convolution's output at (t, i, j)
+    assert torch.allclose(got[-1, 0, g + 1], ref[-1, :, 0, 1, 1].detach(), atol=1e-5)
+    y = tubelet_tokens(conv, x)  # autograd on: the convolution itself
+    assert y.grad_fn is not None
+    torch.testing.assert_close(y, want)

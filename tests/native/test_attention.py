@@ -104,3 +104,17 @@ def test_cpu_without_avx512_keeps_sdpa(monkeypatch):
     monkeypatch.setenv("LINGVIS_ATTENTION", "native")
     assert not supports(q, k, v) and choose_kernel(q, k, v=v) == "sdpa"
     torch.testing.assert_close(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+
+
+
+@pytest.mark.parametrize("Lk, causal", [(23, False), (401, False), (37, True), (500, True)])
+def test_every_score_far_below_zero(Lk, causal):
+    """All scores near -156 (a shared offset from one head-dim column, which the softmax ignores): the row max the
+    scores kernel keeps must leave out the zero-padded key columns, whose score is 0 (a max of 0 would underflow
+    every probability: NaN). fp32 scores of that size keep ~5 digits, hence the float64 reference at 1e-3."""
+    q, k, v = _qkv(1, 2, 19, Lk, 16)
+    q[..., -1], k[..., -1] = 25.0, -25.0  # q . k = -625 + the rest; scale 1/4
+    want = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), is_causal=causal).float()
+    y = native_attention(q, k, v, causal=causal)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, want, rtol=1e-3, atol=1e-3)

@@ -119,3 +119,29 @@ def test_dropout_only_in_training():
     assert torch.equal(attn(x), attn(x))
     attn.train()
     assert not torch.allclose(attn(x), attn(x))
+
+
+def test_fixed_memory_projects_cross_keys_values_once_per_memory_tensor():
+    from lingvis.nn.attention import Attention, fixed_memory
+
+    torch.manual_seed(0)
+    att = Attention(24, 4, cross=True).eval()
+    calls = []
+    att.kv.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    x, mem, other = torch.randn(2, 5, 24), torch.randn(2, 7, 24), torch.randn(2, 3, 24)
+    with torch.no_grad():
+        want, want_other = att(x, memory=mem), att(x, memory=other)
+        calls.clear()
+        with fixed_memory():
+            got = [att(x + i, memory=mem) for i in range(3)]  # the same memory on every call: projected once
+            got_other = att(x, memory=other)  # another memory tensor: its own projection
+            assert len(calls) == 2
+            with torch.enable_grad():
+                att(x, memory=mem)  # with gradients: no memo
+            assert len(calls) == 3
+        att(x, memory=mem)  # outside: projected again
+        assert len(calls) == 4
+    torch.testing.assert_close(got[0], want)
+    torch.testing.assert_close(got_other, want_other)
+    with torch.no_grad():
+        torch.testing.assert_close(got[2], att(x + 2, memory=mem))

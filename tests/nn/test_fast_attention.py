@@ -105,3 +105,16 @@ def test_forced_context_overrides_the_environment_and_restores(monkeypatch):
     with pytest.raises(ValueError, match="forced"):
         with forced("flash"):
             pass
+
+
+def test_measured_sample_holds_a_head_per_thread():
+    from lingvis.nn.fast_attention import MEASURE_FLOP, _sample
+
+    L, D = 1568, 64  # one head: 1.5x MEASURE_FLOP
+    assert 4 * L * L * D > MEASURE_FLOP
+    q = k = v = torch.empty(1, 12, L, D)
+    assert _sample(q, k, v)[0].shape == (1, 1, L, D)
+    assert _sample(q, k, v, threads=2)[1].shape == (1, 2, L, D)
+    assert _sample(q, k[:, :1], v[:, :1], threads=2)[1].shape == (1, 1, L, D)  # one kv head is all there is
+    small = torch.empty(6, 2, 16, 8)  # small calls: whole batches, as before
+    assert _sample(small, small, small, threads=2)[0].shape == (6, 2, 16, 8)

@@ -59,9 +59,9 @@ def test_each_bucket_is_measured_once_at_its_rows():
     assert table[0]["onednn_speedup"] == 2.0
 
 
-def test_one_row_stays_on_mkl_without_measuring():
+def test_one_row_stays_on_mkl_without_measuring_without_the_native_gemv():
     calls = []
-    chooser = GemmChooser(timer=_timer({"mkl": 2.0, "onednn": 1.0}, calls))
+    chooser = GemmChooser(timer=_timer({"mkl": 2.0, "onednn": 1.0, "native": 1.0}, calls), gemv=False)
     assert chooser.choose(1, 768, 3072) == "mkl" and calls == []
 
 
@@ -117,3 +117,30 @@ def test_real_measurement_times_both_kernels(monkeypatch):
     monkeypatch.setattr(torch, "randn", spy)
     measure_kernels(2, 64, 5000)  # a 1.3 MB weight over a 64 KB budget: measured on 256 output columns, once
     assert shapes == [(2, 64), (256,), (256, 64)]
+
+
+def test_one_row_measures_mkl_against_the_native_gemv():
+    calls = []
+    chooser = GemmChooser(timer=_timer({"mkl": 2.0, "native": 1.0}, calls), gemv=True)
+    assert chooser.choose(1, 768, 3072) == "native" and chooser.choose(1, 768, 3072) == "native"
+    assert calls == [("mkl", 1, 768, 3072), ("native", 1, 768, 3072)]  # once, at one row
+    assert chooser.table()[0]["native_speedup"] == 2.0
+    slow = GemmChooser(timer=_timer({"mkl": 1.0, "native": 0.99}, []), gemv=True)
+    assert slow.choose(1, 64, 64) == "mkl"  # under the margin: MKL
+
+
+def test_environment_forces_one_row_too(monkeypatch):
+    calls = []
+    chooser = GemmChooser(timer=_timer({"mkl": 2.0, "native": 1.0}, calls), gemv=True)
+    monkeypatch.setenv("LINGVIS_GEMM", "mkl")
+    assert chooser.choose(1, 64, 64) == "mkl" and calls == []
+
+
+@pytest.mark.skipif(not gemm_select.gemv_available(), reason="native kernels not built")
+def test_real_one_row_measurement_times_mkl_and_the_native_gemv():
+    times = measure_kernels(1, 32, 16)
+    assert set(times) == {"mkl", "native"} and all(0 < t < 1 for t in times.values())
+    assert GemmChooser().choose(1, 32, 16) in ("mkl", "native")
+    x, w, b = torch.randn(1, 33), torch.randn(17, 33), torch.randn(17)
+    torch.testing.assert_close(gemm_select.native_linear(x, w, b), torch.nn.functional.linear(x, w, b),
+                               rtol=1e-5, atol=1e-5)

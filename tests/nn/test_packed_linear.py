@@ -16,10 +16,11 @@ from lingvis.nn.packed_linear import linear, packed_available, packed_linears, r
 pytestmark = pytest.mark.skipif(not packed_available(), reason="torch build without oneDNN packed linear ops")
 
 
-def _prefer(onednn_below: int):
-    """A kernel choice with injected timings: oneDNN measures faster for row buckets up to `onednn_below`."""
+def _prefer(onednn_below: int, gemv: bool = False):
+    """A kernel choice with injected timings: oneDNN (one row: the native GEMV, when `gemv`) measures faster for
+    row buckets up to `onednn_below`."""
     return GemmChooser(timer=lambda kernel, rows, k, n: (1.0 if kernel == "mkl" else 0.5) if rows <= onednn_below
-                       else (1.0 if kernel == "mkl" else 2.0))
+                       else (1.0 if kernel == "mkl" else 2.0), gemv=gemv)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def test_mkl_choice_and_autograd_run_f_linear_exactly(monkeypatch):
     rows = _calls(monkeypatch)
     with packed_linears(lin):
         many = torch.randn(257, 16)  # the injected choice says MKL above 256 rows
-        one = torch.randn(1, 16)  # one row: MKL's gemv whatever the timings
+        one = torch.randn(1, 16)  # one row without the native GEMV: MKL's gemv whatever the timings
         with torch.no_grad():
             assert torch.equal(lin(many), F.linear(many, lin.weight, lin.bias))
             assert torch.equal(lin(one), F.linear(one, lin.weight, lin.bias))
@@ -196,3 +197,29 @@ def test_no_room_for_a_packed_copy_runs_f_linear(monkeypatch):
     assert rows == [] and not packed_linear._PACKED.get(lin)
     assert torch.equal(y, F.linear(x, lin.weight, lin.bias))
     assert torch.equal(g, F.gelu(F.linear(x, lin.weight, lin.bias)))
+
+
+@pytest.mark.skipif(not gemm_select.gemv_available(), reason="native kernels not built")
+@pytest.mark.parametrize("k, n, bias, epilogue", [(48, 40, True, "none"), (3, 1, False, "none"),
+                                                  (517, 1031, True, "gelu"), (64, 33, False, "gelu_tanh")])
+def test_one_row_on_the_native_gemv_where_chosen(k, n, bias, epilogue, monkeypatch):
+    monkeypatch.setattr(gemm_select, "CHOOSER", _prefer(256, gemv=True))  # the native GEMV measures faster
+    torch.manual_seed(0)
+    owner = nn.Module()
+    w, b = torch.randn(n, k), torch.randn(n) if bias else None
+    rows, native = _calls(monkeypatch), []
+    real = packed_linear.native_linear
+    monkeypatch.setattr(packed_linear, "native_linear", lambda *a: native.append(a[0].shape) or real(*a))
+    for shape in [(1, k), (1, 1, k), (k,)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            y = linear(x, w, b, owner, "w", epilogue)
+        ref = F.linear(x, w, b)
+        ref = F.gelu(ref, approximate="tanh" if epilogue == "gelu_tanh" else "none") if epilogue != "none" else ref
+        assert y.shape == ref.shape
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    assert native == [(1, k)] * 3 and rows == []  # every call on the GEMV, none on oneDNN
+    wt, x = torch.randn(k, 2 * n)[:, ::2].t(), torch.randn(1, k)  # a weight view that is not contiguous: F.linear
+    with torch.no_grad():
+        assert torch.equal(linear(x, wt, None, owner, "t"), F.linear(x, wt))
+    assert len(native) == 3

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
+from ..nn.attention import fixed_memory
 from ..nn.packed_linear import packed_linears
 from ..progress import progress as progress_bar
 from .schedulers import Scheduler, make_scheduler
@@ -82,16 +83,17 @@ def sample_latents(model, text: torch.Tensor, text_mask: torch.Tensor | None, un
     x = latents
     steps_bar = progress_bar(scheduler.timesteps, desc="sampling", unit="step", leave=False, disable=not progress)
     limit = guidance_below * scheduler.config.num_train_timesteps
-    for i, t in enumerate(steps_bar):
-        if guided and float(t) > limit:  # outside the guidance interval: the conditional prediction alone
-            pred = denoiser(scheduler.scale_model_input(x, i), t.to(x.device), text, text_mask)
-        else:
-            inp = scheduler.scale_model_input(x if shared or not guided else torch.cat([x, x]), i)
-            pred = denoiser(inp, t.to(x.device), states, mask)
-        if guided and float(t) <= limit:
-            p_uncond, p_cond = pred.chunk(2)
-            pred = p_uncond + guidance_scale * (p_cond - p_uncond)
-        x = scheduler.step(pred, i, x, generator=generator)
+    with fixed_memory():  # the text states are the same on every step: cross-attention keys/values once
+        for i, t in enumerate(steps_bar):
+            if guided and float(t) > limit:  # outside the guidance interval: the conditional prediction alone
+                pred = denoiser(scheduler.scale_model_input(x, i), t.to(x.device), text, text_mask)
+            else:
+                inp = scheduler.scale_model_input(x if shared or not guided else torch.cat([x, x]), i)
+                pred = denoiser(inp, t.to(x.device), states, mask)
+            if guided and float(t) <= limit:
+                p_uncond, p_cond = pred.chunk(2)
+                pred = p_uncond + guidance_scale * (p_cond - p_uncond)
+            x = scheduler.step(pred, i, x, generator=generator)
     return x
 
 

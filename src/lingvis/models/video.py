@@ -18,7 +18,7 @@ from ..nn import BlockConfig, BlockInputs, make_norm, run_blocks, transformer_bl
 from ..nn.builders import divided_space_time_block
 from ..nn.position import sinusoidal_table
 from .registry import register_family, register_preset
-from .video_fast import divided_forward, joint_forward
+from .video_fast import divided_forward, joint_forward, tubelet_tokens
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -127,14 +127,14 @@ class VideoTransformer(nn.Module):
         c = self.config
         self.embed_check(pixel_values)
         B = pixel_values.shape[0]
-        x = self.patch_embed(pixel_values.transpose(1, 2))  # (B, D, T, g, g)
-        T, N = x.shape[2], x.shape[3] * x.shape[4]
+        x = tubelet_tokens(self.patch_embed, pixel_values)  # (B, T, N, D); in inference one GEMM (video_fast.py)
+        T, N = x.shape[1], x.shape[2]
         # contiguous: the conv's channel-first output, only transposed, would keep the whole residual stream
         # in a strided layout (slower adds and norms, a copy before every linear)
         if c.attention == "joint":
-            x = x.flatten(2).transpose(1, 2).contiguous()  # (B, T*N, D) time-major (VideoMAE's layout)
+            x = x.reshape(B, T * N, -1).contiguous()  # (B, T*N, D) time-major (VideoMAE's layout)
         else:
-            x = x.flatten(3).permute(0, 3, 2, 1).contiguous()  # (B, N, T, D) patch-major (TimeSformer's layout)
+            x = x.transpose(1, 2).contiguous()  # (B, N, T, D) patch-major (TimeSformer's layout)
         if c.positions == "sinusoidal":
             table = self.pos_table.to(x.dtype)  # (T*N, D) over time-major tokens
             x = x + (table if c.attention == "joint" else table.view(T, N, -1).transpose(0, 1))  # patch-major: (N, T, D)

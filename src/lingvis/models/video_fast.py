@@ -17,7 +17,8 @@ holds its own copy of the class token (all copies stay equal), so
   - attention runs through `nn.fast_attention.attention`: lingvis' native fp32 kernel where it measures faster
     than SDPA on this machine (docs/video.md);
   - every linear map runs through `nn.packed_linear.linear`: oneDNN on a packed weight where it measures faster
-    than MKL on this machine (AMD EPYC: 1.15-1.35x on the 1568 x 768 x {768, 2304, 3072} products).
+    than MKL on this machine (AMD EPYC: 1.15-1.35x on the 1568 x 768 x {768, 2304, 3072} products), the patch
+    embedding too (`tubelet_tokens`: the Conv3d as one GEMM on the pixels' tubelets, in the token layout).
 
 The class-token copies cost F - 1 extra rows out of F * (1 + N) in the norms and linear maps (0.4% for
 TimeSformer-B). The result equals the block-by-block forward up to float rounding.
@@ -34,6 +35,26 @@ from ..nn.packed_linear import linear, onednn_chosen, packed_available, packed_l
 # oneDNN's linear with the GELU in its epilogue (the kernel inductor's CPU freezing uses): the (rows, 4D)
 # activation is written once instead of written by the product and rewritten by the GELU
 _GELU_EPILOGUES = ("gelu", "gelu_tanh")
+
+
+def tubelet_tokens(conv: nn.Conv3d, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The patch embedding `conv` (kernel = stride, no padding) of (B, F, C, H, W) clips as token rows (B, T, N, D),
+    time-major patches (T = F / tubelet, N = (H / p) * (W / p)). Without gradients, on CPU fp32, one GEMM through
+    `nn.packed_linear.linear` on the (B*T*N, C*kt*p*p) tubelets (one copy of the pixels) instead of the Conv3d:
+    oneDNN's Conv3d ran VideoMAE-B's (16 x 224 x 224 -> 1568 x 768) at 44.1 ms, the copy + GEMM at 36.8 ms (1
+    thread, thread CPU time). Otherwise the convolution itself."""
+    B, Fr, C, H, W = pixel_values.shape
+    kt, ph, pw = conv.kernel_size
+    D = conv.out_channels
+    if (torch.is_grad_enabled() or pixel_values.device.type != "cpu" or pixel_values.dtype != torch.float32
+            or conv.weight.dtype != torch.float32 or tuple(conv.stride) != (kt, ph, pw) or conv.groups != 1
+            or any(conv.padding) or Fr % kt or H % ph or W % pw):
+        return conv(pixel_values.transpose(1, 2)).flatten(3).permute(0, 2, 3, 1)  # (B, D, T, g, g) -> (B, T, N, D)
+    T, gh, gw = Fr // kt, H // ph, W // pw
+    rows = pixel_values.reshape(B, T, kt, C, gh, ph, gw, pw)
+    rows = rows.permute(0, 1, 4, 6, 3, 2, 5, 7)  # (B, T, gh, gw, C, kt, ph, pw) view
+    rows = rows.reshape(B, T, gh * gw, C * kt * ph * pw)  # (B, T, N, C*kt*ph*pw): the one copy
+    return linear(rows, conv.weight.view(D, -1), conv.bias, conv, "tubelet")  # (B, T, N, D)
 
 
 def mlp_forward(mlp: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -89,11 +110,11 @@ def _spatial(x: torch.Tensor, block: nn.Module) -> None:
 def divided_forward(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """Final-normed class token (B, D) of a divided-attention `VideoTransformer` with a class token, no grad."""
     B = pixel_values.shape[0]
-    p = model.patch_embed(pixel_values.transpose(1, 2))  # (B, D, F, g, g)
-    Fr, D = p.shape[2], p.shape[1]
-    x = torch.empty(Fr, B, 1 + p.shape[3] * p.shape[4], D, dtype=p.dtype, device=p.device)  # (F, B, 1 + N, D)
+    p = tubelet_tokens(model.patch_embed, pixel_values)  # (B, F, N, D)
+    Fr, N, D = p.shape[1], p.shape[2], p.shape[3]
+    x = torch.empty(Fr, B, 1 + N, D, dtype=p.dtype, device=p.device)  # (F, B, 1 + N, D)
     # patches + space + time positions, written once into the frame-major layout
-    torch.add(p.flatten(3).permute(2, 0, 3, 1), model.pos_embed[:, 1:].to(p.dtype), out=x[:, :, 1:])
+    torch.add(p.transpose(0, 1), model.pos_embed[:, 1:].to(p.dtype), out=x[:, :, 1:])
     x[:, :, 1:] += model.time_embed[0, :Fr, None, None].to(p.dtype)
     x[:, :, 0] = (model.cls_token[0, 0] + model.pos_embed[0, 0]).to(p.dtype)
     with packed_linears(model):  # the blocks' own nn.Linear calls (q/k/v, proj) through `linear` too

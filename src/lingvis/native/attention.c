@@ -46,7 +46,8 @@
 
 /* s[r][j0 + j], r < 8, j < 16 KV: sum_d qs[r][d] * kt[d][j0 + j]; 8 x KV accumulators (KV a constant) */
 static inline __attribute__((always_inline)) void lv_att_scores_chunk(const int KV, const float *qs, int D,
-                                                                      const float *kr, long ldk, float *s) {
+                                                                      const float *kr, long ldk, float *s,
+                                                                      __m512 *rmax, int nreal) {
   __m512 acc[LV_ATT_ROWS][3];
   for (int r = 0; r < LV_ATT_ROWS; r++)
     for (int c = 0; c < KV; c++) acc[r][c] = _mm512_setzero_ps();
@@ -61,17 +62,29 @@ static inline __attribute__((always_inline)) void lv_att_scores_chunk(const int 
       for (int c = 0; c < KV; c++) acc[r][c] = _mm512_fmadd_ps(q, k[c], acc[r][c]);
     }
   }
+  __mmask16 real[3]; /* lanes holding keys (not the zero padding past the last key) */
+  for (int c = 0; c < KV; c++) {
+    const int n = nreal - 16 * c;
+    real[c] = n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1) : (__mmask16)0;
+  }
   for (int r = 0; r < LV_ATT_ROWS; r++)
-    for (int c = 0; c < KV; c++) _mm512_storeu_ps(s + r * LV_ATT_BK + 16 * c, acc[r][c]);
+    for (int c = 0; c < KV; c++) {
+      _mm512_storeu_ps(s + r * LV_ATT_BK + 16 * c, acc[r][c]);
+      rmax[r] = _mm512_mask_max_ps(rmax[r], real[c], rmax[r], acc[r][c]); /* the row's max, from registers */
+    }
 }
 
 /* s[r][j], r < 8, j < nk (a multiple of 16): sum_d qs[r][d] * kt[d][j]; qs (8, D), kt rows ldk apart. Chunks
- * of 48 keys (24 accumulators), the rest as one chunk of 32 or 16 */
-static inline void lv_att_scores(const float *qs, int D, const float *kt, long ldk, int nk, float *s) {
+ * of 48 keys (24 accumulators), the rest as one chunk of 32 or 16. rmax[r]: lanes of the max of row r's scores
+ * over the first nreal columns (the keys; the zero-padded columns past them left out), taken from the
+ * accumulators, so the softmax needs no max pass over the row where no mask applies */
+static inline void lv_att_scores(const float *qs, int D, const float *kt, long ldk, int nk, int nreal, float *s,
+                                 __m512 *rmax) {
+  for (int r = 0; r < LV_ATT_ROWS; r++) rmax[r] = _mm512_set1_ps(-INFINITY);
   int j = 0;
-  for (; j + 48 <= nk; j += 48) lv_att_scores_chunk(3, qs, D, kt + j, ldk, s + j);
-  if (nk - j == 32) lv_att_scores_chunk(2, qs, D, kt + j, ldk, s + j);
-  else if (nk - j == 16) lv_att_scores_chunk(1, qs, D, kt + j, ldk, s + j);
+  for (; j + 48 <= nk; j += 48) lv_att_scores_chunk(3, qs, D, kt + j, ldk, s + j, rmax, nreal - j);
+  if (nk - j == 32) lv_att_scores_chunk(2, qs, D, kt + j, ldk, s + j, rmax, nreal - j);
+  else if (nk - j == 16) lv_att_scores_chunk(1, qs, D, kt + j, ldk, s + j, rmax, nreal - j);
 }
 
 /* o[r][:] = o[r][:] * alpha[r] + sum_{j < nk} p[r][j] v[j][:] for the 8 rows of a tile: o (8, NV*16),
@@ -234,13 +247,17 @@ static void lv_att_tile(const float *q, long sql, const float *kt, long ldk, con
   for (int j0 = 0; j0 < kend; j0 += LV_ATT_BK) {
     const int nk = kend - j0 < LV_ATT_BK ? kend - j0 : LV_ATT_BK; /* real keys in the block */
     const int nk16 = (nk + 15) & ~15;
-    lv_att_scores(qs, D, kt + j0, ldk, nk16, s);
+    __m512 rmax[LV_ATT_ROWS];
+    lv_att_scores(qs, D, kt + j0, ldk, nk16, nk, s, rmax);
     for (int r = 0; r < LV_ATT_ROWS; r++) {
       float *sr = s + r * LV_ATT_BK;
       const int seen = causal ? (i0 + r - j0 + 1 < nk ? i0 + r - j0 + 1 : nk) : nk; /* keys j0 .. j0+seen-1 */
-      for (int j = seen > 0 ? seen : 0; j < nk16; j++) sr[j] = -INFINITY;
-      __m512 mx = _mm512_set1_ps(-INFINITY);
-      for (int j = 0; j < nk16; j += 16) mx = _mm512_max_ps(mx, _mm512_load_ps(sr + j));
+      for (int j = seen > 0 ? seen : 0; j < nk16; j++) sr[j] = -INFINITY; /* masked and padding columns */
+      __m512 mx = rmax[r]; /* every key seen: the max the scores kernel kept (no pass over the row) */
+      if (seen < nk) {     /* the causal mask cuts the block: the max of the seen keys */
+        mx = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < nk16; j += 16) mx = _mm512_max_ps(mx, _mm512_load_ps(sr + j));
+      }
       const float mnew = fmaxf(m[r], _mm512_reduce_max_ps(mx));
       if (mnew == -INFINITY) { /* a padding row with nothing seen yet: probabilities 0, tile unchanged */
         memset(sr, 0, sizeof(float) * nk16);

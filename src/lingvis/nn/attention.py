@@ -1,8 +1,17 @@
 """Multi-head attention (self or cross) on top of `scaled_dot_product_attention`: grouped-query heads,
 a head width independent of the model width, biases per projection, optional q/k norms and a sliding
 window, all in one class. Calls without a mask or dropout go through `fast_attention.attention` (lingvis'
-native fp32 kernel on the CPU where it measures faster, SDPA otherwise)."""
+native fp32 kernel on the CPU where it measures faster, SDPA otherwise).
+
+`fixed_memory()` is a context manager for loops that call a model many times on the same memory (a diffusion
+sampler's text states): inside it, without gradients, cross-attention projects the keys/values of each memory
+tensor once per module and reuses them (the memo holds the memory tensor itself, so an identity match is that
+tensor; it is dropped on exit)."""
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +24,18 @@ from .norm import make_norm
 from .position import apply_rotary
 
 _NO_INPUTS = BlockInputs()
+_MEMORY_KV: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lingvis_memory_kv", default=None)
+
+
+@contextlib.contextmanager
+def fixed_memory() -> Iterator[None]:
+    """Cross-attention keys/values projected once per (module, memory tensor) inside the block, without gradients:
+    for callers that pass the same, unchanged memory tensors on every call (e.g. the text states of a sampler)."""
+    token = _MEMORY_KV.set({})
+    try:
+        yield
+    finally:
+        _MEMORY_KV.reset(token)
 
 
 class Attention(nn.Module):
@@ -59,12 +80,19 @@ class Attention(nn.Module):
     def _memory_kv(self, memory: torch.Tensor, cache: KVCache | None, layer: int):
         if cache is not None and cache.cross[layer] is not None:
             return cache.cross[layer]
+        memo = _MEMORY_KV.get() if cache is None and not torch.is_grad_enabled() else None
+        if memo is not None:
+            held = memo.get((id(self), id(memory)))
+            if held is not None and held[0] is memory:
+                return held[1]
         k, v = self.kv(memory).chunk(2, dim=-1)  # (B, S, KV*D) each
         kv = (self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads))
         if self.k_norm is not None:
             kv = (self.k_norm(kv[0]), kv[1])
         if cache is not None:
             cache.cross[layer] = kv
+        if memo is not None:
+            memo[(id(self), id(memory))] = (memory, kv)  # the memory held: its id is not reused while the memo lives
         return kv
 
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -58,8 +58,11 @@ def _sdpa(q, k, v, causal: bool, scale: float | None) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=k.shape[1] != q.shape[1])
 
 
-def _sample(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-    """The first batches (or heads of one batch) of q/k/v, views, adding up to about `MEASURE_FLOP`."""
+def _sample(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: int = 1):
+    """The first batches (or heads of one batch) of q/k/v, views, adding up to about `MEASURE_FLOP`, and at least
+    `threads` key/value heads where the call has them: the native kernel splits its key transposes over (batch,
+    kv head), so one head measured with two threads ran that part on one thread (VideoMAE-B's heads are
+    1.5x `MEASURE_FLOP` each), which no whole call does."""
     B, H, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
     per_head = 4 * Lq * Lk * D
@@ -67,13 +70,13 @@ def _sample(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         nb = max(1, min(B, int(MEASURE_FLOP // (per_head * H))))
         return q[:nb], k[:nb], v[:nb]
     g = H // Hkv
-    nkv = max(1, min(Hkv, int(MEASURE_FLOP // (per_head * g))))
+    nkv = max(1, min(threads, Hkv), min(Hkv, int(MEASURE_FLOP // (per_head * g))))
     return q[:1, :nkv * g], k[:1, :nkv], v[:1, :nkv]
 
 
 def measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> dict[str, float]:
     """Seconds per call of each kernel on (a sample of) these tensors, interleaved (`interleaved_best`)."""
-    q, k, v = _sample(q, k, v)
+    q, k, v = _sample(q, k, v, torch.get_num_threads())
     fns = {"sdpa": lambda i: _sdpa(q, k, v, causal, None), "native": lambda i: native_attention(q, k, v, None, causal)}
     with torch.no_grad():
         return interleaved_best(fns, 1, MEASURE_SECONDS, ROUNDS)

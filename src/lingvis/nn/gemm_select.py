@@ -9,7 +9,10 @@ threads) times the two kernels on random data of that shape (interleaved calls c
 larger than the caches; the median of three rounds' best times; per-thread CPU time with one thread, which a busy
 machine disturbs little, wall time with several) and keeps the faster one for the rest of the process. oneDNN
 must win by `MARGIN` to be picked (MKL is what `F.linear` runs, bit for bit). One row (a matrix-vector product)
-always takes MKL's gemv, which no measurement here has seen oneDNN beat.
+is measured between MKL's gemv (which no measurement here has seen oneDNN beat) and lingvis' native fp32 GEMV
+(native/gemv.c, the fused decode step's kernel; `GEMV_KERNEL`): on the AMD EPYC MKL's gemv streams a 32k x 512 LM
+head at 10.7 GB/s with one thread, the native kernel at 23.0 (2026-12-07, thread CPU time, load 10). Without the
+native kernels (no compiler, `LINGVIS_NATIVE=0`, no AVX-512 build) one row stays on MKL unmeasured.
 
 Rows are bucketed by powers of two (1, 2, 3-4, 5-8, ...) and a bucket is measured at its top row count, halved
 while the product exceeds `MEASURE_WORK` multiply-adds but never below `MIN_MEASURE_ROWS` (MKL's disadvantage grows
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 KERNELS = ("mkl", "onednn")
+GEMV_KERNEL = "native"  # one row: lingvis' fp32 GEMV (native/gemv.c) against MKL's gemv
 MARGIN = 1.03  # oneDNN must be this much faster (MKL's time / oneDNN's) to be picked
 MEASURE_WORK = 1 << 31  # multiply-adds above which a bucket is measured at fewer rows (~40 ms a call) ...
 MIN_MEASURE_ROWS = 1024  # ... but not fewer than this
@@ -67,8 +71,26 @@ def forced_kernel() -> str | None:
     return env_kernel("LINGVIS_GEMM", KERNELS)
 
 
+def gemv_available() -> bool:
+    """Whether lingvis' native fp32 GEMV is built and on (a candidate for one-row products)."""
+    from ..native.kernels import available
+
+    return available()
+
+
+def native_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x (M, K) contiguous @ w (N, K)^T + b -> (M, N) through the native fp32 GEMV (w, b contiguous fp32)."""
+    from ..native.build import load
+
+    y = torch.empty(x.shape[0], w.shape[0], dtype=torch.float32)  # (M, N)
+    load().lv_linear_f32(x.data_ptr(), w.data_ptr(), None if b is None else b.data_ptr(), y.data_ptr(), x.shape[0],
+                         w.shape[0], w.shape[1], torch.get_num_threads())
+    return y
+
+
 def measure_kernels(rows: int, k: int, n: int) -> dict[str, float]:
-    """Best seconds per call of each kernel on a random (rows, k) x (n, k)^T + bias product, interleaved. The
+    """Best seconds per call of each kernel on a random (rows, k) x (n, k)^T + bias product, interleaved (one row:
+    MKL against the native GEMV, more rows: MKL against oneDNN's packed kernel). The
     calls cycle through copies of the weight adding up to `STREAM_BYTES` (a model's weights do not stay in
     cache between uses), so few-row products are timed reading their weights from memory, as in a model. A
     weight over `STREAM_BYTES` is measured on its first `STREAM_BYTES` worth of output columns (a 32k x 4096 LM
@@ -79,6 +101,9 @@ def measure_kernels(rows: int, k: int, n: int) -> dict[str, float]:
     x, b = torch.randn(rows, k, generator=g), torch.randn(n, generator=g)  # (rows, k), (n,)
     ws = [torch.randn(n, k, generator=g) for _ in range(copies)]  # (n, k) each
     with torch.no_grad():
+        if rows <= 1:
+            fns = {"mkl": lambda i: F.linear(x, ws[i], b), GEMV_KERNEL: lambda i: native_linear(x, ws[i], b)}
+            return interleaved_best(fns, copies, MEASURE_SECONDS, ROUNDS)
         packed = [torch.ops.mkldnn._reorder_linear_weight(w, PACK_HINT) for w in ws]
         fns = {"mkl": lambda i: F.linear(x, ws[i], b),
                "onednn": lambda i: torch.ops.mkldnn._linear_pointwise(x, packed[i], b, "none", [], "")}
@@ -112,19 +137,21 @@ def interleaved_best(fns: dict[str, Callable[[int], object]], copies: int, secon
 
 @dataclass
 class GemmChooser:
-    """Per-process cache of the measured kernel choice; `timer` replaces the measurement (tests)."""
+    """Per-process cache of the measured kernel choice; `timer` replaces the measurement (tests), `gemv` whether
+    the native GEMV is a candidate for one row (None: when it is built)."""
     timer: Timer | None = None
     margin: float = MARGIN
+    gemv: bool | None = None
     decisions: dict[tuple[int, int, int, int], str] = field(default_factory=dict)
     timings: dict[tuple[int, int, int, int], dict[str, float]] = field(default_factory=dict)
 
     def choose(self, rows: int, k: int, n: int) -> str:
-        """'mkl' or 'onednn' for a (rows, k) x (k, n) product at the current thread count."""
+        """'mkl', 'onednn' or (one row) 'native' for a (rows, k) x (k, n) product at the current thread count."""
         forced = forced_kernel()
         if forced is not None:
             return forced
-        if rows <= 1:  # a matrix-vector product: MKL's gemv (oneDNN packed 0.54-0.78x of it on the EPYC and a Xeon)
-            return "mkl"
+        if rows <= 1 and not (gemv_available() if self.gemv is None else self.gemv):
+            return "mkl"  # a matrix-vector product: MKL's gemv (oneDNN packed 0.54-0.78x of it on the EPYC and a Xeon)
         key = (rows_bucket(rows), k, n, torch.get_num_threads())
         kernel = self.decisions.get(key)
         if kernel is None:
@@ -134,11 +161,12 @@ class GemmChooser:
     def _decide(self, key: tuple[int, int, int, int]) -> str:
         bucket, k, n, _ = key
         m = measure_rows(bucket, k, n)
+        other = GEMV_KERNEL if bucket == 1 else "onednn"  # the candidate against MKL
         if self.timer is not None:
-            times = {name: self.timer(name, m, k, n) for name in KERNELS}
+            times = {name: self.timer(name, m, k, n) for name in ("mkl", other)}
         else:
             times = measure_kernels(m, k, n)
-        kernel = "onednn" if times["mkl"] > self.margin * times["onednn"] else "mkl"
+        kernel = other if times["mkl"] > self.margin * times[other] else "mkl"
         self.timings[key] = times
         self.decisions[key] = kernel
         return kernel
@@ -148,8 +176,9 @@ class GemmChooser:
         rows = []
         for key, kernel in sorted(self.decisions.items()):
             t = self.timings.get(key, {})
+            other = GEMV_KERNEL if key[0] == 1 else "onednn"
             rows.append({"rows_bucket": key[0], "k": key[1], "n": key[2], "threads": key[3], "kernel": kernel,
-                         "onednn_speedup": round(t["mkl"] / t["onednn"], 3) if t else None})
+                         f"{other}_speedup": round(t["mkl"] / t[other], 3) if t else None})
         return rows
 
 
@@ -157,5 +186,5 @@ CHOOSER = GemmChooser()  # the process-wide cache
 
 
 def choose_kernel(rows: int, k: int, n: int) -> str:
-    """The process-wide choice for a (rows, k) x (k, n) fp32 product: 'mkl' or 'onednn'."""
+    """The process-wide choice for a (rows, k) x (k, n) fp32 product: 'mkl', 'onednn' or (one row) 'native'."""
     return CHOOSER.choose(rows, k, n)

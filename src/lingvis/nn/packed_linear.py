@@ -4,7 +4,8 @@ faster than MKL's sgemm on this machine (nn/gemm_select.py decides per shape).
 `linear(x, w, b, owner=..., slot=...)` is `F.linear` with that choice: under `torch.no_grad()` / inference
 mode, for CPU fp32 inputs, the product runs through oneDNN on a packed copy of `w` cached under (owner, slot)
 when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU into the
-product); otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it
+product), and a one-row product through lingvis' native GEMV where that measures faster than MKL's gemv;
+otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it
 is `F.linear` itself. Packed copies are rebuilt when the weight tensor or its contents change (tensor version)
 and dropped with the owner (`release_packed` frees them sooner).
 
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gemm_select import PACK_HINT, choose_kernel
+from .gemm_select import GEMV_KERNEL, PACK_HINT, choose_kernel, native_linear
 
 # owner module -> {slot: (weakref to the weight's base, (address, shape, strides, version), packed weight)};
 # kept off the module: opaque oneDNN tensors cannot be deep-copied
@@ -99,13 +100,19 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: obje
     if _eligible(x, w, b):
         K, N = w.shape[1], w.shape[0]
         x2 = x.reshape(-1, K)  # (M, K)
-        packed = (packed_weight(owner, slot, w) if epilogue != "none" or choose_kernel(x2.shape[0], K, N) == "onednn"
-                  else None)
+        kernel = choose_kernel(x2.shape[0], K, N)
+        if kernel == GEMV_KERNEL and w.is_contiguous() and (b is None or b.is_contiguous()):
+            y = native_linear(x2.contiguous(), w.detach(), None if b is None else b.detach())  # (1, N)
+            return _activate(y.view(*x.shape[:-1], N), epilogue)
+        packed = packed_weight(owner, slot, w) if epilogue != "none" or kernel == "onednn" else None
         if packed is not None:
             attr, algorithm = ("none", "") if epilogue == "none" else ("gelu", _GELU[epilogue])
             y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed, b, attr, [], algorithm)  # (M, N)
             return y.view(*x.shape[:-1], N)
-    y = F.linear(x, w, b)
+    return _activate(F.linear(x, w, b), epilogue)
+
+
+def _activate(y: torch.Tensor, epilogue: str) -> torch.Tensor:
     if epilogue == "gelu":
         return F.gelu(y)
     return F.gelu(y, approximate="tanh") if epilogue == "gelu_tanh" else y
