@@ -378,6 +378,22 @@ static void attend_group(const lv_model *m, const lv_layer *L, const float *qkv,
   for (int h = g * per; h < (g + 1) * per; h++) attend_head(m, L, qkv, h, pos, cos, sin, att, scores, tmp);
 }
 
+/* the widest input of any product in a layer (C, H D or F): the per-thread quantised-activation buffer's length */
+static inline int widest_k(const lv_model *m) {
+  const int hd = m->H * m->D, k = m->C > m->F ? m->C : m->F;
+  return k > hd ? k : hd;
+}
+
+/* Called by every thread of a parallel region: this thread's scratch of n floats (NULL when malloc fails), counted in
+ * *failed; returns after every thread has allocated, so `*failed` is final for all of them. */
+static float *thread_scratch(size_t n, int *failed) {
+  float *mine = malloc(sizeof(float) * n);
+#pragma omp atomic
+  *failed += mine == NULL;
+#pragma omp barrier
+  return mine;
+}
+
 /* One decode step at position `pos` (pos < max_len: the caller checks). x: (C,) the token's embedding (plus
  * its learned/sinusoidal position), overwritten by the residual stream; cos/sin: (D,) rotary tables for pos, or
  * NULL; logits: (V,). Scratch: (H + 2 KV) D + H D + 3 F floats (qkv, attention, MLP), given by the caller.
@@ -386,16 +402,13 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
                 float *scratch, int nt) {
   const int C = m->C, H = m->H, KV = m->KV, D = m->D, F = m->F;
   float *qkv = scratch, *att = qkv + (size_t)(H + 2 * KV) * D, *ff = att + (size_t)H * D, *act = ff + F;
-  const int kmax = C > F ? (C > H * D ? C : H * D) : (F > H * D ? F : H * D);
+  const int kmax = widest_k(m);
   /* per thread: normed x, scores, tmp (floats), then quantised activations (kmax bytes) */
   const size_t own = (size_t)C + (size_t)(pos + 1) + (size_t)D + (size_t)kmax / sizeof(float) + 1;
   int failed = 0;
 #pragma omp parallel num_threads(nt)
   {
-    float *mine = malloc(sizeof(float) * own);
-#pragma omp atomic
-    failed += mine == NULL;
-#pragma omp barrier
+    float *mine = thread_scratch(own, &failed);
     if (!failed) {
       float *xn = mine, *scores = mine + C, *tmp = scores + pos + 1;
       uint8_t *xq = (uint8_t *)(tmp + D);
@@ -551,16 +564,13 @@ int lv_step_rows_f32(const lv_model *m, float *x, int M, int pos, const float *c
   const int C = m->C, H = m->H, KV = m->KV, D = m->D, F = m->F;
   const long QW = (long)(H + 2 * KV) * D, AW = (long)H * D, FW = 2L * F; /* row strides of qkv, att, ff */
   float *qkv = scratch, *att = qkv + M * QW, *ff = att + M * AW, *act = ff + M * FW;
-  const int kmax = C > F ? (C > H * D ? C : H * D) : (F > H * D ? F : H * D);
+  const int kmax = widest_k(m);
   /* per thread: normed rows (M C), scores, tmp (floats), row scales, zero points, quantised rows (M kmax bytes) */
   const size_t own = (size_t)M * C + (size_t)(pos + M) + (size_t)D + 2 * (size_t)M + (size_t)M * kmax / sizeof(float) + 1;
   int failed = 0;
 #pragma omp parallel num_threads(nt)
   {
-    float *mine = malloc(sizeof(float) * own);
-#pragma omp atomic
-    failed += mine == NULL;
-#pragma omp barrier
+    float *mine = thread_scratch(own, &failed);
     if (!failed) {
       float *xn = mine, *scores = xn + (size_t)M * C, *tmp = scores + pos + M, *sx = tmp + D;
       int32_t *zp = (int32_t *)(sx + M);
