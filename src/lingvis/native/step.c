@@ -453,11 +453,12 @@ int lv_step_f32(const lv_model *m, float *x, int pos, const float *cos, const fl
 /* acc[g][j] += the FMAs of columns k0..k1 of x_g . w_j, for G <= 3 rows x_g (stride ldx) and one full tile of 8
  * weight rows w_j (row stride K): each weight vector loaded once for the G rows. k0, k1 multiples of 16 except
  * k1 = K (`tail`: the masked last step). Each accumulator takes exactly dot_f32's sequence of FMAs, so summed by
- * lv_sum8_ps it equals dot_f32's result bit for bit. `prefetch`: the first group of a block prefetches the tile
- * after next, as dot_f32 does. */
+ * lv_sum8_ps it equals dot_f32's result bit for bit. `pf`: a mask of j; per 16 floats of K this pass prefetches
+ * the j-th of the eight cache lines of the tile after next that dot_f32 prefetches there, so that the G groups of
+ * rows over one block prefetch the whole block's share once between them (see dot_f32_rows8). */
 static inline __attribute__((always_inline)) void dot_f32_rows8_block(const float *x, long ldx, int G, const float *w,
                                                                       long K, long k0, long k1, int tail,
-                                                                      int prefetch, __m512 (*acc)[F32_TILE]) {
+                                                                      unsigned pf, __m512 (*acc)[F32_TILE]) {
   __m512 a[3][F32_TILE];
 #pragma GCC unroll 3
   for (int g = 0; g < 3; g++)
@@ -474,7 +475,7 @@ static inline __attribute__((always_inline)) void dot_f32_rows8_block(const floa
       if (g < G) xv[g] = _mm512_loadu_ps(x + g * ldx + k);
 #pragma GCC unroll 8
     for (int j = 0; j < F32_TILE; j++) {
-      if (prefetch) _mm_prefetch(ahead + (i + j) * 64, _MM_HINT_T1);
+      if (pf >> j & 1) _mm_prefetch(ahead + (i + j) * 64, _MM_HINT_T1);
       __m512 wv = _mm512_loadu_ps(w + j * K + k);
       __asm__("" : "+v"(wv)); /* one load per weight vector: gcc would fold it into each row's FMA (G loads) */
 #pragma GCC unroll 3
@@ -500,26 +501,28 @@ static inline __attribute__((always_inline)) void dot_f32_rows8_block(const floa
 }
 
 /* out[i * 8 + j] = x_i . w_j for M rows and one full fp32 tile: K in blocks of LV_KBLOCK, each block's weights read
- * from memory by the first group of three rows and from L1 by the others, so the weight stream overlaps the
- * arithmetic of all M rows; the accumulators wait in `acc` (M x 8 vectors) between blocks. */
+ * from memory by the first group of three rows and from L1 by the others; the accumulators wait in `acc` (M x 8
+ * vectors) between blocks. The prefetches of the tile after next are spread over all the groups of a block (group g
+ * issues the lines j with j % groups == g): issued by the first group alone they came in bursts the memory queue
+ * could not take, the core stalled on them and the other groups' arithmetic ran with the memory idle (9 rows of a
+ * 43 MB 6 x 384 GPT: 1.61-1.63 one-row steps before, 1.34-1.35 after; docs/decoding.md, 2026-12-07 fourth session). */
 static void dot_f32_rows8(const float *X, long ldx, int M, const float *w, long K, __m512 (*acc)[F32_TILE],
                           float (*out)[F32_TILE > I8_TILE ? F32_TILE : I8_TILE]) {
+  const int groups = (M + 2) / 3;
+  unsigned pf[LV_MAX_ROWS / 3 + 1];
+  for (int g = 0; g < groups; g++) {
+    pf[g] = 0;
+    for (int j = g; j < F32_TILE; j += groups) pf[g] |= 1u << j;
+  }
   for (int i = 0; i < M; i++)
     for (int j = 0; j < F32_TILE; j++) acc[i][j] = _mm512_setzero_ps();
   for (long k0 = 0; k0 < K; k0 += LV_KBLOCK) {
     const long k1 = k0 + LV_KBLOCK < K ? k0 + LV_KBLOCK : K;
     const int tail = k1 == K;
     int i = 0;
-    for (; i + 3 <= M; i += 3)
-      if (i == 0) dot_f32_rows8_block(X, ldx, 3, w, K, k0, k1, tail, 1, acc);
-      else dot_f32_rows8_block(X + i * ldx, ldx, 3, w, K, k0, k1, tail, 0, acc + i);
-    if (M - i == 2) {
-      if (i == 0) dot_f32_rows8_block(X, ldx, 2, w, K, k0, k1, tail, 1, acc);
-      else dot_f32_rows8_block(X + i * ldx, ldx, 2, w, K, k0, k1, tail, 0, acc + i);
-    } else if (M - i == 1) {
-      if (i == 0) dot_f32_rows8_block(X, ldx, 1, w, K, k0, k1, tail, 1, acc);
-      else dot_f32_rows8_block(X + i * ldx, ldx, 1, w, K, k0, k1, tail, 0, acc + i);
-    }
+    for (; i + 3 <= M; i += 3) dot_f32_rows8_block(X + i * ldx, ldx, 3, w, K, k0, k1, tail, pf[i / 3], acc + i);
+    if (M - i == 2) dot_f32_rows8_block(X + i * ldx, ldx, 2, w, K, k0, k1, tail, pf[i / 3], acc + i);
+    else if (M - i == 1) dot_f32_rows8_block(X + i * ldx, ldx, 1, w, K, k0, k1, tail, pf[i / 3], acc + i);
   }
   for (int i = 0; i < M; i++) _mm256_storeu_ps(out[i], lv_sum8_ps(acc[i]));
 }
