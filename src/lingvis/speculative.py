@@ -43,9 +43,10 @@ from .generate import SamplingConfig, check_context, pick, process_logits
 from .nn.packed_linear import packed_linears
 
 # the most tokens proposed per round (`next_draft_tokens` proposes fewer after a miss); measured on the benchmark's
-# char-level pair (docs/decoding.md, 2026-12-07 second session): prompt lookup k = 6..16 within the noise of each
-# other, draft k = 6..8 ahead of 3..4 once misses shrink the next round
-DEFAULT_DRAFT_TOKENS = {"prompt-lookup": 8, "draft": 6}
+# char-level pairs (docs/decoding.md, 2026-12-07 second and fourth sessions): prompt lookup k = 6..16 within the
+# noise of each other; the draft k = 8 ahead of 4 and 6 (and level with 12) on both the cache-resident 4 x 256 target
+# and the weight-bound 6 x 384 one
+DEFAULT_DRAFT_TOKENS = {"prompt-lookup": 8, "draft": 8}
 
 
 @dataclass

@@ -72,7 +72,7 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new: int = 64, temperature
     s.add_argument("--speculative", choices=["prompt-lookup"], help="speculative decoding with proposals "
                    "copied from earlier in the text (n-gram lookup): fast when the output repeats its input")
     p.add_argument("--draft-tokens", type=int, help="tokens proposed per forward pass with --draft / "
-                   "--speculative (default: 4 for a draft model, 8 for prompt lookup)")
+                   "--speculative (default: 8)")
 
 
 def _load(args):

@@ -28,7 +28,7 @@ class ServeConfig:
     kg: object | None = None            # routes_kg.KGEndpointConfig: a knowledge graph at /v1/kg/sparql
     speculative: str | None = None      # causal LMs: "prompt-lookup" proposals for a row decoding alone
     draft: Path | None = None           # causal LMs: a smaller model (same tokenizer) proposing for a row alone
-    draft_tokens: int | None = None     # tokens proposed per verifying forward pass (default: 8 lookup, 6 draft)
+    draft_tokens: int | None = None     # tokens proposed per verifying forward pass (default: 8 lookup, 8 draft)
 
     def resolved_device(self):
         """The torch device models load on: `auto` resolves as everywhere in lingvis, except that int8
