@@ -5,11 +5,10 @@ Random weights neither copy their prompt nor agree with a draft, so this benchma
 - cache-resident: a target GPT of 4 layers x 256 (the gpt-micro shape, context 256; 3.2 M parameters, 12.8 MB of
   fp32 weights, which sit in the 32 MB L3 of the EPYC this was tuned on, so a one-row step is not bound by reading
   them) and a draft GPT of 1 layer x 128, `--steps` steps each;
-- weight-bound: a target GPT of 6 layers x 384 (the gpt-mini shape, context 256; 10.7 M parameters, 43 MB: a
-  one-row step streams the weights from memory, as every real LLM's does) for `--big-steps` steps (~15 CPU minutes
-  at 1 thread), and its draft: the small draft fine-tuned for `--distill-steps` steps on the big target's own
-  greedy continuations of training-text prompts (sequence-level distillation: the draft learns what the target
-  says, which is what its proposals are checked against).
+- weight-bound: a target GPT of 6 layers x 384 (the gpt-mini shape, context 256; 10.8 M parameters, 43 MB: a
+  one-row step streams the weights from memory, as every real LLM's does) for `--big-steps` steps (~7 CPU minutes
+  at 1 thread), with the same draft (a draft fine-tuned on this target's own greedy continuations kept no more of
+  its proposals: docs/decoding.md, 2026-12-07 fourth session).
 Then, for each pair, batch 1, `--new` new tokens per prompt, on held-out text:
 - repeated spans ("extraction"): a held-out passage, a blank line, then the passage's first 48 characters
   again: continuing means copying. Plain greedy vs prompt lookup, and vs the draft model;
@@ -25,10 +24,8 @@ time through the batching engine, without and with `Speculation("prompt-lookup")
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import torch
@@ -40,57 +37,26 @@ TARGET = dict(preset="gpt-micro", overrides={"dropout": 0.0})
 DRAFT = dict(preset="gpt-nano", overrides={"dropout": 0.0, "n_embd": 128, "n_head": 4, "n_layer": 1})
 BIG_TARGET = dict(preset="gpt-mini", overrides={"dropout": 0.0})  # 6 x 384: 43 MB of fp32 weights
 BLOCK = 256
-DISTILL_PROMPTS, DISTILL_PROMPT_CHARS, DISTILL_NEW = 256, 64, 192  # the big target's greedy continuations
 
 
-def models(workdir: Path, steps: int, big_steps: int = 200, distill_steps: int = 300) -> list[tuple]:
+def models(workdir: Path, steps: int, big_steps: int = 200) -> tuple[list[tuple], object]:
     """[(label, target, draft)] for the two pairs (trained on first use, then loaded from `workdir`), and the
     tokenizer."""
     import lingvis
 
     train_small_gpt(workdir / "target", steps, "speculative", tokenizer="char", block_size=BLOCK, **TARGET)
-    if not (workdir / "tokenizer" / "tokenizer.json").is_file():  # the drafts train with the target's tokenizer
+    if not (workdir / "tokenizer" / "tokenizer.json").is_file():  # the others train with the target's tokenizer
         lingvis.load_tokenizer(workdir / "target").save(workdir / "tokenizer")
     tok_dir = str(workdir / "tokenizer")
     train_small_gpt(workdir / "draft", steps, "speculative", tokenizer=tok_dir, block_size=BLOCK, **DRAFT)
     train_small_gpt(workdir / "target-mini", big_steps, "speculative", tokenizer=tok_dir, block_size=BLOCK,
                     **BIG_TARGET)
-    big = lingvis.load(workdir / "target-mini").eval()
-    texts = workdir / "target-mini-greedy.jsonl"
-    if not texts.is_file():
-        distill_texts(big, lingvis.load_tokenizer(workdir / "tokenizer"), texts)
-    train_small_gpt(workdir / "draft-mini", distill_steps, "speculative", model=str(workdir / "draft"),
-                    data=str(texts))
     tok = lingvis.load_tokenizer(workdir / "target")
-    pairs = []
-    for label, t, d in (("target 4 x 256 (13 MB, in L3)", "target", "draft"),
-                        ("target 6 x 384 (43 MB, weight-bound)", "target-mini", "draft-mini")):
-        target, draft = lingvis.load(workdir / t).eval(), lingvis.load(workdir / d).eval()
-        assert lingvis.load_tokenizer(workdir / d).get_vocab() == tok.get_vocab()
-        pairs.append((label, target, draft))
+    draft = lingvis.load(workdir / "draft").eval()
+    assert lingvis.load_tokenizer(workdir / "draft").get_vocab() == tok.get_vocab()
+    pairs = [("target 4 x 256 (13 MB, in L3)", lingvis.load(workdir / "target").eval(), draft),
+             ("target 6 x 384 (43 MB, weight-bound)", lingvis.load(workdir / "target-mini").eval(), draft)]
     return pairs, tok
-
-
-@torch.inference_mode()
-def distill_texts(target, tok, out: Path, batch: int = 16) -> None:
-    """Write `DISTILL_PROMPTS` training-text prompts of `DISTILL_PROMPT_CHARS` characters, each followed by the
-    target's greedy continuation of `DISTILL_NEW` tokens, to `out` (JSONL, one text per line; atomically)."""
-    from lingvis.recipes.gpt import GPTPretrainArgs, load_corpus
-
-    train, _ = load_corpus(GPTPretrainArgs(out=""))  # training text only: the benchmark's prompts are held out
-    text = "\n".join(train)
-    step = (len(text) - DISTILL_PROMPT_CHARS) // DISTILL_PROMPTS
-    prompts = [tok.encode(text[i * step:i * step + DISTILL_PROMPT_CHARS]) for i in range(DISTILL_PROMPTS)]
-    t0 = time.process_time()
-    rows = []
-    for b in range(0, len(prompts), batch):
-        ids = torch.tensor([p[:DISTILL_PROMPT_CHARS // 2] for p in prompts[b:b + batch]])  # (B, 32): one length
-        rows += target.generate(ids, max_new_tokens=DISTILL_NEW).tolist()  # (B, T + new) greedy
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps({"text": tok.decode(r)}) + "\n" for r in rows))
-    tmp.replace(out)
-    print(f"[speculative] {len(rows)} greedy continuations of {DISTILL_NEW} tokens by the big target for its "
-          f"draft: {time.process_time() - t0:.0f} CPU s", flush=True)
 
 
 def prompt_sets(tok, n: int) -> dict[str, list[torch.Tensor]]:
@@ -184,7 +150,7 @@ def bench(target, draft, prompts: list[torch.Tensor], new: int, repeats: int) ->
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:
-    """`make bench` entry (trains the models on first use, into runs/bench-speculative: ~25 CPU minutes)."""
+    """`make bench` entry (trains the three models on first use, into runs/bench-speculative: ~12 CPU minutes)."""
     torch.set_num_threads(threads)
     pairs, tok = models(Path("runs/bench-speculative"), 300)
     n, repeats = (4, 1) if quick else (8, 3)
@@ -207,13 +173,12 @@ def main() -> None:
     ap.add_argument("--workdir", default="runs/bench-speculative", help="where the trained models are cached")
     ap.add_argument("--steps", type=int, default=300, help="training steps of the small target and draft (first run)")
     ap.add_argument("--big-steps", type=int, default=200, help="training steps of the 6 x 384 target (first run)")
-    ap.add_argument("--distill-steps", type=int, default=300, help="fine-tuning steps of its draft (first run)")
     ap.add_argument("--new", type=int, default=64, help="new tokens per prompt")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--only", choices=["small", "big"], help="one pair only (default both)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    pairs, tok = models(Path(args.workdir), args.steps, args.big_steps, args.distill_steps)
+    pairs, tok = models(Path(args.workdir), args.steps, args.big_steps)
     if args.only:
         pairs = pairs[:1] if args.only == "small" else pairs[1:]
     n, repeats = (4, 1) if args.quick else (8, 3)
