@@ -113,8 +113,8 @@ def _sampling(args) -> dict:
 
 
 def apply_budget_defaults(args) -> None:
-    """Fill the options left unset (batch size, lr, warmup, min lr, beta2, optimizer, stride) from the defaults the sweep
-    chose for the --max-minutes budget (lingvis.recipes.gpt.BUDGET_DEFAULTS)."""
+    """Fill the options left unset (batch size, lr, warmup, min lr, beta2, optimizer, stride) from the defaults the
+    sweep chose for the --max-minutes budget (lingvis.recipes.gpt.BUDGET_DEFAULTS)."""
     from ..recipes.gpt import defaults_for
 
     d = defaults_for(args.max_minutes)
@@ -124,8 +124,8 @@ def apply_budget_defaults(args) -> None:
 
 
 def run_pretrain(args) -> int:
-    from ..recipes.gpt import GPTPretrainArgs, pretrain_gpt
     from .. import api, generate
+    from ..recipes.gpt import GPTPretrainArgs, pretrain_gpt
 
     apply_budget_defaults(args)
     overrides = {"dropout": args.dropout} if args.dropout is not None else {}
@@ -160,7 +160,6 @@ def run_generate(args) -> int:
 
 def run_chat(args) -> int:
     from .. import generate
-
     from ..data.llava_inputs import reads_images
 
     model, tok = _load(args)
