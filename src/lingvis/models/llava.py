@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..nn import BlockInputs, KVCache, run_blocks
+from ..nn.eval_mode import eval_mode
 from ..nn.mlp import ACTIVATIONS
 from ..nn.packed_linear import packed_linears
 from .causal_lm import CausalLM
@@ -297,11 +298,9 @@ class Llava(CausalLM):
         """(B, T + N) ids from prompts whose placeholders are filled by the images of `pixel_values`
         (keywords as `CausalLM.generate`)."""
         if kw.get("inputs_embeds") is None:
-            was = self.training
-            self.eval()
-            with packed_linears(self):  # the tower's and projector's linears on the kernel measured faster
+            # the tower's and projector's linears on the kernel measured faster
+            with eval_mode(self), packed_linears(self):
                 kw["inputs_embeds"] = self.prompt_embeds(input_ids, pixel_values)
-            self.train(was)
         return super().generate(input_ids, max_new_tokens, **kw)
 
 
