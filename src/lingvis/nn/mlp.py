@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .packed_linear import linear, onednn_epilogue
+
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
@@ -42,6 +44,8 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C); ctx: unused (block protocol)
+        if self.activation == "swiglu" and type(self.fc) is nn.Linear and onednn_epilogue(x, self.fc.weight):
+            return self.dropout(self.proj(self._swiglu_split(x)))
         h = self.fc(x)  # (B, T, H) or (B, T, 2H)
         overwrite = not (h.requires_grad and torch.is_grad_enabled())  # fc's fresh output, no gradient
         if self.gated:
@@ -52,3 +56,13 @@ class MLP(nn.Module):
         else:
             h = ACTIVATIONS[self.activation](h)
         return self.dropout(self.proj(h))  # (B, T, C)
+
+    def _swiglu_split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, H)
+        """SwiGLU in inference as two products, each on its half of `fc`'s weight: the gate half through oneDNN
+        with the SiLU fused into the product (no separate SiLU pass over a strided (B, T, H) half), the other
+        half plainly; the product written into the gate's buffer (no new (B, T, H) allocation)."""
+        w, b = self.fc.weight, self.fc.bias  # (2H, C), (2H,) or None
+        H = w.shape[0] // 2
+        gate = linear(x, w[:H], None if b is None else b[:H], self.fc, "gate", epilogue="silu")  # (B, T, H)
+        up = linear(x, w[H:], None if b is None else b[H:], self.fc, "up")  # (B, T, H)
+        return gate.mul_(up)

@@ -3,8 +3,8 @@ faster than MKL's sgemm on this machine (nn/gemm_select.py decides per shape).
 
 `linear(x, w, b, owner=..., slot=...)` is `F.linear` with that choice: under `torch.no_grad()` / inference
 mode, for CPU fp32 inputs, the product runs through oneDNN on a packed copy of `w` cached under (owner, slot)
-when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU into the
-product), and a one-row product through lingvis' native GEMV where that measures faster than MKL's gemv;
+when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU or SiLU into
+the product), and a one-row product through lingvis' native GEMV where that measures faster than MKL's gemv;
 otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it
 is `F.linear` itself. Packed copies are rebuilt when the weight tensor or its contents change (tensor version)
 and dropped with the owner (`release_packed` frees them sooner).
@@ -31,7 +31,8 @@ from .gemm_select import GEMV_KERNEL, PACK_HINT, choose_kernel, native_linear
 # owner module -> {slot: (weakref to the weight's base, (address, shape, strides, version), packed weight)};
 # kept off the module: opaque oneDNN tensors cannot be deep-copied
 _PACKED: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
-_GELU = {"gelu": "none", "gelu_tanh": "tanh"}  # epilogue name -> oneDNN's GELU algorithm
+# epilogue name -> (oneDNN post-op, its algorithm); oneDNN's "swish" is x * sigmoid(x), i.e. SiLU
+_EPILOGUES = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "silu": ("swish", "")}
 _HAS_OPS = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
@@ -91,12 +92,18 @@ def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = Non
     return _eligible(x, w, b) and choose_kernel(x.numel() // x.shape[-1], w.shape[1], w.shape[0]) == "onednn"
 
 
+def onednn_epilogue(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether `linear(x, w, ..., epilogue=...)` runs several rows through oneDNN with the activation fused (CPU
+    fp32 inference with the packed path on; a one-row product takes the GEMV and a separate activation)."""
+    return _eligible(x, w, None) and x.numel() > x.shape[-1]
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: object, slot: str = "weight",
            epilogue: str = "none") -> torch.Tensor:
-    """(..., K) @ w (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh'), through the kernel
-    measured faster for this shape; the packed copy of `w` is cached under (owner, slot)."""
-    if epilogue != "none" and epilogue not in _GELU:
-        raise ValueError(f"epilogue must be 'none' or one of {sorted(_GELU)}, got {epilogue!r}")
+    """(..., K) @ w (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh', 'silu'), through the
+    kernel measured faster for this shape; the packed copy of `w` is cached under (owner, slot)."""
+    if epilogue != "none" and epilogue not in _EPILOGUES:
+        raise ValueError(f"epilogue must be 'none' or one of {sorted(_EPILOGUES)}, got {epilogue!r}")
     if _eligible(x, w, b):
         K, N = w.shape[1], w.shape[0]
         x2 = x.reshape(-1, K)  # (M, K)
@@ -106,7 +113,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: obje
             return _activate(y.view(*x.shape[:-1], N), epilogue)
         packed = packed_weight(owner, slot, w) if epilogue != "none" or kernel == "onednn" else None
         if packed is not None:
-            attr, algorithm = ("none", "") if epilogue == "none" else ("gelu", _GELU[epilogue])
+            attr, algorithm = ("none", "") if epilogue == "none" else _EPILOGUES[epilogue]
             y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed, b, attr, [], algorithm)  # (M, N)
             return y.view(*x.shape[:-1], N)
     return _activate(F.linear(x, w, b), epilogue)
@@ -115,6 +122,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: obje
 def _activate(y: torch.Tensor, epilogue: str) -> torch.Tensor:
     if epilogue == "gelu":
         return F.gelu(y)
+    if epilogue == "silu":
+        return F.silu(y)
     return F.gelu(y, approximate="tanh") if epilogue == "gelu_tanh" else y
 
 
