@@ -227,3 +227,28 @@ def test_one_row_on_the_native_gemv_where_chosen(k, n, bias, epilogue, monkeypat
     with torch.no_grad():
         assert torch.equal(linear(x, wt, None, owner, "t"), F.linear(x, wt))
     assert len(native) == 3
+
+
+def test_scaled_weight_is_packed_once_and_forces_onednn(monkeypatch):
+    torch.manual_seed(0)
+    owner = nn.Module()
+    w, b = torch.randn(24, 16), torch.randn(24)
+    rows = _calls(monkeypatch)
+    packs = []
+    real = torch.ops.mkldnn._reorder_linear_weight
+    monkeypatch.setattr(packed_linear.torch.ops.mkldnn, "_reorder_linear_weight",
+                        lambda *a: packs.append(a[0].shape) or real(*a), raising=False)
+    monkeypatch.setenv("LINGVIS_GEMM", "mkl")  # the shape's choice is MKL: a scale still runs on oneDNN
+    for shape in [(2, 300, 16), (5, 16), (1, 16)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            y = linear(x, w, b, owner, "s", scale=1.702)
+            y2 = linear(x, w, b, owner, "s", scale=1.702, epilogue="silu")
+        torch.testing.assert_close(y, F.linear(x, w * 1.702, b), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(y2, F.silu(F.linear(x, w * 1.702, b)), rtol=1e-5, atol=1e-5)
+    assert rows == [600, 600, 5, 5, 1, 1] and len(packs) == 1  # one packed copy of 1.702 w for every call
+    with torch.no_grad():
+        linear(torch.randn(3, 16), w, b, owner, "s", scale=0.5)  # another scale: packed again
+    assert len(packs) == 2
+    y = linear(torch.randn(3, 16), w.requires_grad_(), b, owner, "s", scale=0.5)  # autograd: F.linear on 0.5 w
+    assert y.grad_fn is not None and len(packs) == 2

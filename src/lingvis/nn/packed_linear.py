@@ -57,14 +57,14 @@ def memory_room(nbytes: int, meminfo: str = "/proc/meminfo") -> bool:
         return True
 
 
-def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor | None:
-    """`w` packed for oneDNN, cached under (owner, slot), or None when a new copy would not fit in memory
-    (`memory_room`: the caller then runs `F.linear`); repacked when another tensor comes in or its contents
+def packed_weight(owner: object, slot: str, w: torch.Tensor, scale: float = 1.0) -> torch.Tensor | None:
+    """`w` (times `scale`) packed for oneDNN, cached under (owner, slot), or None when a new copy would not fit in
+    memory (`memory_room`: the caller then runs `F.linear`); repacked when another tensor comes in or its contents
     change. The tensor is held by weak reference to its base (a view made per call, e.g. a 1x1 convolution's
     weight reshaped, matches its parameter; a freed weight's address reused by a new one does not), with its
     offset, shape and version (inference tensors, e.g. weights derived under `torch.inference_mode()`, have none)."""
     base = w if w._base is None else w._base
-    key = (w.data_ptr(), tuple(w.shape), w.stride(), -1 if w.is_inference() else w._version)
+    key = (w.data_ptr(), tuple(w.shape), w.stride(), -1 if w.is_inference() else w._version, scale)
     slots = _PACKED.get(owner)
     if slots is None:
         slots = _PACKED[owner] = {}
@@ -74,8 +74,8 @@ def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor | N
         if not memory_room(w.numel() * w.element_size()):
             return None
         with torch.no_grad():
-            cached = (weakref.ref(base), key,
-                      torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), PACK_HINT))
+            src = w.detach().contiguous() if scale == 1.0 else w.detach() * scale  # (N, K)
+            cached = (weakref.ref(base), key, torch.ops.mkldnn._reorder_linear_weight(src, PACK_HINT))
         slots[slot] = cached
     return cached[2]
 
@@ -99,24 +99,27 @@ def onednn_epilogue(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: object, slot: str = "weight",
-           epilogue: str = "none") -> torch.Tensor:
-    """(..., K) @ w (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh', 'silu'), through the
-    kernel measured faster for this shape; the packed copy of `w` is cached under (owner, slot)."""
+           epilogue: str = "none", scale: float = 1.0) -> torch.Tensor:
+    """(..., K) @ (scale w) (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh', 'silu'),
+    through the kernel measured faster for this shape; the packed copy of `scale w` is cached under (owner,
+    slot). A fused epilogue or a scale runs on oneDNN whatever the shape's choice (the scale lives in the packed
+    copy, so it costs nothing per call)."""
     if epilogue != "none" and epilogue not in _EPILOGUES:
         raise ValueError(f"epilogue must be 'none' or one of {sorted(_EPILOGUES)}, got {epilogue!r}")
     if _eligible(x, w, b):
         K, N = w.shape[1], w.shape[0]
         x2 = x.reshape(-1, K)  # (M, K)
         kernel = choose_kernel(x2.shape[0], K, N)
-        if kernel == GEMV_KERNEL and w.is_contiguous() and (b is None or b.is_contiguous()):
+        if kernel == GEMV_KERNEL and scale == 1.0 and w.is_contiguous() and (b is None or b.is_contiguous()):
             y = native_linear(x2.contiguous(), w.detach(), None if b is None else b.detach())  # (1, N)
             return _activate(y.view(*x.shape[:-1], N), epilogue)
-        packed = packed_weight(owner, slot, w) if epilogue != "none" or kernel == "onednn" else None
+        fused = epilogue != "none" or scale != 1.0
+        packed = packed_weight(owner, slot, w, scale) if fused or kernel == "onednn" else None
         if packed is not None:
             attr, algorithm = ("none", "") if epilogue == "none" else _EPILOGUES[epilogue]
             y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed, b, attr, [], algorithm)  # (M, N)
             return y.view(*x.shape[:-1], N)
-    return _activate(F.linear(x, w, b), epilogue)
+    return _activate(F.linear(x, w if scale == 1.0 else w * scale, b), epilogue)
 
 
 def _activate(y: torch.Tensor, epilogue: str) -> torch.Tensor:
