@@ -80,11 +80,14 @@ def packed_weight(owner: object, slot: str, w: torch.Tensor, scale: float = 1.0)
     return cached[2]
 
 
+_F32 = torch.float32
+
+
 def _eligible(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> bool:
-    return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and w.dtype == torch.float32 and w.device.type == "cpu" and w.dim() == 2
-            and x.shape[-1] == w.shape[1] and x.numel() > 0 and (b is None or b.dtype == torch.float32)
-            and packed_available())
+    # every linear of every inference call asks this: the cheapest tests first (`is_cpu` makes no device object)
+    return (x.dtype is _F32 and w.dtype is _F32 and x.is_cpu and w.is_cpu and not torch.is_grad_enabled()
+            and w.dim() == 2 and x.shape[-1] == w.shape[1] and x.numel() > 0 and (b is None or b.dtype is _F32)
+            and not torch.compiler.is_compiling() and packed_available())
 
 
 def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> bool:
