@@ -59,6 +59,7 @@ def test_strided_views_and_output_layout(B, L, H, D):
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, H, L, D) views, rows 3*H*D apart
     y = native_attention(q, k, v)
     _check(y, F.scaled_dot_product_attention(q, k, v))
+    assert torch.equal(native_attention(q, k, v, checked=True), y)  # the caller checked: the same call
     assert y.transpose(1, 2).is_contiguous()  # (B, L, H, D) underneath: the output projection reads it as is
     t = torch.randn(L, D, 2, generator=g)[..., 0].expand(1, 1, L, D)  # last dimension strided: copied first
     _check(native_attention(t, t, t), F.scaled_dot_product_attention(t, t, t))

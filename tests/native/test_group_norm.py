@@ -64,3 +64,16 @@ def test_refuses_what_it_does_not_take():
         assert not supports(x[:, :16], norm)  # channel count differs
     with pytest.raises(ValueError, match="channels-last"):
         group_norm_nhwc(x.detach().contiguous(), norm)
+
+
+def test_checked_call_and_strided_parameters():
+    norm, x, add = _case(2, 24, 5, 3, 4)
+    with torch.no_grad():
+        want = F.silu(norm(x + add[:, :, None, None]))
+        assert torch.equal(group_norm_nhwc(x, norm, add=add, silu=True, checked=True),
+                           group_norm_nhwc(x, norm, add=add, silu=True))
+        strided = nn.GroupNorm(4, 24, eps=1e-6)  # parameters that are every other element of a longer tensor
+        strided.weight = nn.Parameter(torch.stack([norm.weight.detach(), torch.randn(24)], 1).reshape(-1)[::2])
+        strided.bias = nn.Parameter(torch.stack([norm.bias.detach(), torch.randn(24)], 1).reshape(-1)[::2])
+        assert not strided.weight.is_contiguous() and torch.equal(strided.weight, norm.weight)
+        torch.testing.assert_close(group_norm_nhwc(x, strided, add=add, silu=True), want, rtol=1e-5, atol=1e-5)

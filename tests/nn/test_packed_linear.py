@@ -84,8 +84,11 @@ def test_forced_kernel_from_environment(monkeypatch):
     assert rows == [300]
 
 
-@pytest.mark.parametrize("epilogue, approximate", [("gelu", "none"), ("gelu_tanh", "tanh")])
-def test_linear_function_with_gelu_epilogue(epilogue, approximate, monkeypatch):
+ACTS = {"gelu": F.gelu, "gelu_tanh": lambda y: F.gelu(y, approximate="tanh"), "silu": F.silu}
+
+
+@pytest.mark.parametrize("epilogue", sorted(ACTS))
+def test_linear_function_with_fused_epilogue(epilogue, monkeypatch):
     torch.manual_seed(0)
     owner = nn.Module()
     w, b = torch.randn(24, 16), torch.randn(24)
@@ -94,8 +97,8 @@ def test_linear_function_with_gelu_epilogue(epilogue, approximate, monkeypatch):
     with torch.no_grad():
         y = linear(x, w, b, owner, "fc", epilogue)
     assert rows == [600] and y.shape == (2, 300, 24)
-    torch.testing.assert_close(y, F.gelu(F.linear(x, w, b), approximate=approximate), rtol=1e-5, atol=1e-5)
-    y = linear(x, w.requires_grad_(), b, owner, "fc", epilogue)  # autograd on: F.linear then the GELU
+    torch.testing.assert_close(y, ACTS[epilogue](F.linear(x, w, b)), rtol=1e-5, atol=1e-5)
+    y = linear(x, w.requires_grad_(), b, owner, "fc", epilogue)  # autograd on: F.linear then the activation
     assert y.grad_fn is not None and rows == [600]
     with pytest.raises(ValueError, match="epilogue"):
         linear(x, w, b, owner, "fc", "relu")
@@ -201,7 +204,8 @@ def test_no_room_for_a_packed_copy_runs_f_linear(monkeypatch):
 
 @pytest.mark.skipif(not gemm_select.gemv_available(), reason="native kernels not built")
 @pytest.mark.parametrize("k, n, bias, epilogue", [(48, 40, True, "none"), (3, 1, False, "none"),
-                                                  (517, 1031, True, "gelu"), (64, 33, False, "gelu_tanh")])
+                                                  (517, 1031, True, "gelu"), (64, 33, False, "gelu_tanh"),
+                                                  (31, 17, True, "silu")])
 def test_one_row_on_the_native_gemv_where_chosen(k, n, bias, epilogue, monkeypatch):
     monkeypatch.setattr(gemm_select, "CHOOSER", _prefer(256, gemv=True))  # the native GEMV measures faster
     torch.manual_seed(0)
@@ -215,7 +219,7 @@ def test_one_row_on_the_native_gemv_where_chosen(k, n, bias, epilogue, monkeypat
         with torch.no_grad():
             y = linear(x, w, b, owner, "w", epilogue)
         ref = F.linear(x, w, b)
-        ref = F.gelu(ref, approximate="tanh" if epilogue == "gelu_tanh" else "none") if epilogue != "none" else ref
+        ref = ACTS[epilogue](ref) if epilogue != "none" else ref
         assert y.shape == ref.shape
         torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
     assert native == [(1, k)] * 3 and rows == []  # every call on the GEMV, none on oneDNN
@@ -223,3 +227,28 @@ def test_one_row_on_the_native_gemv_where_chosen(k, n, bias, epilogue, monkeypat
     with torch.no_grad():
         assert torch.equal(linear(x, wt, None, owner, "t"), F.linear(x, wt))
     assert len(native) == 3
+
+
+def test_scaled_weight_is_packed_once_and_forces_onednn(monkeypatch):
+    torch.manual_seed(0)
+    owner = nn.Module()
+    w, b = torch.randn(24, 16), torch.randn(24)
+    rows = _calls(monkeypatch)
+    packs = []
+    real = torch.ops.mkldnn._reorder_linear_weight
+    monkeypatch.setattr(packed_linear.torch.ops.mkldnn, "_reorder_linear_weight",
+                        lambda *a: packs.append(a[0].shape) or real(*a), raising=False)
+    monkeypatch.setenv("LINGVIS_GEMM", "mkl")  # the shape's choice is MKL: a scale still runs on oneDNN
+    for shape in [(2, 300, 16), (5, 16), (1, 16)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            y = linear(x, w, b, owner, "s", scale=1.702)
+            y2 = linear(x, w, b, owner, "s", scale=1.702, epilogue="silu")
+        torch.testing.assert_close(y, F.linear(x, w * 1.702, b), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(y2, F.silu(F.linear(x, w * 1.702, b)), rtol=1e-5, atol=1e-5)
+    assert rows == [600, 600, 5, 5, 1, 1] and len(packs) == 1  # one packed copy of 1.702 w for every call
+    with torch.no_grad():
+        linear(torch.randn(3, 16), w, b, owner, "s", scale=0.5)  # another scale: packed again
+    assert len(packs) == 2
+    y = linear(torch.randn(3, 16), w.requires_grad_(), b, owner, "s", scale=0.5)  # autograd: F.linear on 0.5 w
+    assert y.grad_fn is not None and len(packs) == 2

@@ -47,3 +47,32 @@ def test_rotary_preserves_norm_and_encodes_relative_position():
 def test_rotary_shapes_broadcast_over_heads():
     cos, sin = Rotary(8, 32)(torch.arange(5)[None].expand(3, 5))
     assert cos.shape == sin.shape == (3, 1, 5, 8)
+
+
+def _rotate_reference(x, cos, sin):
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def test_rotary_without_autograd_matches_the_formula_on_views_and_broadcasts():
+    torch.manual_seed(0)
+    cases = [((2, 4, 7, 16), (2, 1, 7, 16)),   # (B, H, T, D) with cos/sin broadcast over heads
+             ((1, 3, 5, 6), (1, 1, 5, 6)),
+             ((3, 1, 2, 8), (3, 4, 2, 8))]     # cos/sin wider than x: the result takes the broadcast shape
+    for xs, cs in cases:
+        x = torch.randn(xs[0], xs[2], xs[1], xs[3]).transpose(1, 2)  # a strided (B, H, T, D) view, as q/k are
+        cos, sin = torch.randn(cs), torch.randn(cs)
+        with torch.no_grad():
+            y = apply_rotary(x, cos, sin)
+        ref = _rotate_reference(x, cos, sin)
+        assert y.shape == ref.shape
+        torch.testing.assert_close(y, ref, rtol=1e-6, atol=1e-6)
+    x = torch.randn(1, 2, 3, 5)  # odd width: the formula's uneven halves
+    cos, sin = torch.randn(1, 1, 3, 5), torch.randn(1, 1, 3, 5)
+    with torch.no_grad():
+        assert torch.equal(apply_rotary(x, cos, sin), _rotate_reference(x, cos, sin))
+    xg = torch.randn(2, 4, 7, 16, requires_grad=True)  # autograd on: the formula itself, gradients flow
+    cos, sin = torch.randn(2, 1, 7, 16), torch.randn(2, 1, 7, 16)
+    y = apply_rotary(xg, cos, sin)
+    y.sum().backward()
+    assert torch.equal(y.detach(), _rotate_reference(xg, cos, sin).detach()) and xg.grad is not None

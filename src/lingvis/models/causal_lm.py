@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn.eval_mode import eval_mode
+
 
 class CausalLM(nn.Module):
     """Subclasses implement `forward(input_ids, attention_mask, position_ids, cache, last_only)`,
@@ -34,26 +36,17 @@ class CausalLM(nn.Module):
             padded = attention_mask is not None and not bool(attention_mask.all())
             if input_ids is None or inputs_embeds is not None or not use_cache or padded:
                 raise ValueError("speculative decoding needs token ids, the KV cache and no padding")
-            with torch.no_grad():
-                was_training = self.training
-                self.eval()
-                try:
-                    return generate_speculative_ids(
-                        self, input_ids, speculative, num_draft_tokens, max_new_tokens=max_new_tokens,
-                        temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-                        eos_ids=eos, seed=seed)
-                finally:
-                    self.train(was_training)
+            with torch.no_grad(), eval_mode(self):
+                return generate_speculative_ids(
+                    self, input_ids, speculative, num_draft_tokens, max_new_tokens=max_new_tokens,
+                    temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+                    eos_ids=eos, seed=seed)
         if input_ids is None:
             if inputs_embeds is None:
                 raise ValueError("pass input_ids or inputs_embeds")
             input_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return generate_ids(self, input_ids, attention_mask, use_cache, inputs_embeds=inputs_embeds,
                                 max_new_tokens=max_new_tokens,
                                 temperature=temperature, top_k=top_k, top_p=top_p,
                                 repetition_penalty=repetition_penalty, eos_ids=eos, seed=seed, compile=compile)
-        finally:
-            self.train(was_training)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..nn import BlockInputs, KVCache, run_blocks
+from ..nn.eval_mode import eval_mode
 from ..nn.mlp import ACTIVATIONS
 from ..nn.packed_linear import packed_linears
 from .causal_lm import CausalLM
@@ -296,13 +297,12 @@ class Llava(CausalLM):
                  **kw) -> torch.Tensor:
         """(B, T + N) ids from prompts whose placeholders are filled by the images of `pixel_values`
         (keywords as `CausalLM.generate`)."""
-        if kw.get("inputs_embeds") is None:
-            was = self.training
-            self.eval()
-            with packed_linears(self):  # the tower's and projector's linears on the kernel measured faster
+        # one mode switch and one routing of the linears (to the kernel measured faster) for the whole call: the
+        # tower and projector here, the LM's prefill and steps inside (where the nested uses find them done)
+        with eval_mode(self), packed_linears(self):
+            if kw.get("inputs_embeds") is None:
                 kw["inputs_embeds"] = self.prompt_embeds(input_ids, pixel_values)
-            self.train(was)
-        return super().generate(input_ids, max_new_tokens, **kw)
+            return super().generate(input_ids, max_new_tokens, **kw)
 
 
 def llava_fields(vision_preset: str, text_preset: str, vision: dict | None = None, **text) -> dict:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..native import group_norm as native_gn
 from .registry import register_family, register_preset
 from .unet_blocks import (
     ACTIVATIONS,
@@ -177,7 +179,11 @@ class UNet(nn.Module):
             mine, skips = skips[-len(stage.res):], skips[:-len(stage.res)]
             size = tuple(skips[-1].shape[2:]) if odd and stage.sampler is not None else None
             h = stage.up(h, mine, temb, text_states, bias, size)
-        out = conv2d(self.conv_out, self.act(self.norm_out(h))).contiguous()
+        if self.act is F.silu and not torch.is_grad_enabled() and native_gn.supports(h, self.norm_out):
+            h = native_gn.group_norm_nhwc(h, self.norm_out, silu=True, checked=True)  # one pass, channels-last
+        else:
+            h = self.act(self.norm_out(h))
+        out = conv2d(self.conv_out, h).contiguous()
         return grow(out, text_states.shape[0])  # (B, C_out, H, W)
 
 

@@ -114,12 +114,13 @@ class ResBlock(nn.Module):
         # x: (B, C_in, H, W); temb: (B, T)
         fused = (self.act is F.silu and not torch.is_grad_enabled()  # channels-last inference: one kernel
                  and native_gn.supports(x, self.norm1))
-        h = native_gn.group_norm_nhwc(x, self.norm1, silu=True) if fused else self.act_fresh(self.norm1(x))
+        h = (native_gn.group_norm_nhwc(x, self.norm1, silu=True, checked=True) if fused
+             else self.act_fresh(self.norm1(x)))
         h = conv2d(self.conv1, h)  # (B, C_out, H, W)
         if fused and self.time_norm != "scale_shift" and native_gn.supports(h, self.norm2):
             # silu(norm2(h + emb)) in one pass, written over conv1's fresh output
             emb = None if self.time_proj is None else grow(self.time_proj(self.act(temb)), h.shape[0])  # (B, C_out)
-            h = native_gn.group_norm_nhwc(h, self.norm2, add=emb, silu=True, out=h)
+            h = native_gn.group_norm_nhwc(h, self.norm2, add=emb, silu=True, out=h, checked=True)
         else:
             if self.time_proj is not None:
                 emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
@@ -194,7 +195,7 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
         B, C, H, W = x.shape
-        h = native_gn.group_norm_nhwc(x, self.norm) if native_gn.supports(x, self.norm) else self.norm(x)
+        h = native_gn.group_norm_nhwc(x, self.norm, checked=True) if native_gn.supports(x, self.norm) else self.norm(x)
         h = h.permute(0, 2, 3, 1).reshape(B, H * W, C)  # (B, N, C); a view when channels-last
         if self.linear:
             h = self.proj_in(h)

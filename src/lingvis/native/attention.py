@@ -45,9 +45,10 @@ def _rows(t: torch.Tensor) -> torch.Tensor:  # the last dimension contiguous (st
 
 
 def native_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None,
-                     causal: bool = False) -> torch.Tensor:
-    """softmax(q k^T * scale [+ causal mask]) v: q (B, H, Lq, D), k/v (B, Hkv, Lk, D) -> (B, H, Lq, D)."""
-    if not supports(q, k, v):
+                     causal: bool = False, checked: bool = False) -> torch.Tensor:
+    """softmax(q k^T * scale [+ causal mask]) v: q (B, H, Lq, D), k/v (B, Hkv, Lk, D) -> (B, H, Lq, D).
+    `checked`: the caller has just seen `supports(q, k, v)` hold (nn/fast_attention asks once per call)."""
+    if not checked and not supports(q, k, v):
         raise ValueError(f"native attention needs fp32 CPU tensors without autograd, q (B, H, Lq, D) and k = v "
                          f"(B, Hkv, Lk, D), H % Hkv == 0, D <= {MAX_HEAD_DIM} and the native kernels built; got "
                          f"{q.dtype} {tuple(q.shape)}, {k.dtype} {tuple(k.shape)}, {v.dtype} {tuple(v.shape)}")

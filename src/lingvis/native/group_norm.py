@@ -28,10 +28,11 @@ def supports(x: torch.Tensor, norm: nn.GroupNorm) -> bool:
 
 
 def group_norm_nhwc(x: torch.Tensor, norm: nn.GroupNorm, add: torch.Tensor | None = None, silu: bool = False,
-                    out: torch.Tensor | None = None) -> torch.Tensor:
+                    out: torch.Tensor | None = None, checked: bool = False) -> torch.Tensor:
     """act(norm(x + add)): x (B, C, H, W) channels-last, add (B, C) or None, act SiLU or none; the result is a
-    channels-last (B, C, H, W) tensor (`out`, which may be `x` itself, when given)."""
-    if not supports(x, norm):
+    channels-last (B, C, H, W) tensor (`out`, which may be `x` itself, when given). `checked`: the caller has
+    just seen `supports(x, norm)` hold (the UNet's blocks ask once per call, not twice)."""
+    if not checked and not supports(x, norm):
         raise ValueError(f"native group_norm needs a channels-last fp32 CPU (B, C, H, W) map without autograd and "
                          f"the native kernels built; got {x.dtype} {tuple(x.shape)} on {x.device}")
     B, C, H, W = x.shape
@@ -40,8 +41,8 @@ def group_norm_nhwc(x: torch.Tensor, norm: nn.GroupNorm, add: torch.Tensor | Non
     y = torch.empty_like(x, memory_format=torch.channels_last) if out is None else out  # (B, C, H, W) NHWC
     if y.shape != x.shape or not y.is_contiguous(memory_format=torch.channels_last):
         raise ValueError(f"out must be a channels-last {tuple(x.shape)} tensor, got {tuple(y.shape)}")
-    weight = norm.weight.detach().contiguous() if norm.affine else None  # (C,)
-    bias = norm.bias.detach().contiguous() if norm.affine else None  # (C,)
+    weight = _flat(norm.weight) if norm.affine else None  # (C,)
+    bias = _flat(norm.bias) if norm.affine else None  # (C,)
     rc = load().lv_group_norm_nhwc_f32(x.data_ptr(), None if add is None else add.data_ptr(),
                                        None if weight is None else weight.data_ptr(),
                                        None if bias is None else bias.data_ptr(), y.data_ptr(), B, H * W, C,
@@ -49,3 +50,8 @@ def group_norm_nhwc(x: torch.Tensor, norm: nn.GroupNorm, add: torch.Tensor | Non
     if rc != 0:
         raise RuntimeError(f"lv_group_norm_nhwc_f32 failed ({rc}: {'no memory' if rc == -2 else 'bad groups'})")
     return y
+
+
+def _flat(p: torch.Tensor) -> torch.Tensor:
+    """A (C,) parameter as the kernel reads it: itself when contiguous (only its address is passed), else a copy."""
+    return p if p.is_contiguous() else p.detach().contiguous()

@@ -125,6 +125,6 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
               scale: float | None = None) -> torch.Tensor:
     """softmax(q k^T * scale [causal]) v: q (B, H, Lq, D), k/v (B, Hkv, Lk, D) -> (B, H, Lq, D), by the
     measured-faster kernel (see the module doc). With autograd, on other devices/dtypes: SDPA."""
-    if choose_kernel(q, k, causal, v) == "native":
-        return native_attention(q, k, v, scale, causal)
+    if choose_kernel(q, k, causal, v) == "native":  # (supports(q, k, v) held there)
+        return native_attention(q, k, v, scale, causal, checked=True)
     return _sdpa(q, k, v, causal, scale)

@@ -5,10 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .packed_linear import linear, onednn_epilogue
+
+QUICK_GELU = 1.702  # quick_gelu(x) = x * sigmoid(1.702 x)
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "quick_gelu": lambda x: x * torch.sigmoid(QUICK_GELU * x),
     "relu": F.relu,
     "relu2": lambda x: F.relu(x).square(),
     "silu": F.silu,
@@ -19,7 +22,7 @@ GATED = {"swiglu": F.silu, "geglu": F.gelu}
 INPLACE = {
     "gelu": lambda x: torch._C._nn.gelu_(x),
     "gelu_tanh": lambda x: torch._C._nn.gelu_(x, approximate="tanh"),
-    "quick_gelu": lambda x: x.mul_(x.mul(1.702).sigmoid_()),  # one (B, T, H) temporary instead of three
+    "quick_gelu": lambda x: x.mul_(x.mul(QUICK_GELU).sigmoid_()),  # one (B, T, H) temporary instead of three
     "relu": F.relu_,
     "silu": lambda x: F.silu(x, inplace=True),
 }
@@ -42,6 +45,11 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, ctx=None) -> torch.Tensor:  # (B, T, C); ctx: unused (block protocol)
+        if self.activation == "swiglu" and type(self.fc) is nn.Linear and onednn_epilogue(x, self.fc.weight):
+            return self.dropout(self.proj(self._swiglu_split(x)))
+        if (self.activation == "quick_gelu" and type(self.fc) is nn.Linear and type(self.proj) is nn.Linear
+                and onednn_epilogue(x, self.fc.weight)):
+            return self.dropout(self._quick_gelu_folded(x))
         h = self.fc(x)  # (B, T, H) or (B, T, 2H)
         overwrite = not (h.requires_grad and torch.is_grad_enabled())  # fc's fresh output, no gradient
         if self.gated:
@@ -52,3 +60,23 @@ class MLP(nn.Module):
         else:
             h = ACTIVATIONS[self.activation](h)
         return self.dropout(self.proj(h))  # (B, T, C)
+
+    def _swiglu_split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, H)
+        """SwiGLU in inference as two products, each on its half of `fc`'s weight: the gate half through oneDNN
+        with the SiLU fused into the product (no separate SiLU pass over a strided (B, T, H) half), the other
+        half plainly; the product written into the gate's buffer (no new (B, T, H) allocation)."""
+        w, b = self.fc.weight, self.fc.bias  # (2H, C), (2H,) or None
+        H = w.shape[0] // 2
+        gate = linear(x, w[:H], None if b is None else b[:H], self.fc, "gate", epilogue="silu")  # (B, T, H)
+        up = linear(x, w[H:], None if b is None else b[H:], self.fc, "up")  # (B, T, H)
+        return gate.mul_(up)
+
+    def _quick_gelu_folded(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        """quick_gelu(y) = y sigmoid(1.702 y) = silu(1.702 y) / 1.702, so in inference `fc` runs on its weight and
+        bias times 1.702 with oneDNN's SiLU fused into the product, and the 1 / 1.702 goes into `proj`'s packed
+        weight: no activation pass over the (B, T, H) hidden (quick_gelu's were three: a product, a sigmoid and a
+        product; CLIP towers, e.g. LLaVA's)."""
+        b = self.fc.bias
+        z = linear(x, self.fc.weight, None if b is None else b * QUICK_GELU, self.fc, "quick_gelu", epilogue="silu",
+                   scale=QUICK_GELU)  # (B, T, H): 1.702 quick_gelu(fc(x))
+        return linear(z, self.proj.weight, self.proj.bias, self.proj, "quick_gelu", scale=1.0 / QUICK_GELU)

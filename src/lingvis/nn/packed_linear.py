@@ -3,8 +3,8 @@ faster than MKL's sgemm on this machine (nn/gemm_select.py decides per shape).
 
 `linear(x, w, b, owner=..., slot=...)` is `F.linear` with that choice: under `torch.no_grad()` / inference
 mode, for CPU fp32 inputs, the product runs through oneDNN on a packed copy of `w` cached under (owner, slot)
-when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU into the
-product), and a one-row product through lingvis' native GEMV where that measures faster than MKL's gemv;
+when the shape's measured choice is oneDNN (or an epilogue is asked for: oneDNN fuses the GELU or SiLU into
+the product), and a one-row product through lingvis' native GEMV where that measures faster than MKL's gemv;
 otherwise, and always with autograd on or under `torch.compile` (inductor packs its own weights), it
 is `F.linear` itself. Packed copies are rebuilt when the weight tensor or its contents change (tensor version)
 and dropped with the owner (`release_packed` frees them sooner).
@@ -31,7 +31,8 @@ from .gemm_select import GEMV_KERNEL, PACK_HINT, choose_kernel, native_linear
 # owner module -> {slot: (weakref to the weight's base, (address, shape, strides, version), packed weight)};
 # kept off the module: opaque oneDNN tensors cannot be deep-copied
 _PACKED: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
-_GELU = {"gelu": "none", "gelu_tanh": "tanh"}  # epilogue name -> oneDNN's GELU algorithm
+# epilogue name -> (oneDNN post-op, its algorithm); oneDNN's "swish" is x * sigmoid(x), i.e. SiLU
+_EPILOGUES = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "silu": ("swish", "")}
 _HAS_OPS = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
@@ -56,14 +57,14 @@ def memory_room(nbytes: int, meminfo: str = "/proc/meminfo") -> bool:
         return True
 
 
-def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor | None:
-    """`w` packed for oneDNN, cached under (owner, slot), or None when a new copy would not fit in memory
-    (`memory_room`: the caller then runs `F.linear`); repacked when another tensor comes in or its contents
+def packed_weight(owner: object, slot: str, w: torch.Tensor, scale: float = 1.0) -> torch.Tensor | None:
+    """`w` (times `scale`) packed for oneDNN, cached under (owner, slot), or None when a new copy would not fit in
+    memory (`memory_room`: the caller then runs `F.linear`); repacked when another tensor comes in or its contents
     change. The tensor is held by weak reference to its base (a view made per call, e.g. a 1x1 convolution's
     weight reshaped, matches its parameter; a freed weight's address reused by a new one does not), with its
     offset, shape and version (inference tensors, e.g. weights derived under `torch.inference_mode()`, have none)."""
     base = w if w._base is None else w._base
-    key = (w.data_ptr(), tuple(w.shape), w.stride(), -1 if w.is_inference() else w._version)
+    key = (w.data_ptr(), tuple(w.shape), w.stride(), -1 if w.is_inference() else w._version, scale)
     slots = _PACKED.get(owner)
     if slots is None:
         slots = _PACKED[owner] = {}
@@ -73,17 +74,20 @@ def packed_weight(owner: object, slot: str, w: torch.Tensor) -> torch.Tensor | N
         if not memory_room(w.numel() * w.element_size()):
             return None
         with torch.no_grad():
-            cached = (weakref.ref(base), key,
-                      torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), PACK_HINT))
+            src = w.detach().contiguous() if scale == 1.0 else w.detach() * scale  # (N, K)
+            cached = (weakref.ref(base), key, torch.ops.mkldnn._reorder_linear_weight(src, PACK_HINT))
         slots[slot] = cached
     return cached[2]
 
 
+_F32 = torch.float32
+
+
 def _eligible(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> bool:
-    return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and w.dtype == torch.float32 and w.device.type == "cpu" and w.dim() == 2
-            and x.shape[-1] == w.shape[1] and x.numel() > 0 and (b is None or b.dtype == torch.float32)
-            and packed_available())
+    # every linear of every inference call asks this: the cheapest tests first (`is_cpu` makes no device object)
+    return (x.dtype is _F32 and w.dtype is _F32 and x.is_cpu and w.is_cpu and not torch.is_grad_enabled()
+            and w.dim() == 2 and x.shape[-1] == w.shape[1] and x.numel() > 0 and (b is None or b.dtype is _F32)
+            and not torch.compiler.is_compiling() and packed_available())
 
 
 def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> bool:
@@ -91,30 +95,41 @@ def onednn_chosen(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = Non
     return _eligible(x, w, b) and choose_kernel(x.numel() // x.shape[-1], w.shape[1], w.shape[0]) == "onednn"
 
 
+def onednn_epilogue(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether `linear(x, w, ..., epilogue=...)` runs several rows through oneDNN with the activation fused (CPU
+    fp32 inference with the packed path on; a one-row product takes the GEMV and a separate activation)."""
+    return _eligible(x, w, None) and x.numel() > x.shape[-1]
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: object, slot: str = "weight",
-           epilogue: str = "none") -> torch.Tensor:
-    """(..., K) @ w (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh'), through the kernel
-    measured faster for this shape; the packed copy of `w` is cached under (owner, slot)."""
-    if epilogue != "none" and epilogue not in _GELU:
-        raise ValueError(f"epilogue must be 'none' or one of {sorted(_GELU)}, got {epilogue!r}")
+           epilogue: str = "none", scale: float = 1.0) -> torch.Tensor:
+    """(..., K) @ (scale w) (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh', 'silu'),
+    through the kernel measured faster for this shape; the packed copy of `scale w` is cached under (owner,
+    slot). A fused epilogue or a scale runs on oneDNN whatever the shape's choice (the scale lives in the packed
+    copy, so it costs nothing per call)."""
+    if epilogue != "none" and epilogue not in _EPILOGUES:
+        raise ValueError(f"epilogue must be 'none' or one of {sorted(_EPILOGUES)}, got {epilogue!r}")
     if _eligible(x, w, b):
         K, N = w.shape[1], w.shape[0]
         x2 = x.reshape(-1, K)  # (M, K)
         kernel = choose_kernel(x2.shape[0], K, N)
-        if kernel == GEMV_KERNEL and w.is_contiguous() and (b is None or b.is_contiguous()):
+        if kernel == GEMV_KERNEL and scale == 1.0 and w.is_contiguous() and (b is None or b.is_contiguous()):
             y = native_linear(x2.contiguous(), w.detach(), None if b is None else b.detach())  # (1, N)
             return _activate(y.view(*x.shape[:-1], N), epilogue)
-        packed = packed_weight(owner, slot, w) if epilogue != "none" or kernel == "onednn" else None
+        fused = epilogue != "none" or scale != 1.0
+        packed = packed_weight(owner, slot, w, scale) if fused or kernel == "onednn" else None
         if packed is not None:
-            attr, algorithm = ("none", "") if epilogue == "none" else ("gelu", _GELU[epilogue])
+            attr, algorithm = ("none", "") if epilogue == "none" else _EPILOGUES[epilogue]
             y = torch.ops.mkldnn._linear_pointwise(x2.contiguous(), packed, b, attr, [], algorithm)  # (M, N)
             return y.view(*x.shape[:-1], N)
-    return _activate(F.linear(x, w, b), epilogue)
+    return _activate(F.linear(x, w if scale == 1.0 else w * scale, b), epilogue)
 
 
 def _activate(y: torch.Tensor, epilogue: str) -> torch.Tensor:
     if epilogue == "gelu":
         return F.gelu(y)
+    if epilogue == "silu":
+        return F.silu(y)
     return F.gelu(y, approximate="tanh") if epilogue == "gelu_tanh" else y
 
 

