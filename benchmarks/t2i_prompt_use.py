@@ -7,10 +7,11 @@
    whether it is the only one.
 
 3. colour pull: for `a large <colour> circle` (the 6 colours) on the same noised white images at a high noise level,
-   the shift of the x0 estimate's mean colour from the 6 prompts' mean, against the palette colour's shift from the
-   palette mean: how often the closest palette shift (cosine) is the named colour's (chance 1/6), the mean cosine
-   with the named colour's shift and the mean shift length (an ideal model: about the object's area fraction x the
-   palette shift, 0.02-0.07). Under 2 CPU-s; it moves long before the samples do.
+   the shift of the x0 estimate's mean colour (decoded, for a latent model) from the 6 prompts' mean, against the
+   palette colour's shift from the palette mean: how often the closest palette shift (cosine) is the named
+   colour's (chance 1/6), the mean cosine with the named colour's shift and the mean shift length (an ideal model:
+   about the object's area fraction x the palette shift, 0.02-0.07). Under 2 CPU-s; it moves long before the
+   samples do.
 
 A model that ignores the prompt shows a zero text gain, the named colour about as often as chance and a colour pull
 at chance.
@@ -36,6 +37,7 @@ def text_gain(model, tokenizer, val_json: str, n: int, sigmas=(0.2, 0.5, 0.7, 0.
     groups = load_groups(val_json)[0][:n]
     ds = CaptionedImages(groups, image_transform(model.image_size), random_caption=False)
     x0 = torch.stack([ds[i]["image"] for i in range(len(ds))])  # (N, 3, H, W) in [-1, 1]
+    x0 = model.to_latents(x0, torch.Generator().manual_seed(seed))  # (N, C, h, w): the diffusion space
     texts = [ds[i]["text"] for i in range(len(ds))]
     prompts = {"cond": texts, "empty": [""] * len(texts), "shuffled": texts[1:] + texts[:1]}
     den = model.sampling_denoiser
@@ -69,11 +71,12 @@ def colour_pull(model, tokenizer, sigmas=(0.95, 0.85, 0.7), n: int = 16, seed: i
                                                         model.text_length))  # (K, L, D)
         states = states.repeat_interleave(n, 0)  # (K*n, L, D)
         mask = None if mask is None else mask.repeat_interleave(n, 0)
+        white = model.to_latents(torch.ones(1, 3, size, size), torch.Generator().manual_seed(seed))  # (1, C, h, w)
         for s in sigmas:
-            noise = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
-            x_t = ((1 - s) + s * noise).repeat(k, 1, 1, 1)  # (K*n, 3, H, W): white images noised to sigma s
+            noise = torch.randn(n, *white.shape[1:], generator=torch.Generator().manual_seed(seed))  # (n, C, h, w)
+            x_t = ((1 - s) * white + s * noise).repeat(k, 1, 1, 1)  # (K*n, C, h, w): white images noised to sigma s
             t = torch.full((k * n,), s * model.config.scheduler.get("num_train_timesteps", 1000))
-            x0 = x_t - s * den(x_t, t, states, mask)  # (K*n, 3, H, W) the x0 estimate (rectified flow)
+            x0 = model.from_latents(x_t - s * den(x_t, t, states, mask))  # (K*n, 3, H, W) the x0 estimate, pixels
             mean = x0.view(k, n, 3, -1).mean(-1)  # (K, n, 3)
             shift = mean - mean.mean(0, keepdim=True)  # (K, n, 3)
             cos = nn_normalize(shift) @ want.T  # (K, n, K)

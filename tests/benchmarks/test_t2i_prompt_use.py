@@ -58,6 +58,12 @@ class _ColourModel(torch.nn.Module):
                     states[i, 0] = self.palette[tid]
         return states, None
 
+    def to_latents(self, images, generator=None):  # pixel space
+        return images
+
+    def from_latents(self, latents):
+        return latents
+
     @property
     def sampling_denoiser(self):
         def velocity(x_t, t, states, mask):  # rectified flow: v = (x_t - x0) / sigma

@@ -115,3 +115,26 @@ def test_shapes_recipe_is_a_cpu_budgeted_flow_dit_that_trains(data, tmp_path):
     assert summary["step"] == 2 and model.config.denoiser_family == "dit" and model.denoiser.config.conv_out == 8
     assert model.config.scheduler["_class_name"] == "FlowMatchEulerDiscreteScheduler"
     assert model.image_size == 16 and (tmp_path / "run" / "samples").is_dir()
+
+
+def test_latent_dit_with_a_clip_text_tower(data, tmp_path):
+    """The DiT recipe over an autoencoder's latents (`vae-shapes-32`: 16px -> 8x8x4 here) and a frozen CLIP text
+    tower: the DiT takes the latent channels (it has no out_channels field) and the tower's width as its text_dim."""
+    root, _ = data
+    torch.manual_seed(0)
+    vae = lingvis.build("vae-shapes-32", sample_size=16)
+    assert vae.config.latent_channels == 4 and vae.config.downscale == 2
+    lingvis.save(vae, tmp_path / "vae")
+    args = DiffusionPretrainArgs(out=str(tmp_path / "run"), data=str(root / "shapes" / "captions_train.json"),
+                                 val_data=str(root / "shapes" / "captions_val.json"), preset="t2i-shapes-dit-conv-s",
+                                 vae=str(tmp_path / "vae"), text_encoder=str(root / "clip"),
+                                 sample_prompts=["a red circle"], sample_steps=1, objective="flow",
+                                 overrides={"denoiser": dict(patch_size=2, dim=32, depth=1, heads=2, conv_out=8)})
+    summary = pretrain_diffusion(args, cfg())
+    model = lingvis.load(tmp_path / "run")
+    assert summary["step"] == 2 and summary["space"] == "latent" and model.config.denoiser_family == "dit"
+    assert model.denoiser.config.in_channels == 4 and model.denoiser.config.sample_size == 8
+    assert model.denoiser.config.text_dim == 48 and model.image_size == 16
+    assert torch.equal(model.vae.encoder.conv_in.weight, vae.encoder.conv_in.weight)
+    clip = lingvis.load(root / "clip")
+    assert texts_equal(model.text_encoder, clip.text)

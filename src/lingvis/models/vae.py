@@ -171,4 +171,8 @@ register_family("vae", VAEConfig, AutoencoderKL, "KL autoencoder (diffusers Auto
 register_preset("vae-shapes", "vae", "64px -> 16x16x4 latents (3 levels, width 32/64/64) for the shapes world",
                 block_out_channels=[32, 64, 64], layers_per_block=1, norm_num_groups=16, sample_size=64,
                 scaling_factor=1.0)
+register_preset("vae-shapes-32", "vae", "32px -> 16x16x4 latents (167,959 parameters; 2 levels, width 16/32): "
+                "the latent space tried for the 32px shapes (benchmarks.t2i_latent_vae; docs/text_to_image.md)",
+                block_out_channels=[16, 32], layers_per_block=1, norm_num_groups=8, sample_size=32,
+                scaling_factor=1.0)
 register_preset("vae-sd", "vae", "Stable Diffusion VAE layout (83,653,863 parameters)")

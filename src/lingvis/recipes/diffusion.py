@@ -101,10 +101,11 @@ def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage
     if f["vae"] is not None and not args.vae:
         raise ValueError(f"preset {args.preset!r} works in an autoencoder's latent space: pass --vae (a lingvis vae "
                          "run, `lingvis pretrain vae`, or a diffusers vae/ folder)")
+    known = {x.name for x in dataclasses.fields(registry.family(f["denoiser_family"]).config_cls)}
     tower = _text_tower(args.text_encoder) if args.text_encoder else None
     if tower is not None:
         f.update(text_family=tower.family, text=dataclasses.asdict(tower.config), lock_text=not args.unlock_text)
-        f["denoiser"]["cross_attention_dim"] = tower.out_dim
+        f["denoiser"]["cross_attention_dim" if "cross_attention_dim" in known else "text_dim"] = tower.out_dim
     else:
         f["text"] = {**f["text"], "vocab_size": tokenizer.vocab_size}
     vae = _autoencoder(args.vae) if args.vae else None
@@ -112,7 +113,7 @@ def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage
         f["vae"] = dataclasses.asdict(vae.config)
     if f["vae"] is not None:
         z = f["vae"]["latent_channels"]
-        f["denoiser"].update(in_channels=z, out_channels=z)
+        f["denoiser"].update({k: z for k in ("in_channels", "out_channels") if k in known})  # DiT: no out_ field
     down = 2 ** (len(f["vae"]["block_out_channels"]) - 1) if f["vae"] is not None else 1
     if args.image_size:
         f["denoiser"]["sample_size"] = args.image_size // down
