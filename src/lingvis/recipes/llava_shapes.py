@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..data.llava_json import read_llava_json
 from ..data.shapes import generate_shapes
+from ..data.shapes_instruct import InstructConfig
 from ..tokenizers.chat import DEFAULT_CHAT_TEMPLATE, render_chat
 from ..tokenizers.specials import GPT_SPECIAL_TOKENS
 from ..train.config import TrainConfig
@@ -67,6 +68,8 @@ class ShapesPlan:
     image_position: str = "none"      # "rowcol": learned row/column embeddings on the image tokens (lingvis-only)
     train_vision: bool = False        # stage 2 trains the tower too
     tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
+    # the instruction set's added relative-position and POPE-contrast turns (plain: none, as measured before)
+    instruct: InstructConfig = field(default_factory=InstructConfig.plain)
 
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
@@ -87,7 +90,8 @@ def scale_plan(n_test: int = 200, stage2_minutes: float | None = None) -> Shapes
                       dense_more=Stage(600, 32, 2e-3), dense_scenes=8000,
                       captioner=Stage(600, 32, 1e-3), lm=Stage(400, 16, 2e-3), block_size=256, spatial_merge=2,
                       stage1=Stage(150, 32, 2e-3),
-                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes))
+                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes),
+                      instruct=InstructConfig())
 
 
 def loss_curve(run: Path, window: int = 4) -> list[dict]:
@@ -154,7 +158,7 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
     if not (reuse and (data / "llava_test.json").is_file()):
         timed("data", lambda: generate_shapes(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test,
-                                              n_test_unseen=0), log)
+                                              n_test_unseen=0, instruct=plan.instruct), log)
     tower = Path(plan.tower_run) if plan.tower_run else out / plan.tower
     if plan.tower_run is None and plan.tower == "captioner" and not done("captioner"):
         timed("captioner", lambda: train_captioner(CaptionArgs(
