@@ -14,6 +14,7 @@ machine is shared: wall time depends on the load, CPU time much less).
 
     python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
                                         [--threads 1] [--reuse] [--captioner-results OLD/results.json]
+                                        [--instruct plain|pairs]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 
 KEYWORD_TARGET, POSITION_TARGET, POPE_TARGET = 85.0, 75.0, 90.0
+INSTRUCT = ("plain", "pairs")  # the instruction set: as measured before, or with InstructConfig()'s added pairs
 
 
 def captioner_from(results: str | Path, plan) -> dict:
@@ -101,9 +103,10 @@ def report(r: dict) -> list[dict]:
 
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
         scale: bool = False, stage2_minutes: float | None = None,
-        captioner_results: str | Path | None = None) -> list[dict]:
+        captioner_results: str | Path | None = None, instruct: str = "plain") -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
-    from lingvis.recipes.llava_shapes import scale_plan
+    from lingvis.data.shapes_instruct import InstructConfig
+    from lingvis.recipes.llava_shapes import ShapesPlan, scale_plan
 
     if quick and scale:
         raise ValueError("--quick and --scale are two different plans; choose one")
@@ -111,8 +114,11 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     out.mkdir(parents=True, exist_ok=True)
     if stage2_minutes is not None and not scale:
         raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
-    r = train_and_evaluate(out, quick, n_test, reuse, plan=scale_plan(n_test, stage2_minutes) if scale else None,
-                           captioner_results=captioner_results)
+    if instruct not in INSTRUCT:
+        raise ValueError(f"instruct must be one of {INSTRUCT}, got {instruct!r}")
+    plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
+    plan = dataclasses.replace(plan, instruct=InstructConfig() if instruct == "pairs" else InstructConfig.plain())
+    r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
     return rows
@@ -132,9 +138,13 @@ def main() -> None:
     ap.add_argument("--captioner-results", default=None,
                     help="take the captioner baseline from this earlier results.json (same test split) instead of "
                          "training it (towers other than the captioner's)")
+    ap.add_argument("--instruct", choices=INSTRUCT, default="plain",
+                    help="instruction set: plain, or pairs (InstructConfig(): relative-position pairs asked in both "
+                         "orders and POPE pairs whose absent object shares a present one's colour or shape)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results)
+    rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,
+               args.instruct)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)

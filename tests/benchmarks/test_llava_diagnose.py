@@ -55,3 +55,10 @@ def test_captioner_baseline_is_reused_only_on_the_same_split(tmp_path):
     assert got["cider"] == 3.25 and got["reused_from"] == str(path)
     with pytest.raises(ValueError, match="not the same split"):
         captioner_from(path, ShapesPlan(n_test=100))
+
+
+def test_learning_benchmark_rejects_an_unknown_instruction_set(tmp_path):
+    from benchmarks.llava_learning import run
+
+    with pytest.raises(ValueError, match="instruct must be one of"):
+        run(out=tmp_path, instruct="more")

@@ -39,7 +39,7 @@ def test_scale_plan():
     assert plan.stage2.max_minutes == 40.0 and scale_plan().stage2.max_minutes is None
     assert plan.dense_more.steps == 600 and plan.scaled(0.5).dense_more.steps == 300
     assert ShapesPlan().scaled(0.5).dense_more is None
-    assert plan.instruct == InstructConfig() and ShapesPlan().instruct == InstructConfig.plain()  # plans measured
+    assert plan.instruct == ShapesPlan().instruct == InstructConfig.plain()  # the set the plans were measured on
 
 
 def test_loss_curve_pairs_validation_with_recent_training_losses(tmp_path):

@@ -90,8 +90,7 @@ def scale_plan(n_test: int = 200, stage2_minutes: float | None = None) -> Shapes
                       dense_more=Stage(600, 32, 2e-3), dense_scenes=8000,
                       captioner=Stage(600, 32, 1e-3), lm=Stage(400, 16, 2e-3), block_size=256, spatial_merge=2,
                       stage1=Stage(150, 32, 2e-3),
-                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes),
-                      instruct=InstructConfig())
+                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes))
 
 
 def loss_curve(run: Path, window: int = 4) -> list[dict]:
