@@ -13,7 +13,8 @@ the image. Every stage has a step budget; CPU seconds, wall seconds and the load
 machine is shared: wall time depends on the load, CPU time much less).
 
     python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
-                                        [--threads 1] [--reuse]
+                                        [--threads 1] [--reuse] [--captioner-results OLD/results.json]
+                                        [--instruct plain|pairs]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -28,9 +29,22 @@ from pathlib import Path
 import torch
 
 KEYWORD_TARGET, POSITION_TARGET, POPE_TARGET = 85.0, 75.0, 90.0
+INSTRUCT = ("plain", "pairs")  # the instruction set: as measured before, or with InstructConfig()'s added pairs
 
 
-def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse: bool = False, plan=None) -> dict:
+def captioner_from(results: str | Path, plan) -> dict:
+    """The captioner baseline of an earlier run's results.json, for a run on the same test split (the scenes and
+    references depend on n_test and the seed only, not on the training set): no captioner is trained again."""
+    r = json.loads(Path(results).read_text())
+    earlier = r["log"]["plan"]["n_test"]
+    if earlier != plan.n_test:
+        raise ValueError(f"{results} scored the captioner on {earlier} test scenes, this run on {plan.n_test}: "
+                         "not the same split")
+    return {**r["results"]["captioner"], "reused_from": str(results)}
+
+
+def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse: bool = False, plan=None,
+                       captioner_results: str | Path | None = None) -> dict:
     import lingvis
     from lingvis.recipes.caption import CaptionArgs, evaluate_captions, shapes_split, train_captioner
     from lingvis.recipes.llava_eval import evaluate_shapes_chat
@@ -50,6 +64,9 @@ def train_and_evaluate(out: Path, quick: bool = False, n_test: int = 200, reuse:
                                                                            with_image=with_image), log)
     # the image-chat scores are kept before the captioner baseline trains: an interrupted run keeps them
     (out / "results_llava.json").write_text(json.dumps({"log": log, "results": results}, indent=2, default=str))
+    if captioner_results is not None and plan.tower != "captioner":
+        results["captioner"] = captioner_from(captioner_results, plan)
+        return {"log": log, "results": results}
     # with the captioner tower (the default) the chain's captioner is the dedicated baseline: the same run;
     # with another tower the plan's captioner stage trains it here
     if plan.tower != "captioner" and not (reuse and (out / "captioner" / "checkpoints" / "last.json").is_file()):
@@ -85,9 +102,11 @@ def report(r: dict) -> list[dict]:
 
 
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
-        scale: bool = False, stage2_minutes: float | None = None) -> list[dict]:
+        scale: bool = False, stage2_minutes: float | None = None,
+        captioner_results: str | Path | None = None, instruct: str = "plain") -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
-    from lingvis.recipes.llava_shapes import scale_plan
+    from lingvis.data.shapes_instruct import InstructConfig
+    from lingvis.recipes.llava_shapes import ShapesPlan, scale_plan
 
     if quick and scale:
         raise ValueError("--quick and --scale are two different plans; choose one")
@@ -95,7 +114,11 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     out.mkdir(parents=True, exist_ok=True)
     if stage2_minutes is not None and not scale:
         raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
-    r = train_and_evaluate(out, quick, n_test, reuse, plan=scale_plan(n_test, stage2_minutes) if scale else None)
+    if instruct not in INSTRUCT:
+        raise ValueError(f"instruct must be one of {INSTRUCT}, got {instruct!r}")
+    plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
+    plan = dataclasses.replace(plan, instruct=InstructConfig() if instruct == "pairs" else InstructConfig.plain())
+    r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
     return rows
@@ -112,9 +135,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is best on a busy shared machine)")
     ap.add_argument("--n-test", type=int, default=200, help="held-out test scenes")
     ap.add_argument("--reuse", action="store_true", help="keep finished runs in --out and only run what is missing")
+    ap.add_argument("--captioner-results", default=None,
+                    help="take the captioner baseline from this earlier results.json (same test split) instead of "
+                         "training it (towers other than the captioner's)")
+    ap.add_argument("--instruct", choices=INSTRUCT, default="plain",
+                    help="instruction set: plain, or pairs (InstructConfig(): relative-position pairs asked in both "
+                         "orders and POPE pairs whose absent object shares a present one's colour or shape)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes)
+    rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,
+               args.instruct)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)

@@ -3,11 +3,24 @@ kind, POPE-style balance of present and absent objects, follow-ups, text-only ro
 their own key-word scoring; `generate_shapes` writes it per split."""
 import json
 import random
+import re
 from collections import Counter
+
+import pytest
 
 from lingvis.data.llava_json import read_llava_json
 from lingvis.data.shapes import generate_shapes, make_split_scenes
-from lingvis.data.shapes_instruct import KINDS, exists_probes, follow_up, instruction_records, scene_probes
+from lingvis.data.shapes_instruct import (
+    KINDS,
+    InstructConfig,
+    contrast_pairs,
+    exists_probes,
+    follow_up,
+    instruction_records,
+    relative_pairs,
+    scene_probes,
+)
+from lingvis.data.shapes_scene import HELD_OUT, relation
 from lingvis.recipes.llava_eval import keyword_correct
 
 
@@ -52,3 +65,88 @@ def test_generate_shapes_writes_the_instruction_set(tmp_path):
     convs = read_llava_json(paths["llava_train"])
     assert len([c for c in convs if c.images]) == 8 and all(p.is_file() for c in convs for p in c.images)
     assert json.loads(paths["llava_test"].read_text())[0]["image"].startswith("images/test_")
+
+
+REL = re.compile(r"Is the (\w+ \w+) (?:above or below|to the left or to the right of) the (\w+ \w+)\?")
+ABSENT = re.compile(r"Is there an? (\w+) (\w+) in the image\?")
+
+
+def _turns(rec):
+    conv = rec["conversations"]
+    return [(q["value"].removeprefix("<image>\n"), a["value"]) for q, a in zip(conv[::2], conv[1::2])]
+
+
+def test_relative_pairs_ask_both_orders_with_opposite_answers():
+    rng, axes = random.Random(0), Counter()
+    for scene in make_split_scenes("train", 300):
+        objs, names = scene.objects, [f"{o.colour} {o.shape}" for o in scene.objects]
+        probes = relative_pairs(objs, 2, rng)
+        has = {ax for i in range(len(objs)) for j in range(len(objs)) if i != j and names[i] != names[j]
+               for ax in (("v" if r in ("above", "below") else "h") for r in relation(objs[i], objs[j]))}
+        assert len(probes) == (4 if has else 0)
+        assert {"v" if p.key in ("above", "below") else "h" for p in probes} == has  # both axes when both hold
+        for first, second in zip(probes[::2], probes[1::2]):
+            a, b = REL.match(first.question).groups()
+            assert REL.match(second.question).groups() == (b, a) and first.relative and second.relative
+            assert {first.key, second.key} in ({"above", "below"}, {"left", "right"})
+            oa, ob = objs[names.index(a)], objs[names.index(b)]
+            assert any(r.startswith(first.key) for r in relation(oa, ob))  # the answer is true
+            assert keyword_correct(first.answer, first) and not keyword_correct(second.answer, first)
+            axes[first.key] += 1
+    assert min(axes.values()) > 0.35 * sum(axes.values()) / 2  # the first-named object is random: both words
+
+
+def test_contrast_pairs_share_a_colour_or_shape_with_a_present_object():
+    rng, shared = random.Random(0), Counter()
+    for scene in make_split_scenes("train", 300):
+        present = {(o.colour, o.shape) for o in scene.objects}
+        probes = contrast_pairs(scene.objects, 1, rng, colour_rate=0.75)
+        assert sorted(p.key for p in probes) == ["no", "yes"]
+        yes, no = sorted(probes, key=lambda p: p.key, reverse=True)
+        absent, there = ABSENT.match(no.question).groups(), ABSENT.match(yes.question).groups()
+        assert absent not in present and absent not in HELD_OUT and there in present
+        assert absent[0] == there[0] or absent[1] == there[1]  # the contrast is with the object asked beside it
+        shared["colour" if absent[0] == there[0] else "shape"] += 1
+        assert keyword_correct(yes.answer, yes) and keyword_correct(no.answer, no)
+    assert 0.65 < shared["colour"] / 300 < 0.85
+
+
+def test_added_turns_leave_the_rest_of_each_conversation_unchanged_and_counts():
+    scenes = make_split_scenes("train", 400)
+    images = [f"images/{i}.png" for i in range(400)]
+    plain = instruction_records(scenes, images, config=InstructConfig.plain())
+    new = instruction_records(scenes, images)
+    assert [r["id"] for r in plain] == [r["id"] for r in new]
+    counts = Counter()
+    for old, rec in zip(plain, new):
+        it = iter(_turns(rec))
+        assert all(t in it for t in _turns(old))  # the plain conversation is a subsequence of the new one
+        for q, a in _turns(rec):
+            if REL.match(q):
+                counts[re.search(r" is (?:to the )?(above|below|left|right)\b", a).group(1)] += 1
+            elif ABSENT.match(q):
+                counts[a.split(",")[0]] += 1
+    for old_rec in plain:
+        for q, a in _turns(old_rec):
+            if REL.match(q):
+                counts["plain_relative"] += 1
+    relative = counts["above"] + counts["below"] + counts["left"] + counts["right"]
+    assert relative > 3 * counts["plain_relative"]  # (>= 1 pair of 2 turns in most conversations)
+    assert abs(counts["above"] - counts["below"]) < 0.15 * (counts["above"] + counts["below"])
+    assert abs(counts["left"] - counts["right"]) < 0.15 * (counts["left"] + counts["right"])
+    assert counts["Yes"] > counts["No"] > 0
+
+
+@pytest.mark.parametrize("bad", [dict(relative_pairs=-1), dict(contrast_pairs=-2), dict(text_only=1.5),
+                                 dict(contrast_colour=-0.1)])
+def test_instruct_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="InstructConfig"):
+        InstructConfig(**bad)
+
+
+def test_generate_shapes_takes_the_instruct_config(tmp_path):
+    plain = generate_shapes(tmp_path / "a", n_train=20, n_val=0, n_test=0, n_test_unseen=0,
+                            instruct=InstructConfig.plain())
+    new = generate_shapes(tmp_path / "b", n_train=20, n_val=0, n_test=0, n_test_unseen=0)
+    n_turns = lambda p: sum(len(r["conversations"]) for r in json.loads(p.read_text()))  # noqa: E731
+    assert n_turns(new["llava_train"]) > n_turns(plain["llava_train"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import lingvis
+from lingvis.data.shapes_instruct import InstructConfig
 from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, loss_curve, scale_plan, stage_config, train_chain
 
 STAGES = ("captioner", "lm", "stage1", "stage2")  # the default plan's (tower="captioner")
@@ -38,6 +39,7 @@ def test_scale_plan():
     assert plan.stage2.max_minutes == 40.0 and scale_plan().stage2.max_minutes is None
     assert plan.dense_more.steps == 600 and plan.scaled(0.5).dense_more.steps == 300
     assert ShapesPlan().scaled(0.5).dense_more is None
+    assert plan.instruct == ShapesPlan().instruct == InstructConfig.plain()  # the set the plans were measured on
 
 
 def test_loss_curve_pairs_validation_with_recent_training_losses(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
-from lingvis.data.shapes_instruct import instruction_records
+from lingvis.data.shapes_instruct import InstructConfig, instruction_records
 from lingvis.data.shapes_language import QA, article, captions, questions
 from lingvis.data.shapes_render import render_scene
 from lingvis.data.shapes_scene import (
@@ -93,7 +93,8 @@ def _write_json(path: Path, obj: Any) -> Path:
 
 
 def _write_split(
-    out: Path, split: str, scenes: list[Scene], first_id: int, seed: int, size: int
+    out: Path, split: str, scenes: list[Scene], first_id: int, seed: int, size: int,
+    instruct: InstructConfig | None = None,
 ) -> dict[str, Path]:
     rng = _split_rng(seed, split + "/text")
     images, caps, qs, anns, lines = [], [], [], [], []
@@ -122,15 +123,16 @@ def _write_split(
                                             {"info": info, "annotations": anns}),
         f"scenes_{split}": scenes_path,
         f"llava_{split}": _write_json(out / f"llava_{split}.json", instruction_records(  # LLaVA instruction set
-            scenes, [f"images/{im['file_name']}" for im in images], seed, split=split)),
+            scenes, [f"images/{im['file_name']}" for im in images], seed, split=split, config=instruct)),
     }
 
 
 def generate_shapes(
     out_dir: str | Path, n_train: int = 2000, n_val: int = 200, n_test: int = 200,
-    image_size: int = 64, seed: int = 0, n_test_unseen: int | None = None,
+    image_size: int = 64, seed: int = 0, n_test_unseen: int | None = None, instruct: InstructConfig | None = None,
 ) -> dict[str, Path]:
-    """Write every split under `out_dir`; returns {'images': dir, 'captions_train': ..., ...}."""
+    """Write every split under `out_dir`; returns {'images': dir, 'captions_train': ..., ...}. `instruct` shapes
+    the LLaVA instruction set (`llava_<split>.json`; default `InstructConfig()`)."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     counts = {"train": n_train, "val": n_val, "test": n_test,
@@ -141,7 +143,7 @@ def generate_shapes(
         if n < 0:
             raise ValueError(f"number of {split} scenes must be >= 0, got {n}")
         scenes = make_split_scenes(split, n, seed)
-        paths.update(_write_split(out, split, scenes, first_id, seed, image_size))
+        paths.update(_write_split(out, split, scenes, first_id, seed, image_size, instruct))
         first_id += n
     return paths
 

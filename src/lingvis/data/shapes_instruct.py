@@ -12,8 +12,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from lingvis.data.shapes_language import (NUMBER_WORDS, REGION_PHRASES, article, captions, join_list, np_indefinite,
-                                          refer)
+from lingvis.data.shapes_language import (
+    NUMBER_WORDS,
+    REGION_PHRASES,
+    article,
+    captions,
+    join_list,
+    np_indefinite,
+    refer,
+)
 from lingvis.data.shapes_scene import COLOURS, HELD_OUT, SHAPES, Scene, ShapeObject, region, relation
 
 IMAGE = "<image>\n"
@@ -158,21 +165,122 @@ def conversation(turns: list[Probe]) -> list[dict]:
     return conv
 
 
-def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, text_only: float = 0.05,
-                        split: str = "train") -> list[dict]:
+@dataclass(frozen=True)
+class InstructConfig:
+    """What the training conversations hold beyond one question of every kind (`scene_probes`).
+
+    `relative_pairs`: relative-position question pairs added per conversation: each asks about two objects in both
+    orders ("Is A above or below B?" / "Is B above or below A?"), so its two answers are opposite and the words
+    balanced; the axes alternate (vertical / horizontal, random first) while the scene has a relation on them.
+    `contrast_pairs`: POPE-style yes/no pairs added per conversation: an absent object sharing its colour (at rate
+    `contrast_colour`; else its shape) with a present one, asked beside that present object ("yes").
+    The added turns come from their own random stream, so the rest of each conversation is the same at any
+    setting; `InstructConfig.plain()` adds none (the set as it was before 2026-12-07's third session)."""
+    text_only: float = 0.05       # rate of text-only conversations mixed in
+    follow_up: float = 0.4        # rate of "Is there ...?" -> "Where is it?" / "What size is it?" pairs
+    relative_pairs: int = 1
+    contrast_pairs: int = 1
+    contrast_colour: float = 0.75
+
+    def __post_init__(self):
+        for name in ("text_only", "follow_up", "contrast_colour"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"InstructConfig.{name} is a rate in [0, 1], got {getattr(self, name)!r}")
+        for name in ("relative_pairs", "contrast_pairs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"InstructConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+
+    @classmethod
+    def plain(cls) -> "InstructConfig":
+        return cls(relative_pairs=0, contrast_pairs=0)
+
+
+AXES = {"vertical": ("above", "below"), "horizontal": ("left of", "right of")}
+OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+
+
+def relative_probe(a: ShapeObject, b: ShapeObject, rel: str) -> Probe:
+    """The question whether `a` is left/right of (or above/below) `b`, whose answer is `rel`."""
+    if rel in ("left of", "right of"):
+        return Probe(f"Is the {_name(a)} to the left or to the right of the {_name(b)}?",
+                     f"The {_name(a)} is to the {rel.split()[0]} of the {_name(b)}.", "position", rel.split()[0],
+                     relative=True)
+    return Probe(f"Is the {_name(a)} above or below the {_name(b)}?", f"The {_name(a)} is {rel} the {_name(b)}.",
+                 "position", rel, relative=True)
+
+
+def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random) -> list[Probe]:
+    """Up to `n` pairs of relative questions, each about two objects in both orders (answers opposite), the axes
+    alternating from a random first one; objects named alike (same colour and shape) are not asked about."""
+    names = [_name(o) for o in objs]
+    by_axis: dict[str, list[tuple[int, int, str]]] = {axis: [] for axis in AXES}
+    for i in range(len(objs)):
+        for j in range(i + 1, len(objs)):
+            if names[i] == names[j]:
+                continue
+            for rel in relation(objs[i], objs[j]):
+                by_axis["vertical" if rel in AXES["vertical"] else "horizontal"].append((i, j, rel))
+    axes = [a for a in rng.sample(list(AXES), 2) if by_axis[a]]
+    out: list[Probe] = []
+    for k in range(n if axes else 0):
+        i, j, rel = rng.choice(by_axis[axes[k % len(axes)]])
+        if rng.random() < 0.5:  # which object is named first
+            i, j, rel = j, i, OPPOSITE[rel]
+        out += [relative_probe(objs[i], objs[j], rel), relative_probe(objs[j], objs[i], OPPOSITE[rel])]
+    return out
+
+
+def contrast_pairs(objs: list[ShapeObject], n: int, rng: random.Random, colour_rate: float = 0.75) -> list[Probe]:
+    """Up to `n` POPE-style pairs: an absent (colour, shape) that shares its colour (at `colour_rate`, else its
+    shape) with a present object, and that present object (answer "yes"); never a held-out pair."""
+    present = {(o.colour, o.shape) for o in objs}
+    out: list[Probe] = []
+    for _ in range(n):
+        o = rng.choice(objs)
+        by_colour = [(o.colour, s) for s in SHAPES]
+        by_shape = [(c, o.shape) for c in COLOURS]
+        first, second = (by_colour, by_shape) if rng.random() < colour_rate else (by_shape, by_colour)
+        for pool in (first, second):
+            pool = [p for p in pool if p not in present and p not in HELD_OUT]
+            if pool:
+                c, s = rng.choice(pool)
+                break
+        else:
+            continue
+        yes = Probe(f"Is there {article(o.colour)} {_name(o)} in the image?",
+                    f"Yes, there is {np_indefinite(o, False)}.", "exists", "yes")
+        no = Probe(f"Is there {article(c)} {c} {s} in the image?", f"No, there is no {c} {s}.", "exists", "no")
+        out += [yes, no] if rng.random() < 0.5 else [no, yes]
+    return out
+
+
+def _insert(turns: list[Probe], block: list[Probe], rng: random.Random) -> None:
+    """Each probe of `block` at its own random place, in order relative to the others."""
+    for p in block:
+        turns.insert(rng.randint(0, len(turns)), p)
+
+
+def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, text_only: float | None = None,
+                        split: str = "train", config: InstructConfig | None = None) -> list[dict]:
     """LLaVA-format records: per scene one multi-turn conversation (its questions in random order, sometimes
-    a follow-up pair) plus, at rate `text_only`, conversations without an image."""
+    a follow-up pair, the config's relative-position and POPE-contrast pairs at random places) plus, at rate
+    `config.text_only`, conversations without an image. `text_only` overrides the config's rate."""
+    config = config or InstructConfig()
+    rate = config.text_only if text_only is None else text_only
     rng = random.Random(f"lingvis-shapes-instruct/{seed}/{split}")
+    extra = random.Random(f"lingvis-shapes-instruct-extra/{seed}/{split}")  # the added turns' own stream
     records = []
     for k, (scene, image) in enumerate(zip(scenes, images)):
         probes = scene_probes(scene, rng)
         rng.shuffle(probes)
         turns = probes[:rng.randint(2, len(probes))]
-        if rng.random() < 0.4:
+        if rng.random() < config.follow_up:
             pos = rng.randint(0, len(turns))
             turns[pos:pos] = follow_up(scene.objects, rng)
+        _insert(turns, relative_pairs(scene.objects, config.relative_pairs, extra), extra)
+        _insert(turns, contrast_pairs(scene.objects, config.contrast_pairs, extra, config.contrast_colour), extra)
         records.append({"id": f"{split}-{k}", "image": image, "conversations": conversation(turns)})
-        if rng.random() < text_only:
+        if rng.random() < rate:
             q, a = rng.choice(TEXT_ONLY)
             records.append({"id": f"{split}-{k}-text", "conversations": [{"from": "human", "value": q},
                                                                          {"from": "gpt", "value": a}]})

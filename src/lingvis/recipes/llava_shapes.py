@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..data.llava_json import read_llava_json
 from ..data.shapes import generate_shapes
+from ..data.shapes_instruct import InstructConfig
 from ..tokenizers.chat import DEFAULT_CHAT_TEMPLATE, render_chat
 from ..tokenizers.specials import GPT_SPECIAL_TOKENS
 from ..train.config import TrainConfig
@@ -67,6 +68,8 @@ class ShapesPlan:
     image_position: str = "none"      # "rowcol": learned row/column embeddings on the image tokens (lingvis-only)
     train_vision: bool = False        # stage 2 trains the tower too
     tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
+    # the instruction set's added relative-position and POPE-contrast turns (plain: none, as measured before)
+    instruct: InstructConfig = field(default_factory=InstructConfig.plain)
 
     def scaled(self, factor: float) -> "ShapesPlan":
         """The same plan with every stage's steps scaled (at least 20)."""
@@ -154,7 +157,7 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
     if not (reuse and (data / "llava_test.json").is_file()):
         timed("data", lambda: generate_shapes(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test,
-                                              n_test_unseen=0), log)
+                                              n_test_unseen=0, instruct=plan.instruct), log)
     tower = Path(plan.tower_run) if plan.tower_run else out / plan.tower
     if plan.tower_run is None and plan.tower == "captioner" and not done("captioner"):
         timed("captioner", lambda: train_captioner(CaptionArgs(

@@ -1,0 +1,64 @@
+"""The llava diagnostics (how absent objects relate to a scene; position and absent-object answers counted on the
+held-out questions with gold and constant answers) and the learning benchmark's reuse of an earlier captioner
+baseline."""
+import json
+
+import pytest
+
+from benchmarks import llava_diagnose as diag
+from benchmarks.llava_learning import captioner_from
+from lingvis.data.shapes_scene import ShapeObject
+from lingvis.recipes import llava_eval
+from lingvis.recipes.llava_eval import shapes_questions
+from lingvis.recipes.llava_shapes import ShapesPlan
+
+
+def test_absent_relation():
+    objs = [ShapeObject("star", "blue", "small", 0.2, 0.2, 0.1), ShapeObject("circle", "red", "large", 0.7, 0.7, 0.18)]
+    assert diag.absent_relation("blue", "square", objs) == "colour"
+    assert diag.absent_relation("green", "star", objs) == "shape"
+    assert diag.absent_relation("blue", "circle", objs) == "colour and shape"
+    assert diag.absent_relation("green", "square", objs) == "neither"
+
+
+def _asked(n):
+    """The probes `diagnose` asks, in its order."""
+    items, _ = shapes_questions("test", n)
+    return [p for _, ps, _ in items for p in ps if p.kind == "position" or (p.kind == "exists" and p.key == "no")]
+
+
+def test_diagnose_counts_gold_and_constant_answers(monkeypatch):
+    n = 30
+    probes = _asked(n)
+    monkeypatch.setattr(llava_eval, "answer_chats", lambda m, t, chats: [p.answer for p in probes])
+    gold = diag.diagnose(None, None, n)
+    rel = gold["relative"]
+    n_rel = rel["horizontal"]["n"] + rel["vertical"]["n"]
+    assert n_rel + gold["absolute"]["n"] == n and n_rel > 0  # one position question per scene
+    assert rel["horizontal"]["accuracy"] in (0.0, 100.0) and rel["vertical"]["right"] == rel["vertical"]["n"]
+    assert gold["absolute"] == {"accuracy": 100.0, "n": gold["absolute"]["n"], "row": 100.0, "column": 100.0}
+    assert all(k.split("->")[0] == k.split("->")[1] for k in gold["relative_gold_said"])
+    assert sum(v["n"] for v in gold["absent_said_yes"].values()) == n and \
+        all(v["yes"] == 0 for v in gold["absent_said_yes"].values())
+
+    monkeypatch.setattr(llava_eval, "answer_chats", lambda m, t, chats: ["Yes, it is below."] * len(chats))
+    const = diag.diagnose(None, None, n)
+    assert all(v["yes"] == v["n"] for v in const["absent_said_yes"].values())
+    assert all(k.endswith("->below") for k in const["relative_gold_said"])
+    assert const["relative"]["horizontal"]["right"] == 0 and const["absolute"]["accuracy"] == 0.0
+
+
+def test_captioner_baseline_is_reused_only_on_the_same_split(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"log": {"plan": {"n_test": 200}}, "results": {"captioner": {"cider": 3.25}}}))
+    got = captioner_from(path, ShapesPlan(n_test=200))
+    assert got["cider"] == 3.25 and got["reused_from"] == str(path)
+    with pytest.raises(ValueError, match="not the same split"):
+        captioner_from(path, ShapesPlan(n_test=100))
+
+
+def test_learning_benchmark_rejects_an_unknown_instruction_set(tmp_path):
+    from benchmarks.llava_learning import run
+
+    with pytest.raises(ValueError, match="instruct must be one of"):
+        run(out=tmp_path, instruct="more")
