@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from benchmarks.t2i_detector_robustness import miss_kind
+from benchmarks.t2i_variants import shapes_data
 
 
 def reconstruction_accuracy(vae, n: int, size: int = 32, seed: str = "detector/0") -> dict:
@@ -63,14 +64,11 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     import lingvis
-    from lingvis.data.shapes import generate_shapes
     from lingvis.recipes.vae import VAEPretrainArgs, pretrain_vae
     from lingvis.train.config import TrainConfig
 
     root = Path(a.out)
-    data = root / "shapes"
-    if not (data / "captions_train.json").is_file():
-        generate_shapes(data, n_train=5000, n_val=200, n_test=200, image_size=32)
+    data = shapes_data(root)
     run = root / a.name
     args = VAEPretrainArgs(out=str(run), data=str(data / "captions_train.json"),
                            val_data=str(data / "captions_val.json"), preset=a.preset, kl_weight=a.kl_weight,

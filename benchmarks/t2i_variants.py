@@ -49,6 +49,16 @@ def fixed_val_loss(model, tokenizer, data: Path, n: int = 64) -> float:
         return sum(float(task._loss(model, b, g)) for b in batches) / len(batches)
 
 
+def shapes_data(root: Path) -> Path:
+    """`root/shapes`: the default 5000 / 200 / 200 shapes scenes at 32 px, generated on first use."""
+    from lingvis.data.shapes import generate_shapes
+
+    data = root / "shapes"
+    if not (data / "captions_train.json").is_file():
+        generate_shapes(data, n_train=5000, n_val=200, n_test=200, image_size=32)
+    return data
+
+
 def single_rich_data(root: Path, extra: int, seed: int = 0, only: bool = False) -> Path:
     """`root/shapes_single{extra}`: the default 5000 training scenes plus `extra` single-object scenes (other seed),
     written as one COCO-captions training split (captions and images as the built-in generator makes them);
@@ -99,14 +109,11 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     import lingvis
-    from lingvis.data.shapes import generate_shapes
     from lingvis.eval.text_to_image import evaluate_text_to_image
     from lingvis.recipes.diffusion import pretrain_diffusion, shapes_recipe
 
     root = Path(a.out)
-    data = root / "shapes"
-    if not (data / "captions_train.json").is_file():
-        generate_shapes(data, n_train=5000, n_val=200, n_test=200, image_size=32)
+    data = shapes_data(root)
     run = root / a.name
     train = single_rich_data(root, a.extra_single) if a.extra_single else data / "captions_train.json"
     if a.single_only:
