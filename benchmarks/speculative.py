@@ -39,9 +39,9 @@ BIG_TARGET = dict(preset="gpt-mini", overrides={"dropout": 0.0})  # 6 x 384: 43 
 BLOCK = 256
 
 
-def models(workdir: Path, steps: int, big_steps: int = 200) -> tuple[list[tuple], object]:
-    """[(label, target, draft)] for the two pairs (trained on first use, then loaded from `workdir`), and the
-    tokenizer."""
+def models(workdir: Path, steps: int, big_steps: int = 200, only: str | None = None) -> tuple[list[tuple], object]:
+    """[(label, target, draft)] for the two pairs, or the `only` one ('small' / 'big'), trained on first use, then
+    loaded from `workdir`; and the tokenizer."""
     import lingvis
 
     train_small_gpt(workdir / "target", steps, "speculative", tokenizer="char", block_size=BLOCK, **TARGET)
@@ -49,13 +49,17 @@ def models(workdir: Path, steps: int, big_steps: int = 200) -> tuple[list[tuple]
         lingvis.load_tokenizer(workdir / "target").save(workdir / "tokenizer")
     tok_dir = str(workdir / "tokenizer")
     train_small_gpt(workdir / "draft", steps, "speculative", tokenizer=tok_dir, block_size=BLOCK, **DRAFT)
-    train_small_gpt(workdir / "target-mini", big_steps, "speculative", tokenizer=tok_dir, block_size=BLOCK,
-                    **BIG_TARGET)
+    if only != "small":
+        train_small_gpt(workdir / "target-mini", big_steps, "speculative", tokenizer=tok_dir, block_size=BLOCK,
+                        **BIG_TARGET)
     tok = lingvis.load_tokenizer(workdir / "target")
     draft = lingvis.load(workdir / "draft").eval()
     assert lingvis.load_tokenizer(workdir / "draft").get_vocab() == tok.get_vocab()
-    pairs = [("target 4 x 256 (13 MB, in L3)", lingvis.load(workdir / "target").eval(), draft),
-             ("target 6 x 384 (43 MB, weight-bound)", lingvis.load(workdir / "target-mini").eval(), draft)]
+    pairs = []
+    if only != "big":
+        pairs.append(("target 4 x 256 (13 MB, in L3)", lingvis.load(workdir / "target").eval(), draft))
+    if only != "small":
+        pairs.append(("target 6 x 384 (43 MB, weight-bound)", lingvis.load(workdir / "target-mini").eval(), draft))
     return pairs, tok
 
 
@@ -157,9 +161,9 @@ def run(quick: bool = False, threads: int = 2) -> list[dict]:
     torch.set_num_threads(threads)
     pairs, tok = models(Path("runs/bench-speculative"), 300)
     n, repeats = (4, 1) if quick else (8, 3)
-    rows = []
+    rows, sets = [], prompt_sets(tok, n)
     for label, target, draft in pairs:
-        for kind, prompts in prompt_sets(tok, n).items():
+        for kind, prompts in sets.items():
             for r in bench(target, draft, prompts, 64, repeats):
                 rows.append({"benchmark": f"speculative decoding, {label}, {kind}: {r['method']} vs plain greedy "
                              f"({n} prompts x 64 tokens)", "lingvis": round(r["tokens_per_s"], 1),
@@ -182,15 +186,14 @@ def main() -> None:
     ap.add_argument("--only", choices=["small", "big"], help="one pair only (default both)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    pairs, tok = models(Path(args.workdir), args.steps, args.big_steps)
-    if args.only:
-        pairs = pairs[:1] if args.only == "small" else pairs[1:]
+    pairs, tok = models(Path(args.workdir), args.steps, args.big_steps, args.only)
     n, repeats = (4, 1) if args.quick else (8, 3)
+    sets = prompt_sets(tok, n)
     for label, target, draft in pairs:
         print(f"[speculative] {label}: {sum(p.numel() for p in target.parameters()):,} params, draft "
               f"{sum(p.numel() for p in draft.parameters()):,}; batch 1, {args.new} new tokens x {n} prompts; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
-        for kind, prompts in prompt_sets(tok, n).items():
+        for kind, prompts in sets.items():
             for r in bench(target, draft, prompts, args.new, repeats):
                 print(f"{kind:>15} | {r['method']:<20} | {r['tokens_per_s']:7.1f} tok/s vs plain "
                       f"{r['plain_tokens_per_s']:7.1f} -> {r['ratio']:.2f}x wall, {r['cpu_ratio']:.2f}x CPU time"
