@@ -1,9 +1,12 @@
 """The UNet's inference layout (channels-last feature maps, cached channels-last conv weights, in-place adds)
 gives the training path's output, follows weight updates, and returns a plain NCHW tensor."""
+import contextlib
+
 import torch
 
 from lingvis.models.unet import UNet, UNetConfig
-from lingvis.models.unet_blocks import conv2d, grow
+from lingvis.models.unet_blocks import ResBlock, conv2d, grow
+from lingvis.nn import packed_conv
 
 
 def _unet(linear: bool = False) -> UNet:
@@ -31,6 +34,19 @@ def test_inference_layout_matches_training_path():
         assert fast.shape == plain.shape == (4, 5, 10, 14)
         assert fast.is_contiguous()
         assert torch.allclose(fast, plain.detach(), atol=1e-5), float((fast - plain).abs().max())
+        if packed_conv.ENABLED:  # the 3x3 convolutions ran on packed weights, conv2 with the residual fused
+            assert all(packed_conv._CACHE in r.conv2.__dict__ for r in unet.modules() if isinstance(r, ResBlock))
+            with torch.no_grad(), _packed(False):
+                assert torch.allclose(unet(x, t, text), fast, atol=1e-5)
+
+
+@contextlib.contextmanager
+def _packed(on: bool):
+    old, packed_conv.ENABLED = packed_conv.ENABLED, on
+    try:
+        yield
+    finally:
+        packed_conv.ENABLED = old
 
 
 def test_cached_weights_follow_updates():
@@ -55,9 +71,11 @@ def test_conv2d_and_grow_keep_channels_last():
     conv = torch.nn.Conv2d(4, 6, 3, padding=1)
     x = torch.randn(2, 4, 5, 7).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        y = conv2d(conv, x)
-        assert y.is_contiguous(memory_format=torch.channels_last)
-        assert torch.allclose(y, conv(x.contiguous()), atol=1e-6)
+        for on in (False, True):  # the channels-last weight copy, and oneDNN's packed weight
+            with _packed(on):
+                y = conv2d(conv, x)
+            assert y.is_contiguous(memory_format=torch.channels_last)
+            assert torch.allclose(y, conv(x.contiguous()), atol=1e-5)
         g = grow(y, 6)
     assert g.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(g, y.repeat(3, 1, 1, 1))

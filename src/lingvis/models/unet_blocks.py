@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..native import group_norm as native_gn
-from ..nn import MLP, Attention, Block, BlockInputs, Branch
+from ..nn import MLP, Attention, Block, BlockInputs, Branch, packed_conv
 from ..nn.packed_linear import linear as measured_linear
 
 ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "mish": F.mish}
@@ -37,10 +37,13 @@ def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """`conv(x)`; in inference on a channels-last input, with a channels-last copy of the weight kept on the
-    module (made once per weight version) instead of the per-call conversion PyTorch would do."""
+    """`conv(x)`; in inference on a channels-last input, with the weight in oneDNN's blocked layout kept on the
+    module (nn/packed_conv.py) or, where that path is off, a channels-last copy of the weight (made once per
+    weight version) instead of the per-call conversion PyTorch would do."""
     if torch.is_grad_enabled() or not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
         return conv(x)
+    if packed_conv.eligible(conv, x):
+        return packed_conv.conv2d(conv, x)
     w = conv.weight
     if w.is_contiguous(memory_format=torch.channels_last) or torch.compiler.is_compiling():
         return conv(x)  # (a compiled graph lays out its weights itself)
@@ -132,9 +135,13 @@ class ResBlock(nn.Module):
             else:
                 h = self.norm2(h)
             h = self.act_fresh(h)
-        h = conv2d(self.conv2, self.dropout(h))
-        skip = pointwise(self.shortcut, x) if self.shortcut is not None else x
-        h = h + skip if torch.is_grad_enabled() else h.add_(skip)
+        h = self.dropout(h)
+        skip = pointwise(self.shortcut, x) if self.shortcut is not None else x  # (B, C_out, H, W)
+        if packed_conv.eligible(self.conv2, h):  # conv2 + skip in one oneDNN call (into the shortcut's fresh output)
+            h = packed_conv.conv2d(self.conv2, h, add=skip, add_into=self.shortcut is not None)
+        else:
+            h = conv2d(self.conv2, h)
+            h = h + skip if torch.is_grad_enabled() else h.add_(skip)
         return h / self.out_scale if self.out_scale != 1.0 else h
 
 
