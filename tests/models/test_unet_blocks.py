@@ -114,3 +114,24 @@ def test_geglu_inference_split_matches_training_path():
             mlp.fc.weight[:dim].mul_(-1)
             fast = mlp(x)
         assert torch.allclose(fast, mlp(x).detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_time_projections_one_product_match_per_block_and_follow_updates():
+    """In inference the UNet runs every ResBlock's time projection as one product (`TimeProjections`): each
+    block's view equals its own `time_proj(act(temb))` tiled, and the concatenated weights follow updates."""
+    unet = _unet()
+    x, t, text = _inputs()
+    blocks = [m for m in unet.modules() if isinstance(m, ResBlock)]
+    temb = torch.randn(2, blocks[0].time_proj.in_features)
+    with torch.no_grad():
+        shared = unet._time_projections(temb)
+        for b in blocks:
+            for rows in (2, 4):
+                own = grow(b.time_proj(unet.act(temb)), rows)
+                assert torch.allclose(shared.of(b, rows), own, atol=1e-6)
+        before = unet(x, t, text)
+        blocks[-1].time_proj.weight.mul_(3.0)
+        blocks[0].time_proj.bias.add_(1.0)
+        after = unet(x, t, text)
+    assert not torch.allclose(before, after, atol=1e-4)
+    assert torch.allclose(after, unet(x, t, text).detach(), atol=1e-5)  # the training path (per-block products)

@@ -24,7 +24,9 @@ from .unet_blocks import (
     SpatialTransformer,
     Stage,
     TimeEmbedding,
+    TimeProjections,
     Upsample,
+    concat_time_weights,
     conv2d,
     grow,
     timestep_embedding,
@@ -165,6 +167,8 @@ class UNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         temb = self.time_embed(timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos,
                                                   c.freq_shift).to(x.dtype))  # (B, 4 C0)
+        if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            temb = self._time_projections(temb)  # every ResBlock's projection in one product
         h = conv2d(self.conv_in, x)
         skips = [h]
         for stage in self.down:
@@ -185,6 +189,21 @@ class UNet(nn.Module):
             h = self.act(self.norm_out(h))
         out = conv2d(self.conv_out, h).contiguous()
         return grow(out, text_states.shape[0])  # (B, C_out, H, W)
+
+
+    def _time_projections(self, temb: torch.Tensor) -> TimeProjections:
+        """The ResBlocks' time projections of this call as one product, on their weights concatenated (kept on the
+        module, remade when any of those weights changes: an optimizer step, `load_state_dict`)."""
+        blocks = self.__dict__.get("_time_blocks")
+        if blocks is None:
+            blocks = self.__dict__["_time_blocks"] = [m for m in self.modules()
+                                                      if isinstance(m, ResBlock) and m.time_proj is not None]
+        key = tuple((p.data_ptr(), -1 if p.is_inference() else p._version)
+                    for b in blocks for p in (b.time_proj.weight, b.time_proj.bias) if p is not None)
+        cached = self.__dict__.get("_time_weights")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_time_weights"] = (key, *concat_time_weights(blocks))
+        return TimeProjections(temb, self.act, *cached[1:], owner=self)
 
 
 register_family("unet", UNetConfig, UNet, "text-conditioned UNet (diffusers UNet2DConditionModel layout)")

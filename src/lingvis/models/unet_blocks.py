@@ -95,6 +95,41 @@ class TimeEmbedding(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class TimeProjections:
+    """Every ResBlock's time-embedding projection `time_proj(act(temb))` of one UNet call as one product, for
+    inference: `act(temb)` once, one (B, T) x (T, sum of C_out) product on the blocks' weights concatenated
+    (`concat_time_weights`), tiled once per row count; `of(block, rows)` is the block's (rows, C_out) view. The
+    `shapes` UNet has eleven ResBlocks: eleven activations, products and tilings a call become one each."""
+
+    def __init__(self, temb: torch.Tensor, act, weight: torch.Tensor, bias: torch.Tensor | None,
+                 offsets: dict[int, tuple[int, int]], owner: nn.Module):
+        # temb: (B, T); weight: (sum N, T); offsets: id(block) -> (first column, N)
+        self.offsets = offsets
+        self.rows = {temb.shape[0]: measured_linear(act(temb), weight, bias, owner, "time_proj")}  # (B, sum N)
+
+    def of(self, block: nn.Module, rows: int) -> torch.Tensor:
+        """The block's projection tiled to `rows` (a (rows, N) view of the shared product)."""
+        table = self.rows.get(rows)
+        if table is None:
+            table = self.rows[rows] = grow(next(iter(self.rows.values())), rows)  # (rows, sum N)
+        start, n = self.offsets[id(block)]
+        return table[:, start:start + n]
+
+
+def concat_time_weights(blocks: list["ResBlock"]) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """The blocks' `time_proj` weights stacked (sum N, T), their biases (sum N,) (None when none has one; zeros
+    for a block without) and each block's (first row, N) by id."""
+    ws = [b.time_proj.weight.detach() for b in blocks]
+    biased = any(b.time_proj.bias is not None for b in blocks)
+    bias = (torch.cat([b.time_proj.bias.detach() if b.time_proj.bias is not None else ws[i].new_zeros(ws[i].shape[0])
+                       for i, b in enumerate(blocks)]) if biased else None)
+    offsets, start = {}, 0
+    for b, w in zip(blocks, ws):
+        offsets[id(b)] = (start, w.shape[0])
+        start += w.shape[0]
+    return torch.cat(ws), bias, offsets
+
+
 class ResBlock(nn.Module):
     """GroupNorm-act-conv twice, the time embedding added (or scale/shift) between them; 1x1 shortcut when
     the width changes."""
@@ -113,8 +148,14 @@ class ResBlock(nn.Module):
         self.act, self.act_fresh = ACTIVATIONS[act], _fresh(act)
         self.out_scale = out_scale
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
-        # x: (B, C_in, H, W); temb: (B, T)
+    def _time(self, temb: "torch.Tensor | TimeProjections", rows: int) -> torch.Tensor:
+        """time_proj(act(temb)) tiled to `rows`: (rows, C_out or 2 C_out); from the shared product when given one."""
+        if isinstance(temb, TimeProjections):
+            return temb.of(self, rows)
+        return grow(self.time_proj(self.act(temb)), rows)
+
+    def forward(self, x: torch.Tensor, temb: "torch.Tensor | TimeProjections | None") -> torch.Tensor:
+        # x: (B, C_in, H, W); temb: (B, T), or the UNet call's shared projections (inference)
         fused = (self.act is F.silu and not torch.is_grad_enabled()  # channels-last inference: one kernel
                  and native_gn.supports(x, self.norm1))
         h = (native_gn.group_norm_nhwc(x, self.norm1, silu=True, checked=True) if fused
@@ -122,11 +163,11 @@ class ResBlock(nn.Module):
         h = conv2d(self.conv1, h)  # (B, C_out, H, W)
         if fused and self.time_norm != "scale_shift" and native_gn.supports(h, self.norm2):
             # silu(norm2(h + emb)) in one pass, written over conv1's fresh output
-            emb = None if self.time_proj is None else grow(self.time_proj(self.act(temb)), h.shape[0])  # (B, C_out)
+            emb = None if self.time_proj is None else self._time(temb, h.shape[0])  # (B, C_out)
             h = native_gn.group_norm_nhwc(h, self.norm2, add=emb, silu=True, out=h, checked=True)
         else:
             if self.time_proj is not None:
-                emb = grow(self.time_proj(self.act(temb)), h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
+                emb = self._time(temb, h.shape[0])[:, :, None, None]  # (B, C_out or 2 C_out, 1, 1)
                 if self.time_norm == "scale_shift":
                     scale, shift = emb.chunk(2, dim=1)
                     h = self.norm2(h) * (1 + scale) + shift
