@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..native import group_norm as native_gn
-from ..nn import MLP, Attention, Block, BlockInputs, Branch, packed_conv
+from ..nn import MLP, Attention, Block, BlockInputs, Branch, packed_conv, upsample_conv
 from ..nn.packed_linear import linear as measured_linear
 
 ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "mish": F.mish}
@@ -278,13 +278,16 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour x2 (or to `size`) then a 3x3 convolution."""
+    """Nearest-neighbour x2 (or to `size`) then a 3x3 convolution; in channels-last inference the x2 case runs as
+    one 2x2 convolution on the small map (nn/upsample_conv.py: about half the work, no upsampled copy)."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        if size is None and upsample_conv.supports(self.conv, x):  # inference: one 2x2 conv on the small map
+            return upsample_conv.upsample_conv(self.conv, x)  # (B, C, 2H, 2W) channels-last
         x = F.interpolate(x, scale_factor=2.0, mode="nearest") if size is None else F.interpolate(x, size=size,
                                                                                                   mode="nearest")
         return conv2d(self.conv, x)
