@@ -12,11 +12,13 @@ ratio is the steadier one.
 Where lingvis saves time: with guidance, the UNet runs its text-independent start (stem, first blocks, first
 self-attention) once per image instead of once per prompt row; in inference the feature maps stay
 channels-last through the whole UNet (oneDNN convolutions without layout reorders, 1x1 convolutions as GEMMs on
-the free (B, H*W, C) view, channels-last weights cached per weight version); fused q/k/v projections; the GEGLU
-gate, activations and residual adds in place. The convolutions, attention (SDPA) and GEMMs are the same
-oneDNN/MKL kernels on both sides; attention was SDPA's flash kernel on both sides (35-40% of the sd-small
-time: 8 heads of width 8 over 1024 pixels) and is now lingvis' native kernel (native/attention.c) where it
-measures faster.
+the free (B, H*W, C) view); 3x3 convolution weights packed once in oneDNN's blocked layout, with the ResBlock's
+residual add fused into conv2 (nn/packed_conv.py); each nearest-x2 upsample + 3x3 convolution as one 2x2
+convolution on the small map (nn/upsample_conv.py, about half the work); the ResBlocks' time projections as one
+product; fused q/k/v projections; the GEGLU gate, activations and residual adds in place. The convolutions,
+attention (SDPA) and GEMMs are the same oneDNN/MKL kernels on both sides; attention was SDPA's flash kernel
+on both sides (35-40% of the sd-small time: 8 heads of width 8 over 1024 pixels) and is now lingvis' native
+kernel (native/attention.c) where it measures faster.
 Measured 2026-12-07 (shared 2-core machine, other jobs running, load 2-3; 1 thread, 25 steps), CPU-time
 ratios: shapes DPM-Solver++ 1.24x, sd-small 1.14x, shapes Euler 1.21x (main before this work: 1.13, 1.11,
 1.10x); images equal to 2.1e-5. docs/text_to_image.md (Speed) has the table.
