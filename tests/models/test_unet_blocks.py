@@ -5,8 +5,8 @@ import contextlib
 import torch
 
 from lingvis.models.unet import UNet, UNetConfig
-from lingvis.models.unet_blocks import ResBlock, conv2d, grow
-from lingvis.nn import packed_conv
+from lingvis.models.unet_blocks import ResBlock, Upsample, conv2d, grow
+from lingvis.nn import packed_conv, upsample_conv
 
 
 def _unet(linear: bool = False) -> UNet:
@@ -36,6 +36,8 @@ def test_inference_layout_matches_training_path():
         assert torch.allclose(fast, plain.detach(), atol=1e-5), float((fast - plain).abs().max())
         if packed_conv.ENABLED:  # the 3x3 convolutions ran on packed weights, conv2 with the residual fused
             assert all(packed_conv._CACHE in r.conv2.__dict__ for r in unet.modules() if isinstance(r, ResBlock))
+        if upsample_conv.ENABLED:  # the upsamplers ran as one 2x2 convolution on the small map
+            assert all(upsample_conv._CACHE in u.conv.__dict__ for u in unet.modules() if isinstance(u, Upsample))
             with torch.no_grad(), _packed(False):
                 assert torch.allclose(unet(x, t, text), fast, atol=1e-5)
 
