@@ -190,7 +190,6 @@ class UNet(nn.Module):
         out = conv2d(self.conv_out, h).contiguous()
         return grow(out, text_states.shape[0])  # (B, C_out, H, W)
 
-
     def _time_projections(self, temb: torch.Tensor) -> TimeProjections:
         """The ResBlocks' time projections of this call as one product, on their weights concatenated (kept on the
         module, remade when any of those weights changes: an optimizer step, `load_state_dict`)."""
