@@ -84,3 +84,28 @@ def test_kv_cache_overflow_and_reorder():
     cache.reorder(torch.tensor([1, 1, 0]))
     assert torch.equal(cache.k[0][:, :, :3], k[[1, 1, 0]])
     assert torch.equal(cache.cross[0][0], k[[1, 1, 0]])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm="rmsnorm", activation="swiglu", bias=False)])
+def test_inference_fuses_the_residual_add_with_the_next_norm_without_changing_values(kw, monkeypatch):
+    import lingvis.nn.block as block_module
+    from lingvis.native import available
+    if not available():
+        pytest.skip("native kernels did not build")
+    torch.manual_seed(0)
+    b = transformer_block(BlockConfig(dim=36, n_heads=4, mlp_hidden=50, **kw)).eval()
+    for p in b.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 7, 36)
+    fused = []
+    real = block_module.add_then_norm
+    monkeypatch.setattr(block_module, "add_then_norm", lambda *a: fused.append(1) or real(*a))
+    with torch.no_grad():
+        y = b(x, is_causal=True)
+        h = x + b.attn(b.ln_1(x), is_causal=True)
+        want = h + b.mlp(b.ln_2(h))
+    assert len(fused) == 1  # attn's residual with ln_2; the block's last add has no next norm here
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(block_module, "add_then_norm", lambda *a: None)  # unfused path: the same values
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, is_causal=True), y, rtol=1e-5, atol=1e-5)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .context import BlockInputs
+from .norm import add_then_norm
 
 
 @dataclass
@@ -73,16 +74,27 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
         ctx = ctx if ctx is not None else BlockInputs(**inputs)
-        for norm_name, name, mod_name in self.branches:
+        normed = None  # the next branch's normed input, made together with this branch's residual add
+        last = len(self.branches) - 1
+        for i, (norm_name, name, mod_name) in enumerate(self.branches):
             norm = getattr(self, norm_name) if norm_name else None
             layer = getattr(self, name)
             if not self.prenorm:
                 y = x + layer(x, ctx)
                 x = norm(y) if norm is not None else y
                 continue
-            h = norm(x) if norm is not None else x
+            h = normed if normed is not None else norm(x) if norm is not None else x
+            normed = None
             if mod_name is None:
-                x = _residual(x, layer(h, ctx))
+                y = layer(h, ctx)  # (B, T, C)
+                nxt = self.branches[i + 1] if i < last else None
+                if nxt is not None and nxt[0] is not None and nxt[2] is None:
+                    # pre-norm: the residual add and the next branch's norm in one native pass (fp32 inference)
+                    fused = add_then_norm(x, y, getattr(self, nxt[0]))
+                    if fused is not None:
+                        x, normed = fused  # (B, T, C) each
+                        continue
+                x = _residual(x, y)
                 continue
             if ctx.cond is None:
                 raise ValueError(f"branch {name!r} is modulated: pass the conditioning vector (ctx.cond)")
