@@ -23,6 +23,7 @@ import torch
 
 from ..decode_step import supports
 from ..nn import BlockInputs, KVCache
+from ..nn.context import entry_norm
 from ..nn.fast_attention import attention
 from ..nn.position import apply_rotary
 
@@ -47,9 +48,12 @@ def prefill_last(lm, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
     *first, blk = lm.blocks
     for i, block in enumerate(first):
         ctx.layer = i
+        ctx.next_norm = entry_norm(first[i + 1]) if i + 1 < len(first) else blk.ln_1  # see run_blocks
         x = block(x, ctx)  # (B, T, C)
+    normed = ctx.normed  # (x, blk.ln_1(x)) when the last residual add was made with it
+    ctx.next_norm = ctx.normed = None
     a = blk.attn
-    q, k, v = a.project_qkv(blk.ln_1(x))  # (B, H|KV, T, D)
+    q, k, v = a.project_qkv(normed[1] if normed is not None and normed[0] is x else blk.ln_1(x))  # (B, H|KV, T, D)
     q = q[:, :, -1:]  # (B, H, 1, D): only the last query is read
     if rope is not None:
         cos, sin = rope

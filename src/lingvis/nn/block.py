@@ -75,6 +75,10 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
         ctx = ctx if ctx is not None else BlockInputs(**inputs)
         normed = None  # the next branch's normed input, made together with this branch's residual add
+        if ctx.normed is not None:  # the previous block made x and this block's first normed input together
+            if ctx.normed[0] is x and self.prenorm:
+                normed = ctx.normed[1]
+            ctx.normed = None
         last = len(self.branches) - 1
         for i, (norm_name, name, mod_name) in enumerate(self.branches):
             norm = getattr(self, norm_name) if norm_name else None
@@ -94,6 +98,12 @@ class Block(nn.Module):
                     if fused is not None:
                         x, normed = fused  # (B, T, C) each
                         continue
+                elif nxt is None and ctx.next_norm is not None:  # the next block's entry norm (`run_blocks`)
+                    fused = add_then_norm(x, y, ctx.next_norm)
+                    if fused is not None:
+                        x = fused[0]
+                        ctx.normed = fused  # (B, T, C) each: read by the next block when it gets this x
+                        continue
                 x = _residual(x, y)
                 continue
             if ctx.cond is None:
@@ -101,6 +111,14 @@ class Block(nn.Module):
             shift, scale, gate = getattr(self, mod_name)(ctx.cond)  # (B, 1, C) each
             x = _residual(x, gate * layer(h * (1 + scale) + shift, ctx))
         return x
+
+    def entry_norm(self) -> nn.Module | None:
+        """The norm this block applies first to its input (pre-norm, first branch normed and unmodulated), which
+        the previous block may apply together with its last residual add (`run_blocks`), else None."""
+        if not self.prenorm:
+            return None
+        norm_name, _, mod_name = self.branches[0]
+        return getattr(self, norm_name) if norm_name is not None and mod_name is None else None
 
 
 def _residual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
