@@ -275,3 +275,23 @@ def test_linear_times_a_tensor_fuses_the_product_into_onednn(shape, bias, monkey
         linear(x, w, b, owner, "up", mul=m[..., :5])
     with pytest.raises(ValueError, match="mul"):
         linear(x, w, b, owner, "up", epilogue="silu", mul=m)
+
+
+def test_a_nested_use_on_the_same_model_does_not_walk_it_again(monkeypatch):
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    walks = []
+    real = packed_linear._linears
+    monkeypatch.setattr(packed_linear, "_linears", lambda m: walks.append(m) or real(m))
+    outer, inner = packed_linears(model), packed_linears(model)
+    outer.__enter__()
+    inner.__enter__()
+    assert walks == [model] and "forward" in model[0].__dict__
+    outer.__exit__(None, None, None)  # uses overlapping out of order (two threads): the routing stays until the last
+    assert "forward" in model[0].__dict__
+    inner.__exit__(None, None, None)
+    assert "forward" not in model[0].__dict__ and "forward" not in model[2].__dict__
+    with packed_linears(model[0]):  # a part of the model is its own root: walked
+        assert "forward" in model[0].__dict__
+    with packed_linears(model):  # after the last exit a new use walks again
+        assert len(walks) == 3
+    assert "forward" not in model[0].__dict__

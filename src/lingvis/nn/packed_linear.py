@@ -160,24 +160,46 @@ def _linears(model) -> list[nn.Linear]:
     return [m for m in root.modules() if type(m) is nn.Linear]
 
 
+# root module -> [uses, the linears its outermost use routed]: a nested use on the same model skips the walk
+_ACTIVE: "weakref.WeakKeyDictionary[nn.Module, list]" = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def packed_linears(model) -> Iterator[None]:
     """Route the model's plain `nn.Linear` layers through `linear` (the kernel measured faster per shape) for
-    CPU inference while the block runs (nested and concurrent uses are counted; the last exit restores)."""
-    mods = _linears(model) if packed_available() else []
-    for m in mods:
-        depth = m.__dict__.get("_lingvis_packed_depth", 0)
-        if depth == 0:
-            m.forward = types.MethodType(_packed_forward, m)
-        m.__dict__["_lingvis_packed_depth"] = depth + 1
+    CPU inference while the block runs (nested and concurrent uses are counted; the last exit restores). A use
+    inside another on the same model (generation inside a model's own `generate`) does not walk the modules
+    again (~0.27 ms of Python a walk for LLaVA's benchmark model, 172 modules)."""
+    root = model if isinstance(model, nn.Module) else getattr(model, "model", None)
+    active = _ACTIVE.get(root) if isinstance(root, nn.Module) else None
+    if active is not None:
+        active[0] += 1
+    else:
+        mods = _linears(model) if packed_available() else []
+        for m in mods:
+            depth = m.__dict__.get("_lingvis_packed_depth", 0)
+            if depth == 0:
+                m.forward = types.MethodType(_packed_forward, m)
+            m.__dict__["_lingvis_packed_depth"] = depth + 1
+        active = [1, mods]
+        if isinstance(root, nn.Module):
+            _ACTIVE[root] = active
     try:
         yield
     finally:
-        for m in mods:
-            depth = m.__dict__["_lingvis_packed_depth"] - 1
-            m.__dict__["_lingvis_packed_depth"] = depth
-            if depth == 0 and "forward" in m.__dict__:
-                del m.forward
+        active[0] -= 1
+        if active[0] == 0:
+            if isinstance(root, nn.Module) and _ACTIVE.get(root) is active:
+                del _ACTIVE[root]
+            _unroute(active[1])
+
+
+def _unroute(mods: list[nn.Linear]) -> None:
+    for m in mods:
+        depth = m.__dict__["_lingvis_packed_depth"] - 1
+        m.__dict__["_lingvis_packed_depth"] = depth
+        if depth == 0 and "forward" in m.__dict__:
+            del m.forward
 
 
 def release_packed(model) -> None:
