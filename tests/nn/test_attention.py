@@ -145,3 +145,20 @@ def test_fixed_memory_projects_cross_keys_values_once_per_memory_tensor():
     torch.testing.assert_close(got_other, want_other)
     with torch.no_grad():
         torch.testing.assert_close(got[2], att(x + 2, memory=mem))
+
+
+@pytest.mark.parametrize("kw", [dict(n_kv_heads=2), dict(bias=False, qk_norm="rmsnorm"), dict(head_dim=6)])
+@pytest.mark.parametrize("T", [1, 2, 13])
+def test_project_kv_last_q_is_project_qkv_with_the_last_query(kw, T):
+    torch.manual_seed(0)
+    a = Attention(20, 4, **kw).eval()
+    for p in a.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(3, T, 20)
+    with torch.no_grad():
+        q, k, v = a.project_qkv(x)
+        lq, lk, lv = a.project_kv_last_q(x)
+    assert lq.shape == (3, 4, 1, a.head_dim) and lk.shape == k.shape and lv.shape == v.shape
+    torch.testing.assert_close(lq, q[:, :, -1:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lk, k, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lv, v, rtol=1e-5, atol=1e-5)

@@ -84,3 +84,67 @@ def test_kv_cache_overflow_and_reorder():
     cache.reorder(torch.tensor([1, 1, 0]))
     assert torch.equal(cache.k[0][:, :, :3], k[[1, 1, 0]])
     assert torch.equal(cache.cross[0][0], k[[1, 1, 0]])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm="rmsnorm", activation="swiglu", bias=False)])
+def test_inference_fuses_the_residual_add_with_the_next_norm_without_changing_values(kw, monkeypatch):
+    import lingvis.nn.block as block_module
+    from lingvis.native import available
+    if not available():
+        pytest.skip("native kernels did not build")
+    torch.manual_seed(0)
+    b = transformer_block(BlockConfig(dim=36, n_heads=4, mlp_hidden=50, **kw)).eval()
+    for p in b.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 7, 36)
+    fused = []
+    real = block_module.add_then_norm
+    monkeypatch.setattr(block_module, "add_then_norm", lambda *a: fused.append(1) or real(*a))
+    with torch.no_grad():
+        y = b(x, is_causal=True)
+        h = x + b.attn(b.ln_1(x), is_causal=True)
+        want = h + b.mlp(b.ln_2(h))
+    assert len(fused) == 1  # attn's residual with ln_2; the block's last add has no next norm here
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(block_module, "add_then_norm", lambda *a: None)  # unfused path: the same values
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, is_causal=True), y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm="rmsnorm", activation="swiglu", bias=False)])
+def test_run_blocks_fuses_each_last_residual_add_with_the_next_blocks_norm(kw, monkeypatch):
+    import lingvis.nn.block as block_module
+    from lingvis.native import available
+    from lingvis.nn import BlockInputs, run_blocks
+    if not available():
+        pytest.skip("native kernels did not build")
+    torch.manual_seed(0)
+    blocks = torch.nn.ModuleList(transformer_block(BlockConfig(dim=20, n_heads=2, mlp_hidden=30, **kw))
+                                 for _ in range(3)).eval()
+    for p in blocks.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 9, 20)
+    norms = []
+    real = block_module.add_then_norm
+    monkeypatch.setattr(block_module, "add_then_norm", lambda x, y, n: norms.append(n) or real(x, y, n))
+    hidden = []
+    with torch.no_grad():
+        y = run_blocks(blocks, x, BlockInputs(is_causal=True), hidden)
+        want, h = [x], x
+        for b in blocks:
+            h = h + b.attn(b.ln_1(h), is_causal=True)
+            h = h + b.mlp(b.ln_2(h))
+            want.append(h)
+    # inside each block: attn's add with ln_2; across blocks: the last add with the next block's ln_1
+    assert norms == [blocks[0].ln_2, blocks[1].ln_1, blocks[1].ln_2, blocks[2].ln_1, blocks[2].ln_2]
+    torch.testing.assert_close(y, want[-1], rtol=1e-5, atol=1e-5)
+    assert len(hidden) == 4
+    for got, ref in zip(hidden, want):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    ctx = BlockInputs(is_causal=True)
+    with torch.no_grad():
+        run_blocks(blocks, x, ctx)
+    assert ctx.next_norm is None and ctx.normed is None  # nothing left behind for a later call
+    norms.clear()
+    run_blocks(blocks, x.requires_grad_(), BlockInputs(is_causal=True))  # training: no fusion across blocks
+    assert all(n is not blocks[1].ln_1 and n is not blocks[2].ln_1 for n in norms)

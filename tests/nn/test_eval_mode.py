@@ -57,3 +57,19 @@ def test_generation_leaves_a_llava_in_its_training_modes():
     out = m.generate(ids, 3, pixel_values=pixels)
     assert modes(m) == before
     assert torch.equal(out, m.eval().generate(ids, 3, pixel_values=pixels))  # dropout was off during generation
+
+
+def test_a_nested_use_on_the_same_model_does_not_walk_it_again():
+    m = net().train()
+    walks = []
+    real = m.modules
+    m.modules = lambda: walks.append(1) or real()
+    with eval_mode(m):
+        with eval_mode(m):
+            assert len(walks) == 1 and not any(x.training for x in real())
+        with eval_mode(m[2]):  # a part is its own model: walked (its own modules(), not counted here)
+            assert len(walks) == 1
+        assert not any(x.training for x in real())
+    assert all(x.training for x in real())
+    with eval_mode(m):  # after the exit a new use walks again
+        assert len(walks) == 2

@@ -252,3 +252,46 @@ def test_scaled_weight_is_packed_once_and_forces_onednn(monkeypatch):
     assert len(packs) == 2
     y = linear(torch.randn(3, 16), w.requires_grad_(), b, owner, "s", scale=0.5)  # autograd: F.linear on 0.5 w
     assert y.grad_fn is not None and len(packs) == 2
+
+
+@pytest.mark.parametrize("shape, bias", [((3, 5, 16), True), ((2, 16), False), ((1, 1, 16), True)])
+def test_linear_times_a_tensor_fuses_the_product_into_onednn(shape, bias, monkeypatch):
+    torch.manual_seed(0)
+    owner = nn.Module()
+    w, b = torch.randn(27, 16), torch.randn(27) if bias else None
+    x = torch.randn(*shape)
+    m = torch.randn(*shape[:-1], 27)
+    binary = []
+    real = torch.ops.mkldnn._linear_pointwise.binary
+    monkeypatch.setattr(torch.ops.mkldnn._linear_pointwise, "binary",
+                        lambda *a: binary.append(a[-1]) or real(*a), raising=False)
+    with torch.no_grad():
+        y = linear(x, w, b, owner, "up", mul=m)
+    torch.testing.assert_close(y, F.linear(x, w, b) * m, rtol=1e-5, atol=1e-5)
+    assert y.shape == m.shape and binary == (["mul"] if x.numel() > 16 else [])  # one row: the GEMV, then a product
+    y = linear(x, w.requires_grad_(), b, owner, "up", mul=m)  # autograd on: F.linear times m
+    assert y.grad_fn is not None
+    with pytest.raises(ValueError, match="mul"):
+        linear(x, w, b, owner, "up", mul=m[..., :5])
+    with pytest.raises(ValueError, match="mul"):
+        linear(x, w, b, owner, "up", epilogue="silu", mul=m)
+
+
+def test_a_nested_use_on_the_same_model_does_not_walk_it_again(monkeypatch):
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    walks = []
+    real = packed_linear._linears
+    monkeypatch.setattr(packed_linear, "_linears", lambda m: walks.append(m) or real(m))
+    outer, inner = packed_linears(model), packed_linears(model)
+    outer.__enter__()
+    inner.__enter__()
+    assert walks == [model] and "forward" in model[0].__dict__
+    outer.__exit__(None, None, None)  # uses overlapping out of order (two threads): the routing stays until the last
+    assert "forward" in model[0].__dict__
+    inner.__exit__(None, None, None)
+    assert "forward" not in model[0].__dict__ and "forward" not in model[2].__dict__
+    with packed_linears(model[0]):  # a part of the model is its own root: walked
+        assert "forward" in model[0].__dict__
+    with packed_linears(model):  # after the last exit a new use walks again
+        assert len(walks) == 3
+    assert "forward" not in model[0].__dict__

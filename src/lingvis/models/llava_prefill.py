@@ -4,8 +4,9 @@ cache and the logits of the last position only.
 `GPT.forward(..., last_only=True)` runs every block on every position and drops all but the last one before
 the head. Nothing after the last block's keys and values is read for earlier positions, though: its
 attention output projection, its MLP and the final norm are needed only at the last position. So this
-prefill runs the blocks before the last as usual, and the last block as: q/k/v of every position (keys and
-values into the cache), then attention, projection and MLP for the last query alone (which sees every key:
+prefill runs the blocks before the last as usual, and the last block as: keys and values of every position
+(into the cache) and the query of the last position only (`Attention.project_kv_last_q`: the fused product's
+query columns on one row), then attention, projection and MLP for the last query alone (which sees every key:
 no mask). For LLaVA's benchmark LM (8 layers, 220 prompt positions) that skips a tenth of the prefill's
 matrix products. Same modules, same ops; the last position's values equal the full forward's to float
 rounding (one row through the matrix products instead of a block of rows).
@@ -23,6 +24,7 @@ import torch
 
 from ..decode_step import supports
 from ..nn import BlockInputs, KVCache
+from ..nn.context import entry_norm
 from ..nn.fast_attention import attention
 from ..nn.position import apply_rotary
 
@@ -47,10 +49,13 @@ def prefill_last(lm, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
     *first, blk = lm.blocks
     for i, block in enumerate(first):
         ctx.layer = i
+        ctx.next_norm = entry_norm(first[i + 1]) if i + 1 < len(first) else blk.ln_1  # see run_blocks
         x = block(x, ctx)  # (B, T, C)
+    normed = ctx.normed  # (x, blk.ln_1(x)) when the last residual add was made with it
+    ctx.next_norm = ctx.normed = None
     a = blk.attn
-    q, k, v = a.project_qkv(blk.ln_1(x))  # (B, H|KV, T, D)
-    q = q[:, :, -1:]  # (B, H, 1, D): only the last query is read
+    h = normed[1] if normed is not None and normed[0] is x else blk.ln_1(x)  # (B, T, C)
+    q, k, v = a.project_kv_last_q(h)  # (B, H, 1, D): only the last query is read; (B, KV, T, D) each
     if rope is not None:
         cos, sin = rope
         q, k = apply_rotary(q, cos[:, :, -1:], sin[:, :, -1:]), apply_rotary(k, cos, sin)

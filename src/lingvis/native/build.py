@@ -1,5 +1,5 @@
-"""Compile the native kernels (gemv.c, step.c, attention.c, group_norm.c) once per source, compiler and CPU; load
-them (ctypes).
+"""Compile the native kernels (gemv.c, step.c, attention.c, group_norm.c, row_norm.c, rotary.c) once per source,
+compiler and CPU; load them (ctypes).
 
 The shared library is built with the system C compiler (`$CC`, else `cc`, else `gcc`) as
 `-O3 -march=native -fopenmp -shared -fPIC` (retried without `-march=native`, then without OpenMP), cached under
@@ -25,7 +25,9 @@ import torch  # noqa: F401  (loads torch's libgomp first: the library below link
 
 log = logging.getLogger(__name__)
 
-SOURCES = [Path(__file__).with_name(n) for n in ("gemv.c", "step.c", "attention.c", "group_norm.c")]  # one library
+# one library
+SOURCES = [Path(__file__).with_name(n) for n in ("gemv.c", "step.c", "attention.c", "group_norm.c", "row_norm.c",
+                                                 "rotary.c")]
 HEADERS = [Path(__file__).with_name(n) for n in ("dot_f32.h", "dot_int8.h")]  # in the cache key: an edit rebuilds
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
@@ -38,6 +40,8 @@ SIGNATURES = {  # function -> (argument types, return type)
     "lv_step_struct_sizes": ([], _I),
     "lv_attention_f32": ([_P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _P, _F, _I, _I], _I),
     "lv_group_norm_nhwc_f32": ([_P, _P, _P, _P, _P, _I, _I, _I, _I, _F, _I, _I], _I),
+    "lv_add_norm_f32": ([_P, _P, _P, _P, _P, _P, _I, _I, _F, _I, _I], _I),
+    "lv_rotary_f32": ([_P, _P, _P, _P, _I, _I, _I, _I, _P, _P, _I], _I),
 }
 
 

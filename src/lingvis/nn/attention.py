@@ -21,6 +21,7 @@ from .cache import KVCache
 from .context import BlockInputs
 from .fast_attention import attention
 from .norm import make_norm
+from .packed_linear import linear
 from .position import apply_rotary
 
 _NO_INPUTS = BlockInputs()
@@ -99,6 +100,23 @@ class Attention(nn.Module):
         """(B, T, C) -> q (B, H, T, D), k and v (B, KV, T, D), q/k normed when the model has q/k norms."""
         H, KV, D = self.n_heads, self.n_kv_heads, self.head_dim
         q, k, v = self.qkv(x).split([H * D, KV * D, KV * D], dim=-1)
+        q, k, v = self._heads(q, H), self._heads(k, KV), self._heads(v, KV)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return q, k, v
+
+    def project_kv_last_q(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> q of the last position only (B, H, 1, D), k and v of every position (B, KV, T, D): for a
+        prefill that reads the last query alone, the fused product's query columns run on one row (the key and
+        value columns on all T), q/k normed as in `project_qkv`."""
+        H, KV, D = self.n_heads, self.n_kv_heads, self.head_dim
+        lin = self.qkv
+        if type(lin) is not nn.Linear or x.shape[1] == 1:
+            q, k, v = self.project_qkv(x)
+            return q[:, :, -1:], k, v
+        w, b = lin.weight, lin.bias  # (H*D + 2*KV*D, C), bias or None
+        q = linear(x[:, -1:], w[:H * D], None if b is None else b[:H * D], lin, "q")  # (B, 1, H*D)
+        k, v = linear(x, w[H * D:], None if b is None else b[H * D:], lin, "kv").split([KV * D, KV * D], dim=-1)
         q, k, v = self._heads(q, H), self._heads(k, KV), self._heads(v, KV)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)

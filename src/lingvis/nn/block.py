@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .context import BlockInputs
+from .norm import add_then_norm
 
 
 @dataclass
@@ -73,22 +74,51 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
         ctx = ctx if ctx is not None else BlockInputs(**inputs)
-        for norm_name, name, mod_name in self.branches:
+        normed = None  # the next branch's normed input, made together with this branch's residual add
+        if ctx.normed is not None:  # the previous block made x and this block's first normed input together
+            if ctx.normed[0] is x and self.prenorm:
+                normed = ctx.normed[1]
+            ctx.normed = None
+        last = len(self.branches) - 1
+        for i, (norm_name, name, mod_name) in enumerate(self.branches):
             norm = getattr(self, norm_name) if norm_name else None
             layer = getattr(self, name)
             if not self.prenorm:
                 y = x + layer(x, ctx)
                 x = norm(y) if norm is not None else y
                 continue
-            h = norm(x) if norm is not None else x
+            h = normed if normed is not None else norm(x) if norm is not None else x
+            normed = None
             if mod_name is None:
-                x = _residual(x, layer(h, ctx))
+                y = layer(h, ctx)  # (B, T, C)
+                nxt = self.branches[i + 1] if i < last else None
+                if nxt is not None and nxt[0] is not None and nxt[2] is None:
+                    # pre-norm: the residual add and the next branch's norm in one native pass (fp32 inference)
+                    fused = add_then_norm(x, y, getattr(self, nxt[0]))
+                    if fused is not None:
+                        x, normed = fused  # (B, T, C) each
+                        continue
+                elif nxt is None and ctx.next_norm is not None:  # the next block's entry norm (`run_blocks`)
+                    fused = add_then_norm(x, y, ctx.next_norm)
+                    if fused is not None:
+                        x = fused[0]
+                        ctx.normed = fused  # (B, T, C) each: read by the next block when it gets this x
+                        continue
+                x = _residual(x, y)
                 continue
             if ctx.cond is None:
                 raise ValueError(f"branch {name!r} is modulated: pass the conditioning vector (ctx.cond)")
             shift, scale, gate = getattr(self, mod_name)(ctx.cond)  # (B, 1, C) each
             x = _residual(x, gate * layer(h * (1 + scale) + shift, ctx))
         return x
+
+    def entry_norm(self) -> nn.Module | None:
+        """The norm this block applies first to its input (pre-norm, first branch normed and unmodulated), which
+        the previous block may apply together with its last residual add (`run_blocks`), else None."""
+        if not self.prenorm:
+            return None
+        norm_name, _, mod_name = self.branches[0]
+        return getattr(self, norm_name) if norm_name is not None and mod_name is None else None
 
 
 def _residual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,10 @@ class BlockInputs:
     memory_mask: torch.Tensor | None = None  # (B, 1, 1, M) bool
     cond: torch.Tensor | None = None         # (B, C_cond) conditioning vector for modulated branches
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. video layout {"frames": F, "patches": N}
+    # inference across blocks (`run_blocks`): the next block's entry norm, which a pre-norm block applies together
+    # with its last residual add (one native pass), leaving (its output, that output normed) in `normed`
+    next_norm: Any = None
+    normed: tuple[torch.Tensor, torch.Tensor] | None = None
     _masks: dict = field(default_factory=dict, repr=False)
 
     def self_mask(self, q_len: int, k_index: torch.Tensor | None = None,
@@ -92,11 +96,22 @@ def run_blocks(blocks, x: torch.Tensor, ctx: BlockInputs, hidden: list | None = 
     every block plus the final states (HF's `hidden_states`). Advances the cache by T when there is one."""
     if hidden is not None:
         hidden.append(x)
+    fuse = not torch.is_grad_enabled()  # inference: each block's last residual add made with the next one's norm
+    n = len(blocks)
     for i, block in enumerate(blocks):
         ctx.layer = i
+        if fuse:
+            ctx.next_norm = entry_norm(blocks[i + 1]) if i + 1 < n else None
         x = block(x, ctx)
         if hidden is not None:
             hidden.append(x)
+    ctx.next_norm = ctx.normed = None
     if ctx.cache is not None:
         ctx.cache.advance(x.shape[1])
     return x
+
+
+def entry_norm(block) -> Any:
+    """The norm a block applies first to its input (a pre-norm `Block`'s first branch), or None."""
+    get = getattr(block, "entry_norm", None)
+    return get() if get is not None else None

@@ -64,12 +64,11 @@ class MLP(nn.Module):
     def _swiglu_split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, H)
         """SwiGLU in inference as two products, each on its half of `fc`'s weight: the gate half through oneDNN
         with the SiLU fused into the product (no separate SiLU pass over a strided (B, T, H) half), the other
-        half plainly; the product written into the gate's buffer (no new (B, T, H) allocation)."""
+        half with the product by the gate fused into it (oneDNN's binary post-op: no separate (B, T, H) pass)."""
         w, b = self.fc.weight, self.fc.bias  # (2H, C), (2H,) or None
         H = w.shape[0] // 2
         gate = linear(x, w[:H], None if b is None else b[:H], self.fc, "gate", epilogue="silu")  # (B, T, H)
-        up = linear(x, w[H:], None if b is None else b[H:], self.fc, "up")  # (B, T, H)
-        return gate.mul_(up)
+        return linear(x, w[H:], None if b is None else b[H:], self.fc, "up", mul=gate)  # (B, T, H): up * gate
 
     def _quick_gelu_folded(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         """quick_gelu(y) = y sigmoid(1.702 y) = silu(1.702 y) / 1.702, so in inference `fc` runs on its weight and

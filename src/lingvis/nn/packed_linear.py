@@ -102,13 +102,28 @@ def onednn_epilogue(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, owner: object, slot: str = "weight",
-           epilogue: str = "none", scale: float = 1.0) -> torch.Tensor:
+           epilogue: str = "none", scale: float = 1.0, mul: torch.Tensor | None = None) -> torch.Tensor:
     """(..., K) @ (scale w) (N, K)^T + b -> (..., N), then `epilogue` ('none', 'gelu', 'gelu_tanh', 'silu'),
     through the kernel measured faster for this shape; the packed copy of `scale w` is cached under (owner,
     slot). A fused epilogue or a scale runs on oneDNN whatever the shape's choice (the scale lives in the packed
-    copy, so it costs nothing per call)."""
+    copy, so it costs nothing per call). `mul` (..., N), with no epilogue: the product times `mul` elementwise,
+    fused into oneDNN's product (its binary post-op) for several rows (a gated MLP's up half times its gate)."""
     if epilogue != "none" and epilogue not in _EPILOGUES:
         raise ValueError(f"epilogue must be 'none' or one of {sorted(_EPILOGUES)}, got {epilogue!r}")
+    if mul is not None:
+        if epilogue != "none":
+            raise ValueError("linear: `mul` takes no epilogue")
+        if mul.shape != (*x.shape[:-1], w.shape[0]):
+            raise ValueError(f"linear: `mul` must have shape {(*x.shape[:-1], w.shape[0])}, got {tuple(mul.shape)}")
+        if (_eligible(x, w, b) and mul.dtype is _F32 and x.numel() > x.shape[-1] and mul.is_contiguous()
+                and mul.is_cpu):
+            packed = packed_weight(owner, slot, w, scale)
+            if packed is not None:
+                K, N = w.shape[1], w.shape[0]
+                y = torch.ops.mkldnn._linear_pointwise.binary(x.reshape(-1, K).contiguous(), mul.view(-1, N),
+                                                              packed, b, "mul")  # (M, N)
+                return y.view(*x.shape[:-1], N)
+        return linear(x, w, b, owner, slot, scale=scale) * mul
     if _eligible(x, w, b):
         K, N = w.shape[1], w.shape[0]
         x2 = x.reshape(-1, K)  # (M, K)
@@ -145,24 +160,46 @@ def _linears(model) -> list[nn.Linear]:
     return [m for m in root.modules() if type(m) is nn.Linear]
 
 
+# root module -> [uses, the linears its outermost use routed]: a nested use on the same model skips the walk
+_ACTIVE: "weakref.WeakKeyDictionary[nn.Module, list]" = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def packed_linears(model) -> Iterator[None]:
     """Route the model's plain `nn.Linear` layers through `linear` (the kernel measured faster per shape) for
-    CPU inference while the block runs (nested and concurrent uses are counted; the last exit restores)."""
-    mods = _linears(model) if packed_available() else []
-    for m in mods:
-        depth = m.__dict__.get("_lingvis_packed_depth", 0)
-        if depth == 0:
-            m.forward = types.MethodType(_packed_forward, m)
-        m.__dict__["_lingvis_packed_depth"] = depth + 1
+    CPU inference while the block runs (nested and concurrent uses are counted; the last exit restores). A use
+    inside another on the same model (generation inside a model's own `generate`) does not walk the modules
+    again (~0.27 ms of Python a walk for LLaVA's benchmark model, 172 modules)."""
+    root = model if isinstance(model, nn.Module) else getattr(model, "model", None)
+    active = _ACTIVE.get(root) if isinstance(root, nn.Module) else None
+    if active is not None:
+        active[0] += 1
+    else:
+        mods = _linears(model) if packed_available() else []
+        for m in mods:
+            depth = m.__dict__.get("_lingvis_packed_depth", 0)
+            if depth == 0:
+                m.forward = types.MethodType(_packed_forward, m)
+            m.__dict__["_lingvis_packed_depth"] = depth + 1
+        active = [1, mods]
+        if isinstance(root, nn.Module):
+            _ACTIVE[root] = active
     try:
         yield
     finally:
-        for m in mods:
-            depth = m.__dict__["_lingvis_packed_depth"] - 1
-            m.__dict__["_lingvis_packed_depth"] = depth
-            if depth == 0 and "forward" in m.__dict__:
-                del m.forward
+        active[0] -= 1
+        if active[0] == 0:
+            if isinstance(root, nn.Module) and _ACTIVE.get(root) is active:
+                del _ACTIVE[root]
+            _unroute(active[1])
+
+
+def _unroute(mods: list[nn.Linear]) -> None:
+    for m in mods:
+        depth = m.__dict__["_lingvis_packed_depth"] - 1
+        m.__dict__["_lingvis_packed_depth"] = depth
+        if depth == 0 and "forward" in m.__dict__:
+            del m.forward
 
 
 def release_packed(model) -> None:

@@ -170,11 +170,24 @@ class Rotary(nn.Module):
         return emb.cos(), emb.sin()
 
 
+_NATIVE = []  # [native.rotary], imported on first use (the native package imports lingvis.nn)
+
+
+def _native():
+    if not _NATIVE:
+        from ..native import rotary
+        _NATIVE.append(rotary)
+    return _NATIVE[0]
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate (B, H, T, D) queries or keys by their positions: x cos + (-x2, x1) sin for the halves x1, x2."""
     if x.shape[-1] % 2 or torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad or sin.requires_grad):
         x1, x2 = x.chunk(2, dim=-1)
         return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+    native = _native()
+    if native.supports(x, cos, sin):  # fp32 CPU: one native pass over the strided rows
+        return native.rotary(x, cos, sin)  # (B, H, T, D)
     # without autograd: the rotated halves accumulated into x cos in place (no negated, concatenated copy and
     # no second product buffer): 92.9 -> 66.0 us for (1, 8, 220, 64), 1 thread, thread CPU time
     h = x.shape[-1] // 2
