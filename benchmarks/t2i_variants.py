@@ -5,7 +5,7 @@ validation images at seeded logit-normal(0, 1) noise levels and noise, whatever 
 compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each, 25 steps) with its grid.
 
     python -m benchmarks.t2i_variants --out DIR --name NAME [--minutes 4] [--dim 128 --depth 4] [--lr 2e-3]
-        [--timestep-mean -0.5] [--batch 32] [--ema-decay 0.999] [--per-category 10]
+        [--timestep-mean -0.5 | --timestep-mean 2,0] [--batch 32] [--ema-decay 0.999] [--per-category 10]
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
         [--lock-text] [--lowres 4 [--lowres-x0]] [--single-only 5000] [--vae VAE_RUN --patch 2]
@@ -88,7 +88,8 @@ def main() -> None:
     ap.add_argument("--conv-out", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--batch", type=int)
-    ap.add_argument("--timestep-mean", type=float)
+    ap.add_argument("--timestep-mean", type=lambda v: tuple(float(x) for x in v.split(",")),
+                    help="logit-normal mean; comma-separated: an equal-weight mixture (e.g. 2,0)")
     ap.add_argument("--ema-decay", type=float)
     ap.add_argument("--text-dropout", type=float)
     ap.add_argument("--lowres", type=float, help="multi-scale loss weight (lowres_weight)")
@@ -133,7 +134,9 @@ def main() -> None:
         args.overrides["use_text_mask"] = True
     if a.lock_text:
         args.overrides["lock_text"] = True
-    for field, value in (("timestep_mean", a.timestep_mean), ("ema_decay", a.ema_decay),
+    if a.timestep_mean is not None:
+        args.timestep_mean = a.timestep_mean[0] if len(a.timestep_mean) == 1 else a.timestep_mean
+    for field, value in (("ema_decay", a.ema_decay),
                          ("text_dropout", a.text_dropout), ("lowres_weight", a.lowres)):
         if value is not None:
             setattr(args, field, value)

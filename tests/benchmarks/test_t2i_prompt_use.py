@@ -36,6 +36,10 @@ def test_text_gain_zero_only_for_a_text_blind_denoiser(tmp_path, tiny_t2i):
     use = single_object_use(model, tok, 3, guidance=1.0)
     assert use["prompts"] == 3
     assert 0 <= use["only_named_colour"] <= use["named_colour_present"] <= 3 and 0 <= use["none"] <= 3
+    assert use["exactly_the_named_object"] <= use["named_shape_and_colour"] <= use["named_shape_present"] <= 3
+    assert use["named_shape_and_colour"] <= use["named_colour_present"]
+    assert sum(use["shapes_named"].values()) == 3
+    assert sum(use["shapes_found"].values()) == round(use["objects_per_image"] * 3)
 
 
 class _ColourModel(torch.nn.Module):

@@ -70,6 +70,26 @@ def test_logit_normal_mean_moves_the_noise_levels_down():
         DiffusionTask(lambda x: x, FLOW, timesteps="uniform", timestep_mean=-0.5)
 
 
+def test_logit_normal_mixture_splits_the_noise_levels_between_its_means():
+    sched = make_scheduler(FLOW)
+    t = logit_normal_timesteps(sched, 20000, torch.Generator().manual_seed(4), "cpu", mean=(2.0, -2.0))
+    # half at sigmoid(N(2, 1)), half at sigmoid(N(-2, 1)): P(sigma > 0.5) = 0.5 * (0.977 + 0.023) = 0.5,
+    # P(sigma > sigmoid(2) = 0.881) = 0.5 * (0.5 + P(N(-2, 1) > 2) = 0.00003) = 0.25; a single mean 0 gives 0.023
+    assert float((t > 500).float().mean()) == pytest.approx(0.5, abs=0.02)
+    assert float((t > 880.8).float().mean()) == pytest.approx(0.25, abs=0.02)
+    # P(|N(+-2, 1)| < 1) = Phi(-1) - Phi(-3) = 0.157 for either component
+    assert float(((t > 268.9) & (t < 731.1)).float().mean()) == pytest.approx(0.157, abs=0.015)
+    one = logit_normal_timesteps(sched, 4000, torch.Generator().manual_seed(5), "cpu", mean=1.0)
+    assert torch.equal(one, logit_normal_timesteps(sched, 4000, torch.Generator().manual_seed(5), "cpu", mean=1.0))
+    task = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", timestep_mean=[2, 0])
+    assert task.timestep_mean == (2.0, 0.0)
+    assert DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", timestep_mean=(1.5,)).timestep_mean == 1.5
+    with pytest.raises(ValueError, match="empty"):
+        DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", timestep_mean=())
+    with pytest.raises(ValueError, match="timestep_mean"):
+        DiffusionTask(lambda x: x, FLOW, timesteps="uniform", timestep_mean=(2.0, 0.0))
+
+
 def test_lowres_error_is_the_pooled_mse_per_sample():
     from lingvis.tasks.diffusion import lowres_error
 

@@ -50,7 +50,8 @@ class DiffusionPretrainArgs:
     text_dropout: float = 0.1          # captions dropped for classifier-free guidance
     snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
     timesteps: str = "uniform"         # training noise levels: uniform | logit_normal
-    timestep_mean: float = 0.0         # logit_normal: mean of the normal (< 0: more training at low noise)
+    timestep_mean: float | tuple[float, ...] = 0.0  # logit_normal: mean of the normal (< 0: more training at low
+    #                                   noise); a tuple: an equal-weight mixture of logit-normals with these means
     lowres_weight: float = 0.0         # + this weight x the MSE at 1/2/4/8 px average-pooled (multi-scale loss)
     lowres_x0: bool = False            # that pooled MSE in x0 units (x sigma^2: weight on the high noise levels)
     ema_decay: float | None = None

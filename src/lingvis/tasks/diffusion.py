@@ -3,7 +3,9 @@ regress the scheduler's target (noise, velocity or flow) from the noisy input an
 dropped at `text_dropout` for classifier-free guidance; the EMA of the denoiser is updated once per
 optimizer step; `snr_gamma` weights the loss by min(SNR, gamma) (min-SNR, for noise-prediction objectives);
 `timesteps="logit_normal"` draws training noise levels as sigmoid(N(m, 1)) of the schedule (SD3's sampler,
-denser in the middle noise levels; `timestep_mean` m < 0 moves the mass to lower noise) instead of uniformly;
+denser in the middle noise levels; `timestep_mean` m < 0 moves the mass to lower noise; a tuple of means draws
+from the equal-weight mixture of those logit-normals, e.g. (2, 0): half the batch at the high noise levels where
+the layout is decided, half in the middle where the outlines are) instead of uniformly;
 `lowres_weight` w adds w * MSE of the prediction and the target average-pooled to each of `lowres_sizes` (a
 multi-scale loss: the coarse layout and colour a caption decides get a low-noise gradient; the minimiser, the
 conditional mean, is unchanged); `lowres_x0` measures that pooled error in x0 units (x sigma^2 for rectified flow,
@@ -28,10 +30,14 @@ TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
 
 
 def logit_normal_timesteps(scheduler, batch: int, generator: torch.Generator | None, device,
-                           mean: float = 0.0) -> torch.Tensor:
+                           mean: float | tuple[float, ...] = 0.0) -> torch.Tensor:
     """(batch,) training timesteps at u = sigmoid(N(mean, 1)) of the schedule: flow sigma u (then the scheduler's
-    shift), or the discrete timestep floor(u * num_train_timesteps) of a noise-prediction schedule."""
+    shift), or the discrete timestep floor(u * num_train_timesteps) of a noise-prediction schedule. A tuple of
+    means: each sample's mean is one of them, drawn uniformly (an equal-weight mixture of logit-normals)."""
     n_train = scheduler.config.num_train_timesteps
+    if isinstance(mean, (tuple, list)):
+        means = torch.tensor([float(m) for m in mean])  # (K,)
+        mean = means[torch.randint(len(means), (batch,), generator=generator)]  # (B,) each sample's component
     u = torch.sigmoid(torch.randn(batch, generator=generator) + mean)  # (B,) in (0, 1)
     shift = getattr(scheduler.config, "shift", None) or getattr(scheduler.config, "flow_shift", None)
     if hasattr(scheduler, "min_snr_weight") and not getattr(scheduler.config, "use_flow_sigmas", False):
@@ -59,12 +65,19 @@ class DiffusionTask(Task):
     def __init__(self, tokenize: Tokenize, scheduler_config: dict, text_dropout: float = 0.1, seed: int = 0,
                  grad_accum: int = 1, sample_prompts: list[str] | None = None, sample_dir: str | Path | None = None,
                  tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0, snr_gamma: float | None = None,
-                 timesteps: str = "uniform", timestep_mean: float = 0.0, lowres_weight: float = 0.0,
+                 timesteps: str = "uniform", timestep_mean: float | tuple[float, ...] = 0.0,
+                 lowres_weight: float = 0.0,
                  lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
             raise ValueError(f"timesteps must be one of {TIMESTEP_SAMPLERS}, got {timesteps!r}")
+        if isinstance(timestep_mean, (tuple, list)):
+            if not timestep_mean:
+                raise ValueError("timestep_mean: an empty tuple of mixture means")
+            timestep_mean = tuple(float(m) for m in timestep_mean)
+            if len(timestep_mean) == 1:
+                timestep_mean = timestep_mean[0]
         if timestep_mean and timesteps != "logit_normal":
             raise ValueError(f"timestep_mean {timestep_mean} needs timesteps='logit_normal', got {timesteps!r}")
         if lowres_weight < 0 or (lowres_weight and (not lowres_sizes or min(lowres_sizes) < 1)):
