@@ -92,6 +92,13 @@ def nn_normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(x, dim=-1)
 
 
+def shape_share(dets: list, shapes: list[str]) -> tuple[float, float, int]:
+    """(share of the detected objects with the named shape, its prompt-blind level, prompts) over these images."""
+    total = sum(len(d) for d in dets)
+    share = sum(x.shape == sh for d, sh in zip(dets, shapes) for x in d) / total if total else 0.0
+    return share, named_shape_chance(dets, shapes), len(dets)
+
+
 def named_shape_chance(dets: list, shapes: list[str]) -> float:
     """The named-shape share a prompt-blind model with the same detected shapes would get: each image's objects
     drawn from the pooled shape distribution of all images (object-weighted mean of that shape's frequency)."""
@@ -128,6 +135,9 @@ def single_object_use(model, tokenizer, n: int, guidance: float, seed: int = 0, 
             "named_shape_share": sum(x.shape == sh for d, sh in zip(dets, shapes) for x in d)
             / max(1, sum(len(d) for d in dets)),
             "named_shape_chance": named_shape_chance(dets, shapes),
+            "by_size": {z: shape_share([d for d, it in zip(dets, items) if it.objects[0][2] == z],
+                                       [sh for sh, it in zip(shapes, items) if it.objects[0][2] == z])
+                        for z in sorted({it.objects[0][2] for it in items})},
             "shapes_found": dict(sorted(Counter(x.shape for d in dets for x in d).items())),
             "shapes_named": dict(sorted(Counter(shapes).items()))}
 
@@ -188,6 +198,8 @@ def report(run: str, val: str, a: argparse.Namespace) -> None:
               f"{u['named_shape_present']}/{n} | {u['named_shape_and_colour']}/{n} | "
               f"{u['exactly_the_named_object']}/{n} | {u['named_shape_share']:.2f} "
               f"({u['named_shape_chance']:.2f}) | {found} |")
+        sizes = "; ".join(f"{z} ({k} prompts) {a:.2f} ({b:.2f})" for z, (a, b, k) in u["by_size"].items())
+        print(f"|  | share of the named shape by the prompt's size (prompt-blind): {sizes} |")
     print(f"\n{time.process_time() - t0:.1f} CPU-s, 1 thread\n")
 
 

@@ -40,6 +40,8 @@ def test_text_gain_zero_only_for_a_text_blind_denoiser(tmp_path, tiny_t2i):
     assert use["named_shape_and_colour"] <= use["named_colour_present"]
     assert sum(use["shapes_named"].values()) == 3
     assert 0.0 <= use["named_shape_share"] <= 1.0
+    assert sum(k for _, _, k in use["by_size"].values()) == 3
+    assert set(use["by_size"]) <= {"small", "large"}
     if use["objects_per_image"] == 0:
         assert use["named_shape_share"] == 0.0
     assert sum(use["shapes_found"].values()) == round(use["objects_per_image"] * 3)
