@@ -4,7 +4,8 @@
    caption, with the empty prompt and with another image's caption (seeded noise, the same for the three);
 2. single-object prompts (the GenEval slice's first `--prompts`, 25 steps of the model's scheduler): objects the
    shapes detector finds per image, distinct colours per image, whether the named colour is among them and
-   whether it is the only one.
+   whether it is the only one, whether the named shape is found, an object of the named shape and colour, exactly
+   that one object (what the single-object and colours checks need), and the detected shapes against the named.
 
 3. colour pull: for `a large <colour> circle` (the 6 colours) on the same noised white images at a high noise level,
    the shift of the x0 estimate's mean colour (decoded, for a latent model) from the 6 prompts' mean, against the
@@ -17,13 +18,14 @@ A model that ignores the prompt shows a zero text gain, the named colour about a
 at chance.
 
     python -m benchmarks.t2i_prompt_use --model RUN [--model RUN2 ...] [--val DATA/captions_val.json]
-        [--images 128] [--prompts 20] [--guidance 1,4]
+        [--images 128] [--prompts 20] [--guidance 1,4] [--guidance-below 0.5] [--steps 25] [--samples-only]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from collections import Counter
 
 import torch
 
@@ -90,22 +92,54 @@ def nn_normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(x, dim=-1)
 
 
-def single_object_use(model, tokenizer, n: int, guidance: float, seed: int = 0) -> dict:
+def shape_share(dets: list, shapes: list[str]) -> tuple[float, float, int]:
+    """(share of the detected objects with the named shape, its prompt-blind level, prompts) over these images."""
+    total = sum(len(d) for d in dets)
+    share = sum(x.shape == sh for d, sh in zip(dets, shapes) for x in d) / total if total else 0.0
+    return share, named_shape_chance(dets, shapes), len(dets)
+
+
+def named_shape_chance(dets: list, shapes: list[str]) -> float:
+    """The named-shape share a prompt-blind model with the same detected shapes would get: each image's objects
+    drawn from the pooled shape distribution of all images (object-weighted mean of that shape's frequency)."""
+    found = Counter(x.shape for d in dets for x in d)
+    total = sum(found.values())
+    return sum(len(d) * found[sh] / total for d, sh in zip(dets, shapes)) / total if total else 0.0
+
+
+def single_object_use(model, tokenizer, n: int, guidance: float, seed: int = 0, steps: int = 25,
+                      guidance_below: float = 1.0) -> dict:
     """Detector statistics of the first n single-object GenEval prompts' samples."""
     from lingvis.eval.geneval_shapes import make_items
     from lingvis.eval.shapes_detector import detect_shapes
     from lingvis.eval.text_to_image import generate_for
 
     items = [it for it in make_items(n, seed) if it.category == "single_object"]
-    images = generate_for(model, tokenizer, [it.prompt for it in items], steps=25, guidance_scale=guidance,
-                          scheduler=None, seed=seed, batch_size=32)
+    images = generate_for(model, tokenizer, [it.prompt for it in items], steps=steps, guidance_scale=guidance,
+                          scheduler=None, seed=seed, batch_size=32, guidance_below=guidance_below)
     dets = [detect_shapes(im) for im in images]
     named = [it.objects[0][0] for it in items]
+    shapes = [it.objects[0][1] for it in items]
+    both = [[x for x in d if x.colour == c and x.shape == sh] for d, c, sh in zip(dets, named, shapes)]
     return {"prompts": len(items), "objects_per_image": statistics.mean(len(d) for d in dets),
             "exactly_one": sum(len(d) == 1 for d in dets), "none": sum(not d for d in dets),
             "colours_per_image": statistics.mean(len({x.colour for x in d}) for d in dets),
             "named_colour_present": sum(any(x.colour == c for x in d) for d, c in zip(dets, named)),
-            "only_named_colour": sum(bool(d) and all(x.colour == c for x in d) for d, c in zip(dets, named))}
+            "only_named_colour": sum(bool(d) and all(x.colour == c for x in d) for d, c in zip(dets, named)),
+            "named_shape_present": sum(any(x.shape == sh for x in d) for d, sh in zip(dets, shapes)),
+            "named_shape_and_colour": sum(bool(b) for b in both),  # one object with both (the colours check)
+            "exactly_the_named_object": sum(len(d) == 1 and len(b) == 1 for d, b in zip(dets, both)),
+            # of all detected objects, the share with the prompt's shape: blind to how many objects are drawn
+            # (more objects raise "named shape present" by chance; a prompt-blind model's share is the detector's
+            # base rate of that shape)
+            "named_shape_share": sum(x.shape == sh for d, sh in zip(dets, shapes) for x in d)
+            / max(1, sum(len(d) for d in dets)),
+            "named_shape_chance": named_shape_chance(dets, shapes),
+            "by_size": {z: shape_share([d for d, it in zip(dets, items) if it.objects[0][2] == z],
+                                       [sh for sh, it in zip(shapes, items) if it.objects[0][2] == z])
+                        for z in sorted({it.objects[0][2] for it in items})},
+            "shapes_found": dict(sorted(Counter(x.shape for d in dets for x in d).items())),
+            "shapes_named": dict(sorted(Counter(shapes).items()))}
 
 
 def main() -> None:
@@ -115,6 +149,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=20)
     ap.add_argument("--guidance", default="1,4")
+    ap.add_argument("--guidance-below", type=float, default=1.0,
+                    help="guide only at noise levels sigma <= this (the sample rows)")
+    ap.add_argument("--steps", type=int, default=25, help="sampler steps of the sample rows")
+    ap.add_argument("--samples-only", action="store_true", help="only the single-object sample rows")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import tempfile
@@ -136,22 +174,32 @@ def report(run: str, val: str, a: argparse.Namespace) -> None:
         raise SystemExit(f"{run}: t2i_prompt_use needs a flow-matching model")
     model.eval()
     t0 = time.process_time()
-    print(f"## {run}\n| sigma | MSE caption | empty prompt | other caption | text gain |\n"
-          "|---:|---:|---:|---:|---:|")
-    for r in text_gain(model, tok, val, a.images):
-        print(f"| {r['sigma']:g} | {r['cond']:.4f} | {r['empty']:.4f} | {r['shuffled']:.4f} | "
-              f"{r['empty'] - r['cond']:.4f} |")
-    print("\n| sigma | colour pull: nearest is the named colour (chance 0.17) | mean cosine | mean shift |\n"
-          "|---:|---:|---:|---:|")
-    for r in colour_pull(model, tok):
-        print(f"| {r['sigma']:g} | {r['accuracy']:.2f} | {r['cosine']:+.2f} | {r['shift']:.4f} |")
+    print(f"## {run}")
+    if not a.samples_only:
+        print("| sigma | MSE caption | empty prompt | other caption | text gain |\n|---:|---:|---:|---:|---:|")
+        for r in text_gain(model, tok, val, a.images):
+            print(f"| {r['sigma']:g} | {r['cond']:.4f} | {r['empty']:.4f} | {r['shuffled']:.4f} | "
+                  f"{r['empty'] - r['cond']:.4f} |")
+        print("\n| sigma | colour pull: nearest is the named colour (chance 0.17) | mean cosine | mean shift |\n"
+              "|---:|---:|---:|---:|")
+        for r in colour_pull(model, tok):
+            print(f"| {r['sigma']:g} | {r['accuracy']:.2f} | {r['cosine']:+.2f} | {r['shift']:.4f} |")
+    print(f"\nsamples: {a.steps} steps, guidance at sigma <= {a.guidance_below:g}")
     print("\n| guidance | objects / image | exactly one | none | colours / image | named colour present | "
-          "only the named colour |\n|---:|---:|---:|---:|---:|---:|---:|")
+          "only the named colour | named shape present | one object of the named shape and colour | "
+          "exactly that object | objects of the named shape (prompt-blind) | shapes found (named) |\n"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for g in [float(x) for x in a.guidance.split(",")]:
-        u = single_object_use(model, tok, a.prompts, g)
+        u = single_object_use(model, tok, a.prompts, g, steps=a.steps, guidance_below=a.guidance_below)
         n = u["prompts"]
+        found = ", ".join(f"{k} {v} ({u['shapes_named'].get(k, 0)})" for k, v in u["shapes_found"].items())
         print(f"| {g:g} | {u['objects_per_image']:.2f} | {u['exactly_one']}/{n} | {u['none']}/{n} | "
-              f"{u['colours_per_image']:.2f} | {u['named_colour_present']}/{n} | {u['only_named_colour']}/{n} |")
+              f"{u['colours_per_image']:.2f} | {u['named_colour_present']}/{n} | {u['only_named_colour']}/{n} | "
+              f"{u['named_shape_present']}/{n} | {u['named_shape_and_colour']}/{n} | "
+              f"{u['exactly_the_named_object']}/{n} | {u['named_shape_share']:.2f} "
+              f"({u['named_shape_chance']:.2f}) | {found} |")
+        sizes = "; ".join(f"{z} ({k} prompts) {a:.2f} ({b:.2f})" for z, (a, b, k) in u["by_size"].items())
+        print(f"|  | share of the named shape by the prompt's size (prompt-blind): {sizes} |")
     print(f"\n{time.process_time() - t0:.1f} CPU-s, 1 thread\n")
 
 

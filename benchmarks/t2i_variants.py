@@ -5,10 +5,10 @@ validation images at seeded logit-normal(0, 1) noise levels and noise, whatever 
 compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each, 25 steps) with its grid.
 
     python -m benchmarks.t2i_variants --out DIR --name NAME [--minutes 4] [--dim 128 --depth 4] [--lr 2e-3]
-        [--timestep-mean -0.5] [--batch 32] [--ema-decay 0.999] [--per-category 10]
+        [--timestep-mean -0.5 | --timestep-mean 2,0] [--batch 32] [--ema-decay 0.999] [--per-category 10]
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
-        [--lock-text] [--lowres 4 [--lowres-x0]] [--single-only 5000] [--vae VAE_RUN --patch 2]
+        [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--single-only 5000] [--vae VAE_RUN --patch 2]
         [--text-encoder CLIP_RUN]
 
 `--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
@@ -88,11 +88,13 @@ def main() -> None:
     ap.add_argument("--conv-out", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--batch", type=int)
-    ap.add_argument("--timestep-mean", type=float)
+    ap.add_argument("--timestep-mean", type=lambda v: tuple(float(x) for x in v.split(",")),
+                    help="logit-normal mean; comma-separated: an equal-weight mixture (e.g. 2,0)")
     ap.add_argument("--ema-decay", type=float)
     ap.add_argument("--text-dropout", type=float)
     ap.add_argument("--lowres", type=float, help="multi-scale loss weight (lowres_weight)")
     ap.add_argument("--lowres-x0", action="store_true", help="the multi-scale loss in x0 units (lowres_x0)")
+    ap.add_argument("--object-weight", type=float, help="object pixels weigh 1 + this in the loss (object_weight)")
     ap.add_argument("--per-category", type=int, default=10)
     ap.add_argument("--preset", help="a text_to_image preset in place of the recipe's denoiser")
     ap.add_argument("--denoiser", help="JSON object of denoiser config fields to override")
@@ -133,8 +135,11 @@ def main() -> None:
         args.overrides["use_text_mask"] = True
     if a.lock_text:
         args.overrides["lock_text"] = True
-    for field, value in (("timestep_mean", a.timestep_mean), ("ema_decay", a.ema_decay),
-                         ("text_dropout", a.text_dropout), ("lowres_weight", a.lowres)):
+    if a.timestep_mean is not None:
+        args.timestep_mean = a.timestep_mean[0] if len(a.timestep_mean) == 1 else a.timestep_mean
+    for field, value in (("ema_decay", a.ema_decay),
+                         ("text_dropout", a.text_dropout), ("lowres_weight", a.lowres),
+                         ("object_weight", a.object_weight)):
         if value is not None:
             setattr(args, field, value)
     args.lowres_x0 = a.lowres_x0

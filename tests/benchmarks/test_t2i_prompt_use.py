@@ -2,7 +2,7 @@
 reads it does not; the single-object statistics are counts over the prompts."""
 import torch
 
-from benchmarks.t2i_prompt_use import single_object_use, text_gain
+from benchmarks.t2i_prompt_use import named_shape_chance, single_object_use, text_gain
 from lingvis.data.shapes import generate_shapes
 from lingvis.recipes.clip_data import train_word_tokenizer
 
@@ -36,6 +36,15 @@ def test_text_gain_zero_only_for_a_text_blind_denoiser(tmp_path, tiny_t2i):
     use = single_object_use(model, tok, 3, guidance=1.0)
     assert use["prompts"] == 3
     assert 0 <= use["only_named_colour"] <= use["named_colour_present"] <= 3 and 0 <= use["none"] <= 3
+    assert use["exactly_the_named_object"] <= use["named_shape_and_colour"] <= use["named_shape_present"] <= 3
+    assert use["named_shape_and_colour"] <= use["named_colour_present"]
+    assert sum(use["shapes_named"].values()) == 3
+    assert 0.0 <= use["named_shape_share"] <= 1.0
+    assert sum(k for _, _, k in use["by_size"].values()) == 3
+    assert set(use["by_size"]) <= {"small", "large"}
+    if use["objects_per_image"] == 0:
+        assert use["named_shape_share"] == 0.0
+    assert sum(use["shapes_found"].values()) == round(use["objects_per_image"] * 3)
 
 
 class _ColourModel(torch.nn.Module):
@@ -81,3 +90,15 @@ def test_colour_pull_finds_the_named_colour_only_when_the_prompt_sets_it():
     assert all(r["accuracy"] == 1.0 and r["cosine"] > 0.99 and r["shift"] > 0.1 for r in rows)
     blind = colour_pull(_ColourModel(tok, reads_text=False), tok, sigmas=(0.95,), n=4)[0]
     assert blind["shift"] < 1e-5 and abs(blind["cosine"]) < 1e-5
+
+
+def test_named_shape_chance_is_the_pooled_shape_frequency():
+    from lingvis.eval.shapes_detector import Detection
+
+    def det(shape):
+        return Detection("red", shape, 0.5, 0.5, 0.1, 10.0, 0.0)
+
+    # 3 circles and 1 square over two images; prompts name circle (1 object) and square (3 objects)
+    dets = [[det("circle")], [det("circle"), det("circle"), det("square")]]
+    assert named_shape_chance(dets, ["circle", "square"]) == (1 * 3 / 4 + 3 * 1 / 4) / 4
+    assert named_shape_chance([[], []], ["circle", "square"]) == 0.0

@@ -70,6 +70,26 @@ def test_logit_normal_mean_moves_the_noise_levels_down():
         DiffusionTask(lambda x: x, FLOW, timesteps="uniform", timestep_mean=-0.5)
 
 
+def test_logit_normal_mixture_splits_the_noise_levels_between_its_means():
+    sched = make_scheduler(FLOW)
+    t = logit_normal_timesteps(sched, 20000, torch.Generator().manual_seed(4), "cpu", mean=(2.0, -2.0))
+    # half at sigmoid(N(2, 1)), half at sigmoid(N(-2, 1)): P(sigma > 0.5) = 0.5 * (0.977 + 0.023) = 0.5,
+    # P(sigma > sigmoid(2) = 0.881) = 0.5 * (0.5 + P(N(-2, 1) > 2) = 0.00003) = 0.25; a single mean 0 gives 0.023
+    assert float((t > 500).float().mean()) == pytest.approx(0.5, abs=0.02)
+    assert float((t > 880.8).float().mean()) == pytest.approx(0.25, abs=0.02)
+    # P(|N(+-2, 1)| < 1) = Phi(-1) - Phi(-3) = 0.157 for either component
+    assert float(((t > 268.9) & (t < 731.1)).float().mean()) == pytest.approx(0.157, abs=0.015)
+    one = logit_normal_timesteps(sched, 4000, torch.Generator().manual_seed(5), "cpu", mean=1.0)
+    assert torch.equal(one, logit_normal_timesteps(sched, 4000, torch.Generator().manual_seed(5), "cpu", mean=1.0))
+    task = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", timestep_mean=[2, 0])
+    assert task.timestep_mean == (2.0, 0.0)
+    assert DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", timestep_mean=(1.5,)).timestep_mean == 1.5
+    with pytest.raises(ValueError, match="empty"):
+        DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", timestep_mean=())
+    with pytest.raises(ValueError, match="timestep_mean"):
+        DiffusionTask(lambda x: x, FLOW, timesteps="uniform", timestep_mean=(2.0, 0.0))
+
+
 def test_lowres_error_is_the_pooled_mse_per_sample():
     from lingvis.tasks.diffusion import lowres_error
 
@@ -112,3 +132,36 @@ def test_lowres_x0_scales_the_pooled_error_by_sigma_squared():
     # the pooled error of the zero prediction is ~1 (the white image's mean) for every sample
     assert losses[False] == pytest.approx(1.0, rel=0.02)
     assert losses[True] == pytest.approx(sigma2, rel=0.05)
+
+
+class _OffsetOracle(ZeroDenoiser):
+    """The exact rectified-flow velocity toward known clean images x0, plus 1 on the pixels of `where`."""
+
+    def __init__(self, x0, where):
+        super().__init__()
+        self.x0, self.where = x0, where  # (B, 3, H, W), (B, 1, H, W)
+
+    def forward(self, x_t, t, s, m):
+        sigma = (t / 1000)[:, None, None, None]
+        noise = (x_t - (1 - sigma) * self.x0) / sigma
+        return noise - self.x0 + self.where
+
+
+def test_object_weight_weighs_the_error_on_object_pixels_only():
+    from lingvis.tasks.diffusion import object_mask
+
+    x0 = torch.ones(2, 3, 4, 4)  # white background in [-1, 1]
+    x0[:, 1:, :, 3:] = -1.0  # a red column: 4 of 16 pixels are object
+    batch = {"pixel_values": x0, "input_ids": torch.zeros(2, 2), "attention_mask": None}
+    obj = object_mask(x0)
+    assert obj.shape == (2, 1, 4, 4) and float(obj.mean()) == 0.25
+    for where, plain_loss, weighted in ((obj, 0.25, 0.25 * 4), (1 - obj, 0.75, 0.75)):
+        den = _OffsetOracle(x0, where)
+        plain = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal")._loss(den, batch,
+                                                                                 torch.Generator().manual_seed(0))
+        heavy = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", object_weight=3.0)._loss(
+            den, batch, torch.Generator().manual_seed(0))
+        assert float(plain) == pytest.approx(plain_loss, abs=1e-4)
+        assert float(heavy) == pytest.approx(weighted, abs=1e-4)
+    with pytest.raises(ValueError, match="object_weight"):
+        DiffusionTask(lambda x: x, FLOW, object_weight=-1.0)

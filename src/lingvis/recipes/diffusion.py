@@ -50,9 +50,11 @@ class DiffusionPretrainArgs:
     text_dropout: float = 0.1          # captions dropped for classifier-free guidance
     snr_gamma: float | None = None     # min-SNR-gamma loss weighting (noise-prediction objectives; e.g. 5)
     timesteps: str = "uniform"         # training noise levels: uniform | logit_normal
-    timestep_mean: float = 0.0         # logit_normal: mean of the normal (< 0: more training at low noise)
+    timestep_mean: float | tuple[float, ...] = 0.0  # logit_normal: mean of the normal (< 0: more training at low
+    #                                   noise); a tuple: an equal-weight mixture of logit-normals with these means
     lowres_weight: float = 0.0         # + this weight x the MSE at 1/2/4/8 px average-pooled (multi-scale loss)
     lowres_x0: bool = False            # that pooled MSE in x0 units (x sigma^2: weight on the high noise levels)
+    object_weight: float = 0.0         # pixels that are not background white weigh 1 + this in the loss (pixel space)
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -169,7 +171,8 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          sample_prompts=args.sample_prompts or default_prompts(val_groups),
                          sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
                          snr_gamma=args.snr_gamma, timesteps=args.timesteps, timestep_mean=args.timestep_mean,
-                         lowres_weight=args.lowres_weight, lowres_x0=args.lowres_x0)
+                         lowres_weight=args.lowres_weight, lowres_x0=args.lowres_x0,
+                         object_weight=args.object_weight)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),

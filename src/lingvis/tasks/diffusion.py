@@ -3,11 +3,17 @@ regress the scheduler's target (noise, velocity or flow) from the noisy input an
 dropped at `text_dropout` for classifier-free guidance; the EMA of the denoiser is updated once per
 optimizer step; `snr_gamma` weights the loss by min(SNR, gamma) (min-SNR, for noise-prediction objectives);
 `timesteps="logit_normal"` draws training noise levels as sigmoid(N(m, 1)) of the schedule (SD3's sampler,
-denser in the middle noise levels; `timestep_mean` m < 0 moves the mass to lower noise) instead of uniformly;
+denser in the middle noise levels; `timestep_mean` m < 0 moves the mass to lower noise; a tuple of means draws
+from the equal-weight mixture of those logit-normals, e.g. (2, 0): half the batch at the high noise levels where
+the layout is decided, half in the middle where the outlines are) instead of uniformly;
 `lowres_weight` w adds w * MSE of the prediction and the target average-pooled to each of `lowres_sizes` (a
 multi-scale loss: the coarse layout and colour a caption decides get a low-noise gradient; the minimiser, the
 conditional mean, is unchanged); `lowres_x0` measures that pooled error in x0 units (x sigma^2 for rectified flow,
-so the extra weight falls on the high noise levels where the layout is decided); evaluation is a seeded
+so the extra weight falls on the high noise levels where the layout is decided); `object_weight` w weighs the
+squared error of each pixel by 1 + w where the clean image is not background white (pixel space only: the objects
+of the shapes world cover a few % of the image, so their outlines, which the caption's shape word decides, get
+little of the plain MSE's gradient; the minimiser becomes the weighted conditional mean, biased towards the
+objects' colours); evaluation is a seeded
 validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
@@ -28,10 +34,14 @@ TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
 
 
 def logit_normal_timesteps(scheduler, batch: int, generator: torch.Generator | None, device,
-                           mean: float = 0.0) -> torch.Tensor:
+                           mean: float | tuple[float, ...] = 0.0) -> torch.Tensor:
     """(batch,) training timesteps at u = sigmoid(N(mean, 1)) of the schedule: flow sigma u (then the scheduler's
-    shift), or the discrete timestep floor(u * num_train_timesteps) of a noise-prediction schedule."""
+    shift), or the discrete timestep floor(u * num_train_timesteps) of a noise-prediction schedule. A tuple of
+    means: each sample's mean is one of them, drawn uniformly (an equal-weight mixture of logit-normals)."""
     n_train = scheduler.config.num_train_timesteps
+    if isinstance(mean, (tuple, list)):
+        means = torch.tensor([float(m) for m in mean])  # (K,)
+        mean = means[torch.randint(len(means), (batch,), generator=generator)]  # (B,) each sample's component
     u = torch.sigmoid(torch.randn(batch, generator=generator) + mean)  # (B,) in (0, 1)
     shift = getattr(scheduler.config, "shift", None) or getattr(scheduler.config, "flow_shift", None)
     if hasattr(scheduler, "min_snr_weight") and not getattr(scheduler.config, "use_flow_sigmas", False):
@@ -44,6 +54,11 @@ def lowres_error(pred: torch.Tensor, target: torch.Tensor, sizes: tuple[int, ...
     """(B, C, h, w) prediction and target -> (B,) sum over `sizes` of the MSE of both average-pooled to size x size."""
     err = pred - target  # (B, C, h, w); pooling is linear, so pool the error once per size
     return sum(F.adaptive_avg_pool2d(err, s).square().mean(dim=(1, 2, 3)) for s in sizes)
+
+
+def object_mask(pixels: torch.Tensor, white: float = 0.9) -> torch.Tensor:
+    """(B, 3, H, W) images in [-1, 1] -> (B, 1, H, W) 1.0 where any channel is below `white` (not background)."""
+    return (pixels < white).any(dim=1, keepdim=True).float()
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -59,17 +74,26 @@ class DiffusionTask(Task):
     def __init__(self, tokenize: Tokenize, scheduler_config: dict, text_dropout: float = 0.1, seed: int = 0,
                  grad_accum: int = 1, sample_prompts: list[str] | None = None, sample_dir: str | Path | None = None,
                  tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0, snr_gamma: float | None = None,
-                 timesteps: str = "uniform", timestep_mean: float = 0.0, lowres_weight: float = 0.0,
-                 lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False):
+                 timesteps: str = "uniform", timestep_mean: float | tuple[float, ...] = 0.0,
+                 lowres_weight: float = 0.0,
+                 lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False, object_weight: float = 0.0):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
             raise ValueError(f"timesteps must be one of {TIMESTEP_SAMPLERS}, got {timesteps!r}")
+        if isinstance(timestep_mean, (tuple, list)):
+            if not timestep_mean:
+                raise ValueError("timestep_mean: an empty tuple of mixture means")
+            timestep_mean = tuple(float(m) for m in timestep_mean)
+            if len(timestep_mean) == 1:
+                timestep_mean = timestep_mean[0]
         if timestep_mean and timesteps != "logit_normal":
             raise ValueError(f"timestep_mean {timestep_mean} needs timesteps='logit_normal', got {timesteps!r}")
         if lowres_weight < 0 or (lowres_weight and (not lowres_sizes or min(lowres_sizes) < 1)):
             raise ValueError(f"lowres_weight must be >= 0 with pooled sizes >= 1, got {lowres_weight}, {lowres_sizes}")
-        self.timesteps, self.timestep_mean = timesteps, timestep_mean
+        if object_weight < 0:
+            raise ValueError(f"object_weight must be >= 0, got {object_weight}")
+        self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
         self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.tokenize, self.text_dropout = tokenize, text_dropout
         self.scheduler = make_scheduler(scheduler_config, source="the model's scheduler config")
@@ -106,9 +130,14 @@ class DiffusionTask(Task):
         x_t = self.scheduler.q_sample(x0, noise, t)
         pred = model(x_t, t, states, mask)  # (B, C, h, w)
         target = self.scheduler.training_target(x0, noise, t)
-        if self.snr_gamma is None and not self.lowres_weight:
+        if self.snr_gamma is None and not self.lowres_weight and not self.object_weight:
             return F.mse_loss(pred.float(), target.float())
-        per_sample = (pred.float() - target.float()).square().mean(dim=(1, 2, 3))  # (B,)
+        sq = (pred.float() - target.float()).square()  # (B, C, h, w)
+        if self.object_weight:
+            if getattr(core, "vae", None) is not None:
+                raise ValueError("object_weight needs a pixel-space model (the object mask is read from the pixels)")
+            sq = sq * (1 + self.object_weight * object_mask(batch["pixel_values"]))  # (B, 1, H, W) broadcast
+        per_sample = sq.mean(dim=(1, 2, 3))  # (B,)
         if self.lowres_weight:
             low = lowres_error(pred.float(), target.float(), self.lowres_sizes)  # (B,)
             if self.lowres_x0:  # rectified flow: x0 error = sigma * velocity error
