@@ -128,6 +128,9 @@ def test_dense_tower(chain, tmp_path):
     assert second["tower"] == str(tmp_path / "dense_first") and second["steps"] == 3
     assert not torch.equal(lingvis.load(tmp_path / "dense").patch_embed.weight,
                            lingvis.load(tmp_path / "dense_first").patch_embed.weight)
+    shutil.rmtree(tmp_path / "dense_first")  # the final tower alone (as when linked in) is kept with reuse
+    assert not {"dense", "dense_more"} & set(train_chain(tmp_path, more, reuse=True))
+    assert not (tmp_path / "dense_first").exists()
     with pytest.raises(ValueError, match="vision_feature_layer"):
         train_chain(tmp_path, dataclasses.replace(plan, vision_feature_layer=[0, -2]))
 

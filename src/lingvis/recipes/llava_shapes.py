@@ -176,7 +176,9 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
             out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
             preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
             log)
-    if plan.tower_run is None and plan.tower == "dense":
+    # with reuse a finished tower (out/dense) is kept whole: its first pass is not trained again when only the
+    # final folder is there (e.g. a tower linked in from another run)
+    if plan.tower_run is None and plan.tower == "dense" and not (reuse and (out / "dense" / "dense.json").is_file()):
         passes = [("dense", plan.dense, plan.dense_preset)]
         if plan.dense_more is not None:  # the first pass goes to dense_first, the second reads it
             passes.append(("dense_more", plan.dense_more, str(out / "dense_first")))
