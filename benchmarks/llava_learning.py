@@ -14,7 +14,7 @@ machine is shared: wall time depends on the load, CPU time much less).
 
     python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
                                         [--threads 1] [--reuse] [--captioner-results OLD/results.json]
-                                        [--instruct plain|pairs]
+                                        [--instruct plain|pairs|pope|pope-where] [--stage1-captions all|regions]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -29,7 +29,20 @@ from pathlib import Path
 import torch
 
 KEYWORD_TARGET, POSITION_TARGET, POPE_TARGET = 85.0, 75.0, 90.0
-INSTRUCT = ("plain", "pairs")  # the instruction set: as measured before, or with InstructConfig()'s added pairs
+# the instruction set: as measured before; InstructConfig()'s added relative and POPE pairs; the POPE pairs only;
+# the POPE pairs and two "Where is the X?" turns a conversation (docs/llava.md, 2026-12-07 fourth session)
+INSTRUCT = ("plain", "pairs", "pope", "pope-where")
+
+
+def instruct_config(name: str):
+    """The InstructConfig of an `--instruct` name."""
+    from lingvis.data.shapes_instruct import InstructConfig
+
+    configs = {"plain": InstructConfig.plain(), "pairs": InstructConfig(),
+               "pope": InstructConfig(relative_pairs=0), "pope-where": InstructConfig(relative_pairs=0, region_turns=2)}
+    if name not in configs:
+        raise ValueError(f"instruct must be one of {INSTRUCT}, got {name!r}")
+    return configs[name]
 
 
 def captioner_from(results: str | Path, plan) -> dict:
@@ -103,10 +116,10 @@ def report(r: dict) -> list[dict]:
 
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
         scale: bool = False, stage2_minutes: float | None = None,
-        captioner_results: str | Path | None = None, instruct: str = "plain") -> list[dict]:
+        captioner_results: str | Path | None = None, instruct: str = "plain",
+        stage1_captions: str = "all") -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
-    from lingvis.data.shapes_instruct import InstructConfig
-    from lingvis.recipes.llava_shapes import ShapesPlan, scale_plan
+    from lingvis.recipes.llava_shapes import STAGE1_CAPTIONS, ShapesPlan, scale_plan
 
     if quick and scale:
         raise ValueError("--quick and --scale are two different plans; choose one")
@@ -114,10 +127,11 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     out.mkdir(parents=True, exist_ok=True)
     if stage2_minutes is not None and not scale:
         raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
-    if instruct not in INSTRUCT:
-        raise ValueError(f"instruct must be one of {INSTRUCT}, got {instruct!r}")
+    config = instruct_config(instruct)
+    if stage1_captions not in STAGE1_CAPTIONS:
+        raise ValueError(f"stage1_captions must be one of {STAGE1_CAPTIONS}, got {stage1_captions!r}")
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
-    plan = dataclasses.replace(plan, instruct=InstructConfig() if instruct == "pairs" else InstructConfig.plain())
+    plan = dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions)
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
@@ -139,12 +153,15 @@ def main() -> None:
                     help="take the captioner baseline from this earlier results.json (same test split) instead of "
                          "training it (towers other than the captioner's)")
     ap.add_argument("--instruct", choices=INSTRUCT, default="plain",
-                    help="instruction set: plain, or pairs (InstructConfig(): relative-position pairs asked in both "
-                         "orders and POPE pairs whose absent object shares a present one's colour or shape)")
+                    help="instruction set: plain; pairs (InstructConfig(): relative-position pairs asked in both "
+                         "orders and POPE pairs whose absent object shares a present one's colour or shape); pope "
+                         "(the POPE pairs only); pope-where (the POPE pairs and two 'Where is the X?' turns)")
+    ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
+                    help="stage 1's captions: the split's own, or one per image naming every object with its region")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,
-               args.instruct)
+               args.instruct, args.stage1_captions)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)

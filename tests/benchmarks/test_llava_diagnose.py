@@ -62,3 +62,15 @@ def test_learning_benchmark_rejects_an_unknown_instruction_set(tmp_path):
 
     with pytest.raises(ValueError, match="instruct must be one of"):
         run(out=tmp_path, instruct="more")
+
+
+def test_learning_benchmark_instruction_sets_and_stage1_captions(tmp_path):
+    from benchmarks.llava_learning import INSTRUCT, instruct_config, run
+    from lingvis.data.shapes_instruct import InstructConfig
+
+    configs = {name: instruct_config(name) for name in INSTRUCT}
+    assert configs["plain"] == InstructConfig.plain() and configs["pairs"] == InstructConfig()
+    assert (configs["pope"].relative_pairs, configs["pope"].contrast_pairs, configs["pope"].region_turns) == (0, 1, 0)
+    assert (configs["pope-where"].relative_pairs, configs["pope-where"].region_turns) == (0, 2)
+    with pytest.raises(ValueError, match="stage1_captions must be one of"):
+        run(out=tmp_path, stage1_captions="every")

@@ -17,10 +17,12 @@ from lingvis.data.shapes_instruct import (
     exists_probes,
     follow_up,
     instruction_records,
+    region_turns,
     relative_pairs,
     scene_probes,
 )
-from lingvis.data.shapes_scene import HELD_OUT, relation
+from lingvis.data.shapes_language import REGION_PHRASES
+from lingvis.data.shapes_scene import HELD_OUT, region, relation
 from lingvis.recipes.llava_eval import keyword_correct
 
 
@@ -137,8 +139,40 @@ def test_added_turns_leave_the_rest_of_each_conversation_unchanged_and_counts():
     assert counts["Yes"] > counts["No"] > 0
 
 
+def test_region_turns_ask_where_distinct_objects_are():
+    rng, asked = random.Random(0), Counter()
+    for scene in make_split_scenes("train", 300):
+        objs, names = scene.objects, [f"{o.colour} {o.shape}" for o in scene.objects]
+        unique = [n for n in names if names.count(n) == 1]
+        probes = region_turns(objs, 2, rng)
+        assert len(probes) == min(2, len(unique))
+        said = [re.fullmatch(r"Where is the (\w+ \w+)\?", p.question).group(1) for p in probes]
+        assert len(set(said)) == len(said) and set(said) <= set(unique)  # distinct objects, never an ambiguous name
+        for name, p in zip(said, probes):
+            phrase = REGION_PHRASES[region(objs[names.index(name)])]
+            assert (p.kind, p.key, p.relative) == ("position", phrase, False)
+            assert keyword_correct(p.answer, p) and p.answer == f"The {name} is {phrase}."
+            asked[phrase] += 1
+    assert len(asked) == len(REGION_PHRASES)  # every region is an answer somewhere
+
+
+def test_region_turns_are_added_only_when_asked_for():
+    scenes = make_split_scenes("train", 200)
+    images = [f"images/{i}.png" for i in range(200)]
+    base = instruction_records(scenes, images, config=InstructConfig(relative_pairs=0))
+    more = instruction_records(scenes, images, config=InstructConfig(relative_pairs=0, region_turns=2))
+    assert InstructConfig().region_turns == 0 and InstructConfig.plain().region_turns == 0
+    where = lambda recs: sum(q.startswith("Where is the ") for r in recs for q, _ in _turns(r))  # noqa: E731
+    added = 0
+    for old, rec in zip(base, more):
+        it = iter(_turns(rec))
+        assert all(t in it for t in _turns(old))  # the rest of the conversation is unchanged
+        added += len(_turns(rec)) - len(_turns(old))
+    assert where(more) - where(base) == added > 1.5 * 190  # about two a conversation (one for a one-object scene)
+
+
 @pytest.mark.parametrize("bad", [dict(relative_pairs=-1), dict(contrast_pairs=-2), dict(text_only=1.5),
-                                 dict(contrast_colour=-0.1)])
+                                 dict(contrast_colour=-0.1), dict(region_turns=-1)])
 def test_instruct_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="InstructConfig"):
         InstructConfig(**bad)

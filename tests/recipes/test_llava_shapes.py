@@ -11,6 +11,7 @@ import torch
 
 import lingvis
 from lingvis.data.shapes_instruct import InstructConfig
+from lingvis.data.shapes_language import REGION_PHRASES
 from lingvis.recipes.llava_shapes import ShapesPlan, Stage, lm_corpus, loss_curve, scale_plan, stage_config, train_chain
 
 STAGES = ("captioner", "lm", "stage1", "stage2")  # the default plan's (tower="captioner")
@@ -127,6 +128,9 @@ def test_dense_tower(chain, tmp_path):
     assert second["tower"] == str(tmp_path / "dense_first") and second["steps"] == 3
     assert not torch.equal(lingvis.load(tmp_path / "dense").patch_embed.weight,
                            lingvis.load(tmp_path / "dense_first").patch_embed.weight)
+    shutil.rmtree(tmp_path / "dense_first")  # the final tower alone (as when linked in) is kept with reuse
+    assert not {"dense", "dense_more"} & set(train_chain(tmp_path, more, reuse=True))
+    assert not (tmp_path / "dense_first").exists()
     with pytest.raises(ValueError, match="vision_feature_layer"):
         train_chain(tmp_path, dataclasses.replace(plan, vision_feature_layer=[0, -2]))
 
@@ -154,3 +158,29 @@ def test_image_token_layout_reaches_both_stages(chain, tmp_path):
     for stage in ("stage1", "stage2"):
         m = lingvis.load(tmp_path / stage)
         assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, "rowcol", 16)
+
+
+def test_stage1_on_region_captions(chain, tmp_path):
+    """stage1_captions="regions": stage 1 trains on one region caption per image (its own files), stage 2 follows."""
+    out, plan, _ = chain
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, tmp_path / part)
+    for split in ("train", "val"):  # the split's own captions emptied: stage 1 fails if it reads them
+        path = tmp_path / "shapes" / f"captions_{split}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "annotations": []}))
+    plan = dataclasses.replace(plan, tower_run=str(out / "captioner"), train_vision=False, stage1_captions="regions")
+    log = train_chain(tmp_path, plan, reuse=True)
+    assert log["stage1"]["steps"] == 2 and log["stage2"]["steps"] == 2
+    caps = json.loads((tmp_path / "shapes" / "captions_train_regions.json").read_text())["annotations"]
+    assert len(caps) == plan.n_train and all(any(p in c["caption"] for p in REGION_PHRASES.values()) for c in caps)
+    again = tmp_path / "again"  # the same with the split's (emptied) captions: the check above can fail
+    for part in ("shapes", "lm"):
+        shutil.copytree(tmp_path / part, again / part)
+    with pytest.raises(ValueError, match=r"no \(image, caption\) records"):
+        train_chain(again, dataclasses.replace(plan, stage1_captions="all"), reuse=True)
+
+
+def test_stage1_captions_must_be_known(chain, tmp_path):
+    _, plan, _ = chain
+    with pytest.raises(ValueError, match="stage1_captions"):
+        train_chain(tmp_path, dataclasses.replace(plan, stage1_captions="every"))

@@ -174,6 +174,8 @@ class InstructConfig:
     balanced; the axes alternate (vertical / horizontal, random first) while the scene has a relation on them.
     `contrast_pairs`: POPE-style yes/no pairs added per conversation: an absent object sharing its colour (at rate
     `contrast_colour`; else its shape) with a present one, asked beside that present object ("yes").
+    `region_turns`: "Where is the X?" turns added per conversation, each about another object of the scene (up to
+    its objects named apart), answered with the object's 3 x 3 region: absolute-position supervision per object.
     The added turns come from their own random stream, so the rest of each conversation is the same at any
     setting; `InstructConfig.plain()` adds none (the set as it was before 2026-12-07's third session)."""
     text_only: float = 0.05       # rate of text-only conversations mixed in
@@ -181,12 +183,13 @@ class InstructConfig:
     relative_pairs: int = 1
     contrast_pairs: int = 1
     contrast_colour: float = 0.75
+    region_turns: int = 0
 
     def __post_init__(self):
         for name in ("text_only", "follow_up", "contrast_colour"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"InstructConfig.{name} is a rate in [0, 1], got {getattr(self, name)!r}")
-        for name in ("relative_pairs", "contrast_pairs"):
+        for name in ("relative_pairs", "contrast_pairs", "region_turns"):
             if getattr(self, name) < 0:
                 raise ValueError(f"InstructConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -254,6 +257,18 @@ def contrast_pairs(objs: list[ShapeObject], n: int, rng: random.Random, colour_r
     return out
 
 
+def region_turns(objs: list[ShapeObject], n: int, rng: random.Random) -> list[Probe]:
+    """Up to `n` absolute-position questions ("Where is the red star?" -> its 3 x 3 region), each about a different
+    object; objects named alike (same colour and shape) are not asked about."""
+    names = [_name(o) for o in objs]
+    unique = [o for o, name in zip(objs, names) if names.count(name) == 1]
+    out = []
+    for o in rng.sample(unique, min(n, len(unique))):
+        phrase = REGION_PHRASES[region(o)]
+        out.append(Probe(f"Where is the {_name(o)}?", f"The {_name(o)} is {phrase}.", "position", phrase))
+    return out
+
+
 def _insert(turns: list[Probe], block: list[Probe], rng: random.Random) -> None:
     """Each probe of `block` at its own random place, in order relative to the others."""
     for p in block:
@@ -269,6 +284,7 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
     rate = config.text_only if text_only is None else text_only
     rng = random.Random(f"lingvis-shapes-instruct/{seed}/{split}")
     extra = random.Random(f"lingvis-shapes-instruct-extra/{seed}/{split}")  # the added turns' own stream
+    where = random.Random(f"lingvis-shapes-instruct-where/{seed}/{split}")  # region turns': the rest stays as it was
     records = []
     for k, (scene, image) in enumerate(zip(scenes, images)):
         probes = scene_probes(scene, rng)
@@ -279,6 +295,7 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
             turns[pos:pos] = follow_up(scene.objects, rng)
         _insert(turns, relative_pairs(scene.objects, config.relative_pairs, extra), extra)
         _insert(turns, contrast_pairs(scene.objects, config.contrast_pairs, extra, config.contrast_colour), extra)
+        _insert(turns, region_turns(scene.objects, config.region_turns, where), where)
         records.append({"id": f"{split}-{k}", "image": image, "conversations": conversation(turns)})
         if rng.random() < rate:
             q, a = rng.choice(TEXT_ONLY)

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..data.llava_json import read_llava_json
 from ..data.shapes import generate_shapes
 from ..data.shapes_instruct import InstructConfig
+from ..data.shapes_regions import write_region_captions
 from ..tokenizers.chat import DEFAULT_CHAT_TEMPLATE, render_chat
 from ..tokenizers.specials import GPT_SPECIAL_TOKENS
 from ..train.config import TrainConfig
@@ -66,6 +67,9 @@ class ShapesPlan:
     vision_feature_layer: int | list[int] = -2
     spatial_merge: int = 1            # m x m neighbouring patches -> one image token (lingvis-only)
     image_position: str = "none"      # "rowcol": learned row/column embeddings on the image tokens (lingvis-only)
+    # stage 1's captions: "all" (the split's captions, as before) or "regions" (one per image naming every object
+    # with its 3 x 3 region: `data.shapes_regions`)
+    stage1_captions: str = "all"
     train_vision: bool = False        # stage 2 trains the tower too
     tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
     # the instruction set's added relative-position and POPE-contrast turns (plain: none, as measured before)
@@ -110,6 +114,7 @@ def loss_curve(run: Path, window: int = 4) -> list[dict]:
 
 STAGES = ("clip", "captioner", "dense", "dense_more", "lm", "stage1", "stage2")
 TOWERS = ("captioner", "clip", "dense")
+STAGE1_CAPTIONS = ("all", "regions")
 
 
 def stage_config(stage: Stage, **kw) -> TrainConfig:
@@ -152,6 +157,8 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if plan.tower == "dense" and not isinstance(plan.vision_feature_layer, int):
         raise ValueError("tower='dense' tunes one feature layer: vision_feature_layer must be an int, "
                          f"got {plan.vision_feature_layer!r}")
+    if plan.stage1_captions not in STAGE1_CAPTIONS:
+        raise ValueError(f"ShapesPlan.stage1_captions must be one of {STAGE1_CAPTIONS}, got {plan.stage1_captions!r}")
     log = {} if log is None else log
     data = out / "shapes"
     done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
@@ -169,7 +176,9 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
             out=str(out / "clip"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
             preset="clip-shapes", max_val=64, overrides={"vision": plan.vision}), stage_config(plan.clip, beta2=0.98)),
             log)
-    if plan.tower_run is None and plan.tower == "dense":
+    # with reuse a finished tower (out/dense) is kept whole: its first pass is not trained again when only the
+    # final folder is there (e.g. a tower linked in from another run)
+    if plan.tower_run is None and plan.tower == "dense" and not (reuse and (out / "dense" / "dense.json").is_file()):
         passes = [("dense", plan.dense, plan.dense_preset)]
         if plan.dense_more is not None:  # the first pass goes to dense_first, the second reads it
             passes.append(("dense_more", plan.dense_more, str(out / "dense_first")))
@@ -185,8 +194,11 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
             out=str(out / "lm"), data=str(corpus), tokenizer="bpe", vocab_size=plan.vocab_size, preset="gpt-micro",
             block_size=plan.block_size, overrides=dict(plan.llm), val_fraction=0.02), stage_config(plan.lm)), log)
     if not done("stage1"):
+        captions = {split: data / f"captions_{split}.json" for split in ("train", "val")}
+        if plan.stage1_captions == "regions":
+            captions = {split: write_region_captions(data, split) for split in captions}
         timed("stage1", lambda: pretrain_llava(LlavaArgs(
-            out=str(out / "stage1"), data=str(data / "captions_train.json"), val_data=str(data / "captions_val.json"),
+            out=str(out / "stage1"), data=str(captions["train"]), val_data=str(captions["val"]),
             vision=str(tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer,
             spatial_merge=plan.spatial_merge, image_position=plan.image_position),
             stage_config(plan.stage1)), log)
