@@ -99,8 +99,12 @@ class Attention(nn.Module):
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, C) -> q (B, H, T, D), k and v (B, KV, T, D), q/k normed when the model has q/k norms."""
         H, KV, D = self.n_heads, self.n_kv_heads, self.head_dim
-        q, k, v = self.qkv(x).split([H * D, KV * D, KV * D], dim=-1)
-        q, k, v = self._heads(q, H), self._heads(k, KV), self._heads(v, KV)
+        return self._split_heads(*self.qkv(x).split([H * D, KV * D, KV * D], dim=-1))
+
+    def _split_heads(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """(B, Tq, H*D), (B, T, KV*D) x 2 -> (B, H, Tq, D), (B, KV, T, D) x 2, q/k normed when the model has q/k
+        norms."""
+        q, k, v = self._heads(q, self.n_heads), self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         return q, k, v
@@ -117,10 +121,7 @@ class Attention(nn.Module):
         w, b = lin.weight, lin.bias  # (H*D + 2*KV*D, C), bias or None
         q = linear(x[:, -1:], w[:H * D], None if b is None else b[:H * D], lin, "q")  # (B, 1, H*D)
         k, v = linear(x, w[H * D:], None if b is None else b[H * D:], lin, "kv").split([KV * D, KV * D], dim=-1)
-        q, k, v = self._heads(q, H), self._heads(k, KV), self._heads(v, KV)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        return q, k, v
+        return self._split_heads(q, k, v)
 
     def forward(self, x: torch.Tensor, ctx: BlockInputs | None = None, **inputs) -> torch.Tensor:
         """x: (B, T, C) -> (B, T, out_dim). Keyword arguments (`is_causal=`, `cache=`, `memory=`...) build the
