@@ -14,7 +14,8 @@ machine is shared: wall time depends on the load, CPU time much less).
 
     python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
                                         [--threads 1] [--reuse] [--captioner-results OLD/results.json]
-                                        [--instruct plain|pairs|pope|pope-where] [--stage1-captions all|regions]
+                                        [--instruct plain|pairs|pope|pope-where|pope-where-rel|...]
+                                        [--stage1-captions all|regions]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -32,6 +33,11 @@ KEYWORD_TARGET, POSITION_TARGET, POPE_TARGET = 85.0, 75.0, 90.0
 # the instruction set: as measured before; InstructConfig()'s added relative and POPE pairs; the POPE pairs only;
 # the POPE pairs and two "Where is the X?" turns a conversation (docs/llava.md, 2026-12-07 fourth session)
 INSTRUCT = ("plain", "pairs", "pope", "pope-where")
+# pope-where with short relative-only conversations added (half the scenes, 1-3 turns each): word form, the same
+# with the relative key words weighted 4 in the loss, yes/no form (docs/llava.md, 2026-12-07 fifth session)
+RELATIVE_SETS = {"pope-where-rel": dict(relative_chats=0.5), "pope-where-relw": dict(relative_chats=0.5,
+                 relative_weight=4.0), "pope-where-yesno": dict(relative_chats=0.5, relative_form="yesno")}
+INSTRUCT += tuple(RELATIVE_SETS)
 
 
 def instruct_config(name: str):
@@ -40,6 +46,7 @@ def instruct_config(name: str):
 
     configs = {"plain": InstructConfig.plain(), "pairs": InstructConfig(),
                "pope": InstructConfig(relative_pairs=0), "pope-where": InstructConfig(relative_pairs=0, region_turns=2)}
+    configs.update({k: InstructConfig(relative_pairs=0, region_turns=2, **kw) for k, kw in RELATIVE_SETS.items()})
     if name not in configs:
         raise ValueError(f"instruct must be one of {INSTRUCT}, got {name!r}")
     return configs[name]
@@ -155,7 +162,9 @@ def main() -> None:
     ap.add_argument("--instruct", choices=INSTRUCT, default="plain",
                     help="instruction set: plain; pairs (InstructConfig(): relative-position pairs asked in both "
                          "orders and POPE pairs whose absent object shares a present one's colour or shape); pope "
-                         "(the POPE pairs only); pope-where (the POPE pairs and two 'Where is the X?' turns)")
+                         "(the POPE pairs only); pope-where (the POPE pairs and two 'Where is the X?' turns); "
+                         "pope-where-rel / -relw / -yesno (pope-where and short relative-only conversations for half "
+                         "the scenes: word form, word form with the key words weighted 4, yes/no form)")
     ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
                     help="stage 1's captions: the split's own, or one per image naming every object with its region")
     args = ap.parse_args()

@@ -72,5 +72,10 @@ def test_learning_benchmark_instruction_sets_and_stage1_captions(tmp_path):
     assert configs["plain"] == InstructConfig.plain() and configs["pairs"] == InstructConfig()
     assert (configs["pope"].relative_pairs, configs["pope"].contrast_pairs, configs["pope"].region_turns) == (0, 1, 0)
     assert (configs["pope-where"].relative_pairs, configs["pope-where"].region_turns) == (0, 2)
+    for name, form, weight in (("pope-where-rel", "word", 1.0), ("pope-where-relw", "word", 4.0),
+                               ("pope-where-yesno", "yesno", 1.0)):
+        c = configs[name]
+        assert (c.relative_pairs, c.region_turns, c.relative_chats, c.relative_form, c.relative_weight) == \
+            (0, 2, 0.5, form, weight)
     with pytest.raises(ValueError, match="stage1_captions must be one of"):
         run(out=tmp_path, stage1_captions="every")

@@ -98,3 +98,37 @@ def test_llava_turns_are_validated():
     with pytest.raises(ValueError, match="no assistant"):
         llava_messages([{"from": "human", "value": "x"}])
     assert torch.tensor([1]).item() == 1
+
+
+def test_weighted_turns_weigh_their_key_word_only():
+    turns = [{"from": "human", "value": "<image>\nIs the red star left or right of the blue circle?"},
+             {"from": "gpt", "value": "The red star is to the left of the blue circle.", "key": "left", "weight": 4},
+             {"from": "human", "value": "And?"}, {"from": "gpt", "value": "Nothing else."}]
+    msgs = llava_messages(turns)
+    assert msgs[1]["weight"] == 4.0 and msgs[1]["key"] == "left" and "weight" not in msgs[3]
+    tok, image_id = tokenizer()
+    enc = encode_conversation(tok, msgs, image_id, tokens_per_image=4, max_len=500, n_images=1)
+    assert len(enc.weights) == len(enc.labels)
+    heavy = [t for t, w in zip(enc.labels, enc.weights) if w == 4.0]
+    assert tok.decode(heavy) == "left"  # a char tokenizer: the key word's four tokens, nothing else
+    assert all(w == 1.0 for t, w in zip(enc.labels, enc.weights) if t not in heavy)
+    # unweighted conversations carry no weights (the batches stay as before)
+    plain = encode_conversation(tok, llava_messages(turns[2:4] and [turns[0], turns[3]]), image_id, 4, 500, 1)
+    assert plain.weights is None
+    # the cut keeps weights aligned with the labels
+    cut = encode_conversation(tok, msgs, image_id, 4, 80, 1)
+    assert len(cut.weights) == len(cut.labels) == len(cut.ids)
+
+
+def test_a_weight_without_key_weighs_the_whole_turn_and_bad_weights_are_named():
+    tok, image_id = tokenizer()
+    msgs = llava_messages([{"from": "human", "value": "<image>\nHi"}, {"from": "gpt", "value": "Yes.", "weight": 2}])
+    enc = encode_conversation(tok, msgs, image_id, 4, 500, 1)
+    labelled = [(t, w) for t, w in zip(enc.labels, enc.weights) if t != IGNORE]
+    assert tok.decode([t for t, _ in labelled[:4]]) == "Yes." and {w for _, w in labelled} == {2.0}  # end included
+    with pytest.raises(ValueError, match="turn 1 'weight' must be a positive number"):
+        llava_messages([{"from": "human", "value": "x"}, {"from": "gpt", "value": "y", "weight": 0}])
+    with pytest.raises(ValueError, match="turn 0 'weight'"):
+        llava_messages([{"from": "human", "value": "x", "weight": 2}, {"from": "gpt", "value": "y"}])
+    with pytest.raises(ValueError, match="'key' 'no' is not in its value"):
+        llava_messages([{"from": "human", "value": "x"}, {"from": "gpt", "value": "yes", "weight": 2, "key": "no"}])

@@ -19,6 +19,7 @@ from lingvis.data.shapes_instruct import (
     instruction_records,
     region_turns,
     relative_pairs,
+    relative_turns,
     scene_probes,
 )
 from lingvis.data.shapes_language import REGION_PHRASES
@@ -172,7 +173,8 @@ def test_region_turns_are_added_only_when_asked_for():
 
 
 @pytest.mark.parametrize("bad", [dict(relative_pairs=-1), dict(contrast_pairs=-2), dict(text_only=1.5),
-                                 dict(contrast_colour=-0.1), dict(region_turns=-1)])
+                                 dict(contrast_colour=-0.1), dict(region_turns=-1), dict(relative_chats=1.5),
+                                 dict(relative_form="both"), dict(relative_weight=0)])
 def test_instruct_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="InstructConfig"):
         InstructConfig(**bad)
@@ -184,3 +186,61 @@ def test_generate_shapes_takes_the_instruct_config(tmp_path):
     new = generate_shapes(tmp_path / "b", n_train=20, n_val=0, n_test=0, n_test_unseen=0)
     n_turns = lambda p: sum(len(r["conversations"]) for r in json.loads(p.read_text()))  # noqa: E731
     assert n_turns(new["llava_train"]) > n_turns(plain["llava_train"])
+
+
+YESNO = re.compile(r"Is the (\w+ \w+) (to the left of|to the right of|above|below) the (\w+ \w+)\?")
+
+
+@pytest.mark.parametrize("form", ["word", "yesno"])
+def test_relative_turns_are_true_one_order_each_and_balanced(form):
+    rng, keys, told = random.Random(0), Counter(), Counter()
+    for scene in make_split_scenes("train", 300):
+        objs, names = scene.objects, [f"{o.colour} {o.shape}" for o in scene.objects]
+        probes = relative_turns(objs, rng, form)
+        asked = [(REL if form == "word" else YESNO).match(p.question).groups() for p in probes]
+        axis = [p.key in ("above", "below") or "above" in p.question or "below" in p.question for p in probes]
+        pairs = [(frozenset((g[0], g[-1])), v) for g, v in zip(asked, axis)]
+        assert len(set(pairs)) == len(pairs) <= 3  # each pair of objects once on an axis, in one order
+        for g, p in zip(asked, probes):
+            a, b = objs[names.index(g[0])], objs[names.index(g[-1])]
+            assert names.count(g[0]) == names.count(g[-1]) == 1 and p.relative
+            truth = [r.split()[0] for r in relation(a, b)]
+            if form == "word":
+                assert p.key in truth and keyword_correct(p.answer, p)
+            else:  # the asked relation holds exactly when the answer is yes; the answer restates the true one
+                asked_rel = g[1].removeprefix("to the ").removesuffix(" of")
+                assert (asked_rel in truth) == (p.key == "yes")
+                said = re.search(r"is (?:to the )?(left|right|above|below)\b", p.answer).group(1)
+                assert said in truth and p.answer.startswith("Yes" if p.key == "yes" else "No")
+                told[said] += 1
+            keys[p.key] += 1
+    if form == "word":
+        assert min(keys[k] for k in ("left", "right", "above", "below")) > 0.35 * sum(keys.values()) / 4
+    else:
+        assert abs(keys["yes"] - keys["no"]) < 0.1 * sum(keys.values()) and len(told) == 4
+
+
+def test_relative_chats_are_short_added_conversations_and_weights_mark_relative_keys():
+    scenes = make_split_scenes("train", 400)
+    images = [f"images/{i}.png" for i in range(400)]
+    base = instruction_records(scenes, images, config=InstructConfig(relative_pairs=0))
+    more = instruction_records(scenes, images, config=InstructConfig(relative_pairs=0, relative_chats=0.5,
+                                                                     relative_weight=4))
+    added = [r for r in more if r["id"].endswith("-relative")]
+    assert 0.25 * 400 < len(added) < 0.55 * 400 and len(more) == len(base) + len(added)
+    rest = [r for r in more if not r["id"].endswith("-relative")]
+    assert [_turns(r) for r in rest] == [_turns(r) for r in base]  # the rest of the set is unchanged
+    for r in added:
+        k = int(r["id"].split("-")[1])
+        assert r["image"] == images[k] and r["conversations"][0]["value"].startswith("<image>\n")
+        assert 1 <= len(_turns(r)) <= 3 and all(REL.match(q) for q, _ in _turns(r))
+    for r in more:  # every relative answer carries its key and weight, no other answer does
+        for q, a in zip(r["conversations"][::2], r["conversations"][1::2]):
+            relative = bool(REL.match(q["value"].removeprefix("<image>\n")))
+            assert ("weight" in a) == relative and (not relative or (a["weight"] == 4 and a["key"] in a["value"]))
+    assert InstructConfig().relative_chats == 0 and InstructConfig().relative_weight == 1
+    yesno = instruction_records(scenes, images, config=InstructConfig(relative_pairs=0, relative_chats=0.5,
+                                                                      relative_form="yesno"))
+    short = [r for r in yesno if r["id"].endswith("-relative")]
+    assert short and all(YESNO.match(q) for r in short for q, _ in _turns(r))
+    assert not any("weight" in t for r in yesno for t in r["conversations"])

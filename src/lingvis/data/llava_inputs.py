@@ -12,6 +12,7 @@ character span starts inside such a piece (token offsets from the `tokenizers` b
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -152,9 +153,36 @@ def llava_messages(conversations: Sequence[Mapping], where: str = "conversation"
             raise ValueError(f"{where}: turn {i} is from {turn['from']!r}; expected one of {sorted(ROLES)}")
         if not isinstance(turn["value"], str):
             raise ValueError(f"{where}: turn {i} 'value' must be a string")
-        out.append({"role": role, "content": turn["value"]})
+        message = {"role": role, "content": turn["value"]}
+        if "weight" in turn:  # a loss weight on the turn's `key` word (all its tokens without a key)
+            weight, key = turn["weight"], turn.get("key")
+            if role != "assistant" or isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+                raise ValueError(f"{where}: turn {i} 'weight' must be a positive number on a gpt turn")
+            if key is not None and (not isinstance(key, str) or key not in turn["value"]):
+                raise ValueError(f"{where}: turn {i} 'key' {key!r} is not in its value {turn['value']!r}")
+            message.update(weight=float(weight), key=key)
+        out.append(message)
     if not any(m["role"] == "assistant" for m in out):
         raise ValueError(f"{where}: no assistant (gpt) turn to learn from")
+    return out
+
+
+def weighted_spans(text: str, spans: list[tuple[int, int]], messages: list[dict]) -> list[tuple[int, int, float]]:
+    """(start, end, weight) character spans of the weighted assistant turns of `messages` in the rendered `text`
+    (`spans`: the assistant turns' spans, `assistant_spans`): the turn's `key` word (its first whole-word occurrence
+    in the turn's content; the turn's whole span without a key)."""
+    out = []
+    for (s, e), m in zip(spans, [m for m in messages if m["role"] == "assistant"]):
+        if m.get("weight", 1.0) == 1.0:
+            continue
+        if m.get("key") is None:
+            out.append((s, e, m["weight"]))
+            continue
+        at = text.find(m["content"], s, e)
+        hit = re.search(rf"\b{re.escape(m['key'])}\b", m["content"]) if at >= 0 else None
+        if hit is None:
+            raise ValueError(f"the key {m['key']!r} of an assistant turn is not a word of its rendered text")
+        out.append((at + hit.start(), at + hit.end(), m["weight"]))
     return out
 
 
@@ -180,6 +208,7 @@ class Encoded:
     ids: list[int]       # model input (placeholders expanded)
     labels: list[int]    # next-token targets aligned with `ids` (IGNORE outside assistant turns)
     n_images: int        # images whose slots are in `ids`
+    weights: list[float] | None = None  # loss weight per label (None: all 1), from weighted turns
 
 
 def encode_conversation(tokenizer, messages: list[dict], image_id: int, tokens_per_image: int, max_len: int,
@@ -196,15 +225,28 @@ def encode_conversation(tokenizer, messages: list[dict], image_id: int, tokens_p
         raise ValueError(f"the tokenizer does not encode {placeholder!r} as one token (id {image_id})")
     mine = [any(s <= a < e for s, e in spans) for a, _ in enc.offsets]
     target = [t if m else IGNORE for t, m in zip(ids, mine)]
-    ids, target = expand_images(ids, image_id, tokens_per_image, target)
+    heavy = weighted_spans(text, spans, messages)
+    # a token's weight: the weight of a weighted span it overlaps (1 elsewhere)
+    token_w = [next((w for s, e, w in heavy if a < e and b > s), 1.0) for a, b in enc.offsets] if heavy else None
+    ids, target, token_w = _expanded(ids, image_id, tokens_per_image, target, token_w)
     inputs, labels = ids[:-1][:max_len], target[1:][:max_len]  # position t predicts token t + 1
+    weights = token_w[1:][:max_len] if token_w is not None else None
     partial = inputs.count(image_id) % tokens_per_image
     if partial:  # the cut splits an image: cut before it
         cut = len(inputs) - partial
         inputs, labels = inputs[:cut], labels[:cut]
+        weights = weights[:cut] if weights is not None else None
     if not inputs or all(x == IGNORE for x in labels):
         return None
-    return Encoded(inputs, labels, inputs.count(image_id) // tokens_per_image)
+    return Encoded(inputs, labels, inputs.count(image_id) // tokens_per_image, weights)
+
+
+def _expanded(ids: list[int], image_id: int, n: int, target: list[int], weights: list[float] | None):
+    """`expand_images` of ids and targets, and the per-token weights expanded alike (image slots weigh 1)."""
+    if weights is None:
+        return (*expand_images(ids, image_id, n, target), None)
+    out_w = [w for t, w in zip(ids, weights) for w in ([1.0] * n if t == image_id else [w])]
+    return (*expand_images(ids, image_id, n, target), out_w)
 
 
 # ----- generation -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lingvis.data.shapes_language import (
     NUMBER_WORDS,
     REGION_PHRASES,
+    RELATION_PHRASES,
     article,
     captions,
     join_list,
@@ -157,12 +158,19 @@ def scene_probes(scene: Scene, rng: random.Random) -> list[Probe]:
     return out
 
 
-def conversation(turns: list[Probe]) -> list[dict]:
+def conversation(turns: list[Probe], relative_weight: float = 1.0) -> list[dict]:
+    """LLaVA turns of `turns`; with `relative_weight` != 1 each relative answer carries its key word and weight."""
     conv = []
     for k, p in enumerate(turns):
         conv.append({"from": "human", "value": (IMAGE if k == 0 else "") + p.question})
-        conv.append({"from": "gpt", "value": p.answer})
+        answer = {"from": "gpt", "value": p.answer}
+        if p.relative and relative_weight != 1.0:
+            answer.update(key=p.key, weight=relative_weight)
+        conv.append(answer)
     return conv
+
+
+RELATIVE_FORMS = ("word", "yesno")
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,14 @@ class InstructConfig:
     `contrast_colour`; else its shape) with a present one, asked beside that present object ("yes").
     `region_turns`: "Where is the X?" turns added per conversation, each about another object of the scene (up to
     its objects named apart), answered with the object's 3 x 3 region: absolute-position supervision per object.
+    `relative_chats`: rate per scene of an added short image conversation holding only 1-3 relative-position
+    turns (each about another pair of objects named apart or another axis, one order each, so no answer is in the
+    history; short, so the context never cuts it); `relative_form` is their question form: "word" ("Is the A to the
+    left or to the right of the B?" -> "The A is to the left of the B.") or "yesno" ("Is the A to the left of the
+    B?" -> "Yes, the A is to the left of the B." / "No, the A is to the right of the B.", true and false asked
+    equally often).
+    `relative_weight`: the loss weight of the key word of every relative answer (the LLaVA JSON turn's "weight"
+    and "key", `data.llava_inputs.encode_conversation`); 1 writes no weight.
     The added turns come from their own random stream, so the rest of each conversation is the same at any
     setting; `InstructConfig.plain()` adds none (the set as it was before 2026-12-07's third session)."""
     text_only: float = 0.05       # rate of text-only conversations mixed in
@@ -184,14 +200,22 @@ class InstructConfig:
     contrast_pairs: int = 1
     contrast_colour: float = 0.75
     region_turns: int = 0
+    relative_chats: float = 0.0
+    relative_form: str = "word"
+    relative_weight: float = 1.0
 
     def __post_init__(self):
-        for name in ("text_only", "follow_up", "contrast_colour"):
+        for name in ("text_only", "follow_up", "contrast_colour", "relative_chats"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"InstructConfig.{name} is a rate in [0, 1], got {getattr(self, name)!r}")
         for name in ("relative_pairs", "contrast_pairs", "region_turns"):
             if getattr(self, name) < 0:
                 raise ValueError(f"InstructConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.relative_form not in RELATIVE_FORMS:
+            raise ValueError(f"InstructConfig.relative_form must be one of {RELATIVE_FORMS}, "
+                             f"got {self.relative_form!r}")
+        if not self.relative_weight > 0:
+            raise ValueError(f"InstructConfig.relative_weight must be > 0, got {self.relative_weight!r}")
 
     @classmethod
     def plain(cls) -> "InstructConfig":
@@ -230,6 +254,29 @@ def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random) -> list[
         if rng.random() < 0.5:  # which object is named first
             i, j, rel = j, i, OPPOSITE[rel]
         out += [relative_probe(objs[i], objs[j], rel), relative_probe(objs[j], objs[i], OPPOSITE[rel])]
+    return out
+
+
+def relative_yesno(a: ShapeObject, b: ShapeObject, rel: str, truth: bool) -> Probe:
+    """The yes/no question whether `a` is `rel` `b` (true) or the opposite (false); the answer restates the truth."""
+    asked = rel if truth else OPPOSITE[rel]
+    q = f"Is the {_name(a)} {RELATION_PHRASES[asked]} the {_name(b)}?"
+    a_ = f"{'Yes' if truth else 'No'}, the {_name(a)} is {RELATION_PHRASES[rel]} the {_name(b)}."
+    return Probe(q, a_, "position", "yes" if truth else "no", relative=True)
+
+
+def relative_turns(objs: list[ShapeObject], rng: random.Random, form: str = "word") -> list[Probe]:
+    """1-3 relative questions, each about another (pair of objects named apart, axis) (one order each, the
+    first-named object at random), in `form` ("word" or "yesno", truth balanced); [] without a relation."""
+    names = [_name(o) for o in objs]
+    triples = [(i, j, rel) for i in range(len(objs)) for j in range(i + 1, len(objs)) if names[i] != names[j]
+               for rel in relation(objs[i], objs[j])]
+    out = []
+    for i, j, rel in rng.sample(triples, min(rng.randint(1, 3), len(triples))):
+        if rng.random() < 0.5:
+            i, j, rel = j, i, OPPOSITE[rel]
+        out.append(relative_probe(objs[i], objs[j], rel) if form == "word"
+                   else relative_yesno(objs[i], objs[j], rel, rng.random() < 0.5))
     return out
 
 
@@ -285,6 +332,7 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
     rng = random.Random(f"lingvis-shapes-instruct/{seed}/{split}")
     extra = random.Random(f"lingvis-shapes-instruct-extra/{seed}/{split}")  # the added turns' own stream
     where = random.Random(f"lingvis-shapes-instruct-where/{seed}/{split}")  # region turns': the rest stays as it was
+    short = random.Random(f"lingvis-shapes-instruct-relative/{seed}/{split}")  # the added relative conversations'
     records = []
     for k, (scene, image) in enumerate(zip(scenes, images)):
         probes = scene_probes(scene, rng)
@@ -296,7 +344,13 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
         _insert(turns, relative_pairs(scene.objects, config.relative_pairs, extra), extra)
         _insert(turns, contrast_pairs(scene.objects, config.contrast_pairs, extra, config.contrast_colour), extra)
         _insert(turns, region_turns(scene.objects, config.region_turns, where), where)
-        records.append({"id": f"{split}-{k}", "image": image, "conversations": conversation(turns)})
+        records.append({"id": f"{split}-{k}", "image": image,
+                        "conversations": conversation(turns, config.relative_weight)})
+        if config.relative_chats and short.random() < config.relative_chats:
+            rel = relative_turns(scene.objects, short, config.relative_form)
+            if rel:
+                records.append({"id": f"{split}-{k}-relative", "image": image,
+                                "conversations": conversation(rel, config.relative_weight)})
         if rng.random() < rate:
             q, a = rng.choice(TEXT_ONLY)
             records.append({"id": f"{split}-{k}-text", "conversations": [{"from": "human", "value": q},

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from ..data.images import load_image
@@ -19,6 +20,7 @@ class LlavaSample:
     ids: list[int]
     labels: list[int]
     pixels: list[torch.Tensor]  # (3, S, S) per image, in placeholder order
+    weights: list[float] | None = None  # loss weight per label (None: all 1)
 
 
 class LlavaConversations(Dataset):
@@ -50,7 +52,7 @@ class LlavaConversations(Dataset):
 
     def __getitem__(self, i: int) -> LlavaSample:
         enc, images = self.items[i]
-        return LlavaSample(enc.ids, enc.labels, [self._pixels(im) for im in images])
+        return LlavaSample(enc.ids, enc.labels, [self._pixels(im) for im in images], enc.weights)
 
     def _pixels(self, image) -> torch.Tensor:
         key = id(image) if callable(image) else str(image)
@@ -62,9 +64,18 @@ class LlavaConversations(Dataset):
         return pixels
 
 
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum(w * ce) / sum(w) over the labelled tokens: logits (B, T, V), labels (B, T) (IGNORE = no loss),
+    weights (B, T)."""
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="none")
+    w = weights.flatten().to(ce.dtype) * (labels.flatten() != IGNORE)  # (B * T,)
+    return (ce * w).sum() / w.sum().clamp_min(1e-12)
+
+
 class LlavaTask(Task):
-    """Batches {'input_ids', 'labels', 'pixel_values' (or None), 'attention_mask'}; the loss is the LM's
-    fused cross-entropy over assistant tokens (`labels` -100 elsewhere, right padding included)."""
+    """Batches {'input_ids', 'labels', 'pixel_values' (or None), 'loss_weights' (or None)}; the loss is the LM's
+    fused cross-entropy over assistant tokens (`labels` -100 elsewhere, right padding included), or, when a
+    sample of the batch has weighted tokens, the weighted mean sum(w * ce) / sum(w) over the assistant tokens."""
 
     name = "llava"
     metric_for_best = "loss"
@@ -80,13 +91,24 @@ class LlavaTask(Task):
         for i, s in enumerate(samples):
             ids[i, :len(s.ids)] = torch.tensor(s.ids)
             labels[i, :len(s.labels)] = torch.tensor(s.labels)
+        weights = None
+        if any(s.weights is not None for s in samples):
+            weights = torch.ones((len(samples), T))  # (B, T)
+            for i, s in enumerate(samples):
+                if s.weights is not None:
+                    weights[i, :len(s.weights)] = torch.tensor(s.weights)
         pixels = [p for s in samples for p in s.pixels]
-        return {"input_ids": ids, "labels": labels, "pixel_values": torch.stack(pixels) if pixels else None}
+        return {"input_ids": ids, "labels": labels, "pixel_values": torch.stack(pixels) if pixels else None,
+                "loss_weights": weights}
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         # right padding needs no attention mask in a causal model: real tokens never attend to later pads
-        loss = model(batch["input_ids"], labels=batch["labels"], pixel_values=batch["pixel_values"])
-        return loss, {}
+        weights = batch.get("loss_weights")
+        if weights is None:
+            loss = model(batch["input_ids"], labels=batch["labels"], pixel_values=batch["pixel_values"])
+            return loss, {}
+        logits = model(batch["input_ids"], pixel_values=batch["pixel_values"])  # (B, T, V)
+        return weighted_cross_entropy(logits, batch["labels"], weights), {}
 
     def tokens_in(self, batch: dict) -> int:
         return int((batch["labels"] != IGNORE).sum())
