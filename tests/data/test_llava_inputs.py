@@ -132,3 +132,11 @@ def test_a_weight_without_key_weighs_the_whole_turn_and_bad_weights_are_named():
         llava_messages([{"from": "human", "value": "x", "weight": 2}, {"from": "gpt", "value": "y"}])
     with pytest.raises(ValueError, match="'key' 'no' is not in its value"):
         llava_messages([{"from": "human", "value": "x"}, {"from": "gpt", "value": "yes", "weight": 2, "key": "no"}])
+
+
+def test_a_key_matches_in_any_case():
+    tok, image_id = tokenizer()
+    msgs = llava_messages([{"from": "human", "value": "<image>\nIs it left?"},
+                           {"from": "gpt", "value": "Yes, it is left.", "key": "yes", "weight": 5}])
+    enc = encode_conversation(tok, msgs, image_id, 4, 500, 1)
+    assert tok.decode([t for t, w in zip(enc.labels, enc.weights) if w == 5.0]) == "Yes"

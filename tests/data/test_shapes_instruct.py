@@ -244,3 +244,14 @@ def test_relative_chats_are_short_added_conversations_and_weights_mark_relative_
     short = [r for r in yesno if r["id"].endswith("-relative")]
     assert short and all(YESNO.match(q) for r in short for q, _ in _turns(r))
     assert not any("weight" in t for r in yesno for t in r["conversations"])
+
+
+def test_weighted_yes_no_relative_answers_read_as_llava_turns(tmp_path):
+    scenes = make_split_scenes("train", 60)
+    recs = instruction_records(scenes, [f"images/{i}.png" for i in range(60)], config=InstructConfig(
+        relative_pairs=0, relative_chats=1.0, relative_form="yesno", relative_weight=3))
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps(recs))
+    weighted = [m for c in read_llava_json(path) for m in c.messages if "weight" in m]
+    assert weighted and all(m["weight"] == 3.0 and m["content"].lower().startswith(m["key"]) for m in weighted
+                            if m["key"] in ("yes", "no"))

@@ -158,7 +158,7 @@ def llava_messages(conversations: Sequence[Mapping], where: str = "conversation"
             weight, key = turn["weight"], turn.get("key")
             if role != "assistant" or isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
                 raise ValueError(f"{where}: turn {i} 'weight' must be a positive number on a gpt turn")
-            if key is not None and (not isinstance(key, str) or key not in turn["value"]):
+            if key is not None and (not isinstance(key, str) or key.lower() not in turn["value"].lower()):
                 raise ValueError(f"{where}: turn {i} 'key' {key!r} is not in its value {turn['value']!r}")
             message.update(weight=float(weight), key=key)
         out.append(message)
@@ -170,7 +170,7 @@ def llava_messages(conversations: Sequence[Mapping], where: str = "conversation"
 def weighted_spans(text: str, spans: list[tuple[int, int]], messages: list[dict]) -> list[tuple[int, int, float]]:
     """(start, end, weight) character spans of the weighted assistant turns of `messages` in the rendered `text`
     (`spans`: the assistant turns' spans, `assistant_spans`): the turn's `key` word (its first whole-word occurrence
-    in the turn's content; the turn's whole span without a key)."""
+    in the turn's content, any case: "yes" weighs "Yes, ..."; the turn's whole span without a key)."""
     out = []
     for (s, e), m in zip(spans, [m for m in messages if m["role"] == "assistant"]):
         if m.get("weight", 1.0) == 1.0:
@@ -179,7 +179,7 @@ def weighted_spans(text: str, spans: list[tuple[int, int]], messages: list[dict]
             out.append((s, e, m["weight"]))
             continue
         at = text.find(m["content"], s, e)
-        hit = re.search(rf"\b{re.escape(m['key'])}\b", m["content"]) if at >= 0 else None
+        hit = re.search(rf"\b{re.escape(m['key'])}\b", m["content"], re.IGNORECASE) if at >= 0 else None
         if hit is None:
             raise ValueError(f"the key {m['key']!r} of an assistant turn is not a word of its rendered text")
         out.append((at + hit.start(), at + hit.end(), m["weight"]))
