@@ -15,7 +15,7 @@ machine is shared: wall time depends on the load, CPU time much less).
     python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
                                         [--threads 1] [--reuse] [--captioner-results OLD/results.json]
                                         [--instruct plain|pairs|pope|pope-where|pope-where-rel|...]
-                                        [--stage1-captions all|regions]
+                                        [--stage1-captions all|regions] [--llm-layers 4]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -50,6 +50,15 @@ def instruct_config(name: str):
     if name not in configs:
         raise ValueError(f"instruct must be one of {INSTRUCT}, got {name!r}")
     return configs[name]
+
+
+def with_llm_layers(plan, n_layer: int | None):
+    """The plan with an LM of `n_layer` blocks (None: the plan's own); a new depth needs a new LM and stage 1."""
+    if n_layer is None:
+        return plan
+    if n_layer < 1:
+        raise ValueError(f"llm_layers must be >= 1, got {n_layer!r}")
+    return dataclasses.replace(plan, llm={**plan.llm, "n_layer": n_layer})
 
 
 def captioner_from(results: str | Path, plan) -> dict:
@@ -124,7 +133,7 @@ def report(r: dict) -> list[dict]:
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
         scale: bool = False, stage2_minutes: float | None = None,
         captioner_results: str | Path | None = None, instruct: str = "plain",
-        stage1_captions: str = "all") -> list[dict]:
+        stage1_captions: str = "all", llm_layers: int | None = None) -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
     from lingvis.recipes.llava_shapes import STAGE1_CAPTIONS, ShapesPlan, scale_plan
 
@@ -138,7 +147,7 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     if stage1_captions not in STAGE1_CAPTIONS:
         raise ValueError(f"stage1_captions must be one of {STAGE1_CAPTIONS}, got {stage1_captions!r}")
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
-    plan = dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions)
+    plan = with_llm_layers(dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions), llm_layers)
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
@@ -167,10 +176,13 @@ def main() -> None:
                          "the scenes: word form, word form with the key words weighted 4, yes/no form)")
     ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
                     help="stage 1's captions: the split's own, or one per image naming every object with its region")
+    ap.add_argument("--llm-layers", type=int, default=None,
+                    help="the LM's blocks (the plans' 4 by default); with --reuse, do not reuse an LM or stage 1 of "
+                         "another depth")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,
-               args.instruct, args.stage1_captions)
+               args.instruct, args.stage1_captions, args.llm_layers)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)

@@ -79,3 +79,15 @@ def test_learning_benchmark_instruction_sets_and_stage1_captions(tmp_path):
             (0, 2, 0.5, form, weight)
     with pytest.raises(ValueError, match="stage1_captions must be one of"):
         run(out=tmp_path, stage1_captions="every")
+
+
+def test_learning_benchmark_llm_layers():
+    from benchmarks.llava_learning import with_llm_layers
+    from lingvis.recipes.llava_shapes import scale_plan
+
+    plan = scale_plan()
+    assert with_llm_layers(plan, None) is plan
+    deeper = with_llm_layers(plan, 8)
+    assert deeper.llm == {**plan.llm, "n_layer": 8} and plan.llm["n_layer"] == 4 and deeper.stage2 == plan.stage2
+    with pytest.raises(ValueError, match="llm_layers must be >= 1"):
+        with_llm_layers(plan, 0)
