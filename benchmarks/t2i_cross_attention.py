@@ -81,6 +81,59 @@ def cross_weights(attn, h: torch.Tensor, memory: torch.Tensor, mask) -> torch.Te
     return s.softmax(-1)
 
 
+def text_reading(model, tok, scenes, sigmas, seed: int = 0) -> list[dict]:
+    """Per sigma: {sigma, d_shape, d_colour, out, blocks: [{mass: {word class: share}, rms: {branch: RMS}}]}."""
+    from lingvis.data.shapes import render_scene
+    from lingvis.data.shapes_language import captions
+    from lingvis.data.shapes_scene import COLOURS, SHAPES, SIZES
+    from lingvis.diffusion.sampling import prompt_tokens
+
+    model.eval()
+    den = model.ema if model.ema is not None and int(model.ema_updates) > 0 else model.denoiser
+    if not hasattr(den, "blocks"):
+        raise ValueError("t2i_cross_attention reads a DiT denoiser's blocks")
+    x0 = torch.stack([torch.from_numpy(np.array(render_scene(s, model.image_size))).permute(2, 0, 1).float()
+                      / 127.5 - 1 for s in scenes])  # (N, 3, H, W)
+
+    def tokens(sc):
+        return prompt_tokens(tok, [captions(s, random.Random(seed))[0] for s in sc], model.text_length)
+
+    ids, mask = tokens(scenes)
+    ids_shape, _ = tokens([swapped(s, "shape", list(SHAPES)) for s in scenes])
+    ids_colour, _ = tokens([swapped(s, "colour", list(COLOURS)) for s in scenes])
+    ids_size, _ = tokens([swapped(s, "size", list(SIZES)) for s in scenes])
+    pos = {"shape": word_positions(ids, ids_shape), "colour": word_positions(ids, ids_colour),
+           "size": word_positions(ids, ids_size)}
+    real = mask.bool()
+    pos["other real"] = real & ~torch.stack(list(pos.values())).any(0)
+    pos["padding"] = ~real
+    rows = []
+    with torch.no_grad():
+        enc = {k: model.encode_text(v, mask) for k, v in (("caption", ids), ("shape", ids_shape),
+                                                          ("colour", ids_colour))}
+        for sigma in sigmas:
+            eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+            x = (1 - sigma) * x0 + sigma * eps
+            t = torch.full((len(x),), sigma * 1000)
+            rec = Recorder(den.blocks)
+            out = den(x, t, *enc["caption"])
+            rec.close()
+            row = {"sigma": sigma, "d_shape": (den(x, t, *enc["shape"]) - out).abs().mean().item(),
+                   "d_colour": (den(x, t, *enc["colour"]) - out).abs().mean().item(),
+                   "out": out.abs().mean().item(), "blocks": []}
+            for i, block in enumerate(den.blocks):
+                h, memory, mmask = rec.rec[(i, "cross_in")]
+                per_pos = cross_weights(block.cross_attn, h, memory, mmask).mean(dim=(1, 2))  # (B, L)
+                mass = {k: (per_pos * p.float()).sum(-1).mean().item() for k, p in pos.items()}
+                rms = {}
+                for name in ("attn", "cross_attn", "mlp"):
+                    y, g = rec.rec[(i, name, "out")], rec.rec.get((i, name, "gate"))
+                    rms[name] = (y * g if g is not None else y).square().mean().sqrt().item()
+                row["blocks"].append({"mass": mass, "rms": rms})
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True)
@@ -89,62 +142,21 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     import lingvis
-    from lingvis.data.shapes import make_split_scenes, render_scene
-    from lingvis.data.shapes_language import captions
-    from lingvis.data.shapes_scene import COLOURS, SHAPES, SIZES
-    from lingvis.diffusion.sampling import prompt_tokens
+    from lingvis.data.shapes import make_split_scenes
 
     model, tok = lingvis.load(a.model), lingvis.load_tokenizer(a.model)
-    model.eval()
-    den = model.ema if model.ema is not None and int(model.ema_updates) > 0 else model.denoiser
-    if not hasattr(den, "blocks"):
-        raise SystemExit("t2i_cross_attention reads a DiT denoiser's blocks")
     scenes = [s for s in make_split_scenes("test", 20 * a.scenes, 0) if len(s.objects) == 1][:a.scenes]
-    x0 = torch.stack([torch.from_numpy(np.array(render_scene(s, model.image_size))).permute(2, 0, 1).float()
-                      / 127.5 - 1 for s in scenes])  # (N, 3, H, W)
-
-    def tokens(sc):
-        return prompt_tokens(tok, [captions(s, random.Random(0))[0] for s in sc], model.text_length)
-
-    ids, mask = tokens(scenes)
-    ids_shape, _ = tokens([swapped(s, "shape", SHAPES) for s in scenes])
-    ids_colour, _ = tokens([swapped(s, "colour", list(COLOURS)) for s in scenes])
-    ids_size, _ = tokens([swapped(s, "size", list(SIZES)) for s in scenes])
-    pos = {"shape": word_positions(ids, ids_shape), "colour": word_positions(ids, ids_colour),
-           "size": word_positions(ids, ids_size)}
-    real = mask.bool()
-    pos["other real"] = real & ~torch.stack(list(pos.values())).any(0)
-    pos["padding"] = ~real
     t0 = time.process_time()
-    with torch.no_grad():
-        enc = {k: model.encode_text(v, mask) for k, v in (("caption", ids), ("shape", ids_shape),
-                                                          ("colour", ids_colour))}
-        for sigma in [float(x) for x in a.sigmas.split(",")]:
-            eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-            x = (1 - sigma) * x0 + sigma * eps
-            t = torch.full((len(x),), sigma * 1000)
-            rec = Recorder(den.blocks)
-            out = den(x, t, *enc["caption"])
-            rec.close()
-            d_shape = (den(x, t, *enc["shape"]) - out).abs().mean().item()
-            d_colour = (den(x, t, *enc["colour"]) - out).abs().mean().item()
-            print(f"\nsigma {sigma:g}: output change, shape word swapped {d_shape:.4f}, colour word swapped "
-                  f"{d_colour:.4f} (ratio {d_shape / max(d_colour, 1e-12):.2f}); output mean |y| "
-                  f"{out.abs().mean().item():.4f}")
-            print("| block | " + " | ".join(f"attn on {k}" for k in pos) + " | RMS gated self-attn | cross-attn | "
-                  "MLP |\n|---:|" + "---:|" * (len(pos) + 3))
-            for i, block in enumerate(den.blocks):
-                h, memory, mmask = rec.rec[(i, "cross_in")]
-                w = cross_weights(block.cross_attn, h, memory, mmask)  # (B, H, N, L)
-                per_pos = w.mean(dim=(1, 2))  # (B, L)
-                mass = [f"{(per_pos * p.float()).sum(-1).mean().item():.3f}" for p in pos.values()]
-                rms = []
-                for name in ("attn", "cross_attn", "mlp"):
-                    y = rec.rec[(i, name, "out")]
-                    g = rec.rec.get((i, name, "gate"))
-                    y = y * g if g is not None else y
-                    rms.append(f"{y.square().mean().sqrt().item():.4f}")
-                print(f"| {i} | " + " | ".join(mass) + " | " + " | ".join(rms) + " |")
+    for r in text_reading(model, tok, scenes, [float(x) for x in a.sigmas.split(",")]):
+        print(f"\nsigma {r['sigma']:g}: output change, shape word swapped {r['d_shape']:.4f}, colour word swapped "
+              f"{r['d_colour']:.4f} (ratio {r['d_shape'] / max(r['d_colour'], 1e-12):.2f}); output mean |y| "
+              f"{r['out']:.4f}")
+        names = list(r["blocks"][0]["mass"])
+        print("| block | " + " | ".join(f"attn on {k}" for k in names) + " | RMS gated self-attn | cross-attn | "
+              "MLP |\n|---:|" + "---:|" * (len(names) + 3))
+        for i, b in enumerate(r["blocks"]):
+            print(f"| {i} | " + " | ".join(f"{v:.3f}" for v in b["mass"].values()) + " | "
+                  + " | ".join(f"{v:.4f}" for v in b["rms"].values()) + " |")
     print(f"\n{time.process_time() - t0:.1f} CPU-s, 1 thread")
 
 
