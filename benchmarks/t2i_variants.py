@@ -9,13 +9,14 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
         [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--single-only 5000] [--vae VAE_RUN --patch 2]
-        [--text-encoder CLIP_RUN]
+        [--text-encoder CLIP_RUN | --text-oracle]
 
 `--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
 `--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
 scenes alone (the conditioning sanity task); `--vae RUN` trains the denoiser in that autoencoder's latent space
 (`benchmarks.t2i_latent_vae`; its CPU time is not in this run's; the fixed-protocol validation loss is then in
-latent units, not comparable with pixel runs); `--text-encoder RUN` conditions on a frozen CLIP text tower.
+latent units, not comparable with pixel runs); `--text-encoder RUN` conditions on a frozen CLIP text tower;
+`--text-oracle` on fixed random word vectors (`word_bag_text`: the exact-conditioning diagnostic).
 
 `--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
 integrated back; one object of the right shape / the right colour found) for flow-matching runs.
@@ -107,6 +108,9 @@ def main() -> None:
                     help="train on this many single-object scenes alone (the conditioning sanity task)")
     ap.add_argument("--vae", help="an AutoencoderKL run (benchmarks.t2i_latent_vae): train in its latent space")
     ap.add_argument("--text-encoder", help="a CLIP run whose text tower conditions the denoiser, frozen")
+    ap.add_argument("--text-oracle", action="store_true",
+                    help="condition on fixed random word vectors (word_bag_text), frozen: the exact-conditioning "
+                         "diagnostic (the word tokenizer of the data; not with --text-encoder)")
     ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -135,6 +139,10 @@ def main() -> None:
         args.overrides["use_text_mask"] = True
     if a.lock_text:
         args.overrides["lock_text"] = True
+    if a.text_oracle:
+        if a.text_encoder:
+            raise SystemExit("--text-oracle replaces the text tower: drop --text-encoder")
+        args.overrides.update(text_family="word_bag_text", lock_text=True)
     if a.timestep_mean is not None:
         args.timestep_mean = a.timestep_mean[0] if len(a.timestep_mean) == 1 else a.timestep_mean
     for field, value in (("ema_decay", a.ema_decay),

@@ -134,6 +134,7 @@ INPUTS = {
     "bert": lambda m: m(ids(), attention_mask=pad_mask(ids()), token_type_ids=torch.zeros_like(ids())),
     "seq2seq": lambda m: m(ids(T=7), ids(T=5), src_mask=pad_mask(ids(T=7))),
     "clip_text": lambda m: m.encode(ids(), pad_mask(ids())),
+    "word_bag_text": lambda m: m.encode(ids(), pad_mask(ids())),
     "vit": lambda m: m(pixels(m)),
     "cnn": lambda m: m(pixels(m)),
     "image_classifier": lambda m: m(pixels(m)),

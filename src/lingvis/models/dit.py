@@ -15,8 +15,11 @@ import torch
 from torch import nn
 
 from ..nn import BlockConfig, BlockInputs, run_blocks, transformer_block
+from ..nn.builders import transformer_block_plain_cross
 from ..nn.vision import PatchEmbed
 from .registry import register_family, register_preset
+
+POOLINGS = ("mean", "eot", "attention")
 
 
 @dataclass
@@ -32,8 +35,15 @@ class DiTConfig:
     dropout: float = 0.0
     learn_sigma: bool = False  # also predict a variance (2x output channels)
     conv_out: int = 0          # > 0: + a residual head: tokens -> this many channels per pixel -> two 3x3 convs
+    # the text path (docs/text_to_image.md, "the conditioning path"); the defaults are DiT's
+    cross_modulated: bool = True  # False: PixArt-style cross-attention, no shift/scale/gate (out-proj zero-init)
+    pooling: str = "mean"      # pooled text for adaLN: mean over positions | eot (last real token: needs the mask)
+    #                            | attention (a learned 4-head attention pooling)
+    in_context: bool = False   # also join the projected text tokens to the image tokens in self-attention
 
     def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.conv_out < 0:
             raise ValueError(f"conv_out must be >= 0, got {self.conv_out}")
         if self.sample_size % self.patch_size:
@@ -51,6 +61,31 @@ class DiTConfig:
         return BlockConfig(dim=self.dim, n_heads=self.heads, mlp_hidden=int(self.mlp_ratio * self.dim),
                            activation="gelu_tanh", norm_eps=1e-6, prenorm=True, dropout=self.dropout,
                            cross_attention=True, cross_dim=self.dim, cond_dim=self.dim)
+
+
+class AttentionPool(nn.Module):
+    """Learned-query attention pooling of text states: (B, L, D), mask (B, L) | None -> (B, D)."""
+
+    def __init__(self, dim: int, heads: int = 4):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"text width {dim} is not divisible by {heads} pooling heads")
+        self.heads = heads
+        self.query = nn.Parameter(torch.zeros(heads, dim // heads))  # zero: starts as the (masked) mean
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, L, D = states.shape
+        h = self.heads
+        k = self.key(states).view(B, L, h, D // h)  # (B, L, H, Dh)
+        v = self.value(states).view(B, L, h, D // h)
+        scores = torch.einsum("blhd,hd->bhl", k, self.query) / math.sqrt(D // h)  # (B, H, L)
+        if mask is not None:
+            keep = mask.bool() | ~mask.bool().any(-1, keepdim=True)  # an empty row attends to everything
+            scores = scores.masked_fill(~keep[:, None], float("-inf"))
+        w = scores.softmax(-1)  # (B, H, L)
+        return torch.einsum("bhl,blhd->bhd", w, v).reshape(B, D)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -84,7 +119,10 @@ class DiT(nn.Module):
         self.t_embed = nn.Sequential(nn.Linear(c.dim, c.dim), nn.SiLU(), nn.Linear(c.dim, c.dim))
         self.text_proj = nn.Linear(c.text_dim, c.dim)      # text tokens -> cross-attention memory
         self.text_pool = nn.Linear(c.text_dim, c.dim)      # pooled text -> conditioning vector
-        self.blocks = nn.ModuleList(transformer_block(c.block_config()) for _ in range(c.depth))
+        self.pool_attn = AttentionPool(c.text_dim) if c.pooling == "attention" else None
+        self.text_ctx = nn.Linear(c.text_dim, c.dim) if c.in_context else None  # text tokens in self-attention
+        build = transformer_block if c.cross_modulated else transformer_block_plain_cross
+        self.blocks = nn.ModuleList(build(c.block_config()) for _ in range(c.depth))
         self.norm_out = nn.LayerNorm(c.dim, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(c.dim, 2 * c.dim)         # final shift and scale
         self.proj_out = nn.Linear(c.dim, c.patch_size ** 2 * c.out_channels)
@@ -108,6 +146,9 @@ class DiT(nn.Module):
                 if name.endswith("_mod"):
                     nn.init.zeros_(m.linear.weight)
                     nn.init.zeros_(m.linear.bias)
+            if not c.cross_modulated:  # PixArt: an ungated cross-attention starts as the identity by its out-proj
+                nn.init.zeros_(block.cross_attn.proj.weight)
+                nn.init.zeros_(block.cross_attn.proj.bias)
 
     @property
     def text_dim(self) -> int:
@@ -116,10 +157,21 @@ class DiT(nn.Module):
 
     def condition(self, t: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor | None) -> torch.Tensor:
         """(B,) timesteps + (B, L, D_txt) text -> (B, D) conditioning vector."""
+        pooled = self.pool_text(text_states, text_mask)  # (B, D_txt)
+        return self.t_embed(timestep_embedding(t, self.config.dim).to(text_states.dtype)) + self.text_pool(pooled)
+
+    def pool_text(self, text_states: torch.Tensor, text_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, D_txt) -> (B, D_txt) by `config.pooling`."""
+        if self.pool_attn is not None:
+            return self.pool_attn(text_states, text_mask)
+        if self.config.pooling == "eot":
+            if text_mask is None:
+                raise ValueError("pooling 'eot' reads the last real token: pass the text mask (use_text_mask)")
+            last = (text_mask.long().sum(1) - 1).clamp(min=0)  # (B,) a row with no text reads position 0
+            return text_states[torch.arange(len(last), device=last.device), last]
         m = torch.ones(text_states.shape[:2], device=text_states.device) if text_mask is None else text_mask
         m = m.to(text_states.dtype)[..., None]  # (B, L, 1)
-        pooled = (text_states * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, D_txt)
-        return self.t_embed(timestep_embedding(t, self.config.dim).to(text_states.dtype)) + self.text_pool(pooled)
+        return (text_states * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, D_txt)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         # (B, N, p*p*C) -> (B, C, H, W)
@@ -144,7 +196,13 @@ class DiT(nn.Module):
         if memory_mask is not None:  # a row with no text (CFG's unconditional pass) attends to everything
             memory_mask = memory_mask | ~memory_mask.any(-1, keepdim=True)
         ctx = BlockInputs(memory=self.text_proj(text_states), memory_mask=memory_mask, cond=cond)
-        x = run_blocks(self.blocks, x, ctx)
+        n_img = x.shape[1]
+        if self.text_ctx is not None:  # in-context text: (B, N + L, D); padding keys masked when a mask is given
+            x = torch.cat([x, self.text_ctx(text_states)], dim=1)
+            if text_mask is not None:
+                keys = torch.cat([torch.ones_like(text_mask[:, :1]).expand(-1, n_img), text_mask], dim=1)
+                ctx.key_mask = keys  # (B, N + L)
+        x = run_blocks(self.blocks, x, ctx)[:, :n_img]  # (B, N, D)
         shift, scale = self.ada_out(nn.functional.silu(cond))[:, None].chunk(2, dim=-1)  # (B, 1, D) each
         x = self.norm_out(x) * (1 + scale) + shift  # (B, N, D)
         out = self.unpatchify(self.proj_out(x))  # (B, C, H, W)

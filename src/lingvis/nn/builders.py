@@ -71,6 +71,18 @@ def transformer_block(cfg: BlockConfig, window: int | None = None) -> Block:
     return Block(branches, cfg.prenorm)
 
 
+def transformer_block_plain_cross(cfg: BlockConfig) -> Block:
+    """PixArt-alpha's block: modulated self-attention and MLP (adaLN-zero, `cond_dim`), and between them a
+    cross-attention to the memory that is neither modulated nor gated (`x + cross_attn(ln_cross(x))`; PixArt reads
+    the raw stream, this keeps the LayerNorm), so the text reaches the tokens whatever the conditioning vector
+    says. State-dict keys: `transformer_block`'s minus `cross_attn_mod`."""
+    if not cfg.cross_attention:
+        raise ValueError("transformer_block_plain_cross needs cross_attention=True")
+    return Block([Branch("attn", self_attention(cfg), "ln_1", norm_layer(cfg), modulation(cfg)),
+                  Branch("cross_attn", cross_attention(cfg), "ln_cross", norm_layer(cfg)),
+                  Branch("mlp", mlp(cfg), "ln_2", norm_layer(cfg), modulation(cfg))], cfg.prenorm)
+
+
 def divided_space_time_block(cfg: BlockConfig) -> Block:
     """TimeSformer's divided attention: [temporal attention, spatial attention, MLP], pre-norm
     (`ln_t -> temporal_attn`, `ln_1 -> attn`, `ln_2 -> mlp`); the token layout comes from `ctx.extras`."""

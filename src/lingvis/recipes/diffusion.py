@@ -127,6 +127,10 @@ def make_model(args: DiffusionPretrainArgs, tokenizer: Tokenizer) -> TextToImage
         f["scheduler"] = dict(OBJECTIVES[args.objective])
     if args.ema_decay is not None:
         f["ema_decay"] = args.ema_decay
+    text_family = args.overrides.get("text_family", f["text_family"])
+    if text_family != f["text_family"]:  # another text family: keep the tower fields it also has (vocab, width)
+        kept = {x.name for x in dataclasses.fields(registry.family(text_family).config_cls)}
+        f["text"] = {k: v for k, v in f["text"].items() if k in kept}
     for k, v in args.overrides.items():
         f[k] = {**f[k], **v} if isinstance(v, dict) and isinstance(f.get(k), dict) else v
     model = TextToImage(registry.make_config("text_to_image", f))
