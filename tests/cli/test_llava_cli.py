@@ -126,3 +126,8 @@ def test_stage_one_takes_the_lingvis_only_image_token_layouts(runs):
                                   runs / "s1m", "--spatial-merge", 2, "--image-position", "rowcol", *common]]) == 0
     m = lingvis.load(runs / "s1m")
     assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, "rowcol", 4)
+    assert main([str(a) for a in ["pretrain", "llava", "--vision", runs / "clip", "--llm", runs / "lm", "--out",
+                                  runs / "s1o", "--image-position", "onehot", *common]]) == 0
+    m = lingvis.load(runs / "s1o")
+    assert m.config.image_position == "onehot"
+    assert m.projector.layers[0].in_features == m.vision.config.dim + 2 * m.vision.config.grid
