@@ -187,3 +187,17 @@ def test_stage_two_splits_word_pairs_first(parts, stage1):
     with pytest.raises(ValueError, match="only one-token words"):
         finetune_llava(LlavaArgs(out=str(parts / "bad"), model=str(stage1[0]), n_train=8, n_val=2,
                                  split_words="left/right"), cfg())
+
+
+def test_stage_one_splits_word_pairs_and_keeps_them_split(parts):
+    """In stage 1 the LM is frozen: the split rows are saved exactly as split_word_pairs set them."""
+    from lingvis.recipes.split_words import split_word_pairs
+
+    args = LlavaArgs(out=str(parts / "stage1_split"), vision=str(parts / "clip"), llm=str(parts / "lm"), n_train=8,
+                     n_val=2, split_words="a/b")
+    summary = pretrain_llava(args, cfg())
+    ia, ib = summary["split_words"][0]["ids"]
+    lm = lingvis.load(parts / "lm")
+    split_word_pairs(lm, lingvis.load_tokenizer(parts / "lm"), [("a", "b")], seed=cfg().seed)  # the same split
+    got = lingvis.load(parts / "stage1_split").llm.wte.weight
+    assert torch.equal(got[ia], lm.wte.weight[ia]) and torch.equal(got[ib], lm.wte.weight[ib])

@@ -61,8 +61,8 @@ class LlavaArgs:
     val_fraction: float = 0.02
     seed: int = 0
     train_vision: bool = False       # stage 2: the vision tower trains too (else frozen)
-    # stage 2: split the nearly equal embeddings of these word pairs first ("left/right,above/below":
-    # recipes.split_words); a resumed run keeps its checkpoint's
+    # split the nearly equal embeddings of these word pairs before the stage trains ("left/right,above/below":
+    # recipes.split_words; in stage 1 the LM is frozen, so they stay split there); a resumed run keeps its own
     split_words: str | None = None
 
 
@@ -228,8 +228,20 @@ def pretrain_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
         raise ValueError("stage 1 needs --vision (a ViT/CLIP folder) and --llm (a causal LM folder), or --model")
     if resumable(args.out, resume):
         tok = api.load_tokenizer(args.out)
+    split = _split_words(args, model, tok, cfg, resume)
     train, val = stage_data(args, 1)
-    return _fit(model.train(), tok, train, val, cfg, args.out, "llava-pretrain", resume)
+    summary = _fit(model.train(), tok, train, val, cfg, args.out, "llava-pretrain", resume)
+    return summary if split is None else {**summary, "split_words": split}
+
+
+def _split_words(args: LlavaArgs, model: Llava, tok, cfg: TrainConfig, resume: bool) -> list[dict] | None:
+    """`args.split_words` applied to a new (not resumed) run's model before it trains; the per-pair log."""
+    pairs = parse_pairs(args.split_words)
+    if not pairs or resumable(args.out, resume):
+        return None
+    split = split_word_pairs(model, tok, pairs, seed=cfg.seed)
+    print(f"split_words: {split}", flush=True)
+    return split
 
 
 def finetune_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> dict:
@@ -240,10 +252,7 @@ def finetune_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
         raise ValueError("stage 2 needs --model (the stage-1 run or a llava folder)")
     model = load_llava(args.model).set_stage(freeze_vision=not args.train_vision, freeze_llm=False).train()
     tok = api.load_tokenizer(args.out if resumable(args.out, resume) else args.model)
-    pairs, split = parse_pairs(args.split_words), None
-    if pairs and not resumable(args.out, resume):
-        split = split_word_pairs(model, tok, pairs, seed=cfg.seed)
-        print(f"split_words: {split}", flush=True)
+    split = _split_words(args, model, tok, cfg, resume)
     if cfg.lora_rank:
         keep = cfg.lora_train.split(",") + ["projector"] + (["vision."] if args.train_vision else [])
         cfg = dataclasses.replace(cfg, lora_train=",".join(dict.fromkeys(t for t in keep if t)))
