@@ -177,6 +177,17 @@ def test_split_words_reach_stage_two(chain, tmp_path):
     before, after = (lingvis.load(tmp_path / s).llm.wte.weight for s in ("stage1", "stage2"))
     assert torch.cosine_similarity(after[ia], after[ib], dim=0).item() == pytest.approx(0.406, abs=1e-2)
     assert torch.allclose(after[ia] + after[ib], before[ia] + before[ib], atol=1e-4)
+    # split_words_stage="stage1": stage 1 splits (its LM frozen) and stage 2 does not split again
+    again = tmp_path / "again"
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, again / part)
+    train_chain(again, dataclasses.replace(plan, split_words_stage="stage1"), reuse=True)
+    s1, s2 = (lingvis.load(again / s) for s in ("stage1", "stage2"))
+    assert torch.cosine_similarity(s1.llm.wte.weight[ia], s1.llm.wte.weight[ib], dim=0).item() == \
+        pytest.approx(0.406, abs=1e-3)
+    assert torch.allclose(s2.llm.wte.weight[ia], s1.llm.wte.weight[ia], atol=1e-4)  # lr 1e-6: no second split
+    with pytest.raises(ValueError, match="split_words_stage"):
+        train_chain(tmp_path / "bad", dataclasses.replace(plan, split_words_stage="both"))
 
 
 def test_stage1_on_region_captions(chain, tmp_path):
