@@ -2,7 +2,8 @@
 `benchmarks/llava_learning.py` (the same questions as `evaluate_shapes_chat`, one question per chat):
 
 - relative questions: the (gold, said) counts of left/right/above/below and the accuracy per axis;
-- absolute 3 x 3 regions: accuracy, and row / column right apart;
+- absolute 3 x 3 regions: accuracy, row / column right apart, and per axis the (gold, said) counts of the third
+  (top/middle/bottom, left/middle/right: a model that cannot tell left from right says one of them for both);
 - POPE's absent objects: how often the model says "yes", by how the absent object relates to its scene (its colour
   on another object, its shape, both, neither).
 
@@ -60,6 +61,7 @@ def diagnose(model, tok, n: int = 200) -> dict:
     answers = answer_chats(model, tok, chats)
     region_of = {v: k for k, v in REGION_PHRASES.items()}
     rel_said, rel_ok, absolute, said_regions = Counter(), Counter(), Counter(), Counter()
+    abs_gold_said = {"row": Counter(), "column": Counter()}
     absent_n, absent_yes = Counter(), Counter()
     for p, a, k in zip(probes, answers, owners):
         text = a.lower()
@@ -80,6 +82,8 @@ def diagnose(model, tok, n: int = 200) -> dict:
                 (gr, gc), (sr, sc) = _row_col(region_of[p.key]), _row_col(region_of[said])
                 absolute["row", gr == sr] += 1
                 absolute["col", gc == sc] += 1
+                abs_gold_said["row"][f"{gr}->{sr}"] += 1
+                abs_gold_said["column"][f"{gc}->{sc}"] += 1
     pct = lambda ok, bad: round(100 * ok / max(ok + bad, 1), 1)  # noqa: E731
     return {
         "relative": {axis: {"right": rel_ok[axis, True], "n": rel_ok[axis, True] + rel_ok[axis, False],
@@ -90,6 +94,7 @@ def diagnose(model, tok, n: int = 200) -> dict:
                      "row": pct(absolute["row", True], absolute["row", False]),
                      "column": pct(absolute["col", True], absolute["col", False])},
         "absolute_said": dict(said_regions.most_common()),
+        "absolute_gold_said": {axis: dict(sorted(c.items())) for axis, c in abs_gold_said.items()},
         "absent_said_yes": {rel: {"yes": absent_yes[rel], "n": absent_n[rel]} for rel in sorted(absent_n)},
     }
 

@@ -16,6 +16,8 @@ machine is shared: wall time depends on the load, CPU time much less).
                                         [--threads 1] [--reuse] [--captioner-results OLD/results.json]
                                         [--instruct plain|pairs|pope|pope-where|pope-where-rel|...]
                                         [--stage1-captions all|regions] [--llm-layers 4]
+                                        [--image-position none|rowcol|onehot] [--split-words left/right,above/below]
+                                        [--split-words-stage stage1|stage2]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -133,7 +135,8 @@ def report(r: dict) -> list[dict]:
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
         scale: bool = False, stage2_minutes: float | None = None,
         captioner_results: str | Path | None = None, instruct: str = "plain",
-        stage1_captions: str = "all", llm_layers: int | None = None) -> list[dict]:
+        stage1_captions: str = "all", llm_layers: int | None = None, image_position: str = "none",
+        split_words: str | None = None, split_words_stage: str = "stage2") -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
     from lingvis.recipes.llava_shapes import STAGE1_CAPTIONS, ShapesPlan, scale_plan
 
@@ -147,7 +150,9 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     if stage1_captions not in STAGE1_CAPTIONS:
         raise ValueError(f"stage1_captions must be one of {STAGE1_CAPTIONS}, got {stage1_captions!r}")
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
-    plan = with_llm_layers(dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions), llm_layers)
+    plan = dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions, image_position=image_position,
+                               split_words=split_words, split_words_stage=split_words_stage)
+    plan = with_llm_layers(plan, llm_layers)
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
@@ -179,10 +184,19 @@ def main() -> None:
     ap.add_argument("--llm-layers", type=int, default=None,
                     help="the LM's blocks (the plans' 4 by default); with --reuse, do not reuse an LM or stage 1 of "
                          "another depth")
+    ap.add_argument("--image-position", choices=("none", "rowcol", "onehot"), default="none",
+                    help="the image tokens' place: none (the LM's own positions), rowcol (learned row/column "
+                         "embeddings) or onehot (fixed one-hot row/column features at the projector input)")
+    ap.add_argument("--split-words", default=None, metavar="A/B,C/D",
+                    help="stage 2 first splits the nearly equal embeddings of these word pairs (e.g. "
+                         "left/right,above/below: the text-only LM leaves them at cosine 0.78)")
+    ap.add_argument("--split-words-stage", choices=("stage1", "stage2"), default="stage2",
+                    help="split the words before stage 1 (the frozen LM keeps them apart there) or before stage 2")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,
-               args.instruct, args.stage1_captions, args.llm_layers)
+               args.instruct, args.stage1_captions, args.llm_layers, args.image_position, args.split_words,
+               args.split_words_stage)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)

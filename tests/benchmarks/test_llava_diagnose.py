@@ -38,6 +38,9 @@ def test_diagnose_counts_gold_and_constant_answers(monkeypatch):
     assert rel["horizontal"]["accuracy"] in (0.0, 100.0) and rel["vertical"]["right"] == rel["vertical"]["n"]
     assert gold["absolute"] == {"accuracy": 100.0, "n": gold["absolute"]["n"], "row": 100.0, "column": 100.0}
     assert all(k.split("->")[0] == k.split("->")[1] for k in gold["relative_gold_said"])
+    for axis in ("row", "column"):
+        said = gold["absolute_gold_said"][axis]
+        assert sum(said.values()) == gold["absolute"]["n"] and all(k.split("->")[0] == k.split("->")[1] for k in said)
     assert sum(v["n"] for v in gold["absent_said_yes"].values()) == n and \
         all(v["yes"] == 0 for v in gold["absent_said_yes"].values())
 
@@ -46,6 +49,12 @@ def test_diagnose_counts_gold_and_constant_answers(monkeypatch):
     assert all(v["yes"] == v["n"] for v in const["absent_said_yes"].values())
     assert all(k.endswith("->below") for k in const["relative_gold_said"])
     assert const["relative"]["horizontal"]["right"] == 0 and const["absolute"]["accuracy"] == 0.0
+    assert const["absolute_gold_said"] == {"row": {}, "column": {}}  # no region said
+
+    monkeypatch.setattr(llava_eval, "answer_chats", lambda m, t, chats: ["It is on the left."] * len(chats))
+    left = diag.diagnose(None, None, n)["absolute_gold_said"]
+    assert set(left["row"]) <= {"top->middle", "middle->middle", "bottom->middle"} and \
+        set(left["column"]) <= {"left->left", "middle->left", "right->left"} and sum(left["column"].values()) > 0
 
 
 def test_captioner_baseline_is_reused_only_on_the_same_split(tmp_path):

@@ -126,3 +126,19 @@ def test_stage_one_takes_the_lingvis_only_image_token_layouts(runs):
                                   runs / "s1m", "--spatial-merge", 2, "--image-position", "rowcol", *common]]) == 0
     m = lingvis.load(runs / "s1m")
     assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, "rowcol", 4)
+    assert main([str(a) for a in ["pretrain", "llava", "--vision", runs / "clip", "--llm", runs / "lm", "--out",
+                                  runs / "s1o", "--image-position", "onehot", *common]]) == 0
+    m = lingvis.load(runs / "s1o")
+    assert m.config.image_position == "onehot"
+    assert m.projector.layers[0].in_features == m.vision.config.dim + 2 * m.vision.config.grid
+
+
+def test_finetune_splits_word_pairs(runs):
+    common = ["--max-steps", 1, "--batch-size", 2, "--eval-every", 1, "--eval-batches", 1, "--no-progress",
+              "--n-train", 4, "--device", "cpu", "--lr", 1e-7]
+    assert main([str(a) for a in ["finetune", "llava", "--model", runs / "s1", "--out", runs / "s2split",
+                                  "--split-words", "a/b", *common]]) == 0
+    tok = lingvis.load_tokenizer(runs / "s2split")
+    ia, ib = tok.encode("a")[0], tok.encode("b")[0]
+    emb = lingvis.load(runs / "s2split").llm.wte.weight
+    assert torch.cosine_similarity(emb[ia], emb[ib], dim=0).item() == pytest.approx(0.406, abs=1e-2)

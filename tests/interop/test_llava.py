@@ -193,7 +193,8 @@ def test_unsupported_towers_are_named(tmp_path):
 
 
 @pytest.mark.parametrize("kw, field", [({"spatial_merge": 2}, "spatial_merge=2"),
-                                       ({"image_position": "rowcol"}, "image_position='rowcol'")])
+                                       ({"image_position": "rowcol"}, "image_position='rowcol'"),
+                                       ({"image_position": "onehot"}, "image_position='onehot'")])
 def test_lingvis_only_image_token_layouts_refuse_hf_export(kw, field, tmp_path):
     model = lingvis.build("llava-llama-nano", **kw)  # exportable without these fields
     assert (lingvis.save(lingvis.build("llava-llama-nano"), tmp_path / "plain", format="hf") / "config.json").is_file()

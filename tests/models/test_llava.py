@@ -154,6 +154,37 @@ def test_row_column_positions_add_to_each_image_token():
     assert {"projector_pos.row", "projector_pos.col"} <= trained
 
 
+def test_onehot_positions_are_exact_projector_inputs():
+    m = model(image_position="onehot")  # llava-nano: 4 x 4 patches, one token each
+    C = m.vision.config.dim
+    assert m.projector.layers[0].in_features == C + 2 * 4
+    px = pixels(m, 2)
+    feats = m.vision.forward_features(px, output_hidden_states=True)[1][-2][:, 1:]  # (2, 16, C)
+    seen = []
+    m.projector.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    out = m.image_features(px)
+    assert out.shape == (2, 16, m.llm.config.n_embd)
+    x = seen[0].reshape(2, 4, 4, C + 8)  # (N, row, col, C + 2G)
+    assert torch.equal(x[..., :C], feats.reshape(2, 4, 4, C))  # the features unchanged
+    assert x[1, 2, 1, C:].tolist() == [0, 0, 1, 0, 0, 1, 0, 0]  # row 2, column 1
+    assert torch.equal(x[..., C:].sum(-1), torch.full((2, 4, 4), 2.0))
+    # merged tokens: a 2 x 2 grid of one-hots; the class token (strategy "full") gets zeros
+    merged = model(image_position="onehot", spatial_merge=2)
+    assert merged.projector.layers[0].in_features == 4 * C + 2 * 2
+    assert merged.image_features(px).shape == (2, 4, merged.llm.config.n_embd)
+    seen.clear()
+    full = model(image_position="onehot", vision_feature_select_strategy="full")
+    full.projector.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    full.image_features(px)
+    assert seen[0].shape == (2, 17, C + 8) and not seen[0][:, 0, C:].any()
+    assert seen[0][1, 5, C:].tolist() == [0, 1, 0, 0, 1, 0, 0, 0]  # the class token, then row 1 column 0
+    # stage 2 trains through it and the positions stay fixed (no parameters)
+    m = model(image_position="onehot").train()
+    m(prompt(m), pixel_values=pixels(m, 1)).square().mean().backward()
+    assert m.projector.layers[0].weight.grad[:, C:].abs().sum() > 0
+    assert m.projector_pos is None
+
+
 def test_image_token_layout_errors_are_named():
     with pytest.raises(ValueError, match="image_position must be one of"):
         LlavaConfig(image_position="xy")

@@ -170,3 +170,34 @@ def test_stage_one_takes_the_tower_of_a_captioner_run(parts, tmp_path):
     with pytest.raises(ValueError, match="not a ViT"):
         pretrain_llava(LlavaArgs(out=str(tmp_path / "s2"), vision=str(tmp_path / "cnn"), llm=str(parts / "lm"),
                                  n_train=8, n_val=2), cfg(2))
+
+
+def test_stage_two_splits_word_pairs_first(parts, stage1):
+    run = parts / "split"
+    before = lingvis.load(stage1[0]).llm.wte.weight
+    slow = TrainConfig(max_steps=2, batch_size=4, lr=1e-7, warmup_steps=1, eval_every=2, eval_batches=1,
+                       progress=False, device="cpu")  # the saved rows stay where the split put them
+    summary = finetune_llava(LlavaArgs(out=str(run), model=str(stage1[0]), n_train=8, n_val=2, split_words="a/b"),
+                             slow)
+    ia, ib = summary["split_words"][0]["ids"]
+    assert summary["split_words"][0]["cos_after"] == pytest.approx(0.406, abs=1e-3)
+    after = lingvis.load(run).llm.wte.weight
+    assert torch.cosine_similarity(after[ia], after[ib], dim=0).item() == pytest.approx(0.406, abs=1e-2)
+    assert torch.allclose(after[ia] + after[ib], before[ia] + before[ib], atol=1e-4)  # the pair's mean kept
+    with pytest.raises(ValueError, match="only one-token words"):
+        finetune_llava(LlavaArgs(out=str(parts / "bad"), model=str(stage1[0]), n_train=8, n_val=2,
+                                 split_words="left/right"), cfg())
+
+
+def test_stage_one_splits_word_pairs_and_keeps_them_split(parts):
+    """In stage 1 the LM is frozen: the split rows are saved exactly as split_word_pairs set them."""
+    from lingvis.recipes.split_words import split_word_pairs
+
+    args = LlavaArgs(out=str(parts / "stage1_split"), vision=str(parts / "clip"), llm=str(parts / "lm"), n_train=8,
+                     n_val=2, split_words="a/b")
+    summary = pretrain_llava(args, cfg())
+    ia, ib = summary["split_words"][0]["ids"]
+    lm = lingvis.load(parts / "lm")
+    split_word_pairs(lm, lingvis.load_tokenizer(parts / "lm"), [("a", "b")], seed=cfg().seed)  # the same split
+    got = lingvis.load(parts / "stage1_split").llm.wte.weight
+    assert torch.equal(got[ia], lm.wte.weight[ia]) and torch.equal(got[ib], lm.wte.weight[ib])

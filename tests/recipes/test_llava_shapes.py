@@ -147,17 +147,47 @@ def test_tower_from_an_existing_run(chain, tmp_path):
                        lingvis.load(out / "captioner").encoder.patch_embed.weight)
 
 
-def test_image_token_layout_reaches_both_stages(chain, tmp_path):
+@pytest.mark.parametrize("position", ["rowcol", "onehot"])
+def test_image_token_layout_reaches_both_stages(chain, tmp_path, position):
     """spatial_merge / image_position: stage 1 builds the model with them and stage 2 keeps them."""
     out, plan, _ = chain
     for part in ("shapes", "lm"):
         shutil.copytree(out / part, tmp_path / part)
     plan = dataclasses.replace(plan, tower_run=str(out / "captioner"), train_vision=False, spatial_merge=2,
-                               image_position="rowcol")
+                               image_position=position)
     train_chain(tmp_path, plan, reuse=True)
     for stage in ("stage1", "stage2"):
         m = lingvis.load(tmp_path / stage)
-        assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, "rowcol", 16)
+        assert (m.config.spatial_merge, m.config.image_position, m.tokens_per_image) == (2, position, 16)
+
+
+def test_split_words_reach_stage_two(chain, tmp_path):
+    """split_words: stage 2 starts from the pair's rows split around their mean (stage 1's LM is frozen)."""
+    from lingvis.recipes.split_words import word_id
+
+    out, plan, _ = chain
+    for part in ("shapes", "lm", "stage1"):
+        shutil.copytree(out / part, tmp_path / part)
+    # the tiny BPE has no one-token " left": two one-character words stand in for the pair
+    plan = dataclasses.replace(plan, tower_run=str(out / "captioner"), train_vision=False, split_words="a/e",
+                               stage2=Stage(2, 4, 1e-6))
+    train_chain(tmp_path, plan, reuse=True)
+    tok = lingvis.load_tokenizer(tmp_path / "stage2")
+    ia, ib = word_id(tok, "a"), word_id(tok, "e")
+    before, after = (lingvis.load(tmp_path / s).llm.wte.weight for s in ("stage1", "stage2"))
+    assert torch.cosine_similarity(after[ia], after[ib], dim=0).item() == pytest.approx(0.406, abs=1e-2)
+    assert torch.allclose(after[ia] + after[ib], before[ia] + before[ib], atol=1e-4)
+    # split_words_stage="stage1": stage 1 splits (its LM frozen) and stage 2 does not split again
+    again = tmp_path / "again"
+    for part in ("shapes", "lm"):
+        shutil.copytree(out / part, again / part)
+    train_chain(again, dataclasses.replace(plan, split_words_stage="stage1"), reuse=True)
+    s1, s2 = (lingvis.load(again / s) for s in ("stage1", "stage2"))
+    assert torch.cosine_similarity(s1.llm.wte.weight[ia], s1.llm.wte.weight[ib], dim=0).item() == \
+        pytest.approx(0.406, abs=1e-3)
+    assert torch.allclose(s2.llm.wte.weight[ia], s1.llm.wte.weight[ia], atol=1e-4)  # lr 1e-6: no second split
+    with pytest.raises(ValueError, match="split_words_stage"):
+        train_chain(tmp_path / "bad", dataclasses.replace(plan, split_words_stage="both"))
 
 
 def test_stage1_on_region_captions(chain, tmp_path):

@@ -26,8 +26,9 @@ def register(sub, groups) -> None:
                    help="default: drop the class token; full: keep it")
     p.add_argument("--spatial-merge", type=int, default=1, help="merge each M x M block of neighbouring patches "
                    "into one image token before the projector (Qwen2-VL style; lingvis-only, no HF export)")
-    p.add_argument("--image-position", choices=["none", "rowcol"], default="none", help="rowcol: learned row and "
-                   "column embeddings added to the projected image tokens (lingvis-only, no HF export)")
+    p.add_argument("--image-position", choices=["none", "rowcol", "onehot"], default="none",
+                   help="rowcol: learned row and column embeddings added to the projected image tokens; onehot: "
+                   "fixed one-hot row and column features at the projector input (lingvis-only, no HF export)")
     _data_args(p)
     p.set_defaults(func=run_pretrain)
 
@@ -43,6 +44,9 @@ def register(sub, groups) -> None:
                    "its weights (same as --lora-rank 8)")
     f.add_argument("--train-vision", action="store_true", help="train the vision tower too (LLaVA-NeXT style; "
                    "default: frozen)")
+    f.add_argument("--split-words", default=None, metavar="A/B,C/D", help="first split the nearly equal "
+                   "embeddings of these one-token word pairs (e.g. left/right,above/below), which text-only "
+                   "pretraining leaves close")
     _data_args(f)
     f.set_defaults(func=run_finetune)
 
@@ -89,7 +93,8 @@ def run_finetune(a) -> int:
 
     if a.lora and not a.lora_rank:
         a.lora_rank = 8
-    print_json(finetune_llava(_args(a, train_vision=a.train_vision), train_config(a), resume=a.resume))
+    print_json(finetune_llava(_args(a, train_vision=a.train_vision, split_words=a.split_words), train_config(a),
+                              resume=a.resume))
     return 0
 
 

@@ -134,7 +134,9 @@ def lingvis_only(c) -> str | None:
     if c.spatial_merge != 1:
         return f"spatial_merge={c.spatial_merge} (merged neighbouring patches) is lingvis-only: HF LLaVA has no merger"
     if c.image_position != "none":
-        return f"image_position={c.image_position!r} (learned row/column embeddings) is lingvis-only: HF LLaVA has none"
+        what = {"rowcol": "learned row/column embeddings", "onehot": "one-hot row/column projector inputs"}
+        return (f"image_position={c.image_position!r} ({what.get(c.image_position, 'image-token positions')}) is "
+                "lingvis-only: HF LLaVA has none")
     return None
 
 

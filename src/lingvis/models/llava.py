@@ -29,7 +29,7 @@ from .registry import make_config, preset_config, register_family, register_pres
 from .vit import ViT
 
 STRATEGIES = ("default", "full")
-IMAGE_POSITIONS = ("none", "rowcol")
+IMAGE_POSITIONS = ("none", "rowcol", "onehot")
 _MLP = re.compile(r"^mlp(\d+)x_(\w+)$")
 
 
@@ -55,7 +55,9 @@ class LlavaConfig:
     image_token_id: int = 0                        # the placeholder id in the LM vocabulary (`<image>`)
     pad_to_square: bool = False                    # preprocessing: pad to a square with the mean colour first
     spatial_merge: int = 1                         # m: each m x m block of patches -> one image token (lingvis-only)
-    image_position: str = "none"                   # none | rowcol: learned row + column embeddings (lingvis-only)
+    # none | rowcol: learned row + column embeddings added to the projected tokens | onehot: fixed one-hot row and
+    # column features concatenated at the projector input, so a token's place is exact from step 0 (lingvis-only)
+    image_position: str = "none"
     freeze_vision: bool = True                     # the tower stays frozen (both LLaVA stages)
     freeze_llm: bool = False                       # stage 1: only the projector trains
 
@@ -115,6 +117,21 @@ def merge_patches(x: torch.Tensor, grid: int, m: int) -> torch.Tensor:
     return x.reshape(N, g * g, m * m * C)
 
 
+def with_grid_onehot(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """(N, G * G [+ 1], C) row-major tokens -> (N, G * G [+ 1], C + 2G): each token's row and column as two fixed
+    one-hot blocks concatenated after its features; a leading class token (strategy "full") gets zeros."""
+    N, P, C = x.shape
+    eye = torch.eye(grid, dtype=x.dtype, device=x.device)  # (G, G)
+    rows = eye[:, None, :].expand(grid, grid, grid)  # (G_row, G_col, G): the row's one-hot
+    cols = eye[None, :, :].expand(grid, grid, grid)  # (G_row, G_col, G): the column's one-hot
+    pos = torch.cat([rows, cols], dim=-1).reshape(grid * grid, 2 * grid)  # (G * G, 2G)
+    if P == grid * grid + 1:  # the class token first
+        pos = torch.cat([pos.new_zeros(1, 2 * grid), pos])
+    elif P != grid * grid:
+        raise ValueError(f"{P} image tokens are not a {grid} x {grid} grid (with or without a class token)")
+    return torch.cat([x, pos.expand(N, P, 2 * grid)], dim=-1)
+
+
 class ImagePositions(nn.Module):
     """Learned row and column embeddings (G, C) each, zero at the start, added to the G x G projected image
     tokens (row-major) so the LM reads where each token lies; a class token (strategy "full") gets none."""
@@ -148,7 +165,8 @@ class Llava(CausalLM):
         n, m, grid = len(c.feature_layers_raw), c.spatial_merge, self.vision.config.grid
         if grid % m:
             raise ValueError(f"spatial_merge {m} does not divide the tower's {grid} x {grid} patch grid")
-        self.projector = Projector(c.projector, self.vision.config.dim * n * m * m, self.llm.config.n_embd,
+        extra = 2 * (grid // m) if c.image_position == "onehot" else 0  # one-hot row + column at the input
+        self.projector = Projector(c.projector, self.vision.config.dim * n * m * m + extra, self.llm.config.n_embd,
                                    c.projector_bias)
         # named under "projector" so that whatever trains the projector (stage 1, LoRA's kept parts) trains it too
         self.projector_pos = ImagePositions(grid // m, self.llm.config.n_embd) if c.image_position == "rowcol" \
@@ -237,6 +255,8 @@ class Llava(CausalLM):
         x = feats[0] if len(feats) == 1 else torch.cat(feats, dim=-1)  # (N, P, C_img * n)
         if self.config.spatial_merge > 1:
             x = merge_patches(x, self.vision.config.grid, self.config.spatial_merge)  # (N, P / m^2, C_img * n * m^2)
+        if self.config.image_position == "onehot":
+            x = with_grid_onehot(x, self.vision.config.grid // self.config.spatial_merge)  # (N, P', C_in + 2G)
         x = self.projector(x)  # (N, P', C_text)
         return x if self.projector_pos is None else self.projector_pos(x)
 

@@ -36,6 +36,7 @@ from ..tasks.llava import LlavaConversations, LlavaTask
 from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
 from ..train.trainer import Trainer
+from .split_words import parse_pairs, split_word_pairs
 
 SHAPES_SIZE = 64  # the shapes images are rendered at this size (as `lingvis data shapes` writes them)
 
@@ -53,12 +54,16 @@ class LlavaArgs:
     vision_feature_layer: int | list[int] = -2
     vision_feature_select_strategy: str = "default"
     spatial_merge: int = 1           # stage 1: m x m neighbouring patches -> one image token (lingvis-only)
-    image_position: str = "none"     # stage 1: "rowcol" adds learned row/column embeddings (lingvis-only)
+    image_position: str = "none"     # stage 1: "rowcol" learned row/column embeddings, "onehot" fixed one-hot
+                                     # row/column projector inputs (lingvis-only)
     n_train: int = 3000              # built-in shapes scenes
     n_val: int = 100
     val_fraction: float = 0.02
     seed: int = 0
     train_vision: bool = False       # stage 2: the vision tower trains too (else frozen)
+    # split the nearly equal embeddings of these word pairs before the stage trains ("left/right,above/below":
+    # recipes.split_words; in stage 1 the LM is frozen, so they stay split there); a resumed run keeps its own
+    split_words: str | None = None
 
 
 # ----- data ---------------------------------------------------------------------------------------------
@@ -223,8 +228,20 @@ def pretrain_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
         raise ValueError("stage 1 needs --vision (a ViT/CLIP folder) and --llm (a causal LM folder), or --model")
     if resumable(args.out, resume):
         tok = api.load_tokenizer(args.out)
+    split = _split_words(args, model, tok, cfg, resume)
     train, val = stage_data(args, 1)
-    return _fit(model.train(), tok, train, val, cfg, args.out, "llava-pretrain", resume)
+    summary = _fit(model.train(), tok, train, val, cfg, args.out, "llava-pretrain", resume)
+    return summary if split is None else {**summary, "split_words": split}
+
+
+def _split_words(args: LlavaArgs, model: Llava, tok, cfg: TrainConfig, resume: bool) -> list[dict] | None:
+    """`args.split_words` applied to a new (not resumed) run's model before it trains; the per-pair log."""
+    pairs = parse_pairs(args.split_words)
+    if not pairs or resumable(args.out, resume):
+        return None
+    split = split_word_pairs(model, tok, pairs, seed=cfg.seed)
+    print(f"split_words: {split}", flush=True)
+    return split
 
 
 def finetune_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> dict:
@@ -235,8 +252,10 @@ def finetune_llava(args: LlavaArgs, cfg: TrainConfig, resume: bool = False) -> d
         raise ValueError("stage 2 needs --model (the stage-1 run or a llava folder)")
     model = load_llava(args.model).set_stage(freeze_vision=not args.train_vision, freeze_llm=False).train()
     tok = api.load_tokenizer(args.out if resumable(args.out, resume) else args.model)
+    split = _split_words(args, model, tok, cfg, resume)
     if cfg.lora_rank:
         keep = cfg.lora_train.split(",") + ["projector"] + (["vision."] if args.train_vision else [])
         cfg = dataclasses.replace(cfg, lora_train=",".join(dict.fromkeys(t for t in keep if t)))
     train, val = stage_data(args, 2)
-    return _fit(model, tok, train, val, cfg, args.out, "llava-finetune", resume)
+    summary = _fit(model, tok, train, val, cfg, args.out, "llava-finetune", resume)
+    return summary if split is None else {**summary, "split_words": split}

@@ -66,11 +66,17 @@ class ShapesPlan:
     vocab_size: int = 400
     vision_feature_layer: int | list[int] = -2
     spatial_merge: int = 1            # m x m neighbouring patches -> one image token (lingvis-only)
-    image_position: str = "none"      # "rowcol": learned row/column embeddings on the image tokens (lingvis-only)
+    # "rowcol": learned row/column embeddings on the image tokens; "onehot": fixed one-hot row/column features at
+    # the projector input (lingvis-only)
+    image_position: str = "none"
     # stage 1's captions: "all" (the split's captions, as before) or "regions" (one per image naming every object
     # with its 3 x 3 region: `data.shapes_regions`)
     stage1_captions: str = "all"
     train_vision: bool = False        # stage 2 trains the tower too
+    # stage 2 first splits the nearly equal embeddings of these word pairs ("left/right,above/below":
+    # recipes.split_words; the text-only LM leaves " left" and " right" at cosine 0.78)
+    split_words: str | None = None
+    split_words_stage: str = "stage2"  # where the split happens: "stage1" (the LM frozen there) or "stage2"
     tower_run: str | None = None      # an existing captioner/CLIP run to take the tower from (none is trained)
     # the instruction set's added relative-position and POPE-contrast turns (plain: none, as measured before)
     instruct: InstructConfig = field(default_factory=InstructConfig.plain)
@@ -157,6 +163,8 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
     if plan.tower == "dense" and not isinstance(plan.vision_feature_layer, int):
         raise ValueError("tower='dense' tunes one feature layer: vision_feature_layer must be an int, "
                          f"got {plan.vision_feature_layer!r}")
+    if plan.split_words_stage not in ("stage1", "stage2"):
+        raise ValueError(f"ShapesPlan.split_words_stage must be 'stage1' or 'stage2', got {plan.split_words_stage!r}")
     if plan.stage1_captions not in STAGE1_CAPTIONS:
         raise ValueError(f"ShapesPlan.stage1_captions must be one of {STAGE1_CAPTIONS}, got {plan.stage1_captions!r}")
     log = {} if log is None else log
@@ -200,12 +208,15 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
         timed("stage1", lambda: pretrain_llava(LlavaArgs(
             out=str(out / "stage1"), data=str(captions["train"]), val_data=str(captions["val"]),
             vision=str(tower), llm=str(out / "lm"), vision_feature_layer=plan.vision_feature_layer,
-            spatial_merge=plan.spatial_merge, image_position=plan.image_position),
+            spatial_merge=plan.spatial_merge, image_position=plan.image_position,
+            split_words=plan.split_words if plan.split_words_stage == "stage1" else None),
             stage_config(plan.stage1)), log)
     if not done("stage2"):
         timed("stage2", lambda: finetune_llava(LlavaArgs(
             out=str(out / "stage2"), data=str(data / "llava_train.json"), val_data=str(data / "llava_val.json"),
-            model=str(out / "stage1"), train_vision=plan.train_vision), stage_config(plan.stage2)), log)
+            model=str(out / "stage1"), train_vision=plan.train_vision,
+            split_words=plan.split_words if plan.split_words_stage == "stage2" else None),
+            stage_config(plan.stage2)), log)
     log["llava_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in ("stage1", "stage2") if k in log), 1)
     log["all_train_cpu_s"] = round(sum(log[k]["cpu_s"] for k in STAGES if k in log), 1)
     return log
