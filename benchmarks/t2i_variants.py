@@ -8,8 +8,8 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--timestep-mean -0.5 | --timestep-mean 2,0] [--batch 32] [--ema-decay 0.999] [--per-category 10]
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
-        [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--single-only 5000] [--vae VAE_RUN --patch 2]
-        [--text-encoder CLIP_RUN | --text-oracle]
+        [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--edge-weight 1] [--single-only 5000]
+        [--vae VAE_RUN --patch 2] [--text-encoder CLIP_RUN | --text-oracle]
 
 `--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
 `--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--lowres", type=float, help="multi-scale loss weight (lowres_weight)")
     ap.add_argument("--lowres-x0", action="store_true", help="the multi-scale loss in x0 units (lowres_x0)")
     ap.add_argument("--object-weight", type=float, help="object pixels weigh 1 + this in the loss (object_weight)")
+    ap.add_argument("--edge-weight", type=float, 
+                    help="+ this x the squared error of neighbour differences (edge_weight)")
     ap.add_argument("--per-category", type=int, default=10)
     ap.add_argument("--preset", help="a text_to_image preset in place of the recipe's denoiser")
     ap.add_argument("--denoiser", help="JSON object of denoiser config fields to override")
@@ -147,7 +149,7 @@ def main() -> None:
         args.timestep_mean = a.timestep_mean[0] if len(a.timestep_mean) == 1 else a.timestep_mean
     for field, value in (("ema_decay", a.ema_decay),
                          ("text_dropout", a.text_dropout), ("lowres_weight", a.lowres),
-                         ("object_weight", a.object_weight)):
+                         ("object_weight", a.object_weight), ("edge_weight", a.edge_weight)):
         if value is not None:
             setattr(args, field, value)
     args.lowres_x0 = a.lowres_x0

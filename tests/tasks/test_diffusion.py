@@ -165,3 +165,21 @@ def test_object_weight_weighs_the_error_on_object_pixels_only():
         assert float(heavy) == pytest.approx(weighted, abs=1e-4)
     with pytest.raises(ValueError, match="object_weight"):
         DiffusionTask(lambda x: x, FLOW, object_weight=-1.0)
+
+
+def test_edge_weight_charges_the_rough_error_not_the_smooth_one():
+    x0 = torch.ones(2, 3, 4, 4)
+    x0[:, 1:, :, 3:] = -1.0
+    batch = {"pixel_values": x0, "input_ids": torch.zeros(2, 2), "attention_mask": None}
+    flat = torch.ones(2, 1, 4, 4)  # the same error on every pixel: no edge error
+    checker = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2 * 2.0 - 1.0  # (4, 4) of +-1
+    for where, weighted in ((flat, 1.0), (checker.expand(2, 1, 4, 4), 1.0 + 0.5 * (4.0 + 4.0))):
+        den = _OffsetOracle(x0, where)
+        plain = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal")._loss(den, batch,
+                                                                                 torch.Generator().manual_seed(0))
+        edged = DiffusionTask(lambda x: x, FLOW, timesteps="logit_normal", edge_weight=0.5)._loss(
+            den, batch, torch.Generator().manual_seed(0))
+        assert float(plain) == pytest.approx(1.0, abs=1e-4)  # both errors have MSE 1
+        assert float(edged) == pytest.approx(weighted, abs=1e-4)  # neighbour differences of 2 in x and y: 4 + 4
+    with pytest.raises(ValueError, match="edge_weight"):
+        DiffusionTask(lambda x: x, FLOW, edge_weight=-1.0)

@@ -55,6 +55,7 @@ class DiffusionPretrainArgs:
     lowres_weight: float = 0.0         # + this weight x the MSE at 1/2/4/8 px average-pooled (multi-scale loss)
     lowres_x0: bool = False            # that pooled MSE in x0 units (x sigma^2: weight on the high noise levels)
     object_weight: float = 0.0         # pixels that are not background white weigh 1 + this in the loss (pixel space)
+    edge_weight: float = 0.0           # + this weight x the squared error of the neighbour differences (edge loss)
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -176,7 +177,7 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
                          snr_gamma=args.snr_gamma, timesteps=args.timesteps, timestep_mean=args.timestep_mean,
                          lowres_weight=args.lowres_weight, lowres_x0=args.lowres_x0,
-                         object_weight=args.object_weight)
+                         object_weight=args.object_weight, edge_weight=args.edge_weight)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),
