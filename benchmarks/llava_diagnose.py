@@ -99,16 +99,22 @@ def diagnose(model, tok, n: int = 200) -> dict:
     }
 
 
+def runs_parser(doc: str) -> argparse.ArgumentParser:
+    """The scoring scripts' shared command line: run folders, --n-test, --out, --threads."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="llava run folders (or checkpoint folders)")
+    ap.add_argument("--n-test", type=int, default=200)
+    ap.add_argument("--out", default=None, help="write the results here as JSON")
+    ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
 def main() -> None:
     import lingvis
     from lingvis.recipes.llava_eval import evaluate_shapes_chat
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="llava run folders (or checkpoint folders)")
-    ap.add_argument("--n-test", type=int, default=200)
+    ap = runs_parser(__doc__)
     ap.add_argument("--full", action="store_true", help="also the whole evaluate_shapes_chat per run")
-    ap.add_argument("--out", default=None, help="write the results here as JSON")
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = {}

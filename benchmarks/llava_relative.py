@@ -9,7 +9,6 @@ them imply a relation (right or not) with how often the relative answer follows 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
@@ -108,13 +107,9 @@ def relative_check(model, tok, n: int = 200) -> dict:
 
 def main() -> None:
     import lingvis
+    from benchmarks.llava_diagnose import runs_parser
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="llava run folders (or checkpoint folders)")
-    ap.add_argument("--n-test", type=int, default=200)
-    ap.add_argument("--out", default=None, help="write the results here as JSON")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
+    args = runs_parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
     out = {}
     for run in args.runs:
