@@ -13,10 +13,13 @@ so the extra weight falls on the high noise levels where the layout is decided);
 squared error of each pixel by 1 + w where the clean image is not background white (pixel space only: the objects
 of the shapes world cover a few % of the image, so their outlines, which the caption's shape word decides, get
 little of the plain MSE's gradient; the minimiser becomes the weighted conditional mean, biased towards the
-objects' colours); evaluation is a seeded
+objects' colours); `repa_weight` w adds w x REPA (tasks/repa.py: block `repa_depth`'s hidden tokens, through the
+model's training-only `repa_head`, predict the frozen `repa_encoder`'s patch features of the clean image; negative
+cosine; training steps only, so the validation loss stays the diffusion loss); evaluation is a seeded
 validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +31,7 @@ from torch import nn
 from ..diffusion.sampling import generate_images, image_grid
 from ..diffusion.schedulers import make_scheduler
 from ..train.task import Task
+from .repa import RepaEncoder, block_output, repa_loss
 
 Tokenize = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
@@ -76,7 +80,8 @@ class DiffusionTask(Task):
                  tokenizer=None, sample_steps: int = 20, guidance_scale: float = 4.0, snr_gamma: float | None = None,
                  timesteps: str = "uniform", timestep_mean: float | tuple[float, ...] = 0.0,
                  lowres_weight: float = 0.0,
-                 lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False, object_weight: float = 0.0):
+                 lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False, object_weight: float = 0.0,
+                 repa_weight: float = 0.0, repa_depth: int = 2, repa_encoder: RepaEncoder | None = None):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
@@ -93,6 +98,13 @@ class DiffusionTask(Task):
             raise ValueError(f"lowres_weight must be >= 0 with pooled sizes >= 1, got {lowres_weight}, {lowres_sizes}")
         if object_weight < 0:
             raise ValueError(f"object_weight must be >= 0, got {object_weight}")
+        if repa_weight < 0:
+            raise ValueError(f"repa_weight must be >= 0, got {repa_weight}")
+        if repa_weight and repa_encoder is None:
+            raise ValueError("repa_weight > 0 needs a repa_encoder (a frozen image tower with a spatial feature map)")
+        if repa_depth < 1:
+            raise ValueError(f"repa_depth must be >= 1 (the aligned block, counted from 1), got {repa_depth}")
+        self.repa_weight, self.repa_depth, self.repa_encoder = repa_weight, repa_depth, repa_encoder
         self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
         self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.tokenize, self.text_dropout = tokenize, text_dropout
@@ -116,7 +128,9 @@ class DiffusionTask(Task):
         ids, mask = self.tokenize(texts)
         return {"pixel_values": torch.stack([s["image"] for s in samples]), "input_ids": ids, "attention_mask": mask}
 
-    def _loss(self, model: nn.Module, batch: dict, generator: torch.Generator | None = None):
+    def _loss(self, model: nn.Module, batch: dict, generator: torch.Generator | None = None, repa: bool = False):
+        """The diffusion loss; `repa` (training steps with repa_weight > 0): (loss, alignment) with the weighted
+        REPA term added to the loss."""
         core = _unwrap(model)
         x0 = core.to_latents(batch["pixel_values"], generator)  # (B, C, h, w)
         states, mask = core.encode_text(batch["input_ids"], batch["attention_mask"])  # (B, L, D)
@@ -128,6 +142,18 @@ class DiffusionTask(Task):
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device) if generator is not None \
             else torch.randn_like(x0)
         x_t = self.scheduler.q_sample(x0, noise, t)
+        if repa:
+            if core.repa_head is None:
+                raise ValueError("repa_weight > 0 needs the model's REPA head (TextToImage.add_repa_head)")
+            with block_output(core.denoiser, self.repa_depth) as hidden:
+                loss = self._diffusion_loss(model, core, batch, x0, noise, t, x_t, states, mask)
+            tokens = hidden[0]  # (B, N, D) block repa_depth's output
+            target = self.repa_encoder(batch["pixel_values"], math.isqrt(tokens.shape[1]))  # (B, N, C), no grad
+            align = repa_loss(tokens, core.repa_head, target)
+            return loss + self.repa_weight * align, align.detach()
+        return self._diffusion_loss(model, core, batch, x0, noise, t, x_t, states, mask)
+
+    def _diffusion_loss(self, model, core, batch, x0, noise, t, x_t, states, mask) -> torch.Tensor:
         pred = model(x_t, t, states, mask)  # (B, C, h, w)
         target = self.scheduler.training_target(x0, noise, t)
         if self.snr_gamma is None and not self.lowres_weight and not self.object_weight:
@@ -153,6 +179,9 @@ class DiffusionTask(Task):
             core.update_ema()  # once per optimizer step, with the weights of the step before
         if core.training:
             self._calls += 1
+        if self.repa_weight and core.training:
+            loss, align = self._loss(model, batch, repa=True)
+            return loss, {"repa_cos": -float(align)}
         return self._loss(model, batch), {}
 
     @torch.no_grad()
