@@ -9,7 +9,7 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--preset t2i-shapes --denoiser '{"block_out_channels": [16, 32, 64]}'] [--guidance 4,1]
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
         [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--single-only 5000] [--vae VAE_RUN --patch 2]
-        [--text-encoder CLIP_RUN] [--repa-weight 0.5 --repa-depth 2 --repa-encoder CLIP_RUN]
+        [--text-encoder CLIP_RUN] [--repa-weight 0.5 --repa-depth 2 --repa-encoder CLIP_RUN [--repa-center]]
 
 `--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
 `--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--repa-weight", type=float, default=0.0, help="REPA loss weight (repa_weight; 0 = off)")
     ap.add_argument("--repa-depth", type=int, default=2, help="REPA: the aligned DiT block (from 1)")
     ap.add_argument("--repa-encoder", help="REPA: a CLIP run whose frozen image tower gives the targets")
+    ap.add_argument("--repa-center", action="store_true", help="REPA: targets minus their batch mean (repa_center)")
     ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -150,6 +151,7 @@ def main() -> None:
     args.lowres_x0 = a.lowres_x0
     args.vae, args.text_encoder = a.vae, a.text_encoder
     args.repa_weight, args.repa_depth, args.repa_encoder = a.repa_weight, a.repa_depth, a.repa_encoder
+    args.repa_center = a.repa_center
     if a.lr is not None:
         cfg.lr = a.lr
     if a.batch is not None:

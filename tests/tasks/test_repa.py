@@ -146,3 +146,19 @@ def test_a_repa_run_saves_loads_and_resumes_with_its_head(data, tmp_path):
                            cfg(1))
     with pytest.raises(ValueError, match="repa_encoder"):
         pretrain_diffusion(run_args(data, tmp_path / "bad2", repa_weight=0.5), cfg(1))
+
+
+def test_centred_targets_are_the_batch_mean_deviation():
+    model, enc = tiny_dit(), RepaEncoder(cnn_clip().vision)
+    model.add_repa_head(enc.dim)
+    b = batch()
+    task = DiffusionTask(lambda t: t, FLOW, text_dropout=0.0, repa_weight=0.5, repa_encoder=enc, repa_center=True)
+    plain = DiffusionTask(lambda t: t, FLOW, text_dropout=0.0, repa_weight=0.5, repa_encoder=enc)
+    _, centred = task._loss(model, b, torch.Generator().manual_seed(0), repa=True)
+    _, raw = plain._loss(model, b, torch.Generator().manual_seed(0), repa=True)
+    with block_output(model.denoiser, 2) as hidden:
+        plain._loss(model, b, torch.Generator().manual_seed(0))
+    target = enc(b["pixel_values"], 4)  # (4, 16, 16), post-ReLU: all >= 0
+    assert float(target.min()) >= 0
+    want = repa_loss(hidden[0], model.repa_head, target - target.mean(dim=(0, 1), keepdim=True))
+    assert torch.allclose(centred, want, atol=1e-6) and not torch.allclose(centred, raw)

@@ -59,6 +59,7 @@ class DiffusionPretrainArgs:
     repa_weight: float = 0.0           # > 0: + this weight x REPA (tasks/repa.py), aligned to repa_encoder's features
     repa_depth: int = 2                # the denoiser block whose output is aligned (counted from 1)
     repa_encoder: str | None = None    # a lingvis CLIP run whose (frozen) image tower gives the REPA targets
+    repa_center: bool = False          # REPA targets minus their batch mean per channel
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -187,7 +188,7 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          snr_gamma=args.snr_gamma, timesteps=args.timesteps, timestep_mean=args.timestep_mean,
                          lowres_weight=args.lowres_weight, lowres_x0=args.lowres_x0,
                          object_weight=args.object_weight, repa_weight=args.repa_weight,
-                         repa_depth=args.repa_depth, repa_encoder=repa_encoder)
+                         repa_depth=args.repa_depth, repa_encoder=repa_encoder, repa_center=args.repa_center)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),

@@ -15,8 +15,9 @@ of the shapes world cover a few % of the image, so their outlines, which the cap
 little of the plain MSE's gradient; the minimiser becomes the weighted conditional mean, biased towards the
 objects' colours); `repa_weight` w adds w x REPA (tasks/repa.py: block `repa_depth`'s hidden tokens, through the
 model's training-only `repa_head`, predict the frozen `repa_encoder`'s patch features of the clean image; negative
-cosine; training steps only, so the validation loss stays the diffusion loss); evaluation is a seeded
-validation loss plus a grid of fixed prompts saved as a PNG."""
+cosine; training steps only, so the validation loss stays the diffusion loss; `repa_center`: the targets minus their
+batch mean per channel, since a CNN's post-ReLU features share one direction, cosine 0.70 to their mean);
+evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
 import math
@@ -81,7 +82,8 @@ class DiffusionTask(Task):
                  timesteps: str = "uniform", timestep_mean: float | tuple[float, ...] = 0.0,
                  lowres_weight: float = 0.0,
                  lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False, object_weight: float = 0.0,
-                 repa_weight: float = 0.0, repa_depth: int = 2, repa_encoder: RepaEncoder | None = None):
+                 repa_weight: float = 0.0, repa_depth: int = 2, repa_encoder: RepaEncoder | None = None,
+                 repa_center: bool = False):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
@@ -105,6 +107,7 @@ class DiffusionTask(Task):
         if repa_depth < 1:
             raise ValueError(f"repa_depth must be >= 1 (the aligned block, counted from 1), got {repa_depth}")
         self.repa_weight, self.repa_depth, self.repa_encoder = repa_weight, repa_depth, repa_encoder
+        self.repa_center = repa_center
         self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
         self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.tokenize, self.text_dropout = tokenize, text_dropout
@@ -149,6 +152,8 @@ class DiffusionTask(Task):
                 loss = self._diffusion_loss(model, core, batch, x0, noise, t, x_t, states, mask)
             tokens = hidden[0]  # (B, N, D) block repa_depth's output
             target = self.repa_encoder(batch["pixel_values"], math.isqrt(tokens.shape[1]))  # (B, N, C), no grad
+            if self.repa_center:  # the deviation from the batch's mean feature (post-ReLU maps share a direction)
+                target = target - target.mean(dim=(0, 1), keepdim=True)
             align = repa_loss(tokens, core.repa_head, target)
             return loss + self.repa_weight * align, align.detach()
         return self._diffusion_loss(model, core, batch, x0, noise, t, x_t, states, mask)
