@@ -162,3 +162,15 @@ def test_centred_targets_are_the_batch_mean_deviation():
     assert float(target.min()) >= 0
     want = repa_loss(hidden[0], model.repa_head, target - target.mean(dim=(0, 1), keepdim=True))
     assert torch.allclose(centred, want, atol=1e-6) and not torch.allclose(centred, raw)
+
+
+def test_a_vit_layer_is_a_target_and_a_cnn_has_none():
+    vit = lingvis.build("clip-nano").vision
+    x = batch()["pixel_values"]
+    enc = RepaEncoder(vit, layer=-2)
+    px = ((torch.nn.functional.interpolate((x + 1) / 2, size=(32, 32), mode="bicubic").clamp(0, 1) - enc.mean)
+          / enc.std)
+    _, hidden = vit.forward_features(px, output_hidden_states=True)  # input + 1 block: -2 is the block's input
+    assert torch.allclose(enc(x, 4), hidden[-2][:, 1:], atol=1e-5)
+    with pytest.raises(ValueError, match="per-layer hidden states"):
+        RepaEncoder(cnn_clip().vision, layer=-2)

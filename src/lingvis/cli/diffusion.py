@@ -47,6 +47,7 @@ def _register_pretrain(group) -> None:
     p.add_argument("--repa-depth", type=int, default=2, help="REPA: the DiT block whose output is aligned (from 1)")
     p.add_argument("--repa-encoder", help="REPA: a lingvis CLIP run whose frozen image tower gives the targets")
     p.add_argument("--repa-center", action="store_true", help="REPA: targets minus their batch mean per channel")
+    p.add_argument("--repa-layer", type=int, help="REPA: a ViT encoder's hidden state after this block (e.g. -2)")
     p.add_argument("--image-size", type=int, help="training image side in pixels (default: the preset's)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction when --val-data is absent")
     p.add_argument("--shapes-train", type=int, default=5000, help="built-in data: training images")
@@ -130,7 +131,7 @@ def run_pretrain(args) -> int:
                                   snr_gamma=args.snr_gamma, timesteps=args.timesteps,
                                   ema_decay=args.ema_decay, repa_weight=args.repa_weight,
                                   repa_depth=args.repa_depth, repa_encoder=args.repa_encoder,
-                                  repa_center=args.repa_center,
+                                  repa_center=args.repa_center, repa_layer=args.repa_layer,
                                   image_size=args.image_size, image_root=args.image_root,
                                   val_fraction=args.val_fraction, shapes_train=args.shapes_train,
                                   sample_prompts=args.sample_prompt, sample_steps=args.sample_steps)

@@ -60,6 +60,7 @@ class DiffusionPretrainArgs:
     repa_depth: int = 2                # the denoiser block whose output is aligned (counted from 1)
     repa_encoder: str | None = None    # a lingvis CLIP run whose (frozen) image tower gives the REPA targets
     repa_center: bool = False          # REPA targets minus their batch mean per channel
+    repa_layer: int | None = None      # a ViT encoder's hidden state after this block (e.g. -2) as the REPA target
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -169,7 +170,7 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
     if args.repa_weight:
         if not args.repa_encoder:
             raise ValueError("repa_weight > 0 needs repa_encoder (--repa-encoder: a lingvis CLIP run)")
-        repa_encoder = load_repa_encoder(args.repa_encoder)
+        repa_encoder = load_repa_encoder(args.repa_encoder, args.repa_layer)
         if model.repa_head is None:  # a fresh preset or a --model without one; a --resume run's config has it
             model.add_repa_head(repa_encoder.dim)
         elif model.config.repa_dim != repa_encoder.dim:

@@ -8,6 +8,7 @@ the shapes CLIP's CNN before attention pooling) and returns its features resized
 `block_output` captures one block's output during a forward; `repa_loss` is the alignment term."""
 from __future__ import annotations
 
+import inspect
 import math
 from contextlib import contextmanager
 
@@ -19,11 +20,16 @@ from torch import nn
 class RepaEncoder(nn.Module):
     """Frozen image tower -> (B, grid*grid, C) patch features of [-1, 1] images, resized to the token grid."""
 
-    def __init__(self, tower: nn.Module, source: str = "the image tower"):
+    def __init__(self, tower: nn.Module, source: str = "the image tower", layer: int | None = None):
+        """`layer`: a ViT's hidden state after that block (HF `hidden_states` index, e.g. -2: the input to the last
+        block, the feature layer a dense-tuned shapes tower was trained at) instead of its output tokens."""
         super().__init__()
         if not callable(getattr(tower, "forward_features", None)):
             raise ValueError(f"{source}: a {type(tower).__name__} has no spatial feature map "
                              "(`forward_features(pixels) -> (B, N, C)`); REPA needs a CNN or ViT image tower")
+        if layer is not None and "output_hidden_states" not in inspect.signature(tower.forward_features).parameters:
+            raise ValueError(f"{source}: a {type(tower).__name__} has no per-layer hidden states (repa layer {layer})")
+        self.layer = layer
         c = tower.config
         self.tower = tower.eval().requires_grad_(False)
         self.size = int(c.image_size)
@@ -41,7 +47,10 @@ class RepaEncoder(nn.Module):
         x = (images.float() + 1) / 2  # (B, 3, H, W) in [0, 1]
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False).clamp(0, 1)
-        tokens = self.tower.forward_features((x - self.mean) / self.std)  # (B, N, C)
+        if self.layer is None:
+            tokens = self.tower.forward_features((x - self.mean) / self.std)  # (B, N, C)
+        else:
+            tokens = self.tower.forward_features((x - self.mean) / self.std, output_hidden_states=True)[1][self.layer]
         n = tokens.shape[1]
         side = math.isqrt(n)
         if side * side != n:  # a ViT's class token first
@@ -56,8 +65,9 @@ class RepaEncoder(nn.Module):
         return fmap.flatten(2).transpose(1, 2)  # (B, g*g, C)
 
 
-def load_repa_encoder(path: str) -> RepaEncoder:
-    """A lingvis CLIP run (its image tower) or an image-tower run as a frozen REPA target; clear errors otherwise."""
+def load_repa_encoder(path: str, layer: int | None = None) -> RepaEncoder:
+    """A lingvis CLIP run (its image tower) or an image tower (a ViT / CNN folder, e.g. a dense-tuned shapes tower)
+    as a frozen REPA target; clear errors otherwise."""
     from pathlib import Path
 
     from .. import api
@@ -69,7 +79,7 @@ def load_repa_encoder(path: str) -> RepaEncoder:
     tower = getattr(model, "vision", None) if getattr(model, "family", None) == "clip" else model
     if tower is None:
         raise ValueError(f"{path} holds no image tower")
-    return RepaEncoder(tower, source=path)
+    return RepaEncoder(tower, source=path, layer=layer)
 
 
 def make_repa_head(dim: int, out_dim: int, hidden: int = 0) -> nn.Sequential:
