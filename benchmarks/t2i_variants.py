@@ -10,6 +10,7 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--prediction x0] [--extra-single 5000] [--text-mask] [--restore 0.5,0.7,0.9]
         [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--edge-weight 1] [--single-only 5000]
         [--vae VAE_RUN --patch 2] [--text-encoder CLIP_RUN | --text-oracle]
+        [--repa-weight 0.5 --repa-depth 2 --repa-encoder CLIP_RUN [--repa-center] [--repa-layer -2]]
 
 `--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
 `--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
@@ -17,6 +18,8 @@ scenes alone (the conditioning sanity task); `--vae RUN` trains the denoiser in 
 (`benchmarks.t2i_latent_vae`; its CPU time is not in this run's; the fixed-protocol validation loss is then in
 latent units, not comparable with pixel runs); `--text-encoder RUN` conditions on a frozen CLIP text tower;
 `--text-oracle` on fixed random word vectors (`word_bag_text`: the exact-conditioning diagnostic).
+`--repa-weight W --repa-encoder RUN` adds REPA (`DiffusionTask.repa_weight`: block `--repa-depth`'s tokens align
+with that CLIP image tower's (or image-tower folder's) features of the clean image; its CPU time is in the run's).
 
 `--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
 integrated back; one object of the right shape / the right colour found) for flow-matching runs.
@@ -113,6 +116,11 @@ def main() -> None:
     ap.add_argument("--text-oracle", action="store_true",
                     help="condition on fixed random word vectors (word_bag_text), frozen: the exact-conditioning "
                          "diagnostic (the word tokenizer of the data; not with --text-encoder)")
+    ap.add_argument("--repa-weight", type=float, default=0.0, help="REPA loss weight (repa_weight; 0 = off)")
+    ap.add_argument("--repa-depth", type=int, default=2, help="REPA: the aligned DiT block (from 1)")
+    ap.add_argument("--repa-encoder", help="REPA: a CLIP run whose frozen image tower gives the targets")
+    ap.add_argument("--repa-center", action="store_true", help="REPA: targets minus their batch mean (repa_center)")
+    ap.add_argument("--repa-layer", type=int, help="REPA: a ViT encoder's hidden state after this block (e.g. -2)")
     ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -154,6 +162,8 @@ def main() -> None:
             setattr(args, field, value)
     args.lowres_x0 = a.lowres_x0
     args.vae, args.text_encoder = a.vae, a.text_encoder
+    args.repa_weight, args.repa_depth, args.repa_encoder = a.repa_weight, a.repa_depth, a.repa_encoder
+    args.repa_center, args.repa_layer = a.repa_center, a.repa_layer
     if a.lr is not None:
         cfg.lr = a.lr
     if a.batch is not None:

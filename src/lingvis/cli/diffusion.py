@@ -41,6 +41,13 @@ def _register_pretrain(group) -> None:
                    help="training noise levels: uniform, or logit-normal (sigmoid of a standard normal, SD3); default: "
                    "the shapes recipe's for the default preset, else uniform")
     p.add_argument("--ema-decay", type=float, help="decay of the weight EMA used for sampling (default 0.999)")
+    p.add_argument("--repa-weight", type=float, default=0.0,
+                   help="REPA: + this weight x the negative cosine of a DiT block's tokens (through a training-only "
+                   "head) and a frozen image encoder's patch features of the clean image (e.g. 0.5; 0 = off)")
+    p.add_argument("--repa-depth", type=int, default=2, help="REPA: the DiT block whose output is aligned (from 1)")
+    p.add_argument("--repa-encoder", help="REPA: a lingvis CLIP run whose frozen image tower gives the targets")
+    p.add_argument("--repa-center", action="store_true", help="REPA: targets minus their batch mean per channel")
+    p.add_argument("--repa-layer", type=int, help="REPA: a ViT encoder's hidden state after this block (e.g. -2)")
     p.add_argument("--image-size", type=int, help="training image side in pixels (default: the preset's)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction when --val-data is absent")
     p.add_argument("--shapes-train", type=int, default=5000, help="built-in data: training images")
@@ -122,7 +129,10 @@ def run_pretrain(args) -> int:
                                   model=args.model, text_encoder=args.text_encoder, unlock_text=args.unlock_text,
                                   vae=args.vae, objective=args.objective, text_dropout=args.text_dropout,
                                   snr_gamma=args.snr_gamma, timesteps=args.timesteps,
-                                  ema_decay=args.ema_decay, image_size=args.image_size, image_root=args.image_root,
+                                  ema_decay=args.ema_decay, repa_weight=args.repa_weight,
+                                  repa_depth=args.repa_depth, repa_encoder=args.repa_encoder,
+                                  repa_center=args.repa_center, repa_layer=args.repa_layer,
+                                  image_size=args.image_size, image_root=args.image_root,
                                   val_fraction=args.val_fraction, shapes_train=args.shapes_train,
                                   sample_prompts=args.sample_prompt, sample_steps=args.sample_steps)
     print_json(pretrain_diffusion(pargs, train_config(args), resume=args.resume))

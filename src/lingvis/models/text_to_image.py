@@ -34,6 +34,8 @@ class TextToImageConfig:
     ema: bool = True                                  # keep an EMA copy of the denoiser (sampling uses it)
     ema_decay: float = 0.999
     prediction: str = "native"                        # native: the scheduler's target | x0 (flow matching only)
+    repa_dim: int = 0                                 # > 0: a training-only REPA head to this encoder width
+    repa_hidden: int = 0                              # the REPA head's hidden width (0: 2 x the denoiser's width)
 
     def __post_init__(self):
         if not 0.0 <= self.ema_decay < 1.0:
@@ -71,7 +73,20 @@ class TextToImage(nn.Module):
         if c.ema:
             self.ema = copy.deepcopy(self.denoiser).requires_grad_(False)
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.repa_head = None  # training-only (tasks/repa.py): not used at sampling, not exported
+        if c.repa_dim:
+            self.add_repa_head(c.repa_dim, c.repa_hidden)
         self._check_widths()
+
+    def add_repa_head(self, out_dim: int, hidden: int = 0) -> None:
+        """Build the REPA projection head (denoiser width -> `out_dim`) and record it in the config."""
+        from ..tasks.repa import make_repa_head
+
+        width = getattr(self.denoiser.config, "dim", None)
+        if width is None:
+            raise ValueError(f"REPA needs a Transformer denoiser (DiT); {self.config.denoiser_family!r} has no width")
+        self.config.repa_dim, self.config.repa_hidden = out_dim, hidden
+        self.repa_head = make_repa_head(width, out_dim, hidden)
 
     def _check_widths(self) -> None:
         text_dim = getattr(self.text_encoder, "out_dim", None)

@@ -16,6 +16,7 @@ from ..diffusion.sampling import prompt_tokens
 from ..models import registry
 from ..models.text_to_image import TextToImage
 from ..tasks.diffusion import DiffusionTask
+from ..tasks.repa import load_repa_encoder
 from ..tokenizers import Tokenizer
 from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
@@ -56,6 +57,11 @@ class DiffusionPretrainArgs:
     lowres_x0: bool = False            # that pooled MSE in x0 units (x sigma^2: weight on the high noise levels)
     object_weight: float = 0.0         # pixels that are not background white weigh 1 + this in the loss (pixel space)
     edge_weight: float = 0.0           # + this weight x the squared error of the neighbour differences (edge loss)
+    repa_weight: float = 0.0           # > 0: + this weight x REPA (tasks/repa.py), aligned to repa_encoder's features
+    repa_depth: int = 2                # the denoiser block whose output is aligned (counted from 1)
+    repa_encoder: str | None = None    # a lingvis CLIP run whose (frozen) image tower gives the REPA targets
+    repa_center: bool = False          # REPA targets minus their batch mean per channel
+    repa_layer: int | None = None      # a ViT encoder's hidden state after this block (e.g. -2) as the REPA target
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -165,6 +171,16 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
     train_groups, val_groups, info = make_datasets(args, cfg.seed)
     tokenizer = make_tokenizer(args, [r.text for g in train_groups for r in g], resume)
     model = make_model(args, tokenizer)
+    repa_encoder = None
+    if args.repa_weight:
+        if not args.repa_encoder:
+            raise ValueError("repa_weight > 0 needs repa_encoder (--repa-encoder: a lingvis CLIP run)")
+        repa_encoder = load_repa_encoder(args.repa_encoder, args.repa_layer)
+        if model.repa_head is None:  # a fresh preset or a --model without one; a --resume run's config has it
+            model.add_repa_head(repa_encoder.dim)
+        elif model.config.repa_dim != repa_encoder.dim:
+            raise ValueError(f"the model's REPA head predicts {model.config.repa_dim} features but the encoder "
+                             f"{args.repa_encoder} gives {repa_encoder.dim}")
     size = model.image_size
     skipped = SkipCounter()
     train_set = SafeDataset(CaptionedImages(train_groups, image_transform(size), seed=cfg.seed, cache=True), skipped)
@@ -177,7 +193,9 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          sample_dir=Path(args.out) / "samples", tokenizer=tokenizer, sample_steps=args.sample_steps,
                          snr_gamma=args.snr_gamma, timesteps=args.timesteps, timestep_mean=args.timestep_mean,
                          lowres_weight=args.lowres_weight, lowres_x0=args.lowres_x0,
-                         object_weight=args.object_weight, edge_weight=args.edge_weight)
+                         object_weight=args.object_weight, edge_weight=args.edge_weight,
+                         repa_weight=args.repa_weight, repa_depth=args.repa_depth, repa_encoder=repa_encoder,
+                         repa_center=args.repa_center)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),

@@ -17,10 +17,15 @@ objects' colours); `edge_weight` w adds w * the mean squared difference of the e
 (horizontal and vertical; a gradient-matching loss: it penalises the high-frequency part of the error, the blur
 that turns an outline into a blob, while a smooth error costs almost nothing; for white error it is about 4x the
 MSE; in the objective's units, so for rectified flow the x0 estimate's edge error weighs 1 / sigma^2: the low
-noise levels where the outlines are finished); evaluation is a seeded
-validation loss plus a grid of fixed prompts saved as a PNG."""
+noise levels where the outlines are finished); `repa_weight` w adds w x REPA (tasks/repa.py: block `repa_depth`'s
+hidden tokens, through the model's training-only `repa_head`, predict the frozen `repa_encoder`'s patch features of
+the clean image; negative cosine; training steps only, so the validation loss stays the diffusion loss;
+`repa_center`: the targets minus their batch mean per channel, since a CNN's post-ReLU features share one direction,
+cosine 0.70 to their mean);
+evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +37,7 @@ from torch import nn
 from ..diffusion.sampling import generate_images, image_grid
 from ..diffusion.schedulers import make_scheduler
 from ..train.task import Task
+from .repa import RepaEncoder, block_output, repa_loss
 
 Tokenize = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
@@ -89,7 +95,9 @@ class DiffusionTask(Task):
                  timesteps: str = "uniform", timestep_mean: float | tuple[float, ...] = 0.0,
                  lowres_weight: float = 0.0,
                  lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False, object_weight: float = 0.0,
-                 edge_weight: float = 0.0):
+                 edge_weight: float = 0.0, repa_weight: float = 0.0, repa_depth: int = 2,
+                 repa_encoder: RepaEncoder | None = None,
+                 repa_center: bool = False):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
@@ -109,6 +117,14 @@ class DiffusionTask(Task):
         if edge_weight < 0:
             raise ValueError(f"edge_weight must be >= 0, got {edge_weight}")
         self.edge_weight = edge_weight
+        if repa_weight < 0:
+            raise ValueError(f"repa_weight must be >= 0, got {repa_weight}")
+        if repa_weight and repa_encoder is None:
+            raise ValueError("repa_weight > 0 needs a repa_encoder (a frozen image tower with a spatial feature map)")
+        if repa_depth < 1:
+            raise ValueError(f"repa_depth must be >= 1 (the aligned block, counted from 1), got {repa_depth}")
+        self.repa_weight, self.repa_depth, self.repa_encoder = repa_weight, repa_depth, repa_encoder
+        self.repa_center = repa_center
         self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
         self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.tokenize, self.text_dropout = tokenize, text_dropout
@@ -132,7 +148,9 @@ class DiffusionTask(Task):
         ids, mask = self.tokenize(texts)
         return {"pixel_values": torch.stack([s["image"] for s in samples]), "input_ids": ids, "attention_mask": mask}
 
-    def _loss(self, model: nn.Module, batch: dict, generator: torch.Generator | None = None):
+    def _loss(self, model: nn.Module, batch: dict, generator: torch.Generator | None = None, repa: bool = False):
+        """The diffusion loss; `repa` (training steps with repa_weight > 0): (loss, alignment) with the weighted
+        REPA term added to the loss."""
         core = _unwrap(model)
         x0 = core.to_latents(batch["pixel_values"], generator)  # (B, C, h, w)
         states, mask = core.encode_text(batch["input_ids"], batch["attention_mask"])  # (B, L, D)
@@ -144,6 +162,20 @@ class DiffusionTask(Task):
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device) if generator is not None \
             else torch.randn_like(x0)
         x_t = self.scheduler.q_sample(x0, noise, t)
+        if repa:
+            if core.repa_head is None:
+                raise ValueError("repa_weight > 0 needs the model's REPA head (TextToImage.add_repa_head)")
+            with block_output(core.denoiser, self.repa_depth) as hidden:
+                loss = self._diffusion_loss(model, core, batch, x0, noise, t, x_t, states, mask)
+            tokens = hidden[0]  # (B, N, D) block repa_depth's output
+            target = self.repa_encoder(batch["pixel_values"], math.isqrt(tokens.shape[1]))  # (B, N, C), no grad
+            if self.repa_center:  # the deviation from the batch's mean feature (post-ReLU maps share a direction)
+                target = target - target.mean(dim=(0, 1), keepdim=True)
+            align = repa_loss(tokens, core.repa_head, target)
+            return loss + self.repa_weight * align, align.detach()
+        return self._diffusion_loss(model, core, batch, x0, noise, t, x_t, states, mask)
+
+    def _diffusion_loss(self, model, core, batch, x0, noise, t, x_t, states, mask) -> torch.Tensor:
         pred = model(x_t, t, states, mask)  # (B, C, h, w)
         target = self.scheduler.training_target(x0, noise, t)
         if self.snr_gamma is None and not self.lowres_weight and not self.object_weight and not self.edge_weight:
@@ -171,6 +203,9 @@ class DiffusionTask(Task):
             core.update_ema()  # once per optimizer step, with the weights of the step before
         if core.training:
             self._calls += 1
+        if self.repa_weight and core.training:
+            loss, align = self._loss(model, batch, repa=True)
+            return loss, {"repa_cos": -float(align)}
         return self._loss(model, batch), {}
 
     @torch.no_grad()
