@@ -80,13 +80,12 @@ class TextToImage(nn.Module):
 
     def add_repa_head(self, out_dim: int, hidden: int = 0) -> None:
         """Build the REPA projection head (denoiser width -> `out_dim`) and record it in the config."""
-        from ..tasks.repa import make_repa_head
-
         width = getattr(self.denoiser.config, "dim", None)
         if width is None:
             raise ValueError(f"REPA needs a Transformer denoiser (DiT); {self.config.denoiser_family!r} has no width")
         self.config.repa_dim, self.config.repa_hidden = out_dim, hidden
-        self.repa_head = make_repa_head(width, out_dim, hidden)
+        hidden = hidden or 2 * width  # Linear-SiLU-Linear: (B, N, width) hidden tokens -> (B, N, out_dim)
+        self.repa_head = nn.Sequential(nn.Linear(width, hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
 
     def _check_widths(self) -> None:
         text_dim = getattr(self.text_encoder, "out_dim", None)

@@ -82,12 +82,6 @@ def load_repa_encoder(path: str, layer: int | None = None) -> RepaEncoder:
     return RepaEncoder(tower, source=path, layer=layer)
 
 
-def make_repa_head(dim: int, out_dim: int, hidden: int = 0) -> nn.Sequential:
-    """Linear-SiLU-Linear projection of (B, N, dim) hidden tokens to the encoder's (B, N, out_dim) (hidden: 2 x dim)."""
-    hidden = hidden or 2 * dim
-    return nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
-
-
 @contextmanager
 def block_output(denoiser: nn.Module, depth: int):
     """Capture the output (B, N, D) of denoiser.blocks[depth - 1] during the forwards inside the block; yields a
