@@ -155,9 +155,8 @@ def lm_corpus(data: Path) -> Path:
     return out
 
 
-def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | None = None) -> dict:
-    """Every stage into `out`/{shapes, captioner, clip or dense, lm, stage1, stage2}; with `reuse`, finished runs
-    are kept. Returns the per-stage log."""
+def check_plan(plan: ShapesPlan) -> None:
+    """Clear errors for a plan whose tower, feature layer, split-words stage or stage-1 captions are not known."""
     if plan.tower not in TOWERS:
         raise ValueError(f"ShapesPlan.tower must be one of {TOWERS}, got {plan.tower!r}")
     if plan.tower == "dense" and not isinstance(plan.vision_feature_layer, int):
@@ -167,6 +166,12 @@ def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | No
         raise ValueError(f"ShapesPlan.split_words_stage must be 'stage1' or 'stage2', got {plan.split_words_stage!r}")
     if plan.stage1_captions not in STAGE1_CAPTIONS:
         raise ValueError(f"ShapesPlan.stage1_captions must be one of {STAGE1_CAPTIONS}, got {plan.stage1_captions!r}")
+
+
+def train_chain(out: Path, plan: ShapesPlan, reuse: bool = False, log: dict | None = None) -> dict:
+    """Every stage into `out`/{shapes, captioner, clip or dense, lm, stage1, stage2}; with `reuse`, finished runs
+    are kept. Returns the per-stage log."""
+    check_plan(plan)
     log = {} if log is None else log
     data = out / "shapes"
     done = lambda run: reuse and (out / run / "checkpoints" / "last.json").is_file()  # noqa: E731
