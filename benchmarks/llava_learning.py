@@ -138,7 +138,7 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
         stage1_captions: str = "all", llm_layers: int | None = None, image_position: str = "none",
         split_words: str | None = None, split_words_stage: str = "stage2") -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
-    from lingvis.recipes.llava_shapes import STAGE1_CAPTIONS, ShapesPlan, scale_plan
+    from lingvis.recipes.llava_shapes import ShapesPlan, check_plan, scale_plan
 
     if quick and scale:
         raise ValueError("--quick and --scale are two different plans; choose one")
@@ -147,12 +147,11 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     if stage2_minutes is not None and not scale:
         raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
     config = instruct_config(instruct)
-    if stage1_captions not in STAGE1_CAPTIONS:
-        raise ValueError(f"stage1_captions must be one of {STAGE1_CAPTIONS}, got {stage1_captions!r}")
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
     plan = dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions, image_position=image_position,
                                split_words=split_words, split_words_stage=split_words_stage)
     plan = with_llm_layers(plan, llm_layers)
+    check_plan(plan)  # before any data is written
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
     rows = report(r)
     (out / "results.json").write_text(json.dumps({**r, "rows": rows}, indent=2, default=str))
