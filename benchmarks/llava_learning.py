@@ -14,7 +14,7 @@ machine is shared: wall time depends on the load, CPU time much less).
 
     python -m benchmarks.llava_learning [--quick | --scale [--stage2-minutes M]] [--out runs/llava_learning]
                                         [--threads 1] [--reuse] [--captioner-results OLD/results.json]
-                                        [--instruct plain|pairs|pope|pope-where|pope-where-rel|...]
+                                        [--instruct plain|pairs|pope|pope-where|pope-where-why|...]
                                         [--stage1-captions all|regions] [--llm-layers 4]
                                         [--image-position none|rowcol|onehot] [--split-words left/right,above/below]
                                         [--split-words-stage stage1|stage2]
@@ -38,7 +38,9 @@ INSTRUCT = ("plain", "pairs", "pope", "pope-where")
 # pope-where with short relative-only conversations added (half the scenes, 1-3 turns each): word form, the same
 # with the relative key words weighted 4 in the loss, yes/no form (docs/llava.md, 2026-12-07 fifth session)
 RELATIVE_SETS = {"pope-where-rel": dict(relative_chats=0.5), "pope-where-relw": dict(relative_chats=0.5,
-                 relative_weight=4.0), "pope-where-yesno": dict(relative_chats=0.5, relative_form="yesno")}
+                 relative_weight=4.0), "pope-where-yesno": dict(relative_chats=0.5, relative_form="yesno"),
+                 # pope-where with every relative answer reading both objects' columns / rows first (2026-12-08)
+                 "pope-where-why": dict(relative_rationale=True)}
 INSTRUCT += tuple(RELATIVE_SETS)
 
 
@@ -177,7 +179,9 @@ def main() -> None:
                          "orders and POPE pairs whose absent object shares a present one's colour or shape); pope "
                          "(the POPE pairs only); pope-where (the POPE pairs and two 'Where is the X?' turns); "
                          "pope-where-rel / -relw / -yesno (pope-where and short relative-only conversations for half "
-                         "the scenes: word form, word form with the key words weighted 4, yes/no form)")
+                         "the scenes: word form, word form with the key words weighted 4, yes/no form); "
+                         "pope-where-why (pope-where, each relative answer reading both objects' columns or rows "
+                         "on a 9 x 9 grid before its conclusion)")
     ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
                     help="stage 1's captions: the split's own, or one per image naming every object with its region")
     ap.add_argument("--llm-layers", type=int, default=None,

@@ -1,6 +1,7 @@
 """The shapes LLaVA instruction set: LLaVA JSON records with the image in the first human turn, every question
 kind, POPE-style balance of present and absent objects, follow-ups, text-only rows, and gold answers that pass
 their own key-word scoring; `generate_shapes` writes it per split."""
+import dataclasses
 import json
 import random
 import re
@@ -16,6 +17,7 @@ from lingvis.data.shapes_instruct import (
     contrast_pairs,
     exists_probes,
     follow_up,
+    grid_cell,
     instruction_records,
     region_turns,
     relative_pairs,
@@ -255,3 +257,53 @@ def test_weighted_yes_no_relative_answers_read_as_llava_turns(tmp_path):
     weighted = [m for c in read_llava_json(path) for m in c.messages if "weight" in m]
     assert weighted and all(m["weight"] == 3.0 and m["content"].lower().startswith(m["key"]) for m in weighted
                             if m["key"] in ("yes", "no"))
+
+
+def test_grid_cells_cover_the_axis_and_separate_related_objects():
+    assert [grid_cell(v) for v in (0.0, 0.05, 0.112, 0.5, 0.999, 1.0)] == [1, 1, 2, 5, 9, 9]
+    for scene in make_split_scenes("train", 300):
+        for a in scene.objects:
+            for b in scene.objects:
+                for rel in relation(a, b):  # REL_MARGIN is wider than a cell: a relation never shares one
+                    ca, cb = (a.cx, b.cx) if rel in ("left of", "right of") else (a.cy, b.cy)
+                    assert (grid_cell(ca) < grid_cell(cb)) == (rel in ("left of", "above"))
+
+
+def test_relative_rationale_reads_both_coordinates_before_its_conclusion():
+    rng, n = random.Random(3), 0
+    for scene in make_split_scenes("train", 200):
+        plain, why = scene_probes(scene, random.Random(n), False), scene_probes(scene, random.Random(n), True)
+        n += 1
+        for p, w in zip(plain, why):
+            if not p.relative:
+                assert w == p  # only relative answers change
+                continue
+            assert (w.question, w.key, w.relative) == (p.question, p.key, True)
+            m = re.fullmatch(r"The (\w+ \w+) is in (column|row) (\d) and the (\w+ \w+) in \2 (\d), so (.*)", w.answer)
+            assert m, w.answer
+            assert m.group(6) == "t" + p.answer[1:]  # the plain answer is the conclusion
+            first, second = int(m.group(3)), int(m.group(5))
+            assert (first < second) == (p.key in ("left", "above"))
+            assert keyword_correct(w.answer, w)  # the coordinates hold no rival word
+            flip = {"left": "right", "right": "left", "above": "below", "below": "above"}
+            wrong = w.answer.replace(w.key, flip[w.key])
+            assert not keyword_correct(wrong, w)
+    for objs in (s.objects for s in make_split_scenes("val", 50)):
+        for p in relative_pairs(objs, 2, rng, rationale=True) + relative_turns(objs, rng, rationale=True):
+            assert " so the " in p.answer and keyword_correct(p.answer, p)
+
+
+def test_rationale_config_changes_only_relative_answers():
+    scenes = make_split_scenes("train", 80)
+    images = [f"images/{i}.png" for i in range(80)]
+    base = InstructConfig(relative_pairs=1, region_turns=2, relative_chats=0.5)
+    plain = instruction_records(scenes, images, config=base)
+    why = instruction_records(scenes, images, config=dataclasses.replace(base, relative_rationale=True))
+    assert [r["id"] for r in plain] == [r["id"] for r in why]
+    changed = 0
+    for r, s in zip(plain, why):
+        for t, u in zip(r["conversations"], s["conversations"], strict=True):
+            if t["value"] != u["value"]:
+                changed += 1
+                assert t["from"] == "gpt" and " so the " in u["value"] and u["value"].endswith(t["value"][4:])
+    assert changed > 40

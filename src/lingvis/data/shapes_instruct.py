@@ -97,18 +97,14 @@ def count_probe(objs: list[ShapeObject], rng: random.Random) -> Probe:
                  f"There {'is' if n == 1 else 'are'} {word} shape{'' if n == 1 else 's'}.", "count", word)
 
 
-def position_probe(objs: list[ShapeObject], rng: random.Random) -> Probe:
+def position_probe(objs: list[ShapeObject], rng: random.Random, rationale: bool = False) -> Probe:
+    """A relative question about two objects with a relation (half the time, when the scene has one; answered with
+    `rationale` as in `relative_probe`), else "Where is the X?" answered with X's 3 x 3 region."""
     pairs = [(i, j) for i in range(len(objs)) for j in range(len(objs)) if i != j and relation(objs[i], objs[j])]
     if pairs and rng.random() < 0.5:
         i, j = rng.choice(pairs)
         a, b = objs[i], objs[j]
-        rel = rng.choice(relation(a, b))
-        if rel in ("left of", "right of"):
-            q = f"Is the {_name(a)} to the left or to the right of the {_name(b)}?"
-            return Probe(q, f"The {_name(a)} is to the {rel.split()[0]} of the {_name(b)}.", "position",
-                         rel.split()[0], relative=True)
-        q = f"Is the {_name(a)} above or below the {_name(b)}?"
-        return Probe(q, f"The {_name(a)} is {rel} the {_name(b)}.", "position", rel, relative=True)
+        return relative_probe(a, b, rng.choice(relation(a, b)), rationale)
     o = rng.choice(objs)
     phrase = REGION_PHRASES[region(o)]
     return Probe(f"Where is the {_name(o)}?", f"The {_name(o)} is {phrase}.", "position", phrase)
@@ -149,12 +145,13 @@ def follow_up(objs: list[ShapeObject], rng: random.Random) -> list[Probe]:
     return [first, second]
 
 
-def scene_probes(scene: Scene, rng: random.Random) -> list[Probe]:
-    """One question of every kind for a scene (two for yes/no: present and absent), in a fixed order."""
+def scene_probes(scene: Scene, rng: random.Random, rationale: bool = False) -> list[Probe]:
+    """One question of every kind for a scene (two for yes/no: present and absent), in a fixed order; `rationale`:
+    a relative position answer reads both objects' coordinates first (`relative_probe`)."""
     objs = scene.objects
     out = [describe(scene, rng)]
     out += [p for p in (colour_probe(objs, rng), shape_probe(objs, rng)) if p is not None]
-    out += [count_probe(objs, rng), position_probe(objs, rng), *exists_probes(objs, rng)]
+    out += [count_probe(objs, rng), position_probe(objs, rng, rationale), *exists_probes(objs, rng)]
     return out
 
 
@@ -192,6 +189,10 @@ class InstructConfig:
     equally often).
     `relative_weight`: the loss weight of the key word of every relative answer (the LLaVA JSON turn's "weight"
     and "key", `data.llava_inputs.encode_conversation`); 1 writes no weight.
+    `relative_rationale`: every word-form relative answer first reads both objects' columns (rows) on a 9 x 9 grid
+    and then concludes ("The A is in column 2 and the B in column 7, so the A is to the left of the B."): the LM
+    compares two numbers it has written instead of two places in the image (the answer's key word stays the last
+    relative word, and the coordinates hold no rival word, so the key-word score reads it as before).
     The added turns come from their own random stream, so the rest of each conversation is the same at any
     setting; `InstructConfig.plain()` adds none (the set as it was before 2026-12-07's third session)."""
     text_only: float = 0.05       # rate of text-only conversations mixed in
@@ -203,6 +204,7 @@ class InstructConfig:
     relative_chats: float = 0.0
     relative_form: str = "word"
     relative_weight: float = 1.0
+    relative_rationale: bool = False
 
     def __post_init__(self):
         for name in ("text_only", "follow_up", "contrast_colour", "relative_chats"):
@@ -226,17 +228,33 @@ AXES = {"vertical": ("above", "below"), "horizontal": ("left of", "right of")}
 OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 
 
-def relative_probe(a: ShapeObject, b: ShapeObject, rel: str) -> Probe:
-    """The question whether `a` is left/right of (or above/below) `b`, whose answer is `rel`."""
-    if rel in ("left of", "right of"):
-        return Probe(f"Is the {_name(a)} to the left or to the right of the {_name(b)}?",
-                     f"The {_name(a)} is to the {rel.split()[0]} of the {_name(b)}.", "position", rel.split()[0],
-                     relative=True)
-    return Probe(f"Is the {_name(a)} above or below the {_name(b)}?", f"The {_name(a)} is {rel} the {_name(b)}.",
-                 "position", rel, relative=True)
+GRID = 9  # cells per axis of a rationale's coordinates: finer than REL_MARGIN, so related objects never share one
 
 
-def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random) -> list[Probe]:
+def grid_cell(v: float, n: int = GRID) -> int:
+    """The 1-based cell of normalised coordinate `v` on an axis of `n` cells (columns left to right, rows top down)."""
+    return min(n, 1 + int(v * n))
+
+
+def relative_probe(a: ShapeObject, b: ShapeObject, rel: str, rationale: bool = False) -> Probe:
+    """The question whether `a` is left/right of (or above/below) `b`, whose answer is `rel`. With `rationale` the
+    answer first reads both objects' columns (rows) on a GRID x GRID grid, then concludes: "The A is in column 2
+    and the B in column 7, so the A is to the left of the B." (the comparison is made in the text)."""
+    horizontal = rel in ("left of", "right of")
+    if horizontal:
+        q = f"Is the {_name(a)} to the left or to the right of the {_name(b)}?"
+        said, key = f"to the {rel}", rel.split()[0]
+    else:
+        q, said, key = f"Is the {_name(a)} above or below the {_name(b)}?", rel, rel
+    answer = f"The {_name(a)} is {said} the {_name(b)}."
+    if rationale:
+        axis, ca, cb = ("column", a.cx, b.cx) if horizontal else ("row", a.cy, b.cy)
+        answer = (f"The {_name(a)} is in {axis} {grid_cell(ca)} and the {_name(b)} in {axis} {grid_cell(cb)}, "
+                  f"so the {_name(a)} is {said} the {_name(b)}.")
+    return Probe(q, answer, "position", key, relative=True)
+
+
+def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random, rationale: bool = False) -> list[Probe]:
     """Up to `n` pairs of relative questions, each about two objects in both orders (answers opposite), the axes
     alternating from a random first one; objects named alike (same colour and shape) are not asked about."""
     names = [_name(o) for o in objs]
@@ -253,7 +271,8 @@ def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random) -> list[
         i, j, rel = rng.choice(by_axis[axes[k % len(axes)]])
         if rng.random() < 0.5:  # which object is named first
             i, j, rel = j, i, OPPOSITE[rel]
-        out += [relative_probe(objs[i], objs[j], rel), relative_probe(objs[j], objs[i], OPPOSITE[rel])]
+        out += [relative_probe(objs[i], objs[j], rel, rationale),
+                relative_probe(objs[j], objs[i], OPPOSITE[rel], rationale)]
     return out
 
 
@@ -265,7 +284,8 @@ def relative_yesno(a: ShapeObject, b: ShapeObject, rel: str, truth: bool) -> Pro
     return Probe(q, a_, "position", "yes" if truth else "no", relative=True)
 
 
-def relative_turns(objs: list[ShapeObject], rng: random.Random, form: str = "word") -> list[Probe]:
+def relative_turns(objs: list[ShapeObject], rng: random.Random, form: str = "word",
+                   rationale: bool = False) -> list[Probe]:
     """1-3 relative questions, each about another (pair of objects named apart, axis) (one order each, the
     first-named object at random), in `form` ("word" or "yesno", truth balanced); [] without a relation."""
     names = [_name(o) for o in objs]
@@ -275,7 +295,7 @@ def relative_turns(objs: list[ShapeObject], rng: random.Random, form: str = "wor
     for i, j, rel in rng.sample(triples, min(rng.randint(1, 3), len(triples))):
         if rng.random() < 0.5:
             i, j, rel = j, i, OPPOSITE[rel]
-        out.append(relative_probe(objs[i], objs[j], rel) if form == "word"
+        out.append(relative_probe(objs[i], objs[j], rel, rationale) if form == "word"
                    else relative_yesno(objs[i], objs[j], rel, rng.random() < 0.5))
     return out
 
@@ -335,19 +355,19 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
     short = random.Random(f"lingvis-shapes-instruct-relative/{seed}/{split}")  # the added relative conversations'
     records = []
     for k, (scene, image) in enumerate(zip(scenes, images)):
-        probes = scene_probes(scene, rng)
+        probes = scene_probes(scene, rng, config.relative_rationale)
         rng.shuffle(probes)
         turns = probes[:rng.randint(2, len(probes))]
         if rng.random() < config.follow_up:
             pos = rng.randint(0, len(turns))
             turns[pos:pos] = follow_up(scene.objects, rng)
-        _insert(turns, relative_pairs(scene.objects, config.relative_pairs, extra), extra)
+        _insert(turns, relative_pairs(scene.objects, config.relative_pairs, extra, config.relative_rationale), extra)
         _insert(turns, contrast_pairs(scene.objects, config.contrast_pairs, extra, config.contrast_colour), extra)
         _insert(turns, region_turns(scene.objects, config.region_turns, where), where)
         records.append({"id": f"{split}-{k}", "image": image,
                         "conversations": conversation(turns, config.relative_weight)})
         if config.relative_chats and short.random() < config.relative_chats:
-            rel = relative_turns(scene.objects, short, config.relative_form)
+            rel = relative_turns(scene.objects, short, config.relative_form, config.relative_rationale)
             if rel:
                 records.append({"id": f"{split}-{k}-relative", "image": image,
                                 "conversations": conversation(rel, config.relative_weight)})
