@@ -39,8 +39,10 @@ INSTRUCT = ("plain", "pairs", "pope", "pope-where")
 # with the relative key words weighted 4 in the loss, yes/no form (docs/llava.md, 2026-12-07 fifth session)
 RELATIVE_SETS = {"pope-where-rel": dict(relative_chats=0.5), "pope-where-relw": dict(relative_chats=0.5,
                  relative_weight=4.0), "pope-where-yesno": dict(relative_chats=0.5, relative_form="yesno"),
-                 # pope-where with every relative answer reading both objects' columns / rows first (2026-12-08)
-                 "pope-where-why": dict(relative_rationale=True)}
+                 # pope-where with every relative answer reading both objects' columns / rows first, on a 9 x 9, a
+                 # 3 x 3 or a 4 x 4 grid (2026-12-08)
+                 "pope-where-why": dict(relative_rationale=9), "pope-where-why3": dict(relative_rationale=3),
+                 "pope-where-why4": dict(relative_rationale=4)}
 INSTRUCT += tuple(RELATIVE_SETS)
 
 
@@ -180,8 +182,8 @@ def main() -> None:
                          "(the POPE pairs only); pope-where (the POPE pairs and two 'Where is the X?' turns); "
                          "pope-where-rel / -relw / -yesno (pope-where and short relative-only conversations for half "
                          "the scenes: word form, word form with the key words weighted 4, yes/no form); "
-                         "pope-where-why (pope-where, each relative answer reading both objects' columns or rows "
-                         "on a 9 x 9 grid before its conclusion)")
+                         "pope-where-why / -why3 / -why4 (pope-where, each relative answer reading both objects' "
+                         "columns or rows on a 9 x 9 / 3 x 3 / 4 x 4 grid before its conclusion)")
     ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
                     help="stage 1's captions: the split's own, or one per image naming every object with its region")
     ap.add_argument("--llm-layers", type=int, default=None,

@@ -176,7 +176,7 @@ def test_region_turns_are_added_only_when_asked_for():
 
 @pytest.mark.parametrize("bad", [dict(relative_pairs=-1), dict(contrast_pairs=-2), dict(text_only=1.5),
                                  dict(contrast_colour=-0.1), dict(region_turns=-1), dict(relative_chats=1.5),
-                                 dict(relative_form="both"), dict(relative_weight=0)])
+                                 dict(relative_form="both"), dict(relative_weight=0), dict(relative_rationale=-1)])
 def test_instruct_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="InstructConfig"):
         InstructConfig(**bad)
@@ -259,20 +259,27 @@ def test_weighted_yes_no_relative_answers_read_as_llava_turns(tmp_path):
                             if m["key"] in ("yes", "no"))
 
 
-def test_grid_cells_cover_the_axis_and_separate_related_objects():
-    assert [grid_cell(v) for v in (0.0, 0.05, 0.112, 0.5, 0.999, 1.0)] == [1, 1, 2, 5, 9, 9]
+@pytest.mark.parametrize("n", [3, 4, 9])
+def test_grid_cells_cover_the_axis_and_order_related_objects(n):
+    assert [grid_cell(v, 9) for v in (0.0, 0.05, 0.112, 0.5, 0.999, 1.0)] == [1, 1, 2, 5, 9, 9]
+    assert [grid_cell(v, 3) for v in (0.0, 0.33, 1 / 3, 0.6, 2 / 3, 1.0)] == [1, 1, 2, 2, 3, 3]  # the 3 x 3 regions
+    shared = 0
     for scene in make_split_scenes("train", 300):
         for a in scene.objects:
             for b in scene.objects:
-                for rel in relation(a, b):  # REL_MARGIN is wider than a cell: a relation never shares one
+                for rel in relation(a, b):
                     ca, cb = (a.cx, b.cx) if rel in ("left of", "right of") else (a.cy, b.cy)
-                    assert (grid_cell(ca) < grid_cell(cb)) == (rel in ("left of", "above"))
+                    shared += grid_cell(ca, n) == grid_cell(cb, n)
+                    if grid_cell(ca, n) != grid_cell(cb, n):
+                        assert (grid_cell(ca, n) < grid_cell(cb, n)) == (rel in ("left of", "above"))
+    assert (shared == 0) == (n == 9)  # REL_MARGIN is wider than a ninth: related objects never share one
 
 
-def test_relative_rationale_reads_both_coordinates_before_its_conclusion():
+@pytest.mark.parametrize("grid", [3, 9])
+def test_relative_rationale_reads_both_coordinates_before_its_conclusion(grid):
     rng, n = random.Random(3), 0
     for scene in make_split_scenes("train", 200):
-        plain, why = scene_probes(scene, random.Random(n), False), scene_probes(scene, random.Random(n), True)
+        plain, why = scene_probes(scene, random.Random(n)), scene_probes(scene, random.Random(n), grid)
         n += 1
         for p, w in zip(plain, why):
             if not p.relative:
@@ -283,13 +290,14 @@ def test_relative_rationale_reads_both_coordinates_before_its_conclusion():
             assert m, w.answer
             assert m.group(6) == "t" + p.answer[1:]  # the plain answer is the conclusion
             first, second = int(m.group(3)), int(m.group(5))
-            assert (first < second) == (p.key in ("left", "above"))
+            assert first == second or (first < second) == (p.key in ("left", "above"))
+            assert max(first, second) <= grid
             assert keyword_correct(w.answer, w)  # the coordinates hold no rival word
             flip = {"left": "right", "right": "left", "above": "below", "below": "above"}
             wrong = w.answer.replace(w.key, flip[w.key])
             assert not keyword_correct(wrong, w)
     for objs in (s.objects for s in make_split_scenes("val", 50)):
-        for p in relative_pairs(objs, 2, rng, rationale=True) + relative_turns(objs, rng, rationale=True):
+        for p in relative_pairs(objs, 2, rng, rationale=grid) + relative_turns(objs, rng, rationale=grid):
             assert " so the " in p.answer and keyword_correct(p.answer, p)
 
 
@@ -298,7 +306,7 @@ def test_rationale_config_changes_only_relative_answers():
     images = [f"images/{i}.png" for i in range(80)]
     base = InstructConfig(relative_pairs=1, region_turns=2, relative_chats=0.5)
     plain = instruction_records(scenes, images, config=base)
-    why = instruction_records(scenes, images, config=dataclasses.replace(base, relative_rationale=True))
+    why = instruction_records(scenes, images, config=dataclasses.replace(base, relative_rationale=3))
     assert [r["id"] for r in plain] == [r["id"] for r in why]
     changed = 0
     for r, s in zip(plain, why):

@@ -97,7 +97,7 @@ def count_probe(objs: list[ShapeObject], rng: random.Random) -> Probe:
                  f"There {'is' if n == 1 else 'are'} {word} shape{'' if n == 1 else 's'}.", "count", word)
 
 
-def position_probe(objs: list[ShapeObject], rng: random.Random, rationale: bool = False) -> Probe:
+def position_probe(objs: list[ShapeObject], rng: random.Random, rationale: int = 0) -> Probe:
     """A relative question about two objects with a relation (half the time, when the scene has one; answered with
     `rationale` as in `relative_probe`), else "Where is the X?" answered with X's 3 x 3 region."""
     pairs = [(i, j) for i in range(len(objs)) for j in range(len(objs)) if i != j and relation(objs[i], objs[j])]
@@ -145,7 +145,7 @@ def follow_up(objs: list[ShapeObject], rng: random.Random) -> list[Probe]:
     return [first, second]
 
 
-def scene_probes(scene: Scene, rng: random.Random, rationale: bool = False) -> list[Probe]:
+def scene_probes(scene: Scene, rng: random.Random, rationale: int = 0) -> list[Probe]:
     """One question of every kind for a scene (two for yes/no: present and absent), in a fixed order; `rationale`:
     a relative position answer reads both objects' coordinates first (`relative_probe`)."""
     objs = scene.objects
@@ -189,10 +189,11 @@ class InstructConfig:
     equally often).
     `relative_weight`: the loss weight of the key word of every relative answer (the LLaVA JSON turn's "weight"
     and "key", `data.llava_inputs.encode_conversation`); 1 writes no weight.
-    `relative_rationale`: every word-form relative answer first reads both objects' columns (rows) on a 9 x 9 grid
-    and then concludes ("The A is in column 2 and the B in column 7, so the A is to the left of the B."): the LM
-    compares two numbers it has written instead of two places in the image (the answer's key word stays the last
-    relative word, and the coordinates hold no rival word, so the key-word score reads it as before).
+    `relative_rationale`: N > 0: every word-form relative answer first reads both objects' columns (rows) on an
+    N x N grid and then concludes ("The A is in column 1 and the B in column 3, so the A is to the left of the
+    B."): the LM compares two numbers it has written instead of two places in the image (the answer's key word
+    stays its one relative word, and the coordinates hold no rival word, so the key-word score reads it as
+    before); 0: the plain answer.
     The added turns come from their own random stream, so the rest of each conversation is the same at any
     setting; `InstructConfig.plain()` adds none (the set as it was before 2026-12-07's third session)."""
     text_only: float = 0.05       # rate of text-only conversations mixed in
@@ -204,13 +205,13 @@ class InstructConfig:
     relative_chats: float = 0.0
     relative_form: str = "word"
     relative_weight: float = 1.0
-    relative_rationale: bool = False
+    relative_rationale: int = 0
 
     def __post_init__(self):
         for name in ("text_only", "follow_up", "contrast_colour", "relative_chats"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"InstructConfig.{name} is a rate in [0, 1], got {getattr(self, name)!r}")
-        for name in ("relative_pairs", "contrast_pairs", "region_turns"):
+        for name in ("relative_pairs", "contrast_pairs", "region_turns", "relative_rationale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"InstructConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.relative_form not in RELATIVE_FORMS:
@@ -228,18 +229,16 @@ AXES = {"vertical": ("above", "below"), "horizontal": ("left of", "right of")}
 OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 
 
-GRID = 9  # cells per axis of a rationale's coordinates: finer than REL_MARGIN, so related objects never share one
-
-
-def grid_cell(v: float, n: int = GRID) -> int:
+def grid_cell(v: float, n: int) -> int:
     """The 1-based cell of normalised coordinate `v` on an axis of `n` cells (columns left to right, rows top down)."""
     return min(n, 1 + int(v * n))
 
 
-def relative_probe(a: ShapeObject, b: ShapeObject, rel: str, rationale: bool = False) -> Probe:
-    """The question whether `a` is left/right of (or above/below) `b`, whose answer is `rel`. With `rationale` the
-    answer first reads both objects' columns (rows) on a GRID x GRID grid, then concludes: "The A is in column 2
-    and the B in column 7, so the A is to the left of the B." (the comparison is made in the text)."""
+def relative_probe(a: ShapeObject, b: ShapeObject, rel: str, rationale: int = 0) -> Probe:
+    """The question whether `a` is left/right of (or above/below) `b`, whose answer is `rel`. With `rationale` = N
+    (> 0) the answer first reads both objects' columns (rows) on an N x N grid, then concludes: "The A is in column
+    1 and the B in column 3, so the A is to the left of the B." (the comparison is made in the text; objects in
+    one cell read the same number and the conclusion comes from the image)."""
     horizontal = rel in ("left of", "right of")
     if horizontal:
         q = f"Is the {_name(a)} to the left or to the right of the {_name(b)}?"
@@ -249,12 +248,13 @@ def relative_probe(a: ShapeObject, b: ShapeObject, rel: str, rationale: bool = F
     answer = f"The {_name(a)} is {said} the {_name(b)}."
     if rationale:
         axis, ca, cb = ("column", a.cx, b.cx) if horizontal else ("row", a.cy, b.cy)
-        answer = (f"The {_name(a)} is in {axis} {grid_cell(ca)} and the {_name(b)} in {axis} {grid_cell(cb)}, "
+        answer = (f"The {_name(a)} is in {axis} {grid_cell(ca, rationale)} and the {_name(b)} in {axis} "
+                  f"{grid_cell(cb, rationale)}, "
                   f"so the {_name(a)} is {said} the {_name(b)}.")
     return Probe(q, answer, "position", key, relative=True)
 
 
-def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random, rationale: bool = False) -> list[Probe]:
+def relative_pairs(objs: list[ShapeObject], n: int, rng: random.Random, rationale: int = 0) -> list[Probe]:
     """Up to `n` pairs of relative questions, each about two objects in both orders (answers opposite), the axes
     alternating from a random first one; objects named alike (same colour and shape) are not asked about."""
     names = [_name(o) for o in objs]
@@ -285,7 +285,7 @@ def relative_yesno(a: ShapeObject, b: ShapeObject, rel: str, truth: bool) -> Pro
 
 
 def relative_turns(objs: list[ShapeObject], rng: random.Random, form: str = "word",
-                   rationale: bool = False) -> list[Probe]:
+                   rationale: int = 0) -> list[Probe]:
     """1-3 relative questions, each about another (pair of objects named apart, axis) (one order each, the
     first-named object at random), in `form` ("word" or "yesno", truth balanced); [] without a relation."""
     names = [_name(o) for o in objs]
