@@ -3,9 +3,13 @@ scenes, every ordered pair of objects named apart with a relation on an axis, as
 left or to the right of the B?" and "... the B ... the A?"), and "Where is the X?" for every object named apart, one
 question per chat. Counted per axis: relative answers right and the words said, answers that flip when the two
 objects swap places, pairs whose two regions the model answers right, and pairs whose regions as the model answers
-them imply a relation (right or not) with how often the relative answer follows that implication.
+them imply a relation (right or not) with how often the relative answer follows that implication. With `--grid N`
+(a run trained with `InstructConfig.relative_rationale` = N, answers "The A is in column 1 and the B in column 3,
+so ..."): per axis, the answers whose two cells parse, each cell read right on the N grid, the two cells in the
+true order (different and ordered as the objects), one cell written for both, and answers whose conclusion follows
+the order of the cells they wrote (reading vs comparing).
 
-    python -m benchmarks.llava_relative RUN [RUN ...] [--n-test 200] [--out relative.json]
+    python -m benchmarks.llava_relative RUN [RUN ...] [--n-test 200] [--grid N] [--out relative.json]
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from collections import Counter
 
 import torch
 
-from lingvis.data.shapes_instruct import OPPOSITE, _name, relative_probe
+from lingvis.data.shapes_instruct import OPPOSITE, _name, grid_cell, relative_probe
 from lingvis.data.shapes_language import REGION_PHRASES
 from lingvis.data.shapes_scene import region, relation
 
@@ -24,6 +28,7 @@ WORDS = ("left", "right", "above", "below")
 FLIP = {"left": "right", "right": "left", "above": "below", "below": "above"}
 # longest phrase first: "in the top left corner" before "on the left"
 PHRASES = sorted(REGION_PHRASES.items(), key=lambda kv: -len(kv[1]))
+CELLS = re.compile(r"in (?:column|row) (\d+) and the .+? in (?:column|row) (\d+), so")
 
 
 def relative_questions(scenes) -> list[tuple]:
@@ -57,8 +62,32 @@ def _side(reg: str, axis: str) -> int:
     return -1 if "top" in w else 1 if "bottom" in w else 0
 
 
-def score(rows: list[tuple], answers: list[str], scenes) -> dict:
-    """The counts of the module doc from the answers to `relative_questions(scenes)`."""
+def rationale_counts(rows: list[tuple], answers: list[str], scenes, grid: int) -> dict:
+    """Reading vs comparing in rationale answers (module doc) per axis."""
+    c = Counter()
+    for (kind, k, x, y, r, _), a in zip(rows, answers):
+        m = CELLS.search(a) if kind == "rel" else None
+        if m is None:
+            continue
+        axis = "horizontal" if r in ("left of", "right of") else "vertical"
+        coord = (lambda o: o.cx) if axis == "horizontal" else (lambda o: o.cy)
+        gold = [grid_cell(coord(scenes[k].objects[o]), grid) for o in (x, y)]
+        said = [int(m.group(1)), int(m.group(2))]
+        c[axis, "parsed"] += 1
+        c[axis, "cells_right"] += sum(s == g for s, g in zip(said, gold))
+        c[axis, "same_cell"] += said[0] == said[1]
+        c[axis, "order_right"] += said[0] != said[1] and (said[0] < said[1]) == (gold[0] < gold[1])
+        if said[0] != said[1]:
+            first = "left" if axis == "horizontal" else "above"
+            word = next((w for w in WORDS if re.search(rf"\b{w}\b", a.split(", so")[-1].lower())), "?")
+            c[axis, "ordered"] += 1
+            c[axis, "follows_cells"] += (word == first) == (said[0] < said[1])
+    return {axis: {m: c[axis, m] for m in ("parsed", "cells_right", "same_cell", "order_right", "ordered",
+                                           "follows_cells")} for axis in ("horizontal", "vertical")}
+
+
+def score(rows: list[tuple], answers: list[str], scenes, grid: int = 0) -> dict:
+    """The counts of the module doc from the answers to `relative_questions(scenes)` (`grid`: the rationale's)."""
     regions = {(k, i): said_region(a) for (kind, k, i, *_), a in zip(rows, answers) if kind == "abs"}
     rel = {}
     for (kind, k, x, y, r, _), a in zip(rows, answers):
@@ -90,10 +119,11 @@ def score(rows: list[tuple], answers: list[str], scenes) -> dict:
                                                          "implied_right", "follows_implied")}
                          for axis in ("horizontal", "vertical")},
             "said": dict(sorted(said.items())),
-            "absolute": {"right": sum(regions[q] == gold_regions[q] for q in regions), "n": len(regions)}}
+            "absolute": {"right": sum(regions[q] == gold_regions[q] for q in regions), "n": len(regions)},
+            **({"rationale": rationale_counts(rows, answers, scenes, grid)} if grid else {})}
 
 
-def relative_check(model, tok, n: int = 200) -> dict:
+def relative_check(model, tok, n: int = 200, grid: int = 0) -> dict:
     from lingvis.data.shapes import make_split_scenes, render_scene
     from lingvis.recipes.llava_eval import answer_chats
 
@@ -102,19 +132,21 @@ def relative_check(model, tok, n: int = 200) -> dict:
     images = [render_scene(s, 64) for s in scenes]
     answers = answer_chats(model, tok, [([{"role": "user", "content": "<image>\n" + q}], [images[k]])
                                         for _, k, *_, q in rows])
-    return score(rows, answers, scenes)
+    return score(rows, answers, scenes, grid)
 
 
 def main() -> None:
     import lingvis
     from benchmarks.llava_diagnose import runs_parser
 
-    args = runs_parser(__doc__).parse_args()
+    ap = runs_parser(__doc__)
+    ap.add_argument("--grid", type=int, default=0, help="the runs' relative_rationale grid (0: plain answers)")
+    args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = {}
     for run in args.runs:
         cpu = time.process_time()
-        r = relative_check(lingvis.load(run), lingvis.load_tokenizer(run), args.n_test)
+        r = relative_check(lingvis.load(run), lingvis.load_tokenizer(run), args.n_test, args.grid)
         r["cpu_s"] = round(time.process_time() - cpu, 1)
         out[run] = r
         print(run, json.dumps(r, indent=1), flush=True)

@@ -1,7 +1,10 @@
 """The relative-position check: gold answers are right, flip on every swap, and follow their own regions; a constant
-word per axis is right about half the time and never flips."""
+word per axis is right about half the time and never flips; rationale answers are parsed into reading and comparing."""
+import re
+
 from benchmarks import llava_relative as rel
 from lingvis.data.shapes import make_split_scenes
+from lingvis.data.shapes_instruct import relative_probe
 from lingvis.data.shapes_language import REGION_PHRASES
 from lingvis.data.shapes_scene import region
 
@@ -31,3 +34,20 @@ def test_gold_and_constant_answers():
     assert h["swap_flips"] == v["swap_flips"] == 0 and h["right"] == h["n"] // 2 and v["right"] == v["n"] // 2
     assert set(const["said"]) <= {"left->left", "right->left", "above->below", "below->below"}
     assert rel.said_region("The star is in the top left corner.") == "top left" and rel.said_region("no") is None
+
+
+def test_rationale_counts_tell_reading_from_comparing():
+    scenes = make_split_scenes("test", 40)
+    rows = rel.relative_questions(scenes)
+    gold = [relative_probe(scenes[k].objects[i], scenes[k].objects[j], r, 3).answer if kind == "rel"
+            else f"It is {REGION_PHRASES[region(scenes[k].objects[i])]}." for kind, k, i, j, r, _ in rows]
+    g = rel.score(rows, gold, scenes, grid=3)["rationale"]
+    for axis in ("horizontal", "vertical"):
+        n = rel.score(rows, gold, scenes)["relative"][axis]["n"]
+        assert g[axis]["parsed"] == n and g[axis]["cells_right"] == 2 * n and g[axis]["same_cell"] > 0
+        assert g[axis]["order_right"] == g[axis]["ordered"] == g[axis]["follows_cells"] == n - g[axis]["same_cell"]
+    # cells read in reverse: every order wrong, and a conclusion that keeps the true word no longer follows them
+    swapped = [re.sub(r"(column|row) (\d) and (.+?) in \1 (\d),", r"\1 \4 and \3 in \1 \2,", a) for a in gold]
+    s = rel.score(rows, swapped, scenes, grid=3)["rationale"]["horizontal"]
+    assert s["order_right"] == s["follows_cells"] == 0 < s["ordered"]
+    assert "rationale" not in rel.score(rows, gold, scenes)
