@@ -17,7 +17,7 @@ machine is shared: wall time depends on the load, CPU time much less).
                                         [--instruct plain|pairs|pope|pope-where|pope-where-why|...]
                                         [--stage1-captions all|regions] [--llm-layers 4]
                                         [--image-position none|rowcol|onehot] [--split-words left/right,above/below]
-                                        [--split-words-stage stage1|stage2]
+                                        [--split-words-stage stage1|stage2] [--vocab-size 400]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
 16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
@@ -140,7 +140,7 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
         scale: bool = False, stage2_minutes: float | None = None,
         captioner_results: str | Path | None = None, instruct: str = "plain",
         stage1_captions: str = "all", llm_layers: int | None = None, image_position: str = "none",
-        split_words: str | None = None, split_words_stage: str = "stage2") -> list[dict]:
+        split_words: str | None = None, split_words_stage: str = "stage2", vocab_size: int | None = None) -> list[dict]:
     """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
     from lingvis.recipes.llava_shapes import ShapesPlan, check_plan, scale_plan
 
@@ -154,6 +154,8 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
     plan = dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions, image_position=image_position,
                                split_words=split_words, split_words_stage=split_words_stage)
+    if vocab_size is not None:
+        plan = dataclasses.replace(plan, vocab_size=vocab_size)
     plan = with_llm_layers(plan, llm_layers)
     check_plan(plan)  # before any data is written
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
@@ -197,11 +199,14 @@ def main() -> None:
                          "left/right,above/below: the text-only LM leaves them at cosine 0.78)")
     ap.add_argument("--split-words-stage", choices=("stage1", "stage2"), default="stage2",
                     help="split the words before stage 1 (the frozen LM keeps them apart there) or before stage 2")
+    ap.add_argument("--vocab-size", type=int, default=None,
+                    help="the LM's byte-level BPE vocabulary (the plans' 400: on the pope-where text ' above' and "
+                         "' below' are then 4-5 tokens; 448 makes every position word one token)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,
                args.instruct, args.stage1_captions, args.llm_layers, args.image_position, args.split_words,
-               args.split_words_stage)
+               args.split_words_stage, args.vocab_size)
     for row in rows:
         print(f"{row['benchmark']}: {row['lingvis']} vs target {row['reference']} -> ratio {row['ratio']:.2f} "
               f"(stage-1 only {row['stage1_only']}, no image {row['stage2_no_image']})", flush=True)
