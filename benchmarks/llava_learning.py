@@ -42,7 +42,9 @@ RELATIVE_SETS = {"pope-where-rel": dict(relative_chats=0.5), "pope-where-relw": 
                  # pope-where with every relative answer reading both objects' columns / rows first, on a 9 x 9, a
                  # 3 x 3 or a 4 x 4 grid (2026-12-08)
                  "pope-where-why": dict(relative_rationale=9), "pope-where-why3": dict(relative_rationale=3),
-                 "pope-where-why4": dict(relative_rationale=4)}
+                 "pope-where-why4": dict(relative_rationale=4),
+                 # -why3 with every "Where is the X?" answer reading X's column and row first, as the rationale does
+                 "pope-where-why3c": dict(relative_rationale=3, region_cells=True)}
 INSTRUCT += tuple(RELATIVE_SETS)
 
 
@@ -185,7 +187,8 @@ def main() -> None:
                          "pope-where-rel / -relw / -yesno (pope-where and short relative-only conversations for half "
                          "the scenes: word form, word form with the key words weighted 4, yes/no form); "
                          "pope-where-why / -why3 / -why4 (pope-where, each relative answer reading both objects' "
-                         "columns or rows on a 9 x 9 / 3 x 3 / 4 x 4 grid before its conclusion)")
+                         "columns or rows on a 9 x 9 / 3 x 3 / 4 x 4 grid before its conclusion); pope-where-why3c "
+                         "(-why3 with every 'Where is the X?' answer reading X's column and row first)")
     ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
                     help="stage 1's captions: the split's own, or one per image naming every object with its region")
     ap.add_argument("--llm-layers", type=int, default=None,

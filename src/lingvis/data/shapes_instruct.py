@@ -97,17 +97,25 @@ def count_probe(objs: list[ShapeObject], rng: random.Random) -> Probe:
                  f"There {'is' if n == 1 else 'are'} {word} shape{'' if n == 1 else 's'}.", "count", word)
 
 
-def position_probe(objs: list[ShapeObject], rng: random.Random, rationale: int = 0) -> Probe:
+def where_probe(o: ShapeObject, cells: bool = False) -> Probe:
+    """"Where is the X?" answered with X's 3 x 3 region; with `cells` its column and row on the 3 x 3 grid come first
+    ("The X is in column 1 and row 3, in the bottom left corner."), read the way a relative rationale reads them."""
+    phrase = REGION_PHRASES[region(o)]
+    answer = f"The {_name(o)} is {phrase}."
+    if cells:
+        answer = f"The {_name(o)} is in column {grid_cell(o.cx, 3)} and row {grid_cell(o.cy, 3)}, {phrase}."
+    return Probe(f"Where is the {_name(o)}?", answer, "position", phrase)
+
+
+def position_probe(objs: list[ShapeObject], rng: random.Random, rationale: int = 0, cells: bool = False) -> Probe:
     """A relative question about two objects with a relation (half the time, when the scene has one; answered with
-    `rationale` as in `relative_probe`), else "Where is the X?" answered with X's 3 x 3 region."""
+    `rationale` as in `relative_probe`), else "Where is the X?" answered with X's 3 x 3 region (`where_probe`)."""
     pairs = [(i, j) for i in range(len(objs)) for j in range(len(objs)) if i != j and relation(objs[i], objs[j])]
     if pairs and rng.random() < 0.5:
         i, j = rng.choice(pairs)
         a, b = objs[i], objs[j]
         return relative_probe(a, b, rng.choice(relation(a, b)), rationale)
-    o = rng.choice(objs)
-    phrase = REGION_PHRASES[region(o)]
-    return Probe(f"Where is the {_name(o)}?", f"The {_name(o)} is {phrase}.", "position", phrase)
+    return where_probe(rng.choice(objs), cells)
 
 
 def absent_object(objs: list[ShapeObject], rng: random.Random) -> tuple[str, str]:
@@ -145,13 +153,14 @@ def follow_up(objs: list[ShapeObject], rng: random.Random) -> list[Probe]:
     return [first, second]
 
 
-def scene_probes(scene: Scene, rng: random.Random, rationale: int = 0) -> list[Probe]:
+def scene_probes(scene: Scene, rng: random.Random, rationale: int = 0, cells: bool = False) -> list[Probe]:
     """One question of every kind for a scene (two for yes/no: present and absent), in a fixed order; `rationale`:
-    a relative position answer reads both objects' coordinates first (`relative_probe`)."""
+    a relative position answer reads both objects' coordinates first (`relative_probe`); `cells`: so does a
+    "Where is the X?" answer (`where_probe`)."""
     objs = scene.objects
     out = [describe(scene, rng)]
     out += [p for p in (colour_probe(objs, rng), shape_probe(objs, rng)) if p is not None]
-    out += [count_probe(objs, rng), position_probe(objs, rng, rationale), *exists_probes(objs, rng)]
+    out += [count_probe(objs, rng), position_probe(objs, rng, rationale, cells), *exists_probes(objs, rng)]
     return out
 
 
@@ -194,6 +203,9 @@ class InstructConfig:
     B."): the LM compares two numbers it has written instead of two places in the image (the answer's key word
     stays its one relative word, and the coordinates hold no rival word, so the key-word score reads it as
     before); 0: the plain answer.
+    `region_cells`: every "Where is the X?" answer reads X's column and row on the 3 x 3 grid before its region
+    ("The X is in column 1 and row 3, in the bottom left corner."): the reading a 3 x 3 rationale asks for, trained
+    on every absolute question (the follow-ups' "Where is it?" keep their form).
     The added turns come from their own random stream, so the rest of each conversation is the same at any
     setting; `InstructConfig.plain()` adds none (the set as it was before 2026-12-07's third session)."""
     text_only: float = 0.05       # rate of text-only conversations mixed in
@@ -206,6 +218,7 @@ class InstructConfig:
     relative_form: str = "word"
     relative_weight: float = 1.0
     relative_rationale: int = 0
+    region_cells: bool = False
 
     def __post_init__(self):
         for name in ("text_only", "follow_up", "contrast_colour", "relative_chats"):
@@ -324,16 +337,12 @@ def contrast_pairs(objs: list[ShapeObject], n: int, rng: random.Random, colour_r
     return out
 
 
-def region_turns(objs: list[ShapeObject], n: int, rng: random.Random) -> list[Probe]:
+def region_turns(objs: list[ShapeObject], n: int, rng: random.Random, cells: bool = False) -> list[Probe]:
     """Up to `n` absolute-position questions ("Where is the red star?" -> its 3 x 3 region), each about a different
     object; objects named alike (same colour and shape) are not asked about."""
     names = [_name(o) for o in objs]
     unique = [o for o, name in zip(objs, names) if names.count(name) == 1]
-    out = []
-    for o in rng.sample(unique, min(n, len(unique))):
-        phrase = REGION_PHRASES[region(o)]
-        out.append(Probe(f"Where is the {_name(o)}?", f"The {_name(o)} is {phrase}.", "position", phrase))
-    return out
+    return [where_probe(o, cells) for o in rng.sample(unique, min(n, len(unique)))]
 
 
 def _insert(turns: list[Probe], block: list[Probe], rng: random.Random) -> None:
@@ -355,7 +364,7 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
     short = random.Random(f"lingvis-shapes-instruct-relative/{seed}/{split}")  # the added relative conversations'
     records = []
     for k, (scene, image) in enumerate(zip(scenes, images)):
-        probes = scene_probes(scene, rng, config.relative_rationale)
+        probes = scene_probes(scene, rng, config.relative_rationale, config.region_cells)
         rng.shuffle(probes)
         turns = probes[:rng.randint(2, len(probes))]
         if rng.random() < config.follow_up:
@@ -363,7 +372,7 @@ def instruction_records(scenes: list[Scene], images: list[str], seed: int = 0, t
             turns[pos:pos] = follow_up(scene.objects, rng)
         _insert(turns, relative_pairs(scene.objects, config.relative_pairs, extra, config.relative_rationale), extra)
         _insert(turns, contrast_pairs(scene.objects, config.contrast_pairs, extra, config.contrast_colour), extra)
-        _insert(turns, region_turns(scene.objects, config.region_turns, where), where)
+        _insert(turns, region_turns(scene.objects, config.region_turns, where, config.region_cells), where)
         records.append({"id": f"{split}-{k}", "image": image,
                         "conversations": conversation(turns, config.relative_weight)})
         if config.relative_chats and short.random() < config.relative_chats:
