@@ -23,6 +23,7 @@ from lingvis.data.shapes_instruct import (
     relative_pairs,
     relative_turns,
     scene_probes,
+    where_probe,
 )
 from lingvis.data.shapes_language import REGION_PHRASES
 from lingvis.data.shapes_scene import HELD_OUT, region, relation
@@ -315,3 +316,27 @@ def test_rationale_config_changes_only_relative_answers():
                 changed += 1
                 assert t["from"] == "gpt" and " so the " in u["value"] and u["value"].endswith(t["value"][4:])
     assert changed > 40
+
+
+def test_region_cells_read_column_and_row_before_the_region():
+    cols, rows = {1: "left", 2: "", 3: "right"}, {1: "top", 2: "", 3: "bottom"}
+    for scene in make_split_scenes("train", 100):
+        for o in scene.objects:
+            plain, cells = where_probe(o), where_probe(o, cells=True)
+            assert (cells.question, cells.key, cells.kind) == (plain.question, plain.key, plain.kind)
+            m = re.fullmatch(r"The (\w+ \w+) is in column (\d) and row (\d), (.+)\.", cells.answer)
+            assert m and m.group(4) == plain.key and keyword_correct(cells.answer, cells)
+            assert (" ".join(w for w in (rows[int(m.group(3))], cols[int(m.group(2))]) if w) or "center") == region(o)
+    scenes = make_split_scenes("train", 60)
+    images = [f"images/{i}.png" for i in range(60)]
+    base = InstructConfig(relative_pairs=0, region_turns=2, relative_rationale=3)
+    plain = instruction_records(scenes, images, config=base)
+    cells = instruction_records(scenes, images, config=dataclasses.replace(base, region_cells=True))
+    changed = 0
+    for r, s in zip(plain, cells):
+        for q, t, u in zip(r["conversations"][::2], r["conversations"][1::2], s["conversations"][1::2], strict=True):
+            if t["value"] != u["value"]:
+                changed += 1
+                assert q["value"].split("\n")[-1].startswith("Where is the ")
+                assert re.fullmatch(r"The \w+ \w+ is in column \d and row \d, (in|at|on) the [a-z ]+\.", u["value"])
+    assert changed > 60  # two region turns a conversation, and some position probes
