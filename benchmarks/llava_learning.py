@@ -17,10 +17,13 @@ machine is shared: wall time depends on the load, CPU time much less).
                                         [--instruct plain|pairs|pope|pope-where|pope-where-why|...]
                                         [--stage1-captions all|regions] [--llm-layers 4]
                                         [--image-position none|rowcol|onehot] [--split-words left/right,above/below]
-                                        [--split-words-stage stage1|stage2] [--vocab-size 400]
+                                        [--split-words-stage stage1|stage2] [--vocab-size 448]
 
 `--scale` is the plan with 16,000 training scenes, a tower trained on the scenes' ground truth, context 256 with
-16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`).
+16 image tokens and a 3000-step stage 2 (`llava_shapes.scale_plan`), since 2026-12-08 with the one-hot image
+positions, region-caption stage 1, split position words, a 448-token LM vocabulary and the `pope-where-why3`
+instruction set: `python -m benchmarks.llava_learning --scale` meets every target (docs/llava.md). Options not
+given keep the plan's.
 """
 from __future__ import annotations
 
@@ -140,10 +143,12 @@ def report(r: dict) -> list[dict]:
 
 def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: int = 200, reuse: bool = False,
         scale: bool = False, stage2_minutes: float | None = None,
-        captioner_results: str | Path | None = None, instruct: str = "plain",
-        stage1_captions: str = "all", llm_layers: int | None = None, image_position: str = "none",
-        split_words: str | None = None, split_words_stage: str = "stage2", vocab_size: int | None = None) -> list[dict]:
-    """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target."""
+        captioner_results: str | Path | None = None, instruct: str | None = None,
+        stage1_captions: str | None = None, llm_layers: int | None = None, image_position: str | None = None,
+        split_words: str | None = None, split_words_stage: str | None = None, vocab_size: int | None = None
+        ) -> list[dict]:
+    """Train every stage, evaluate, write `out`/results.json; the rows compare each score with its target. Options
+    left None keep the plan's (`split_words="none"`: no split)."""
     from lingvis.recipes.llava_shapes import ShapesPlan, check_plan, scale_plan
 
     if quick and scale:
@@ -152,12 +157,12 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
     out.mkdir(parents=True, exist_ok=True)
     if stage2_minutes is not None and not scale:
         raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
-    config = instruct_config(instruct)
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
-    plan = dataclasses.replace(plan, instruct=config, stage1_captions=stage1_captions, image_position=image_position,
-                               split_words=split_words, split_words_stage=split_words_stage)
-    if vocab_size is not None:
-        plan = dataclasses.replace(plan, vocab_size=vocab_size)
+    given = dict(instruct=None if instruct is None else instruct_config(instruct), stage1_captions=stage1_captions,
+                 image_position=image_position, split_words=None if split_words == "none" else split_words,
+                 split_words_stage=split_words_stage, vocab_size=vocab_size)
+    plan = dataclasses.replace(plan, **{k: v for k, v in given.items()
+                                        if v is not None or (k == "split_words" and split_words == "none")})
     plan = with_llm_layers(plan, llm_layers)
     check_plan(plan)  # before any data is written
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)
@@ -180,31 +185,35 @@ def main() -> None:
     ap.add_argument("--captioner-results", default=None,
                     help="take the captioner baseline from this earlier results.json (same test split) instead of "
                          "training it (towers other than the captioner's)")
-    ap.add_argument("--instruct", choices=INSTRUCT, default="plain",
-                    help="instruction set: plain; pairs (InstructConfig(): relative-position pairs asked in both "
-                         "orders and POPE pairs whose absent object shares a present one's colour or shape); pope "
-                         "(the POPE pairs only); pope-where (the POPE pairs and two 'Where is the X?' turns); "
-                         "pope-where-rel / -relw / -yesno (pope-where and short relative-only conversations for half "
-                         "the scenes: word form, word form with the key words weighted 4, yes/no form); "
-                         "pope-where-why / -why3 / -why4 (pope-where, each relative answer reading both objects' "
-                         "columns or rows on a 9 x 9 / 3 x 3 / 4 x 4 grid before its conclusion); pope-where-why3c "
-                         "(-why3 with every 'Where is the X?' answer reading X's column and row first)")
-    ap.add_argument("--stage1-captions", choices=("all", "regions"), default="all",
-                    help="stage 1's captions: the split's own, or one per image naming every object with its region")
+    ap.add_argument("--instruct", choices=INSTRUCT, default=None,
+                    help="instruction set (default: the plan's: plain, or pope-where-why3 with --scale): plain; "
+                         "pairs (InstructConfig(): relative-position pairs asked in both orders and POPE pairs whose "
+                         "absent object shares a present one's colour or shape); pope (the POPE pairs only); "
+                         "pope-where (the POPE pairs and two 'Where is the X?' turns); pope-where-rel / -relw / "
+                         "-yesno (pope-where and short relative-only conversations for half the scenes: word form, "
+                         "word form with the key words weighted 4, yes/no form); pope-where-why / -why3 / -why4 "
+                         "(pope-where, each relative answer reading both objects' columns or rows on a 9 x 9 / "
+                         "3 x 3 / 4 x 4 grid before its conclusion); pope-where-why3c (-why3 with every 'Where is "
+                         "the X?' answer reading X's column and row first)")
+    ap.add_argument("--stage1-captions", choices=("all", "regions"), default=None,
+                    help="stage 1's captions: the split's own, or one per image naming every object with its region "
+                         "(default: the plan's: all, or regions with --scale)")
     ap.add_argument("--llm-layers", type=int, default=None,
                     help="the LM's blocks (the plans' 4 by default); with --reuse, do not reuse an LM or stage 1 of "
                          "another depth")
-    ap.add_argument("--image-position", choices=("none", "rowcol", "onehot"), default="none",
-                    help="the image tokens' place: none (the LM's own positions), rowcol (learned row/column "
-                         "embeddings) or onehot (fixed one-hot row/column features at the projector input)")
+    ap.add_argument("--image-position", choices=("none", "rowcol", "onehot"), default=None,
+                    help="the image tokens' place (default: the plan's: none, or onehot with --scale): none (the "
+                         "LM's own positions), rowcol (learned row/column embeddings) or onehot (fixed one-hot "
+                         "row/column features at the projector input)")
     ap.add_argument("--split-words", default=None, metavar="A/B,C/D",
                     help="stage 2 first splits the nearly equal embeddings of these word pairs (e.g. "
-                         "left/right,above/below: the text-only LM leaves them at cosine 0.78)")
-    ap.add_argument("--split-words-stage", choices=("stage1", "stage2"), default="stage2",
+                         "left/right,above/below: the text-only LM leaves them at cosine 0.78); default: the plan's "
+                         "(none, or left/right,above/below with --scale); 'none': no split")
+    ap.add_argument("--split-words-stage", choices=("stage1", "stage2"), default=None,
                     help="split the words before stage 1 (the frozen LM keeps them apart there) or before stage 2")
     ap.add_argument("--vocab-size", type=int, default=None,
-                    help="the LM's byte-level BPE vocabulary (the plans' 400: on the pope-where text ' above' and "
-                         "' below' are then 4-5 tokens; 448 makes every position word one token)")
+                    help="the LM's byte-level BPE vocabulary (default: the plan's: 400, or 448 with --scale; at 400 "
+                         "' above' and ' below' are 4-5 tokens of the pope-where text, at 448 one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run(args.quick, args.out, args.n_test, args.reuse, args.scale, args.stage2_minutes, args.captioner_results,

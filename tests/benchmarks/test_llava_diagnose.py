@@ -100,3 +100,22 @@ def test_learning_benchmark_llm_layers():
     assert deeper.llm == {**plan.llm, "n_layer": 8} and plan.llm["n_layer"] == 4 and deeper.stage2 == plan.stage2
     with pytest.raises(ValueError, match="llm_layers must be >= 1"):
         with_llm_layers(plan, 0)
+
+
+def test_learning_benchmark_options_left_out_keep_the_plan(monkeypatch, tmp_path):
+    import benchmarks.llava_learning as bench
+    from lingvis.recipes.llava_shapes import scale_plan
+
+    seen = []
+    monkeypatch.setattr(bench, "train_and_evaluate", lambda out, quick, n_test, reuse, plan, captioner_results: (
+        seen.append(plan), {"results": {}})[1])
+    monkeypatch.setattr(bench, "report", lambda r: [])
+    bench.run(out=tmp_path, scale=True)
+    assert seen[-1] == scale_plan()
+    bench.run(out=tmp_path, scale=True, instruct="pope-where", split_words="none", vocab_size=400,
+              image_position="none")
+    p = seen[-1]
+    assert (p.instruct.relative_rationale, p.split_words, p.vocab_size, p.image_position) == (0, None, 400, "none")
+    assert p.stage1_captions == "regions"  # not given: the plan's
+    bench.run(out=tmp_path)
+    assert seen[-1].instruct.relative_pairs == 0 and seen[-1].split_words is None  # the small plan: plain

@@ -40,7 +40,12 @@ def test_scale_plan():
     assert plan.stage2.max_minutes == 40.0 and scale_plan().stage2.max_minutes is None
     assert plan.dense_more.steps == 600 and plan.scaled(0.5).dense_more.steps == 300
     assert ShapesPlan().scaled(0.5).dense_more is None
-    assert plan.instruct == ShapesPlan().instruct == InstructConfig.plain()  # the set the plans were measured on
+    assert ShapesPlan().instruct == InstructConfig.plain()  # the small plan's set, as measured
+    # the scale plan: the chain that met every target from scratch (docs/llava.md, 2026-12-08)
+    assert plan.instruct == InstructConfig(relative_pairs=0, region_turns=2, relative_rationale=3)
+    assert (plan.vocab_size, plan.image_position, plan.stage1_captions, plan.split_words) == \
+        (448, "onehot", "regions", "left/right,above/below")
+    assert (ShapesPlan().vocab_size, ShapesPlan().image_position, ShapesPlan().split_words) == (400, "none", None)
 
 
 def test_loss_curve_pairs_validation_with_recent_training_losses(tmp_path):

@@ -95,12 +95,19 @@ def scale_plan(n_test: int = 200, stage2_minutes: float | None = None) -> Shapes
     baseline; an LM with context 256 (400 steps of 16: the same tokens per step as 32 x 128) and a 2 x 2 patch
     merge (16 image tokens), so the whole conversation fits (0.3% of them cut, against 85% with 64 image tokens
     in 128); stage 1 150 steps, stage 2 3000 steps of 16 with the validation loss every 250 steps, or what fits
-    in `stage2_minutes` of wall time (the schedule then spans the steps that fit)."""
+    in `stage2_minutes` of wall time (the schedule then spans the steps that fit).
+    Since 2026-12-08 (docs/llava.md, "sixth session"; every target met by this chain from scratch): an LM vocabulary of
+    448 (at 400 " above" / " below" are 5 / 4 byte-pair tokens of this text), fixed one-hot row/column projector
+    inputs, a stage 1 on region captions, " left"/" right" and " above"/" below" split apart before stage 2, and the
+    instruction set `pope-where-why3`: POPE pairs, two "Where is the X?" turns a conversation and relative answers
+    that read both objects' 3 x 3 columns (rows) before their conclusion."""
     return ShapesPlan(n_train=16000, n_test=n_test, tower="dense", dense=Stage(400, 32, 1e-3),
                       dense_more=Stage(600, 32, 2e-3), dense_scenes=8000,
                       captioner=Stage(600, 32, 1e-3), lm=Stage(400, 16, 2e-3), block_size=256, spatial_merge=2,
-                      stage1=Stage(150, 32, 2e-3),
-                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes))
+                      vocab_size=448, stage1=Stage(150, 32, 2e-3),
+                      stage2=Stage(3000, 16, 1e-3, eval_every=250, max_minutes=stage2_minutes),
+                      image_position="onehot", stage1_captions="regions", split_words="left/right,above/below",
+                      instruct=InstructConfig(relative_pairs=0, region_turns=2, relative_rationale=3))
 
 
 def loss_curve(run: Path, window: int = 4) -> list[dict]:
