@@ -119,3 +119,31 @@ def test_twin_batches_share_noise_and_the_difference_is_charged():
     assert float(task._loss(den, batch, torch.Generator().manual_seed(0))) == pytest.approx(mse, rel=1e-4)
     with pytest.raises(ValueError, match="twin_weight"):
         DiffusionTask(lambda x: x, FLOW, twin_weight=-1.0)
+
+
+def test_twin_input_same_reads_the_original_noisy_image_and_charges_the_x0_difference():
+    def tok(texts):
+        return torch.zeros(len(texts), 2), None
+
+    a, b = torch.ones(3, 4, 4), -torch.ones(3, 4, 4)
+    samples = [{"image": a, "text": "x", "twin_image": b, "twin_text": "y"},
+               {"image": b, "text": "z", "twin_image": a, "twin_text": "w"}]
+    for min_sigma in (0.0, 0.999):
+        task = DiffusionTask(tok, FLOW, text_dropout=0.0, timesteps="logit_normal", twin_weight=3.0,
+                             twin_input="same", twin_min_sigma=min_sigma)
+        batch = task.collate(samples)
+        den = _Twins(torch.zeros(4, 3, 4, 4))
+        loss = float(task._loss(den, batch, torch.Generator().manual_seed(0)))
+        x_t, t = den.calls[-1]
+        assert torch.equal(x_t[2:], x_t[:2])  # the twins see the originals' noisy images
+        sigma = t[:2] / 1000
+        noise = (x_t[:2] - (1 - sigma.view(2, 1, 1, 1)) * batch["pixel_values"][:2]) / sigma.view(2, 1, 1, 1)
+        mse = float((noise - batch["pixel_values"][:2]).square().mean())  # the originals' plain loss, prediction 0
+        d_true = (batch["pixel_values"][2:] - batch["pixel_values"][:2]).square().mean(dim=(1, 2, 3))  # (2,) = 4
+        term = float((d_true * (sigma >= min_sigma).float()).mean())  # the predictions' difference is 0
+        assert loss == pytest.approx(mse + 3.0 * term, rel=1e-4)
+    assert term == 0.0  # min_sigma 0.999: no pair is charged
+    with pytest.raises(ValueError, match="twin_input"):
+        DiffusionTask(tok, FLOW, twin_input="both")
+    with pytest.raises(ValueError, match="twin_min_sigma"):
+        DiffusionTask(tok, FLOW, twin_min_sigma=1.0)

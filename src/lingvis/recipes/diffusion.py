@@ -68,6 +68,8 @@ class DiffusionPretrainArgs:
     shape_segmenter: str | None = None  # a folder of tasks/shape_seg.py's ShapeSegmenter (benchmarks.t2i_shape_seg)
     shape_max_sigma: float = 1.0       # the shape loss only for training samples at sigma <= this
     twin_weight: float = 0.0           # > 0: train on shape twins (data/shape_twins.py) + this x their difference loss
+    twin_input: str = "own"            # same: the twin reads the original's noisy image (only the caption differs)
+    twin_min_sigma: float = 0.0        # twin_input same: the difference term only at sigma >= this
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -217,7 +219,8 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          object_weight=args.object_weight, edge_weight=args.edge_weight,
                          repa_weight=args.repa_weight, repa_depth=args.repa_depth, repa_encoder=repa_encoder,
                          repa_center=args.repa_center, shape_weight=args.shape_weight, shape_segmenter=segmenter,
-                         shape_max_sigma=args.shape_max_sigma, twin_weight=args.twin_weight)
+                         shape_max_sigma=args.shape_max_sigma, twin_weight=args.twin_weight,
+                         twin_input=args.twin_input, twin_min_sigma=args.twin_min_sigma)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),

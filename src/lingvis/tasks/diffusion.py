@@ -27,7 +27,10 @@ flow in pixel space; training steps only, and only for samples with sigma <= `sh
 `data/shape_twins.py` items (an image and its twin: one object's shape changed, caption to match) are trained with
 the same noise level and noise for both, and `twin_weight` w adds w x the squared error of the pair's prediction
 difference against its target difference (the part of the output the shape word decides; the plain MSE weighs it
-as 1/2, so the shape-dependent part then weighs 1 + 2w as much; pairs whose captions were dropped are left out);
+as 1/2, so the shape-dependent part then weighs 1 + 2w as much; pairs whose captions were dropped are left out;
+`twin_input="same"`: the twin row reads the ORIGINAL's noisy image x_t, so only the caption differs, and the term is
+the x0-estimate difference against x0_twin - x0 (x0 units: s(pred - pred_twin)), only at sigma >= `twin_min_sigma`;
+the twin rows then have no plain MSE of their own: the caption alone must redraw the outline);
 evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
@@ -106,7 +109,7 @@ class DiffusionTask(Task):
                  repa_encoder: RepaEncoder | None = None,
                  repa_center: bool = False, shape_weight: float = 0.0,
                  shape_segmenter: ShapeSegmenter | None = None, shape_max_sigma: float = 1.0,
-                 twin_weight: float = 0.0):
+                 twin_weight: float = 0.0, twin_input: str = "own", twin_min_sigma: float = 0.0):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
@@ -143,7 +146,11 @@ class DiffusionTask(Task):
         self.shape_weight, self.shape_segmenter, self.shape_max_sigma = shape_weight, shape_segmenter, shape_max_sigma
         if twin_weight < 0:
             raise ValueError(f"twin_weight must be >= 0, got {twin_weight}")
-        self.twin_weight = twin_weight
+        if twin_input not in ("own", "same"):
+            raise ValueError(f"twin_input must be 'own' or 'same', got {twin_input!r}")
+        if not 0.0 <= twin_min_sigma < 1.0:
+            raise ValueError(f"twin_min_sigma must be in [0, 1), got {twin_min_sigma}")
+        self.twin_weight, self.twin_input, self.twin_min_sigma = twin_weight, twin_input, twin_min_sigma
         self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
         self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.tokenize, self.text_dropout = tokenize, text_dropout
@@ -197,6 +204,8 @@ class DiffusionTask(Task):
         if pairs:
             t, noise = torch.cat([t, t]), torch.cat([noise, noise])  # (2B,), (2B, C, h, w)
         x_t = self.scheduler.q_sample(x0, noise, t)
+        if pairs and self.twin_input == "same" and self.twin_weight:
+            x_t = torch.cat([x_t[:B], x_t[:B]])  # the twins read the originals' noisy images: only the caption differs
         if repa:
             if core.repa_head is None:
                 raise ValueError("repa_weight > 0 needs the model's REPA head (TextToImage.add_repa_head)")
@@ -233,7 +242,15 @@ class DiffusionTask(Task):
             per_sample = per_sample + self.edge_weight * edge_error(pred.float() - target.float())  # (B,)
         if shape:
             per_sample = per_sample + self.shape_weight * self._shape_term(core, pred, x0, x_t, t)  # (B,)
-        if twin:
+        if twin and self.twin_input == "same":
+            keep = batch["twin_keep"].to(pred.device)  # (B,)
+            sigma = t[:len(keep)].float() / self.scheduler.config.num_train_timesteps  # (B,)
+            keep = keep * (sigma >= self.twin_min_sigma).float()
+            d_est = sigma.view(-1, 1, 1, 1) * (pred[:len(keep)].float() - pred[len(keep):].float())  # x0_twin - x0 est.
+            d_true = x0[len(keep):].float() - x0[:len(keep)].float()  # (B, C, h, w)
+            term = (d_est - d_true).square().mean(dim=(1, 2, 3)) * keep  # (B,)
+            per_sample = torch.cat([2 * per_sample[:len(keep)], 2 * self.twin_weight * term])  # (2B,): mean = A + w T
+        elif twin:
             per_sample = per_sample + self.twin_weight * self._twin_term(pred, target, batch["twin_keep"])  # (2B,)
         if self.snr_gamma is None:
             return per_sample.mean()
