@@ -11,6 +11,8 @@ compare) and a GenEval-style slice at guidance 4 (`--per-category` prompts each,
         [--lock-text] [--lowres 4 [--lowres-x0]] [--object-weight 4] [--edge-weight 1] [--single-only 5000]
         [--vae VAE_RUN --patch 2] [--text-encoder CLIP_RUN | --text-oracle]
         [--repa-weight 0.5 --repa-depth 2 --repa-encoder CLIP_RUN [--repa-center] [--repa-layer -2]]
+        [--shape-weight 0.1 --shape-segmenter SEG_DIR [--shape-max-sigma 0.9]]
+        [--twin-weight 4 [--twin-input same --twin-min-sigma 0.5]]
 
 `--lock-text` keeps the random-init text tower frozen (trained with the denoiser it collapses: docs/text_to_image.md);
 `--lowres W` adds the multi-scale loss (`DiffusionTask.lowres_weight`); `--single-only N` trains on N single-object
@@ -20,6 +22,10 @@ latent units, not comparable with pixel runs); `--text-encoder RUN` conditions o
 `--text-oracle` on fixed random word vectors (`word_bag_text`: the exact-conditioning diagnostic).
 `--repa-weight W --repa-encoder RUN` adds REPA (`DiffusionTask.repa_weight`: block `--repa-depth`'s tokens align
 with that CLIP image tower's (or image-tower folder's) features of the clean image; its CPU time is in the run's).
+`--shape-weight W --shape-segmenter DIR` adds the shape loss (`DiffusionTask.shape_weight`: a frozen per-pixel shape
+segmenter from `benchmarks.t2i_shape_seg` reads the x0 estimate; its training CPU time is not in this run's).
+`--twin-weight W` trains on shape twins (`data/shape_twins.py`; each step then sees 2 x `--batch` images) with the
+pair-difference loss (`DiffusionTask.twin_weight`).
 
 `--restore` adds `benchmarks.t2i_restore`'s counts (40 single-object test scenes noised to each sigma and
 integrated back; one object of the right shape / the right colour found) for flow-matching runs.
@@ -121,6 +127,13 @@ def main() -> None:
     ap.add_argument("--repa-encoder", help="REPA: a CLIP run whose frozen image tower gives the targets")
     ap.add_argument("--repa-center", action="store_true", help="REPA: targets minus their batch mean (repa_center)")
     ap.add_argument("--repa-layer", type=int, help="REPA: a ViT encoder's hidden state after this block (e.g. -2)")
+    ap.add_argument("--shape-weight", type=float, default=0.0, help="shape segmenter loss weight (0 = off)")
+    ap.add_argument("--shape-segmenter", help="a ShapeSegmenter folder (benchmarks.t2i_shape_seg)")
+    ap.add_argument("--shape-max-sigma", type=float, default=1.0, help="the shape loss only at sigma <= this")
+    ap.add_argument("--twin-weight", type=float, default=0.0, help="shape twins + pair-difference loss weight")
+    ap.add_argument("--twin-input", choices=("own", "same"), default="own",
+                    help="same: the twin reads the original's noisy image, only the caption differs")
+    ap.add_argument("--twin-min-sigma", type=float, default=0.0, help="--twin-input same: the term at sigma >= this")
     ap.add_argument("--restore", default="", help="comma-separated start sigmas of the restoration counts")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -164,6 +177,8 @@ def main() -> None:
     args.vae, args.text_encoder = a.vae, a.text_encoder
     args.repa_weight, args.repa_depth, args.repa_encoder = a.repa_weight, a.repa_depth, a.repa_encoder
     args.repa_center, args.repa_layer = a.repa_center, a.repa_layer
+    args.shape_weight, args.shape_segmenter, args.shape_max_sigma = a.shape_weight, a.shape_segmenter, a.shape_max_sigma
+    args.twin_weight, args.twin_input, args.twin_min_sigma = a.twin_weight, a.twin_input, a.twin_min_sigma
     if a.lr is not None:
         cfg.lr = a.lr
     if a.batch is not None:

@@ -83,3 +83,24 @@ def test_conv_head_starts_at_zero_crosses_patch_borders_and_learns():
         assert (xi.grad[0, :, 4:8, 4:8].abs().sum() > 0) == crosses
     with pytest.raises(ValueError, match="conv_out"):
         DiTConfig(conv_out=-1)
+
+
+def test_conv_skip_gives_the_head_the_noisy_pixels():
+    torch.manual_seed(0)
+    cfg = DiTConfig(sample_size=16, patch_size=4, dim=32, depth=0, heads=2, text_dim=8, conv_out=8, conv_skip=True)
+    model = DiT(cfg)
+    assert model.conv_out[0].in_channels == 8 + 3
+    x, t, text = torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.randn(2, 2, 8)
+    assert torch.equal(model(x, t, text), torch.zeros_like(x))  # still starts at zero
+    plain = DiT(DiTConfig(sample_size=16, patch_size=4, dim=32, depth=0, heads=2, text_dim=8, conv_out=8))
+    assert set(plain.state_dict()) == set(model.state_dict())  # the same keys, a wider first conv
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    torch.nn.init.zeros_(model.patch_embed.weight)  # the tokens no longer see x_t: only the skip does
+    torch.nn.init.zeros_(model.patch_embed.bias)
+    xi = x[:1].clone().requires_grad_(True)
+    model(xi, t[:1], text[:1])[0, :, 5, 5].sum().backward()
+    grad = xi.grad[0].abs().sum(0)  # (16, 16)
+    assert grad[4:7, 4:7].sum() > 0 and grad[:3].sum() == 0 and grad[:, 8:].sum() == 0  # the 3x3 x 3x3 neighbourhood
+    with pytest.raises(ValueError, match="conv_skip"):
+        DiTConfig(conv_skip=True)

@@ -138,3 +138,28 @@ def test_latent_dit_with_a_clip_text_tower(data, tmp_path):
     assert torch.equal(model.vae.encoder.conv_in.weight, vae.encoder.conv_in.weight)
     clip = lingvis.load(root / "clip")
     assert texts_equal(model.text_encoder, clip.text)
+
+
+def test_shapes_recipe_with_shape_twins_and_the_shape_loss(data, tmp_path):
+    from lingvis.recipes.diffusion import shapes_recipe, twin_scenes
+    from lingvis.tasks.shape_seg import ShapeSegConfig, ShapeSegmenter
+
+    root, _ = data
+    ShapeSegmenter(ShapeSegConfig(width=4, dilations=(1,))).save(tmp_path / "seg")
+    args, tc = shapes_recipe(str(tmp_path / "run"), str(root / "shapes" / "captions_train.json"),
+                             str(root / "shapes" / "captions_val.json"), minutes=15)
+    args.overrides = {"denoiser": dict(sample_size=16, dim=32, depth=1, heads=2, text_dim=32, conv_out=8),
+                      "text": dict(dim=32, depth=1, heads=4, mlp_hidden=64)}
+    args.sample_prompts, args.sample_steps = ["a red circle"], 1
+    args.twin_weight, args.shape_weight, args.shape_segmenter = 2.0, 0.1, str(tmp_path / "seg")
+    tc.max_steps, tc.batch_size, tc.warmup_steps, tc.eval_every, tc.log_every = 2, 4, 1, 2, 1
+    summary = pretrain_diffusion(args, tc)
+    assert summary["step"] == 2
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("shape_ce" in r for r in logged if r.get("split") == "train")
+    assert twin_scenes(args) == root / "shapes" / "scenes_train.jsonl"
+    with pytest.raises(ValueError, match="scenes"):
+        twin_scenes(DiffusionPretrainArgs(out=str(tmp_path), data=str(tmp_path / "captions_train.json")))
+    args.shape_segmenter, args.twin_weight = None, 0.0
+    with pytest.raises(ValueError, match="shape_segmenter"):
+        pretrain_diffusion(args, tc)

@@ -57,3 +57,32 @@ def render_scene(
     if supersample == 1:
         return img
     return img.resize((size, size), Image.Resampling.BOX)
+
+
+def render_label_map(scene: Scene, size: int = 32, supersample: int = 4, shapes: tuple[str, ...] | None = None,
+                     min_coverage: float = 0.5) -> list[list[int]]:
+    """Per-pixel shape labels of the scene at `size` x `size`: 0 for background, 1 + the index of the object's
+    shape in `shapes` (default `SHAPES`) where the object covers at least `min_coverage` of the pixel (the same
+    supersampled outline `render_scene` draws; the scene's objects do not overlap). Rows of ints (H lists of W)."""
+    from lingvis.data.shapes_scene import SHAPES
+
+    shapes = shapes or SHAPES
+    side = size * supersample
+    labels = [[0] * size for _ in range(size)]
+    for o in scene.objects:
+        if o.shape not in shapes:
+            raise ValueError(f"unknown shape {o.shape!r}; known: {list(shapes)}")
+        mask = Image.new("L", (side, side), 0)
+        draw = ImageDraw.Draw(mask)
+        if o.shape == "circle":
+            cx, cy, r = o.cx * side, o.cy * side, o.r * side
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+        else:
+            draw.polygon(_polygon(o, side), fill=255)
+        cover = mask.resize((size, size), Image.Resampling.BOX) if supersample > 1 else mask
+        px = cover.load()
+        for y in range(size):
+            for x in range(size):
+                if px[x, y] >= 255 * min_coverage:
+                    labels[y][x] = 1 + shapes.index(o.shape)
+    return labels

@@ -35,6 +35,7 @@ class DiTConfig:
     dropout: float = 0.0
     learn_sigma: bool = False  # also predict a variance (2x output channels)
     conv_out: int = 0          # > 0: + a residual head: tokens -> this many channels per pixel -> two 3x3 convs
+    conv_skip: bool = False    # the conv head also reads the noisy input x_t per pixel (a UNet's full-res skip)
     # the text path (docs/text_to_image.md, "the conditioning path"); the defaults are DiT's
     cross_modulated: bool = True  # False: PixArt-style cross-attention, no shift/scale/gate (out-proj zero-init)
     pooling: str = "mean"      # pooled text for adaLN: mean over positions | eot (last real token: needs the mask)
@@ -46,6 +47,8 @@ class DiTConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.conv_out < 0:
             raise ValueError(f"conv_out must be >= 0, got {self.conv_out}")
+        if self.conv_skip and not self.conv_out:
+            raise ValueError("conv_skip feeds x_t to the conv head: it needs conv_out > 0")
         if self.sample_size % self.patch_size:
             raise ValueError(f"sample_size {self.sample_size} is not divisible by patch_size {self.patch_size}")
 
@@ -129,7 +132,8 @@ class DiT(nn.Module):
         self.proj_feat = self.conv_out = None
         if c.conv_out:  # U-ViT-style residual head: pixels see their neighbours across patch borders
             self.proj_feat = nn.Linear(c.dim, c.patch_size ** 2 * c.conv_out)
-            self.conv_out = nn.Sequential(nn.Conv2d(c.conv_out, c.conv_out, 3, padding=1), nn.SiLU(),
+            head_in = c.conv_out + (c.in_channels if c.conv_skip else 0)
+            self.conv_out = nn.Sequential(nn.Conv2d(head_in, c.conv_out, 3, padding=1), nn.SiLU(),
                                           nn.Conv2d(c.conv_out, c.out_channels, 3, padding=1))
         zero = (self.ada_out, self.proj_out) + (() if self.conv_out is None else (self.conv_out[-1],))
         for m in self.modules():
@@ -207,7 +211,10 @@ class DiT(nn.Module):
         x = self.norm_out(x) * (1 + scale) + shift  # (B, N, D)
         out = self.unpatchify(self.proj_out(x))  # (B, C, H, W)
         if self.conv_out is not None:
-            out = out + self.conv_out(self.unpatchify(self.proj_feat(x)))  # + (B, conv_out, H, W) -> (B, C, H, W)
+            feat = self.unpatchify(self.proj_feat(x))  # (B, conv_out, H, W)
+            if c.conv_skip:
+                feat = torch.cat([feat, x_t.to(feat.dtype)], dim=1)  # (B, conv_out + C_in, H, W)
+            out = out + self.conv_out(feat)  # (B, C, H, W)
         return out
 
 

@@ -12,11 +12,13 @@ from PIL import Image
 
 from .. import api
 from ..data.images import ImageTransform, SafeDataset, SkipCounter
+from ..data.shape_twins import ShapeTwins
 from ..diffusion.sampling import prompt_tokens
 from ..models import registry
 from ..models.text_to_image import TextToImage
 from ..tasks.diffusion import DiffusionTask
 from ..tasks.repa import load_repa_encoder
+from ..tasks.shape_seg import load_shape_segmenter
 from ..tokenizers import Tokenizer
 from ..train.checkpoint import resumable
 from ..train.config import TrainConfig
@@ -62,6 +64,12 @@ class DiffusionPretrainArgs:
     repa_encoder: str | None = None    # a lingvis CLIP run whose (frozen) image tower gives the REPA targets
     repa_center: bool = False          # REPA targets minus their batch mean per channel
     repa_layer: int | None = None      # a ViT encoder's hidden state after this block (e.g. -2) as the REPA target
+    shape_weight: float = 0.0          # > 0: + this weight x the shape segmenter's loss on the x0 estimate (shape_seg)
+    shape_segmenter: str | None = None  # a folder of tasks/shape_seg.py's ShapeSegmenter (benchmarks.t2i_shape_seg)
+    shape_max_sigma: float = 1.0       # the shape loss only for training samples at sigma <= this
+    twin_weight: float = 0.0           # > 0: train on shape twins (data/shape_twins.py) + this x their difference loss
+    twin_input: str = "own"            # same: the twin reads the original's noisy image (only the caption differs)
+    twin_min_sigma: float = 0.0        # twin_input same: the difference term only at sigma >= this
     ema_decay: float | None = None
     image_size: int | None = None      # pixels (default: the preset's)
     image_root: str | None = None
@@ -165,6 +173,15 @@ def default_prompts(val_groups, n: int = 4) -> list[str]:
     return seen
 
 
+def twin_scenes(args: DiffusionPretrainArgs) -> Path:
+    """The scenes file of a generated shapes training split (`captions_X.json` -> `scenes_X.jsonl` beside it)."""
+    data = Path(args.data) if args.data else Path(args.out) / "shapes" / "captions_train.json"
+    path = data.with_name(data.name.replace("captions_", "scenes_")).with_suffix(".jsonl")
+    if not path.is_file():
+        raise ValueError(f"twin_weight needs the shapes scenes of the training split: no {path}")
+    return path
+
+
 def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bool = False) -> dict:
     """Train (or resume) a text-to-image model; returns the trainer summary plus data/parameter counts."""
     torch.manual_seed(cfg.seed)
@@ -181,9 +198,15 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
         elif model.config.repa_dim != repa_encoder.dim:
             raise ValueError(f"the model's REPA head predicts {model.config.repa_dim} features but the encoder "
                              f"{args.repa_encoder} gives {repa_encoder.dim}")
+    if args.shape_weight and not args.shape_segmenter:
+        raise ValueError("shape_weight > 0 needs shape_segmenter (a folder from benchmarks.t2i_shape_seg)")
+    segmenter = load_shape_segmenter(args.shape_segmenter) if args.shape_weight else None
     size = model.image_size
     skipped = SkipCounter()
-    train_set = SafeDataset(CaptionedImages(train_groups, image_transform(size), seed=cfg.seed, cache=True), skipped)
+    train_images = CaptionedImages(train_groups, image_transform(size), seed=cfg.seed, cache=True)
+    if args.twin_weight:
+        train_images = ShapeTwins(train_images, twin_scenes(args), size, cfg.seed)
+    train_set = SafeDataset(train_images, skipped)
     val_set = SafeDataset(CaptionedImages(val_groups, image_transform(size), random_caption=False, cache=True),
                           skipped)
     length = model.text_length
@@ -195,7 +218,9 @@ def pretrain_diffusion(args: DiffusionPretrainArgs, cfg: TrainConfig, resume: bo
                          lowres_weight=args.lowres_weight, lowres_x0=args.lowres_x0,
                          object_weight=args.object_weight, edge_weight=args.edge_weight,
                          repa_weight=args.repa_weight, repa_depth=args.repa_depth, repa_encoder=repa_encoder,
-                         repa_center=args.repa_center)
+                         repa_center=args.repa_center, shape_weight=args.shape_weight, shape_segmenter=segmenter,
+                         shape_max_sigma=args.shape_max_sigma, twin_weight=args.twin_weight,
+                         twin_input=args.twin_input, twin_min_sigma=args.twin_min_sigma)
     trainer = Trainer(model, task, train_set, val_set, cfg, args.out, tokenizer=tokenizer)
     summary = trainer.fit(resume=resume)
     summary.update(format=info.get("format"), train_images=len(train_groups), val_images=len(val_groups),

@@ -21,7 +21,16 @@ noise levels where the outlines are finished); `repa_weight` w adds w x REPA (ta
 hidden tokens, through the model's training-only `repa_head`, predict the frozen `repa_encoder`'s patch features of
 the clean image; negative cosine; training steps only, so the validation loss stays the diffusion loss;
 `repa_center`: the targets minus their batch mean per channel, since a CNN's post-ReLU features share one direction,
-cosine 0.70 to their mean);
+cosine 0.70 to their mean); `shape_weight` w adds w x `tasks/shape_seg.py`'s shape loss (a frozen per-pixel shape
+segmenter's cross-entropy on the x0 estimate against its labels of the clean image, object pixels only; rectified
+flow in pixel space; training steps only, and only for samples with sigma <= `shape_max_sigma`); batches of
+`data/shape_twins.py` items (an image and its twin: one object's shape changed, caption to match) are trained with
+the same noise level and noise for both, and `twin_weight` w adds w x the squared error of the pair's prediction
+difference against its target difference (the part of the output the shape word decides; the plain MSE weighs it
+as 1/2, so the shape-dependent part then weighs 1 + 2w as much; pairs whose captions were dropped are left out;
+`twin_input="same"`: the twin row reads the ORIGINAL's noisy image x_t, so only the caption differs, and the term is
+the x0-estimate difference against x0_twin - x0 (x0 units: s(pred - pred_twin)), only at sigma >= `twin_min_sigma`;
+the twin rows then have no plain MSE of their own: the caption alone must redraw the outline);
 evaluation is a seeded validation loss plus a grid of fixed prompts saved as a PNG."""
 from __future__ import annotations
 
@@ -38,6 +47,7 @@ from ..diffusion.sampling import generate_images, image_grid
 from ..diffusion.schedulers import make_scheduler
 from ..train.task import Task
 from .repa import RepaEncoder, block_output, repa_loss
+from .shape_seg import ShapeSegmenter, shape_seg_loss
 
 Tokenize = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
@@ -97,7 +107,9 @@ class DiffusionTask(Task):
                  lowres_sizes: tuple[int, ...] = (1, 2, 4, 8), lowres_x0: bool = False, object_weight: float = 0.0,
                  edge_weight: float = 0.0, repa_weight: float = 0.0, repa_depth: int = 2,
                  repa_encoder: RepaEncoder | None = None,
-                 repa_center: bool = False):
+                 repa_center: bool = False, shape_weight: float = 0.0,
+                 shape_segmenter: ShapeSegmenter | None = None, shape_max_sigma: float = 1.0,
+                 twin_weight: float = 0.0, twin_input: str = "own", twin_min_sigma: float = 0.0):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         if timesteps not in TIMESTEP_SAMPLERS:
@@ -125,6 +137,20 @@ class DiffusionTask(Task):
             raise ValueError(f"repa_depth must be >= 1 (the aligned block, counted from 1), got {repa_depth}")
         self.repa_weight, self.repa_depth, self.repa_encoder = repa_weight, repa_depth, repa_encoder
         self.repa_center = repa_center
+        if shape_weight < 0:
+            raise ValueError(f"shape_weight must be >= 0, got {shape_weight}")
+        if shape_weight and shape_segmenter is None:
+            raise ValueError("shape_weight > 0 needs a shape_segmenter (tasks/shape_seg.py)")
+        if not 0.0 < shape_max_sigma <= 1.0:
+            raise ValueError(f"shape_max_sigma must be in (0, 1], got {shape_max_sigma}")
+        self.shape_weight, self.shape_segmenter, self.shape_max_sigma = shape_weight, shape_segmenter, shape_max_sigma
+        if twin_weight < 0:
+            raise ValueError(f"twin_weight must be >= 0, got {twin_weight}")
+        if twin_input not in ("own", "same"):
+            raise ValueError(f"twin_input must be 'own' or 'same', got {twin_input!r}")
+        if not 0.0 <= twin_min_sigma < 1.0:
+            raise ValueError(f"twin_min_sigma must be in [0, 1), got {twin_min_sigma}")
+        self.twin_weight, self.twin_input, self.twin_min_sigma = twin_weight, twin_input, twin_min_sigma
         self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
         self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.tokenize, self.text_dropout = tokenize, text_dropout
@@ -139,14 +165,26 @@ class DiffusionTask(Task):
         if snr_gamma is not None and not hasattr(self.scheduler, "min_snr_weight"):
             raise ValueError("snr_gamma (min-SNR loss weighting) needs a noise-prediction objective, not flow matching")
         self.snr_gamma = snr_gamma
+        if shape_weight and (hasattr(self.scheduler, "min_snr_weight") or getattr(self.scheduler.config, "shift", 1.0)
+                             not in (None, 1.0)):
+            raise ValueError("shape_weight needs flow matching with shift 1 (x0 estimate = x_t - sigma x velocity)")
 
     def collate(self, samples: list[dict]) -> dict:
         samples = [s for s in samples if s is not None]
         if not samples:
             raise ValueError("a batch has no loadable samples")
-        texts = [s["text"] if self.rng.random() >= self.text_dropout else "" for s in samples]
+        keep = [self.rng.random() >= self.text_dropout for _ in samples]
+        texts = [s["text"] if k else "" for s, k in zip(samples, keep)]
+        images = [s["image"] for s in samples]
+        twins = "twin_image" in samples[0]
+        if twins:  # the twins follow their originals: rows B..2B-1 are rows 0..B-1's twins, captions dropped alike
+            texts += [s["twin_text"] if k else "" for s, k in zip(samples, keep)]
+            images += [s["twin_image"] for s in samples]
         ids, mask = self.tokenize(texts)
-        return {"pixel_values": torch.stack([s["image"] for s in samples]), "input_ids": ids, "attention_mask": mask}
+        batch = {"pixel_values": torch.stack(images), "input_ids": ids, "attention_mask": mask}
+        if twins:
+            batch["twin_keep"] = torch.tensor(keep, dtype=torch.float32)  # (B,) 0 where the captions were dropped
+        return batch
 
     def _loss(self, model: nn.Module, batch: dict, generator: torch.Generator | None = None, repa: bool = False):
         """The diffusion loss; `repa` (training steps with repa_weight > 0): (loss, alignment) with the weighted
@@ -154,14 +192,20 @@ class DiffusionTask(Task):
         core = _unwrap(model)
         x0 = core.to_latents(batch["pixel_values"], generator)  # (B, C, h, w)
         states, mask = core.encode_text(batch["input_ids"], batch["attention_mask"])  # (B, L, D)
-        B = x0.shape[0]
+        pairs = "twin_keep" in batch  # rows B.. are the twins of rows ..B: the same noise level and noise
+        B = x0.shape[0] // 2 if pairs else x0.shape[0]
         if self.timesteps == "logit_normal":
             t = logit_normal_timesteps(self.scheduler, B, generator, x0.device, self.timestep_mean)  # (B,)
         else:
             t = self.scheduler.sample_training_timesteps(B, generator, x0.device)  # (B,)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device) if generator is not None \
-            else torch.randn_like(x0)
+        shape = (B, *x0.shape[1:])
+        noise = torch.randn(shape, generator=generator, dtype=x0.dtype).to(x0.device) if generator is not None \
+            else torch.randn(shape, dtype=x0.dtype, device=x0.device)
+        if pairs:
+            t, noise = torch.cat([t, t]), torch.cat([noise, noise])  # (2B,), (2B, C, h, w)
         x_t = self.scheduler.q_sample(x0, noise, t)
+        if pairs and self.twin_input == "same" and self.twin_weight:
+            x_t = torch.cat([x_t[:B], x_t[:B]])  # the twins read the originals' noisy images: only the caption differs
         if repa:
             if core.repa_head is None:
                 raise ValueError("repa_weight > 0 needs the model's REPA head (TextToImage.add_repa_head)")
@@ -178,7 +222,10 @@ class DiffusionTask(Task):
     def _diffusion_loss(self, model, core, batch, x0, noise, t, x_t, states, mask) -> torch.Tensor:
         pred = model(x_t, t, states, mask)  # (B, C, h, w)
         target = self.scheduler.training_target(x0, noise, t)
-        if self.snr_gamma is None and not self.lowres_weight and not self.object_weight and not self.edge_weight:
+        shape = bool(self.shape_weight) and core.training  # a training-only term: validation stays the diffusion loss
+        twin = bool(self.twin_weight) and "twin_keep" in batch
+        plain = not (self.lowres_weight or self.object_weight or self.edge_weight or shape or twin)
+        if self.snr_gamma is None and plain:
             return F.mse_loss(pred.float(), target.float())
         sq = (pred.float() - target.float()).square()  # (B, C, h, w)
         if self.object_weight:
@@ -193,9 +240,45 @@ class DiffusionTask(Task):
             per_sample = per_sample + self.lowres_weight * low
         if self.edge_weight:
             per_sample = per_sample + self.edge_weight * edge_error(pred.float() - target.float())  # (B,)
+        if shape:
+            per_sample = per_sample + self.shape_weight * self._shape_term(core, pred, x0, x_t, t)  # (B,)
+        if twin and self.twin_input == "same":
+            keep = batch["twin_keep"].to(pred.device)  # (B,)
+            sigma = t[:len(keep)].float() / self.scheduler.config.num_train_timesteps  # (B,)
+            keep = keep * (sigma >= self.twin_min_sigma).float()
+            d_est = sigma.view(-1, 1, 1, 1) * (pred[:len(keep)].float() - pred[len(keep):].float())  # x0_twin - x0 est.
+            d_true = x0[len(keep):].float() - x0[:len(keep)].float()  # (B, C, h, w)
+            term = (d_est - d_true).square().mean(dim=(1, 2, 3)) * keep  # (B,)
+            per_sample = torch.cat([2 * per_sample[:len(keep)], 2 * self.twin_weight * term])  # (2B,): mean = A + w T
+        elif twin:
+            per_sample = per_sample + self.twin_weight * self._twin_term(pred, target, batch["twin_keep"])  # (2B,)
         if self.snr_gamma is None:
             return per_sample.mean()
         return (per_sample * self.scheduler.min_snr_weight(t, self.snr_gamma)).mean()
+
+    @staticmethod
+    def _twin_term(pred, target, keep) -> torch.Tensor:
+        """(2B,) the squared error of each pair's prediction difference against its target difference (mean over
+        pixels), 0 for pairs whose captions were dropped; counted on both rows of a pair at half weight."""
+        B = keep.shape[0]
+        err = pred.float() - target.float()  # (2B, C, h, w)
+        diff = (err[:B] - err[B:]).square().mean(dim=(1, 2, 3)) * keep.to(err.device)  # (B,)
+        return torch.cat([diff, diff]) / 2  # (2B,): the mean over 2B rows is the mean over the B pairs / 2
+
+    def _shape_term(self, core, pred, x0, x_t, t) -> torch.Tensor:
+        """(B,) the shape segmenter's loss on the x0 estimate, 0 for samples above shape_max_sigma."""
+        if getattr(core, "vae", None) is not None:
+            raise ValueError("shape_weight needs a pixel-space model (the segmenter reads pixels)")
+        sigma = t.float() / self.scheduler.config.num_train_timesteps  # (B,)
+        keep = sigma <= self.shape_max_sigma  # (B,)
+        term = torch.zeros_like(sigma)
+        if keep.any():
+            s = sigma[keep].view(-1, 1, 1, 1)
+            x0_hat = x_t[keep].float() - s * pred[keep].float()  # (b, C, h, w) rectified flow: x_t = x0 + s v
+            self.shape_segmenter.to(x0.device)
+            term[keep] = shape_seg_loss(self.shape_segmenter, x0_hat, x0[keep])
+        self._shape_ce = float(term[keep].detach().mean()) if keep.any() else 0.0  # logged by `loss`
+        return term
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         core = _unwrap(model)
@@ -206,7 +289,8 @@ class DiffusionTask(Task):
         if self.repa_weight and core.training:
             loss, align = self._loss(model, batch, repa=True)
             return loss, {"repa_cos": -float(align)}
-        return self._loss(model, batch), {}
+        loss = self._loss(model, batch)
+        return loss, ({"shape_ce": self._shape_ce} if self.shape_weight and core.training else {})
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
