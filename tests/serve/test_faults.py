@@ -6,9 +6,24 @@ import time
 import httpx
 import openai
 import pytest
+import torch
 
-from .conftest import openai_client, start_server
+from .conftest import char_tokenizer, openai_client, start_server
 from .helpers import assert_error
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    """A deeper random GPT than the session's gpt-nano (8 x 256, 1024-token context): a 1000-token answer takes
+    seconds, far past the server's 0.25 s disconnect poll and a queued request's arrival. The gpt-nano decodes 1000
+    tokens in about 0.36 s (fused decode step), so a disconnect or a second request could arrive after its answer
+    was already whole (seen as a flaky cancel / 429 count)."""
+    import lingvis
+
+    torch.manual_seed(0)
+    tok = char_tokenizer()
+    model = lingvis.build("gpt-nano", vocab_size=tok.vocab_size, block_size=1024, n_layer=8, n_embd=256, n_head=4)
+    return lingvis.save(model, tmp_path_factory.mktemp("models") / "slow-lm", tokenizer=tok)
 
 
 def stats(server, name):
