@@ -112,6 +112,29 @@ class DiffusionTask(Task):
                  twin_weight: float = 0.0, twin_input: str = "own", twin_min_sigma: float = 0.0):
         if not 0.0 <= text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
+        self._set_loss_shape(timesteps, timestep_mean, lowres_weight, lowres_sizes, lowres_x0, object_weight,
+                             edge_weight)
+        self._set_repa(repa_weight, repa_depth, repa_encoder, repa_center)
+        self._set_shape_terms(shape_weight, shape_segmenter, shape_max_sigma, twin_weight, twin_input, twin_min_sigma)
+        self.tokenize, self.text_dropout = tokenize, text_dropout
+        self.scheduler = make_scheduler(scheduler_config, source="the model's scheduler config")
+        self.rng = random.Random(seed)
+        self.grad_accum, self._calls = grad_accum, 0
+        self.sample_prompts, self.sample_dir, self.tokenizer = sample_prompts or [], sample_dir, tokenizer
+        self.sample_steps, self.guidance_scale = sample_steps, guidance_scale
+        if lowres_x0 and hasattr(self.scheduler, "min_snr_weight"):
+            raise ValueError("lowres_x0 (the pooled error in x0 units) needs flow matching (x0 error = sigma x "
+                             "velocity error)")
+        if snr_gamma is not None and not hasattr(self.scheduler, "min_snr_weight"):
+            raise ValueError("snr_gamma (min-SNR loss weighting) needs a noise-prediction objective, not flow matching")
+        self.snr_gamma = snr_gamma
+        if shape_weight and (hasattr(self.scheduler, "min_snr_weight") or getattr(self.scheduler.config, "shift", 1.0)
+                             not in (None, 1.0)):
+            raise ValueError("shape_weight needs flow matching with shift 1 (x0 estimate = x_t - sigma x velocity)")
+
+    def _set_loss_shape(self, timesteps, timestep_mean, lowres_weight, lowres_sizes, lowres_x0, object_weight,
+                        edge_weight) -> None:
+        """The noise-level sampler and the pixel loss's extra weightings, checked."""
         if timesteps not in TIMESTEP_SAMPLERS:
             raise ValueError(f"timesteps must be one of {TIMESTEP_SAMPLERS}, got {timesteps!r}")
         if isinstance(timestep_mean, (tuple, list)):
@@ -128,7 +151,12 @@ class DiffusionTask(Task):
             raise ValueError(f"object_weight must be >= 0, got {object_weight}")
         if edge_weight < 0:
             raise ValueError(f"edge_weight must be >= 0, got {edge_weight}")
+        self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
+        self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
         self.edge_weight = edge_weight
+
+    def _set_repa(self, repa_weight, repa_depth, repa_encoder, repa_center) -> None:
+        """The representation-alignment term's settings, checked."""
         if repa_weight < 0:
             raise ValueError(f"repa_weight must be >= 0, got {repa_weight}")
         if repa_weight and repa_encoder is None:
@@ -137,6 +165,10 @@ class DiffusionTask(Task):
             raise ValueError(f"repa_depth must be >= 1 (the aligned block, counted from 1), got {repa_depth}")
         self.repa_weight, self.repa_depth, self.repa_encoder = repa_weight, repa_depth, repa_encoder
         self.repa_center = repa_center
+
+    def _set_shape_terms(self, shape_weight, shape_segmenter, shape_max_sigma, twin_weight, twin_input,
+                         twin_min_sigma) -> None:
+        """The shape loss's and the shape twins' settings, checked."""
         if shape_weight < 0:
             raise ValueError(f"shape_weight must be >= 0, got {shape_weight}")
         if shape_weight and shape_segmenter is None:
@@ -151,23 +183,6 @@ class DiffusionTask(Task):
         if not 0.0 <= twin_min_sigma < 1.0:
             raise ValueError(f"twin_min_sigma must be in [0, 1), got {twin_min_sigma}")
         self.twin_weight, self.twin_input, self.twin_min_sigma = twin_weight, twin_input, twin_min_sigma
-        self.timesteps, self.timestep_mean, self.object_weight = timesteps, timestep_mean, object_weight
-        self.lowres_weight, self.lowres_sizes, self.lowres_x0 = lowres_weight, tuple(lowres_sizes), lowres_x0
-        self.tokenize, self.text_dropout = tokenize, text_dropout
-        self.scheduler = make_scheduler(scheduler_config, source="the model's scheduler config")
-        self.rng = random.Random(seed)
-        self.grad_accum, self._calls = grad_accum, 0
-        self.sample_prompts, self.sample_dir, self.tokenizer = sample_prompts or [], sample_dir, tokenizer
-        self.sample_steps, self.guidance_scale = sample_steps, guidance_scale
-        if lowres_x0 and hasattr(self.scheduler, "min_snr_weight"):
-            raise ValueError("lowres_x0 (the pooled error in x0 units) needs flow matching (x0 error = sigma x "
-                             "velocity error)")
-        if snr_gamma is not None and not hasattr(self.scheduler, "min_snr_weight"):
-            raise ValueError("snr_gamma (min-SNR loss weighting) needs a noise-prediction objective, not flow matching")
-        self.snr_gamma = snr_gamma
-        if shape_weight and (hasattr(self.scheduler, "min_snr_weight") or getattr(self.scheduler.config, "shift", 1.0)
-                             not in (None, 1.0)):
-            raise ValueError("shape_weight needs flow matching with shift 1 (x0 estimate = x_t - sigma x velocity)")
 
     def collate(self, samples: list[dict]) -> dict:
         samples = [s for s in samples if s is not None]
