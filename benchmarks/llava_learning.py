@@ -159,10 +159,11 @@ def run(quick: bool = False, out: str | Path = "runs/llava_learning", n_test: in
         raise ValueError("--stage2-minutes bounds the --scale plan's stage 2; add --scale")
     plan = scale_plan(n_test, stage2_minutes) if scale else ShapesPlan(n_test=n_test)
     given = dict(instruct=None if instruct is None else instruct_config(instruct), stage1_captions=stage1_captions,
-                 image_position=image_position, split_words=None if split_words == "none" else split_words,
-                 split_words_stage=split_words_stage, vocab_size=vocab_size)
-    plan = dataclasses.replace(plan, **{k: v for k, v in given.items()
-                                        if v is not None or (k == "split_words" and split_words == "none")})
+                 image_position=image_position, split_words=split_words, split_words_stage=split_words_stage,
+                 vocab_size=vocab_size)
+    plan = dataclasses.replace(plan, **{k: v for k, v in given.items() if v is not None})
+    if split_words == "none":
+        plan = dataclasses.replace(plan, split_words=None)
     plan = with_llm_layers(plan, llm_layers)
     check_plan(plan)  # before any data is written
     r = train_and_evaluate(out, quick, n_test, reuse, plan=plan, captioner_results=captioner_results)

@@ -49,6 +49,11 @@ def relative_questions(scenes) -> list[tuple]:
     return rows
 
 
+def said_word(answer: str) -> str:
+    """The first of left / right / above / below the answer says ("?" for none)."""
+    return next((w for w in WORDS if re.search(rf"\b{w}\b", answer.lower())), "?")
+
+
 def said_region(answer: str) -> str | None:
     text = answer.lower()
     return next((reg for reg, phrase in PHRASES if phrase in text), None)
@@ -79,7 +84,7 @@ def rationale_counts(rows: list[tuple], answers: list[str], scenes, grid: int) -
         c[axis, "order_right"] += said[0] != said[1] and (said[0] < said[1]) == (gold[0] < gold[1])
         if said[0] != said[1]:
             first = "left" if axis == "horizontal" else "above"
-            word = next((w for w in WORDS if re.search(rf"\b{w}\b", a.split(", so")[-1].lower())), "?")
+            word = said_word(a.split(", so")[-1])
             c[axis, "ordered"] += 1
             c[axis, "follows_cells"] += (word == first) == (said[0] < said[1])
     return {axis: {m: c[axis, m] for m in ("parsed", "cells_right", "same_cell", "order_right", "ordered",
@@ -92,7 +97,7 @@ def score(rows: list[tuple], answers: list[str], scenes, grid: int = 0) -> dict:
     rel = {}
     for (kind, k, x, y, r, _), a in zip(rows, answers):
         if kind == "rel":
-            rel[k, x, y, r] = next((w for w in WORDS if re.search(rf"\b{w}\b", a.lower())), "?")
+            rel[k, x, y, r] = said_word(a)
     c, said = Counter(), Counter()
     for (k, x, y, r), word in rel.items():
         axis = "horizontal" if r in ("left of", "right of") else "vertical"
